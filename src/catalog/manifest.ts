@@ -1,0 +1,79 @@
+// The service manifest: one TypeBox schema gives services/schema.json (written by `cattery catalog schema`, checked
+// equal by a test), the validation at start and in `cattery catalog check`, and the TypeScript type.
+import { Type, type Static } from '@sinclair/typebox';
+
+const Text = Type.Object({ fr: Type.String({ minLength: 1 }), en: Type.String({ minLength: 1 }) },
+  { additionalProperties: false, description: 'French first: residents read French; English for federation peers.' });
+
+const Name = Type.String({ pattern: '^[a-z][a-z0-9_-]{0,30}$' });
+const EnvName = Type.String({ pattern: '^[A-Z_][A-Z0-9_]{0,63}$' });
+const AbsPath = Type.String({ pattern: '^/[A-Za-z0-9._/-]{0,200}$' });
+
+const EnvValue = Type.Union([
+  Type.Object({ value: Type.String({ maxLength: 4096 }), overridable: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  Type.Object({ secret: Type.Object({ length: Type.Integer({ minimum: 16, maximum: 128 }) }, { additionalProperties: false }) },
+    { additionalProperties: false, description: 'Generated once per instance, stored in the database, never shown by the API.' }),
+]);
+
+const Operation = Type.Union([
+  Type.Object({
+    exec: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'argv run inside the container; input arrives as JSON on stdin' }),
+  }, { additionalProperties: false }),
+  Type.Object({
+    http: Type.Object({
+      method: Type.Union([Type.Literal('GET'), Type.Literal('POST'), Type.Literal('PUT'), Type.Literal('PATCH'), Type.Literal('DELETE')]),
+      port: Name,
+      path: Type.String({ pattern: '^/' }),
+    }, { additionalProperties: false }),
+  }, { additionalProperties: false }),
+]);
+
+export const ACCOUNT_OPERATIONS = ['create', 'setPassword', 'suspend', 'resume', 'setQuota', 'usage', 'export', 'delete'] as const;
+
+export const ManifestSchema = Type.Object({
+  $schema: Type.Optional(Type.String()),
+  id: Type.String({ pattern: '^[a-z][a-z0-9-]{1,30}$' }),
+  name: Text,
+  description: Text,
+  openForSignup: Type.Boolean({ description: 'Residents may ask for an account themselves.' }),
+  image: Type.Object({
+    production: Type.String({ minLength: 3, description: 'The upstream image an association would run, pinned by tag or digest.' }),
+    local: Type.Object({
+      base: Type.Union([Type.Literal('debian'), Type.Literal('busybox')],
+        { description: 'debian: FROM the Debian image cattery makes with debootstrap (build arg BASE). busybox: FROM scratch with Debian\'s busybox-static in the context.' }),
+      dockerfile: Type.String({ default: 'Dockerfile', pattern: '^[A-Za-z0-9._-]+$' }),
+    }, { additionalProperties: false }),
+  }, { additionalProperties: false }),
+  command: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
+  user: Type.Optional(Type.String({ pattern: '^[a-z0-9_-]+(:[a-z0-9_-]+)?$' })),
+  ports: Type.Array(Type.Object({
+    name: Name,
+    container: Type.Integer({ minimum: 1, maximum: 65535 }),
+    protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], { default: 'tcp' }),
+    publish: Type.Boolean({ default: true, description: 'Publish on the server\'s address (127.0.0.1 by default).' }),
+  }, { additionalProperties: false })),
+  volumes: Type.Array(Type.Object({ name: Name, path: AbsPath }, { additionalProperties: false })),
+  environment: Type.Record(EnvName, EnvValue),
+  health: Type.Optional(Type.Object({
+    command: Type.Array(Type.String(), { minItems: 1, description: 'exec form, run inside the container' }),
+    intervalSeconds: Type.Number({ minimum: 1, maximum: 300 }),
+    timeoutSeconds: Type.Number({ minimum: 1, maximum: 120 }),
+    retries: Type.Integer({ minimum: 1, maximum: 20 }),
+    startPeriodSeconds: Type.Number({ minimum: 0, maximum: 600 }),
+  }, { additionalProperties: false })),
+  limits: Type.Object({
+    memoryMb: Type.Integer({ minimum: 16, maximum: 65536 }),
+    cpus: Type.Number({ minimum: 0.05, maximum: 64 }),
+    pids: Type.Integer({ minimum: 8, maximum: 32768 }),
+  }, { additionalProperties: false }),
+  capabilities: Type.Array(Type.String({ pattern: '^[A-Z_]+$' }), { uniqueItems: true }),
+  readOnlyRootfs: Type.Boolean(),
+  tmpfs: Type.Array(Type.Object({ path: AbsPath, sizeMb: Type.Integer({ minimum: 1, maximum: 4096 }) }, { additionalProperties: false })),
+  accounts: Type.Optional(Type.Object({
+    adapter: Type.Union([Type.Literal('exec'), Type.Literal('http')]),
+    operations: Type.Partial(Type.Object(Object.fromEntries(ACCOUNT_OPERATIONS.map((op) => [op, Operation])))),
+    upstream: Type.Optional(Type.String({ description: 'How these operations map onto the production image.' })),
+  }, { additionalProperties: false })),
+}, { additionalProperties: false, $id: 'https://cattery.example/schemas/service.json', title: 'Cattery service manifest' });
+
+export type Manifest = Static<typeof ManifestSchema>;

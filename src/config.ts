@@ -1,0 +1,65 @@
+// The only file that reads process.env. It validates once, at start, and hands a frozen object to the rest.
+import path from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { fail } from './errors.js';
+
+const Slug = Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}$' });
+
+export const ConfigSchema = Type.Object({
+  dataDir: Type.String({ minLength: 1 }),
+  dbFile: Type.String({ minLength: 1 }),
+  catalogDirs: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
+  host: Type.String({ minLength: 1 }),
+  port: Type.Integer({ minimum: 0, maximum: 65535 }),
+  hosterId: Slug,
+  dockerEndpoint: Type.String({ pattern: '^(unix://|tcp://|http://|https://)' }),
+  publishAddress: Type.String({ pattern: '^(\\d{1,3}\\.){3}\\d{1,3}$' }),
+  portRange: Type.Tuple([Type.Integer({ minimum: 1024, maximum: 65535 }), Type.Integer({ minimum: 1024, maximum: 65535 })]),
+  reconcileIntervalSeconds: Type.Number({ minimum: 1 }),
+  concurrency: Type.Integer({ minimum: 1, maximum: 64 }),
+  dockerTimeoutSeconds: Type.Number({ minimum: 1 }),
+  healthTimeoutSeconds: Type.Number({ minimum: 1 }),
+  adminToken: Type.Optional(Type.String({ minLength: 16 })),
+  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+  debianMirror: Type.String({ pattern: '^https?://' }),
+});
+export type Config = Static<typeof ConfigSchema>;
+
+type Env = Record<string, string | undefined>;
+
+function num(v: string | undefined, dflt: number): number {
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  return Number.isFinite(n) ? n : NaN;
+}
+
+/** Read the configuration from an environment (process.env by default) and validate it. */
+export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  const dataDir = path.resolve(env.CATTERY_DATA_DIR ?? 'data');
+  const range = (env.CATTERY_PORT_RANGE ?? '20000-29999').split('-').map((s) => Number(s));
+  const candidate: Config = {
+    dataDir,
+    dbFile: path.resolve(env.CATTERY_DB ?? path.join(dataDir, 'cattery.db')),
+    catalogDirs: (env.CATTERY_CATALOG ?? 'services').split(':').filter(Boolean).map((d) => path.resolve(d)),
+    host: env.CATTERY_HOST ?? '127.0.0.1',
+    port: num(env.CATTERY_PORT, 8080),
+    hosterId: env.CATTERY_HOSTER_ID ?? 'cattery',
+    dockerEndpoint: env.CATTERY_DOCKER ?? (env.DOCKER_HOST || 'unix:///var/run/docker.sock'),
+    publishAddress: env.CATTERY_PUBLISH_ADDRESS ?? '127.0.0.1',
+    portRange: [range[0] ?? NaN, range[1] ?? NaN],
+    reconcileIntervalSeconds: num(env.CATTERY_RECONCILE_INTERVAL_S, 30),
+    concurrency: num(env.CATTERY_CONCURRENCY, 4),
+    dockerTimeoutSeconds: num(env.CATTERY_DOCKER_TIMEOUT_S, 30),
+    healthTimeoutSeconds: num(env.CATTERY_HEALTH_TIMEOUT_S, 120),
+    adminToken: env.CATTERY_ADMIN_TOKEN || undefined,
+    logLevel: (env.CATTERY_LOG_LEVEL ?? 'info') as Config['logLevel'],
+    debianMirror: env.CATTERY_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian',
+    ...overrides,
+  };
+  if (candidate.adminToken === undefined) delete candidate.adminToken;
+  const first = [...Value.Errors(ConfigSchema, candidate)][0];
+  if (first) throw fail('CATTERY_ERR_CONFIG', `${first.path || '/'}: ${first.message}`);
+  if (candidate.portRange[0] > candidate.portRange[1]) throw fail('CATTERY_ERR_CONFIG', 'CATTERY_PORT_RANGE: start is above end');
+  return Object.freeze(candidate);
+}

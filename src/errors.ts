@@ -1,0 +1,42 @@
+// One error family for the whole product. Every error a client can see has a stable code and an HTTP status;
+// messages are written for a person. 5xx messages are never sent as they are (see http/error-handler.ts).
+import createError from '@fastify/error';
+
+export const Errors = {
+  CATTERY_ERR_VALIDATION: createError('CATTERY_ERR_VALIDATION', 'Invalid input: %s', 400),
+  CATTERY_ERR_NOT_FOUND: createError('CATTERY_ERR_NOT_FOUND', '%s', 404),
+  CATTERY_ERR_CONFLICT: createError('CATTERY_ERR_CONFLICT', '%s', 409),
+  CATTERY_ERR_UNKNOWN_SERVICE: createError('CATTERY_ERR_UNKNOWN_SERVICE', 'No service "%s" in the catalog', 400),
+  CATTERY_ERR_UNAUTHENTICATED: createError('CATTERY_ERR_UNAUTHENTICATED', 'Authentication required', 401),
+  CATTERY_ERR_FORBIDDEN: createError('CATTERY_ERR_FORBIDDEN', 'Your role may not do this: %s', 403),
+  CATTERY_ERR_MANIFEST_INVALID: createError('CATTERY_ERR_MANIFEST_INVALID', '%s', 422),
+  CATTERY_ERR_MANIFEST_UNSAFE: createError('CATTERY_ERR_MANIFEST_UNSAFE', '%s', 422),
+  CATTERY_ERR_IMAGE_MISSING: createError('CATTERY_ERR_IMAGE_MISSING', 'Image %s is not built yet: run `cattery images build`', 409),
+  CATTERY_ERR_PORTS_EXHAUSTED: createError('CATTERY_ERR_PORTS_EXHAUSTED', 'No free host port left in %s', 409),
+  CATTERY_ERR_ENGINE_UNAVAILABLE: createError('CATTERY_ERR_ENGINE_UNAVAILABLE', 'The Docker engine does not answer: %s', 503),
+  CATTERY_ERR_ENGINE: createError('CATTERY_ERR_ENGINE', 'The Docker engine refused an operation: %s', 502),
+  CATTERY_ERR_ENGINE_TIMEOUT: createError('CATTERY_ERR_ENGINE_TIMEOUT', 'The Docker engine did not answer in time: %s', 504),
+  CATTERY_ERR_BUILD: createError('CATTERY_ERR_BUILD', 'Image build failed: %s', 500),
+  CATTERY_ERR_MIGRATION: createError('CATTERY_ERR_MIGRATION', 'Database migration failed: %s', 500),
+  CATTERY_ERR_CONFIG: createError('CATTERY_ERR_CONFIG', 'Invalid configuration: %s', 500),
+} as const;
+
+export type ErrorCode = keyof typeof Errors;
+
+export interface CatteryError extends Error {
+  code: ErrorCode;
+  statusCode: number;
+}
+
+export function isCatteryError(err: unknown): err is CatteryError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string'
+    && (err as { code: string }).code in Errors;
+}
+
+/** Build an error of the family; `cause` keeps the original for the logs, never for the client. */
+export function fail(code: ErrorCode, detail?: string, cause?: unknown): CatteryError {
+  const Ctor = Errors[code] as unknown as new (...args: unknown[]) => CatteryError;
+  const err = new Ctor(detail ?? '');
+  if (cause !== undefined) (err as Error & { cause?: unknown }).cause = cause;
+  return err;
+}
