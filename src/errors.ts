@@ -29,8 +29,8 @@ export interface CatteryError extends Error {
 }
 
 export function isCatteryError(err: unknown): err is CatteryError {
-  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string'
-    && (err as { code: string }).code in Errors;
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof Error && typeof code === 'string' && code in Errors;
 }
 
 /** Build an error of the family; `cause` keeps the original for the logs, never for the client. */

@@ -1,0 +1,128 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Db } from '../../db/connection.js';
+import { eq } from 'drizzle-orm';
+import { DESIRED, OBSERVED, instances, type Instance } from '../../db/schema.js';
+import {
+  SLUG_PATTERN, createInstance, getInstance, listInstances, listOperations, publicInstance, updateInstance, type InstanceDeps,
+} from '../../orchestrator/instances.js';
+import { listServers } from '../../orchestrator/servers.js';
+import type { Reconciler } from '../../orchestrator/reconcile.js';
+import { ErrorReply } from '../error-handler.js';
+
+const lit = <T extends string>(xs: readonly T[]) => Type.Union(xs.map((x) => Type.Literal(x)));
+const EnvMap = Type.Record(Type.String({ pattern: '^[A-Z_][A-Z0-9_]{0,63}$' }), Type.String({ maxLength: 4096 }), { maxProperties: 64 });
+
+const InstanceView = Type.Object({
+  slug: Type.String(), service: Type.String(), server: Type.String(), desired: lit(DESIRED), observed: lit([...OBSERVED, 'deleted']),
+  generation: Type.Integer(), image: Type.String(), ports: Type.Record(Type.String(), Type.Integer()), env: Type.Record(Type.String(), Type.String()),
+  lastError: Type.Union([Type.String(), Type.Null()]), attempts: Type.Integer(), createdAt: Type.String(), updatedAt: Type.String(),
+});
+const OperationView = Type.Object({
+  id: Type.Integer(), instanceSlug: Type.String(), kind: Type.String(), status: Type.String(), actor: Type.String(),
+  detail: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]), error: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(), finishedAt: Type.Union([Type.String(), Type.Null()]),
+});
+const SlugParams = Type.Object({ slug: Type.String({ pattern: SLUG_PATTERN, description: 'lowercase letters, digits and dashes, 3 to 42 characters' }) });
+const Wait = Type.Object({ wait: Type.Optional(Type.Boolean({ description: 'Reply after one reconcile pass has acted on the change' })) });
+const Errors = { 400: ErrorReply, 404: ErrorReply, 409: ErrorReply };
+
+export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; reconciler: Reconciler }> = async (app, { deps, reconciler }) => {
+  const db: Db = deps.db;
+  const serverNames = () => new Map(listServers(db).map((s) => [s.id, s.name]));
+  const view = (row: Instance) => publicInstance(row, serverNames().get(row.serverId));
+  /** After a change: wake the reconciler, and with ?wait=true answer with what it achieved. */
+  const afterChange = async (row: Instance, wait: boolean | undefined, reason: string) => {
+    const pass = reconciler.trigger(reason, row.slug);
+    if (!wait) return view(row);
+    await pass;
+    const fresh = db.select().from(instances).where(eq(instances.id, row.id)).get();
+    // No row left after a wait on a delete: the reconciler finished it.
+    return fresh ? view(fresh) : { ...view(row), observed: 'deleted' as const };
+  };
+  const actor = (req: { principal: { id: string } | null }) => req.principal?.id ?? 'anonymous';
+
+  app.get('/api/instances', {
+    config: { roles: ['admin'] },
+    schema: {
+      tags: ['instances'], summary: 'List instances',
+      querystring: Type.Object({ service: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+      response: { 200: Type.Array(InstanceView) },
+    },
+  }, async (req) => listInstances(db, { service: req.query.service }).map(view));
+
+  app.post('/api/instances', {
+    config: { roles: ['admin'] },
+    schema: {
+      tags: ['instances'], summary: 'Create an instance of a catalog service',
+      querystring: Wait,
+      body: Type.Object({
+        service: Type.String({ maxLength: 64 }),
+        slug: SlugParams.properties.slug,
+        server: Type.Optional(Type.String({ maxLength: 64 })),
+        desired: Type.Optional(Type.Union([Type.Literal('running'), Type.Literal('stopped')])),
+        env: Type.Optional(EnvMap),
+      }, { additionalProperties: false }),
+      response: { 201: InstanceView, 202: InstanceView, ...Errors },
+    },
+  }, async (req, reply) => {
+    const row = createInstance(deps, req.body, actor(req));
+    reply.code(req.query.wait ? 201 : 202).header('location', `/api/instances/${row.slug}`);
+    return afterChange(row, req.query.wait, 'create');
+  });
+
+  app.get('/api/instances/:slug', {
+    config: { roles: ['admin'] },
+    schema: { tags: ['instances'], summary: 'Read an instance', params: SlugParams, response: { 200: InstanceView, ...Errors } },
+  }, async (req) => view(getInstance(db, req.params.slug)));
+
+  app.patch('/api/instances/:slug', {
+    config: { roles: ['admin'] },
+    schema: {
+      tags: ['instances'], summary: 'Change an instance (desired state, environment overrides)', params: SlugParams, querystring: Wait,
+      body: Type.Object({ desired: Type.Optional(Type.Union([Type.Literal('running'), Type.Literal('stopped')])), env: Type.Optional(EnvMap) },
+        { additionalProperties: false, minProperties: 1 }),
+      response: { 200: InstanceView, ...Errors },
+    },
+  }, async (req) => afterChange(updateInstance(deps, req.params.slug, req.body, actor(req), 'change'), req.query.wait, 'change'));
+
+  app.delete('/api/instances/:slug', {
+    config: { roles: ['admin'] },
+    schema: {
+      tags: ['instances'], summary: 'Delete an instance; its volumes are archived under data/backups unless purge=true',
+      params: SlugParams,
+      querystring: Type.Object({ purge: Type.Optional(Type.Boolean()), wait: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+      response: { 202: InstanceView, 200: InstanceView, ...Errors },
+    },
+  }, async (req, reply) => {
+    const row = updateInstance(deps, req.params.slug, { desired: 'deleted', purge: req.query.purge ?? false }, actor(req), req.query.purge ? 'purge' : 'delete');
+    reply.code(req.query.wait ? 200 : 202);
+    return afterChange(row, req.query.wait, 'delete');
+  });
+
+  for (const action of ['start', 'stop', 'upgrade', 'restart'] as const) {
+    app.post(`/api/instances/:slug/${action}`, {
+      config: { roles: ['admin'] },
+      schema: {
+        tags: ['instances'], summary: `${action[0]!.toUpperCase()}${action.slice(1)} an instance`, params: SlugParams, querystring: Wait,
+        response: { 202: InstanceView, 200: InstanceView, ...Errors },
+      },
+    }, async (req, reply) => {
+      const slug = req.params.slug;
+      reply.code(req.query.wait ? 200 : 202);
+      if (action === 'restart') {
+        getInstance(db, slug);
+        const done = reconciler.restart(slug, actor(req));
+        if (req.query.wait) await done; else done.catch((err) => req.log.warn({ err, slug }, 'restart failed'));
+        return view(getInstance(db, slug));
+      }
+      const change = action === 'upgrade' ? { upgrade: true } : { desired: action === 'start' ? 'running' as const : 'stopped' as const };
+      return afterChange(updateInstance(deps, slug, change, actor(req), action), req.query.wait, action);
+    });
+  }
+
+  app.get('/api/instances/:slug/operations', {
+    config: { roles: ['admin'] },
+    schema: { tags: ['instances'], summary: 'The journal of an instance, newest first', params: SlugParams, response: { 200: Type.Array(OperationView) } },
+  }, async (req) => listOperations(db, req.params.slug));
+};

@@ -1,0 +1,48 @@
+// Before an instance's volumes are removed, their content is copied to data/backups as one .tar.gz per volume.
+// A helper container (never started) mounts them read-only: Docker's archive API then reads the files without
+// cattery ever binding a host path.
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import type { Manifest } from '../catalog/manifest.js';
+import type { Instance } from '../db/schema.js';
+import { call, statusOf, type Engine } from './engine.js';
+import { containerName, instanceLabels, volumeName } from './container-spec.js';
+
+export async function archiveVolumes(engine: Engine, inst: Instance, manifest: Manifest, backupsDir: string): Promise<string | null> {
+  if (manifest.volumes.length === 0) return null;
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dir = path.join(backupsDir, `${inst.slug}-${stamp}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const name = `${containerName(engine.hosterId, inst.slug)}-archive`;
+  // A helper left by a crash would block the name: it is ours (labelled), so it goes.
+  await call(engine, `remove ${name}`, (d) => d.getContainer(name).remove({ force: true })).catch((err) => {
+    if (statusOf(err) !== 404) throw err;
+  });
+  const helper = await call(engine, `create ${name}`, (d) => d.createContainer({
+    name,
+    Image: inst.image,
+    Labels: { ...instanceLabels(engine.hosterId, inst), 'cattery.role': 'archive' },
+    Entrypoint: ['/nonexistent'],
+    NetworkDisabled: true,
+    HostConfig: {
+      Mounts: manifest.volumes.map((v) => ({ Type: 'volume' as const, Source: volumeName(engine.hosterId, inst.slug, v.name), Target: v.path, ReadOnly: true })),
+      CapDrop: ['ALL'],
+    },
+  }));
+  try {
+    for (const v of manifest.volumes) {
+      // getArchive streams without a deadline of ours: a large mailbox takes as long as it takes.
+      const stream = await engine.docker.getContainer(helper.id).getArchive({ path: `${v.path}/.` });
+      await pipeline(stream, zlib.createGzip(), fs.createWriteStream(path.join(dir, `${v.name}.tar.gz`)));
+    }
+    fs.writeFileSync(path.join(dir, 'instance.json'), JSON.stringify({
+      slug: inst.slug, service: inst.service, generation: inst.generation, image: inst.image, archivedAt: new Date().toISOString(),
+      volumes: manifest.volumes,
+    }, null, 2));
+  } finally {
+    await call(engine, `remove ${name}`, (d) => d.getContainer(helper.id).remove({ force: true })).catch(() => undefined);
+  }
+  return dir;
+}

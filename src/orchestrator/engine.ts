@@ -1,0 +1,143 @@
+// All Docker access goes through this module: one place for timeouts, error translation and the label rule
+// (cattery never touches an object that does not carry its hoster label).
+import Docker from 'dockerode';
+import { fail, isCatteryError, type CatteryError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export const LABEL_INSTANCE = 'cattery.instance';
+export const LABEL_GENERATION = 'cattery.generation';
+export const LABEL_HOSTER = 'cattery.hoster';
+export const LABEL_SERVICE = 'cattery.service';
+
+export interface Engine {
+  /** For short calls: each is raced against `timeoutMs`. */
+  docker: Docker;
+  hosterId: string;
+  timeoutMs: number;
+  log: Logger;
+}
+
+export function dockerOptions(endpoint: string): Docker.DockerOptions {
+  if (endpoint.startsWith('unix://')) return { socketPath: endpoint.slice('unix://'.length) };
+  const url = new URL(endpoint.replace(/^tcp:/, 'http:'));
+  return { host: url.hostname, port: Number(url.port || 2375), protocol: url.protocol === 'https:' ? 'https' : 'http' };
+}
+
+export function connectEngine(endpoint: string, opts: { hosterId: string; timeoutSeconds: number; log: Logger }): Engine {
+  return { docker: new Docker(dockerOptions(endpoint)), hosterId: opts.hosterId, timeoutMs: opts.timeoutSeconds * 1000, log: opts.log };
+}
+
+interface DockerError { statusCode?: number; json?: { message?: string } | null; reason?: string; message?: string; code?: string }
+
+/** dockerode's statusCode becomes one of ours; the engine's own words go to the log, a short reason to the client. */
+export function translateDockerError(err: unknown, what: string): CatteryError {
+  if (isCatteryError(err)) return err;
+  const e = (err ?? {}) as DockerError;
+  const engineMsg = e.json?.message ?? e.reason ?? e.message ?? String(err);
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOENT' || e.code === 'EACCES' || e.code === 'ECONNRESET') {
+    return fail('CATTERY_ERR_ENGINE_UNAVAILABLE', `${what} (${e.code})`, err);
+  }
+  switch (e.statusCode) {
+    case 404: return fail('CATTERY_ERR_NOT_FOUND', `${what}: not found on the engine`, err);
+    case 409: return fail('CATTERY_ERR_CONFLICT', `${what}: conflicts with an existing object`, err);
+    default: return fail('CATTERY_ERR_ENGINE', `${what}: ${firstLine(engineMsg)}`, err);
+  }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0]!.slice(0, 200);
+}
+
+/** Run one Docker call with a deadline and translated errors. */
+export async function call<T>(engine: Engine, what: string, fn: (d: Docker) => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(fail('CATTERY_ERR_ENGINE_TIMEOUT', what)), engine.timeoutMs);
+  });
+  try {
+    return await Promise.race([fn(engine.docker), deadline]);
+  } catch (err) {
+    throw translateDockerError(err, what);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The status code Docker answered with, whether or not the error was already translated. */
+export function statusOf(err: unknown): number | undefined {
+  const cause = (err as { cause?: DockerError }).cause ?? (err as DockerError);
+  return cause?.statusCode;
+}
+
+export function isOurs(engine: Engine, labels: Record<string, string> | null | undefined): boolean {
+  return labels?.[LABEL_HOSTER] === engine.hosterId;
+}
+
+export async function ping(engine: Engine): Promise<void> {
+  await call(engine, 'ping the Docker engine', (d) => d.ping());
+}
+
+/** Idempotent: the network exists with our labels after this, or a conflict names the foreign one. */
+export async function ensureNetwork(engine: Engine, name: string, labels: Record<string, string>): Promise<string> {
+  const existing = await call(engine, `inspect network ${name}`, (d) => d.getNetwork(name).inspect()).catch((err) => {
+    if (statusOf(err) === 404) return null;
+    throw err;
+  });
+  if (existing) {
+    if (!isOurs(engine, existing.Labels)) throw fail('CATTERY_ERR_CONFLICT', `network ${name} exists and is not managed by cattery`);
+    return existing.Id as string;
+  }
+  try {
+    const net = await call(engine, `create network ${name}`, (d) => d.createNetwork({
+      Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels,
+      // Inter-container traffic inside one instance stays allowed; other instances sit on other bridges.
+      Options: { 'com.docker.network.bridge.enable_icc': 'true' },
+    }));
+    return net.id;
+  } catch (err) {
+    if (statusOf(err) === 409) return ensureNetwork(engine, name, labels);
+    throw err;
+  }
+}
+
+export async function ensureVolume(engine: Engine, name: string, labels: Record<string, string>): Promise<void> {
+  const existing = await call(engine, `inspect volume ${name}`, (d) => d.getVolume(name).inspect()).catch((err) => {
+    if (statusOf(err) === 404) return null;
+    throw err;
+  });
+  if (existing) {
+    if (!isOurs(engine, existing.Labels)) throw fail('CATTERY_ERR_CONFLICT', `volume ${name} exists and is not managed by cattery`);
+    return;
+  }
+  // Creating an existing volume is a no-op in Docker, so a race here is harmless.
+  await call(engine, `create volume ${name}`, (d) => d.createVolume({ Name: name, Labels: labels }));
+}
+
+export interface Managed {
+  containers: Docker.ContainerInfo[];
+  networks: Docker.NetworkInspectInfo[];
+  volumes: { Name: string; Labels: Record<string, string> }[];
+}
+
+/** Everything on the engine that carries this hoster's label: the observed state. */
+export async function listManaged(engine: Engine): Promise<Managed> {
+  const filters = { label: [`${LABEL_HOSTER}=${engine.hosterId}`] };
+  const [containers, networks, vols] = await Promise.all([
+    call(engine, 'list containers', (d) => d.listContainers({ all: true, filters })),
+    call(engine, 'list networks', (d) => d.listNetworks({ filters })),
+    call(engine, 'list volumes', (d) => d.listVolumes({ filters })),
+  ]);
+  const volumes = (vols.Volumes ?? []).map((v) => ({ Name: v.Name, Labels: (v.Labels ?? {}) as Record<string, string> }));
+  return {
+    containers: containers.filter((c) => isOurs(engine, c.Labels)),
+    networks: networks.filter((n) => isOurs(engine, n.Labels)),
+    volumes: volumes.filter((v) => isOurs(engine, v.Labels)),
+  };
+}
+
+export async function imageExists(engine: Engine, ref: string): Promise<boolean> {
+  return call(engine, `inspect image ${ref}`, (d) => d.getImage(ref).inspect()).then(() => true, (err) => {
+    if (statusOf(err) === 404) return false;
+    throw err;
+  });
+}

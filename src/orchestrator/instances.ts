@@ -1,0 +1,135 @@
+// The desired state of instances: what the association asked for. Every function here is synchronous and writes in
+// one SQLite transaction (intent first); the reconciler then converges Docker to it.
+import crypto from 'node:crypto';
+import { and, asc, desc, eq } from 'drizzle-orm';
+import type { Catalog } from '../catalog/load.js';
+import type { Db } from '../db/connection.js';
+import { instances, operations, servers, type Desired, type Instance, type InstanceConfig, type Server } from '../db/schema.js';
+import { fail } from '../errors.js';
+import { serviceImageRef } from './images.js';
+
+export interface InstanceDeps { db: Db; catalog: Catalog; portRange: readonly [number, number] }
+
+export const SLUG_PATTERN = '^[a-z][a-z0-9-]{1,40}[a-z0-9]$';
+
+function journal(db: Db, slug: string, kind: string, actor: string, detail?: Record<string, unknown>) {
+  db.insert(operations).values({ instanceSlug: slug, kind, actor, detail: detail ?? null }).run();
+}
+
+function allocatePorts(db: Db, names: string[], range: readonly [number, number]): Record<string, number> {
+  const used = new Set<number>();
+  for (const row of db.select({ config: instances.config }).from(instances).all()) {
+    for (const p of Object.values(row.config.ports)) used.add(p);
+  }
+  const out: Record<string, number> = {};
+  let next = range[0];
+  for (const name of names) {
+    while (used.has(next) && next <= range[1]) next++;
+    if (next > range[1]) throw fail('CATTERY_ERR_PORTS_EXHAUSTED', `${range[0]}-${range[1]}`);
+    out[name] = next;
+    used.add(next);
+  }
+  return out;
+}
+
+function secret(length: number): string {
+  // base64url keeps secrets safe to place in any config file format without quoting.
+  return crypto.randomBytes(length).toString('base64url').slice(0, length);
+}
+
+export function getServer(db: Db, name?: string): Server {
+  const row = name
+    ? db.select().from(servers).where(eq(servers.name, name)).get()
+    : db.select().from(servers).orderBy(asc(servers.id)).limit(1).get();
+  if (!row) throw fail('CATTERY_ERR_NOT_FOUND', name ? `No server named "${name}"` : 'No server is registered');
+  return row;
+}
+
+export function getInstance(db: Db, slug: string): Instance {
+  const row = db.select().from(instances).where(eq(instances.slug, slug)).get();
+  if (!row) throw fail('CATTERY_ERR_NOT_FOUND', `No instance "${slug}"`);
+  return row;
+}
+
+export function listInstances(db: Db, filter: { service?: string; server?: number } = {}): Instance[] {
+  const conds = [];
+  if (filter.service) conds.push(eq(instances.service, filter.service));
+  if (filter.server) conds.push(eq(instances.serverId, filter.server));
+  return db.select().from(instances).where(conds.length ? and(...conds) : undefined).orderBy(asc(instances.id)).all();
+}
+
+export interface CreateInstanceInput { service: string; slug: string; server?: string; env?: Record<string, string>; desired?: 'running' | 'stopped' }
+
+function checkEnv(deps: InstanceDeps, service: string, env: Record<string, string>) {
+  const m = deps.catalog.services.get(service)!.manifest;
+  for (const [key, value] of Object.entries(env)) {
+    const decl = m.environment[key];
+    if (!decl || !('value' in decl) || !decl.overridable) throw fail('CATTERY_ERR_VALIDATION', `environment variable ${key} is not overridable for ${service}`);
+    if (/[\0\n]/.test(value)) throw fail('CATTERY_ERR_VALIDATION', `environment variable ${key} may not contain a newline or NUL`);
+  }
+}
+
+export function createInstance(deps: InstanceDeps, input: CreateInstanceInput, actor: string): Instance {
+  const svc = deps.catalog.services.get(input.service);
+  if (!svc) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', input.service);
+  const env = input.env ?? {};
+  checkEnv(deps, input.service, env);
+  return deps.db.transaction((tx) => {
+    const db = tx as unknown as Db;
+    const server = getServer(db, input.server);
+    if (db.select({ id: instances.id }).from(instances).where(eq(instances.slug, input.slug)).get()) {
+      throw fail('CATTERY_ERR_CONFLICT', `An instance named "${input.slug}" already exists`);
+    }
+    const m = svc.manifest;
+    const config: InstanceConfig = {
+      ports: allocatePorts(db, m.ports.filter((p) => p.publish ?? true).map((p) => p.name), deps.portRange),
+      secrets: Object.fromEntries(Object.entries(m.environment).flatMap(([k, v]) => ('secret' in v ? [[k, secret(v.secret.length)]] : []))),
+      env,
+    };
+    const row = db.insert(instances).values({
+      slug: input.slug, service: input.service, serverId: server.id, desired: input.desired ?? 'running',
+      image: serviceImageRef(svc), config,
+    }).returning().get();
+    journal(db, input.slug, 'create', actor, { service: input.service, server: server.name });
+    return row;
+  });
+}
+
+/** Change the desired state; a change of environment or image starts a new generation (recreate, keep volumes). */
+export function updateInstance(deps: InstanceDeps, slug: string, change: { desired?: Desired; env?: Record<string, string>; upgrade?: boolean; purge?: boolean }, actor: string, kind: string): Instance {
+  return deps.db.transaction((tx) => {
+    const db = tx as unknown as Db;
+    const cur = getInstance(db, slug);
+    if (cur.desired === 'deleted') throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is being deleted`);
+    const set: Partial<Instance> = { updatedAt: new Date().toISOString(), attempts: 0, nextAttemptAt: null };
+    if (change.desired) set.desired = change.desired;
+    if (change.purge !== undefined) set.purge = change.purge;
+    if (change.env) {
+      checkEnv(deps, cur.service, change.env);
+      set.config = { ...cur.config, env: change.env };
+      set.generation = cur.generation + 1;
+    }
+    if (change.upgrade) {
+      const svc = deps.catalog.services.get(cur.service);
+      if (!svc) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', cur.service);
+      set.image = serviceImageRef(svc);
+      set.generation = cur.generation + 1;
+    }
+    const row = db.update(instances).set(set).where(eq(instances.id, cur.id)).returning().get();
+    journal(db, slug, kind, actor, { ...change, env: change.env ? Object.keys(change.env) : undefined });
+    return row;
+  });
+}
+
+export function listOperations(db: Db, slug?: string, limit = 100) {
+  return db.select().from(operations).where(slug ? eq(operations.instanceSlug, slug) : undefined).orderBy(desc(operations.id)).limit(limit).all();
+}
+
+/** What the API shows of an instance: never its secrets. */
+export function publicInstance(row: Instance, serverName?: string) {
+  return {
+    slug: row.slug, service: row.service, server: serverName ?? String(row.serverId), desired: row.desired, observed: row.observed,
+    generation: row.generation, image: row.image, ports: row.config.ports, env: row.config.env,
+    lastError: row.lastError, attempts: row.attempts, createdAt: row.createdAt, updatedAt: row.updatedAt,
+  };
+}

@@ -1,0 +1,26 @@
+// Servers the association runs instances on: one Docker engine each.
+import { asc, eq } from 'drizzle-orm';
+import type { Db } from '../db/connection.js';
+import { servers, type Server } from '../db/schema.js';
+import { fail } from '../errors.js';
+
+export function listServers(db: Db): Server[] {
+  return db.select().from(servers).orderBy(asc(servers.id)).all();
+}
+
+export function addServer(db: Db, input: { name: string; dockerEndpoint: string; site?: string; publishAddress?: string }): Server {
+  return db.transaction((tx) => {
+    if (tx.select({ id: servers.id }).from(servers).where(eq(servers.name, input.name)).get()) {
+      throw fail('CATTERY_ERR_CONFLICT', `A server named "${input.name}" already exists`);
+    }
+    return tx.insert(servers).values({
+      name: input.name, dockerEndpoint: input.dockerEndpoint, site: input.site ?? '', publishAddress: input.publishAddress ?? '127.0.0.1',
+    }).returning().get();
+  });
+}
+
+/** The embedded default: the local engine, registered once under the name "local". */
+export function ensureDefaultServer(db: Db, dockerEndpoint: string, publishAddress: string): Server {
+  const first = db.select().from(servers).orderBy(asc(servers.id)).limit(1).get();
+  return first ?? addServer(db, { name: 'local', dockerEndpoint, site: 'local', publishAddress });
+}
