@@ -71,18 +71,20 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     });
   }
 
-  function record(inst: Instance, observed: Observed, containerId: string | null) {
+  /** What the engine shows now. A problem (exited, unhealthy) is an observation, not a failed pass: it is kept as
+   * the instance's last error, and Docker's own events bring the next change. */
+  function record(inst: Instance, observed: Observed, containerId: string | null, problem: string | null = null) {
     const converged = (inst.desired === 'running' && (observed === 'running' || observed === 'healthy')) || (inst.desired === 'stopped' && observed === 'stopped');
     const now = new Date().toISOString();
     deps.db.transaction((tx) => {
-      tx.update(instances).set({ observed, containerId, lastError: null, attempts: 0, nextAttemptAt: null, updatedAt: now })
+      tx.update(instances).set({ observed, containerId, lastError: problem, attempts: 0, nextAttemptAt: null, updatedAt: now })
         .where(and(eq(instances.id, inst.id), eq(instances.generation, inst.generation))).run();
       if (converged) {
         tx.update(operations).set({ status: 'done', finishedAt: now, error: null })
           .where(and(eq(operations.instanceSlug, inst.slug), eq(operations.status, 'pending'))).run();
       }
     });
-    if (observed !== inst.observed || inst.lastError) publish(inst, observed, null);
+    if (observed !== inst.observed || inst.lastError !== problem) publish(inst, observed, problem);
   }
 
   function recordFailure(inst: Instance, err: unknown) {
@@ -187,11 +189,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       info = await call(engine, `inspect ${name}`, (d) => d.getContainer(cid).inspect());
     }
     const { observed, problem } = observedOf(info, inst);
-    if (problem && observed !== 'starting') {
-      deps.db.update(instances).set({ observed, containerId: cid }).where(eq(instances.id, inst.id)).run();
-      throw fail('CATTERY_ERR_ENGINE', problem);
-    }
-    record(inst, observed, cid);
+    record(inst, observed, cid, problem ?? null);
   }
 
   async function destroy(engine: Engine, inst: Instance, found: Docker.ContainerInfo[]) {

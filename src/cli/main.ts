@@ -1,0 +1,118 @@
+// `cattery <command>`: serve, migrate, images build, catalog check, catalog schema.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatCatalogErrors, loadCatalog } from '../catalog/load.js';
+import { ManifestSchema } from '../catalog/manifest.js';
+import { loadConfig } from '../config.js';
+import { applyMigrations, openDb } from '../db/connection.js';
+import { isCatteryError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { connectEngine, ping } from '../orchestrator/engine.js';
+import { buildImages, buildWorkDir } from '../orchestrator/images.js';
+import { createRuntime, loadValidCatalog } from '../runtime.js';
+
+const USAGE = `usage: cattery <command>
+  serve [--build-images]        run the API, the reconciler and the timers
+  migrate                       apply database migrations and exit
+  images build [--only ID,...]  build the local images of the catalog (Debian base with debootstrap)
+  catalog check [--dir DIR]     validate service manifests; exit 1 on any error
+  catalog schema [--out FILE]   write the manifest JSON Schema (services/schema.json)
+Configuration comes from CATTERY_* environment variables (see README).`;
+
+function out(line: string) {
+  process.stdout.write(`${line}\n`);
+}
+
+export function manifestJsonSchema(): string {
+  return `${JSON.stringify({ $schema: 'http://json-schema.org/draft-07/schema#', ...ManifestSchema }, null, 2)}\n`;
+}
+
+async function engineOrExplain(endpoint: string, hosterId: string, log: Logger) {
+  const engine = connectEngine(endpoint, { hosterId, timeoutSeconds: 10, log });
+  try {
+    await ping(engine);
+  } catch (err) {
+    throw new Error(`no Docker engine answers at ${endpoint}. As root, \`bash deploy/ensure-engine.sh\` installs Debian's docker.io and starts dockerd; otherwise start Docker yourself or set CATTERY_DOCKER. (${(err as Error).message})`);
+  }
+  return engine;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, sub, ...rest] = argv;
+  try {
+    if (cmd === 'catalog' && sub === 'check') {
+      const { values } = parseArgs({ args: rest, options: { dir: { type: 'string', multiple: true } } });
+      const dirs = values.dir?.length ? values.dir.map((d) => path.resolve(d)) : loadConfig().catalogDirs;
+      const catalog = loadCatalog(dirs);
+      if (catalog.errors.length) {
+        process.stderr.write(`${formatCatalogErrors(catalog.errors)}\n`);
+        return 1;
+      }
+      out(`catalog ok: ${[...catalog.services.keys()].join(', ') || '(no service)'}`);
+      return 0;
+    }
+    if (cmd === 'catalog' && sub === 'schema') {
+      const { values } = parseArgs({ args: rest, options: { out: { type: 'string' } } });
+      if (values.out) fs.writeFileSync(values.out, manifestJsonSchema()); else process.stdout.write(manifestJsonSchema());
+      return 0;
+    }
+    const config = loadConfig();
+    const log = createLogger(config.logLevel);
+    if (cmd === 'migrate') {
+      const db = openDb(config.dbFile);
+      applyMigrations(db);
+      db.$client.close();
+      out(`database ${config.dbFile} is up to date`);
+      return 0;
+    }
+    if (cmd === 'images' && sub === 'build') {
+      const { values } = parseArgs({ args: rest, options: { only: { type: 'string' } } });
+      const engine = await engineOrExplain(config.dockerEndpoint, config.hosterId, log);
+      const catalog = loadValidCatalog(config);
+      const refs = await buildImages(engine, catalog, {
+        mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: out,
+        ...(values.only ? { only: values.only.split(',') } : {}),
+      });
+      out(`images ready: ${refs.join(' ')}`);
+      return 0;
+    }
+    if (cmd === 'serve') {
+      const { values } = parseArgs({ args: [sub, ...rest].filter((x): x is string => x !== undefined), options: { 'build-images': { type: 'boolean' } } });
+      if (values['build-images']) {
+        const engine = await engineOrExplain(config.dockerEndpoint, config.hosterId, log);
+        await buildImages(engine, loadValidCatalog(config), { mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: (l) => log.info(l) });
+      }
+      return await serve(config, log);
+    }
+    process.stderr.write(`${USAGE}\n`);
+    return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
+  } catch (err) {
+    const code = isCatteryError(err) ? ` [${err.code}]` : '';
+    process.stderr.write(`cattery: ${(err as Error).message}${code}\n`);
+    return 1;
+  }
+}
+
+async function serve(config: ReturnType<typeof loadConfig>, log: Logger): Promise<number> {
+  const rt = await createRuntime(config, log);
+  if (!config.adminToken) log.warn('CATTERY_ADMIN_TOKEN is not set: the API trusts every caller on the loopback interface');
+  // Without an engine the API still serves; the reconciler converges once the engine answers.
+  await engineOrExplain(config.dockerEndpoint, config.hosterId, log).catch((err: Error) => log.error(err.message));
+  rt.reconciler.start(config.reconcileIntervalSeconds);
+  await rt.app.listen({ host: config.host, port: config.port });
+  return new Promise<number>((resolve) => {
+    let closing = false;
+    const shutdown = (signal: string) => {
+      if (closing) return;
+      closing = true;
+      log.info({ signal }, 'shutting down');
+      // Whatever a pass did not finish is in the database; the next start finishes it.
+      const force = setTimeout(() => resolve(1), 20_000);
+      force.unref();
+      rt.close().then(() => { clearTimeout(force); resolve(0); }, (err) => { log.error({ err }, 'shutdown failed'); resolve(1); });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+}

@@ -1,0 +1,58 @@
+// Everything `cattery serve` holds, built from a Config: the database (migrated), the catalog (validated), the
+// reconciler and the HTTP app. Tests build the same thing with their own Config.
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { formatCatalogErrors, loadCatalog, type Catalog } from './catalog/load.js';
+import type { Config } from './config.js';
+import { applyMigrations, openDb, type Db } from './db/connection.js';
+import { fail } from './errors.js';
+import { buildApp } from './http/app.js';
+import type { Logger } from './log.js';
+import { createEventBus, type EventBus } from './orchestrator/events.js';
+import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
+import { ensureDefaultServer } from './orchestrator/servers.js';
+
+export interface Runtime {
+  config: Config;
+  db: Db;
+  catalog: Catalog;
+  events: EventBus;
+  reconciler: Reconciler;
+  app: FastifyInstance;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export function loadValidCatalog(config: Config): Catalog {
+  const catalog = loadCatalog(config.catalogDirs);
+  if (catalog.errors.length) throw fail('CATTERY_ERR_MANIFEST_INVALID', `the catalog has errors:\n${formatCatalogErrors(catalog.errors)}`);
+  return catalog;
+}
+
+export async function createRuntime(config: Config, log: Logger, opts: { maxBackoffSeconds?: number } = {}): Promise<Runtime> {
+  const db = openDb(config.dbFile);
+  try {
+    applyMigrations(db);
+    const catalog = loadValidCatalog(config);
+    ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress);
+    const events = createEventBus();
+    const reconciler = createReconciler({
+      db, catalog, events, hosterId: config.hosterId, log: log.child({ domain: 'orchestrator' }),
+      backupsDir: path.join(config.dataDir, 'backups'), concurrency: config.concurrency,
+      dockerTimeoutSeconds: config.dockerTimeoutSeconds, healthTimeoutSeconds: config.healthTimeoutSeconds,
+      ...(opts.maxBackoffSeconds !== undefined ? { maxBackoffSeconds: opts.maxBackoffSeconds } : {}),
+    });
+    const app = await buildApp({ config, db, catalog, reconciler, events, log });
+    return {
+      config, db, catalog, events, reconciler, app, log,
+      async close() {
+        await app.close();
+        await reconciler.stop();
+        db.$client.close();
+      },
+    };
+  } catch (err) {
+    db.$client.close();
+    throw err;
+  }
+}

@@ -1,0 +1,78 @@
+// Shared by the test files: a Config of its own per test (temporary data folder, a hoster id that no other test
+// uses, so that parallel files never see each other's containers), a runtime built like `cattery serve` builds it,
+// and a teardown that removes from the engine everything with that hoster's label.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { pino } from 'pino';
+import type { Test } from 'tap';
+import { loadConfig, type Config } from '../src/config.js';
+import { createRuntime, type Runtime } from '../src/runtime.js';
+
+export const ROOT = path.resolve(import.meta.dirname, '..');
+export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-test-'));
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const hosterId = `t${crypto.randomBytes(4).toString('hex')}`;
+  // A port range per test file, so that parallel files never publish on the same host port.
+  const base = 30000 + crypto.randomInt(0, 300) * 100;
+  return loadConfig({
+    CATTERY_DATA_DIR: dataDir,
+    CATTERY_CATALOG: [path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')].join(':'),
+    CATTERY_HOSTER_ID: hosterId,
+    CATTERY_PORT_RANGE: `${base}-${base + 99}`,
+    CATTERY_PORT: '0',
+    CATTERY_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    CATTERY_RECONCILE_INTERVAL_S: '2',
+    CATTERY_HEALTH_TIMEOUT_S: '60',
+  }, overrides);
+}
+
+export async function removeHosterObjects(hosterId: string): Promise<void> {
+  const filters = { label: [`cattery.hoster=${hosterId}`] };
+  for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+}
+
+export async function testRuntime(t: Test, overrides: Partial<Config> = {}): Promise<Runtime> {
+  const config = testConfig(t, overrides);
+  const rt = await createRuntime(config, pino({ level: config.logLevel }), { maxBackoffSeconds: 2 });
+  rt.reconciler.start(config.reconcileIntervalSeconds);
+  t.teardown(async () => {
+    await rt.close();
+    await removeHosterObjects(config.hosterId);
+  });
+  return rt;
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) { last = err; }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+export async function execIn(containerName: string, cmd: string[], user = ''): Promise<{ code: number; out: string }> {
+  const exec = await docker.getContainer(containerName).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: user });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const sink = { write: (b: Buffer) => { chunks.push(b); return true; } } as unknown as NodeJS.WritableStream;
+    docker.modem.demuxStream(stream, sink, sink);
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  const info = await exec.inspect();
+  return { code: info.ExitCode ?? -1, out: Buffer.concat(chunks).toString() };
+}
