@@ -95,7 +95,13 @@ export async function ensureBaseImage(engine: Engine, opts: { mirror: string; wo
     }
     opts.progress(`importing ${ref}`);
     const [repo, tag] = ref.split(':') as [string, string];
-    const stream = await engine.docker.importImage(tar.pack(root) as unknown as string, { repo, tag });
+    // Device nodes under /dev are left out (Docker gives every container its own /dev); umask 0 keeps modes
+    // such as /tmp's 1777 as debootstrap made them.
+    const special = (file: string) => {
+      const st = fs.lstatSync(file);
+      return st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO() || st.isSocket();
+    };
+    const stream = await engine.docker.importImage(tar.pack(root, { ignore: special, umask: 0 } as tar.PackOptions) as unknown as string, { repo, tag });
     await streamToEngine(engine, `import ${ref}`, stream, opts.progress);
     return ref;
   } finally {
