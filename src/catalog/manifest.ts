@@ -53,7 +53,7 @@ export const ManifestSchema = Type.Object({
     publish: Type.Boolean({ default: true, description: 'Publish on the server\'s address (127.0.0.1 by default).' }),
   }, { additionalProperties: false })),
   volumes: Type.Array(Type.Object({ name: Name, path: AbsPath }, { additionalProperties: false })),
-  environment: Type.Record(EnvName, EnvValue),
+  environment: Type.Record(EnvName, EnvValue, { additionalProperties: false }),
   health: Type.Optional(Type.Object({
     command: Type.Array(Type.String(), { minItems: 1, description: 'exec form, run inside the container' }),
     intervalSeconds: Type.Number({ minimum: 1, maximum: 300 }),

@@ -17,6 +17,9 @@ function validationMessage(err: FastifyError): string {
   const params = v.params as Record<string, unknown>;
   if (v.keyword === 'required') return `${where}: field "${String(params.missingProperty)}" is required`;
   if (v.keyword === 'additionalProperties') return `${where}: field "${String(params.additionalProperty)}" is not allowed`;
+  // A schema's description says in words what a pattern says in regex; people read the words.
+  const description = (v.parentSchema as { description?: string } | undefined)?.description;
+  if (v.keyword === 'pattern' && description) return `${where}: ${description}`;
   return `${where} ${v.message ?? 'is invalid'}`;
 }
 

@@ -15,6 +15,8 @@ declare module 'fastify' {
 
 /** preHandler on every route: 401 without a principal where one is needed, 403 for a role the route does not list. */
 export async function checkRoles(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  // The not-found handler has no route: it answers 404 to anyone.
+  if (!request.routeOptions.url) return;
   const allowed = request.routeOptions.config.roles ?? [];
   if (allowed.includes('public')) return;
   const p = request.principal;

@@ -11,7 +11,7 @@ import type { Reconciler } from '../../orchestrator/reconcile.js';
 import { ErrorReply } from '../error-handler.js';
 
 const lit = <T extends string>(xs: readonly T[]) => Type.Union(xs.map((x) => Type.Literal(x)));
-const EnvMap = Type.Record(Type.String({ pattern: '^[A-Z_][A-Z0-9_]{0,63}$' }), Type.String({ maxLength: 4096 }), { maxProperties: 64 });
+const EnvMap = Type.Record(Type.String({ pattern: '^[A-Z_][A-Z0-9_]{0,63}$' }), Type.String({ maxLength: 4096 }), { maxProperties: 64, additionalProperties: false });
 
 const InstanceView = Type.Object({
   slug: Type.String(), service: Type.String(), server: Type.String(), desired: lit(DESIRED), observed: lit([...OBSERVED, 'deleted']),
