@@ -23,6 +23,7 @@ export const ConfigSchema = Type.Object({
   adminToken: Type.Optional(Type.String({ minLength: 16 })),
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
   debianMirror: Type.String({ pattern: '^https?://' }),
+  subnetPool: Type.String({ pattern: '^(\\d{1,3}\\.){3}\\d{1,3}/\\d{1,2}$' }),
 });
 export type Config = Static<typeof ConfigSchema>;
 
@@ -55,6 +56,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     adminToken: env.CATTERY_ADMIN_TOKEN || undefined,
     logLevel: (env.CATTERY_LOG_LEVEL ?? 'info') as Config['logLevel'],
     debianMirror: env.CATTERY_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian',
+    // Outside Docker's own default pools (172.17-31/16, 192.168/16), so neither allocates what the other holds.
+    subnetPool: env.CATTERY_SUBNET_POOL ?? '10.213.0.0/16',
     ...overrides,
   };
   if (candidate.adminToken === undefined) delete candidate.adminToken;

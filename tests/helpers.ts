@@ -20,6 +20,9 @@ export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
   const hosterId = `t${crypto.randomBytes(4).toString('hex')}`;
   // A port range per test file, so that parallel files never publish on the same host port.
   const base = 30000 + crypto.randomInt(0, 300) * 100;
+  // Likewise a subnet pool per test file (tap runs each file in its own process), so that two files running at
+  // once never ask Docker for overlapping networks.
+  const fileIndex = crypto.createHash('sha256').update(path.basename(process.argv[1] ?? '')).digest()[0]! % 50;
   return loadConfig({
     CATTERY_DATA_DIR: dataDir,
     CATTERY_CATALOG: [path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')].join(':'),
@@ -29,6 +32,7 @@ export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
     CATTERY_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     CATTERY_RECONCILE_INTERVAL_S: '2',
     CATTERY_HEALTH_TIMEOUT_S: '60',
+    CATTERY_SUBNET_POOL: `10.${200 + fileIndex}.0.0/16`,
   }, overrides);
 }
 

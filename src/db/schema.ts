@@ -27,6 +27,8 @@ export interface InstanceConfig {
   secrets: Record<string, string>;
   /** Operator-set environment overrides for variables the manifest declares overridable. */
   env: Record<string, string>;
+  /** The instance's own /28 for its bridge network (orchestrator/subnets.ts). */
+  subnet?: string;
 }
 
 export const instances = sqliteTable('instances', {

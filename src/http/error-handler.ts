@@ -18,7 +18,7 @@ function validationMessage(err: FastifyError): string {
   if (v.keyword === 'required') return `${where}: field "${String(params.missingProperty)}" is required`;
   if (v.keyword === 'additionalProperties') return `${where}: field "${String(params.additionalProperty)}" is not allowed`;
   // A schema's description says in words what a pattern says in regex; people read the words.
-  const description = (v.parentSchema as { description?: string } | undefined)?.description;
+  const description = (v as { parentSchema?: { description?: string } }).parentSchema?.description;
   if (v.keyword === 'pattern' && description) return `${where}: ${description}`;
   return `${where} ${v.message ?? 'is invalid'}`;
 }

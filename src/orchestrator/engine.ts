@@ -78,7 +78,7 @@ export async function ping(engine: Engine): Promise<void> {
 }
 
 /** Idempotent: the network exists with our labels after this, or a conflict names the foreign one. */
-export async function ensureNetwork(engine: Engine, name: string, labels: Record<string, string>): Promise<string> {
+export async function ensureNetwork(engine: Engine, name: string, labels: Record<string, string>, subnet?: string): Promise<string> {
   const existing = await call(engine, `inspect network ${name}`, (d) => d.getNetwork(name).inspect()).catch((err) => {
     if (statusOf(err) === 404) return null;
     throw err;
@@ -92,10 +92,11 @@ export async function ensureNetwork(engine: Engine, name: string, labels: Record
       Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels,
       // Inter-container traffic inside one instance stays allowed; other instances sit on other bridges.
       Options: { 'com.docker.network.bridge.enable_icc': 'true' },
+      ...(subnet ? { IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } } : {}),
     }));
     return net.id;
   } catch (err) {
-    if (statusOf(err) === 409) return ensureNetwork(engine, name, labels);
+    if (statusOf(err) === 409) return ensureNetwork(engine, name, labels, subnet);
     throw err;
   }
 }

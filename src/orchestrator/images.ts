@@ -47,10 +47,10 @@ export function serviceImageRef(svc: CatalogService): string {
 
 export type Progress = (line: string) => void;
 
-function run(cmd: string, args: string[], progress: Progress): Promise<void> {
+function run(cmd: string, args: string[], progress: Progress, cwd?: string): Promise<void> {
   // argv only, never a shell: nothing here comes from a user, and it stays that way if one day it does.
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
     let tail = '';
     const onData = (b: Buffer) => {
       const s = b.toString();
@@ -126,6 +126,11 @@ export async function ensureServiceImage(engine: Engine, svc: CatalogService, op
     } else {
       buildargs.BASE = baseImageRef();
       if (!(await imageExists(engine, buildargs.BASE))) throw fail('CATTERY_ERR_BUILD', `base image ${buildargs.BASE} is missing: build it first`);
+    }
+    if (local.npm) {
+      // The host's npm already knows the way to its registry (mirror, proxy, CA); the image build needs none of it.
+      opts.progress(`[${svc.manifest.id}] npm ci --omit=dev`);
+      await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], (l) => opts.progress(`[${svc.manifest.id}] ${l}`), ctx);
     }
     opts.progress(`building ${ref} from ${svc.dir}`);
     const stream = await engine.docker.buildImage(tar.pack(ctx) as unknown as NodeJS.ReadableStream, {

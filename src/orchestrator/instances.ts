@@ -7,8 +7,9 @@ import type { Db } from '../db/connection.js';
 import { instances, operations, servers, type Desired, type Instance, type InstanceConfig, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { serviceImageRef } from './images.js';
+import { allocateSubnet } from './subnets.js';
 
-export interface InstanceDeps { db: Db; catalog: Catalog; portRange: readonly [number, number] }
+export interface InstanceDeps { db: Db; catalog: Catalog; portRange: readonly [number, number]; subnetPool: string }
 
 export const SLUG_PATTERN = '^[a-z][a-z0-9-]{1,40}[a-z0-9]$';
 
@@ -85,6 +86,7 @@ export function createInstance(deps: InstanceDeps, input: CreateInstanceInput, a
       ports: allocatePorts(db, m.ports.filter((p) => p.publish ?? true).map((p) => p.name), deps.portRange),
       secrets: Object.fromEntries(Object.entries(m.environment).flatMap(([k, v]) => ('secret' in v ? [[k, secret(v.secret.length)]] : []))),
       env,
+      subnet: allocateSubnet(deps.subnetPool, db.select({ config: instances.config }).from(instances).all().flatMap((r) => (r.config.subnet ? [r.config.subnet] : []))),
     };
     const row = db.insert(instances).values({
       slug: input.slug, service: input.service, serverId: server.id, desired: input.desired ?? 'running',

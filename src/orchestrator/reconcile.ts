@@ -161,7 +161,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const base = { ...labels };
     delete (base as Record<string, string>)[LABEL_GENERATION];
     // Networks and volumes outlive generations, so they carry no generation label of consequence.
-    await ensureNetwork(engine, networkName(deps.hosterId, inst.slug), { ...base, [LABEL_GENERATION]: '0' });
+    await ensureNetwork(engine, networkName(deps.hosterId, inst.slug), { ...base, [LABEL_GENERATION]: '0' }, inst.config.subnet);
     for (const v of m.volumes) await ensureVolume(engine, volumeName(deps.hosterId, inst.slug, v.name), { ...base, [LABEL_GENERATION]: '0' });
 
     const name = containerName(deps.hosterId, inst.slug);
