@@ -77,41 +77,26 @@ export async function ping(engine: Engine): Promise<void> {
   await call(engine, 'ping the Docker engine', (d) => d.ping());
 }
 
-/** Idempotent: the network exists with our labels after this, or a conflict names the foreign one. */
-export async function ensureNetwork(engine: Engine, name: string, labels: Record<string, string>, subnet?: string): Promise<string> {
-  const existing = await call(engine, `inspect network ${name}`, (d) => d.getNetwork(name).inspect()).catch((err) => {
-    if (statusOf(err) === 404) return null;
-    throw err;
-  });
-  if (existing) {
-    if (!isOurs(engine, existing.Labels)) throw fail('CATTERY_ERR_CONFLICT', `network ${name} exists and is not managed by cattery`);
-    return existing.Id as string;
-  }
+/** Idempotent: the network exists with our labels after this, or a conflict names the foreign one. Create first
+ * and inspect only on a 409: the common case (a new instance) costs one call. */
+export async function ensureNetwork(engine: Engine, name: string, labels: Record<string, string>, subnet?: string): Promise<void> {
   try {
-    const net = await call(engine, `create network ${name}`, (d) => d.createNetwork({
+    await call(engine, `create network ${name}`, (d) => d.createNetwork({
       Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels,
-      // Inter-container traffic inside one instance stays allowed; other instances sit on other bridges.
-      Options: { 'com.docker.network.bridge.enable_icc': 'true' },
       ...(subnet ? { IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } } : {}),
     }));
-    return net.id;
   } catch (err) {
-    if (statusOf(err) === 409) return ensureNetwork(engine, name, labels, subnet);
-    throw err;
+    if (statusOf(err) !== 409) throw err;
+    const existing = await call(engine, `inspect network ${name}`, (d) => d.getNetwork(name).inspect());
+    if (!isOurs(engine, existing.Labels)) throw fail('CATTERY_ERR_CONFLICT', `network ${name} exists and is not managed by cattery`);
   }
 }
 
+/** Creating a volume that exists is a no-op in Docker; the inspect after it checks whose it is. */
 export async function ensureVolume(engine: Engine, name: string, labels: Record<string, string>): Promise<void> {
-  const existing = await call(engine, `inspect volume ${name}`, (d) => d.getVolume(name).inspect()).catch((err) => {
-    if (statusOf(err) === 404) return null;
-    throw err;
-  });
-  if (existing) {
-    if (!isOurs(engine, existing.Labels)) throw fail('CATTERY_ERR_CONFLICT', `volume ${name} exists and is not managed by cattery`);
-    return;
-  }
-  // Creating an existing volume is a no-op in Docker, so a race here is harmless.
   await call(engine, `create volume ${name}`, (d) => d.createVolume({ Name: name, Labels: labels }));
+  const vol = await call(engine, `inspect volume ${name}`, (d) => d.getVolume(name).inspect());
+  if (!isOurs(engine, vol.Labels as Record<string, string> | undefined)) throw fail('CATTERY_ERR_CONFLICT', `volume ${name} exists and is not managed by cattery`);
 }
 
 export interface Managed {

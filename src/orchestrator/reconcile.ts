@@ -161,8 +161,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const base = { ...labels };
     delete (base as Record<string, string>)[LABEL_GENERATION];
     // Networks and volumes outlive generations, so they carry no generation label of consequence.
-    await ensureNetwork(engine, networkName(deps.hosterId, inst.slug), { ...base, [LABEL_GENERATION]: '0' }, inst.config.subnet);
-    for (const v of m.volumes) await ensureVolume(engine, volumeName(deps.hosterId, inst.slug, v.name), { ...base, [LABEL_GENERATION]: '0' });
+    await Promise.all([
+      ensureNetwork(engine, networkName(deps.hosterId, inst.slug), { ...base, [LABEL_GENERATION]: '0' }, inst.config.subnet),
+      ...m.volumes.map((v) => ensureVolume(engine, volumeName(deps.hosterId, inst.slug, v.name), { ...base, [LABEL_GENERATION]: '0' })),
+    ]);
 
     const name = containerName(deps.hosterId, inst.slug);
     let current: Docker.ContainerInfo | undefined;
@@ -174,13 +176,22 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       journalAction(inst.slug, c.Labels[LABEL_GENERATION] === String(inst.generation) ? 'container-removed' : 'container-replaced', { generation: c.Labels[LABEL_GENERATION] });
     }
     let id = current?.Id;
+    // What the listing already says spares an inspect: a container just created is known not to run.
+    let isRunning = current?.State === 'running';
     if (!id) {
       if (!(await imageExists(engine, inst.image))) throw fail('CATTERY_ERR_IMAGE_MISSING', inst.image);
       if (inst.observed !== 'pending' && inst.observed !== 'creating' && inst.containerId) journalAction(inst.slug, 'container-missing', { was: inst.containerId });
       id = await createOrAdopt(engine, inst, buildContainerSpec({ hosterId: deps.hosterId, manifest: m, instance: inst, server }));
+      isRunning = false;
     }
     const cid = id;
-    let info = await call(engine, `inspect ${name}`, (d) => d.getContainer(cid).inspect());
+    let info: Docker.ContainerInspectInfo;
+    if (inst.desired === 'running' && !isRunning) {
+      await call(engine, `start ${name}`, (d) => d.getContainer(cid).start()).catch((err) => { if (statusOf(err) !== 304) throw err; });
+      info = await call(engine, `inspect ${name}`, (d) => d.getContainer(cid).inspect());
+    } else {
+      info = await call(engine, `inspect ${name}`, (d) => d.getContainer(cid).inspect());
+    }
     if (inst.desired === 'running' && !info.State.Running) {
       await call(engine, `start ${name}`, (d) => d.getContainer(cid).start()).catch((err) => { if (statusOf(err) !== 304) throw err; });
       info = await call(engine, `inspect ${name}`, (d) => d.getContainer(cid).inspect());
