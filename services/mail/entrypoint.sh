@@ -18,16 +18,28 @@ protocols = imap lmtp
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:/var/mail/vhosts/%d/%n
-passdb { driver = passwd-file
-  args = scheme=SHA512-CRYPT $state/passwd }
-userdb { driver = static
-  args = uid=mail gid=mail home=/var/mail/vhosts/%d/%n }
-service auth { unix_listener /var/spool/postfix/private/auth { mode = 0660
+passdb {
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT $state/passwd
+}
+userdb {
+  driver = static
+  args = uid=mail gid=mail home=/var/mail/vhosts/%d/%n
+}
+service auth {
+  unix_listener /var/spool/postfix/private/auth {
+    mode = 0660
     user = postfix
-    group = postfix } }
-service lmtp { unix_listener /var/spool/postfix/private/dovecot-lmtp { mode = 0600
+    group = postfix
+  }
+}
+service lmtp {
+  unix_listener /var/spool/postfix/private/dovecot-lmtp {
+    mode = 0600
     user = postfix
-    group = postfix } }
+    group = postfix
+  }
+}
 log_path = /dev/stderr
 CONF
 dovecot
