@@ -19,6 +19,8 @@ export const Errors = {
   CATTERY_ERR_BUILD: createError('CATTERY_ERR_BUILD', 'Image build failed: %s', 500),
   CATTERY_ERR_MIGRATION: createError('CATTERY_ERR_MIGRATION', 'Database migration failed: %s', 500),
   CATTERY_ERR_CONFIG: createError('CATTERY_ERR_CONFIG', 'Invalid configuration: %s', 500),
+  CATTERY_ERR_ACCOUNT_UNSUPPORTED: createError('CATTERY_ERR_ACCOUNT_UNSUPPORTED', '%s', 409),
+  CATTERY_ERR_ACCOUNT_OPERATION: createError('CATTERY_ERR_ACCOUNT_OPERATION', 'The service refused the account operation: %s', 502),
 } as const;
 
 export type ErrorCode = keyof typeof Errors;

@@ -72,3 +72,24 @@ export const operations = sqliteTable('operations', {
 export type Server = typeof servers.$inferSelect;
 export type Instance = typeof instances.$inferSelect;
 export type Operation = typeof operations.$inferSelect;
+
+export const ACCOUNT_STATES = ['pending', 'active', 'suspended', 'deleting', 'failed'] as const;
+export type AccountState = (typeof ACCOUNT_STATES)[number];
+
+/** A resident's account inside one instance. The desired state lives here; the service is converged to it by the
+ * account operations (accounts/), journaled in `operations` with kind `account.*`. */
+export const accounts = sqliteTable('accounts', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  instanceId: integer('instance_id').notNull().references(() => instances.id, { onDelete: 'restrict' }),
+  username: text('username').notNull(),
+  state: text('state', { enum: ACCOUNT_STATES }).notNull().default('pending'),
+  quotaMb: integer('quota_mb').notNull(),
+  usageBytes: integer('usage_bytes'),
+  usageItems: integer('usage_items'),
+  usageAt: text('usage_at'),
+  lastError: text('last_error'),
+  createdAt: text('created_at').notNull().default(now),
+  updatedAt: text('updated_at').notNull().default(now),
+}, (t) => [uniqueIndex('accounts_instance_username_unique').on(t.instanceId, t.username)]);
+
+export type Account = typeof accounts.$inferSelect;

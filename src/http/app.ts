@@ -15,6 +15,7 @@ import type { Reconciler } from '../orchestrator/reconcile.js';
 import { createPrincipalResolver } from './auth.js';
 import { errorHandler } from './error-handler.js';
 import { checkRoles } from './roles.js';
+import { accountRoutes } from './routes/accounts.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { eventRoutes } from './routes/events.js';
 import { instanceRoutes } from './routes/instances.js';
@@ -81,6 +82,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(catalogRoutes, { catalog: deps.catalog });
   await app.register(serverRoutes, { db: deps.db });
   await app.register(instanceRoutes, { deps: instanceDeps, reconciler: deps.reconciler });
+  await app.register(accountRoutes, {
+    deps: { db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'accounts' }) },
+  });
   await app.register(eventRoutes, { events: deps.events });
   return app as unknown as FastifyInstance;
 }

@@ -6,7 +6,7 @@ import pLimit from 'p-limit';
 import type Docker from 'dockerode';
 import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
-import { instances, operations, servers, type Instance, type Observed, type Server } from '../db/schema.js';
+import { accounts, instances, operations, servers, type Instance, type Observed, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import { archiveVolumes } from './archive.js';
@@ -222,6 +222,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
     const now = new Date().toISOString();
     deps.db.transaction((tx) => {
+      // Its accounts lived in its volumes, archived above (or purged): their rows go with the instance.
+      tx.delete(accounts).where(eq(accounts.instanceId, inst.id)).run();
       tx.delete(instances).where(eq(instances.id, inst.id)).run();
       tx.update(operations).set({ status: 'done', finishedAt: now, error: null })
         .where(and(eq(operations.instanceSlug, inst.slug), eq(operations.status, 'pending'))).run();

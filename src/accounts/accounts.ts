@@ -1,0 +1,183 @@
+// Residents' accounts inside instances. The row is written first (intent), the service's own operation runs outside
+// the transaction, the outcome is recorded. Operations are idempotent: creating an existing account or deleting a
+// deleted one succeeds. Every value reaching a service has been checked against a strict pattern here first.
+import { and, asc, eq } from 'drizzle-orm';
+import type { Readable } from 'node:stream';
+import type { Catalog } from '../catalog/load.js';
+import type { ACCOUNT_OPERATIONS } from '../catalog/manifest.js';
+import type { Db } from '../db/connection.js';
+import { accounts, instances, operations, servers, type Account, type AccountState, type Instance } from '../db/schema.js';
+import { fail } from '../errors.js';
+import type { Logger } from '../log.js';
+import { containerName } from '../orchestrator/container-spec.js';
+import type { Engine } from '../orchestrator/engine.js';
+import { execStream, execWithInput } from './exec.js';
+
+export const USERNAME_PATTERN = '^[a-z][a-z0-9._-]{0,30}[a-z0-9]$';
+const USERNAME = new RegExp(USERNAME_PATTERN);
+export const PASSWORD_MIN = 10;
+export const PASSWORD_MAX = 128;
+export const QUOTA_MAX_MB = 1024 * 1024;
+
+type Op = (typeof ACCOUNT_OPERATIONS)[number];
+
+export interface AccountDeps {
+  db: Db;
+  catalog: Catalog;
+  hosterId: string;
+  engineFor: (server: typeof servers.$inferSelect) => Engine;
+  log: Logger;
+}
+
+export function checkUsername(u: string): void {
+  if (!USERNAME.test(u) || u.includes('..')) throw fail('CATTERY_ERR_VALIDATION', 'username: 2 to 32 lowercase letters, digits, dots, dashes or underscores, starting with a letter');
+}
+export function checkPassword(p: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (p.length < PASSWORD_MIN || p.length > PASSWORD_MAX || /[\u0000-\u001f\u007f]/.test(p)) {
+    throw fail('CATTERY_ERR_VALIDATION', `password: ${PASSWORD_MIN} to ${PASSWORD_MAX} characters, no control characters`);
+  }
+}
+export function checkQuota(q: number): void {
+  if (!Number.isInteger(q) || q < 1 || q > QUOTA_MAX_MB) throw fail('CATTERY_ERR_VALIDATION', `quotaMb: a whole number from 1 to ${QUOTA_MAX_MB}`);
+}
+
+function instanceOf(db: Db, slug: string): Instance {
+  const inst = db.select().from(instances).where(eq(instances.slug, slug)).get();
+  if (!inst) throw fail('CATTERY_ERR_NOT_FOUND', `No instance "${slug}"`);
+  return inst;
+}
+
+export function getAccount(db: Db, slug: string, username: string): Account {
+  const inst = instanceOf(db, slug);
+  const row = db.select().from(accounts).where(and(eq(accounts.instanceId, inst.id), eq(accounts.username, username))).get();
+  if (!row) throw fail('CATTERY_ERR_NOT_FOUND', `No account "${username}" in "${slug}"`);
+  return row;
+}
+
+export function listAccounts(db: Db, slug: string): Account[] {
+  const inst = instanceOf(db, slug);
+  return db.select().from(accounts).where(eq(accounts.instanceId, inst.id)).orderBy(asc(accounts.username)).all();
+}
+
+function journal(db: Db, slug: string, kind: string, actor: string, detail: Record<string, unknown>, status: 'done' | 'failed', error?: string) {
+  db.insert(operations).values({ instanceSlug: slug, kind: `account.${kind}`, actor, status, detail, error: error ?? null, finishedAt: new Date().toISOString() }).run();
+}
+
+/** Run one operation of the manifest's adapter inside the instance's container. */
+async function runOp(deps: AccountDeps, inst: Instance, op: Op, input: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const m = deps.catalog.services.get(inst.service)?.manifest;
+  const spec = m?.accounts?.operations[op];
+  if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "${op}" account operation`);
+  if (!('exec' in spec)) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `HTTP account adapters are not available yet (${inst.service}.${op})`);
+  if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
+  const server = deps.db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
+  const r = await execWithInput(deps.engineFor(server), containerName(deps.hosterId, inst.slug), spec.exec, JSON.stringify(input));
+  let out: Record<string, unknown> = {};
+  try { out = JSON.parse(r.stdout.toString() || '{}'); } catch { /* reported below */ }
+  if (r.exitCode !== 0 || out.ok !== true) {
+    deps.log.warn({ slug: inst.slug, op, exitCode: r.exitCode, stderr: r.stderr }, 'account operation failed');
+    throw fail('CATTERY_ERR_ACCOUNT_OPERATION', typeof out.error === 'string' ? out.error.slice(0, 200) : `${op} exited with ${r.exitCode}`);
+  }
+  return out;
+}
+
+function setState(db: Db, id: number, state: AccountState, extra: Partial<Account> = {}) {
+  db.update(accounts).set({ state, updatedAt: new Date().toISOString(), ...extra }).where(eq(accounts.id, id)).run();
+}
+
+export async function createAccount(deps: AccountDeps, slug: string, input: { username: string; password: string; quotaMb: number }, actor: string): Promise<{ account: Account; created: boolean }> {
+  checkUsername(input.username);
+  checkPassword(input.password);
+  checkQuota(input.quotaMb);
+  const inst = instanceOf(deps.db, slug);
+  const existing = deps.db.select().from(accounts).where(and(eq(accounts.instanceId, inst.id), eq(accounts.username, input.username))).get();
+  if (existing && existing.state !== 'failed' && existing.state !== 'pending') return { account: existing, created: false };
+  const row = existing ?? deps.db.insert(accounts).values({ instanceId: inst.id, username: input.username, quotaMb: input.quotaMb }).returning().get();
+  try {
+    await runOp(deps, inst, 'create', input);
+  } catch (err) {
+    setState(deps.db, row.id, 'failed', { lastError: (err as Error).message });
+    journal(deps.db, slug, 'create', actor, { username: input.username }, 'failed', (err as Error).message);
+    throw err;
+  }
+  setState(deps.db, row.id, 'active', { lastError: null, quotaMb: input.quotaMb });
+  journal(deps.db, slug, 'create', actor, { username: input.username, quotaMb: input.quotaMb }, 'done');
+  return { account: getAccount(deps.db, slug, input.username), created: true };
+}
+
+/** setPassword, suspend, resume, setQuota: one operation, the state recorded after it succeeded. */
+export async function changeAccount(deps: AccountDeps, slug: string, username: string,
+  change: { password?: string; suspended?: boolean; quotaMb?: number }, actor: string): Promise<Account> {
+  checkUsername(username);
+  if (change.password !== undefined) checkPassword(change.password);
+  if (change.quotaMb !== undefined) checkQuota(change.quotaMb);
+  const acc = getAccount(deps.db, slug, username);
+  if (acc.state === 'deleting' || acc.state === 'pending' || acc.state === 'failed') throw fail('CATTERY_ERR_CONFLICT', `Account "${username}" is ${acc.state}`);
+  const inst = instanceOf(deps.db, slug);
+  const steps: [Op, Record<string, unknown>, Partial<Account> & { state?: AccountState }][] = [];
+  if (change.password !== undefined) steps.push(['setPassword', { username, password: change.password }, {}]);
+  if (change.quotaMb !== undefined) steps.push(['setQuota', { username, quotaMb: change.quotaMb }, { quotaMb: change.quotaMb }]);
+  if (change.suspended === true && acc.state !== 'suspended') steps.push(['suspend', { username }, { state: 'suspended' }]);
+  if (change.suspended === false && acc.state === 'suspended') steps.push(['resume', { username }, { state: 'active' }]);
+  for (const [op, input, after] of steps) {
+    try {
+      await runOp(deps, inst, op, input);
+    } catch (err) {
+      journal(deps.db, slug, op, actor, { username }, 'failed', (err as Error).message);
+      throw err;
+    }
+    const { state, ...rest } = after;
+    setState(deps.db, acc.id, state ?? getAccount(deps.db, slug, username).state, { ...rest, lastError: null });
+    journal(deps.db, slug, op, actor, { username, ...(op === 'setQuota' ? input : {}) }, 'done');
+  }
+  return getAccount(deps.db, slug, username);
+}
+
+export async function refreshUsage(deps: AccountDeps, slug: string, username: string): Promise<Account> {
+  const acc = getAccount(deps.db, slug, username);
+  const out = await runOp(deps, instanceOf(deps.db, slug), 'usage', { username });
+  const bytes = Number(out.bytes); const items = Number(out.items);
+  deps.db.update(accounts).set({ usageBytes: Number.isFinite(bytes) ? bytes : null, usageItems: Number.isFinite(items) ? items : null, usageAt: new Date().toISOString() })
+    .where(eq(accounts.id, acc.id)).run();
+  return getAccount(deps.db, slug, username);
+}
+
+/** The account's data as the service's export gives it (a tar stream). */
+export async function exportAccount(deps: AccountDeps, slug: string, username: string, actor: string): Promise<Readable> {
+  getAccount(deps.db, slug, username);
+  const inst = instanceOf(deps.db, slug);
+  const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.export;
+  if (!spec || !('exec' in spec)) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
+  const server = deps.db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
+  const { stdout, done } = await execStream(deps.engineFor(server), containerName(deps.hosterId, slug), spec.exec, JSON.stringify({ username }));
+  void done.then((code) => journal(deps.db, slug, 'export', actor, { username }, code === 0 ? 'done' : 'failed', code === 0 ? undefined : `exit ${code}`));
+  return stdout;
+}
+
+/** Purge the account's data from the service, then forget it. Deleting an unknown account succeeds. */
+export async function deleteAccount(deps: AccountDeps, slug: string, username: string, actor: string): Promise<void> {
+  checkUsername(username);
+  const inst = instanceOf(deps.db, slug);
+  const acc = deps.db.select().from(accounts).where(and(eq(accounts.instanceId, inst.id), eq(accounts.username, username))).get();
+  if (!acc) return;
+  setState(deps.db, acc.id, 'deleting');
+  try {
+    await runOp(deps, inst, 'delete', { username });
+  } catch (err) {
+    deps.db.update(accounts).set({ lastError: (err as Error).message }).where(eq(accounts.id, acc.id)).run();
+    journal(deps.db, slug, 'delete', actor, { username }, 'failed', (err as Error).message);
+    throw err;
+  }
+  deps.db.transaction((tx) => {
+    tx.delete(accounts).where(eq(accounts.id, acc.id)).run();
+    tx.insert(operations).values({ instanceSlug: slug, kind: 'account.delete', actor, status: 'done', detail: { username }, finishedAt: new Date().toISOString() }).run();
+  });
+}
+
+export function publicAccount(a: Account) {
+  return {
+    username: a.username, state: a.state, quotaMb: a.quotaMb, usageBytes: a.usageBytes, usageItems: a.usageItems, usageAt: a.usageAt,
+    lastError: a.lastError, createdAt: a.createdAt, updatedAt: a.updatedAt,
+  };
+}

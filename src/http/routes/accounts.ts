@@ -1,0 +1,90 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  PASSWORD_MAX, PASSWORD_MIN, QUOTA_MAX_MB, USERNAME_PATTERN, changeAccount, createAccount, deleteAccount, exportAccount, getAccount, listAccounts,
+  publicAccount, refreshUsage, type AccountDeps,
+} from '../../accounts/accounts.js';
+import { ACCOUNT_STATES } from '../../db/schema.js';
+import { ErrorReply } from '../error-handler.js';
+import { SLUG_PATTERN } from '../../orchestrator/instances.js';
+
+const Nullable = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const AccountView = Type.Object({
+  username: Type.String(), state: Type.Union(ACCOUNT_STATES.map((s) => Type.Literal(s))), quotaMb: Type.Integer(),
+  usageBytes: Nullable(Type.Integer()), usageItems: Nullable(Type.Integer()), usageAt: Nullable(Type.String()),
+  lastError: Nullable(Type.String()), createdAt: Type.String(), updatedAt: Type.String(),
+});
+const Username = Type.String({ pattern: USERNAME_PATTERN, maxLength: 32, description: '2 to 32 lowercase letters, digits, dots, dashes or underscores, starting with a letter' });
+const Password = Type.String({ minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX, description: `${PASSWORD_MIN} to ${PASSWORD_MAX} characters` });
+const Quota = Type.Integer({ minimum: 1, maximum: QUOTA_MAX_MB, description: 'megabytes' });
+const Params = Type.Object({ slug: Type.String({ pattern: SLUG_PATTERN }) });
+const AccParams = Type.Object({ slug: Type.String({ pattern: SLUG_PATTERN }), username: Username });
+const Errors = { 400: ErrorReply, 404: ErrorReply, 409: ErrorReply, 502: ErrorReply };
+
+export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = async (app, { deps }) => {
+  const actor = (req: { principal: { id: string } | null }) => req.principal?.id ?? 'anonymous';
+
+  app.get('/api/instances/:slug/accounts', {
+    config: { roles: ['admin'] },
+    schema: { tags: ['accounts'], summary: 'Accounts of an instance', params: Params, response: { 200: Type.Array(AccountView), 404: ErrorReply } },
+  }, async (req) => listAccounts(deps.db, req.params.slug).map(publicAccount));
+
+  app.post('/api/instances/:slug/accounts', {
+    config: { roles: ['admin'] },
+    schema: {
+      tags: ['accounts'], summary: 'Create an account (idempotent: an existing account is returned as it is, with 200)', params: Params,
+      body: Type.Object({ username: Username, password: Password, quotaMb: Quota }, { additionalProperties: false }),
+      response: { 201: AccountView, 200: AccountView, ...Errors },
+    },
+  }, async (req, reply) => {
+    const { account, created } = await createAccount(deps, req.params.slug, req.body, actor(req));
+    reply.code(created ? 201 : 200);
+    return publicAccount(account);
+  });
+
+  app.get('/api/instances/:slug/accounts/:username', {
+    config: { roles: ['admin'] },
+    schema: {
+      tags: ['accounts'], summary: 'Read an account; ?usage=true asks the service for current usage', params: AccParams,
+      querystring: Type.Object({ usage: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+      response: { 200: AccountView, ...Errors },
+    },
+  }, async (req) => publicAccount(req.query.usage
+    ? await refreshUsage(deps, req.params.slug, req.params.username)
+    : getAccount(deps.db, req.params.slug, req.params.username)));
+
+  app.patch('/api/instances/:slug/accounts/:username', {
+    config: { roles: ['admin'] },
+    schema: {
+      tags: ['accounts'], summary: 'Change password or quota, suspend or resume', params: AccParams,
+      body: Type.Object({ password: Type.Optional(Password), quotaMb: Type.Optional(Quota), suspended: Type.Optional(Type.Boolean()) },
+        { additionalProperties: false, minProperties: 1 }),
+      response: { 200: AccountView, ...Errors },
+    },
+  }, async (req) => publicAccount(await changeAccount(deps, req.params.slug, req.params.username, req.body, actor(req))));
+
+  for (const [action, suspended] of [['suspend', true], ['resume', false]] as const) {
+    app.post(`/api/instances/:slug/accounts/:username/${action}`, {
+      config: { roles: ['admin'] },
+      schema: { tags: ['accounts'], summary: `${action === 'suspend' ? 'Suspend' : 'Resume'} an account`, params: AccParams, response: { 200: AccountView, ...Errors } },
+    }, async (req) => publicAccount(await changeAccount(deps, req.params.slug, req.params.username, { suspended }, actor(req))));
+  }
+
+  app.get('/api/instances/:slug/accounts/:username/export', {
+    config: { roles: ['admin'] },
+    schema: { tags: ['accounts'], summary: 'Download the account\'s data (tar, open formats)', params: AccParams },
+  }, async (req, reply) => {
+    const stream = await exportAccount(deps, req.params.slug, req.params.username, actor(req));
+    reply.header('content-type', 'application/x-tar')
+      .header('content-disposition', `attachment; filename="${req.params.slug}-${req.params.username}.tar"`);
+    return reply.send(stream);
+  });
+
+  app.delete('/api/instances/:slug/accounts/:username', {
+    config: { roles: ['admin'] },
+    schema: { tags: ['accounts'], summary: 'Delete an account and purge its data (idempotent)', params: AccParams, response: { 204: Type.Null(), ...Errors } },
+  }, async (req, reply) => {
+    await deleteAccount(deps, req.params.slug, req.params.username, actor(req));
+    return reply.code(204).send(null);
+  });
+};

@@ -1,0 +1,109 @@
+// The mail service end to end: Postfix and Dovecot in a container built from Debian, accounts made by cattery,
+// real SMTP submission and IMAP clients.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import t from 'tap';
+import tar from 'tar-fs';
+import nodemailer from 'nodemailer';
+import { ImapFlow } from 'imapflow';
+import { execIn, testRuntime, waitFor } from '../helpers.js';
+
+const DOMAIN = 'quartier.test';
+
+t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t) => {
+  const rt = await testRuntime(t, { healthTimeoutSeconds: 180 });
+  const { app, config } = rt;
+  const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'mail', slug: 'courriel', env: { MAIL_DOMAIN: DOMAIN } } });
+  t.equal(created.statusCode, 202, created.body);
+  const ports = created.json().ports as Record<string, number>;
+  await waitFor('mail healthy', async () => (await app.inject('/api/instances/courriel')).json().observed === 'healthy', 120_000, 500);
+
+  const mk = (username: string, password: string, quotaMb = 50) =>
+    app.inject({ method: 'POST', url: '/api/instances/courriel/accounts', payload: { username, password, quotaMb } });
+  const a = await mk('alice', 'alice-secret-1');
+  t.equal(a.statusCode, 201, a.body);
+  t.equal(a.json().state, 'active');
+  t.equal((await mk('bob', 'bob-secret-22')).statusCode, 201);
+  t.equal((await mk('bob', 'bob-secret-22')).statusCode, 200, 'creating an existing account is not an error');
+
+  const send = (user: string, pass: string, to: string, subject: string, extra: Partial<nodemailer.SendMailOptions> = {}) =>
+    nodemailer.createTransport({ host: '127.0.0.1', port: ports.submission, secure: false, ignoreTLS: true, auth: { user: `${user}@${DOMAIN}`, pass } })
+      .sendMail({ from: `${user}@${DOMAIN}`, to, subject, text: 'Bonjour du quartier', ...extra });
+  const imap = async (user: string, pass: string) => {
+    const c = new ImapFlow({ host: '127.0.0.1', port: ports.imap, secure: false, auth: { user: `${user}@${DOMAIN}`, pass }, logger: false, doSTARTTLS: false });
+    // A refused login closes the connection: imapflow then reports it as an 'error' event as well as a rejection.
+    c.on('error', () => undefined);
+    await c.connect();
+    return c;
+  };
+  const subjects = async (user: string, pass: string) => {
+    const c = await imap(user, pass);
+    try {
+      await c.mailboxOpen('INBOX');
+      const out: string[] = [];
+      for await (const msg of c.fetch('1:*', { envelope: true })) out.push(msg.envelope?.subject ?? '');
+      return out;
+    } catch { return []; } finally { if (c.usable) await c.logout().catch(() => undefined); else c.close(); }
+  };
+
+  await send('alice', 'alice-secret-1', `bob@${DOMAIN}`, 'Réunion de quartier');
+  await waitFor('delivered to bob', async () => (await subjects('bob', 'bob-secret-22')).includes('Réunion de quartier'), 30_000, 500);
+  t.pass('alice → bob delivered over submission, read over IMAP');
+
+  await t.rejects(imap('bob', 'wrong-password'), 'a wrong password is refused');
+  await t.rejects(send('alice', 'wrong-password', `bob@${DOMAIN}`, 'x'), 'submission refuses a wrong password');
+
+  const s = await app.inject({ method: 'POST', url: '/api/instances/courriel/accounts/bob/suspend' });
+  t.equal(s.json().state, 'suspended');
+  await t.rejects(imap('bob', 'bob-secret-22'), 'a suspended account cannot log in');
+  t.equal((await app.inject({ method: 'POST', url: '/api/instances/courriel/accounts/bob/resume' })).json().state, 'active');
+  t.ok((await subjects('bob', 'bob-secret-22')).length >= 1, 'resumed: login works again');
+
+  const pw = await app.inject({ method: 'PATCH', url: '/api/instances/courriel/accounts/bob', payload: { password: 'bob-new-secret' } });
+  t.equal(pw.statusCode, 200, pw.body);
+  await t.rejects(imap('bob', 'bob-secret-22'), 'the old password no longer works');
+  t.ok((await subjects('bob', 'bob-new-secret')).length >= 1, 'the new one does');
+
+  // Over quota: a 1 MB mailbox refuses a 2 MB message, and Postfix tells the sender.
+  t.equal((await app.inject({ method: 'PATCH', url: '/api/instances/courriel/accounts/bob', payload: { quotaMb: 1 } })).json().quotaMb, 1);
+  await send('alice', 'alice-secret-1', `bob@${DOMAIN}`, 'Trop gros', { attachments: [{ filename: 'big.bin', content: Buffer.alloc(2 * 1024 * 1024, 7) }] });
+  await waitFor('bounce to alice', async () => (await subjects('alice', 'alice-secret-1')).some((x) => /Undelivered|Delivery Status|returned/i.test(x)), 30_000, 500);
+  t.notOk((await subjects('bob', 'bob-new-secret')).includes('Trop gros'), 'the over-quota message was not delivered');
+
+  const usage = await app.inject('/api/instances/courriel/accounts/bob?usage=true');
+  t.ok(usage.json().usageItems >= 1 && usage.json().usageBytes > 0, `usage read: ${usage.body}`);
+
+  const exp = await app.inject('/api/instances/courriel/accounts/bob/export');
+  t.equal(exp.statusCode, 200);
+  t.equal(exp.headers['content-type'], 'application/x-tar');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-export-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  await pipeline(Readable.from(exp.rawPayload), tar.extract(dir));
+  const files = fs.readdirSync(path.join(dir, 'bob', 'cur')).concat(fs.readdirSync(path.join(dir, 'bob', 'new')));
+  t.ok(files.some((f) => fs.readFileSync(path.join(dir, 'bob', fs.existsSync(path.join(dir, 'bob', 'cur', f)) ? 'cur' : 'new', f), 'utf8').includes('Subject: =?UTF-8?Q?R=C3=A9union')
+    || fs.readFileSync(path.join(dir, 'bob', fs.existsSync(path.join(dir, 'bob', 'cur', f)) ? 'cur' : 'new', f), 'utf8').includes('union de quartier')), 'the export holds the message as a Maildir file');
+
+  const del = await app.inject({ method: 'DELETE', url: '/api/instances/courriel/accounts/bob' });
+  t.equal(del.statusCode, 204);
+  t.equal((await app.inject({ method: 'DELETE', url: '/api/instances/courriel/accounts/bob' })).statusCode, 204, 'deleting a deleted account is not an error');
+  await t.rejects(imap('bob', 'bob-new-secret'), 'a deleted account cannot log in');
+  const gone = await execIn(`${config.hosterId}-courriel`, ['test', '-e', `/var/mail/vhosts/${DOMAIN}/bob`]);
+  t.not(gone.code, 0, 'the maildir is gone');
+  t.equal((await app.inject('/api/instances/courriel/accounts/bob')).statusCode, 404);
+
+  // Hostile input: refused before anything reaches the container, nothing stored.
+  const before = rt.db.$client.prepare('select count(*) n from accounts').get();
+  for (const [username, password, quotaMb] of [
+    ['a;rm -rf /', 'long-enough-1', 10], ['$(reboot)', 'long-enough-1', 10], ['../../etc', 'long-enough-1', 10], ['x'.repeat(200), 'long-enough-1', 10],
+    ['carol', 'short', 10], ['carol', 'p'.repeat(500), 10], ['carol', 'line\nbreak-pass', 10], ['carol', 'long-enough-1', -1], ['carol', 'long-enough-1', 1e12],
+  ] as [string, string, number][]) {
+    const r = await mk(username, password, quotaMb);
+    t.equal(r.statusCode, 400, `${JSON.stringify(username).slice(0, 30)} / ${password.length} chars / ${quotaMb}: ${r.json().message}`);
+    t.equal(r.json().code, 'CATTERY_ERR_VALIDATION');
+  }
+  t.equal((await app.inject({ method: 'GET', url: '/api/instances/courriel/accounts/..%2F..%2Fetc' })).statusCode, 400, 'path traversal in a URL');
+  t.same(rt.db.$client.prepare('select count(*) n from accounts').get(), before, 'nothing stored');
+});
