@@ -30,7 +30,7 @@ const Errors = { 400: ErrorReply, 404: ErrorReply, 409: ErrorReply };
 export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; reconciler: Reconciler }> = async (app, { deps, reconciler }) => {
   const db: Db = deps.db;
   const serverNames = () => new Map(listServers(db).map((s) => [s.id, s.name]));
-  const view = (row: Instance) => publicInstance(row, serverNames().get(row.serverId));
+  const view = (row: Instance, names = serverNames()) => publicInstance(row, names.get(row.serverId));
   /** After a change: wake the reconciler, and with ?wait=true answer with what it achieved. */
   const afterChange = async (row: Instance, wait: boolean | undefined, reason: string) => {
     const pass = reconciler.trigger(reason, row.slug);
@@ -49,7 +49,10 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
       querystring: Type.Object({ service: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
       response: { 200: Type.Array(InstanceView) },
     },
-  }, async (req) => listInstances(db, { service: req.query.service }).map(view));
+  }, async (req) => {
+    const names = serverNames();
+    return listInstances(db, { service: req.query.service }).map((row) => view(row, names));
+  });
 
   app.post('/api/instances', {
     config: { roles: ['admin'] },
