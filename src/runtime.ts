@@ -10,6 +10,7 @@ import { buildApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { createEventBus, type EventBus } from './orchestrator/events.js';
 import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
+import { retryPendingAccounts } from './accounts/accounts.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
 
 export interface Runtime {
@@ -20,6 +21,8 @@ export interface Runtime {
   reconciler: Reconciler;
   app: FastifyInstance;
   log: Logger;
+  /** Start the reconciler (timer, Docker events) and the retries of deferred account operations. */
+  start(intervalSeconds: number): void;
   close(): Promise<void>;
 }
 
@@ -43,9 +46,22 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       ...(opts.maxBackoffSeconds !== undefined ? { maxBackoffSeconds: opts.maxBackoffSeconds } : {}),
     });
     const app = await buildApp({ config, db, catalog, reconciler, events, log });
+    const accountDeps = { db, catalog, hosterId: config.hosterId, engineFor: reconciler.engineFor, log: log.child({ domain: 'accounts' }) };
+    let accountTimer: NodeJS.Timeout | undefined;
+    let retrying = false;
     return {
       config, db, catalog, events, reconciler, app, log,
+      start(intervalSeconds) {
+        reconciler.start(intervalSeconds);
+        accountTimer = setInterval(() => {
+          if (retrying) return;
+          retrying = true;
+          retryPendingAccounts(accountDeps).finally(() => { retrying = false; });
+        }, intervalSeconds * 1000);
+        accountTimer.unref();
+      },
       async close() {
+        clearInterval(accountTimer);
         await app.close();
         await reconciler.stop();
         db.$client.close();

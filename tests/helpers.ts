@@ -46,7 +46,7 @@ export async function removeHosterObjects(hosterId: string): Promise<void> {
 export async function testRuntime(t: Test, overrides: Partial<Config> = {}): Promise<Runtime> {
   const config = testConfig(t, overrides);
   const rt = await createRuntime(config, pino({ level: config.logLevel }), { maxBackoffSeconds: 2 });
-  rt.reconciler.start(config.reconcileIntervalSeconds);
+  rt.start(config.reconcileIntervalSeconds);
   t.teardown(async () => {
     await rt.close();
     await removeHosterObjects(config.hosterId);

@@ -155,24 +155,38 @@ export async function exportAccount(deps: AccountDeps, slug: string, username: s
   return stdout;
 }
 
-/** Purge the account's data from the service, then forget it. Deleting an unknown account succeeds. */
-export async function deleteAccount(deps: AccountDeps, slug: string, username: string, actor: string): Promise<void> {
+/** Purge the account's data from the service, then forget it. Deleting an unknown account succeeds. The intent is
+ * recorded first: when the service cannot do it now (instance stopped, engine away), the account stays `deleting`
+ * and `retryPendingAccounts` finishes the work later. Returns false when deferred. */
+export async function deleteAccount(deps: AccountDeps, slug: string, username: string, actor: string): Promise<boolean> {
   checkUsername(username);
   const inst = instanceOf(deps.db, slug);
   const acc = deps.db.select().from(accounts).where(and(eq(accounts.instanceId, inst.id), eq(accounts.username, username))).get();
-  if (!acc) return;
+  if (!acc) return true;
+  const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.delete;
+  if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "delete" account operation`);
   setState(deps.db, acc.id, 'deleting');
   try {
     await runOp(deps, inst, 'delete', { username });
   } catch (err) {
     deps.db.update(accounts).set({ lastError: (err as Error).message }).where(eq(accounts.id, acc.id)).run();
     journal(deps.db, slug, 'delete', actor, { username }, 'failed', (err as Error).message);
-    throw err;
+    return false;
   }
   deps.db.transaction((tx) => {
     tx.delete(accounts).where(eq(accounts.id, acc.id)).run();
     tx.insert(operations).values({ instanceSlug: slug, kind: 'account.delete', actor, status: 'done', detail: { username }, finishedAt: new Date().toISOString() }).run();
   });
+  return true;
+}
+
+/** Finish deletions that could not be done at once. Called on the reconciler's timer. */
+export async function retryPendingAccounts(deps: AccountDeps): Promise<void> {
+  const rows = deps.db.select({ username: accounts.username, slug: instances.slug }).from(accounts)
+    .innerJoin(instances, eq(accounts.instanceId, instances.id)).where(eq(accounts.state, 'deleting')).all();
+  for (const r of rows) {
+    await deleteAccount(deps, r.slug, r.username, 'retry').catch((err) => deps.log.warn({ err, ...r }, 'account deletion retry failed'));
+  }
 }
 
 export function publicAccount(a: Account) {

@@ -99,7 +99,7 @@ async function serve(config: ReturnType<typeof loadConfig>, log: Logger): Promis
   if (!config.adminToken) log.warn('CATTERY_ADMIN_TOKEN is not set: the API trusts every caller on the loopback interface');
   // Without an engine the API still serves; the reconciler converges once the engine answers.
   await engineOrExplain(config.dockerEndpoint, config.hosterId, log).catch((err: Error) => log.error(err.message));
-  rt.reconciler.start(config.reconcileIntervalSeconds);
+  rt.start(config.reconcileIntervalSeconds);
   await rt.app.listen({ host: config.host, port: config.port });
   return new Promise<number>((resolve) => {
     let closing = false;

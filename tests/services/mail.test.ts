@@ -94,6 +94,17 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   t.not(gone.code, 0, 'the maildir is gone');
   t.equal((await app.inject('/api/instances/courriel/accounts/bob')).statusCode, 404);
 
+  // A deletion the service cannot do now is kept and finished later: intent first, retried on the timer.
+  t.equal((await mk('dora', 'dora-secret-333')).statusCode, 201);
+  await app.inject({ method: 'POST', url: '/api/instances/courriel/stop?wait=true' });
+  const deferred = await app.inject({ method: 'DELETE', url: '/api/instances/courriel/accounts/dora' });
+  t.equal(deferred.statusCode, 202, deferred.body);
+  t.equal(deferred.json().state, 'deleting');
+  t.match(deferred.json().lastError, /not running/);
+  await app.inject({ method: 'POST', url: '/api/instances/courriel/start' });
+  await waitFor('dora deleted by the retry', async () => (await app.inject('/api/instances/courriel/accounts/dora')).statusCode === 404, 120_000, 500);
+  t.equal((await execIn(`${config.hosterId}-courriel`, ['test', '-e', `/var/mail/vhosts/${DOMAIN}/dora`])).code === 0, false, 'dora\'s maildir is gone');
+
   // Hostile input: refused before anything reaches the container, nothing stored.
   const before = rt.db.$client.prepare('select count(*) n from accounts').get();
   for (const [username, password, quotaMb] of [

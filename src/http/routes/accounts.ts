@@ -82,9 +82,13 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
 
   app.delete('/api/instances/:slug/accounts/:username', {
     config: { roles: ['admin'] },
-    schema: { tags: ['accounts'], summary: 'Delete an account and purge its data (idempotent)', params: AccParams, response: { 204: Type.Null(), ...Errors } },
+    schema: {
+      tags: ['accounts'], summary: 'Delete an account and purge its data (idempotent); 202 when the service cannot do it now and cattery will retry',
+      params: AccParams, response: { 204: Type.Null(), 202: AccountView, ...Errors },
+    },
   }, async (req, reply) => {
-    await deleteAccount(deps, req.params.slug, req.params.username, actor(req));
-    return reply.code(204).send(null);
+    const done = await deleteAccount(deps, req.params.slug, req.params.username, actor(req));
+    if (done) return reply.code(204).send(null);
+    return reply.code(202).send(publicAccount(getAccount(deps.db, req.params.slug, req.params.username)));
   });
 };
