@@ -5,7 +5,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const webdav = require('webdav-server').v2;
-const { ROOT, readUsers, checkPassword, usageOf, validUsername } = require('./users.cjs');
+const { ROOT, readUsers, checkPassword, usageOf, validUsername } = require('./accounts-store.cjs');
 
 const ANONYMOUS = { uid: '', username: '', isDefaultUser: true };
 

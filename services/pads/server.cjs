@@ -7,7 +7,7 @@ const http = require('node:http');
 const Y = require('yjs');
 const { WebSocketServer } = require('ws');
 const utils = require('y-websocket/bin/utils');
-const { readUsers, checkPassword, validUsername } = require('./users.cjs');
+const { readUsers, checkPassword, validUsername } = require('./accounts-store.cjs');
 
 const PAD = /^[A-Za-z0-9_-]{1,64}$/;
 const port = Number(process.env.PORT || 1234);

@@ -73,6 +73,8 @@ export function loadCatalog(dirs: readonly string[]): Catalog {
         bad('/image/local/dockerfile', `${manifest.image.local.dockerfile} not found beside service.json`);
         continue;
       }
+      const missing = (manifest.image.local.shared ?? []).filter((f) => !fs.existsSync(path.join(root, '_shared', f)));
+      if (missing.length) { bad('/image/local/shared', `not found in ${path.join(root, '_shared')}: ${missing.join(', ')}`); continue; }
       services.set(manifest.id, { manifest, dir });
     }
   }

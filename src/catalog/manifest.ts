@@ -42,6 +42,9 @@ export const ManifestSchema = Type.Object({
       base: Type.Union([Type.Literal('debian'), Type.Literal('busybox')],
         { description: 'debian: FROM the Debian image cattery makes with debootstrap (build arg BASE). busybox: FROM scratch with Debian\'s busybox-static in the context.' }),
       dockerfile: Type.String({ default: 'Dockerfile', pattern: '^[A-Za-z0-9._-]+$' }),
+      shared: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9._-]+$' }), {
+        uniqueItems: true, description: 'Files from the catalog\'s _shared/ folder to copy into the build context.',
+      })),
       npm: Type.Optional(Type.Boolean({
         description: 'Install the folder\'s package-lock.json (npm ci --omit=dev) on the host into the build context, so that the build itself reaches only the Debian archive.',
       })),

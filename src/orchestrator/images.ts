@@ -33,11 +33,17 @@ function listFiles(dir: string, prefix = ''): string[] {
   });
 }
 
+/** Files several services build with live once, in <catalog folder>/_shared/. */
+function sharedPath(svc: CatalogService, name: string): string {
+  return path.join(path.dirname(svc.dir), '_shared', name);
+}
+
 /** The image a service's instances run, named by the hash of everything that goes into its build. */
 export function serviceImageRef(svc: CatalogService): string {
   const parts: (string | Buffer)[] = [svc.manifest.image.local.base, svc.manifest.image.local.dockerfile];
   if (svc.manifest.image.local.base === 'debian') parts.push(baseImageRef());
   if (svc.manifest.image.local.base === 'busybox' && fs.existsSync(BUSYBOX_PATH)) parts.push(fs.readFileSync(BUSYBOX_PATH));
+  for (const name of svc.manifest.image.local.shared ?? []) parts.push(`_shared/${name}`, fs.readFileSync(sharedPath(svc, name)));
   for (const rel of listFiles(svc.dir)) {
     const full = path.join(svc.dir, rel);
     parts.push(rel, String(fs.statSync(full).mode & 0o111 ? 'x' : '-'), fs.readFileSync(full));
@@ -118,6 +124,7 @@ export async function ensureServiceImage(engine: Engine, svc: CatalogService, op
   const ctx = fs.mkdtempSync(path.join(opts.workDir, `ctx-${svc.manifest.id}-`));
   try {
     fs.cpSync(svc.dir, ctx, { recursive: true });
+    for (const name of local.shared ?? []) fs.copyFileSync(sharedPath(svc, name), path.join(ctx, name));
     const buildargs: Record<string, string> = {};
     if (local.base === 'busybox') {
       if (!fs.existsSync(BUSYBOX_PATH)) throw fail('CATTERY_ERR_BUILD', `${BUSYBOX_PATH} is missing: apt-get install busybox-static`);
