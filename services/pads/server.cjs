@@ -3,13 +3,28 @@
 // owner's account (HTTP Basic on the WebSocket upgrade). /_cattery/* answers the account adapter, from inside the
 // container only.
 'use strict';
+const fs = require('node:fs');
 const http = require('node:http');
+const path = require('node:path');
 const Y = require('yjs');
 const { WebSocketServer } = require('ws');
 const utils = require('y-websocket/bin/utils');
 const { readUsers, checkPassword, validUsername } = require('./accounts-store.cjs');
 
 const PAD = /^[A-Za-z0-9_-]{1,64}$/;
+const EDITOR = fs.readFileSync(path.join(__dirname, 'public', 'editor.js'));
+// The pad name in the page is [A-Za-z0-9_-] only (the route's pattern), so it needs no escaping.
+const PAGE = `<!doctype html>
+<html lang="fr">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Pad {{pad}}</title>
+<style>body{font:18px/1.5 system-ui,sans-serif;margin:0 auto;max-width:48rem;padding:1rem;color:#111}
+#editor{border:2px solid #444;min-height:60vh}#status{color:#333}</style></head>
+<body><main><h1>Pad « {{pad}} »</h1>
+<p>Toute personne qui a ce lien peut lire et écrire ce pad.</p>
+<p id="status" role="status">Connexion…</p>
+<div id="editor" data-room="public/{{pad}}" aria-label="Texte du pad"></div></main>
+<script type="module" src="/editor.js"></script></body></html>`;
 const port = Number(process.env.PORT || 1234);
 const ldb = () => utils.getPersistence().provider;
 
@@ -64,7 +79,17 @@ const server = http.createServer((req, res) => {
     internal(req, res, url).catch((err) => { res.writeHead(500).end(String(err && err.message)); });
     return;
   }
-  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('cattery pads: connect a Yjs client to /public/<pad> or /private/<account>/<pad>\n');
+  const pad = /^\/p\/([A-Za-z0-9_-]{1,64})$/.exec(url.pathname);
+  if (pad) {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'" })
+      .end(PAGE.replaceAll('{{pad}}', pad[1]));
+    return;
+  }
+  if (url.pathname === '/editor.js') {
+    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=3600' }).end(EDITOR);
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('cattery pads: open /p/<pad> in a browser, or connect a Yjs client to /public/<pad> or /private/<account>/<pad>\n');
 });
 
 const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });

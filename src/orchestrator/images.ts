@@ -137,7 +137,16 @@ export async function ensureServiceImage(engine: Engine, svc: CatalogService, op
     if (local.npm) {
       // The host's npm already knows the way to its registry (mirror, proxy, CA); the image build needs none of it.
       opts.progress(`[${svc.manifest.id}] npm ci --omit=dev`);
-      await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], (l) => opts.progress(`[${svc.manifest.id}] ${l}`), ctx);
+      const say = (l: string) => opts.progress(`[${svc.manifest.id}] ${l}`);
+      const pkg = JSON.parse(fs.readFileSync(path.join(ctx, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+      if (pkg.scripts?.build) {
+        // A browser bundle to make first: build with the dev tools, then keep only what runs.
+        await run('npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund'], say, ctx);
+        await run('npm', ['run', 'build'], say, ctx);
+        await run('npm', ['prune', '--omit=dev', '--no-audit', '--no-fund'], say, ctx);
+      } else {
+        await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], say, ctx);
+      }
     }
     opts.progress(`building ${ref} from ${svc.dir}`);
     const stream = await engine.docker.buildImage(tar.pack(ctx) as unknown as NodeJS.ReadableStream, {

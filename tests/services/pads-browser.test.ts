@@ -1,0 +1,38 @@
+// The pad editor as residents use it: two Chromium pages on the same pad, typing at once, converge.
+import t from 'tap';
+import { chromium } from 'playwright-core';
+import { testRuntime, waitFor } from '../helpers.js';
+
+t.test('two browsers edit one pad and converge', async (t) => {
+  const rt = await testRuntime(t);
+  const created = await rt.app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'pads', slug: 'pads-web' } });
+  const base = `http://127.0.0.1:${created.json().ports.http}`;
+  await waitFor('pads healthy', async () => (await rt.app.inject('/api/instances/pads-web')).json().observed === 'healthy', 120_000, 500);
+
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  t.teardown(() => browser.close());
+  const open = async () => {
+    const page = await browser.newPage();
+    await page.goto(`${base}/p/quartier`);
+    await page.getByText('Connecté').waitFor();
+    return page;
+  };
+  const [p1, p2] = [await open(), await open()];
+  t.equal(await p1.getAttribute('html', 'lang'), 'fr');
+  await Promise.all([
+    p1.locator('.cm-content').click().then(() => p1.keyboard.type('Bonjour ')),
+    p2.locator('.cm-content').click().then(() => p2.keyboard.type('voisins ')),
+  ]);
+  const content = (p: typeof p1) => p.evaluate(() => (window as unknown as { catteryPad: { text: { toString(): string } } }).catteryPad.text.toString());
+  await waitFor('converged', async () => {
+    const [a, b] = [await content(p1), await content(p2)];
+    return a === b && a.includes('Bonjour') && a.includes('voisins');
+  }, 20_000);
+  // What each editor shows (its document, without the other person's cursor label) equals the shared text.
+  const shown = (p: typeof p1) => p.evaluate(() => (window as unknown as { catteryPad: { view: { state: { doc: { toString(): string } } } } }).catteryPad.view.state.doc.toString());
+  t.equal(await shown(p1), await content(p1));
+  t.equal(await shown(p2), await content(p1), 'both editors show the same text');
+});
