@@ -9,6 +9,7 @@ const root = document.getElementById('editor');
 const room = root.dataset.room;
 const doc = new Y.Doc();
 const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
+// A private pad's room is the page's own path, so the browser's Basic credentials for it go with the WebSocket.
 const provider = new WebsocketProvider(wsBase, room, doc);
 const text = doc.getText('content');
 const status = document.getElementById('status');

@@ -13,7 +13,7 @@ const { readUsers, checkPassword, validUsername } = require('./accounts-store.cj
 
 const PAD = /^[A-Za-z0-9_-]{1,64}$/;
 const EDITOR = fs.readFileSync(path.join(__dirname, 'public', 'editor.js'));
-// The pad name in the page is [A-Za-z0-9_-] only (the route's pattern), so it needs no escaping.
+// Pad and account names in the page match the routes' patterns ([A-Za-z0-9._-]), so they need no escaping.
 const PAGE = `<!doctype html>
 <html lang="fr">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -21,9 +21,9 @@ const PAGE = `<!doctype html>
 <style>body{font:18px/1.5 system-ui,sans-serif;margin:0 auto;max-width:48rem;padding:1rem;color:#111}
 #editor{border:2px solid #444;min-height:60vh}#status{color:#333}</style></head>
 <body><main><h1>Pad « {{pad}} »</h1>
-<p>Toute personne qui a ce lien peut lire et écrire ce pad.</p>
+<p>{{notice}}</p>
 <p id="status" role="status">Connexion…</p>
-<div id="editor" data-room="public/{{pad}}" aria-label="Texte du pad"></div></main>
+<div id="editor" data-room="{{room}}" aria-label="Texte du pad"></div></main>
 <script type="module" src="/editor.js"></script></body></html>`;
 const port = Number(process.env.PORT || 1234);
 const ldb = () => utils.getPersistence().provider;
@@ -80,9 +80,19 @@ const server = http.createServer((req, res) => {
     return;
   }
   const pad = /^\/p\/([A-Za-z0-9_-]{1,64})$/.exec(url.pathname);
-  if (pad) {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'" })
-      .end(PAGE.replaceAll('{{pad}}', pad[1]));
+  const own = /^\/private\/([a-z0-9._-]{2,32})\/([A-Za-z0-9_-]{1,64})$/.exec(url.pathname);
+  if (pad || own) {
+    // A private pad's page asks for the account (HTTP Basic); the browser then sends the same credentials on the
+    // WebSocket to the same path.
+    if (own && userFrom(req) !== own[1]) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="cattery pads", charset="UTF-8"', 'content-type': 'text/plain; charset=utf-8' })
+        .end('Ce pad est privé : connectez-vous avec votre compte.\n');
+      return;
+    }
+    const room = pad ? `public/${pad[1]}` : `private/${own[1]}/${own[2]}`;
+    const notice = pad ? 'Toute personne qui a ce lien peut lire et écrire ce pad.' : 'Ce pad est privé : vous seul·e pouvez l’ouvrir.';
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'" })
+      .end(PAGE.replaceAll('{{pad}}', pad ? pad[1] : own[2]).replace('{{room}}', room).replace('{{notice}}', notice));
     return;
   }
   if (url.pathname === '/editor.js') {

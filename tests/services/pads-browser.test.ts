@@ -35,4 +35,18 @@ t.test('two browsers edit one pad and converge', async (t) => {
   const shown = (p: typeof p1) => p.evaluate(() => (window as unknown as { catteryPad: { view: { state: { doc: { toString(): string } } } } }).catteryPad.view.state.doc.toString());
   t.equal(await shown(p1), await content(p1));
   t.equal(await shown(p2), await content(p1), 'both editors show the same text');
+
+  // A private pad in the browser: the page asks for the account, and the editor then syncs with it.
+  t.equal((await rt.app.inject({ method: 'POST', url: '/api/instances/pads-web/accounts', payload: { username: 'lea', password: 'lea-secret-123', quotaMb: 10 } })).statusCode, 201);
+  const anonymous = await fetch(`${base}/private/lea/journal`);
+  t.equal(anonymous.status, 401, 'without the account: 401');
+  t.match(anonymous.headers.get('www-authenticate') ?? '', /^Basic /);
+  const ctx = await browser.newContext({ httpCredentials: { username: 'lea', password: 'lea-secret-123' } });
+  const mine = await ctx.newPage();
+  t.equal((await mine.goto(`${base}/private/lea/journal`))?.status(), 200);
+  await mine.getByText('Connecté').waitFor();
+  await mine.locator('.cm-content').click();
+  await mine.keyboard.type('Mes notes');
+  await waitFor('private text shared', async () => (await content(mine)) === 'Mes notes', 10_000);
+  await ctx.close();
 });
