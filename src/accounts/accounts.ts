@@ -1,7 +1,7 @@
 // Residents' accounts inside instances. The row is written first (intent), the service's own operation runs outside
 // the transaction, the outcome is recorded. Operations are idempotent: creating an existing account or deleting a
 // deleted one succeeds. Every value reaching a service has been checked against a strict pattern here first.
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, isNotNull, or } from 'drizzle-orm';
 import type { Readable } from 'node:stream';
 import type { Catalog } from '../catalog/load.js';
 import type { ACCOUNT_OPERATIONS } from '../catalog/manifest.js';
@@ -106,32 +106,74 @@ export async function createAccount(deps: AccountDeps, slug: string, input: { us
   return { account: getAccount(deps.db, slug, input.username), created: true };
 }
 
-/** setPassword, suspend, resume, setQuota: one operation, the state recorded after it succeeded. */
+/** Apply what an account's `pending` asks for (suspend, resume, quota). Returns false when the service could not
+ * do it now: the change stays pending, with the reason as last error, and the timer tries again. */
+async function applyPending(deps: AccountDeps, slug: string, username: string, actor: string): Promise<boolean> {
+  const inst = instanceOf(deps.db, slug);
+  let acc = getAccount(deps.db, slug, username);
+  const pending = { ...(acc.pending ?? {}) };
+  const steps: [Op, Record<string, unknown>, () => Partial<Account>][] = [];
+  if (pending.quotaMb !== undefined) {
+    const q = pending.quotaMb;
+    steps.push(['setQuota', { username, quotaMb: q }, () => { delete pending.quotaMb; return { quotaMb: q }; }]);
+  }
+  if (pending.suspended !== undefined) {
+    const want = pending.suspended;
+    if (want !== (acc.state === 'suspended')) {
+      steps.push([want ? 'suspend' : 'resume', { username }, () => { delete pending.suspended; return { state: want ? 'suspended' : 'active' }; }]);
+    } else delete pending.suspended;
+  }
+  for (const [op, input, done] of steps) {
+    try {
+      await runOp(deps, inst, op, input);
+    } catch (err) {
+      deps.db.update(accounts).set({ lastError: (err as Error).message, pending }).where(eq(accounts.id, acc.id)).run();
+      journal(deps.db, slug, op, actor, { username }, 'failed', (err as Error).message);
+      return false;
+    }
+    const applied = done();
+    deps.db.update(accounts).set({ ...applied, lastError: null, pending: Object.keys(pending).length ? pending : null, updatedAt: new Date().toISOString() })
+      .where(eq(accounts.id, acc.id)).run();
+    journal(deps.db, slug, op, actor, { username, ...(op === 'setQuota' ? input : {}) }, 'done');
+    acc = getAccount(deps.db, slug, username);
+  }
+  if (!steps.length && acc.pending) deps.db.update(accounts).set({ pending: null }).where(eq(accounts.id, acc.id)).run();
+  return true;
+}
+
+/** Change password, quota or suspension. A new password is applied at once or refused (cattery never keeps it to
+ * try again). Quota and suspension are recorded first, then applied; when the service cannot do it now the reply
+ * says so (`applied: false`) and the timer finishes it. */
 export async function changeAccount(deps: AccountDeps, slug: string, username: string,
-  change: { password?: string; suspended?: boolean; quotaMb?: number }, actor: string): Promise<Account> {
+  change: { password?: string; suspended?: boolean; quotaMb?: number }, actor: string): Promise<{ account: Account; applied: boolean }> {
   checkUsername(username);
   if (change.password !== undefined) checkPassword(change.password);
   if (change.quotaMb !== undefined) checkQuota(change.quotaMb);
   const acc = getAccount(deps.db, slug, username);
   if (acc.state === 'deleting' || acc.state === 'pending' || acc.state === 'failed') throw fail('CATTERY_ERR_CONFLICT', `Account "${username}" is ${acc.state}`);
   const inst = instanceOf(deps.db, slug);
-  const steps: [Op, Record<string, unknown>, Partial<Account> & { state?: AccountState }][] = [];
-  if (change.password !== undefined) steps.push(['setPassword', { username, password: change.password }, {}]);
-  if (change.quotaMb !== undefined) steps.push(['setQuota', { username, quotaMb: change.quotaMb }, { quotaMb: change.quotaMb }]);
-  if (change.suspended === true && acc.state !== 'suspended') steps.push(['suspend', { username }, { state: 'suspended' }]);
-  if (change.suspended === false && acc.state === 'suspended') steps.push(['resume', { username }, { state: 'active' }]);
-  for (const [op, input, after] of steps) {
+  const ops = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations ?? {};
+  const needed: Op[] = [];
+  if (change.quotaMb !== undefined) needed.push('setQuota');
+  if (change.suspended !== undefined) needed.push('suspend', 'resume');
+  const missing = needed.find((op) => !ops[op]);
+  if (missing) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "${missing}" account operation`);
+  if (change.password !== undefined) {
     try {
-      await runOp(deps, inst, op, input);
+      await runOp(deps, inst, 'setPassword', { username, password: change.password });
     } catch (err) {
-      journal(deps.db, slug, op, actor, { username }, 'failed', (err as Error).message);
+      journal(deps.db, slug, 'setPassword', actor, { username }, 'failed', (err as Error).message);
       throw err;
     }
-    const { state, ...rest } = after;
-    setState(deps.db, acc.id, state ?? getAccount(deps.db, slug, username).state, { ...rest, lastError: null });
-    journal(deps.db, slug, op, actor, { username, ...(op === 'setQuota' ? input : {}) }, 'done');
+    journal(deps.db, slug, 'setPassword', actor, { username }, 'done');
   }
-  return getAccount(deps.db, slug, username);
+  if (change.quotaMb === undefined && change.suspended === undefined) return { account: getAccount(deps.db, slug, username), applied: true };
+  const pending = { ...(acc.pending ?? {}) };
+  if (change.quotaMb !== undefined) pending.quotaMb = change.quotaMb;
+  if (change.suspended !== undefined) pending.suspended = change.suspended;
+  deps.db.update(accounts).set({ pending }).where(eq(accounts.id, acc.id)).run();
+  const applied = await applyPending(deps, slug, username, actor);
+  return { account: getAccount(deps.db, slug, username), applied };
 }
 
 export async function refreshUsage(deps: AccountDeps, slug: string, username: string): Promise<Account> {
@@ -180,18 +222,21 @@ export async function deleteAccount(deps: AccountDeps, slug: string, username: s
   return true;
 }
 
-/** Finish deletions that could not be done at once. Called on the reconciler's timer. */
+/** Finish what could not be done at once: deletions, suspensions, resumptions and quota changes. Called on the
+ * reconciler's timer. */
 export async function retryPendingAccounts(deps: AccountDeps): Promise<void> {
-  const rows = deps.db.select({ username: accounts.username, slug: instances.slug }).from(accounts)
-    .innerJoin(instances, eq(accounts.instanceId, instances.id)).where(eq(accounts.state, 'deleting')).all();
+  const rows = deps.db.select({ username: accounts.username, slug: instances.slug, state: accounts.state }).from(accounts)
+    .innerJoin(instances, eq(accounts.instanceId, instances.id))
+    .where(or(eq(accounts.state, 'deleting'), isNotNull(accounts.pending))).all();
   for (const r of rows) {
-    await deleteAccount(deps, r.slug, r.username, 'retry').catch((err) => deps.log.warn({ err, ...r }, 'account deletion retry failed'));
+    const retry = r.state === 'deleting' ? deleteAccount(deps, r.slug, r.username, 'retry') : applyPending(deps, r.slug, r.username, 'retry');
+    await retry.catch((err: unknown) => deps.log.warn({ err, slug: r.slug, username: r.username }, 'account retry failed'));
   }
 }
 
 export function publicAccount(a: Account) {
   return {
     username: a.username, state: a.state, quotaMb: a.quotaMb, usageBytes: a.usageBytes, usageItems: a.usageItems, usageAt: a.usageAt,
-    lastError: a.lastError, createdAt: a.createdAt, updatedAt: a.updatedAt,
+    lastError: a.lastError, pending: a.pending ?? null, createdAt: a.createdAt, updatedAt: a.updatedAt,
   };
 }

@@ -88,6 +88,8 @@ export const accounts = sqliteTable('accounts', {
   usageItems: integer('usage_items'),
   usageAt: text('usage_at'),
   lastError: text('last_error'),
+  /** Changes asked for and not yet applied by the service (instance stopped, engine away): retried on the timer. */
+  pending: text('pending', { mode: 'json' }).$type<{ suspended?: boolean; quotaMb?: number }>(),
   createdAt: text('created_at').notNull().default(now),
   updatedAt: text('updated_at').notNull().default(now),
 }, (t) => [uniqueIndex('accounts_instance_username_unique').on(t.instanceId, t.username)]);

@@ -94,9 +94,14 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   t.not(gone.code, 0, 'the maildir is gone');
   t.equal((await app.inject('/api/instances/courriel/accounts/bob')).statusCode, 404);
 
-  // A deletion the service cannot do now is kept and finished later: intent first, retried on the timer.
+  // Changes the service cannot apply now are kept and finished later: intent first, retried on the timer.
   t.equal((await mk('dora', 'dora-secret-333')).statusCode, 201);
+  t.equal((await mk('emile', 'emile-secret-44')).statusCode, 201);
   await app.inject({ method: 'POST', url: '/api/instances/courriel/stop?wait=true' });
+  const later = await app.inject({ method: 'POST', url: '/api/instances/courriel/accounts/emile/suspend' });
+  t.equal(later.statusCode, 202, later.body);
+  t.same(later.json().pending, { suspended: true });
+  t.equal(later.json().state, 'active', 'not suspended yet');
   const deferred = await app.inject({ method: 'DELETE', url: '/api/instances/courriel/accounts/dora' });
   t.equal(deferred.statusCode, 202, deferred.body);
   t.equal(deferred.json().state, 'deleting');
@@ -104,6 +109,9 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   await app.inject({ method: 'POST', url: '/api/instances/courriel/start' });
   await waitFor('dora deleted by the retry', async () => (await app.inject('/api/instances/courriel/accounts/dora')).statusCode === 404, 120_000, 500);
   t.equal((await execIn(`${config.hosterId}-courriel`, ['test', '-e', `/var/mail/vhosts/${DOMAIN}/dora`])).code === 0, false, 'dora\'s maildir is gone');
+  await waitFor('emile suspended by the retry', async () => (await app.inject('/api/instances/courriel/accounts/emile')).json().state === 'suspended', 60_000, 500);
+  t.equal((await app.inject('/api/instances/courriel/accounts/emile')).json().pending, null);
+  await t.rejects(imap('emile', 'emile-secret-44'), 'the suspension took effect in the service');
 
   // Hostile input: refused before anything reaches the container, nothing stored.
   const before = rt.db.$client.prepare('select count(*) n from accounts').get();

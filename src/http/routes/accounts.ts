@@ -12,7 +12,10 @@ const Nullable = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.U
 const AccountView = Type.Object({
   username: Type.String(), state: Type.Union(ACCOUNT_STATES.map((s) => Type.Literal(s))), quotaMb: Type.Integer(),
   usageBytes: Nullable(Type.Integer()), usageItems: Nullable(Type.Integer()), usageAt: Nullable(Type.String()),
-  lastError: Nullable(Type.String()), createdAt: Type.String(), updatedAt: Type.String(),
+  lastError: Nullable(Type.String()),
+  pending: Nullable(Type.Object({ suspended: Type.Optional(Type.Boolean()), quotaMb: Type.Optional(Type.Integer()) },
+    { description: 'Changes recorded but not applied yet by the service; cattery retries them' })),
+  createdAt: Type.String(), updatedAt: Type.String(),
 });
 const Username = Type.String({ pattern: USERNAME_PATTERN, maxLength: 32, description: '2 to 32 lowercase letters, digits, dots, dashes or underscores, starting with a letter' });
 const Password = Type.String({ minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX, description: `${PASSWORD_MIN} to ${PASSWORD_MAX} characters` });
@@ -59,15 +62,24 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
       tags: ['accounts'], summary: 'Change password or quota, suspend or resume', params: AccParams,
       body: Type.Object({ password: Type.Optional(Password), quotaMb: Type.Optional(Quota), suspended: Type.Optional(Type.Boolean()) },
         { additionalProperties: false, minProperties: 1 }),
-      response: { 200: AccountView, ...Errors },
+      response: { 200: AccountView, 202: AccountView, ...Errors },
     },
-  }, async (req) => publicAccount(await changeAccount(deps, req.params.slug, req.params.username, req.body, actor(req))));
+  }, async (req, reply) => {
+    const { account, applied } = await changeAccount(deps, req.params.slug, req.params.username, req.body, actor(req));
+    return reply.code(applied ? 200 : 202).send(publicAccount(account));
+  });
 
   for (const [action, suspended] of [['suspend', true], ['resume', false]] as const) {
     app.post(`/api/instances/:slug/accounts/:username/${action}`, {
       config: { roles: ['admin'] },
-      schema: { tags: ['accounts'], summary: `${action === 'suspend' ? 'Suspend' : 'Resume'} an account`, params: AccParams, response: { 200: AccountView, ...Errors } },
-    }, async (req) => publicAccount(await changeAccount(deps, req.params.slug, req.params.username, { suspended }, actor(req))));
+      schema: {
+        tags: ['accounts'], summary: `${action === 'suspend' ? 'Suspend' : 'Resume'} an account (202 when recorded and left for a retry)`,
+        params: AccParams, response: { 200: AccountView, 202: AccountView, ...Errors },
+      },
+    }, async (req, reply) => {
+      const { account, applied } = await changeAccount(deps, req.params.slug, req.params.username, { suspended }, actor(req));
+      return reply.code(applied ? 200 : 202).send(publicAccount(account));
+    });
   }
 
   app.get('/api/instances/:slug/accounts/:username/export', {
