@@ -69,7 +69,6 @@ async function runOp(deps: AccountDeps, inst: Instance, op: Op, input: Record<st
   const m = deps.catalog.services.get(inst.service)?.manifest;
   const spec = m?.accounts?.operations[op];
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "${op}" account operation`);
-  if (!('exec' in spec)) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `HTTP account adapters are not available yet (${inst.service}.${op})`);
   if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
   const server = deps.db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
   const r = await execWithInput(deps.engineFor(server), containerName(deps.hosterId, inst.slug), spec.exec, JSON.stringify(input));
@@ -190,7 +189,7 @@ export async function exportAccount(deps: AccountDeps, slug: string, username: s
   getAccount(deps.db, slug, username);
   const inst = instanceOf(deps.db, slug);
   const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.export;
-  if (!spec || !('exec' in spec)) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
+  if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
   const server = deps.db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
   const { stdout, done } = await execStream(deps.engineFor(server), containerName(deps.hosterId, slug), spec.exec, JSON.stringify({ username }));
   void done.then((code) => journal(deps.db, slug, 'export', actor, { username }, code === 0 ? 'done' : 'failed', code === 0 ? undefined : `exit ${code}`));

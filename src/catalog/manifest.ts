@@ -15,18 +15,11 @@ const EnvValue = Type.Union([
     { additionalProperties: false, description: 'Generated once per instance, stored in the database, never shown by the API.' }),
 ]);
 
-const Operation = Type.Union([
-  Type.Object({
-    exec: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'argv run inside the container; input arrives as JSON on stdin' }),
-  }, { additionalProperties: false }),
-  Type.Object({
-    http: Type.Object({
-      method: Type.Union([Type.Literal('GET'), Type.Literal('POST'), Type.Literal('PUT'), Type.Literal('PATCH'), Type.Literal('DELETE')]),
-      port: Name,
-      path: Type.String({ pattern: '^/' }),
-    }, { additionalProperties: false }),
-  }, { additionalProperties: false }),
-]);
+// Account operations run inside the instance's container. A service whose only way in is its HTTP API gets an
+// `http` form here when one is shipped, together with the test that exercises it.
+const Operation = Type.Object({
+  exec: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'argv run inside the container; input arrives as JSON on stdin' }),
+}, { additionalProperties: false });
 
 export const ACCOUNT_OPERATIONS = ['create', 'setPassword', 'suspend', 'resume', 'setQuota', 'usage', 'export', 'delete'] as const;
 
@@ -76,7 +69,7 @@ export const ManifestSchema = Type.Object({
   readOnlyRootfs: Type.Boolean(),
   tmpfs: Type.Array(Type.Object({ path: AbsPath, sizeMb: Type.Integer({ minimum: 1, maximum: 4096 }) }, { additionalProperties: false })),
   accounts: Type.Optional(Type.Object({
-    adapter: Type.Union([Type.Literal('exec'), Type.Literal('http')]),
+    adapter: Type.Literal('exec'),
     operations: Type.Partial(Type.Object(Object.fromEntries(ACCOUNT_OPERATIONS.map((op) => [op, Operation])))),
     upstream: Type.Optional(Type.String({ description: 'How these operations map onto the production image.' })),
   }, { additionalProperties: false })),

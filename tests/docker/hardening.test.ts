@@ -42,7 +42,8 @@ t.test('hardened HostConfig, one network per instance, no cross-instance traffic
   const ipB = Object.values(b.NetworkSettings.Networks)[0]!.IPAddress;
   t.ok(ipB, 'b has an address');
   // busybox's nc, not its wget: the static wget crashes resolving a bare address without NSS in a scratch image.
-  const get = (ip: string) => ['/bin/sh', '-c', `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080`];
+  // busybox's timeout around it all: nc's -w bounds the connect, not a connection whose packets are then dropped.
+  const get = (ip: string) => ['/bin/timeout', '8', '/bin/sh', '-c', `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080`];
   const selfCheck = await execIn(b.Id, get(ipB));
   t.equal(selfCheck.code, 0, 'b answers on its own network (the probe itself works)');
   t.match(selfCheck.out, /bonjour/);

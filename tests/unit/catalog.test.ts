@@ -43,6 +43,7 @@ const bad: [string, (m: Record<string, any>) => unknown, RegExp, RegExp][] = [
   ['short secret', (m) => ({ ...m, environment: { S: { secret: { length: 4 } } } }), /\/environment\/S/, /.+/],
   ['id mismatch', (m) => ({ ...m, id: 'other' }), /\/id/, /folder name/],
   ['missing shared file', (m) => ({ ...m, image: { ...m.image, local: { ...m.image.local, shared: ['nope.cjs'] } } }), /\/image\/local\/shared/, /not found/],
+  ['account operation over HTTP', (m) => ({ ...m, accounts: { adapter: 'exec', operations: { create: { http: { method: 'POST', port: 'http', path: '/' } } } } }), /\/accounts\/operations\/create/, /"http" is not allowed/],
   ['duplicate volume', (m) => ({ ...m, volumes: [{ name: 'd', path: '/a' }, { name: 'd', path: '/b' }] }), /\/volumes\/1\/name/, /duplicate/],
 ];
 
