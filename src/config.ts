@@ -24,6 +24,33 @@ export const ConfigSchema = Type.Object({
   logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
   debianMirror: Type.String({ pattern: '^https?://' }),
   subnetPool: Type.String({ pattern: '^(\\d{1,3}\\.){3}\\d{1,3}/\\d{1,2}$' }),
+  /** Where residents reach cattery; its scheme decides Secure cookies, and the OpenID redirect URL derives from it. */
+  publicUrl: Type.String({ pattern: '^https?://[^/]+$' }),
+  /** Files with secrets made on first start (the cookie key) live here unless given. */
+  secret: Type.Optional(Type.String({ minLength: 32 })),
+  sessionIdleMinutes: Type.Number({ minimum: 1 }),
+  sessionMaxHours: Type.Number({ minimum: 0.01 }),
+  oidc: Type.Optional(Type.Object({
+    issuer: Type.String({ pattern: '^https?://' }),
+    clientId: Type.String({ minLength: 1 }),
+    clientSecret: Type.Optional(Type.String({ minLength: 1 })),
+    redirectUrl: Type.String({ pattern: '^https?://' }),
+    scopes: Type.String({ minLength: 1 }),
+    /** The claim holding the person's groups or roles (a list or a space-separated string). */
+    rolesClaim: Type.String({ minLength: 1 }),
+    /** Provider group → cattery role; a group named like a role maps to it without an entry. */
+    roleMap: Type.Record(Type.String(), Type.String()),
+    /** The label on the sign-in button ("Compte de la ville"…). */
+    label: Type.String({ minLength: 1 }),
+  })),
+  /** `admin`: a resident's sign-up waits for an administrator; `auto`: it is approved at once. */
+  signupApproval: Type.Union([Type.Literal('admin'), Type.Literal('auto')]),
+  /** The version of the terms and charter that residents accept now; recorded with every consent. */
+  termsVersion: Type.String({ pattern: '^[A-Za-z0-9._-]{1,32}$' }),
+  /** Sign-in attempts and sign-ups allowed per address and per minute (a public internet point shares one address). */
+  loginPerMinute: Type.Integer({ minimum: 1 }),
+  signupPerHour: Type.Integer({ minimum: 1 }),
+  defaultQuotaMb: Type.Integer({ minimum: 1 }),
 });
 export type Config = Static<typeof ConfigSchema>;
 
@@ -33,6 +60,16 @@ function num(v: string | undefined, dflt: number): number {
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
   return Number.isFinite(n) ? n : NaN;
+}
+
+/** `group=role,group2=role2` → { group: role, group2: role2 }. */
+function parseMap(v: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of (v ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [k, r] = pair.split('=');
+    out[k ?? ''] = r ?? '';
+  }
+  return out;
 }
 
 /** Read the configuration from an environment (process.env by default) and validate it. */
@@ -58,8 +95,30 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     debianMirror: env.CATTERY_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian',
     // Outside Docker's own default pools (172.17-31/16, 192.168/16), so neither allocates what the other holds.
     subnetPool: env.CATTERY_SUBNET_POOL ?? '10.213.0.0/16',
+    publicUrl: (env.CATTERY_PUBLIC_URL ?? '').replace(/\/$/, '') || `http://127.0.0.1:${num(env.CATTERY_PORT, 8080)}`,
+    secret: env.CATTERY_SECRET || undefined,
+    sessionIdleMinutes: num(env.CATTERY_SESSION_IDLE_MIN, 120),
+    sessionMaxHours: num(env.CATTERY_SESSION_MAX_H, 12),
+    oidc: env.CATTERY_OIDC_ISSUER ? {
+      issuer: env.CATTERY_OIDC_ISSUER,
+      clientId: env.CATTERY_OIDC_CLIENT_ID ?? '',
+      ...(env.CATTERY_OIDC_CLIENT_SECRET ? { clientSecret: env.CATTERY_OIDC_CLIENT_SECRET } : {}),
+      redirectUrl: env.CATTERY_OIDC_REDIRECT_URL ?? '',
+      scopes: env.CATTERY_OIDC_SCOPES ?? 'openid profile email',
+      rolesClaim: env.CATTERY_OIDC_ROLES_CLAIM ?? 'groups',
+      roleMap: parseMap(env.CATTERY_OIDC_ROLE_MAP),
+      label: env.CATTERY_OIDC_LABEL ?? 'OpenID Connect',
+    } : undefined,
+    signupApproval: (env.CATTERY_SIGNUP_APPROVAL ?? 'admin') as Config['signupApproval'],
+    termsVersion: env.CATTERY_TERMS_VERSION ?? '2026-11',
+    loginPerMinute: num(env.CATTERY_LOGIN_PER_MINUTE, 20),
+    signupPerHour: num(env.CATTERY_SIGNUP_PER_HOUR, 30),
+    defaultQuotaMb: num(env.CATTERY_DEFAULT_QUOTA_MB, 1024),
     ...overrides,
   };
+  if (candidate.oidc && !candidate.oidc.redirectUrl) candidate.oidc = { ...candidate.oidc, redirectUrl: `${candidate.publicUrl}/auth/callback` };
+  if (candidate.oidc === undefined) delete candidate.oidc;
+  if (candidate.secret === undefined) delete candidate.secret;
   if (candidate.adminToken === undefined) delete candidate.adminToken;
   const first = [...Value.Errors(ConfigSchema, candidate)][0];
   if (first) throw fail('CATTERY_ERR_CONFIG', `${first.path || '/'}: ${first.message}`);

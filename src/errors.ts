@@ -21,6 +21,12 @@ export const Errors = {
   CATTERY_ERR_CONFIG: createError('CATTERY_ERR_CONFIG', 'Invalid configuration: %s', 500),
   CATTERY_ERR_ACCOUNT_UNSUPPORTED: createError('CATTERY_ERR_ACCOUNT_UNSUPPORTED', '%s', 409),
   CATTERY_ERR_ACCOUNT_OPERATION: createError('CATTERY_ERR_ACCOUNT_OPERATION', 'The service refused the account operation: %s', 502),
+  CATTERY_ERR_LOGIN_FAILED: createError('CATTERY_ERR_LOGIN_FAILED', 'Wrong login or password', 401),
+  CATTERY_ERR_THROTTLED: createError('CATTERY_ERR_THROTTLED', 'Too many attempts: try again in %s seconds', 429),
+  CATTERY_ERR_CSRF: createError('CATTERY_ERR_CSRF', 'The form has expired or did not come from this site: reload the page and try again', 403),
+  CATTERY_ERR_OIDC: createError('CATTERY_ERR_OIDC', 'Sign-in with the identity provider failed: %s', 400),
+  CATTERY_ERR_OIDC_UNAVAILABLE: createError('CATTERY_ERR_OIDC_UNAVAILABLE', 'The identity provider does not answer: %s', 503),
+  CATTERY_ERR_TOO_LARGE: createError('CATTERY_ERR_TOO_LARGE', 'The request is too large', 413),
 } as const;
 
 export type ErrorCode = keyof typeof Errors;

@@ -90,8 +90,97 @@ export const accounts = sqliteTable('accounts', {
   lastError: text('last_error'),
   /** Changes asked for and not yet applied by the service (instance stopped, engine away): retried on the timer. */
   pending: text('pending', { mode: 'json' }).$type<{ suspended?: boolean; quotaMb?: number }>(),
+  /** The person the account belongs to, when cattery knows them (sign-up); null for accounts an admin made by hand. */
+  userId: integer('user_id'),
   createdAt: text('created_at').notNull().default(now),
   updatedAt: text('updated_at').notNull().default(now),
 }, (t) => [uniqueIndex('accounts_instance_username_unique').on(t.instanceId, t.username)]);
 
 export type Account = typeof accounts.$inferSelect;
+
+// ── identity ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+export const USER_STATUS = ['pending', 'active', 'disabled'] as const;
+export type UserStatus = (typeof USER_STATUS)[number];
+
+/** A person known to cattery: a resident, a mediator, an administrator… Signs in with a local password (scrypt) or
+ * through the association's OpenID provider (issuer + subject), or both. */
+export const users = sqliteTable('users', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  /** Also the username of the person's accounts in the services (accounts.USERNAME_PATTERN). */
+  login: text('login').notNull().unique(),
+  name: text('name').notNull(),
+  email: text('email'),
+  passwordHash: text('password_hash'),
+  roles: text('roles', { mode: 'json' }).$type<string[]>().notNull(),
+  status: text('status', { enum: USER_STATUS }).notNull().default('active'),
+  oidcIssuer: text('oidc_issuer'),
+  oidcSubject: text('oidc_subject'),
+  /** Given a first password by a mediator or an admin: must choose their own at the next sign-in. */
+  mustChangePassword: integer('must_change_password', { mode: 'boolean' }).notNull().default(false),
+  /** Their service accounts were created with a random password: the next local sign-in gives them this one. */
+  syncServicePassword: integer('sync_service_password', { mode: 'boolean' }).notNull().default(false),
+  lang: text('lang').notNull().default('fr'),
+  createdAt: text('created_at').notNull().default(now),
+  lastLoginAt: text('last_login_at'),
+}, (t) => [uniqueIndex('users_oidc_unique').on(t.oidcIssuer, t.oidcSubject)]);
+
+/** Browser sessions. The cookie holds a random token; only its SHA-256 is stored, so a copy of the database opens
+ * no session. */
+export const sessions = sqliteTable('sessions', {
+  id: text('id').primaryKey(),
+  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  createdAt: text('created_at').notNull().default(now),
+  lastSeenAt: text('last_seen_at').notNull().default(now),
+  expiresAt: text('expires_at').notNull(),
+  /** Kept for RP-initiated logout (id_token_hint). */
+  idToken: text('id_token'),
+  via: text('via', { enum: ['password', 'oidc'] }).notNull(),
+}, (t) => [index('sessions_user_idx').on(t.userId)]);
+
+/** Tokens for scripts: `ct_<id>.<secret>`; the secret's SHA-256 is stored. Roles are fixed at creation. */
+export const apiTokens = sqliteTable('api_tokens', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  name: text('name').notNull(),
+  hash: text('hash').notNull().unique(),
+  roles: text('roles', { mode: 'json' }).$type<string[]>().notNull(),
+  createdBy: text('created_by').notNull(),
+  createdAt: text('created_at').notNull().default(now),
+  expiresAt: text('expires_at'),
+  revokedAt: text('revoked_at'),
+  lastUsedAt: text('last_used_at'),
+});
+
+/** An OpenID login in flight: created when the browser leaves for the provider, consumed once on its return. */
+export const loginFlows = sqliteTable('login_flows', {
+  state: text('state').primaryKey(),
+  verifier: text('verifier').notNull(),
+  nonce: text('nonce').notNull(),
+  returnTo: text('return_to').notNull(),
+  createdAt: text('created_at').notNull().default(now),
+});
+
+export const SIGNUP_STATUS = ['pending', 'approved', 'rejected', 'failed'] as const;
+export type SignupStatus = (typeof SIGNUP_STATUS)[number];
+
+/** A request for accounts: by the resident alone, or by a mediator on their behalf (with the consent recorded). */
+export const signups = sqliteTable('signups', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  services: text('services', { mode: 'json' }).$type<string[]>().notNull(),
+  termsVersion: text('terms_version').notNull(),
+  channel: text('channel', { enum: ['self', 'mediator'] }).notNull(),
+  /** The mediator who signed the resident up and recorded their consent (no foreign key: the record outlives them). */
+  mediatorLogin: text('mediator_login'),
+  consentAt: text('consent_at').notNull(),
+  status: text('status', { enum: SIGNUP_STATUS }).notNull().default('pending'),
+  decidedBy: text('decided_by'),
+  decidedAt: text('decided_at'),
+  lastError: text('last_error'),
+  createdAt: text('created_at').notNull().default(now),
+}, (t) => [index('signups_status_idx').on(t.status)]);
+
+export type User = typeof users.$inferSelect;
+export type Session = typeof sessions.$inferSelect;
+export type ApiToken = typeof apiTokens.$inferSelect;
+export type Signup = typeof signups.$inferSelect;

@@ -1,0 +1,16 @@
+// The roles a person or a token can hold. Which role may call which route is the table in http/permissions.ts.
+export const ROLES = ['public', 'resident', 'mediator', 'admin', 'city', 'member', 'peer'] as const;
+export type Role = (typeof ROLES)[number];
+/** Roles a person can be given (public is everyone; peer is another hoster, by signature, not by login). */
+export const PERSON_ROLES = ['resident', 'mediator', 'admin', 'city', 'member'] as const satisfies readonly Role[];
+export type PersonRole = (typeof PERSON_ROLES)[number];
+
+export interface Principal {
+  /** `user:<login>`, `token:<id>` or `operator`: what the journal records as the actor. */
+  id: string;
+  roles: Role[];
+  userId?: number;
+  sessionId?: string;
+}
+
+export const isPersonRole = (r: string): r is PersonRole => (PERSON_ROLES as readonly string[]).includes(r);

@@ -1,0 +1,28 @@
+// Local sign-in: login and password, throttled per login (throttle.ts); the same error for an unknown login and a
+// wrong password, so the form does not tell who has an account.
+import type { AccountDeps } from '../accounts/accounts.js';
+import type { User } from '../db/schema.js';
+import { fail } from '../errors.js';
+import { verifyPassword } from './passwords.js';
+import { setPasswordEverywhere } from './signup.js';
+import type { Throttle } from './throttle.js';
+import { findByLogin } from './users.js';
+
+export async function passwordSignIn(deps: AccountDeps, throttle: Throttle, login: string, password: string): Promise<User> {
+  const key = login.trim().toLowerCase();
+  const wait = throttle.retryAfter(key);
+  if (wait > 0) throw fail('CATTERY_ERR_THROTTLED', String(wait));
+  const user = findByLogin(deps.db, key);
+  const ok = await verifyPassword(password, user?.passwordHash ?? null);
+  if (!user || !ok || user.status === 'disabled') {
+    throttle.failed(key);
+    throw fail('CATTERY_ERR_LOGIN_FAILED');
+  }
+  throttle.succeeded(key);
+  // Accounts created while the resident waited for approval got a random password: they get this one now, the
+  // only moment cattery holds it in clear.
+  if (user.syncServicePassword && user.status === 'active' && !user.mustChangePassword) {
+    await setPasswordEverywhere(deps, user, password, `user:${user.login}`);
+  }
+  return findByLogin(deps.db, key)!;
+}
