@@ -12,6 +12,8 @@ import { createEventBus, type EventBus } from './orchestrator/events.js';
 import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
 import { retryPendingAccounts } from './accounts/accounts.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
+import { loadOrCreateSecret } from './identity/secret.js';
+import { purgeExpiredSessions } from './identity/sessions.js';
 
 export interface Runtime {
   config: Config;
@@ -45,7 +47,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       dockerTimeoutSeconds: config.dockerTimeoutSeconds, healthTimeoutSeconds: config.healthTimeoutSeconds,
       ...(opts.maxBackoffSeconds !== undefined ? { maxBackoffSeconds: opts.maxBackoffSeconds } : {}),
     });
-    const app = await buildApp({ config, db, catalog, reconciler, events, log });
+    const app = await buildApp({ config, db, catalog, reconciler, events, log, secret: loadOrCreateSecret(config.dataDir, config.secret) });
     const accountDeps = { db, catalog, hosterId: config.hosterId, engineFor: reconciler.engineFor, log: log.child({ domain: 'accounts' }) };
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;
@@ -56,6 +58,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
         accountTimer = setInterval(() => {
           if (retrying) return;
           retrying = true;
+          purgeExpiredSessions(db);
           retryPendingAccounts(accountDeps).finally(() => { retrying = false; });
         }, intervalSeconds * 1000);
         accountTimer.unref();

@@ -5,6 +5,13 @@ import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import cookie from '@fastify/cookie';
+import formbody from '@fastify/formbody';
+import csrf from '@fastify/csrf-protection';
+import rateLimit from '@fastify/rate-limit';
+import view from '@fastify/view';
+import { Eta } from 'eta';
+import type { preValidationHookHandler } from 'fastify';
 import type { Catalog } from '../catalog/load.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
@@ -12,9 +19,18 @@ import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { EventBus } from '../orchestrator/events.js';
 import type { Reconciler } from '../orchestrator/reconcile.js';
-import { createPrincipalResolver } from './auth.js';
+import { createOidc } from '../identity/oidc.js';
+import { createThrottle } from '../identity/throttle.js';
+import { checkRoles, createPrincipalResolver } from './auth.js';
 import { errorHandler } from './error-handler.js';
-import { checkRoles } from './roles.js';
+import { PERMISSIONS, permissionKey } from './permissions.js';
+import { makePage } from './pages/render.js';
+import { VIEWS_DIR, sessionPolicy } from './pages/deps.js';
+import { publicPages } from './pages/public.js';
+import { residentPages } from './pages/me.js';
+import { mediatorPages } from './pages/mediator.js';
+import { adminPages } from './pages/admin.js';
+import { identityRoutes } from './routes/identity.js';
 import { accountRoutes } from './routes/accounts.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { eventRoutes } from './routes/events.js';
@@ -28,7 +44,10 @@ export interface AppDeps {
   reconciler: Reconciler;
   events: EventBus;
   log: Logger;
+  /** Signs cookies (CSRF secret); made once per data folder (identity/secret.ts). */
+  secret: string;
 }
+
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -43,20 +62,49 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send({ statusCode: 404, code: 'CATTERY_ERR_NOT_FOUND', error: 'Not Found', message: `No route ${req.method} ${req.url.split('?')[0]}` });
+    reply.header('x-cattery-error', 'CATTERY_ERR_NOT_FOUND');
+    if (!req.url.startsWith('/api/') && req.headers.accept?.includes('text/html')) return reply.page('error', { code: 'CATTERY_ERR_NOT_FOUND', detail: '', requestId: req.id }, 404);
+    return reply.code(404).send({ statusCode: 404, code: 'CATTERY_ERR_NOT_FOUND', error: 'Not Found', message: `No route ${req.method} ${req.url.split('?')[0]}` });
   });
 
-  // Fail fast: a route that does not say who may call it is a bug, caught when the app is built.
+  const secureCookies = deps.config.publicUrl.startsWith('https://');
+  await app.register(cookie, { secret: deps.secret });
+  // Forms are small: a sign-up is a few hundred bytes. Anything past 16 KiB is refused before it is parsed.
+  await app.register(formbody, { bodyLimit: 16 * 1024 });
+  await app.register(csrf, {
+    sessionPlugin: '@fastify/cookie',
+    cookieKey: 'cattery_csrf',
+    cookieOpts: { path: '/', httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true },
+    getToken: (req) => (req.body as { _csrf?: string } | undefined)?._csrf,
+  });
+  await app.register(rateLimit, { global: false, errorResponseBuilder: (_req, ctx) => fail('CATTERY_ERR_THROTTLED', String(Math.ceil(ctx.ttl / 1000))) });
+  await app.register(view, { engine: { eta: new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true }) }, templates: VIEWS_DIR, layout: 'layout' });
+
+  // The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
+  // Every form a page posts is checked for its CSRF token, by construction rather than by remembering.
   app.addHook('onRoute', (route) => {
-    if (route.method === 'HEAD') return;
-    if (!route.config?.roles?.length && !route.url.startsWith('/documentation')) {
-      throw fail('CATTERY_ERR_CONFIG', `route ${String(route.method)} ${route.url} declares no roles`);
+    if (route.method === 'HEAD' || route.url.startsWith('/documentation')) return;
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const m of methods) {
+      const roles = PERMISSIONS[permissionKey(m, route.url)];
+      if (!roles?.length) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} has no line in http/permissions.ts`);
+      route.config = { ...(route.config ?? {}), roles };
+    }
+    if (route.config?.page && methods.includes('POST')) {
+      // preValidation: the token is a form field, so the body must be parsed; and the check comes before the schema's.
+      const existing = route.preValidation ? [route.preValidation].flat() : [];
+      route.preValidation = [app.csrfProtection as preValidationHookHandler, ...existing];
     }
   });
-  const resolve = createPrincipalResolver({ adminToken: deps.config.adminToken });
+  const resolve = createPrincipalResolver({ db: deps.db, adminToken: deps.config.adminToken, session: sessionPolicy(deps.config) });
   app.decorateRequest('principal', null);
-  app.addHook('onRequest', async (req) => { req.principal = resolve(req); });
-  app.addHook('preHandler', checkRoles);
+  app.decorateRequest('user', null);
+  const oidc = deps.config.oidc ? createOidc(deps.config.oidc, deps.log.child({ domain: 'identity' })) : undefined;
+  app.decorateReply('page', makePage(oidc ? [new URL(deps.config.oidc!.issuer).origin] : []));
+  app.addHook('onRequest', async (req, reply) => {
+    resolve(req);
+    await checkRoles(req, reply);
+  });
   app.addHook('onSend', async (_req, reply) => { reply.header('x-content-type-options', 'nosniff'); });
 
   await app.register(swagger, {
@@ -70,11 +118,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(websocket, { options: { maxPayload: 64 * 1024 } });
 
   app.get('/api/openapi.json', {
-    config: { roles: ['public'] },
     schema: { hide: true },
   }, async () => app.swagger());
   app.get('/healthz', {
-    config: { roles: ['public'] },
     schema: { tags: ['system'], summary: 'Liveness', response: { 200: Type.Object({ ok: Type.Boolean() }) } },
   }, async () => ({ ok: true }));
 
@@ -86,5 +132,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deps: { db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'accounts' }) },
   });
   await app.register(eventRoutes, { events: deps.events });
+
+  const pageDeps = {
+    config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createThrottle(), secureCookies,
+    accounts: { db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'identity' }) },
+  };
+  await app.register(identityRoutes, { deps: pageDeps });
+  await app.register(publicPages, { deps: pageDeps });
+  await app.register(residentPages, { deps: pageDeps });
+  await app.register(mediatorPages, { deps: pageDeps });
+  await app.register(adminPages, { deps: pageDeps });
   return app as unknown as FastifyInstance;
 }

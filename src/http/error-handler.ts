@@ -3,6 +3,7 @@
 // about the internals.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { isCatteryError } from '../errors.js';
+import { hasMessage } from './i18n.js';
 
 export const ErrorReply = {
   type: 'object',
@@ -23,20 +24,44 @@ function validationMessage(err: FastifyError): string {
   return `${where} ${v.message ?? 'is invalid'}`;
 }
 
-export function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+/** Fastify's and its plugins' own errors, given a code of the family. */
+function normalise(err: FastifyError): { status: number; code: string; message: string } {
+  if (isCatteryError(err)) return { status: err.statusCode, code: err.code, message: err.message };
+  if (err.code?.startsWith('FST_CSRF')) return { status: 403, code: 'CATTERY_ERR_CSRF', message: 'The form has expired or did not come from this site: reload the page and try again' };
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, code: 'CATTERY_ERR_TOO_LARGE', message: 'The request is too large' };
+  const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+  return { status, code: status === 500 ? 'CATTERY_ERR_INTERNAL' : 'CATTERY_ERR_VALIDATION', message: err.message };
+}
+
+const isPage = (request: FastifyRequest) => request.routeOptions.config?.page === true;
+
+export async function errorHandler(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
   if (err.validation) {
+    reply.header('x-cattery-error', 'CATTERY_ERR_VALIDATION');
+    if (isPage(request)) return reply.page('error', { code: 'CATTERY_ERR_VALIDATION', detail: '', requestId: request.id }, 400);
     return reply.code(400).send({ statusCode: 400, code: 'CATTERY_ERR_VALIDATION', error: 'Bad Request', message: validationMessage(err) });
   }
-  const status = isCatteryError(err) ? err.statusCode : (err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500);
-  if (status >= 500) {
-    request.log.error({ err }, 'request failed');
-    const shown = isCatteryError(err) && status !== 500 ? err.code : 'CATTERY_ERR_INTERNAL';
-    const message = shown === 'CATTERY_ERR_ENGINE_UNAVAILABLE' ? 'The Docker engine does not answer; the operator has been told in the logs.'
-      : `Something went wrong on our side (request ${request.id}).`;
-    return reply.code(status).send({ statusCode: status, code: shown, error: 'Server Error', message });
+  const { status, code, message } = normalise(err);
+  reply.header('x-cattery-error', code);
+  if (status >= 500) request.log.error({ err }, 'request failed');
+  else request.log.info({ code, msg: message }, 'client error');
+  if (isPage(request)) {
+    // A page asked without a session sends the person to sign in, and back here afterwards.
+    if (code === 'CATTERY_ERR_UNAUTHENTICATED') {
+      const next = request.method === 'GET' ? request.url : '/me';
+      return reply.redirect(`/login?next=${encodeURIComponent(next)}`, 303);
+    }
+    let detail = code === 'CATTERY_ERR_THROTTLED' ? message.replace(/\D+/g, ' ').trim().split(' ')[0] ?? '' : '';
+    if (code === 'CATTERY_ERR_THROTTLED' && reply.getHeader('retry-after') === undefined && detail) reply.header('retry-after', detail);
+    let shown = status >= 500 ? 'internal' : code;
+    if (shown !== 'internal' && !hasMessage(`err.${shown}`)) { shown = 'generic'; detail = message; }
+    return reply.page('error', { code: shown, detail, requestId: request.id }, status);
   }
-  request.log.info({ code: err.code, msg: err.message }, 'client error');
-  // Fastify's own 4xx (bad JSON, body too large, wrong content type) get a code of the family too.
-  const code = isCatteryError(err) ? err.code : 'CATTERY_ERR_VALIDATION';
-  return reply.code(status).send({ statusCode: status, code, error: 'Client Error', message: err.message });
+  if (status >= 500) {
+    const shown = isCatteryError(err) && status !== 500 ? err.code : 'CATTERY_ERR_INTERNAL';
+    const msg = shown === 'CATTERY_ERR_ENGINE_UNAVAILABLE' ? 'The Docker engine does not answer; the operator has been told in the logs.'
+      : `Something went wrong on our side (request ${request.id}).`;
+    return reply.code(status).send({ statusCode: status, code: shown, error: 'Server Error', message: msg });
+  }
+  return reply.code(status).send({ statusCode: status, code, error: 'Client Error', message });
 }

@@ -54,3 +54,5 @@ export function purgeExpiredSessions(db: Db): number {
 }
 
 export const sessionsOf = (db: Db, userId: number) => db.select().from(sessions).where(and(eq(sessions.userId, userId))).all();
+
+export const sessionById = (db: Db, id: string) => db.select().from(sessions).where(eq(sessions.id, id)).get();

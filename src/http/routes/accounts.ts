@@ -28,12 +28,10 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
   const actor = (req: { principal: { id: string } | null }) => req.principal?.id ?? 'anonymous';
 
   app.get('/api/instances/:slug/accounts', {
-    config: { roles: ['admin'] },
     schema: { tags: ['accounts'], summary: 'Accounts of an instance', params: Params, response: { 200: Type.Array(AccountView), 404: ErrorReply } },
   }, async (req) => listAccounts(deps.db, req.params.slug).map(publicAccount));
 
   app.post('/api/instances/:slug/accounts', {
-    config: { roles: ['admin'] },
     schema: {
       tags: ['accounts'], summary: 'Create an account (idempotent: an existing account is returned as it is, with 200)', params: Params,
       body: Type.Object({ username: Username, password: Password, quotaMb: Quota }, { additionalProperties: false }),
@@ -46,7 +44,6 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
   });
 
   app.get('/api/instances/:slug/accounts/:username', {
-    config: { roles: ['admin'] },
     schema: {
       tags: ['accounts'], summary: 'Read an account; ?usage=true asks the service for current usage', params: AccParams,
       querystring: Type.Object({ usage: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
@@ -57,7 +54,6 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
     : getAccount(deps.db, req.params.slug, req.params.username)));
 
   app.patch('/api/instances/:slug/accounts/:username', {
-    config: { roles: ['admin'] },
     schema: {
       tags: ['accounts'], summary: 'Change password or quota, suspend or resume', params: AccParams,
       body: Type.Object({ password: Type.Optional(Password), quotaMb: Type.Optional(Quota), suspended: Type.Optional(Type.Boolean()) },
@@ -71,7 +67,6 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
 
   for (const [action, suspended] of [['suspend', true], ['resume', false]] as const) {
     app.post(`/api/instances/:slug/accounts/:username/${action}`, {
-      config: { roles: ['admin'] },
       schema: {
         tags: ['accounts'], summary: `${action === 'suspend' ? 'Suspend' : 'Resume'} an account (202 when recorded and left for a retry)`,
         params: AccParams, response: { 200: AccountView, 202: AccountView, ...Errors },
@@ -83,7 +78,6 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
   }
 
   app.get('/api/instances/:slug/accounts/:username/export', {
-    config: { roles: ['admin'] },
     schema: { tags: ['accounts'], summary: 'Download the account\'s data (tar, open formats)', params: AccParams },
   }, async (req, reply) => {
     const stream = await exportAccount(deps, req.params.slug, req.params.username, actor(req));
@@ -93,7 +87,6 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
   });
 
   app.delete('/api/instances/:slug/accounts/:username', {
-    config: { roles: ['admin'] },
     schema: {
       tags: ['accounts'], summary: 'Delete an account and purge its data (idempotent); 202 when the service cannot do it now and cattery will retry',
       params: AccParams, response: { 204: Type.Null(), 202: AccountView, ...Errors },

@@ -6,7 +6,6 @@ import type { EventBus } from '../../orchestrator/events.js';
 export const eventRoutes: FastifyPluginAsyncTypebox<{ events: EventBus }> = async (app, { events }) => {
   app.get('/api/events', {
     websocket: true,
-    config: { roles: ['admin'] },
     schema: {
       tags: ['events'], summary: 'WebSocket: live instance events (JSON messages)',
       querystring: Type.Object({ instance: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),

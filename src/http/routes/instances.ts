@@ -43,7 +43,6 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
   const actor = (req: { principal: { id: string } | null }) => req.principal?.id ?? 'anonymous';
 
   app.get('/api/instances', {
-    config: { roles: ['admin'] },
     schema: {
       tags: ['instances'], summary: 'List instances',
       querystring: Type.Object({ service: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
@@ -55,7 +54,6 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
   });
 
   app.post('/api/instances', {
-    config: { roles: ['admin'] },
     schema: {
       tags: ['instances'], summary: 'Create an instance of a catalog service',
       querystring: Wait,
@@ -75,12 +73,10 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
   });
 
   app.get('/api/instances/:slug', {
-    config: { roles: ['admin'] },
     schema: { tags: ['instances'], summary: 'Read an instance', params: SlugParams, response: { 200: InstanceView, ...Errors } },
   }, async (req) => view(getInstance(db, req.params.slug)));
 
   app.patch('/api/instances/:slug', {
-    config: { roles: ['admin'] },
     schema: {
       tags: ['instances'], summary: 'Change an instance (desired state, environment overrides)', params: SlugParams, querystring: Wait,
       body: Type.Object({ desired: Type.Optional(Type.Union([Type.Literal('running'), Type.Literal('stopped')])), env: Type.Optional(EnvMap) },
@@ -90,7 +86,6 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
   }, async (req) => afterChange(updateInstance(deps, req.params.slug, req.body, actor(req), 'change'), req.query.wait, 'change'));
 
   app.delete('/api/instances/:slug', {
-    config: { roles: ['admin'] },
     schema: {
       tags: ['instances'], summary: 'Delete an instance; its volumes are archived under data/backups unless purge=true',
       params: SlugParams,
@@ -105,7 +100,6 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
 
   for (const action of ['start', 'stop', 'upgrade', 'restart'] as const) {
     app.post(`/api/instances/:slug/${action}`, {
-      config: { roles: ['admin'] },
       schema: {
         tags: ['instances'], summary: `${action[0]!.toUpperCase()}${action.slice(1)} an instance`, params: SlugParams, querystring: Wait,
         response: { 202: InstanceView, 200: InstanceView, ...Errors },
@@ -125,7 +119,6 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
   }
 
   app.get('/api/instances/:slug/operations', {
-    config: { roles: ['admin'] },
     schema: { tags: ['instances'], summary: 'The journal of an instance, newest first', params: SlugParams, response: { 200: Type.Array(OperationView) } },
   }, async (req) => listOperations(db, req.params.slug));
 };

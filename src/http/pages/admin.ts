@@ -1,0 +1,42 @@
+// Administrators' pages: sign-ups waiting (approve, reject) and the accounts of every instance.
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { eq } from 'drizzle-orm';
+import { accounts, instances, users } from '../../db/schema.js';
+import { approveSignup, listSignups, rejectSignup } from '../../identity/signup.js';
+import { signupDeps, type PageDeps } from './deps.js';
+
+const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false });
+
+export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
+  const page = { page: true } as const;
+
+  app.get('/admin', {
+    config: page,
+    schema: { hide: true, querystring: Type.Object({ error: Type.Optional(Type.String({ maxLength: 300 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) },
+  }, async (req, reply) => {
+    const waiting = listSignups(deps, 'pending');
+    const failed = listSignups(deps, 'failed');
+    const all = deps.db.select({ a: accounts, slug: instances.slug, service: instances.service, login: users.login, name: users.name })
+      .from(accounts).innerJoin(instances, eq(instances.id, accounts.instanceId)).leftJoin(users, eq(users.id, accounts.userId))
+      .orderBy(instances.slug, accounts.username).all();
+    return reply.page('admin', { waiting, failed, accounts: all, error: req.query.error ?? null });
+  });
+
+  app.post('/admin/signups/:id/approve', { config: page, schema: { hide: true, params: IdParams, body: CsrfOnly } }, async (req, reply) => {
+    try {
+      await approveSignup(signupDeps(deps), req.params.id, req.principal!.id);
+    } catch (err) {
+      // The failure is kept on the sign-up (status failed, last error) and shown on the page; approving again retries.
+      req.log.warn({ err }, 'sign-up approval failed');
+      return reply.redirect(`/admin?error=${encodeURIComponent((err as Error).message.slice(0, 200))}`, 303);
+    }
+    return reply.redirect('/admin', 303);
+  });
+
+  app.post('/admin/signups/:id/reject', { config: page, schema: { hide: true, params: IdParams, body: CsrfOnly } }, async (req, reply) => {
+    rejectSignup(deps, req.params.id, req.principal!.id);
+    return reply.redirect('/admin', 303);
+  });
+};

@@ -1,0 +1,89 @@
+// "My services": a resident's accounts, how to reach each, one password for all, export and deletion.
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { exportAccount } from '../../accounts/accounts.js';
+import { fail } from '../../errors.js';
+import { endOtherSessions } from '../../identity/sessions.js';
+import { verifyPassword } from '../../identity/passwords.js';
+import { accessText, accountsOfUser, deleteOwnAccount, setPasswordEverywhere } from '../../identity/signup.js';
+import { PASSWORD_MAX, PASSWORD_MIN } from '../../accounts/accounts.js';
+import { findUser } from '../../identity/users.js';
+import { langOf } from './render.js';
+import type { PageDeps } from './deps.js';
+
+const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+
+export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
+  const page = { page: true } as const;
+  const host = new URL(deps.config.publicUrl).hostname;
+
+  const me = (req: FastifyRequest) => {
+    if (!req.user) throw fail('CATTERY_ERR_FORBIDDEN', 'this page is for a person signed in, not a token');
+    return req.user;
+  };
+
+  const render = (req: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status = 200) => {
+    const user = me(req);
+    const lang = langOf(req);
+    const accounts = accountsOfUser(deps.accounts, user.id).map(({ account, instance }) => ({
+      id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
+      access: accessText(deps.catalog, instance, account.username, host, lang),
+    }));
+    return reply.page('me', {
+      name: user.name, login: user.login, pending: user.status === 'pending', first: user.mustChangePassword,
+      hasPassword: !!user.passwordHash, accounts, done: null, failed: [], errors: [], ...extra,
+    }, status);
+  };
+
+  app.get('/me', {
+    config: page,
+    schema: { hide: true, querystring: Type.Object({ done: Type.Optional(Type.String({ maxLength: 20 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) },
+  }, async (req, reply) => render(req, reply, { done: req.query.done === 'deleted' ? 'me.deleted' : null }));
+
+  app.post('/me/password', {
+    config: { ...page, rateLimit: { max: deps.config.loginPerMinute, timeWindow: 60_000 } },
+    attachValidation: true,
+    schema: {
+      hide: true,
+      body: Type.Object({
+        _csrf: Type.Optional(Type.String({ maxLength: 200 })), current: Type.Optional(Type.String({ maxLength: 300 })),
+        password: Type.String({ maxLength: 300 }), password2: Type.String({ maxLength: 300 }),
+      }, { additionalProperties: false }),
+    },
+  }, async (req, reply) => {
+    const user = me(req);
+    const body = req.body as { current?: string; password?: string; password2?: string };
+    const errors: { field: string; key: string }[] = [];
+    if (req.validationError) errors.push({ field: '', key: 'err.form' });
+    else if (user.passwordHash && !(await verifyPassword(body.current ?? '', user.passwordHash))) errors.push({ field: 'current', key: 'err.current' });
+    else if ((body.password ?? '').length < PASSWORD_MIN || (body.password ?? '').length > PASSWORD_MAX) errors.push({ field: 'password', key: 'err.password' });
+    else if (body.password !== body.password2) errors.push({ field: 'password2', key: 'err.password2' });
+    if (errors.length) return render(req, reply, { errors }, 400);
+    const { failed } = await setPasswordEverywhere(deps.accounts, user, body.password!, `user:${user.login}`);
+    endOtherSessions(deps.db, user.id, req.principal?.sessionId);
+    req.user = findUser(deps.db, user.id) ?? null;
+    return render(req, reply, { done: failed.length ? null : 'me.password.done', failed });
+  });
+
+  app.get('/me/accounts/:id/export', { config: page, schema: { hide: true, params: IdParams } }, async (req, reply) => {
+    const user = me(req);
+    const mine = accountsOfUser(deps.accounts, user.id).find((a) => a.account.id === req.params.id);
+    if (!mine) throw fail('CATTERY_ERR_NOT_FOUND', 'no such account of yours');
+    const stream = await exportAccount(deps.accounts, mine.instance.slug, mine.account.username, `user:${user.login}`);
+    reply.header('content-type', 'application/x-tar');
+    reply.header('content-disposition', `attachment; filename="${mine.instance.service}-${mine.account.username}.tar"`);
+    return reply.send(stream);
+  });
+
+  app.post('/me/accounts/:id/delete', {
+    config: page,
+    schema: {
+      hide: true, params: IdParams,
+      body: Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })), confirm: Type.Literal('yes') }, { additionalProperties: false }),
+    },
+  }, async (req, reply) => {
+    await deleteOwnAccount(deps.accounts, me(req), req.params.id);
+    return reply.redirect('/me?done=deleted', 303);
+  });
+};

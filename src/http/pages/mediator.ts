@@ -1,0 +1,46 @@
+// A digital mediator ("aidant numérique") signs a resident up at a public internet point: the resident's consent is
+// recorded with the mediator's name and the terms version, and the page that answers is the sheet to print.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
+import { accessText, accountsOfUser, mediatorSignup, openServices } from '../../identity/signup.js';
+import { langOf } from './render.js';
+import { signupDeps, type PageDeps } from './deps.js';
+import { SignupBody, checkSignupForm, type SignupForm } from './forms.js';
+
+export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
+  const page = { page: true } as const;
+  const host = new URL(deps.config.publicUrl).hostname;
+  const form = (reply: FastifyReply, values: SignupForm, errors: { field: string; key: string }[], status = 200) => {
+    const lang = langOf(reply.request);
+    const services = openServices(deps.catalog).map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang] }));
+    return reply.page('mediator', { services, values, errors, version: deps.config.termsVersion }, status);
+  };
+
+  app.get('/mediator', { config: page, schema: { hide: true } }, async (_req, reply) => form(reply, {}, []));
+
+  app.post('/mediator/signup', {
+    // Keyed by the mediator, not the address: several mediators may share a public internet point's address.
+    config: { ...page, rateLimit: { max: deps.config.signupPerHour, timeWindow: 3_600_000, keyGenerator: (req) => req.principal?.id ?? req.ip } },
+    attachValidation: true,
+    schema: { hide: true, body: SignupBody },
+  }, async (req, reply) => {
+    if (req.validationError) return form(reply, {}, [{ field: '', key: 'err.form' }], 400);
+    const body = req.body as SignupForm;
+    const open = new Set(openServices(deps.catalog).map((m) => m.id));
+    const errors = checkSignupForm(body, { needPassword: false, consentField: 'consent', termsVersion: deps.config.termsVersion, open });
+    if (errors.length) return form(reply, { name: body.name, email: body.email, services: body.services }, errors, 400);
+    const lang = langOf(req);
+    const result = await mediatorSignup(signupDeps(deps), req.principal!, {
+      name: body.name!.trim(), email: body.email?.trim() || undefined, services: body.services!, termsVersion: body.consent!, lang,
+    });
+    const accounts = accountsOfUser(deps.accounts, result.user.id).map(({ account, instance }) => ({
+      service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
+      access: accessText(deps.catalog, instance, account.username, host, lang),
+    }));
+    return reply.page('sheet', {
+      name: result.user.name, login: result.user.login, password: result.firstPassword, accounts,
+      url: `${deps.config.publicUrl}/login`, date: new Date().toLocaleDateString(lang === 'fr' ? 'fr-FR' : 'en-GB'),
+      mediator: req.user?.name ?? req.principal!.id,
+    }, 201);
+  });
+};

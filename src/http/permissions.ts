@@ -1,0 +1,73 @@
+// Who may call what: the one table. Every route of the app must have its line here (app.ts refuses to build
+// otherwise), and tests/http/roles-matrix.test.ts walks every route × every role from the app's own route list.
+// The city sees aggregates only: no route that returns one person's data lists it.
+import type { Role } from '../identity/roles.js';
+
+const SIGNED_IN: readonly Role[] = ['resident', 'mediator', 'admin', 'city', 'member'];
+const PUBLIC: readonly Role[] = ['public'];
+const ADMIN: readonly Role[] = ['admin'];
+
+export const PERMISSIONS: Record<string, readonly Role[]> = {
+  // system
+  'GET /healthz': PUBLIC,
+  'GET /api/openapi.json': PUBLIC,
+  // catalog: what the association offers is public
+  'GET /api/catalog': PUBLIC,
+  'GET /api/catalog/:id': ADMIN,
+  // servers and instances
+  'GET /api/servers': ADMIN,
+  'POST /api/servers': ADMIN,
+  'GET /api/instances': ADMIN,
+  'POST /api/instances': ADMIN,
+  'GET /api/instances/:slug': ADMIN,
+  'PATCH /api/instances/:slug': ADMIN,
+  'DELETE /api/instances/:slug': ADMIN,
+  'POST /api/instances/:slug/start': ADMIN,
+  'POST /api/instances/:slug/stop': ADMIN,
+  'POST /api/instances/:slug/restart': ADMIN,
+  'POST /api/instances/:slug/upgrade': ADMIN,
+  'GET /api/instances/:slug/operations': ADMIN,
+  'GET /api/events': ADMIN,
+  // residents' accounts (a person's data: never the city)
+  'GET /api/instances/:slug/accounts': ADMIN,
+  'POST /api/instances/:slug/accounts': ADMIN,
+  'GET /api/instances/:slug/accounts/:username': ADMIN,
+  'PATCH /api/instances/:slug/accounts/:username': ADMIN,
+  'DELETE /api/instances/:slug/accounts/:username': ADMIN,
+  'POST /api/instances/:slug/accounts/:username/suspend': ADMIN,
+  'POST /api/instances/:slug/accounts/:username/resume': ADMIN,
+  'GET /api/instances/:slug/accounts/:username/export': ADMIN,
+  // identity
+  'GET /api/me': SIGNED_IN,
+  'GET /api/users': ADMIN,
+  'POST /api/users': ADMIN,
+  'PATCH /api/users/:login': ADMIN,
+  'GET /api/tokens': ADMIN,
+  'POST /api/tokens': ADMIN,
+  'DELETE /api/tokens/:id': ADMIN,
+  'GET /api/signups': ADMIN,
+  'POST /api/signups/:id/approve': ADMIN,
+  'POST /api/signups/:id/reject': ADMIN,
+  // pages
+  'GET /': PUBLIC,
+  'GET /assets/cattery.css': PUBLIC,
+  'GET /terms': PUBLIC,
+  'GET /signup': PUBLIC,
+  'POST /signup': PUBLIC,
+  'GET /login': PUBLIC,
+  'POST /login': PUBLIC,
+  'GET /login/oidc': PUBLIC,
+  'GET /auth/callback': PUBLIC,
+  'POST /logout': SIGNED_IN,
+  'GET /me': SIGNED_IN,
+  'POST /me/password': SIGNED_IN,
+  'GET /me/accounts/:id/export': SIGNED_IN,
+  'POST /me/accounts/:id/delete': SIGNED_IN,
+  'GET /mediator': ['mediator', 'admin'],
+  'POST /mediator/signup': ['mediator', 'admin'],
+  'GET /admin': ADMIN,
+  'POST /admin/signups/:id/approve': ADMIN,
+  'POST /admin/signups/:id/reject': ADMIN,
+};
+
+export const permissionKey = (method: string, url: string) => `${method} ${url}`;
