@@ -8,11 +8,16 @@ import path from 'node:path';
 import Docker from 'dockerode';
 import { pino } from 'pino';
 import type { Test } from 'tap';
+import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../src/config.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+
+/** Tests speak as the operator (CATTERY_ADMIN_TOKEN) unless they say otherwise. */
+export const OPERATOR_TOKEN = `operator-${crypto.randomBytes(12).toString('hex')}`;
+export const OPERATOR = { authorization: `Bearer ${OPERATOR_TOKEN}` };
 
 export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-test-'));
@@ -33,6 +38,7 @@ export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
     CATTERY_RECONCILE_INTERVAL_S: '2',
     CATTERY_HEALTH_TIMEOUT_S: '60',
     CATTERY_SUBNET_POOL: `10.${200 + fileIndex}.0.0/16`,
+    CATTERY_ADMIN_TOKEN: OPERATOR_TOKEN,
   }, overrides);
 }
 
@@ -43,10 +49,22 @@ export async function removeHosterObjects(hosterId: string): Promise<void> {
   for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
 }
 
+/** Every inject on this app carries the operator's token unless the call sets its own authorization (or `null`). */
+export function asOperator(app: FastifyInstance): void {
+  const inject = app.inject.bind(app) as (o: unknown) => Promise<unknown>;
+  (app as { inject: unknown }).inject = (opts: string | { headers?: Record<string, unknown> }) => {
+    const o = typeof opts === 'string' ? { url: opts } : opts;
+    const headers = { ...OPERATOR, ...(o.headers ?? {}) } as Record<string, unknown>;
+    if (headers.authorization === null) delete headers.authorization;
+    return inject({ ...o, headers });
+  };
+}
+
 export async function testRuntime(t: Test, overrides: Partial<Config> = {}): Promise<Runtime> {
   const config = testConfig(t, overrides);
   const rt = await createRuntime(config, pino({ level: config.logLevel }), { maxBackoffSeconds: 2 });
   rt.start(config.reconcileIntervalSeconds);
+  asOperator(rt.app);
   t.teardown(async () => {
     await rt.close();
     await removeHosterObjects(config.hosterId);

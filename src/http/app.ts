@@ -49,6 +49,13 @@ export interface AppDeps {
 }
 
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route with its method, as registered: what the role matrix test walks. */
+    routeTable: { method: string; url: string }[];
+  }
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.log.child({ domain: 'http' }) as FastifyBaseLogger,
@@ -82,9 +89,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
   // Every form a page posts is checked for its CSRF token, by construction rather than by remembering.
+  const routeTable: { method: string; url: string }[] = [];
+  app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
     if (route.method === 'HEAD' || route.url.startsWith('/documentation')) return;
     const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const m of methods) routeTable.push({ method: m, url: route.url });
     for (const m of methods) {
       const roles = PERMISSIONS[permissionKey(m, route.url)];
       if (!roles?.length) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} has no line in http/permissions.ts`);

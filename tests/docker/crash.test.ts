@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import t from 'tap';
-import { ROOT, docker, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
+import { OPERATOR, OPERATOR_TOKEN, ROOT, docker, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
 
 t.test('restart and kill -9 during 20 creations', async (t) => {
   const config = testConfig(t);
@@ -13,7 +13,7 @@ t.test('restart and kill -9 during 20 creations', async (t) => {
     ...process.env,
     CATTERY_DATA_DIR: config.dataDir, CATTERY_CATALOG: config.catalogDirs.join(':'), CATTERY_HOSTER_ID: config.hosterId,
     CATTERY_PORT_RANGE: config.portRange.join('-'), CATTERY_PORT: String(port), CATTERY_LOG_LEVEL: 'warn',
-    CATTERY_RECONCILE_INTERVAL_S: '2', CATTERY_CONCURRENCY: '4',
+    CATTERY_RECONCILE_INTERVAL_S: '2', CATTERY_CONCURRENCY: '4', CATTERY_ADMIN_TOKEN: OPERATOR_TOKEN,
   };
   t.teardown(() => removeHosterObjects(config.hosterId));
   const base = `http://127.0.0.1:${port}`;
@@ -26,9 +26,9 @@ t.test('restart and kill -9 during 20 creations', async (t) => {
   t.teardown(() => { child?.kill('SIGKILL'); });
   const exited = (c: ChildProcess) => new Promise((r) => c.once('exit', r));
   const createBatch = (prefix: string) => Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${base}/api/instances`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ service: 'probe', slug: `${prefix}-${i}` }),
+    method: 'POST', headers: { 'content-type': 'application/json', ...OPERATOR }, body: JSON.stringify({ service: 'probe', slug: `${prefix}-${i}` }),
   }).then((r) => r.status)));
-  const list = async () => (await (await fetch(`${base}/api/instances`)).json()) as { slug: string; observed: string }[];
+  const list = async () => (await (await fetch(`${base}/api/instances`, { headers: OPERATOR })).json()) as { slug: string; observed: string }[];
 
   async function checkEngine(expected: number) {
     const filters = { label: [`cattery.hoster=${config.hosterId}`] };

@@ -1,13 +1,13 @@
 // Live provisioning events over the WebSocket, as a dashboard would receive them.
 import t from 'tap';
 import WebSocket from 'ws';
-import { testRuntime, waitFor } from '../helpers.js';
+import { OPERATOR, testRuntime, waitFor } from '../helpers.js';
 
 t.test('WebSocket /api/events streams an instance from pending to healthy to deleted', async (t) => {
   const rt = await testRuntime(t);
   // A real socket, as a browser would open it (injectWS gives no remote address to check the caller by).
   const address = await rt.app.listen({ host: '127.0.0.1', port: 0 });
-  const ws = new WebSocket(`${address.replace('http', 'ws')}/api/events?instance=live`);
+  const ws = new WebSocket(`${address.replace('http', 'ws')}/api/events?instance=live`, { headers: OPERATOR });
   await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
   const seen: { slug: string; observed: string; generation: number }[] = [];
   ws.on('message', (data: Buffer) => seen.push(JSON.parse(data.toString())));
