@@ -1,6 +1,7 @@
 // API tokens for scripts: `ct_<id>_<secret>`. Only the secret's SHA-256 is stored (the secret is 256 random bits, so
-// a fast hash is enough: there is nothing to brute-force). Roles are fixed at creation and can only be a subset of
-// the creator's; a revoked or expired token stops at once.
+// a fast hash is enough: there is nothing to brute-force). Roles are fixed at creation: an administrator may give
+// any person's role (the city's dashboard token, say), anyone else only roles they hold. A revoked or expired token
+// stops at once.
 import crypto from 'node:crypto';
 import { desc, eq } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
@@ -12,7 +13,7 @@ import { isPersonRole, type Principal, type Role } from './roles.js';
 const TOKEN_RE = /^ct_(\d{1,10})_([A-Za-z0-9_-]{43})$/;
 
 export function createApiToken(db: Db, creator: Principal, input: { name: string; roles: string[]; expiresAt?: string | undefined }): { token: string; row: ApiToken } {
-  const bad = input.roles.find((r) => !isPersonRole(r) || !creator.roles.includes(r));
+  const bad = input.roles.find((r) => !isPersonRole(r) || !(creator.roles.includes('admin') || creator.roles.includes(r)));
   if (bad !== undefined) throw fail('CATTERY_ERR_FORBIDDEN', `a token cannot carry the role "${bad}"`);
   if (input.expiresAt !== undefined && !(Date.parse(input.expiresAt) > Date.now())) throw fail('CATTERY_ERR_VALIDATION', 'expiresAt: must be a future date');
   const secret = randomToken();

@@ -1,0 +1,197 @@
+// Identity without a provider, on a real SQLite with the real migrations, through the app: API tokens, people with a
+// first password, sign-in throttling, session expiry, and hostile forms that must store nothing.
+import t from 'tap';
+import { pino } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { createRuntime } from '../../src/runtime.js';
+import { OPERATOR, testConfig } from '../helpers.js';
+import type { Config } from '../../src/config.js';
+
+async function runtime(t: Parameters<Parameters<typeof t.test>[1]>[0], overrides: Partial<Config> = {}) {
+  const rt = await createRuntime(testConfig(t, overrides), pino({ level: 'silent' }));
+  t.teardown(() => rt.close());
+  return rt;
+}
+
+/** A browser, reduced to its cookie jar: GET a page, read its CSRF token, POST its form. */
+function browser(app: FastifyInstance) {
+  const jar = new Map<string, string>();
+  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  const keep = (r: { cookies: { name: string; value: string }[] }) => {
+    for (const c of r.cookies) { if (c.value === '') jar.delete(c.name); else jar.set(c.name, c.value); }
+  };
+  return {
+    jar,
+    async get(url: string) {
+      const r = await app.inject({ url, headers: { cookie: cookie(), accept: 'text/html' } });
+      keep(r);
+      return r;
+    },
+    async post(url: string, fields: Record<string, string | string[]>, opts: { csrfFrom?: string; raw?: string } = {}) {
+      const form = new URLSearchParams();
+      if (opts.csrfFrom) {
+        const page = await this.get(opts.csrfFrom);
+        form.set('_csrf', /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!);
+      }
+      for (const [k, v] of Object.entries(fields)) for (const x of [v].flat()) form.append(k, x);
+      const r = await app.inject({ method: 'POST', url, headers: { cookie: cookie(), 'content-type': 'application/x-www-form-urlencoded' }, payload: opts.raw ?? form.toString() });
+      keep(r);
+      return r;
+    },
+  };
+}
+
+t.test('API tokens: scoped, hashed at rest, revocable, expiring', async (t) => {
+  const rt = await runtime(t);
+  const app = rt.app;
+  const made = await app.inject({ method: 'POST', url: '/api/tokens', headers: OPERATOR, payload: { name: 'nightly export', roles: ['admin'] } });
+  t.equal(made.statusCode, 201);
+  const { token, info } = made.json();
+  t.match(token, /^ct_\d+_/);
+  const stored = rt.db.$client.prepare('select hash from api_tokens where id = ?').get(info.id) as { hash: string };
+  t.notMatch(stored.hash, token.split('_').pop(), 'only a hash is stored');
+  const bearer = { authorization: `Bearer ${token}` };
+  t.equal((await app.inject({ url: '/api/instances', headers: bearer })).statusCode, 200);
+  t.same((await app.inject({ url: '/api/me', headers: bearer })).json(), { id: `token:${info.id}`, roles: ['admin'] });
+
+  const city = await app.inject({ method: 'POST', url: '/api/tokens', headers: bearer, payload: { name: 'dashboard', roles: ['city'] } });
+  t.equal(city.statusCode, 201, 'an administrator makes the city its dashboard token');
+  const cityBearer = { authorization: `Bearer ${city.json().token}` };
+  t.same((await app.inject({ url: '/api/me', headers: cityBearer })).json().roles, ['city']);
+  t.equal((await app.inject({ url: '/api/instances/x/accounts', headers: cityBearer })).statusCode, 403, 'the city token reads no account');
+  t.equal((await app.inject({ method: 'POST', url: '/api/tokens', headers: cityBearer, payload: { name: 'more', roles: ['admin'] } })).statusCode, 403, 'nor makes tokens');
+
+  t.equal((await app.inject({ method: 'DELETE', url: `/api/tokens/${info.id}`, headers: OPERATOR })).statusCode, 204);
+  const after = await app.inject({ url: '/api/instances', headers: bearer });
+  t.equal(after.statusCode, 401, 'revoked: refused at once');
+  t.equal((await app.inject({ url: '/api/tokens', headers: OPERATOR })).json().find((x: { id: number }) => x.id === info.id).revokedAt !== null, true);
+
+  const past = await app.inject({ method: 'POST', url: '/api/tokens', headers: OPERATOR, payload: { name: 'old', roles: ['admin'], expiresAt: '2020-01-01T00:00:00Z' } });
+  t.equal(past.statusCode, 400, 'an expiry in the past is refused');
+  const soon = (await app.inject({ method: 'POST', url: '/api/tokens', headers: OPERATOR, payload: { name: 'short', roles: ['admin'], expiresAt: new Date(Date.now() + 60_000).toISOString() } })).json();
+  rt.db.$client.prepare('update api_tokens set expires_at = ? where id = ?').run(new Date(Date.now() - 1000).toISOString(), soon.info.id);
+  t.equal((await app.inject({ url: '/api/instances', headers: { authorization: `Bearer ${soon.token}` } })).statusCode, 401, 'expired: refused');
+  t.equal((await app.inject({ url: '/api/instances', headers: { authorization: 'Bearer ct_1_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' } })).statusCode, 401);
+});
+
+t.test('a person with a first password signs in, must change it, and other sessions end', async (t) => {
+  const rt = await runtime(t);
+  const made = await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'camille', name: 'Camille Lefèvre', roles: ['mediator'] } });
+  t.equal(made.statusCode, 201);
+  const first = made.json().firstPassword as string;
+  t.match(first, /^[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}$/);
+  t.match(rt.db.$client.prepare("select password_hash h from users where login='camille'").get() as { h: string }, { h: /^scrypt\$32768\$8\$1\$/ });
+
+  const other = browser(rt.app);
+  t.equal((await other.post('/login', { login: 'camille', password: first }, { csrfFrom: '/login' })).statusCode, 303);
+  const b = browser(rt.app);
+  const wrong = await b.post('/login', { login: 'camille', password: 'not-the-password' }, { csrfFrom: '/login' });
+  t.equal(wrong.statusCode, 401);
+  t.match(wrong.body, /Identifiant ou mot de passe incorrect/);
+  const ok = await b.post('/login', { login: 'camille', password: first, next: '/mediator' }, { csrfFrom: '/login' });
+  t.equal(ok.statusCode, 303);
+  t.equal(ok.headers.location, '/me#password', 'a first password sends the person to choose their own');
+  const me = await b.get('/me');
+  t.match(me.body, /choisissez maintenant votre propre mot de passe/);
+  const changed = await b.post('/me/password', { current: first, password: 'ma phrase à moi', password2: 'ma phrase à moi' }, { csrfFrom: '/me' });
+  t.equal(changed.statusCode, 200);
+  t.match(changed.body, /changé partout/);
+  t.equal((await other.get('/me')).statusCode, 303, 'the other browser was signed out by the change');
+  t.equal((await b.get('/mediator')).statusCode, 200, 'this one goes on');
+  const again = browser(rt.app);
+  t.equal((await again.post('/login', { login: 'camille', password: 'ma phrase à moi', next: '/mediator' }, { csrfFrom: '/login' })).headers.location, '/mediator');
+  t.equal((await again.post('/login', { login: 'camille', password: first }, { csrfFrom: '/login' })).statusCode, 401, 'the first password is gone');
+
+  const out = await again.post('/logout', {}, { csrfFrom: '/me' });
+  t.equal(out.statusCode, 303);
+  t.equal((await again.get('/me')).statusCode, 303, 'signed out');
+  t.equal((await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'camille', name: 'Autre', roles: ['resident'] } })).statusCode, 409);
+  t.equal((await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'x', name: 'X', roles: ['root'] } })).statusCode, 400);
+});
+
+t.test('sign-in is throttled per login, whatever the address, and per address', async (t) => {
+  const rt = await runtime(t, { loginPerMinute: 8 });
+  await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'dominique', name: 'Dominique', roles: ['resident'] } });
+  const b = browser(rt.app);
+  const csrf = /name="_csrf" value="([^"]+)"/.exec((await b.get('/login')).body)![1]!;
+  const codes: number[] = [];
+  for (let i = 0; i < 7; i++) codes.push((await b.post('/login', { _csrf: csrf, login: 'dominique', password: `guess-number-${i}` })).statusCode);
+  t.same(codes.slice(0, 5), [401, 401, 401, 401, 401]);
+  t.equal(codes[6], 429, 'after five failures the login waits');
+  const r = await b.post('/login', { _csrf: csrf, login: 'dominique', password: 'x'.repeat(12) });
+  t.equal(r.statusCode, 429, 'the address is limited too (8 a minute)');
+  t.ok(Number(r.headers['retry-after']) > 0, 'and is told how long to wait');
+  t.match(r.body, /Trop/);
+});
+
+t.test('sessions end at their idle timeout and at their maximum age', async (t) => {
+  const rt = await runtime(t, { sessionIdleMinutes: 30, sessionMaxHours: 8 });
+  const made = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'eve', name: 'Ève', roles: ['resident'] } })).json();
+  const b = browser(rt.app);
+  await b.post('/login', { login: 'eve', password: made.firstPassword }, { csrfFrom: '/login' });
+  t.equal((await b.get('/me')).statusCode, 200);
+  rt.db.$client.prepare('update sessions set last_seen_at = ?').run(new Date(Date.now() - 31 * 60_000).toISOString());
+  t.equal((await b.get('/me')).headers.location, '/login?next=%2Fme', 'idle too long: sign in again');
+  t.equal((rt.db.$client.prepare('select count(*) n from sessions').get() as { n: number }).n, 0, 'and the session is gone');
+  await b.post('/login', { login: 'eve', password: made.firstPassword }, { csrfFrom: '/login' });
+  rt.db.$client.prepare('update sessions set expires_at = ?').run(new Date(Date.now() - 1000).toISOString());
+  t.equal((await b.get('/me')).statusCode, 303, 'past its maximum age');
+  t.equal((await rt.app.inject({ url: '/api/me', headers: { cookie: `cattery_session=${[...b.jar].find(([k]) => k === 'cattery_session')?.[1] ?? ''}` } })).statusCode, 401, 'the API never takes the cookie');
+});
+
+t.test('hostile input: script in names, forms without CSRF, oversized or unexpected forms: refused, nothing stored', async (t) => {
+  const rt = await runtime(t, { signupPerHour: 1000 });
+  const count = () => rt.db.$client.prepare('select (select count(*) from users) u, (select count(*) from signups) s').get();
+  const before = count();
+  const b = browser(rt.app);
+  const good = { name: 'Léa Martin', email: '', services: ['mail'], password: 'une phrase longue', password2: 'une phrase longue', terms: '2026-11' };
+
+  const script = await b.post('/signup', { ...good, name: '<script>alert(1)</script>' }, { csrfFrom: '/signup' });
+  t.equal(script.statusCode, 400);
+  t.match(script.body, /ne peut contenir que des lettres/);
+  t.notMatch(script.body, /<script>alert/, 'the value is not echoed as markup');
+  const noCsrf = await b.post('/signup', good);
+  t.equal(noCsrf.statusCode, 403);
+  t.equal(noCsrf.headers['x-cattery-error'], 'CATTERY_ERR_CSRF');
+  t.match(noCsrf.body, /Le formulaire a expiré/);
+  const forged = await b.post('/signup', { ...good, _csrf: 'forged-token-value' });
+  t.equal(forged.statusCode, 403);
+  const huge = await b.post('/signup', { ...good, name: 'A'.repeat(20_000) }, { csrfFrom: '/signup' });
+  t.equal(huge.statusCode, 413);
+  t.match(huge.body, /trop grand/);
+  const extra = await b.post('/signup', { ...good, roles: 'admin' }, { csrfFrom: '/signup' });
+  t.equal(extra.statusCode, 400, 'a field the form does not have');
+  const closed = await b.post('/signup', { ...good, services: ['probe'] }, { csrfFrom: '/signup' });
+  t.equal(closed.statusCode, 400, 'a service not open for sign-up');
+  const oldTerms = await b.post('/signup', { ...good, terms: '2019-01' }, { csrfFrom: '/signup' });
+  t.equal(oldTerms.statusCode, 400, 'terms of another version');
+  t.match(oldTerms.body, /accepter les conditions/);
+  const mismatch = await b.post('/signup', { ...good, password2: 'autre chose encore' }, { csrfFrom: '/signup' });
+  t.match(mismatch.body, /ne sont pas les mêmes/);
+  t.match(mismatch.body, /value="Léa Martin"/, 'what was typed is kept (but never the passwords)');
+  t.notMatch(mismatch.body, /une phrase longue/);
+  t.same(count(), before, 'nothing stored');
+
+  const xss = await b.post('/login', { login: '"><img src=x onerror=alert(1)>', password: 'whatever-long' }, { csrfFrom: '/login' });
+  t.notMatch(xss.body, /<img src=x/, 'escaped everywhere');
+  const open = await b.get('/login?next=//evil.example/');
+  t.match(open.body, /name="next" value="\/me"/, 'no open redirect through next');
+
+  const done = await b.post('/signup', good, { csrfFrom: '/signup' });
+  t.equal(done.statusCode, 201);
+  t.match(done.body, /lea\.martin/);
+  const row = rt.db.$client.prepare('select s.terms_version, s.channel, s.status, u.status us from signups s join users u on u.id = s.user_id').get();
+  t.same(row, { terms_version: '2026-11', channel: 'self', status: 'pending', us: 'pending' });
+});
+
+t.test('pages speak French by default and English on request', async (t) => {
+  const rt = await runtime(t);
+  const fr = await rt.app.inject({ url: '/' });
+  t.match(fr.body, /<html lang="fr">/);
+  t.match(fr.headers['content-security-policy'] as string, /default-src 'none'/);
+  const en = await rt.app.inject({ url: '/?lang=en' });
+  t.match(en.body, /<html lang="en">/);
+  t.match(en.body, /Services offered/);
+  const byHeader = await rt.app.inject({ url: '/signup', headers: { 'accept-language': 'en-GB,en;q=0.8' } });
+  t.match(byHeader.body, /Create my account/);
+});
