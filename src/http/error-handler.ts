@@ -53,8 +53,9 @@ export async function errorHandler(err: FastifyError, request: FastifyRequest, r
     }
     let detail = code === 'CATTERY_ERR_THROTTLED' ? message.replace(/\D+/g, ' ').trim().split(' ')[0] ?? '' : '';
     if (code === 'CATTERY_ERR_THROTTLED' && reply.getHeader('retry-after') === undefined && detail) reply.header('retry-after', detail);
-    let shown = status >= 500 ? 'internal' : code;
-    if (shown !== 'internal' && !hasMessage(`err.${shown}`)) { shown = 'generic'; detail = message; }
+    // A known condition (the provider or the engine away: 503) is said in words; an unknown 5xx only by reference.
+    let shown = hasMessage(`err.${code}`) ? code : status >= 500 ? 'internal' : 'generic';
+    if (shown === 'generic') detail = message;
     return reply.page('error', { code: shown, detail, requestId: request.id }, status);
   }
   if (status >= 500) {

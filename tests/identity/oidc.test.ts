@@ -1,0 +1,144 @@
+// OpenID Connect sign-in against a real provider (oidc-provider) that the test starts: the whole flow through HTTP,
+// success, wrong state, a callback in another browser, a replayed callback, an expired session, RP-initiated logout,
+// and a provider that does not answer.
+import t from 'tap';
+import { pino } from 'pino';
+import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { testConfig } from '../helpers.js';
+import { cookieJar, freePort, startProvider } from './provider.js';
+
+async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+  const port = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const provider = await startProvider(publicUrl);
+  t.teardown(() => provider.close());
+  const base = testConfig(t);
+  const config = { ...base, port, publicUrl, oidc: {
+    issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret, redirectUrl: `${publicUrl}/auth/callback`,
+    scopes: 'openid profile email groups', rolesClaim: 'groups', roleMap: { 'cattery-admins': 'admin' }, label: 'Compte de la mairie',
+  } };
+  const rt = await createRuntime(config, pino({ level: 'silent' }));
+  await rt.app.listen({ host: '127.0.0.1', port });
+  t.teardown(() => rt.close());
+  return { rt, publicUrl, provider };
+}
+
+/** Follow redirects by hand, keeping each origin's cookies, until `stop` says so; submit the provider's forms. */
+async function signIn(publicUrl: string, login: string, jar = cookieJar(), stopAtCallback = false) {
+  let url = `${publicUrl}/login/oidc?next=/me`;
+  let method = 'GET';
+  let body: string | undefined;
+  for (let hop = 0; hop < 20; hop++) {
+    if (stopAtCallback && url.startsWith(`${publicUrl}/auth/callback`)) return { url, jar };
+    const res = await fetch(url, {
+      method, redirect: 'manual', body,
+      headers: { cookie: jar.header(url), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+    });
+    jar.store(url, res.headers.getSetCookie());
+    method = 'GET'; body = undefined;
+    if (res.status >= 300 && res.status < 400) { url = new URL(res.headers.get('location')!, url).href; continue; }
+    const html = await res.text();
+    const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
+    const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1];
+    if (res.status === 200 && action && prompt) {
+      url = new URL(action, url).href;
+      method = 'POST';
+      body = prompt === 'login' ? new URLSearchParams({ prompt, login, password: 'any' }).toString() : new URLSearchParams({ prompt }).toString();
+      continue;
+    }
+    return { url, jar, status: res.status, html };
+  }
+  throw new Error('too many redirects');
+}
+
+const sessions = (rt: Runtime) => (rt.db.$client.prepare('select count(*) n from sessions').get() as { n: number }).n;
+
+t.test('sign-in through the provider: person created with roles from groups, session, logout at the provider', async (t) => {
+  const { rt, publicUrl, provider } = await setup(t);
+  const login = await fetch(`${publicUrl}/login`);
+  t.match(await login.text(), /Se connecter avec : Compte de la mairie/);
+
+  const done = await signIn(publicUrl, 'alice');
+  t.equal(done.status, 200, 'back on cattery');
+  t.equal(done.url, `${publicUrl}/me`);
+  t.match(done.html!, /Bonjour Alice Moreau/);
+  const user = rt.db.$client.prepare("select login, roles, oidc_issuer, password_hash from users where oidc_subject = 'alice'").get();
+  t.same(user, { login: 'alice', roles: '["admin"]', oidc_issuer: provider.issuer, password_hash: null }, 'roles from the provider\'s groups');
+  const admin = await fetch(`${publicUrl}/admin`, { headers: { cookie: done.jar.header(publicUrl) }, redirect: 'manual' });
+  t.equal(admin.status, 200, 'the admin group opens the admin pages');
+
+  const bruno = await signIn(publicUrl, 'bruno');
+  t.match(bruno.html!, /Bonjour Bruno Petit/);
+  const brunoAdmin = await fetch(`${publicUrl}/admin`, { headers: { cookie: bruno.jar.header(publicUrl) }, redirect: 'manual' });
+  t.equal(brunoAdmin.status, 403, 'a group with no mapping: a resident');
+
+  const again = await signIn(publicUrl, 'alice');
+  t.match(again.html!, /Bonjour Alice Moreau/);
+  t.equal((rt.db.$client.prepare("select count(*) n from users where oidc_subject = 'alice'").get() as { n: number }).n, 1, 'the same person, not a new one');
+
+  const page = await (await fetch(`${publicUrl}/me`, { headers: { cookie: again.jar.header(publicUrl) } })).text();
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(page)![1]!;
+  const out = await fetch(`${publicUrl}/logout`, {
+    method: 'POST', redirect: 'manual', body: new URLSearchParams({ _csrf: csrf }).toString(),
+    headers: { cookie: again.jar.header(publicUrl), 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  t.equal(out.status, 303);
+  const to = new URL(out.headers.get('location')!);
+  t.equal(to.origin, provider.issuer, 'RP-initiated logout at the provider');
+  t.ok(to.searchParams.get('id_token_hint'), 'with the ID token as hint');
+  t.equal(to.searchParams.get('post_logout_redirect_uri'), `${publicUrl}/`);
+  const after = await fetch(`${publicUrl}/me`, { headers: { cookie: again.jar.header(publicUrl) }, redirect: 'manual' });
+  t.equal(after.status, 303, 'the cattery session is gone');
+});
+
+t.test('a callback with the wrong state, from another browser, or replayed is refused and opens no session', async (t) => {
+  const { rt, publicUrl } = await setup(t);
+  const before = sessions(rt);
+
+  const a = await signIn(publicUrl, 'alice', cookieJar(), true);
+  const wrong = new URL(a.url);
+  wrong.searchParams.set('state', 'not-the-state-we-sent');
+  const r1 = await fetch(wrong, { headers: { cookie: a.jar.header(publicUrl) }, redirect: 'manual' });
+  t.equal(r1.status, 400);
+  t.equal(r1.headers.get('x-cattery-error'), 'CATTERY_ERR_OIDC');
+  t.match(await r1.text(), /La connexion n’a pas abouti/);
+
+  const b = await signIn(publicUrl, 'alice', cookieJar(), true);
+  const elsewhere = await fetch(b.url, { redirect: 'manual' });
+  t.equal(elsewhere.status, 400, 'a callback without the browser\'s state cookie (login CSRF) is refused');
+
+  const c = await signIn(publicUrl, 'alice', cookieJar(), true);
+  const first = await fetch(c.url, { headers: { cookie: c.jar.header(publicUrl) }, redirect: 'manual' });
+  t.equal(first.status, 303, 'the genuine callback signs in');
+  const countAfterFirst = sessions(rt);
+  const replay = await fetch(c.url, { headers: { cookie: c.jar.header(publicUrl) }, redirect: 'manual' });
+  t.equal(replay.status, 400, 'the same code again is refused');
+  t.equal(sessions(rt), countAfterFirst, 'and opens nothing');
+  t.equal(countAfterFirst, before + 1);
+  t.equal((rt.db.$client.prepare('select count(*) n from login_flows').get() as { n: number }).n, 2, 'flows of a and b are left to expire; c was consumed');
+});
+
+t.test('an expired session sends the person back to sign in', async (t) => {
+  const { rt, publicUrl } = await setup(t);
+  const s = await signIn(publicUrl, 'bruno');
+  t.equal(s.status, 200);
+  rt.db.$client.prepare('update sessions set expires_at = ?').run(new Date(Date.now() - 1).toISOString());
+  const r = await fetch(`${publicUrl}/me`, { headers: { cookie: s.jar.header(publicUrl) }, redirect: 'manual' });
+  t.equal(r.status, 303);
+  t.equal(r.headers.get('location'), '/login?next=%2Fme');
+});
+
+t.test('a provider that does not answer: a clear 503 page, nothing stored', async (t) => {
+  const port = await freePort();
+  const dead = await freePort();
+  const base = testConfig(t);
+  const rt = await createRuntime({ ...base, port, publicUrl: `http://127.0.0.1:${port}`, oidc: {
+    issuer: `http://127.0.0.1:${dead}`, clientId: 'x', redirectUrl: `http://127.0.0.1:${port}/auth/callback`, scopes: 'openid', rolesClaim: 'groups', roleMap: {}, label: 'Ville',
+  } }, pino({ level: 'silent' }));
+  t.teardown(() => rt.close());
+  const r = await rt.app.inject({ url: '/login/oidc' });
+  t.equal(r.statusCode, 503);
+  t.equal(r.headers['x-cattery-error'], 'CATTERY_ERR_OIDC_UNAVAILABLE');
+  t.match(r.body, /ne répond pas/);
+  t.equal((rt.db.$client.prepare('select count(*) n from login_flows').get() as { n: number }).n, 0);
+});
