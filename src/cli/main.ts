@@ -1,4 +1,4 @@
-// `cattery <command>`: serve, migrate, images build, catalog check, catalog schema.
+// `cattery <command>`: serve, migrate, users add, images build, catalog check, catalog schema.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,6 +11,8 @@ import { createLogger, type Logger } from '../log.js';
 import { connectEngine, ping } from '../orchestrator/engine.js';
 import { buildImages, buildWorkDir } from '../orchestrator/images.js';
 import { createRuntime, loadValidCatalog } from '../runtime.js';
+import { firstPassword } from '../identity/passwords.js';
+import { createUser } from '../identity/users.js';
 
 const USAGE = `usage: cattery <command>
   serve [--build-images]        run the API, the reconciler and the timers
@@ -18,6 +20,9 @@ const USAGE = `usage: cattery <command>
   images build [--only ID,...]  build the local images of the catalog (Debian base with debootstrap)
   catalog check [--dir DIR]     validate service manifests; exit 1 on any error
   catalog schema [--out FILE]   write the manifest JSON Schema (services/schema.json)
+  users add LOGIN --name NAME --role ROLE[,ROLE]
+                                add a person (the first administrator, say); prints a first password to change
+                                at the first sign-in
 Configuration comes from CATTERY_* environment variables (see README).`;
 
 function out(line: string) {
@@ -66,6 +71,19 @@ export async function main(argv: string[]): Promise<number> {
       out(`database ${config.dbFile} is up to date`);
       return 0;
     }
+    if (cmd === 'users' && sub === 'add') {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { name: { type: 'string' }, role: { type: 'string' } } });
+      const login = positionals[0];
+      if (!login || !values.name || !values.role) throw new Error('usage: cattery users add LOGIN --name NAME --role admin[,mediator…]');
+      const db = openDb(config.dbFile);
+      try {
+        applyMigrations(db);
+        const password = firstPassword();
+        await createUser(db, { login, name: values.name, roles: values.role.split(','), password, mustChangePassword: true });
+        out(`${login} added. First password (shown once, to change at the first sign-in): ${password}`);
+      } finally { db.$client.close(); }
+      return 0;
+    }
     if (cmd === 'images' && sub === 'build') {
       const { values } = parseArgs({ args: rest, options: { only: { type: 'string' } } });
       const engine = await engineOrExplain(config.dockerEndpoint, config.hosterId, log);
@@ -96,7 +114,8 @@ export async function main(argv: string[]): Promise<number> {
 
 async function serve(config: ReturnType<typeof loadConfig>, log: Logger): Promise<number> {
   const rt = await createRuntime(config, log);
-  if (!config.adminToken) log.warn('CATTERY_ADMIN_TOKEN is not set: the API trusts every caller on the loopback interface');
+  const people = rt.db.$client.prepare("select count(*) n from users where roles like '%admin%'").get() as { n: number };
+  if (!config.adminToken && people.n === 0) log.warn('no administrator yet: add one with `cattery users add LOGIN --name NAME --role admin`');
   // Without an engine the API still serves; the reconciler converges once the engine answers.
   await engineOrExplain(config.dockerEndpoint, config.hosterId, log).catch((err: Error) => log.error(err.message));
   rt.start(config.reconcileIntervalSeconds);
