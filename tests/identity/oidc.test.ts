@@ -142,3 +142,32 @@ t.test('a provider that does not answer: a clear 503 page, nothing stored', asyn
   t.match(r.body, /ne répond pas/);
   t.equal((rt.db.$client.prepare('select count(*) n from login_flows').get() as { n: number }).n, 0);
 });
+
+t.test('in Chromium: the sign-in button, the provider\'s screens, back to "my services"', async (t) => {
+  const { chromium } = await import('playwright-core');
+  const { rt, publicUrl } = await setup(t);
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  t.teardown(() => browser.close());
+  const page = await (await browser.newContext({ locale: 'fr-FR' })).newPage();
+  await page.goto(`${publicUrl}/me`);
+  t.equal(new URL(page.url()).pathname, '/login', 'my services asks to sign in first');
+  await page.getByRole('link', { name: /Se connecter avec : Compte de la mairie/ }).click();
+  await page.locator('input[name=login]').fill('alice');
+  await page.locator('input[name=password]').fill('any');
+  await page.locator('button[type=submit]').click();
+  await page.locator('button[type=submit]').click(); // the provider's consent screen
+  await page.waitForURL(`${publicUrl}/me`);
+  t.match(await page.locator('h1').textContent(), /Mes services/, 'back where the person wanted to go');
+  t.match(await page.locator('main').textContent(), /Bonjour Alice Moreau/);
+  const cookie = (await page.context().cookies()).find((c) => c.name === 'cattery_session');
+  t.ok(cookie?.httpOnly, 'the session cookie is HttpOnly');
+  t.equal(cookie?.sameSite, 'Lax');
+  t.equal(cookie?.expires, -1, 'a browser-session cookie: it dies with the browser on a shared computer');
+  await page.getByRole('button', { name: 'Se déconnecter' }).click();
+  await page.waitForURL((u) => u.href === `${publicUrl}/` || u.href.startsWith(new URL(rt.config.oidc!.issuer).origin));
+  t.pass(`signed out to ${page.url()}`);
+  t.equal((rt.db.$client.prepare('select count(*) n from sessions').get() as { n: number }).n, 0);
+});
