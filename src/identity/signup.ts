@@ -61,8 +61,14 @@ export async function submitSignup(deps: SignupDeps, input: SignupInput): Promis
   checkInput(deps, input);
   const passwordHash = await hashPassword(input.password);
   const { signup, user } = record(deps, input, passwordHash, { channel: 'self' });
-  if (deps.approval === 'auto') return { ...(await approveSignup(deps, signup.id, 'system:auto-approval', input.password)), };
-  return { signup, user };
+  if (deps.approval !== 'auto') return { signup, user };
+  try {
+    return await approveSignup(deps, signup.id, 'system:auto-approval', input.password);
+  } catch (err) {
+    // Recorded as failed with its error: an administrator sees it and approves again once the service is back.
+    deps.log.warn({ err, signup: signup.id }, 'automatic approval failed; left to an administrator');
+    return { signup: deps.db.select().from(signups).where(eq(signups.id, signup.id)).get()!, user };
+  }
 }
 
 /** A mediator signs a resident up: consent recorded with the mediator's name, approved at once, and a first password

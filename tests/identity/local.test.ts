@@ -195,3 +195,19 @@ t.test('pages speak French by default and English on request', async (t) => {
   const byHeader = await rt.app.inject({ url: '/signup', headers: { 'accept-language': 'en-GB,en;q=0.8' } });
   t.match(byHeader.body, /Create my account/);
 });
+
+t.test('automatic approval with no instance to take the resident: kept as failed for an administrator', async (t) => {
+  const rt = await runtime(t, { signupApproval: 'auto' });
+  const b = browser(rt.app);
+  const r = await b.post('/signup', { name: 'Nour Haddad', services: ['files'], password: 'une phrase longue', password2: 'une phrase longue', terms: '2026-11' }, { csrfFrom: '/signup' });
+  t.equal(r.statusCode, 201);
+  t.match(r.body, /va la vérifier/, 'the resident is told a person will look at it');
+  const s = (await rt.app.inject({ url: '/api/signups?status=failed', headers: OPERATOR })).json();
+  t.equal(s.length, 1);
+  t.match(s[0].lastError, /no instance of "files"/);
+  const again = await rt.app.inject({ method: 'POST', url: `/api/signups/${s[0].id}/approve`, headers: OPERATOR });
+  t.equal(again.statusCode, 409, 'approving again says why, and the request stays');
+  const reject = await rt.app.inject({ method: 'POST', url: `/api/signups/${s[0].id}/reject`, headers: OPERATOR });
+  t.equal(reject.json().status, 'rejected');
+  t.equal((rt.db.$client.prepare("select status from users where login = 'nour.haddad'").get() as { status: string }).status, 'disabled');
+});

@@ -191,6 +191,18 @@ t.test('residents sign up alone or with a mediator; every page accessible and li
   t.same(await imapSubjects('joseph.ndiaye', 'le jardin de joseph'), [], 'the new password opens the mailbox');
   await t.rejects(imapSubjects('joseph.ndiaye', first), 'the first password no longer does');
 
+  // Joseph downloads his mailbox, then deletes it.
+  await j.goto(`${base}/me`);
+  const [download] = await Promise.all([j.waitForEvent('download'), j.getByRole('link', { name: /Télécharger mes données/ }).click()]);
+  t.match(download.suggestedFilename(), /^mail-joseph\.ndiaye\.tar$/);
+  const saved = await download.path();
+  t.ok(saved && (await import('node:fs')).statSync(saved).size > 0, 'the export arrives as a tar archive');
+  await j.getByLabel(/Je comprends que mes données/).check();
+  await j.getByRole('button', { name: /Supprimer ce compte/ }).click();
+  t.match(await j.locator('[role=status]').textContent(), /Le compte est supprimé/);
+  t.equal(rt.db.$client.prepare("select count(*) n from accounts where username = 'joseph.ndiaye'").get()!.n as number, 0, 'the account is gone');
+  await t.rejects(imapSubjects('joseph.ndiaye', 'le jardin de joseph'), 'and the mailbox refuses him');
+
   // An unknown page, in English, also passes.
   await visit(r, `${base}/nothing-here?lang=en`, base, seen);
   await audit('not found (en)', resident, r, `${base}/nothing-here?lang=en`);
