@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { fail } from './errors.js';
+import { FRENCH_GRID_GCO2E_PER_KWH } from './metering/energy-model.js';
 
 const Slug = Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}$' });
 
@@ -51,6 +52,14 @@ export const ConfigSchema = Type.Object({
   loginPerMinute: Type.Integer({ minimum: 1 }),
   signupPerHour: Type.Integer({ minimum: 1 }),
   defaultQuotaMb: Type.Integer({ minimum: 1 }),
+  /** Metering: seconds between passes, hours raw samples are kept, days hourly totals are kept (daily ones stay). */
+  meterIntervalSeconds: Type.Number({ minimum: 1 }),
+  meterRetentionHours: Type.Number({ minimum: 1 }),
+  meterHourlyDays: Type.Number({ minimum: 1 }),
+  /** How idle power is allocated to instances (always shown apart): by reserved memory, equally, or not at all. */
+  idlePolicy: Type.Union([Type.Literal('reserved'), Type.Literal('equal'), Type.Literal('none')]),
+  /** Grid carbon intensity, gCO2e/kWh (metering/energy-model.ts cites the default). */
+  gridGCo2ePerKwh: Type.Number({ minimum: 0, maximum: 2000 }),
 });
 export type Config = Static<typeof ConfigSchema>;
 
@@ -114,6 +123,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     loginPerMinute: num(env.CATTERY_LOGIN_PER_MINUTE, 20),
     signupPerHour: num(env.CATTERY_SIGNUP_PER_HOUR, 30),
     defaultQuotaMb: num(env.CATTERY_DEFAULT_QUOTA_MB, 1024),
+    meterIntervalSeconds: num(env.CATTERY_METER_INTERVAL_S, 10),
+    meterRetentionHours: num(env.CATTERY_METER_RETENTION_H, 48),
+    meterHourlyDays: num(env.CATTERY_METER_HOURLY_DAYS, 730),
+    idlePolicy: (env.CATTERY_IDLE_POLICY ?? 'reserved') as Config['idlePolicy'],
+    gridGCo2ePerKwh: num(env.CATTERY_GRID_GCO2E_PER_KWH, FRENCH_GRID_GCO2E_PER_KWH),
     ...overrides,
   };
   if (candidate.oidc && !candidate.oidc.redirectUrl) candidate.oidc = { ...candidate.oidc, redirectUrl: `${candidate.publicUrl}/auth/callback` };

@@ -14,6 +14,7 @@ import { retryPendingAccounts } from './accounts/accounts.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
 import { loadOrCreateSecret } from './identity/secret.js';
 import { purgeExpiredSessions } from './identity/sessions.js';
+import { createCollector, type Collector } from './metering/collector.js';
 
 export interface Runtime {
   config: Config;
@@ -21,6 +22,7 @@ export interface Runtime {
   catalog: Catalog;
   events: EventBus;
   reconciler: Reconciler;
+  collector: Collector;
   app: FastifyInstance;
   log: Logger;
   /** Start the reconciler (timer, Docker events) and the retries of deferred account operations. */
@@ -47,14 +49,19 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       dockerTimeoutSeconds: config.dockerTimeoutSeconds, healthTimeoutSeconds: config.healthTimeoutSeconds,
       ...(opts.maxBackoffSeconds !== undefined ? { maxBackoffSeconds: opts.maxBackoffSeconds } : {}),
     });
-    const app = await buildApp({ config, db, catalog, reconciler, events, log, secret: loadOrCreateSecret(config.dataDir, config.secret) });
+    const collector = createCollector({
+      db, catalog, engineFor: reconciler.engineFor, log: log.child({ domain: 'metering' }), idlePolicy: config.idlePolicy,
+      retentionHours: config.meterRetentionHours, hourlyRetentionDays: config.meterHourlyDays,
+    });
+    const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, secret: loadOrCreateSecret(config.dataDir, config.secret) });
     const accountDeps = { db, catalog, hosterId: config.hosterId, engineFor: reconciler.engineFor, log: log.child({ domain: 'accounts' }) };
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;
     return {
-      config, db, catalog, events, reconciler, app, log,
+      config, db, catalog, events, reconciler, app, log, collector,
       start(intervalSeconds) {
         reconciler.start(intervalSeconds);
+        collector.start(config.meterIntervalSeconds);
         accountTimer = setInterval(() => {
           if (retrying) return;
           retrying = true;
@@ -65,6 +72,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       },
       async close() {
         clearInterval(accountTimer);
+        await collector.stop();
         await app.close();
         await reconciler.stop();
         db.$client.close();

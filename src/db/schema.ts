@@ -1,6 +1,6 @@
 // The desired state of the hoster and the journal of what was done to reach it. Docker is converged to these rows.
 import { sql } from 'drizzle-orm';
-import { sqliteTable, text, integer, uniqueIndex, index } from 'drizzle-orm/sqlite-core';
+import { sqliteTable, text, integer, real, uniqueIndex, index } from 'drizzle-orm/sqlite-core';
 
 const now = sql`(strftime('%Y-%m-%dT%H:%M:%fZ','now'))`;
 
@@ -13,7 +13,26 @@ export const servers = sqliteTable('servers', {
   /** The host address instances' ports are published on: 127.0.0.1 unless a proxy in front needs otherwise. */
   publishAddress: text('publish_address').notNull().default('127.0.0.1'),
   createdAt: text('created_at').notNull().default(now),
+  /** How this server's power is known (metering/power.ts): a meter, else its power curve. */
+  energy: text('energy', { mode: 'json' }).$type<ServerEnergy>(),
 });
+
+export type MeterSpec =
+  | { kind: 'rapl' }
+  | { kind: 'http-json'; url: string; field: string }
+  | { kind: 'prometheus'; url: string; metric: string };
+
+export interface ServerEnergy {
+  /** Watts at rest and at full load (SPECpower_ssj2008 results, or a wattmeter). */
+  idleWatts: number;
+  maxWatts: number;
+  /** SPECpower-style curve: watts at 0 %, 10 % … 100 % load (11 points); linear between idle and max when absent. */
+  curve?: number[];
+  meter?: MeterSpec;
+  /** Manufacturing, transport and end of life, kgCO2e (manufacturer's PCF sheet or Boavizta). */
+  embodiedKgCo2e: number;
+  serviceLifeYears: number;
+}
 
 export const DESIRED = ['running', 'stopped', 'deleted'] as const;
 export const OBSERVED = ['pending', 'creating', 'starting', 'running', 'healthy', 'unhealthy', 'stopped', 'deleting', 'failed'] as const;
@@ -184,3 +203,44 @@ export type User = typeof users.$inferSelect;
 export type Session = typeof sessions.$inferSelect;
 export type ApiToken = typeof apiTokens.$inferSelect;
 export type Signup = typeof signups.$inferSelect;
+
+// ── metering ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** What a line of the energy accounts is: the server's total, its idle part, the share of processes outside
+ * cattery's containers (the OS, dockerd, cattery itself), or one instance. total = idle + other + Σ instances. */
+export const METER_SCOPES = ['server', 'idle', 'other', 'instance'] as const;
+export type MeterScope = (typeof METER_SCOPES)[number];
+
+const meterColumns = () => ({
+  serverId: integer('server_id').notNull(),
+  scope: text('scope', { enum: METER_SCOPES }).notNull(),
+  /** The instance's slug; '' for the other scopes (no foreign key: the accounts outlive the instance). */
+  slug: text('slug').notNull().default(''),
+  service: text('service').notNull().default(''),
+  seconds: real('seconds').notNull(),
+  energyJ: real('energy_j').notNull(),
+  /** Idle energy allocated to this instance by the association's policy: shown apart, never inside energyJ. */
+  idleShareJ: real('idle_share_j').notNull().default(0),
+  cpuSeconds: real('cpu_seconds').notNull().default(0),
+  /** Memory working set × seconds: divided by seconds, the mean working set. */
+  memByteSeconds: real('mem_byte_seconds').notNull().default(0),
+  netRxBytes: integer('net_rx_bytes').notNull().default(0),
+  netTxBytes: integer('net_tx_bytes').notNull().default(0),
+  blkReadBytes: integer('blk_read_bytes').notNull().default(0),
+  blkWriteBytes: integer('blk_write_bytes').notNull().default(0),
+  method: text('method', { enum: ['measured', 'modelled'] }).notNull(),
+  model: text('model').notNull(),
+});
+
+/** One metering pass's figures per line; kept briefly (48 h by default). */
+export const meterSamples = sqliteTable('meter_samples', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  ts: text('ts').notNull(),
+  ...meterColumns(),
+}, (t) => [index('meter_samples_ts_idx').on(t.ts)]);
+
+/** Hourly and daily totals, kept for years; bucket is 'YYYY-MM-DDTHH' or 'YYYY-MM-DD'. */
+export const meterHourly = sqliteTable('meter_hourly', { bucket: text('bucket').notNull(), ...meterColumns() },
+  (t) => [uniqueIndex('meter_hourly_key').on(t.bucket, t.serverId, t.scope, t.slug)]);
+export const meterDaily = sqliteTable('meter_daily', { bucket: text('bucket').notNull(), ...meterColumns() },
+  (t) => [uniqueIndex('meter_daily_key').on(t.bucket, t.serverId, t.scope, t.slug)]);

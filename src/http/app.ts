@@ -31,6 +31,8 @@ import { residentPages } from './pages/me.js';
 import { mediatorPages } from './pages/mediator.js';
 import { adminPages } from './pages/admin.js';
 import { identityRoutes } from './routes/identity.js';
+import { meteringRoutes } from './routes/metering.js';
+import type { Collector } from '../metering/collector.js';
 import { accountRoutes } from './routes/accounts.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { eventRoutes } from './routes/events.js';
@@ -44,6 +46,7 @@ export interface AppDeps {
   reconciler: Reconciler;
   events: EventBus;
   log: Logger;
+  collector: Collector;
   /** Signs cookies (CSRF secret); made once per data folder (identity/secret.ts). */
   secret: string;
 }
@@ -142,6 +145,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     deps: { db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'accounts' }) },
   });
   await app.register(eventRoutes, { events: deps.events });
+  await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createThrottle(), secureCookies,

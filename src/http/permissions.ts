@@ -48,6 +48,14 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /api/signups': ADMIN,
   'POST /api/signups/:id/approve': ADMIN,
   'POST /api/signups/:id/reject': ADMIN,
+  // metering: the city reads aggregates (servers, services, instances), never one account
+  'GET /api/metering/power': ['admin', 'city'],
+  'GET /api/metering/energy': ['admin', 'city'],
+  'GET /api/metering/top': ['admin', 'city'],
+  'GET /api/metering/stream': ['admin', 'city'],
+  'GET /api/metering/accounts/:slug/:username': ADMIN,
+  'PUT /api/servers/:name/energy': ADMIN,
+  'GET /metrics': ['admin', 'city'],
   // pages
   'GET /': PUBLIC,
   'GET /assets/cattery.css': PUBLIC,

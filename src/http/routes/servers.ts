@@ -3,6 +3,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/connection.js';
 import { addServer, listServers } from '../../orchestrator/servers.js';
 import { ErrorReply } from '../error-handler.js';
+import { eq } from 'drizzle-orm';
+import { servers } from '../../db/schema.js';
+import { fail } from '../../errors.js';
 
 const ServerView = Type.Object({
   name: Type.String(), dockerEndpoint: Type.String(), site: Type.String(), publishAddress: Type.String(), createdAt: Type.String(),
@@ -18,6 +21,20 @@ const view = (s: { name: string; dockerEndpoint: string; site: string; publishAd
   name: s.name, dockerEndpoint: s.dockerEndpoint, site: s.site, publishAddress: s.publishAddress, createdAt: s.createdAt,
 });
 
+const Watts = Type.Number({ minimum: 0, maximum: 100_000 });
+const MeterUrl = Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 500, description: 'http(s) URL of the meter' });
+const EnergyInput = Type.Object({
+  idleWatts: Watts, maxWatts: Watts,
+  curve: Type.Optional(Type.Array(Watts, { minItems: 11, maxItems: 11, description: 'watts at 0 %, 10 % … 100 % load (SPECpower_ssj2008)' })),
+  meter: Type.Optional(Type.Union([
+    Type.Object({ kind: Type.Literal('rapl') }, { additionalProperties: false }),
+    Type.Object({ kind: Type.Literal('http-json'), url: MeterUrl, field: Type.String({ pattern: '^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$', maxLength: 100 }) }, { additionalProperties: false }),
+    Type.Object({ kind: Type.Literal('prometheus'), url: MeterUrl, metric: Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', maxLength: 200 }) }, { additionalProperties: false }),
+  ])),
+  embodiedKgCo2e: Type.Number({ minimum: 0, maximum: 100_000, description: 'manufacturer PCF sheet or Boavizta' }),
+  serviceLifeYears: Type.Number({ minimum: 1, maximum: 30 }),
+}, { additionalProperties: false });
+
 export const serverRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { db }) => {
   app.get('/api/servers', {
     schema: { tags: ['servers'], summary: 'Servers (Docker engines) instances run on', response: { 200: Type.Array(ServerView) } },
@@ -28,5 +45,18 @@ export const serverRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, {
   }, async (req, reply) => {
     reply.code(201);
     return view(addServer(db, req.body));
+  });
+
+  app.put('/api/servers/:name/energy', {
+    schema: {
+      tags: ['servers', 'metering'], summary: 'How this server\'s power is known: its power curve, a meter, and its embodied emissions',
+      params: Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' }) }), body: EnergyInput,
+      response: { 200: EnergyInput, 400: ErrorReply, 404: ErrorReply },
+    },
+  }, async (req) => {
+    if (req.body.maxWatts < req.body.idleWatts) throw fail('CATTERY_ERR_VALIDATION', 'maxWatts must be at least idleWatts');
+    const row = db.update(servers).set({ energy: req.body }).where(eq(servers.name, req.params.name)).returning().get();
+    if (!row) throw fail('CATTERY_ERR_NOT_FOUND', `No server "${req.params.name}"`);
+    return row.energy!;
   });
 };

@@ -1,0 +1,204 @@
+// The metering loop: every N seconds, for each server, read each running container's usage (cgroup files through
+// its pid; Docker's stats API only as a fallback), the server's CPU time and its power (meter or curve), split the
+// energy (energy-model.ts), and record the pass (store.ts). Deltas are taken between passes, so the first pass after
+// a start only takes its readings.
+import os from 'node:os';
+import type { Catalog } from '../catalog/load.js';
+import type { Db } from '../db/connection.js';
+import { servers, type Server, type ServerEnergy } from '../db/schema.js';
+import type { Logger } from '../log.js';
+import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_SERVICE, call, type Engine } from '../orchestrator/engine.js';
+import { HOST_ROOTS, cgroupVersion, readContainerUsage, readHostCpu, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
+import { splitEnergy, type IdlePolicy } from './energy-model.js';
+import { DEFAULT_SERVER_ENERGY, curveWatts, modelName, readExternalMeter } from './power.js';
+import { findRaplDomains, raplDeltaJoules, readRapl, type RaplDomain } from './rapl.js';
+import { applyRetention, recordPass, type MeterLine } from './store.js';
+import { statsUsage } from './stats-fallback.js';
+
+// Linux reports /proc/stat in USER_HZ ticks, 100 per second on every architecture cattery runs on (sysconf(_SC_CLK_TCK)).
+const USER_HZ = 100;
+
+export interface PowerReading {
+  serverId: number; server: string; at: string; watts: number; idleWatts: number; load: number;
+  method: 'measured' | 'modelled'; model: string;
+  instances: { slug: string; service: string; watts: number; idleShareWatts: number }[];
+}
+
+export interface CollectorDeps {
+  db: Db;
+  catalog: Catalog;
+  engineFor: (s: Server) => Engine;
+  log: Logger;
+  idlePolicy: IdlePolicy;
+  retentionHours: number;
+  hourlyRetentionDays: number;
+  roots?: Roots;
+  powercapRoot?: string;
+  /** Force the stats API (the benchmark's baseline, and engines whose cgroups cattery cannot read). */
+  useStatsApi?: boolean;
+}
+
+interface ServerState {
+  atNs: bigint;
+  host?: HostCpu;
+  rapl?: number[];
+  meterW?: number;
+  usage: Map<string, ContainerUsage>;
+}
+
+export interface Collector {
+  pass(): Promise<PowerReading[]>;
+  start(intervalSeconds: number): void;
+  stop(): Promise<void>;
+  current(): PowerReading[];
+  onPower(listener: (r: PowerReading[]) => void): () => void;
+  /** Which reader served the last pass: how many containers by cgroup files, how many by the stats API. */
+  readers(): { cgroup: number; stats: number };
+}
+
+const isLocal = (s: Server) => s.dockerEndpoint.startsWith('unix://');
+
+export function createCollector(deps: CollectorDeps): Collector {
+  const roots = deps.roots ?? HOST_ROOTS;
+  const version = cgroupVersion(roots);
+  const rapl: RaplDomain[] = findRaplDomains(deps.powercapRoot);
+  const states = new Map<number, ServerState>();
+  const pids = new Map<string, number>();
+  const listeners = new Set<(r: PowerReading[]) => void>();
+  let latest: PowerReading[] = [];
+  let counts = { cgroup: 0, stats: 0 };
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  const log = deps.log;
+
+  async function usageOf(engine: Engine, id: string, local: boolean): Promise<ContainerUsage> {
+    if (local && !deps.useStatsApi) {
+      try {
+        let pid = pids.get(id);
+        if (pid === undefined) {
+          pid = (await call(engine, 'inspect container', (d) => d.getContainer(id).inspect())).State.Pid;
+          pids.set(id, pid);
+        }
+        const u = readContainerUsage(roots, version, pid);
+        counts.cgroup++;
+        return u;
+      } catch (err) {
+        pids.delete(id);
+        log.debug({ err, id }, 'cgroup files unreadable; asking the stats API');
+      }
+    }
+    counts.stats++;
+    return call(engine, 'container stats', (d) => statsUsage(d, id));
+  }
+
+  async function passServer(server: Server, nowNs: bigint, at: Date): Promise<PowerReading | undefined> {
+    const engine = deps.engineFor(server);
+    const energy: ServerEnergy = server.energy ?? DEFAULT_SERVER_ENERGY;
+    const local = isLocal(server);
+    const list = await call(engine, 'list containers', (d) => d.listContainers({ filters: { label: [`${LABEL_HOSTER}=${engine.hosterId}`], status: ['running'] } }));
+    const containers = list.filter((c) => c.Labels[LABEL_INSTANCE] && c.Labels['cattery.role'] === undefined);
+    const usage = new Map<string, ContainerUsage>();
+    for (const c of containers) {
+      try { usage.set(c.Id, await usageOf(engine, c.Id, local)); } catch (err) { log.warn({ err, id: c.Id }, 'no usage for a container this pass'); }
+    }
+    for (const id of pids.keys()) if (!containers.some((c) => c.Id === id)) pids.delete(id);
+    const host = local ? readHostCpu(roots) : undefined;
+    const meter = energy.meter;
+    const raplNow = meter?.kind === 'rapl' && rapl.length ? readRapl(rapl) : undefined;
+    let meterW: number | undefined;
+    if (meter && meter.kind !== 'rapl') {
+      try { meterW = await readExternalMeter(meter); } catch (err) { log.warn({ err, server: server.name }, 'power meter unreadable; the power curve stands in'); }
+    }
+    const prev = states.get(server.id);
+    states.set(server.id, { atNs: nowNs, usage, ...(host ? { host } : {}), ...(raplNow ? { rapl: raplNow } : {}), ...(meterW !== undefined ? { meterW } : {}) });
+    if (!prev) return undefined;
+
+    const seconds = Number(nowNs - prev.atNs) / 1e9;
+    if (seconds <= 0) return undefined;
+    const perInstance = containers.filter((c) => usage.has(c.Id)).map((c) => {
+      const u = usage.get(c.Id)!, p = prev.usage.get(c.Id);
+      // A container new since the last pass (or restarted: counters went back) counts from zero.
+      const base = p && p.cpuNs <= u.cpuNs ? p : { cpuNs: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, memoryBytes: 0 };
+      const service = c.Labels[LABEL_SERVICE] ?? '';
+      return {
+        slug: c.Labels[LABEL_INSTANCE]!, service, usage: u,
+        cpuSeconds: (u.cpuNs - base.cpuNs) / 1e9,
+        net: [Math.max(0, u.netRxBytes - base.netRxBytes), Math.max(0, u.netTxBytes - base.netTxBytes)] as const,
+        blk: [Math.max(0, u.blkReadBytes - base.blkReadBytes), Math.max(0, u.blkWriteBytes - base.blkWriteBytes)] as const,
+        reservedMemoryMb: deps.catalog.services.get(service)?.manifest.limits.memoryMb ?? 0,
+      };
+    });
+    const containersCpu = perInstance.reduce((a, i) => a + i.cpuSeconds, 0);
+    let busyCpu: number, load: number;
+    if (host && prev.host) {
+      const total = host.totalJiffies - prev.host.totalJiffies, idle = host.idleJiffies - prev.host.idleJiffies;
+      busyCpu = Math.max(0, total - idle) / USER_HZ;
+      load = total > 0 ? (total - idle) / total : 0;
+    } else {
+      // A remote engine: only its containers are seen; the load is theirs over the machine's CPUs.
+      busyCpu = containersCpu;
+      load = containersCpu / (seconds * Math.max(1, os.availableParallelism()));
+    }
+    let serverJ: number, method: 'measured' | 'modelled', model: string;
+    if (raplNow && prev.rapl) {
+      serverJ = raplDeltaJoules(rapl, prev.rapl, raplNow); method = 'measured'; model = modelName(energy, 'rapl');
+    } else if (meterW !== undefined && prev.meterW !== undefined) {
+      serverJ = ((meterW + prev.meterW) / 2) * seconds; method = 'measured'; model = modelName(energy, meter!.kind);
+    } else {
+      serverJ = curveWatts(energy, load) * seconds; method = 'modelled'; model = modelName(energy, null);
+    }
+    const split = splitEnergy(serverJ, energy.idleWatts, seconds, busyCpu, perInstance, deps.idlePolicy);
+    const blank = { cpuSeconds: 0, memBytes: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, idleShareJ: 0, method, model, seconds };
+    const lines: MeterLine[] = [
+      { ...blank, scope: 'server', slug: '', service: '', energyJ: serverJ, cpuSeconds: busyCpu },
+      { ...blank, scope: 'idle', slug: '', service: '', energyJ: split.idleJ },
+      { ...blank, scope: 'other', slug: '', service: '', energyJ: split.otherJ, cpuSeconds: Math.max(0, busyCpu - containersCpu) },
+      ...perInstance.map((i): MeterLine => ({
+        ...blank, scope: 'instance', slug: i.slug, service: i.service, energyJ: split.instances.get(i.slug)!.energyJ,
+        idleShareJ: split.instances.get(i.slug)!.idleShareJ, cpuSeconds: i.cpuSeconds, memBytes: i.usage.memoryBytes,
+        netRxBytes: i.net[0], netTxBytes: i.net[1], blkReadBytes: i.blk[0], blkWriteBytes: i.blk[1],
+      })),
+    ];
+    recordPass(deps.db, server.id, at, lines);
+    return {
+      serverId: server.id, server: server.name, at: at.toISOString(), watts: serverJ / seconds, idleWatts: split.idleJ / seconds, load, method, model,
+      instances: perInstance.map((i) => ({ slug: i.slug, service: i.service, watts: split.instances.get(i.slug)!.energyJ / seconds, idleShareWatts: split.instances.get(i.slug)!.idleShareJ / seconds })),
+    };
+  }
+
+  async function pass(): Promise<PowerReading[]> {
+    counts = { cgroup: 0, stats: 0 };
+    const nowNs = process.hrtime.bigint();
+    const at = new Date();
+    const readings: PowerReading[] = [];
+    for (const server of deps.db.select().from(servers).all()) {
+      try {
+        const r = await passServer(server, nowNs, at);
+        if (r) readings.push(r);
+      } catch (err) { log.warn({ err, server: server.name }, 'metering pass failed for a server'); }
+    }
+    applyRetention(deps.db, at, deps.retentionHours, deps.hourlyRetentionDays);
+    if (readings.length) {
+      latest = readings;
+      for (const l of listeners) l(readings);
+    }
+    return readings;
+  }
+
+  return {
+    pass,
+    start(intervalSeconds) {
+      const tick = () => {
+        if (running) return;
+        running = pass().catch((err) => log.error({ err }, 'metering pass failed')).finally(() => { running = undefined; });
+      };
+      tick();
+      timer = setInterval(tick, intervalSeconds * 1000);
+      timer.unref();
+    },
+    async stop() { clearInterval(timer); await running; },
+    current: () => latest,
+    onPower(listener) { listeners.add(listener); return () => listeners.delete(listener); },
+    readers: () => counts,
+  };
+}
