@@ -166,7 +166,15 @@ export function createCollector(deps: CollectorDeps): Collector {
     };
   }
 
-  async function pass(): Promise<PowerReading[]> {
+  // Passes never overlap (a slow engine, a manual pass during a timed one): each waits for the one before.
+  let chain: Promise<unknown> = Promise.resolve();
+  function pass(): Promise<PowerReading[]> {
+    const next = chain.then(passOnce, passOnce);
+    chain = next.catch(() => undefined);
+    return next;
+  }
+
+  async function passOnce(): Promise<PowerReading[]> {
     counts = { cgroup: 0, stats: 0 };
     const nowNs = process.hrtime.bigint();
     const at = new Date();

@@ -10,6 +10,7 @@ import { accessText, accountsOfUser, deleteOwnAccount, setPasswordEverywhere } f
 import { PASSWORD_MAX, PASSWORD_MIN } from '../../accounts/accounts.js';
 import { findUser } from '../../identity/users.js';
 import { langOf } from './render.js';
+import { accountFigure } from '../../metering/report.js';
 import type { PageDeps } from './deps.js';
 
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
@@ -23,12 +24,21 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     return req.user;
   };
 
+  // The resident's own share over the last 30 days (modelled: metering/energy-model.ts accountKey).
+  const energyOf = (slug: string, username: string) => {
+    try {
+      const f = accountFigure(deps.db, slug, username, { from: new Date(Date.now() - 30 * 86_400_000), to: new Date(), gridGPerKwh: deps.config.gridGCo2ePerKwh });
+      return { wh: f.energyWh + f.idleShareWh, g: f.co2eG.total };
+    } catch { return null; }
+  };
+
   const render = (req: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status = 200) => {
     const user = me(req);
     const lang = langOf(req);
     const accounts = accountsOfUser(deps.accounts, user.id).map(({ account, instance }) => ({
       id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
       access: accessText(deps.catalog, instance, account.username, host, lang),
+      energy: energyOf(instance.slug, account.username),
     }));
     return reply.page('me', {
       name: user.name, login: user.login, pending: user.status === 'pending', first: user.mustChangePassword,

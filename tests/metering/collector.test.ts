@@ -1,0 +1,112 @@
+// The collector on real containers of the local engine: one burning CPU gets most of the active energy, an idle one
+// little; every pass is conserved; the stats API fallback agrees; the API, /metrics and the live stream serve the
+// figures, and the city never reads one account.
+import t from 'tap';
+import WebSocket from 'ws';
+import { pino } from 'pino';
+import { createRuntime } from '../../src/runtime.js';
+import { loadCatalog } from '../../src/catalog/load.js';
+import { createCollector } from '../../src/metering/collector.js';
+import { OPERATOR, ROOT, docker, removeHosterObjects, testConfig } from '../helpers.js';
+import { serviceImageRef } from '../../src/orchestrator/images.js';
+import path from 'node:path';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('metering real containers', async (t) => {
+  const config = testConfig(t, { idlePolicy: 'equal' });
+  // The reconciler is not started: these containers are the test's own, made with cattery's labels.
+  const rt = await createRuntime(config, pino({ level: 'silent' }));
+  t.teardown(async () => { await rt.close(); await removeHosterObjects(config.hosterId); });
+  const catalog = loadCatalog([path.join(ROOT, 'tests/fixtures/services')]);
+  const image = serviceImageRef(catalog.services.get('probe')!);
+  const run = async (slug: string, cmd: string[]) => {
+    const c = await docker.createContainer({
+      Image: image, Cmd: cmd, User: '65534:65534',
+      Labels: { 'cattery.hoster': config.hosterId, 'cattery.instance': slug, 'cattery.service': 'probe', 'cattery.generation': '1' },
+      HostConfig: { NetworkMode: 'none', Memory: 32 * 1024 * 1024 },
+    });
+    await c.start();
+    return c;
+  };
+  await run('burner', ['/bin/sh', '-c', 'while :; do :; done']);
+  await run('calm', ['/bin/sleep', '3600']);
+  const serverId = (rt.db.$client.prepare("SELECT id FROM servers WHERE name = 'local'").get() as { id: number }).id;
+  // Rows for the account figure: the instance and two residents' accounts with their usage.
+  const inst = rt.db.$client.prepare("INSERT INTO instances (slug, service, server_id, image, config, observed) VALUES ('calm', 'probe', ?, ?, '{\"ports\":{},\"secrets\":{},\"env\":{}}', 'running') RETURNING id").get(serverId, image) as { id: number };
+  rt.db.$client.prepare("INSERT INTO accounts (instance_id, username, state, quota_mb, usage_bytes, usage_items) VALUES (?, 'alice', 'active', 10, 3000, 1), (?, 'bob', 'active', 10, 1000, 3)").run(inst.id, inst.id);
+
+  await rt.collector.pass();
+  for (let i = 0; i < 3; i++) { await sleep(2000); await rt.collector.pass(); }
+  t.same(rt.collector.readers(), { cgroup: 2, stats: 0 }, 'both read from cgroup files, no stats API call');
+
+  const c = rt.db.$client;
+  const passes = c.prepare(`SELECT ts, SUM(CASE WHEN scope = 'server' THEN energy_j ELSE 0 END) server, SUM(CASE WHEN scope != 'server' THEN energy_j ELSE 0 END) parts
+    FROM meter_samples GROUP BY ts`).all() as { ts: string; server: number; parts: number }[];
+  t.equal(passes.length, 3, 'three passes recorded (the first only took readings)');
+  for (const p of passes) t.ok(Math.abs(p.server - p.parts) < 1e-6 * p.server, `pass ${p.ts}: ${p.server.toFixed(2)} J = idle + other + instances`);
+  const by = (slug: string) => (c.prepare("SELECT SUM(energy_j) e, SUM(cpu_seconds) cpu, SUM(idle_share_j) i FROM meter_samples WHERE slug = ?").get(slug) as { e: number; cpu: number; i: number });
+  const burner = by('burner'), calm = by('calm');
+  const active = (c.prepare("SELECT SUM(energy_j) e FROM meter_samples WHERE scope IN ('other', 'instance')").get() as { e: number }).e;
+  t.ok(burner.cpu > 3, `the burner used ${burner.cpu.toFixed(2)} CPU seconds in about 6 s`);
+  t.ok(calm.cpu < 0.1, `the sleeper used ${calm.cpu.toFixed(3)}`);
+  t.ok(burner.e > 0.9 * (burner.e + calm.e), `the burner has ${burner.e.toFixed(1)} J of the containers' ${(burner.e + calm.e).toFixed(1)} J`);
+  t.ok(burner.e > 0.3 * active, `and most of the active energy a busy test machine leaves (${(burner.e / active * 100).toFixed(0)} %)`);
+  t.equal(Math.round(burner.i * 1e6), Math.round(calm.i * 1e6), 'idle shared equally under the equal policy, apart from active energy');
+  const mem = c.prepare("SELECT mem_byte_seconds / seconds m FROM meter_samples WHERE slug = 'calm' LIMIT 1").get() as { m: number };
+  t.ok(mem.m > 0 && mem.m < 32 * 1024 * 1024, `working set ${mem.m} bytes, under the limit`);
+
+  // The stats API fallback sees the same burner.
+  const viaStats = createCollector({ db: rt.db, catalog: rt.catalog, engineFor: rt.reconciler.engineFor, log: rt.log, idlePolicy: 'none', retentionHours: 48, hourlyRetentionDays: 730, useStatsApi: true });
+  await viaStats.pass();
+  await sleep(2000);
+  const readings = await viaStats.pass();
+  t.same(viaStats.readers(), { cgroup: 0, stats: 2 });
+  const burnW = readings[0]!.instances.find((i) => i.slug === 'burner')!.watts;
+  t.ok(burnW > 5 * readings[0]!.instances.find((i) => i.slug === 'calm')!.watts, 'the stats API tells the same story');
+
+  // The API: the city reads aggregates, an administrator one account, the city never.
+  const city = (await rt.app.inject({ method: 'POST', url: '/api/tokens', headers: OPERATOR, payload: { name: 'mairie', roles: ['city'] } })).json().token as string;
+  const cityH = { authorization: `Bearer ${city}` };
+  const energy = await rt.app.inject({ url: '/api/metering/energy?by=instance', headers: cityH });
+  t.equal(energy.statusCode, 200);
+  const figs = energy.json().figures as { key: string; kind: string; method: string; model: string; co2eG: { total: number } }[];
+  t.equal(figs[0]!.key, 'burner', 'the top line is the burner');
+  t.equal(figs[0]!.method, 'modelled');
+  t.match(figs[0]!.model, /cpu-share \+ power-curve:linear\(50W-200W\)/);
+  t.ok(figs[0]!.co2eG.total > 0);
+  t.ok(figs.some((f) => f.kind === 'idle') && figs.some((f) => f.kind === 'other'), 'idle and other processes on lines of their own');
+  t.equal((await rt.app.inject({ url: '/api/metering/top?limit=1', headers: cityH })).json()[0].key, 'burner');
+  const deny = await rt.app.inject({ url: '/api/metering/accounts/calm/alice', headers: cityH });
+  t.equal(deny.statusCode, 403, 'the city cannot read one account');
+  const alice = await rt.app.inject({ url: '/api/metering/accounts/calm/alice', headers: OPERATOR });
+  t.equal(alice.statusCode, 200);
+  t.equal(alice.json().keyShare, 0.5 * 0.75 + 0.5 * 0.25);
+  t.equal(alice.json().method, 'modelled');
+  const metrics = await rt.app.inject({ url: '/metrics', headers: cityH });
+  t.equal(metrics.statusCode, 200);
+  t.match(metrics.body, /cattery_server_power_watts\{server="local",method="modelled"/);
+  t.match(metrics.body, /cattery_instance_energy_joules_total\{server="local",instance="burner",service="probe",kind="active"\} \d/);
+  t.notMatch(metrics.body, /alice|bob/, 'no person in the metrics');
+  t.equal((await rt.app.inject({ url: '/metrics', headers: { authorization: null } } as never)).statusCode, 401);
+
+  const settings = await rt.app.inject({ method: 'PUT', url: '/api/servers/local/energy', headers: OPERATOR,
+    payload: { idleWatts: 30, maxWatts: 120, curve: [30, 45, 55, 63, 70, 78, 86, 94, 102, 111, 120], embodiedKgCo2e: 800, serviceLifeYears: 8 } });
+  t.equal(settings.statusCode, 200, settings.body);
+  t.equal((await rt.app.inject({ method: 'PUT', url: '/api/servers/local/energy', headers: OPERATOR, payload: { idleWatts: 90, maxWatts: 20, embodiedKgCo2e: 1, serviceLifeYears: 5 } })).statusCode, 400);
+
+  // The live stream: a reading after each pass.
+  const base = await rt.app.listen({ host: '127.0.0.1', port: 0 });
+  const ws = new WebSocket(`${base.replace('http', 'ws')}/api/metering/stream`, { headers: cityH });
+  const got: unknown[] = [];
+  ws.on('message', (m: Buffer) => got.push(JSON.parse(m.toString())));
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  await sleep(1000);
+  const r = await rt.collector.pass();
+  await sleep(300);
+  ws.terminate();
+  t.ok(got.length >= 1, 'the stream sent the current power');
+  const last = got.at(-1) as { model: string; watts: number }[];
+  t.match(last[0]!.model, /specpower-11pt/, 'with the server\'s new curve');
+  t.equal(last[0]!.watts, r[0]!.watts);
+});
