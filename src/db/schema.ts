@@ -244,3 +244,22 @@ export const meterHourly = sqliteTable('meter_hourly', { bucket: text('bucket').
   (t) => [uniqueIndex('meter_hourly_key').on(t.bucket, t.serverId, t.scope, t.slug)]);
 export const meterDaily = sqliteTable('meter_daily', { bucket: text('bucket').notNull(), ...meterColumns() },
   (t) => [uniqueIndex('meter_daily_key').on(t.bucket, t.serverId, t.scope, t.slug)]);
+
+/** Running totals per line of the accounts, one row per line per hour: the totals from the first pass to the end of
+ * that hour. Energy between two instants is then two lookups per line (the later total minus the earlier), whatever
+ * the length of the period; meter_hourly and meter_daily remain the readable record. */
+export const meterCumulative = sqliteTable('meter_cumulative', {
+  ...meterColumns(),
+  bucket: text('bucket').notNull(),
+  measuredSeconds: real('measured_seconds').notNull().default(0),
+}, (t) => [uniqueIndex('meter_cumulative_key').on(t.serverId, t.scope, t.slug, t.bucket)]);
+
+/** Every line the accounts have ever had, with the first and last hour it was seen. */
+export const meterLines = sqliteTable('meter_lines', {
+  serverId: integer('server_id').notNull(),
+  scope: text('scope', { enum: METER_SCOPES }).notNull(),
+  slug: text('slug').notNull(),
+  service: text('service').notNull(),
+  firstBucket: text('first_bucket').notNull(),
+  lastBucket: text('last_bucket').notNull(),
+}, (t) => [uniqueIndex('meter_lines_key').on(t.serverId, t.scope, t.slug)]);

@@ -95,9 +95,9 @@ function v2Usage(roots: Roots, paths: Map<string, string>): Omit<ContainerUsage,
   return { cpuNs: (cpu.get('usage_usec') ?? 0) * 1000, memoryBytes: Math.max(0, usage - (mem.get('inactive_file') ?? 0)), blkReadBytes, blkWriteBytes };
 }
 
-/** Everything about one running container, from its main pid. Throws when the pid is gone (container stopped). */
-export function readContainerUsage(roots: Roots, version: CgroupVersion, pid: number): ContainerUsage {
-  const paths = cgroupPaths(roots, pid);
+/** Everything about one running container, from its main pid. Throws when the pid is gone (container stopped).
+ * `paths` (cgroupPaths of the pid) may be kept by the caller: they do not change while the container runs. */
+export function readContainerUsage(roots: Roots, version: CgroupVersion, pid: number, paths = cgroupPaths(roots, pid)): ContainerUsage {
   const base = version === 2 ? v2Usage(roots, paths) : v1Usage(roots, paths);
   const net = readNetDev(roots, pid);
   return { ...base, netRxBytes: net.rx, netTxBytes: net.tx };

@@ -8,11 +8,11 @@ import type { Db } from '../db/connection.js';
 import { servers, type Server, type ServerEnergy } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_SERVICE, call, type Engine } from '../orchestrator/engine.js';
-import { HOST_ROOTS, cgroupVersion, readContainerUsage, readHostCpu, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
+import { HOST_ROOTS, cgroupPaths, cgroupVersion, readContainerUsage, readHostCpu, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
 import { splitEnergy, type IdlePolicy } from './energy-model.js';
 import { DEFAULT_SERVER_ENERGY, curveWatts, modelName, readExternalMeter } from './power.js';
 import { findRaplDomains, raplDeltaJoules, readRapl, type RaplDomain } from './rapl.js';
-import { applyRetention, recordPass, type MeterLine } from './store.js';
+import { applyRetention, recordPass, thinCumulative, type MeterLine } from './store.js';
 import { statsUsage } from './stats-fallback.js';
 
 // Linux reports /proc/stat in USER_HZ ticks, 100 per second on every architecture cattery runs on (sysconf(_SC_CLK_TCK)).
@@ -63,7 +63,8 @@ export function createCollector(deps: CollectorDeps): Collector {
   const version = cgroupVersion(roots);
   const rapl: RaplDomain[] = findRaplDomains(deps.powercapRoot);
   const states = new Map<number, ServerState>();
-  const pids = new Map<string, number>();
+  const pids = new Map<string, { pid: number; paths: Map<string, string> }>();
+  let thinnedDay = '';
   const listeners = new Set<(r: PowerReading[]) => void>();
   let latest: PowerReading[] = [];
   let counts = { cgroup: 0, stats: 0 };
@@ -74,12 +75,13 @@ export function createCollector(deps: CollectorDeps): Collector {
   async function usageOf(engine: Engine, id: string, local: boolean): Promise<ContainerUsage> {
     if (local && !deps.useStatsApi) {
       try {
-        let pid = pids.get(id);
-        if (pid === undefined) {
-          pid = (await call(engine, 'inspect container', (d) => d.getContainer(id).inspect())).State.Pid;
-          pids.set(id, pid);
+        let known = pids.get(id);
+        if (known === undefined) {
+          const pid = (await call(engine, 'inspect container', (d) => d.getContainer(id).inspect())).State.Pid;
+          known = { pid, paths: cgroupPaths(roots, pid) };
+          pids.set(id, known);
         }
-        const u = readContainerUsage(roots, version, pid);
+        const u = readContainerUsage(roots, version, known.pid, known.paths);
         counts.cgroup++;
         return u;
       } catch (err) {
@@ -186,6 +188,10 @@ export function createCollector(deps: CollectorDeps): Collector {
       } catch (err) { log.warn({ err, server: server.name }, 'metering pass failed for a server'); }
     }
     applyRetention(deps.db, at, deps.retentionHours, deps.hourlyRetentionDays);
+    if (at.toISOString().slice(0, 10) !== thinnedDay) {
+      thinnedDay = at.toISOString().slice(0, 10);
+      thinCumulative(deps.db, at, deps.hourlyRetentionDays);
+    }
     if (readings.length) {
       latest = readings;
       for (const l of listeners) l(readings);

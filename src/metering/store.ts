@@ -15,6 +15,9 @@ const ADD = ['seconds', 'energy_j', 'idle_share_j', 'cpu_seconds', 'mem_byte_sec
 // An hour with measured and modelled passes in it is modelled as a whole; its model names say both.
 const MERGE = "method = CASE WHEN method = excluded.method THEN method ELSE 'modelled' END, model = CASE WHEN model = excluded.model THEN model ELSE 'mixed' END";
 
+const SUMS: [string, string][] = [['seconds', 'seconds'], ['energy_j', 'energy'], ['idle_share_j', 'idle'], ['cpu_seconds', 'cpu'], ['mem_byte_seconds', 'mem'],
+  ['net_rx_bytes', 'rx'], ['net_tx_bytes', 'tx'], ['blk_read_bytes', 'br'], ['blk_write_bytes', 'bw']];
+
 export function recordPass(db: Db, serverId: number, at: Date, lines: MeterLine[]): void {
   const c = db.$client;
   const ts = at.toISOString();
@@ -24,6 +27,15 @@ export function recordPass(db: Db, serverId: number, at: Date, lines: MeterLine[
     ON CONFLICT (bucket, server_id, scope, slug) DO UPDATE SET ${ADD}, ${MERGE}`);
   const daily = c.prepare(`INSERT INTO meter_daily (bucket, ${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (bucket, server_id, scope, slug) DO UPDATE SET ${ADD}, ${MERGE}`);
+  const cumulative = c.prepare(`INSERT INTO meter_cumulative (bucket, ${COLS}, measured_seconds)
+    SELECT @bucket, @serverId, @scope, @slug, @service, ${SUMS.map(([col, p]) => `COALESCE(p.${col}, 0) + @${p}`).join(', ')}, @method, @model,
+      COALESCE(p.measured_seconds, 0) + @measured
+    FROM (SELECT 1) LEFT JOIN (SELECT * FROM meter_cumulative WHERE server_id = @serverId AND scope = @scope AND slug = @slug AND bucket < @bucket
+      ORDER BY bucket DESC LIMIT 1) p WHERE true
+    ON CONFLICT (server_id, scope, slug, bucket) DO UPDATE SET ${SUMS.map(([col, p]) => `${col} = ${col} + @${p}`).join(', ')},
+      measured_seconds = measured_seconds + @measured, ${MERGE}`);
+  const line = c.prepare(`INSERT INTO meter_lines (server_id, scope, slug, service, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (server_id, scope, slug) DO UPDATE SET last_bucket = excluded.last_bucket, service = excluded.service`);
   c.transaction(() => {
     for (const l of lines) {
       const v = [serverId, l.scope, l.slug, l.service, l.seconds, l.energyJ, l.idleShareJ, l.cpuSeconds, l.memBytes * l.seconds,
@@ -31,6 +43,12 @@ export function recordPass(db: Db, serverId: number, at: Date, lines: MeterLine[
       sample.run(ts, ...v);
       hourly.run(hour, ...v);
       daily.run(day, ...v);
+      cumulative.run({
+        bucket: hour, serverId, scope: l.scope, slug: l.slug, service: l.service, seconds: l.seconds, energy: l.energyJ, idle: l.idleShareJ,
+        cpu: l.cpuSeconds, mem: l.memBytes * l.seconds, rx: Math.round(l.netRxBytes), tx: Math.round(l.netTxBytes), br: Math.round(l.blkReadBytes),
+        bw: Math.round(l.blkWriteBytes), method: l.method, model: l.model, measured: l.method === 'measured' ? l.seconds : 0,
+      });
+      line.run(serverId, l.scope, l.slug, l.service, hour, hour);
     }
   })();
 }
@@ -42,6 +60,15 @@ export function applyRetention(db: Db, now: Date, keepHours: number, keepHourlyD
   return { samples, hourly };
 }
 
+/** Running totals older than `keepHourlyDays` keep one row per line and day (the day's last), so old periods are
+ * read to the day, exactly. Scans the old rows: run it once a day, not every pass. */
+export function thinCumulative(db: Db, now: Date, keepHourlyDays: number): number {
+  const cut = new Date(now.getTime() - keepHourlyDays * 86_400_000).toISOString().slice(0, 13);
+  return db.$client.prepare(`DELETE FROM meter_cumulative WHERE bucket < ? AND bucket != (SELECT MAX(c2.bucket) FROM meter_cumulative c2
+    WHERE c2.server_id = meter_cumulative.server_id AND c2.scope = meter_cumulative.scope AND c2.slug = meter_cumulative.slug
+      AND c2.bucket >= substr(meter_cumulative.bucket, 1, 10) AND c2.bucket < substr(meter_cumulative.bucket, 1, 10) || 'U')`).run(cut).changes;
+}
+
 export type GroupBy = 'server' | 'service' | 'instance' | 'scope';
 
 export interface EnergyRow {
@@ -51,32 +78,33 @@ export interface EnergyRow {
 }
 
 /**
- * Totals between two instants, to the hour: whole days come from the daily table, the hours at either end from the
- * hourly one. `from` is rounded down and `to` up to the hour.
+ * Totals between two instants, to the hour (`from` rounded down, `to` up): for each line, its running total at the
+ * end minus its running total at the start. Two index lookups per line, whatever the period.
  */
 export function energyBetween(db: Db, from: Date, to: Date, filter: { serverId?: number; slug?: string } = {}): EnergyRow[] {
-  const h0 = from.toISOString().slice(0, 13);
-  const toHour = new Date(Math.ceil(to.getTime() / 3_600_000) * 3_600_000).toISOString().slice(0, 13);
-  const firstDay = h0.endsWith('T00') ? h0.slice(0, 10) : new Date(Date.parse(`${h0.slice(0, 10)}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
-  const lastDay = toHour.slice(0, 10);
-  const parts: { table: string; lo: string; hi: string }[] = [];
-  if (firstDay < lastDay) {
-    parts.push({ table: 'meter_hourly', lo: h0, hi: `${firstDay}T00` });
-    parts.push({ table: 'meter_daily', lo: firstDay, hi: lastDay });
-    parts.push({ table: 'meter_hourly', lo: `${lastDay}T00`, hi: toHour });
-  } else {
-    parts.push({ table: 'meter_hourly', lo: h0, hi: toHour });
+  const lo = from.toISOString().slice(0, 13);
+  const hi = new Date(Math.ceil(to.getTime() / 3_600_000) * 3_600_000).toISOString().slice(0, 13);
+  const c = db.$client;
+  const lines = c.prepare(`SELECT server_id serverId, scope, slug, service FROM meter_lines WHERE first_bucket < @hi AND last_bucket >= @lo
+    ${filter.serverId !== undefined ? 'AND server_id = @serverId' : ''} ${filter.slug !== undefined ? 'AND slug = @slug' : ''}`)
+    .all({ lo, hi, ...filter }) as { serverId: number; scope: MeterScope; slug: string; service: string }[];
+  const at = c.prepare(`SELECT seconds, energy_j, idle_share_j, cpu_seconds, mem_byte_seconds, net_rx_bytes + net_tx_bytes net,
+      blk_read_bytes + blk_write_bytes blk, measured_seconds, model
+    FROM meter_cumulative WHERE server_id = ? AND scope = ? AND slug = ? AND bucket < ? ORDER BY bucket DESC LIMIT 1`);
+  type At = { seconds: number; energy_j: number; idle_share_j: number; cpu_seconds: number; mem_byte_seconds: number; net: number; blk: number; measured_seconds: number; model: string };
+  const zero: At = { seconds: 0, energy_j: 0, idle_share_j: 0, cpu_seconds: 0, mem_byte_seconds: 0, net: 0, blk: 0, measured_seconds: 0, model: '' };
+  const out: EnergyRow[] = [];
+  for (const l of lines) {
+    const end = (at.get(l.serverId, l.scope, l.slug, hi) as At | undefined) ?? zero;
+    const start = (at.get(l.serverId, l.scope, l.slug, lo) as At | undefined) ?? zero;
+    const seconds = end.seconds - start.seconds;
+    if (seconds <= 0) continue;
+    out.push({
+      serverId: l.serverId, scope: l.scope, service: l.service, slug: l.slug, seconds,
+      energyJ: end.energy_j - start.energy_j, idleShareJ: end.idle_share_j - start.idle_share_j, cpuSeconds: end.cpu_seconds - start.cpu_seconds,
+      meanMemoryBytes: (end.mem_byte_seconds - start.mem_byte_seconds) / seconds, netBytes: end.net - start.net, blkBytes: end.blk - start.blk,
+      measuredSeconds: end.measured_seconds - start.measured_seconds, models: end.model,
+    });
   }
-  const where = [filter.serverId !== undefined ? 'AND server_id = @serverId' : '', filter.slug !== undefined ? 'AND slug = @slug' : ''].join(' ');
-  const union = parts.filter((p) => p.lo < p.hi).map((p, i) =>
-    `SELECT * FROM ${p.table} WHERE bucket >= @lo${i} AND bucket < @hi${i} ${where}`).join(' UNION ALL ');
-  if (!union) return [];
-  const params: Record<string, unknown> = { ...filter };
-  parts.filter((p) => p.lo < p.hi).forEach((p, i) => { params[`lo${i}`] = p.lo; params[`hi${i}`] = p.hi; });
-  const rows = db.$client.prepare(`SELECT server_id serverId, scope, service, slug, SUM(energy_j) energyJ, SUM(idle_share_j) idleShareJ,
-      SUM(cpu_seconds) cpuSeconds, SUM(seconds) seconds, SUM(mem_byte_seconds) / MAX(SUM(seconds), 1e-9) meanMemoryBytes,
-      SUM(net_rx_bytes + net_tx_bytes) netBytes, SUM(blk_read_bytes + blk_write_bytes) blkBytes,
-      SUM(CASE WHEN method = 'measured' THEN seconds ELSE 0 END) measuredSeconds, GROUP_CONCAT(DISTINCT model) models
-    FROM (${union}) GROUP BY server_id, scope, slug`).all(params) as EnergyRow[];
-  return rows;
+  return out;
 }

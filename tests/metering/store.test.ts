@@ -2,7 +2,7 @@
 // queries over a period read the right buckets, and retention drops only what is older than allowed.
 import t from 'tap';
 import { applyMigrations, openDb } from '../../src/db/connection.js';
-import { applyRetention, energyBetween, recordPass, type MeterLine } from '../../src/metering/store.js';
+import { applyRetention, energyBetween, recordPass, thinCumulative, type MeterLine } from '../../src/metering/store.js';
 import { energyReport } from '../../src/metering/report.js';
 
 function db() {
@@ -67,5 +67,18 @@ t.test('retention drops only what is older than allowed', async (t) => {
   t.equal((d.$client.prepare('SELECT COUNT(*) n FROM meter_samples').get() as { n: number }).n, 2, 'the last 48 hours stay');
   t.equal((d.$client.prepare('SELECT COUNT(*) n FROM meter_hourly').get() as { n: number }).n, 4, 'hourly totals for 730 days');
   t.equal((d.$client.prepare('SELECT COUNT(*) n FROM meter_daily').get() as { n: number }).n, 4, 'daily totals stay for good');
+  d.$client.close();
+});
+
+t.test('old running totals are thinned to one a day, and old periods still add up to the day', async (t) => {
+  const d = db();
+  const t0 = Date.parse('2024-01-01T00:00:00Z');
+  for (let h = 0; h < 72; h++) recordPass(d, 1, new Date(t0 + h * 3_600_000 + 60_000), [line('server', '', 10), line('instance', 'a', 1)]);
+  const before = energyBetween(d, new Date('2024-01-02T00:00:00Z'), new Date('2024-01-03T00:00:00Z'));
+  const removed = thinCumulative(d, new Date('2026-02-01T00:00:00Z'), 730);
+  t.equal(removed, 2 * 3 * 23, 'all but the last hour of each day, for each line');
+  const after = energyBetween(d, new Date('2024-01-02T00:00:00Z'), new Date('2024-01-03T00:00:00Z'));
+  t.same(after, before, 'a day-aligned period reads the same');
+  t.equal(after.find((r) => r.scope === 'server')!.energyJ, 240);
   d.$client.close();
 });
