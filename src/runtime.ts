@@ -10,7 +10,7 @@ import { buildApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { createEventBus, type EventBus } from './orchestrator/events.js';
 import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
-import { retryPendingAccounts } from './accounts/accounts.js';
+import { refreshStaleUsage, retryPendingAccounts } from './accounts/accounts.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
 import { loadOrCreateSecret } from './identity/secret.js';
 import { purgeExpiredSessions } from './identity/sessions.js';
@@ -66,7 +66,9 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
           if (retrying) return;
           retrying = true;
           purgeExpiredSessions(db);
-          retryPendingAccounts(accountDeps).finally(() => { retrying = false; });
+          // Usage an hour old at most: the per-account energy key is read from it.
+          retryPendingAccounts(accountDeps).then(() => refreshStaleUsage(accountDeps, 3_600_000))
+            .catch((err) => log.warn({ err }, 'account upkeep failed')).finally(() => { retrying = false; });
         }, intervalSeconds * 1000);
         accountTimer.unref();
       },

@@ -1,7 +1,7 @@
 // Residents' accounts inside instances. The row is written first (intent), the service's own operation runs outside
 // the transaction, the outcome is recorded. Operations are idempotent: creating an existing account or deleting a
 // deleted one succeeds. Every value reaching a service has been checked against a strict pattern here first.
-import { and, asc, eq, isNotNull, or } from 'drizzle-orm';
+import { and, asc, eq, isNotNull, isNull, lt, or } from 'drizzle-orm';
 import type { Readable } from 'node:stream';
 import type { Catalog } from '../catalog/load.js';
 import type { ACCOUNT_OPERATIONS } from '../catalog/manifest.js';
@@ -182,6 +182,23 @@ export async function refreshUsage(deps: AccountDeps, slug: string, username: st
   deps.db.update(accounts).set({ usageBytes: Number.isFinite(bytes) ? bytes : null, usageItems: Number.isFinite(items) ? items : null, usageAt: new Date().toISOString() })
     .where(eq(accounts.id, acc.id)).run();
   return getAccount(deps.db, slug, username);
+}
+
+/** Keep every account's usage (bytes, items) no older than `maxAgeMs`, a few accounts per call: metering's
+ * per-account key reads it (metering/energy-model.ts). Instances not running are left for a later call. */
+export async function refreshStaleUsage(deps: AccountDeps, maxAgeMs: number, batch = 20): Promise<number> {
+  const cutoff = new Date(Date.now() - maxAgeMs).toISOString();
+  const rows = deps.db.select({ username: accounts.username, slug: instances.slug, service: instances.service }).from(accounts)
+    .innerJoin(instances, eq(accounts.instanceId, instances.id))
+    .where(and(or(eq(accounts.state, 'active'), eq(accounts.state, 'suspended')), or(isNull(accounts.usageAt), lt(accounts.usageAt, cutoff)),
+      or(eq(instances.observed, 'healthy'), eq(instances.observed, 'running'))))
+    .orderBy(asc(accounts.usageAt)).limit(batch).all()
+    .filter((r) => deps.catalog.services.get(r.service)?.manifest.accounts?.operations.usage);
+  let done = 0;
+  for (const r of rows) {
+    try { await refreshUsage(deps, r.slug, r.username); done++; } catch (err) { deps.log.warn({ err, slug: r.slug }, 'usage not refreshed'); }
+  }
+  return done;
 }
 
 /** The account's data as the service's export gives it (a tar stream). */

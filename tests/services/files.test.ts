@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import t from 'tap';
 import tar from 'tar-fs';
+import { refreshStaleUsage } from '../../src/accounts/accounts.js';
 import { execIn, testRuntime, waitFor } from '../helpers.js';
 
 t.test('file spaces: put, get, propfind, privacy, quota, traversal, suspend, export, delete', async (t) => {
@@ -51,6 +52,13 @@ t.test('file spaces: put, get, propfind, privacy, quota, traversal, suspend, exp
   const usage = (await app.inject('/api/instances/fichiers/accounts/alice?usage=true')).json();
   t.equal(usage.usageItems, 1);
   t.equal(usage.usageBytes, Buffer.byteLength('Liste des courses'));
+  // The upkeep timer keeps usage an hour old at most, for metering's per-account key.
+  rt.db.$client.prepare('UPDATE accounts SET usage_at = NULL, usage_bytes = NULL, usage_items = NULL').run();
+  const stale = () => (rt.db.$client.prepare('SELECT COUNT(*) n FROM accounts WHERE usage_at IS NULL').get() as { n: number }).n;
+  await waitFor('usage refreshed by the runtime\'s upkeep timer', () => stale() === 0, 30_000, 200);
+  const deps = { db: rt.db, catalog: rt.catalog, hosterId: config.hosterId, engineFor: rt.reconciler.engineFor, log: rt.log };
+  t.equal(await refreshStaleUsage(deps, 3_600_000), 0, 'and not again within the hour');
+  t.match(rt.db.$client.prepare("SELECT usage_bytes b, usage_items i FROM accounts WHERE username = 'alice'").get(), { b: Buffer.byteLength('Liste des courses'), i: 1 });
 
   await app.inject({ method: 'POST', url: '/api/instances/fichiers/accounts/alice/suspend' });
   t.equal((await fetch(`${base}/alice/notes.txt`, { headers: alice })).status, 401, 'suspended');
