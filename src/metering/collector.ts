@@ -8,7 +8,7 @@ import type { Db } from '../db/connection.js';
 import { servers, type Server, type ServerEnergy } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_SERVICE, call, type Engine } from '../orchestrator/engine.js';
-import { HOST_ROOTS, cgroupPaths, cgroupVersion, readContainerUsage, readHostCpu, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
+import { HOST_ROOTS, cgroupPaths, cgroupVersion, readContainerUsage, readHostCpu, readHostMemory, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
 import { splitEnergy, type IdlePolicy } from './energy-model.js';
 import { DEFAULT_SERVER_ENERGY, curveWatts, modelName, readExternalMeter } from './power.js';
 import { findRaplDomains, raplDeltaJoules, readRapl, type RaplDomain } from './rapl.js';
@@ -105,6 +105,7 @@ export function createCollector(deps: CollectorDeps): Collector {
     }
     for (const id of pids.keys()) if (!containers.some((c) => c.Id === id)) pids.delete(id);
     const host = local ? readHostCpu(roots) : undefined;
+    const hostMem = local ? readHostMemory(roots) : undefined;
     const meter = energy.meter;
     const raplNow = meter?.kind === 'rapl' && rapl.length ? readRapl(rapl) : undefined;
     let meterW: number | undefined;
@@ -152,7 +153,7 @@ export function createCollector(deps: CollectorDeps): Collector {
     const split = splitEnergy(serverJ, energy.idleWatts, seconds, busyCpu, perInstance, deps.idlePolicy);
     const blank = { cpuSeconds: 0, memBytes: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, idleShareJ: 0, method, model, seconds };
     const lines: MeterLine[] = [
-      { ...blank, scope: 'server', slug: '', service: '', energyJ: serverJ, cpuSeconds: busyCpu },
+      { ...blank, scope: 'server', slug: '', service: '', energyJ: serverJ, cpuSeconds: busyCpu, memBytes: hostMem ? hostMem.totalBytes - hostMem.availableBytes : 0 },
       { ...blank, scope: 'idle', slug: '', service: '', energyJ: split.idleJ },
       { ...blank, scope: 'other', slug: '', service: '', energyJ: split.otherJ, cpuSeconds: Math.max(0, busyCpu - containersCpu) },
       ...perInstance.map((i): MeterLine => ({
