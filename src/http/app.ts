@@ -30,6 +30,7 @@ import { publicPages } from './pages/public.js';
 import { residentPages } from './pages/me.js';
 import { mediatorPages } from './pages/mediator.js';
 import { adminPages } from './pages/admin.js';
+import { dashboardPages } from './pages/dashboard.js';
 import { identityRoutes } from './routes/identity.js';
 import { meteringRoutes } from './routes/metering.js';
 import type { Collector } from '../metering/collector.js';
@@ -156,5 +157,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(residentPages, { deps: pageDeps });
   await app.register(mediatorPages, { deps: pageDeps });
   await app.register(adminPages, { deps: pageDeps });
+  await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
   return app as unknown as FastifyInstance;
 }

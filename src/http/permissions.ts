@@ -74,6 +74,7 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /mediator': ['mediator', 'admin'],
   'POST /mediator/signup': ['mediator', 'admin'],
   'GET /admin': ADMIN,
+  'GET /dashboard': ['admin', 'city'],
   'POST /admin/signups/:id/approve': ADMIN,
   'POST /admin/signups/:id/reject': ADMIN,
 };
