@@ -71,10 +71,12 @@ t.test('metering real containers', async (t) => {
   const energy = await rt.app.inject({ url: '/api/metering/energy?by=instance', headers: cityH });
   t.equal(energy.statusCode, 200);
   const figs = energy.json().figures as { key: string; kind: string; method: string; model: string; co2eG: { total: number } }[];
-  t.equal(figs[0]!.key, 'burner', 'the top line is the burner');
-  t.equal(figs[0]!.method, 'modelled');
-  t.match(figs[0]!.model, /cpu-share \+ power-curve:linear\(50W-200W\)/);
-  t.ok(figs[0]!.co2eG.total > 0);
+  // Among instances, the burner leads (the idle and other lines may be larger on a machine busy with other tests).
+  const top = figs.filter((f) => f.kind === 'instance')[0]!;
+  t.equal(top.key, 'burner', 'the top instance is the burner');
+  t.equal(top.method, 'modelled');
+  t.match(top.model, /cpu-share \+ power-curve:linear\(50W-200W\)/);
+  t.ok(top.co2eG.total > 0);
   t.ok(figs.some((f) => f.kind === 'idle') && figs.some((f) => f.kind === 'other'), 'idle and other processes on lines of their own');
   t.equal((await rt.app.inject({ url: '/api/metering/top?limit=1', headers: cityH })).json()[0].key, 'burner');
   const deny = await rt.app.inject({ url: '/api/metering/accounts/calm/alice', headers: cityH });
