@@ -34,8 +34,13 @@ export function recordPass(db: Db, serverId: number, at: Date, lines: MeterLine[
       ORDER BY bucket DESC LIMIT 1) p WHERE true
     ON CONFLICT (server_id, scope, slug, bucket) DO UPDATE SET ${SUMS.map(([col, p]) => `${col} = ${col} + @${p}`).join(', ')},
       measured_seconds = measured_seconds + @measured, ${MERGE}`);
+  // A pass recorded into an hour older than the line's latest (the clock stepped back, a late import) must reach the
+  // later running totals too; in the usual order there are none and this is one index probe.
+  const later = c.prepare(`UPDATE meter_cumulative SET ${SUMS.map(([col, p]) => `${col} = ${col} + @${p}`).join(', ')}, measured_seconds = measured_seconds + @measured
+    WHERE server_id = @serverId AND scope = @scope AND slug = @slug AND bucket > @bucket`);
   const line = c.prepare(`INSERT INTO meter_lines (server_id, scope, slug, service, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?)
-    ON CONFLICT (server_id, scope, slug) DO UPDATE SET last_bucket = excluded.last_bucket, service = excluded.service`);
+    ON CONFLICT (server_id, scope, slug) DO UPDATE SET first_bucket = MIN(first_bucket, excluded.first_bucket),
+      last_bucket = MAX(last_bucket, excluded.last_bucket), service = excluded.service`);
   c.transaction(() => {
     for (const l of lines) {
       const v = [serverId, l.scope, l.slug, l.service, l.seconds, l.energyJ, l.idleShareJ, l.cpuSeconds, l.memBytes * l.seconds,
@@ -43,11 +48,13 @@ export function recordPass(db: Db, serverId: number, at: Date, lines: MeterLine[
       sample.run(ts, ...v);
       hourly.run(hour, ...v);
       daily.run(day, ...v);
-      cumulative.run({
-        bucket: hour, serverId, scope: l.scope, slug: l.slug, service: l.service, seconds: l.seconds, energy: l.energyJ, idle: l.idleShareJ,
+      const sums = {
+        bucket: hour, serverId, scope: l.scope, slug: l.slug, seconds: l.seconds, energy: l.energyJ, idle: l.idleShareJ,
         cpu: l.cpuSeconds, mem: l.memBytes * l.seconds, rx: Math.round(l.netRxBytes), tx: Math.round(l.netTxBytes), br: Math.round(l.blkReadBytes),
-        bw: Math.round(l.blkWriteBytes), method: l.method, model: l.model, measured: l.method === 'measured' ? l.seconds : 0,
-      });
+        bw: Math.round(l.blkWriteBytes), measured: l.method === 'measured' ? l.seconds : 0,
+      };
+      cumulative.run({ ...sums, service: l.service, method: l.method, model: l.model });
+      later.run(sums);
       line.run(serverId, l.scope, l.slug, l.service, hour, hour);
     }
   })();

@@ -58,6 +58,17 @@ t.test('rollups equal the raw samples, across hours and days', async (t) => {
   d.$client.close();
 });
 
+t.test('passes recorded out of order (a clock stepping back) still add up', async (t) => {
+  const d = db();
+  const t0 = Date.parse('2026-11-20T00:30:00Z');
+  for (const h of [5, 1, 3, 0, 4, 2]) recordPass(d, 1, new Date(t0 + h * 3_600_000), [line('server', '', 100 + h), line('instance', 'a', 10 + h)]);
+  const all = energyBetween(d, new Date('2026-11-20T00:00:00Z'), new Date('2026-11-20T06:00:00Z'));
+  t.equal(all.find((r) => r.scope === 'server')!.energyJ, 615);
+  const mid = energyBetween(d, new Date('2026-11-20T02:00:00Z'), new Date('2026-11-20T04:00:00Z'));
+  t.equal(mid.find((r) => r.scope === 'instance')!.energyJ, 12 + 13);
+  d.$client.close();
+});
+
 t.test('retention drops only what is older than allowed', async (t) => {
   const d = db();
   const now = new Date('2026-11-22T12:00:00Z');
