@@ -12,6 +12,7 @@ import { createEventBus, type EventBus } from './orchestrator/events.js';
 import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
 import { refreshStaleUsage, retryPendingAccounts } from './accounts/accounts.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
+import { createFirewall } from './orchestrator/firewall.js';
 import { loadOrCreateSecret } from './identity/secret.js';
 import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
@@ -47,6 +48,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       db, catalog, events, hosterId: config.hosterId, log: log.child({ domain: 'orchestrator' }),
       backupsDir: path.join(config.dataDir, 'backups'), concurrency: config.concurrency,
       dockerTimeoutSeconds: config.dockerTimeoutSeconds, healthTimeoutSeconds: config.healthTimeoutSeconds,
+      firewall: createFirewall({ pool: config.subnetPool, hosterId: config.hosterId, log: log.child({ domain: 'orchestrator' }) }),
       ...(opts.maxBackoffSeconds !== undefined ? { maxBackoffSeconds: opts.maxBackoffSeconds } : {}),
     });
     const collector = createCollector({

@@ -1,6 +1,7 @@
 // Shared by the test files: a Config of its own per test (temporary data folder, a hoster id that no other test
 // uses, so that parallel files never see each other's containers), a runtime built like `cattery serve` builds it,
 // and a teardown that removes from the engine everything with that hoster's label.
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -47,6 +48,13 @@ export async function removeHosterObjects(hosterId: string): Promise<void> {
   for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
   for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
+  // The isolation rules cattery added for this hoster's bridges (orchestrator/firewall.ts), removed with them here.
+  try {
+    const rules = execFileSync('iptables', ['-w', '5', '-S', 'DOCKER-USER']).toString().split('\n');
+    for (const r of rules.filter((x) => x.startsWith('-A DOCKER-USER') && x.includes(`cattery:${hosterId}`))) {
+      execFileSync('iptables', ['-w', '5', '-D', ...r.slice(3).split(' ').map((a) => a.replace(/^"|"$/g, ''))]);
+    }
+  } catch { /* not root or no iptables: nothing was added */ }
 }
 
 /** Every inject on this app carries the operator's token unless the call sets its own authorization (or `null`). */

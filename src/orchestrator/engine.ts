@@ -79,16 +79,19 @@ export async function ping(engine: Engine): Promise<void> {
 
 /** Idempotent: the network exists with our labels after this, or a conflict names the foreign one. Create first
  * and inspect only on a 409: the common case (a new instance) costs one call. */
-export async function ensureNetwork(engine: Engine, name: string, labels: Record<string, string>, subnet?: string): Promise<void> {
+/** Returns the network's id. */
+export async function ensureNetwork(engine: Engine, name: string, labels: Record<string, string>, subnet?: string): Promise<string> {
   try {
-    await call(engine, `create network ${name}`, (d) => d.createNetwork({
+    const created = await call(engine, `create network ${name}`, (d) => d.createNetwork({
       Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: labels,
       ...(subnet ? { IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } } : {}),
     }));
+    return created.id;
   } catch (err) {
     if (statusOf(err) !== 409) throw err;
     const existing = await call(engine, `inspect network ${name}`, (d) => d.getNetwork(name).inspect());
     if (!isOurs(engine, existing.Labels)) throw fail('CATTERY_ERR_CONFLICT', `network ${name} exists and is not managed by cattery`);
+    return existing.Id;
   }
 }
 

@@ -15,6 +15,7 @@ import {
   LABEL_GENERATION, LABEL_INSTANCE, call, connectEngine, ensureNetwork, ensureVolume, imageExists, listManaged, statusOf, type Engine, type Managed,
 } from './engine.js';
 import type { EventBus } from './events.js';
+import { bridgeOf, type Firewall } from './firewall.js';
 
 export interface ReconcilerDeps {
   db: Db;
@@ -28,6 +29,8 @@ export interface ReconcilerDeps {
   healthTimeoutSeconds: number;
   /** Tests pass a shorter one. */
   maxBackoffSeconds?: number;
+  /** Cattery's own isolation rules for the local engine's instance bridges (firewall.ts). */
+  firewall?: Firewall;
 }
 
 export interface Reconciler {
@@ -45,8 +48,11 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+const isLocal = (s: Server) => s.dockerEndpoint.startsWith('unix://');
+
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const log = deps.log;
+  const firewall = deps.firewall;
   const engines = new Map<number, Engine>();
   const limit = pLimit(deps.concurrency);
   const forced = new Set<string>();
@@ -161,10 +167,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const base = { ...labels };
     delete (base as Record<string, string>)[LABEL_GENERATION];
     // Networks and volumes outlive generations, so they carry no generation label of consequence.
-    await Promise.all([
+    const [networkId] = await Promise.all([
       ensureNetwork(engine, networkName(deps.hosterId, inst.slug), { ...base, [LABEL_GENERATION]: '0' }, inst.config.subnet),
       ...m.volumes.map((v) => ensureVolume(engine, volumeName(deps.hosterId, inst.slug, v.name), { ...base, [LABEL_GENERATION]: '0' })),
     ]);
+    // Before any container joins it (firewall.ts).
+    if (isLocal(server)) await firewall?.guard(bridgeOf(networkId));
 
     const name = containerName(deps.hosterId, inst.slug);
     let current: Docker.ContainerInfo | undefined;
@@ -219,6 +227,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
     for (const n of managed.networks.filter((x) => x.Labels?.[LABEL_INSTANCE] === inst.slug)) {
       await call(engine, `remove network ${n.Name}`, (d) => d.getNetwork(n.Id).remove()).catch((err) => { if (statusOf(err) !== 404) throw err; });
+      await firewall?.release(bridgeOf(n.Id));
     }
     const now = new Date().toISOString();
     deps.db.transaction((tx) => {
@@ -243,7 +252,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
     for (const n of managed.networks.filter((x) => orphan(x.Labels))) {
       log.info({ network: n.Name }, 'removing orphan network');
-      await call(engine, `remove network ${n.Name}`, (d) => d.getNetwork(n.Id).remove()).catch((err) => log.warn({ err, network: n.Name }, 'orphan network not removed'));
+      await call(engine, `remove network ${n.Name}`, (d) => d.getNetwork(n.Id).remove())
+        .then(() => firewall?.release(bridgeOf(n.Id)))
+        .catch((err) => log.warn({ err, network: n.Name }, 'orphan network not removed'));
     }
     const vols = managed.volumes.filter((x) => orphan(x.Labels)).map((v) => v.Name);
     if (vols.length) log.warn({ volumes: vols }, 'volumes with no instance are kept; remove them by hand once archived');

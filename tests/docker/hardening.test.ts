@@ -1,4 +1,5 @@
 // The hardening is read back from `docker inspect`, not trusted from the spec; two instances cannot reach each other.
+import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { docker, execIn, testRuntime, waitFor } from '../helpers.js';
 
@@ -50,6 +51,23 @@ t.test('hardened HostConfig, one network per instance, no cross-instance traffic
   const cross = await execIn(a.Id, get(ipB));
   t.not(cross.code, 0, `a cannot reach b (${cross.out.trim()})`);
   t.notMatch(cross.out, /bonjour/);
+
+  // Cattery's own rule stands in front of Docker's (orchestrator/firewall.ts). To prove it alone holds, Docker's
+  // isolation drop for b's bridge is taken out for a moment (what the failure seen under load looked like).
+  const bridge = (c: typeof a) => `br-${Object.values(c.NetworkSettings.Networks)[0]!.NetworkID.slice(0, 12)}`;
+  const rules = execFileSync('iptables', ['-w', '5', '-S', 'DOCKER-USER']).toString();
+  for (const c of [a, b]) {
+    t.ok(rules.split('\n').some((r) => r.includes(`-i ${bridge(c)} ! -o ${bridge(c)}`) && r.includes(`cattery:${config.hosterId}`) && r.endsWith('-j DROP')),
+      `DOCKER-USER drops what leaves ${bridge(c)} for another instance`);
+  }
+  const dockerRule = ['DOCKER-ISOLATION-STAGE-2', '-o', bridge(b), '-j', 'DROP'];
+  execFileSync('iptables', ['-w', '5', '-D', ...dockerRule]);
+  try {
+    const alone = await execIn(a.Id, get(ipB));
+    t.notMatch(alone.out, /bonjour/, 'without Docker\'s rule, cattery\'s own still keeps a from b');
+  } finally {
+    execFileSync('iptables', ['-w', '5', '-I', ...dockerRule]);
+  }
   // Secrets never leave through the API.
   t.notMatch((await app.inject('/api/instances/iso-a')).body, /PROBE_SECRET|secrets/);
 });

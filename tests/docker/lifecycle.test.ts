@@ -1,6 +1,7 @@
 // An instance of the probe service through its whole life, against the real engine.
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { docker, execIn, testRuntime, waitFor } from '../helpers.js';
 
@@ -65,4 +66,5 @@ t.test('create → healthy → stop → upgrade keeps data → delete archives �
   t.same(await docker.listContainers({ all: true, filters }), []);
   t.same(await docker.listNetworks({ filters }), []);
   t.same((await docker.listVolumes({ filters })).Volumes ?? [], []);
+  t.notMatch(execFileSync('iptables', ['-w', '5', '-S', 'DOCKER-USER']).toString(), `cattery:${config.hosterId}`, 'nor any isolation rule of its networks');
 });
