@@ -8,7 +8,7 @@ import type { Db } from '../db/connection.js';
 import { loginFlows, users, type User } from '../db/schema.js';
 import { fail, isCatteryError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createUser, findByOidc, loginFromName } from './users.js';
+import { createUser, findByOidc, isEmail, isName, loginFromName } from './users.js';
 import { isPersonRole, type PersonRole } from './roles.js';
 
 export type OidcSettings = NonNullable<Config['oidc']>;
@@ -122,12 +122,13 @@ async function upsertOidcUser(db: Db, settings: OidcSettings, issuer: string, cl
     return db.update(users).set({ roles }).where(eq(users.id, known.id)).returning().get();
   }
   const rawName = String(claims.name ?? claims.preferred_username ?? claims.email ?? 'Habitant');
-  const name = rawName.replace(/[^\p{L}\p{M}' .\u2019-]/gu, ' ').replace(/\s+/g, ' ').trim().slice(0, 80) || 'Habitant';
+  // What the provider calls a name may hold anything; keep the characters a name may have here (NAME_PATTERN).
+  const cleaned = rawName.replace(/[^\p{L}\p{M}' .\u2019-]/gu, ' ').replace(/\s+/g, ' ').trim().slice(0, 80);
+  const name = isName(cleaned) ? cleaned : 'Habitant';
   const preferred = typeof claims.preferred_username === 'string' ? claims.preferred_username : name;
   const email = typeof claims.email === 'string' && claims.email_verified !== false ? claims.email : null;
   return createUser(db, {
-    login: loginFromName(db, preferred), name: /^[\p{L}\p{M}]/u.test(name) ? name : 'Habitant',
-    email: email && /^[^\s@<>"]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$/.test(email) ? email : null,
+    login: loginFromName(db, preferred), name, email: email && isEmail(email) ? email : null,
     roles, oidcIssuer: issuer, oidcSubject: subject,
   });
 }

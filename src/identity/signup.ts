@@ -32,6 +32,11 @@ export function openServices(catalog: Catalog) {
   return [...catalog.services.values()].filter((s) => s.manifest.openForSignup).map((s) => s.manifest);
 }
 
+/** The open services as a form lists them, in one language. */
+export function openServiceChoices(catalog: Catalog, lang: 'fr' | 'en') {
+  return openServices(catalog).map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang] }));
+}
+
 /** The instance that takes new residents for a service: the oldest one meant to run. */
 export function signupInstance(deps: Pick<AccountDeps, 'db'>, service: string): Instance | undefined {
   return deps.db.select().from(instances).where(and(eq(instances.service, service), eq(instances.desired, 'running'))).orderBy(asc(instances.id)).get();
@@ -104,7 +109,7 @@ export async function approveSignup(deps: SignupDeps, id: number, actor: string,
   if (!signup) throw fail('CATTERY_ERR_NOT_FOUND', `no sign-up ${id}`);
   if (signup.status === 'approved' || signup.status === 'rejected') throw fail('CATTERY_ERR_CONFLICT', `sign-up ${id} is already ${signup.status}`);
   const user = deps.db.select().from(users).where(eq(users.id, signup.userId)).get()!;
-  const servicePassword = password ?? `${randomToken(24)}`;
+  const servicePassword = password ?? randomToken(24);
   try {
     for (const service of signup.services) {
       const inst = signupInstance(deps, service);
@@ -135,9 +140,10 @@ export function rejectSignup(deps: Pick<SignupDeps, 'db'>, id: number, actor: st
   });
 }
 
-export function listSignups(deps: Pick<SignupDeps, 'db'>, status?: Signup['status']) {
+export function listSignups(deps: Pick<SignupDeps, 'db'>, filter: { status?: Signup['status']; id?: number } = {}) {
   const q = deps.db.select().from(signups).innerJoin(users, eq(users.id, signups.userId));
-  return (status ? q.where(eq(signups.status, status)) : q).orderBy(desc(signups.id)).all()
+  const where = filter.id !== undefined ? eq(signups.id, filter.id) : filter.status ? eq(signups.status, filter.status) : undefined;
+  return (where ? q.where(where) : q).orderBy(desc(signups.id)).all()
     .map((r) => ({ ...r.signups, login: r.users.login, name: r.users.name, email: r.users.email }));
 }
 

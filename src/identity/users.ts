@@ -14,11 +14,14 @@ const NAME_RE = new RegExp(NAME_PATTERN, 'u');
 const EMAIL_RE = new RegExp(EMAIL_PATTERN);
 const LOGIN_RE = new RegExp(USERNAME_PATTERN);
 
+export const isName = (s: string) => NAME_RE.test(s);
+export const isEmail = (s: string) => EMAIL_RE.test(s);
+
 export function checkName(name: string): void {
-  if (!NAME_RE.test(name)) throw fail('CATTERY_ERR_VALIDATION', 'name: letters, spaces, apostrophes and hyphens only, up to 80');
+  if (!isName(name)) throw fail('CATTERY_ERR_VALIDATION', 'name: letters, spaces, apostrophes and hyphens only, up to 80');
 }
 export function checkEmail(email: string): void {
-  if (!EMAIL_RE.test(email)) throw fail('CATTERY_ERR_VALIDATION', 'email: not an address');
+  if (!isEmail(email)) throw fail('CATTERY_ERR_VALIDATION', 'email: not an address');
 }
 export function checkNewPassword(p: string): void {
   if (p.length < PASSWORD_MIN || p.length > PASSWORD_MAX) throw fail('CATTERY_ERR_VALIDATION', `password: ${PASSWORD_MIN} to ${PASSWORD_MAX} characters`);
@@ -76,6 +79,10 @@ export async function setUserPassword(db: Db, userId: number, password: string):
 export function setUserRoles(db: Db, userId: number, roles: string[]): void {
   checkRoles(roles);
   db.update(users).set({ roles }).where(eq(users.id, userId)).run();
+}
+
+export function setUserStatus(db: Db, userId: number, status: Exclude<User['status'], 'pending'>): void {
+  db.update(users).set({ status }).where(eq(users.id, userId)).run();
 }
 
 export function publicUser(u: User) {

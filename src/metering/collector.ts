@@ -7,7 +7,7 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import { servers, type Server, type ServerEnergy } from '../db/schema.js';
 import type { Logger } from '../log.js';
-import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_SERVICE, call, type Engine } from '../orchestrator/engine.js';
+import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, call, isLocalEndpoint, type Engine } from '../orchestrator/engine.js';
 import { HOST_ROOTS, cgroupPaths, cgroupVersion, readContainerUsage, readHostCpu, readHostMemory, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
 import { splitEnergy, type IdlePolicy } from './energy-model.js';
 import { DEFAULT_SERVER_ENERGY, curveWatts, modelName, readExternalMeter } from './power.js';
@@ -56,8 +56,6 @@ export interface Collector {
   readers(): { cgroup: number; stats: number };
 }
 
-const isLocal = (s: Server) => s.dockerEndpoint.startsWith('unix://');
-
 export function createCollector(deps: CollectorDeps): Collector {
   const roots = deps.roots ?? HOST_ROOTS;
   const version = cgroupVersion(roots);
@@ -96,9 +94,9 @@ export function createCollector(deps: CollectorDeps): Collector {
   async function passServer(server: Server, nowNs: bigint, at: Date): Promise<PowerReading | undefined> {
     const engine = deps.engineFor(server);
     const energy: ServerEnergy = server.energy ?? DEFAULT_SERVER_ENERGY;
-    const local = isLocal(server);
+    const local = isLocalEndpoint(server.dockerEndpoint);
     const list = await call(engine, 'list containers', (d) => d.listContainers({ filters: { label: [`${LABEL_HOSTER}=${engine.hosterId}`], status: ['running'] } }));
-    const containers = list.filter((c) => c.Labels[LABEL_INSTANCE] && c.Labels['cattery.role'] === undefined);
+    const containers = list.filter((c) => c.Labels[LABEL_INSTANCE] && c.Labels[LABEL_ROLE] === undefined);
     const usage = new Map<string, ContainerUsage>();
     for (const c of containers) {
       try { usage.set(c.Id, await usageOf(engine, c.Id, local)); } catch (err) { log.warn({ err, id: c.Id }, 'no usage for a container this pass'); }

@@ -56,9 +56,9 @@ function figure(key: string, kind: Figure['kind'], rows: EnergyRow[], serverTota
   };
 }
 
-/** Energy over a period, grouped by server, service or instance; idle and other processes on lines of their own. */
-export function energyReport(db: Db, by: By, o: ReportOptions): { from: string; to: string; gridGCo2ePerKwh: number; figures: Figure[] } {
-  const rows = energyBetween(db, o.from, o.to);
+/** Energy over a period, grouped by server, service or instance; idle and other processes on lines of their own.
+ * A caller that groups the same period several ways reads the rows once and passes them. */
+export function energyReport(db: Db, by: By, o: ReportOptions, rows: EnergyRow[] = energyBetween(db, o.from, o.to)): { from: string; to: string; gridGCo2ePerKwh: number; figures: Figure[] } {
   const prof = profiles(db);
   const serverTotals = new Map(rows.filter((r) => r.scope === 'server').map((r) => [r.serverId, r]));
   const figures: Figure[] = [];
@@ -78,8 +78,8 @@ export function energyReport(db: Db, by: By, o: ReportOptions): { from: string; 
   return { from: o.from.toISOString(), to: o.to.toISOString(), gridGCo2ePerKwh: o.gridGPerKwh, figures };
 }
 
-export function topConsumers(db: Db, o: ReportOptions, limit: number): Figure[] {
-  return energyReport(db, 'instance', o).figures.filter((f) => f.kind === 'instance').slice(0, limit);
+export function topConsumers(db: Db, o: ReportOptions, limit: number, rows?: EnergyRow[]): Figure[] {
+  return energyReport(db, 'instance', o, rows).figures.filter((f) => f.kind === 'instance').slice(0, limit);
 }
 
 /** One resident's account: the instance's energy times the account's key (energy-model.ts accountKey). */
@@ -91,7 +91,9 @@ export function accountFigure(db: Db, slug: string, username: string, o: ReportO
   const all = db.select().from(accounts).where(eq(accounts.instanceId, inst.id)).all()
     .filter((a) => a.state !== 'deleting').map((a) => ({ bytes: a.usageBytes ?? 0, items: a.usageItems ?? 0 }));
   const key = accountKey({ bytes: acc.usageBytes ?? 0, items: acc.usageItems ?? 0 }, all);
-  const report = energyReport(db, 'instance', o);
+  // Only this instance's line and the servers' own lines (slug ''), which its embodied share needs.
+  const rows = [...energyBetween(db, o.from, o.to, { slug }), ...energyBetween(db, o.from, o.to, { slug: '' })];
+  const report = energyReport(db, 'instance', o, rows);
   const f = report.figures.find((x) => x.kind === 'instance' && x.key === slug);
   const scale = (n: number) => n * key;
   const base = f ?? figure(slug, 'instance', [], new Map(), new Map(), o, 'cpu-share');

@@ -18,10 +18,11 @@ const MERGE = "method = CASE WHEN method = excluded.method THEN method ELSE 'mod
 const SUMS: [string, string][] = [['seconds', 'seconds'], ['energy_j', 'energy'], ['idle_share_j', 'idle'], ['cpu_seconds', 'cpu'], ['mem_byte_seconds', 'mem'],
   ['net_rx_bytes', 'rx'], ['net_tx_bytes', 'tx'], ['blk_read_bytes', 'br'], ['blk_write_bytes', 'bw']];
 
-export function recordPass(db: Db, serverId: number, at: Date, lines: MeterLine[]): void {
+// A pass runs every few seconds for months: its statements are prepared once per database.
+const statements = new WeakMap<Db, ReturnType<typeof prepare>>();
+
+function prepare(db: Db) {
   const c = db.$client;
-  const ts = at.toISOString();
-  const hour = ts.slice(0, 13), day = ts.slice(0, 10);
   const sample = c.prepare(`INSERT INTO meter_samples (ts, ${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const hourly = c.prepare(`INSERT INTO meter_hourly (bucket, ${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (bucket, server_id, scope, slug) DO UPDATE SET ${ADD}, ${MERGE}`);
@@ -41,7 +42,16 @@ export function recordPass(db: Db, serverId: number, at: Date, lines: MeterLine[
   const line = c.prepare(`INSERT INTO meter_lines (server_id, scope, slug, service, first_bucket, last_bucket) VALUES (?, ?, ?, ?, ?, ?)
     ON CONFLICT (server_id, scope, slug) DO UPDATE SET first_bucket = MIN(first_bucket, excluded.first_bucket),
       last_bucket = MAX(last_bucket, excluded.last_bucket), service = excluded.service`);
-  c.transaction(() => {
+  return { sample, hourly, daily, cumulative, later, line };
+}
+
+export function recordPass(db: Db, serverId: number, at: Date, lines: MeterLine[]): void {
+  let st = statements.get(db);
+  if (!st) { st = prepare(db); statements.set(db, st); }
+  const { sample, hourly, daily, cumulative, later, line } = st;
+  const ts = at.toISOString();
+  const hour = ts.slice(0, 13), day = ts.slice(0, 10);
+  db.$client.transaction(() => {
     for (const l of lines) {
       const v = [serverId, l.scope, l.slug, l.service, l.seconds, l.energyJ, l.idleShareJ, l.cpuSeconds, l.memBytes * l.seconds,
         Math.round(l.netRxBytes), Math.round(l.netTxBytes), Math.round(l.blkReadBytes), Math.round(l.blkWriteBytes), l.method, l.model];

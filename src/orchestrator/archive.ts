@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Manifest } from '../catalog/manifest.js';
 import type { Instance } from '../db/schema.js';
-import { call, statusOf, type Engine } from './engine.js';
+import { LABEL_ROLE, call, statusOf, type Engine } from './engine.js';
 import { containerName, instanceLabels, volumeName } from './container-spec.js';
 
 export async function archiveVolumes(engine: Engine, inst: Instance, manifest: Manifest, backupsDir: string): Promise<string | null> {
@@ -23,7 +23,7 @@ export async function archiveVolumes(engine: Engine, inst: Instance, manifest: M
   const helper = await call(engine, `create ${name}`, (d) => d.createContainer({
     name,
     Image: inst.image,
-    Labels: { ...instanceLabels(engine.hosterId, inst), 'cattery.role': 'archive' },
+    Labels: { ...instanceLabels(engine.hosterId, inst), [LABEL_ROLE]: 'archive' },
     Entrypoint: ['/nonexistent'],
     NetworkDisabled: true,
     HostConfig: {

@@ -8,6 +8,11 @@ export const LABEL_INSTANCE = 'cattery.instance';
 export const LABEL_GENERATION = 'cattery.generation';
 export const LABEL_HOSTER = 'cattery.hoster';
 export const LABEL_SERVICE = 'cattery.service';
+/** Helper containers (the archive helper) carry it; instances do not. */
+export const LABEL_ROLE = 'cattery.role';
+
+/** An engine on this host's socket: its cgroups, /proc and iptables are this host's. */
+export const isLocalEndpoint = (endpoint: string) => endpoint.startsWith('unix://');
 
 export interface Engine {
   /** For short calls: each is raced against `timeoutMs`. */

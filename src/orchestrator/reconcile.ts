@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { archiveVolumes } from './archive.js';
 import { buildContainerSpec, containerName, instanceLabels, networkName, volumeName } from './container-spec.js';
 import {
-  LABEL_GENERATION, LABEL_INSTANCE, call, connectEngine, ensureNetwork, ensureVolume, imageExists, listManaged, statusOf, type Engine, type Managed,
+  LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, call, isLocalEndpoint, connectEngine, ensureNetwork, ensureVolume, imageExists, listManaged, statusOf, type Engine, type Managed,
 } from './engine.js';
 import type { EventBus } from './events.js';
 import { bridgeOf, type Firewall } from './firewall.js';
@@ -42,13 +42,10 @@ export interface Reconciler {
   stop(): Promise<void>;
 }
 
-const ROLE_LABEL = 'cattery.role';
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
-
-const isLocal = (s: Server) => s.dockerEndpoint.startsWith('unix://');
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const log = deps.log;
@@ -172,7 +169,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       ...m.volumes.map((v) => ensureVolume(engine, volumeName(deps.hosterId, inst.slug, v.name), { ...base, [LABEL_GENERATION]: '0' })),
     ]);
     // Before any container joins it (firewall.ts).
-    if (isLocal(server)) await firewall?.guard(bridgeOf(networkId));
+    if (isLocalEndpoint(server.dockerEndpoint)) await firewall?.guard(bridgeOf(networkId));
 
     const name = containerName(deps.hosterId, inst.slug);
     let current: Docker.ContainerInfo | undefined;
@@ -268,7 +265,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const rows = deps.db.select().from(instances).where(eq(instances.serverId, server.id)).all();
     const bySlug = new Map<string, Docker.ContainerInfo[]>();
     for (const c of managed.containers) {
-      if (c.Labels[ROLE_LABEL] === 'archive') continue;
+      if (c.Labels[LABEL_ROLE] === 'archive') continue;
       const slug = c.Labels[LABEL_INSTANCE] ?? '';
       bySlug.set(slug, [...(bySlug.get(slug) ?? []), c]);
     }

@@ -16,8 +16,8 @@ export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (
     config: page,
     schema: { hide: true, querystring: Type.Object({ error: Type.Optional(Type.String({ maxLength: 300 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) },
   }, async (req, reply) => {
-    const waiting = listSignups(deps, 'pending');
-    const failed = listSignups(deps, 'failed');
+    const waiting = listSignups(deps, { status: 'pending' });
+    const failed = listSignups(deps, { status: 'failed' });
     const all = deps.db.select({ a: accounts, slug: instances.slug, service: instances.service, login: users.login, name: users.name })
       .from(accounts).innerJoin(instances, eq(instances.id, accounts.instanceId)).leftJoin(users, eq(users.id, accounts.userId))
       .orderBy(instances.slug, accounts.username).all();

@@ -2,7 +2,7 @@
 // recorded with the mediator's name and the terms version, and the page that answers is the sheet to print.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
-import { accessText, accountsOfUser, mediatorSignup, openServices } from '../../identity/signup.js';
+import { accessText, accountsOfUser, mediatorSignup, openServiceChoices, openServices } from '../../identity/signup.js';
 import { langOf } from './render.js';
 import { signupDeps, type PageDeps } from './deps.js';
 import { SignupBody, checkSignupForm, type SignupForm } from './forms.js';
@@ -12,8 +12,7 @@ export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
   const host = new URL(deps.config.publicUrl).hostname;
   const form = (reply: FastifyReply, values: SignupForm, errors: { field: string; key: string }[], status = 200) => {
     const lang = langOf(reply.request);
-    const services = openServices(deps.catalog).map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang] }));
-    return reply.page('mediator', { services, values, errors, version: deps.config.termsVersion }, status);
+    return reply.page('mediator', { services: openServiceChoices(deps.catalog, lang), values, errors, version: deps.config.termsVersion }, status);
   };
 
   app.get('/mediator', { config: page, schema: { hide: true } }, async (_req, reply) => form(reply, {}, []));

@@ -7,7 +7,7 @@ import type { FastifyReply } from 'fastify';
 import { fail, isCatteryError } from '../../errors.js';
 import { passwordSignIn } from '../../identity/sign-in.js';
 import { createSession, endSession, sessionById } from '../../identity/sessions.js';
-import { openServices, submitSignup } from '../../identity/signup.js';
+import { openServiceChoices, openServices, submitSignup } from '../../identity/signup.js';
 import { SESSION_COOKIE } from '../auth.js';
 import { langOf } from './render.js';
 import { VIEWS_DIR, safeNext, sessionPolicy, signupDeps, type PageDeps } from './deps.js';
@@ -24,7 +24,6 @@ export function startSession(deps: PageDeps, reply: FastifyReply, userId: number
 export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
   const page = { page: true } as const;
   const css = fs.readFileSync(path.join(VIEWS_DIR, 'cattery.css'));
-  const services = (lang: 'fr' | 'en') => openServices(deps.catalog).map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang] }));
   const loginLimit = { max: deps.config.loginPerMinute, timeWindow: 60_000 };
 
   app.get('/assets/cattery.css', { schema: { hide: true } }, async (_req, reply) => {
@@ -42,7 +41,7 @@ export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async 
   app.get('/terms', { config: page, schema: { hide: true } }, async (_req, reply) => reply.page('terms', { version: deps.config.termsVersion }));
 
   const signupForm = (reply: FastifyReply, values: SignupForm, errors: { field: string; key: string }[], status = 200) =>
-    reply.page('signup', { services: services(langOf(reply.request)), values, errors, version: deps.config.termsVersion }, status);
+    reply.page('signup', { services: openServiceChoices(deps.catalog, langOf(reply.request)), values, errors, version: deps.config.termsVersion }, status);
 
   app.get('/signup', { config: page, schema: { hide: true } }, async (_req, reply) => signupForm(reply, {}, []));
 

@@ -8,12 +8,10 @@ import { firstPassword } from '../../identity/passwords.js';
 import { PERSON_ROLES } from '../../identity/roles.js';
 import { approveSignup, listSignups, rejectSignup } from '../../identity/signup.js';
 import { createApiToken, listApiTokens, publicToken, revokeApiToken } from '../../identity/tokens.js';
-import { createUser, findByLogin, publicUser, setUserRoles } from '../../identity/users.js';
-import { NAME_PATTERN, EMAIL_PATTERN } from '../../identity/users.js';
+import { EMAIL_PATTERN, NAME_PATTERN, createUser, findByLogin, publicUser, setUserRoles, setUserStatus } from '../../identity/users.js';
 import { USERNAME_PATTERN } from '../../accounts/accounts.js';
 import { ErrorReply } from '../error-handler.js';
 import { signupDeps, type PageDeps } from '../pages/deps.js';
-import { eq } from 'drizzle-orm';
 
 const Nullable = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const RoleName = Type.Union(PERSON_ROLES.map((r) => Type.Literal(r)));
@@ -76,7 +74,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asy
     const user = findByLogin(deps.db, req.params.login);
     if (!user) throw fail('CATTERY_ERR_NOT_FOUND', `no person "${req.params.login}"`);
     if (req.body.roles) setUserRoles(deps.db, user.id, req.body.roles);
-    if (req.body.status) deps.db.update(users).set({ status: req.body.status }).where(eq(users.id, user.id)).run();
+    if (req.body.status) setUserStatus(deps.db, user.id, req.body.status);
     return publicUser(findByLogin(deps.db, user.login)!);
   });
 
@@ -112,19 +110,19 @@ export const identityRoutes: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asy
       tags: ['identity'], summary: 'Sign-up requests', response: { 200: Type.Array(SignupView) },
       querystring: Type.Object({ status: Type.Optional(Type.Union(SIGNUP_STATUS.map((s) => Type.Literal(s)))) }, { additionalProperties: false }),
     },
-  }, async (req) => listSignups(deps, req.query.status));
+  }, async (req) => listSignups(deps, req.query.status ? { status: req.query.status } : {}));
 
   app.post('/api/signups/:id/approve', {
     schema: { tags: ['identity'], summary: 'Approve: create the accounts', params: IdParams, response: { 200: SignupView, 404: ErrorReply, 409: ErrorReply, 502: ErrorReply } },
   }, async (req) => {
     await approveSignup(signupDeps(deps), req.params.id, req.principal!.id);
-    return listSignups(deps).find((s) => s.id === req.params.id)!;
+    return listSignups(deps, { id: req.params.id })[0]!;
   });
 
   app.post('/api/signups/:id/reject', {
     schema: { tags: ['identity'], summary: 'Reject a waiting sign-up', params: IdParams, response: { 200: SignupView, 404: ErrorReply, 409: ErrorReply } },
   }, async (req) => {
     rejectSignup(deps, req.params.id, req.principal!.id);
-    return listSignups(deps).find((s) => s.id === req.params.id)!;
+    return listSignups(deps, { id: req.params.id })[0]!;
   });
 };
