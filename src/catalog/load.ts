@@ -5,6 +5,7 @@ import path from 'node:path';
 import AjvModule from 'ajv';
 import { ManifestSchema, type Manifest } from './manifest.js';
 import { checkPolicy } from './policy.js';
+import { checkEnvironment } from './env.js';
 
 const Ajv = AjvModule.default ?? AjvModule;
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
@@ -46,7 +47,10 @@ export function parseManifest(file: string, text: string): { manifest?: Manifest
     }
     return { errors };
   }
-  const unsafe = checkPolicy(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_UNSAFE' as const }));
+  const unsafe = [
+    ...checkPolicy(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_UNSAFE' as const })),
+    ...checkEnvironment(data).map((v) => ({ file, ...v })),
+  ];
   return unsafe.length ? { errors: unsafe } : { manifest: data, errors: [] };
 }
 

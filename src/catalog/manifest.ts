@@ -9,8 +9,17 @@ const Name = Type.String({ pattern: '^[a-z][a-z0-9_-]{0,30}$' });
 const EnvName = Type.String({ pattern: '^[A-Z_][A-Z0-9_]{0,63}$' });
 const AbsPath = Type.String({ pattern: '^/[A-Za-z0-9._/-]{0,200}$' });
 
+// A pattern is a whole-value regular expression (anchored by cattery): an overridable value reaches a shell, a
+// config file or a template inside the container, so the manifest says exactly what shape it may take.
+const EnvPattern = Type.String({ minLength: 1, maxLength: 500, description: 'JavaScript regular expression the whole value must match (cattery anchors it)' });
+
 const EnvValue = Type.Union([
-  Type.Object({ value: Type.String({ maxLength: 4096 }), overridable: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+  Type.Object({
+    value: Type.Optional(Type.String({ maxLength: 4096, description: 'The default; absent when required' })),
+    overridable: Type.Optional(Type.Boolean({ description: 'An administrator may set it per instance; then a pattern is required' })),
+    pattern: Type.Optional(EnvPattern),
+    required: Type.Optional(Type.Boolean({ description: 'No default: creating an instance without it is refused' })),
+  }, { additionalProperties: false }),
   Type.Object({ secret: Type.Object({ length: Type.Integer({ minimum: 16, maximum: 128 }) }, { additionalProperties: false }) },
     { additionalProperties: false, description: 'Generated once per instance, stored in the database, never shown by the API.' }),
 ]);
@@ -55,7 +64,10 @@ export const ManifestSchema = Type.Object({
     protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], { default: 'tcp' }),
     publish: Type.Boolean({ default: true, description: 'Publish on the server\'s address (127.0.0.1 by default).' }),
   }, { additionalProperties: false })),
-  volumes: Type.Array(Type.Object({ name: Name, path: AbsPath }, { additionalProperties: false })),
+  volumes: Type.Array(Type.Object({
+    name: Name, path: AbsPath,
+    sizeMb: Type.Integer({ minimum: 16, maximum: 1024 * 1024, description: 'The most this volume may hold: cattery gives it a file system of this size, so one instance cannot fill the disk that holds cattery.db. It may grow later, never shrink.' }),
+  }, { additionalProperties: false })),
   environment: Type.Record(EnvName, EnvValue, { additionalProperties: false }),
   health: Type.Optional(Type.Object({
     command: Type.Array(Type.String(), { minItems: 1, description: 'exec form, run inside the container' }),

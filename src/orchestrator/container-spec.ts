@@ -29,7 +29,7 @@ const seconds = (s: number) => Math.round(s * 1e9);
 export function environmentOf(manifest: Manifest, inst: Pick<Instance, 'config'>): string[] {
   return Object.entries(manifest.environment).map(([key, v]) => {
     if ('secret' in v) return `${key}=${inst.config.secrets[key] ?? ''}`;
-    const value = v.overridable && inst.config.env[key] !== undefined ? inst.config.env[key] : v.value;
+    const value = v.overridable && inst.config.env[key] !== undefined ? inst.config.env[key] : v.value ?? '';
     return `${key}=${value}`;
   });
 }

@@ -6,6 +6,7 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import { instances, operations, servers, type Desired, type Instance, type InstanceConfig, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
+import { instanceEnvProblem } from '../catalog/env.js';
 import { serviceImageRef } from './images.js';
 import { allocateSubnet } from './subnets.js';
 
@@ -62,12 +63,8 @@ export function listInstances(db: Db, filter: { service?: string; server?: numbe
 export interface CreateInstanceInput { service: string; slug: string; server?: string; env?: Record<string, string>; desired?: 'running' | 'stopped' }
 
 function checkEnv(deps: InstanceDeps, service: string, env: Record<string, string>) {
-  const m = deps.catalog.services.get(service)!.manifest;
-  for (const [key, value] of Object.entries(env)) {
-    const decl = m.environment[key];
-    if (!decl || !('value' in decl) || !decl.overridable) throw fail('CATTERY_ERR_VALIDATION', `environment variable ${key} is not overridable for ${service}`);
-    if (/[\0\n]/.test(value)) throw fail('CATTERY_ERR_VALIDATION', `environment variable ${key} may not contain a newline or NUL`);
-  }
+  const problem = instanceEnvProblem(deps.catalog.services.get(service)!.manifest, env);
+  if (problem) throw fail('CATTERY_ERR_VALIDATION', `${problem} (service ${service})`);
 }
 
 export function createInstance(deps: InstanceDeps, input: CreateInstanceInput, actor: string): Instance {

@@ -34,9 +34,9 @@ const bad: [string, (m: Record<string, any>) => unknown, RegExp, RegExp][] = [
   ['privileged asked', (m) => ({ ...m, privileged: true }), /^\/$/, /"privileged" is not allowed/],
   ['host network asked', (m) => ({ ...m, networkMode: 'host' }), /^\/$/, /"networkMode" is not allowed/],
   ['SYS_ADMIN', (m) => ({ ...m, capabilities: ['SYS_ADMIN'] }), /\/capabilities\/0/, /SYS_ADMIN is not allowed/],
-  ['volume over /etc', (m) => ({ ...m, volumes: [{ name: 'x', path: '/etc' }] }), /\/volumes\/0\/path/, /system directory/],
-  ['docker socket', (m) => ({ ...m, volumes: [{ name: 'x', path: '/var/run/docker.sock' }] }), /\/volumes\/0\/path/, /system directory/],
-  ['traversal', (m) => ({ ...m, volumes: [{ name: 'x', path: '/data/../etc' }] }), /\/volumes\/0\/path/, /\.\./],
+  ['volume over /etc', (m) => ({ ...m, volumes: [{ name: 'x', path: '/etc', sizeMb: 16 }] }), /\/volumes\/0\/path/, /system directory/],
+  ['docker socket', (m) => ({ ...m, volumes: [{ name: 'x', path: '/var/run/docker.sock', sizeMb: 16 }] }), /\/volumes\/0\/path/, /system directory/],
+  ['traversal', (m) => ({ ...m, volumes: [{ name: 'x', path: '/data/../etc', sizeMb: 16 }] }), /\/volumes\/0\/path/, /\.\./],
   ['missing limits', (m) => { const c = { ...m }; delete c.limits; return c; }, /\/limits/, /required/],
   ['memory as text', (m) => ({ ...m, limits: { ...m.limits, memoryMb: 'lots' } }), /\/limits\/memoryMb/, /integer/],
   ['bad env name', (m) => ({ ...m, environment: { 'bad name': { value: 'x' } } }), /\/environment/, /.+/],
@@ -44,7 +44,16 @@ const bad: [string, (m: Record<string, any>) => unknown, RegExp, RegExp][] = [
   ['id mismatch', (m) => ({ ...m, id: 'other' }), /\/id/, /folder name/],
   ['missing shared file', (m) => ({ ...m, image: { ...m.image, local: { ...m.image.local, shared: ['nope.cjs'] } } }), /\/image\/local\/shared/, /not found/],
   ['account operation over HTTP', (m) => ({ ...m, accounts: { adapter: 'exec', operations: { create: { http: { method: 'POST', port: 'http', path: '/' } } } } }), /\/accounts\/operations\/create/, /"http" is not allowed/],
-  ['duplicate volume', (m) => ({ ...m, volumes: [{ name: 'd', path: '/a' }, { name: 'd', path: '/b' }] }), /\/volumes\/1\/name/, /duplicate/],
+  ['volume without size', (m) => ({ ...m, volumes: [{ name: 'd', path: '/a' }] }), /\/volumes\/0\/sizeMb/, /required/],
+  ['overridable without pattern', (m) => ({ ...m, environment: { G: { value: 'x', overridable: true } } }), /\/environment\/G/, /must declare a pattern/],
+  ['pattern that lets anything through', (m) => ({ ...m, environment: { G: { value: 'x', overridable: true, pattern: '.*' } } }), /\/environment\/G\/pattern/, /accepts/],
+  ['pattern that lets a space through', (m) => ({ ...m, environment: { G: { value: 'x', overridable: true, pattern: '[a-z ]+' } } }), /\/environment\/G\/pattern/, /accepts/],
+  ['pattern that does not compile', (m) => ({ ...m, environment: { G: { value: 'x', overridable: true, pattern: '[a-z' } } }), /\/environment\/G\/pattern/, /not a valid/],
+  ['required with a default', (m) => ({ ...m, environment: { G: { value: 'x', required: true, overridable: true, pattern: '[a-z]+' } } }), /\/environment\/G/, /may not also have a default/],
+  ['required but not overridable', (m) => ({ ...m, environment: { G: { required: true } } }), /\/environment\/G/, /must be overridable/],
+  ['neither value nor required', (m) => ({ ...m, environment: { G: { overridable: true, pattern: '[a-z]+' } } }), /\/environment\/G/, /needs a value/],
+  ['default outside its pattern', (m) => ({ ...m, environment: { G: { value: 'X1', overridable: true, pattern: '[a-z]+' } } }), /\/environment\/G/, /does not match its own pattern/],
+  ['duplicate volume', (m) => ({ ...m, volumes: [{ name: 'd', path: '/a', sizeMb: 16 }, { name: 'd', path: '/b', sizeMb: 16 }] }), /\/volumes\/1\/name/, /duplicate/],
 ];
 
 t.test('bad manifests are refused with file and field', async (t) => {
@@ -85,4 +94,63 @@ t.test('the container spec is hardened whatever the manifest says', async (t) =>
     t.ok(Object.values(h.PortBindings ?? {}).flat().every((b) => (b as { HostIp: string }).HostIp === '127.0.0.1'));
     t.equal(spec.Labels!['cattery.hoster'], 'h');
   }
+});
+
+// The kind: every overridable variable of every catalog service, fed generated hostile values, through the same
+// checks instance creation and change use (a real SQLite with the real migrations, no engine needed).
+t.test('hostile values for every overridable variable of every service are refused at create and change', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const { applyMigrations, openDb } = await import('../../src/db/connection.js');
+  const { ensureDefaultServer } = await import('../../src/orchestrator/servers.js');
+  const { createInstance, updateInstance } = await import('../../src/orchestrator/instances.js');
+  const { isPlain } = await import('../../src/catalog/env.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-env-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const db = openDb(path.join(dir, 'cattery.db'));
+  t.teardown(() => db.$client.close());
+  applyMigrations(db);
+  ensureDefaultServer(db, 'unix:///var/run/docker.sock', '127.0.0.1');
+  const catalog = loadCatalog([path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')]);
+  const deps = { db, catalog, portRange: [40000, 40999] as const, subnetPool: '10.99.0.0/16' };
+  // A value every variable's pattern accepts for the service to start (the default, or a domain for MAIL_DOMAIN).
+  const validFor = (decl: { value?: string | undefined }, key: string) => decl.value ?? (key === 'MAIL_DOMAIN' ? 'asso.example' : 'x');
+  const META = [';', '$(id)', '`id`', ' ', '\n', '\r', '\t', '\0', '"', "'", '\\', '|', '&', '>', '<', '{', '}', '*', '#', '!', '~', '\u00a0', '\u202e', 'é', '😺', '\u0000'];
+  const hostile = (good: string) => fc.oneof(
+    fc.tuple(fc.nat({ max: good.length }), fc.constantFrom(...META)).map(([at, m]) => good.slice(0, at) + m + good.slice(at)),
+    fc.constant('a;b$(id)'), fc.constant(''), fc.constant(`${good}\nINJECTED=1`),
+    fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }).filter((s) => /[^\x21-\x7e]|[;$`"'\\|&<>{}*#!~]/.test(s)),
+    fc.string({ minLength: 254, maxLength: 600 }).map((s) => good + s),
+    fc.constant('a'.repeat(254)), fc.constant(`${'a.'.repeat(127)}ab`),
+  );
+  let slugN = 0;
+  for (const svc of catalog.services.values()) {
+    const m = svc.manifest;
+    const overridable = Object.entries(m.environment).filter(([, d]) => isPlain(d) && d.overridable);
+    const base = Object.fromEntries(Object.entries(m.environment).filter(([, d]) => isPlain(d) && d.required).map(([k, d]) => [k, validFor(d as { value?: string }, k)]));
+    const slug = `env-${m.id}`;
+    createInstance(deps, { service: m.id, slug, env: base }, 'test');
+    if (Object.keys(base).length) {
+      t.throws(() => createInstance(deps, { service: m.id, slug: `${slug}-none`, env: {} }, 'test'), { code: 'CATTERY_ERR_VALIDATION', message: /is required/ }, `${m.id}: a required variable cannot be left out`);
+      t.throws(() => updateInstance(deps, slug, { env: {} }, 'test', 'change'), { code: 'CATTERY_ERR_VALIDATION', message: /is required/ });
+    }
+    for (const [key, decl] of overridable) {
+      const good = validFor(decl as { value?: string }, key);
+      fc.assert(fc.property(hostile(good), (value) => {
+        const env = { ...base, [key]: value };
+        const refusedCreate = (() => { try { createInstance(deps, { service: m.id, slug: `h${slugN++}-x`, env }, 'test'); return false; } catch (e) { return (e as { code?: string }).code === 'CATTERY_ERR_VALIDATION'; } })();
+        const refusedChange = (() => { try { updateInstance(deps, slug, { env }, 'test', 'change'); return false; } catch (e) { return (e as { code?: string }).code === 'CATTERY_ERR_VALIDATION'; } })();
+        return refusedCreate && refusedChange;
+      }), { numRuns: 300 });
+      t.pass(`${m.id}.${key}: 300 hostile values refused at create and change`);
+    }
+  }
+  // And the shape they are for still passes: generated domain names for mail.
+  fc.assert(fc.property(fc.domain().filter((d) => d.length <= 253), (domain) => {
+    updateInstance(deps, 'env-mail', { env: { MAIL_DOMAIN: domain } }, 'test', 'change');
+    return true;
+  }), { numRuns: 300 });
+  t.pass('300 generated domains accepted for MAIL_DOMAIN');
+  t.throws(() => createInstance(deps, { service: 'mail', slug: 'mail-upper', env: { MAIL_DOMAIN: 'Asso.Example' } }, 'test'), { code: 'CATTERY_ERR_VALIDATION' }, 'upper case refused: Postfix and the passwd file compare as written');
+  t.throws(() => createInstance(deps, { service: 'mail', slug: 'mail-nodot', env: { MAIL_DOMAIN: 'localhost' } }, 'test'), { code: 'CATTERY_ERR_VALIDATION' });
+  t.throws(() => createInstance(deps, { service: 'probe', slug: 'probe-secret', env: { PROBE_SECRET: 'mine' } }, 'test'), { code: 'CATTERY_ERR_VALIDATION', message: /not overridable/ });
 });
