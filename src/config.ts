@@ -1,4 +1,5 @@
 // The only file that reads process.env. It validates once, at start, and hands a frozen object to the rest.
+import net from 'node:net';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -60,6 +61,13 @@ export const ConfigSchema = Type.Object({
   idlePolicy: Type.Union([Type.Literal('reserved'), Type.Literal('equal'), Type.Literal('none')]),
   /** Grid carbon intensity, gCO2e/kWh (metering/energy-model.ts cites the default). */
   gridGCo2ePerKwh: Type.Number({ minimum: 0, maximum: 2000 }),
+  /** Who may say, in X-Forwarded-For and X-Request-Id, who the client is: nobody (false), the first n hops, or the
+   * listed addresses and CIDRs (and proxy-addr's names loopback, linklocal, uniquelocal). */
+  trustProxy: Type.Union([
+    Type.Literal(false),
+    Type.Integer({ minimum: 1, maximum: 16 }),
+    Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 64 }),
+  ]),
 });
 export type Config = Static<typeof ConfigSchema>;
 
@@ -79,6 +87,30 @@ function parseMap(v: string | undefined): Record<string, string> {
     out[k ?? ''] = r ?? '';
   }
   return out;
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** One entry of CATTERY_TRUST_PROXY: an address, a CIDR with a prefix its family allows, or a proxy-addr name. */
+export function isProxyEntry(entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true;
+  const [addr = '', prefix, ...rest] = entry.split('/');
+  const family = net.isIP(addr);
+  if (!family || rest.length) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** `` or `false` → nobody; `2` → two hops; `127.0.0.1,10.0.0.0/8` → those. Everything else stops the start. */
+function parseTrustProxy(v: string | undefined): Config['trustProxy'] {
+  const text = (v ?? '').trim();
+  if (text === '' || text === 'false' || text === '0') return false;
+  if (/^\d+$/.test(text)) return Number(text);
+  const entries = text.split(',').map((e) => e.trim());
+  const bad = entries.find((e) => !isProxyEntry(e));
+  // `true` (trust everyone) is refused on purpose: any client could then pick its own address.
+  if (bad !== undefined) throw fail('CATTERY_ERR_CONFIG', `CATTERY_TRUST_PROXY: "${bad.slice(0, 64)}" is not an address, a CIDR, loopback, linklocal, uniquelocal or a hop count`);
+  return entries;
 }
 
 /** Read the configuration from an environment (process.env by default) and validate it. */
@@ -128,6 +160,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     meterHourlyDays: num(env.CATTERY_METER_HOURLY_DAYS, 730),
     idlePolicy: (env.CATTERY_IDLE_POLICY ?? 'reserved') as Config['idlePolicy'],
     gridGCo2ePerKwh: num(env.CATTERY_GRID_GCO2E_PER_KWH, FRENCH_GRID_GCO2E_PER_KWH),
+    trustProxy: parseTrustProxy(env.CATTERY_TRUST_PROXY),
     ...overrides,
   };
   if (candidate.oidc && !candidate.oidc.redirectUrl) candidate.oidc = { ...candidate.oidc, redirectUrl: `${candidate.publicUrl}/auth/callback` };
@@ -136,6 +169,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   if (candidate.adminToken === undefined) delete candidate.adminToken;
   const first = [...Value.Errors(ConfigSchema, candidate)][0];
   if (first) throw fail('CATTERY_ERR_CONFIG', `${first.path || '/'}: ${first.message}`);
+  if (Array.isArray(candidate.trustProxy)) {
+    const bad = candidate.trustProxy.find((e) => !isProxyEntry(e));
+    if (bad !== undefined) throw fail('CATTERY_ERR_CONFIG', `trustProxy: "${bad.slice(0, 64)}" is not an address, a CIDR or a proxy-addr name`);
+  }
   if (candidate.portRange[0] > candidate.portRange[1]) throw fail('CATTERY_ERR_CONFIG', 'CATTERY_PORT_RANGE: start is above end');
   return Object.freeze(candidate);
 }

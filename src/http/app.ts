@@ -1,6 +1,6 @@
 // The Fastify app, built as a plugin tree from its dependencies; server.ts only listens and shuts down.
 import crypto from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -20,8 +20,9 @@ import type { Logger } from '../log.js';
 import type { EventBus } from '../orchestrator/events.js';
 import type { Reconciler } from '../orchestrator/reconcile.js';
 import { createOidc } from '../identity/oidc.js';
-import { createThrottle } from '../identity/throttle.js';
-import { checkRoles, createPrincipalResolver } from './auth.js';
+import { createSignInThrottle } from '../identity/throttle.js';
+import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
+import { REQUEST_ID, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
 import { PERMISSIONS, permissionKey } from './permissions.js';
 import { makePage } from './pages/render.js';
@@ -56,31 +57,50 @@ export interface AppDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     /** Every route with its method, as registered: what the role matrix test walks. */
-    routeTable: { method: string; url: string }[];
+    routeTable: { method: string; url: string; page: boolean }[];
   }
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const trustProxy = compileProxyTrust(deps.config.trustProxy);
   const app = Fastify({
     loggerInstance: deps.log.child({ domain: 'http' }) as FastifyBaseLogger,
-    // A client may send its own id (a reverse proxy's); else one is made, and every log line of the request has it.
-    requestIdHeader: 'x-request-id',
-    genReqId: () => crypto.randomUUID(),
+    // Every log line of a request carries its id. The trusted reverse proxy may pass on its own (so that its logs and
+    // ours match), when it is plainly an id; anyone else's, or anything stranger, is replaced by one made here.
+    requestIdHeader: false,
+    genReqId: (raw) => {
+      const sent = raw.headers['x-request-id'];
+      const peer = raw.socket?.remoteAddress ?? '';
+      return typeof sent === 'string' && REQUEST_ID.test(sent) && trustProxy(peer, 0) ? sent : crypto.randomUUID();
+    },
     bodyLimit: 256 * 1024,
-    trustProxy: false,
+    // A target the router cannot even decode (`/%E0`) never reaches a route nor the error handler: it gets the
+    // family's code here, like every other refusal.
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.code !== 'FST_ERR_BAD_URL' && err.statusCode === 404 ? 404 : 400;
+      const code = status === 404 ? 'CATTERY_ERR_NOT_FOUND' : 'CATTERY_ERR_VALIDATION';
+      const r = reply as unknown as FastifyReply;
+      r.header('x-cattery-error', code).code(status).send({ statusCode: status, code, error: 'Bad Request', message: 'The request target is not a valid URL' });
+    },
+    // req.ip is the client's address behind the proxies CATTERY_TRUST_PROXY names: rate limits and throttles key on it.
+    trustProxy,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, verbose: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler(errorHandler);
+  // No route matched, so there is no route config to go by: the answer's form follows what the client accepts (a
+  // browser gets a page), and it carries no authority either way (auth.ts gives no principal here).
   app.setNotFoundHandler((req, reply) => {
     reply.header('x-cattery-error', 'CATTERY_ERR_NOT_FOUND');
-    if (!req.url.startsWith('/api/') && req.headers.accept?.includes('text/html')) return reply.page('error', { code: 'CATTERY_ERR_NOT_FOUND', detail: '', requestId: req.id }, 404);
-    return reply.code(404).send({ statusCode: 404, code: 'CATTERY_ERR_NOT_FOUND', error: 'Not Found', message: `No route ${req.method} ${req.url.split('?')[0]}` });
+    if (req.headers.accept?.includes('text/html')) return reply.page('error', { code: 'CATTERY_ERR_NOT_FOUND', detail: '', requestId: req.id }, 404);
+    const path = (req.url.split('?')[0] ?? '').slice(0, 200);
+    return reply.code(404).send({ statusCode: 404, code: 'CATTERY_ERR_NOT_FOUND', error: 'Not Found', message: `No route ${req.method} ${path}` });
   });
 
   const secureCookies = deps.config.publicUrl.startsWith('https://');
   await app.register(cookie, { secret: deps.secret });
-  // Forms are small: a sign-up is a few hundred bytes. Anything past 16 KiB is refused before it is parsed.
+  // Forms are small: a sign-up is a few hundred bytes. Anything past 16 KiB is refused before it is parsed. The parser
+  // is the app's, but only page routes are let through with a form body (auth.ts checkBodyType): the API takes JSON.
   await app.register(formbody, { bodyLimit: 16 * 1024 });
   await app.register(csrf, {
     sessionPlugin: '@fastify/cookie',
@@ -93,12 +113,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
   // Every form a page posts is checked for its CSRF token, by construction rather than by remembering.
-  const routeTable: { method: string; url: string }[] = [];
+  const routeTable: { method: string; url: string; page: boolean }[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
-    if (route.method === 'HEAD' || route.url.startsWith('/documentation')) return;
+    if (route.url.startsWith('/documentation')) return;
+    // The HEAD twin Fastify adds to each GET is cloned before this hook sees the GET: it gets the GET's roles here.
+    if (route.method === 'HEAD') {
+      const roles = PERMISSIONS[permissionKey('GET', route.url)];
+      if (!roles?.length) throw fail('CATTERY_ERR_CONFIG', `route HEAD ${route.url} has no GET line in http/permissions.ts`);
+      route.config = { ...(route.config ?? {}), roles };
+      return;
+    }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const m of methods) routeTable.push({ method: m, url: route.url });
+    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true });
     for (const m of methods) {
       const roles = PERMISSIONS[permissionKey(m, route.url)];
       if (!roles?.length) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} has no line in http/permissions.ts`);
@@ -118,8 +145,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req, reply) => {
     resolve(req);
     await checkRoles(req, reply);
+    checkBodyType(req);
   });
-  app.addHook('onSend', async (_req, reply) => { reply.header('x-content-type-options', 'nosniff'); });
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-request-id', req.id);
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -149,7 +180,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector });
 
   const pageDeps = {
-    config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createThrottle(), secureCookies,
+    config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
     accounts: { db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'identity' }) },
   };
   await app.register(identityRoutes, { deps: pageDeps });

@@ -1,6 +1,12 @@
 // Who is calling. Scripts present a bearer token (an API token, or the operator's bootstrap CATTERY_ADMIN_TOKEN);
-// browsers present the session cookie, accepted on pages only: the JSON API never authenticates by cookie, so a
-// forged cross-site request to it carries no authority and needs no CSRF token.
+// browsers present the session cookie. Which of the two counts is decided by the route the router matched, never by
+// the URL text (the router decodes `/%61pi/users` to `/api/users`; a text test on the raw URL does not):
+// - a page route (config.page) takes the session cookie only; a bearer header on it is ignored, so a page never acts
+//   on a script's authority and its forms always go through the CSRF check with a person's session;
+// - every other route (the JSON API, /metrics, /healthz…) takes the bearer token only; the cookie is ignored, so a
+//   forged cross-site request to the API carries no authority and needs no CSRF token;
+// - a request that carries both is judged by the one credential its route takes, the other is ignored;
+// - a request no route matches (the not-found handler) gets no principal at all.
 import crypto from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Db } from '../db/connection.js';
@@ -23,17 +29,26 @@ function sameToken(a: string, b: string): boolean {
   return crypto.timingSafeEqual(ha, hb);
 }
 
+/** The credential the matched route takes: `none` when no route matched. */
+export function credentialOf(request: FastifyRequest): 'cookie' | 'bearer' | 'none' {
+  if (!request.routeOptions.url) return 'none';
+  return request.routeOptions.config?.page === true ? 'cookie' : 'bearer';
+}
+
 export function createPrincipalResolver(opts: { db: Db; adminToken?: string | undefined; session: SessionPolicy }) {
   return (request: FastifyRequest): void => {
-    const header = request.headers.authorization;
-    if (header?.startsWith('Bearer ')) {
+    const takes = credentialOf(request);
+    if (takes === 'bearer') {
+      const header = request.headers.authorization;
+      if (!header?.startsWith('Bearer ')) return;
       const token = header.slice(7).trim();
       if (opts.adminToken && sameToken(token, opts.adminToken)) request.principal = { id: 'operator', roles: ['admin'] };
       else request.principal = verifyApiToken(opts.db, token) ?? null;
       return;
     }
+    if (takes !== 'cookie') return;
     const cookie = request.cookies?.[SESSION_COOKIE];
-    if (!cookie || request.url.startsWith('/api/')) return;
+    if (!cookie) return;
     const s = readSession(opts.db, opts.session, cookie);
     if (!s) return;
     request.user = s.user;
@@ -51,4 +66,16 @@ export async function checkRoles(request: FastifyRequest, _reply: FastifyReply):
   const p = request.principal;
   if (!p) throw fail('CATTERY_ERR_UNAUTHENTICATED');
   if (!p.roles.some((r) => allowed.includes(r))) throw fail('CATTERY_ERR_FORBIDDEN', `${request.method} ${request.routeOptions.url}`);
+}
+
+/** The media types a route's body may have: forms on pages only, JSON on the API only. Anything else with a body is
+ * refused before it is parsed (415), so the form parser, registered for the pages, never feeds an API handler. */
+export function checkBodyType(request: FastifyRequest): void {
+  if (!request.routeOptions.url) return;
+  const length = request.headers['content-length'];
+  const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  if (!hasBody) return;
+  const media = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const wanted = credentialOf(request) === 'cookie' ? 'application/x-www-form-urlencoded' : 'application/json';
+  if (media !== wanted) throw fail('CATTERY_ERR_UNSUPPORTED_MEDIA', `this route takes ${wanted}`);
 }

@@ -29,6 +29,7 @@ function normalise(err: FastifyError): { status: number; code: string; message: 
   if (isCatteryError(err)) return { status: err.statusCode, code: err.code, message: err.message };
   if (err.code?.startsWith('FST_CSRF')) return { status: 403, code: 'CATTERY_ERR_CSRF', message: 'The form has expired or did not come from this site: reload the page and try again' };
   if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return { status: 413, code: 'CATTERY_ERR_TOO_LARGE', message: 'The request is too large' };
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return { status: 415, code: 'CATTERY_ERR_UNSUPPORTED_MEDIA', message: 'Unsupported body type' };
   const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
   return { status, code: status === 500 ? 'CATTERY_ERR_INTERNAL' : 'CATTERY_ERR_VALIDATION', message: err.message };
 }

@@ -5,7 +5,7 @@ import type { Config } from '../../config.js';
 import type { Db } from '../../db/connection.js';
 import type { Oidc } from '../../identity/oidc.js';
 import type { SignupDeps } from '../../identity/signup.js';
-import type { Throttle } from '../../identity/throttle.js';
+import type { SignInThrottle } from '../../identity/throttle.js';
 
 /** Templates stay in src/ and are read from there by the built code too (dist/http/pages → ../../../src/http/views). */
 export const VIEWS_DIR = new URL('../../../src/http/views/', import.meta.url).pathname;
@@ -19,7 +19,7 @@ export interface PageDeps {
   db: Db;
   catalog: Catalog;
   oidc: Oidc | undefined;
-  throttle: Throttle;
+  throttle: SignInThrottle;
   secureCookies: boolean;
   accounts: AccountDeps;
 }

@@ -86,7 +86,8 @@ export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async 
     const next = safeNext(body.next);
     if (req.validationError) return loginForm(reply, next, { key: 'err.CATTERY_ERR_LOGIN_FAILED' }, 400);
     try {
-      const user = await passwordSignIn(deps.accounts, deps.throttle, body.login ?? '', body.password ?? '');
+      // Throttled per (login, client address): a stranger's failures slow the stranger, not the owner (throttle.ts).
+      const user = await passwordSignIn(deps.accounts, deps.throttle.from(req.ip), body.login ?? '', body.password ?? '');
       startSession(deps, reply, user.id, 'password');
       return reply.redirect(user.mustChangePassword ? '/me#password' : next, 303);
     } catch (err) {
