@@ -25,20 +25,28 @@ export interface Oidc {
   logoutUrl(idToken: string | null, postLogoutRedirect: string): Promise<string | undefined>;
 }
 
-/** Provider groups → cattery roles: the map first, then any group already named like a role; resident by default. */
+/** Provider groups → cattery roles, through the explicit map only: a group is a name the provider's administrators
+ * chose, and one that happens to be spelled like a role ("admin") must not grant it. Names match exactly (no case
+ * folding, no normalisation: "Admin" or a look-alike is another group). A map entry naming no person role (a typo,
+ * "peer", "public") grants nothing. Nobody mapped: a resident. */
 export function rolesFromClaims(settings: Pick<OidcSettings, 'rolesClaim' | 'roleMap'>, claims: Record<string, unknown>): PersonRole[] {
-  const raw = claims[settings.rolesClaim];
-  const groups = Array.isArray(raw) ? raw.map(String) : typeof raw === 'string' ? raw.split(/[\s,]+/) : [];
+  const raw = Object.hasOwn(claims, settings.rolesClaim) ? claims[settings.rolesClaim] : undefined;
+  const listed = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(/[\s,]+/) : [];
+  // An empty name is no group (a map entry "=admin" would otherwise match the gap before a leading space).
+  const groups = listed.filter((g): g is string => typeof g === 'string' && g !== '');
   const roles = new Set<PersonRole>();
   for (const g of groups) {
-    const mapped = settings.roleMap[g] ?? g;
-    if (isPersonRole(mapped)) roles.add(mapped);
+    // Own entries only: a group named "constructor" or "__proto__" must not read the object's prototype.
+    const mapped = Object.hasOwn(settings.roleMap, g) ? settings.roleMap[g] : undefined;
+    if (mapped !== undefined && isPersonRole(mapped)) roles.add(mapped);
   }
   if (roles.size === 0) roles.add('resident');
   return [...roles].sort();
 }
 
 export function createOidc(settings: OidcSettings, log: Logger): Oidc {
+  const unusable = Object.entries(settings.roleMap).filter(([, r]) => !isPersonRole(r));
+  if (unusable.length) log.warn({ entries: unusable.map(([g, r]) => `${g}=${r}`) }, 'CATTERY_OIDC_ROLE_MAP entries that name no person role grant nothing');
   let config: client.Configuration | undefined;
   async function discovered(): Promise<client.Configuration> {
     if (config) return config;

@@ -52,7 +52,8 @@ t.test('throttle: five free failures, then doubling waits; success forgets', asy
 t.test('roles from the provider\'s claim', async (t) => {
   const s = { rolesClaim: 'groups', roleMap: { 'cattery-admins': 'admin', mairie: 'city' } };
   t.same(rolesFromClaims(s, { groups: ['cattery-admins', 'mairie', 'unknown'] }), ['admin', 'city']);
-  t.same(rolesFromClaims(s, { groups: 'mediator member' }), ['mediator', 'member'], 'a space-separated string, names like roles');
+  t.same(rolesFromClaims(s, { groups: 'mediator member' }), ['resident'], 'names like roles grant nothing without the map');
+  t.same(rolesFromClaims(s, { groups: 'mairie cattery-admins' }), ['admin', 'city'], 'a space-separated string');
   t.same(rolesFromClaims(s, {}), ['resident'], 'nobody special: a resident');
   t.same(rolesFromClaims(s, { groups: ['public', 'peer'] }), ['resident'], 'public and peer are never given by a provider');
 });
