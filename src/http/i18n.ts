@@ -56,6 +56,8 @@ const fr = {
   'me.password.submit': 'Changer le mot de passe', 'me.password.done': 'Votre mot de passe est changé partout.',
   'me.password.partial': 'Votre mot de passe est changé, sauf pour : {services}. Il sera réessayé à votre prochaine connexion.',
   'me.password.first': 'Pour votre sécurité, choisissez maintenant votre propre mot de passe.',
+  'me.password.reauth': 'Vous vous connectez avec le compte de votre fournisseur d’identité. Pour choisir un mot de passe, confirmez d’abord qui vous êtes auprès de lui : il vous demandera de vous connecter à nouveau.',
+  'me.password.reauth.go': 'Confirmer avec : {label}',
   'me.deleted': 'Le compte est supprimé.',
   'mediator.title': 'Inscrire une personne',
   'mediator.intro': 'Vous aidez une personne à s’inscrire. Lisez-lui les conditions, puis cochez la case de son accord. Une feuille à imprimer avec ses identifiants sera produite.',
@@ -89,6 +91,7 @@ const fr = {
   'err.password2': 'Les deux mots de passe ne sont pas les mêmes.',
   'err.terms': 'Il faut accepter les conditions pour continuer.',
   'err.current': 'Le mot de passe actuel n’est pas le bon.',
+  'err.reauth': 'Confirmez d’abord qui vous êtes auprès de votre fournisseur d’identité (il y a moins de 5 minutes).',
   'err.form': 'Le formulaire contient une erreur. Vérifiez les champs.',
   'form.errors': 'Le formulaire contient des erreurs :',
 } as const;
@@ -139,6 +142,8 @@ const en: Record<MessageKey, string> = {
   'me.password.submit': 'Change the password', 'me.password.done': 'Your password is changed everywhere.',
   'me.password.partial': 'Your password is changed, except for: {services}. It will be tried again at your next sign-in.',
   'me.password.first': 'For your safety, choose your own password now.', 'me.deleted': 'The account is deleted.',
+  'me.password.reauth': 'You sign in with your identity provider\'s account. To choose a password, first confirm who you are there: it will ask you to sign in again.',
+  'me.password.reauth.go': 'Confirm with: {label}',
   'mediator.title': 'Sign someone up',
   'mediator.intro': 'You are helping someone sign up. Read them the terms, then tick the consent box. A sheet with their logins will be printed.',
   'mediator.consent': 'The person has read (or been read) the terms and charter (version {version}) and accepts them',
@@ -162,7 +167,8 @@ const en: Record<MessageKey, string> = {
   'err.name': 'The name may only hold letters, spaces, apostrophes and hyphens (80 at most).', 'err.email': 'This email address is not valid.',
   'err.services': 'Choose at least one service.', 'err.password': 'The password must be 10 to 128 characters long.',
   'err.password2': 'The two passwords are not the same.', 'err.terms': 'You must accept the terms to go on.',
-  'err.current': 'The current password is not right.', 'err.form': 'The form has an error. Check the fields.', 'form.errors': 'The form has errors:',
+  'err.current': 'The current password is not right.',
+  'err.reauth': 'First confirm who you are at your identity provider (less than 5 minutes ago).', 'err.form': 'The form has an error. Check the fields.', 'form.errors': 'The form has errors:',
 };
 
 const messages: Record<Lang, Record<MessageKey, string>> = { fr, en };

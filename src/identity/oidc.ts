@@ -17,8 +17,9 @@ const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
 
 export interface Oidc {
   label: string;
-  /** Where to send the browser, and the state to keep in its cookie. */
-  start(db: Db, returnTo: string): Promise<{ url: string; state: string }>;
+  /** Where to send the browser, and the state to keep in its cookie. `fresh` asks the provider to authenticate the
+   * person again whatever session it holds (max_age=0, prompt=login; reauth.ts checks the auth_time it answers). */
+  start(db: Db, returnTo: string, opts?: { fresh?: boolean }): Promise<{ url: string; state: string }>;
   /** Complete the sign-in from the callback URL; returns the person (created on first sign-in) and the ID token. */
   finish(db: Db, callbackUrl: URL, cookieState: string | undefined): Promise<{ user: User; idToken: string | undefined; returnTo: string }>;
   /** RP-initiated logout URL, when the provider offers one. */
@@ -64,7 +65,7 @@ export function createOidc(settings: OidcSettings, log: Logger): Oidc {
 
   return {
     label: settings.label,
-    async start(db, returnTo) {
+    async start(db, returnTo, opts = {}) {
       const c = await discovered();
       const verifier = client.randomPKCECodeVerifier();
       const state = client.randomState();
@@ -74,6 +75,7 @@ export function createOidc(settings: OidcSettings, log: Logger): Oidc {
       const url = client.buildAuthorizationUrl(c, {
         redirect_uri: settings.redirectUrl, scope: settings.scopes, state, nonce,
         code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+        ...(opts.fresh ? { max_age: '0', prompt: 'login' } : {}),
       });
       return { url: url.href, state };
     },

@@ -1,5 +1,8 @@
 // Browser sessions in SQLite. The cookie carries a random token; the table keys the session by the token's SHA-256.
 // A session ends at its idle timeout, at its maximum age, at logout, or when the person is disabled.
+// Roles a person holds from the OpenID provider hold only in a session the provider opened: a local-password session
+// of a person linked to OpenID is a resident's, so a local password never keeps a role the provider has since
+// taken away (their next OpenID sign-in refreshes the roles, oidc.ts).
 import { and, eq, lt } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
 import { sessions, users, type User } from '../db/schema.js';
@@ -35,7 +38,8 @@ export function readSession(db: Db, policy: SessionPolicy, token: string): { ses
   }
   // Touch at most once a minute: a page load should not be a write each time.
   if (now - Date.parse(row.sessions.lastSeenAt) > 60_000) db.update(sessions).set({ lastSeenAt: iso(now) }).where(eq(sessions.id, id)).run();
-  return { sessionId: id, user: row.users, idToken: row.sessions.idToken };
+  const user = row.sessions.via === 'password' && row.users.oidcSubject ? { ...row.users, roles: ['resident'] } : row.users;
+  return { sessionId: id, user, idToken: row.sessions.idToken };
 }
 
 export function endSession(db: Db, sessionId: string): void {

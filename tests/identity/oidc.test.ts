@@ -5,7 +5,7 @@ import t from 'tap';
 import { pino } from 'pino';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { testConfig } from '../helpers.js';
-import { cookieJar, freePort, startProvider } from './provider.js';
+import { PEOPLE, cookieJar, freePort, startProvider } from './provider.js';
 
 async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
   const port = await freePort();
@@ -24,12 +24,13 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
 }
 
 /** Follow redirects by hand, keeping each origin's cookies, until `stop` says so; submit the provider's forms. */
-async function signIn(publicUrl: string, login: string, jar = cookieJar(), stopAtCallback = false) {
-  let url = `${publicUrl}/login/oidc?next=/me`;
+async function signIn(publicUrl: string, login: string, jar = cookieJar(), stopAtCallback = false, start = '/login/oidc?next=/me') {
+  let url = `${publicUrl}${start}`;
+  const prompts: string[] = [];
   let method = 'GET';
   let body: string | undefined;
   for (let hop = 0; hop < 20; hop++) {
-    if (stopAtCallback && url.startsWith(`${publicUrl}/auth/callback`)) return { url, jar };
+    if (stopAtCallback && url.startsWith(`${publicUrl}/auth/callback`)) return { url, jar, prompts };
     const res = await fetch(url, {
       method, redirect: 'manual', body,
       headers: { cookie: jar.header(url), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
@@ -41,12 +42,13 @@ async function signIn(publicUrl: string, login: string, jar = cookieJar(), stopA
     const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
     const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1];
     if (res.status === 200 && action && prompt) {
+      prompts.push(prompt);
       url = new URL(action, url).href;
       method = 'POST';
       body = prompt === 'login' ? new URLSearchParams({ prompt, login, password: 'any' }).toString() : new URLSearchParams({ prompt }).toString();
       continue;
     }
-    return { url, jar, status: res.status, html };
+    return { url, jar, status: res.status, html, prompts };
   }
   throw new Error('too many redirects');
 }
@@ -170,4 +172,81 @@ t.test('in Chromium: the sign-in button, the provider\'s screens, back to "my se
   await page.waitForURL((u) => u.href === `${publicUrl}/` || u.href.startsWith(new URL(rt.config.oidc!.issuer).origin));
   t.pass(`signed out to ${page.url()}`);
   t.equal((rt.db.$client.prepare('select count(*) n from sessions').get() as { n: number }).n, 0);
+});
+
+/** A form of cattery's, sent as a browser would: its CSRF token read from `csrfFrom`, the jar's cookies. */
+async function postForm(publicUrl: string, jar: ReturnType<typeof cookieJar>, path: string, fields: Record<string, string>, csrfFrom: string) {
+  const page = await fetch(`${publicUrl}${csrfFrom}`, { headers: { cookie: jar.header(publicUrl) }, redirect: 'manual' });
+  jar.store(publicUrl, page.headers.getSetCookie());
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+  const res = await fetch(`${publicUrl}${path}`, {
+    method: 'POST', redirect: 'manual', body: new URLSearchParams({ _csrf: csrf, ...fields }).toString(),
+    headers: { cookie: jar.header(publicUrl), 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  jar.store(publicUrl, res.headers.getSetCookie());
+  return { status: res.status, location: res.headers.get('location'), html: await res.text() };
+}
+
+t.test('an OpenID person sets a local password only after a fresh sign-in at the provider, and it never carries their roles', async (t) => {
+  const { rt, publicUrl } = await setup(t);
+  const groups = PEOPLE.alice!.groups;
+  t.teardown(() => { PEOPLE.alice!.groups = groups; });
+  const hash = () => (rt.db.$client.prepare("select password_hash h from users where oidc_subject = 'alice'").get() as { h: string | null }).h;
+  const get = async (jar: ReturnType<typeof cookieJar>, path: string) => {
+    const r = await fetch(`${publicUrl}${path}`, { headers: { cookie: jar.header(publicUrl) }, redirect: 'manual' });
+    return { status: r.status, html: await r.text() };
+  };
+  const pw = { password: 'une phrase à moi seule', password2: 'une phrase à moi seule' };
+
+  // A session the provider opened a while ago (or without saying when it authenticated): no password from it.
+  const s = await signIn(publicUrl, 'alice');
+  t.equal(s.status, 200);
+  const me = await get(s.jar, '/me');
+  t.match(me.html, /Confirmer avec : Compte de la mairie/, 'the page offers to confirm at the provider');
+  t.notMatch(me.html, /name="password2"/, 'and no password form yet');
+  const refused = await postForm(publicUrl, s.jar, '/me/password', pw, '/me');
+  t.equal(refused.status, 403, 'setting a password from that session is refused');
+  t.match(refused.html, /Confirmez d’abord qui vous êtes/);
+  t.equal(hash(), null, 'no password stored');
+
+  // The same browser, the provider's own session still open: fresh=1 makes the provider ask for the login again.
+  const sso = await signIn(publicUrl, 'alice', s.jar);
+  t.notOk(sso.prompts.includes('login'), `an ordinary sign-in rides the provider's session (${sso.prompts.join(',') || 'no screen'})`);
+  const fresh = await signIn(publicUrl, 'alice', s.jar, false, `/login/oidc?fresh=1&next=${encodeURIComponent('/me#password')}`);
+  t.ok(fresh.prompts.includes('login'), 'the fresh sign-in asked for the login at the provider');
+  t.equal(fresh.status, 200);
+  t.match((await get(s.jar, '/me')).html, /name="password2"/, 'now the form is there');
+  const set = await postForm(publicUrl, s.jar, '/me/password', pw, '/me');
+  t.equal(set.status, 200, 'right after the fresh sign-in the password is accepted');
+  t.match(set.html, /changé partout/);
+  t.ok(hash(), 'the password is stored');
+
+  // Minutes later the same session is no longer fresh.
+  const realNow = Date.now;
+  Date.now = () => realNow() + 6 * 60_000;
+  try {
+    t.equal((await postForm(publicUrl, s.jar, '/me/password', pw, '/me')).status, 403, 'six minutes later: refused again');
+  } finally { Date.now = realNow; }
+
+  // The local password signs in, as a resident only: the admin role held through the provider is not in it.
+  const local = cookieJar();
+  const signedIn = await postForm(publicUrl, local, '/login', { login: 'alice', password: pw.password }, '/login');
+  t.equal(signedIn.status, 303);
+  t.equal((await get(local, '/me')).status, 200, 'my services open');
+  t.equal((await get(local, '/admin')).status, 403, 'the admin pages do not');
+  t.match(rt.db.$client.prepare("select roles from users where login = 'alice'").get(), { roles: '["admin"]' }, 'the stored roles are the provider\'s');
+  t.equal((await get(s.jar, '/admin')).status, 200, 'the provider\'s own session keeps them');
+
+  // The provider takes the group away: the next OpenID sign-in reads it, and the local password never had it.
+  PEOPLE.alice!.groups = [];
+  const after = await signIn(publicUrl, 'alice');
+  t.equal((await get(after.jar, '/admin')).status, 403, 'removed at the provider: no longer admin');
+  t.match(rt.db.$client.prepare("select roles from users where login = 'alice'").get(), { roles: '["resident"]' });
+  const local2 = cookieJar();
+  await postForm(publicUrl, local2, '/login', { login: 'alice', password: pw.password }, '/login');
+  t.equal((await get(local2, '/admin')).status, 403, 'nor through the local password');
+  PEOPLE.alice!.groups = groups;
+  const back = await signIn(publicUrl, 'alice');
+  t.equal((await get(back.jar, '/admin')).status, 200, 'given back at the provider: admin again through it');
+  t.equal((await get(local2, '/admin')).status, 403, 'and still not through the local password');
 });

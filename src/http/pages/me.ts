@@ -4,7 +4,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { exportAccount } from '../../accounts/accounts.js';
 import { fail } from '../../errors.js';
-import { endOtherSessions } from '../../identity/sessions.js';
+import { endOtherSessions, sessionById } from '../../identity/sessions.js';
+import { freshProviderSignIn } from '../../identity/reauth.js';
 import { verifyPassword } from '../../identity/passwords.js';
 import { accessText, accountsOfUser, deleteOwnAccount, setPasswordEverywhere } from '../../identity/signup.js';
 import { PASSWORD_MAX, PASSWORD_MIN } from '../../accounts/accounts.js';
@@ -32,8 +33,13 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     } catch { return null; }
   };
 
+  /** A person linked to OpenID sets a local password only right after signing in again at the provider. */
+  const providerFresh = (req: FastifyRequest, user: NonNullable<FastifyRequest['user']>) =>
+    freshProviderSignIn(req.principal?.sessionId ? sessionById(deps.db, req.principal.sessionId) : undefined, user);
+
   const render = (req: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status = 200) => {
     const user = me(req);
+    const linked = !!user.oidcSubject;
     const lang = langOf(req);
     const accounts = accountsOfUser(deps.accounts, user.id).map(({ account, instance }) => ({
       id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
@@ -42,7 +48,10 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     }));
     return reply.page('me', {
       name: user.name, login: user.login, pending: user.status === 'pending', first: user.mustChangePassword,
-      hasPassword: !!user.passwordHash, accounts, done: null, failed: [], errors: [], ...extra,
+      // The provider vouches for a linked person: no current local password is asked, a fresh sign-in there is.
+      hasPassword: !!user.passwordHash && !linked, accounts, done: null, failed: [], errors: [],
+      reauth: linked ? { fresh: providerFresh(req, user), label: deps.oidc?.label ?? null, url: `/login/oidc?fresh=1&next=${encodeURIComponent('/me#password')}` } : null,
+      ...extra,
     }, status);
   };
 
@@ -66,13 +75,16 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     const body = req.body as { current?: string; password?: string; password2?: string };
     const errors: { field: string; key: string }[] = [];
     if (req.validationError) errors.push({ field: '', key: 'err.form' });
-    else if (user.passwordHash && !(await verifyPassword(body.current ?? '', user.passwordHash))) errors.push({ field: 'current', key: 'err.current' });
+    else if (user.oidcSubject && !providerFresh(req, user)) errors.push({ field: '', key: 'err.reauth' });
+    else if (!user.oidcSubject && user.passwordHash && !(await verifyPassword(body.current ?? '', user.passwordHash))) errors.push({ field: 'current', key: 'err.current' });
     else if ((body.password ?? '').length < PASSWORD_MIN || (body.password ?? '').length > PASSWORD_MAX) errors.push({ field: 'password', key: 'err.password' });
     else if (body.password !== body.password2) errors.push({ field: 'password2', key: 'err.password2' });
-    if (errors.length) return render(req, reply, { errors }, 400);
+    if (errors.length) return render(req, reply, { errors }, errors[0]!.key === 'err.reauth' ? 403 : 400);
     const { failed } = await setPasswordEverywhere(deps.accounts, user, body.password!, `user:${user.login}`);
     endOtherSessions(deps.db, user.id, req.principal?.sessionId);
-    req.user = findUser(deps.db, user.id) ?? null;
+    // The session's roles stay what the session allows (sessions.ts), whatever the stored row holds.
+    const fresh = findUser(deps.db, user.id);
+    req.user = fresh ? { ...fresh, roles: user.roles } : null;
     return render(req, reply, { done: failed.length ? null : 'me.password.done', failed });
   });
 

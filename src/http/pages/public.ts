@@ -101,10 +101,14 @@ export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async 
 
   app.get('/login/oidc', {
     config: { ...page, rateLimit: loginLimit },
-    schema: { hide: true, querystring: Type.Object({ next: Type.Optional(Type.String({ maxLength: 300 })) }) },
+    schema: {
+      hide: true,
+      // fresh=1: the provider must authenticate again (before a local password is set, reauth.ts).
+      querystring: Type.Object({ next: Type.Optional(Type.String({ maxLength: 300 })), fresh: Type.Optional(Type.Literal('1')) }),
+    },
   }, async (req, reply) => {
     if (!deps.oidc) throw fail('CATTERY_ERR_NOT_FOUND', 'no identity provider is configured');
-    const { url, state } = await deps.oidc.start(deps.db, safeNext(req.query.next));
+    const { url, state } = await deps.oidc.start(deps.db, safeNext(req.query.next), { fresh: req.query.fresh === '1' });
     reply.setCookie(OIDC_COOKIE, state, { path: '/auth', httpOnly: true, sameSite: 'lax', secure: deps.secureCookies, maxAge: 600 });
     return reply.redirect(url, 303);
   });
