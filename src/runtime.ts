@@ -46,7 +46,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     const events = createEventBus();
     const reconciler = createReconciler({
       db, catalog, events, hosterId: config.hosterId, log: log.child({ domain: 'orchestrator' }),
-      backupsDir: path.join(config.dataDir, 'backups'), concurrency: config.concurrency,
+      backupsDir: path.join(config.dataDir, 'backups'), volumesDir: path.join(config.dataDir, 'volumes'), concurrency: config.concurrency,
       dockerTimeoutSeconds: config.dockerTimeoutSeconds, healthTimeoutSeconds: config.healthTimeoutSeconds,
       firewall: createFirewall({ pool: config.subnetPool, hosterId: config.hosterId, log: log.child({ domain: 'orchestrator' }) }),
       ...(opts.maxBackoffSeconds !== undefined ? { maxBackoffSeconds: opts.maxBackoffSeconds } : {}),

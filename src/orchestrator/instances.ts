@@ -99,7 +99,9 @@ export function updateInstance(deps: InstanceDeps, slug: string, change: { desir
   return deps.db.transaction((tx) => {
     const db = tx as unknown as Db;
     const cur = getInstance(db, slug);
-    if (cur.desired === 'deleted') throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is being deleted`);
+    // A delete whose archive cannot be made (image gone) may still be finished by asking again with purge.
+    const purgeAfterDelete = change.desired === 'deleted' && change.purge === true && !change.env && !change.upgrade;
+    if (cur.desired === 'deleted' && !purgeAfterDelete) throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is being deleted`);
     const set: Partial<Instance> = { updatedAt: new Date().toISOString(), attempts: 0, nextAttemptAt: null };
     if (change.desired) set.desired = change.desired;
     if (change.purge !== undefined) set.purge = change.purge;

@@ -16,6 +16,8 @@ import {
 } from './engine.js';
 import type { EventBus } from './events.js';
 import { bridgeOf, type Firewall } from './firewall.js';
+import { serviceImageRef } from './images.js';
+import { ensureSizedVolume, reattachIfPresent, releaseSizedVolume, sweepStaleLinks } from './sized-volumes.js';
 
 export interface ReconcilerDeps {
   db: Db;
@@ -31,6 +33,8 @@ export interface ReconcilerDeps {
   maxBackoffSeconds?: number;
   /** Cattery's own isolation rules for the local engine's instance bridges (firewall.ts). */
   firewall?: Firewall;
+  /** Where the local engine's volume images live (sized-volumes.ts); without it volumes have no size limit. */
+  volumesDir?: string;
 }
 
 export interface Reconciler {
@@ -164,9 +168,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const base = { ...labels };
     delete (base as Record<string, string>)[LABEL_GENERATION];
     // Networks and volumes outlive generations, so they carry no generation label of consequence.
+    const sized = sizedOn(server);
     const [networkId] = await Promise.all([
       ensureNetwork(engine, networkName(deps.hosterId, inst.slug), { ...base, [LABEL_GENERATION]: '0' }, inst.config.subnet),
-      ...m.volumes.map((v) => ensureVolume(engine, volumeName(deps.hosterId, inst.slug, v.name), { ...base, [LABEL_GENERATION]: '0' })),
+      ...m.volumes.map((v) => {
+        const vname = volumeName(deps.hosterId, inst.slug, v.name);
+        const vlabels = { ...base, [LABEL_GENERATION]: '0' };
+        return sized ? ensureSizedVolume(engine, sized, vname, vlabels, v.sizeMb) : ensureVolume(engine, vname, vlabels);
+      }),
     ]);
     // Before any container joins it (firewall.ts).
     if (isLocalEndpoint(server.dockerEndpoint)) await firewall?.guard(bridgeOf(networkId));
@@ -208,7 +217,24 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     record(inst, observed, cid, problem ?? null);
   }
 
-  async function destroy(engine: Engine, inst: Instance, found: Docker.ContainerInfo[]) {
+  let warnedUnsized = false;
+  /** The folder of volume images when this server's engine is this host's (a loop device is a host object). */
+  function sizedOn(server: Server): string | undefined {
+    if (deps.volumesDir && isLocalEndpoint(server.dockerEndpoint)) return deps.volumesDir;
+    if (!warnedUnsized) log.warn({ server: server.name }, 'volume sizes are not enforced on a remote engine');
+    warnedUnsized = true;
+    return undefined;
+  }
+
+  /** An image to create the (never started) archive helper from: the instance's own, else the service's current
+   * one. Any image that exists would do, since the helper only lends Docker a container to read the volumes from. */
+  async function archiveImage(engine: Engine, inst: Instance): Promise<string | null> {
+    const svc = deps.catalog.services.get(inst.service);
+    for (const ref of [inst.image, ...(svc ? [serviceImageRef(svc)] : [])]) if (await imageExists(engine, ref)) return ref;
+    return null;
+  }
+
+  async function destroy(engine: Engine, server: Server, inst: Instance, found: Docker.ContainerInfo[]) {
     if (inst.observed !== 'deleting') {
       deps.db.update(instances).set({ observed: 'deleting' }).where(eq(instances.id, inst.id)).run();
       publish(inst, 'deleting', null);
@@ -216,12 +242,21 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     for (const c of found) await removeContainer(engine, c.Id, c.Names[0] ?? c.Id);
     const m = deps.catalog.services.get(inst.service)?.manifest;
     let archive: string | null = null;
-    if (m && !inst.purge && (await imageExists(engine, inst.image))) archive = await archiveVolumes(engine, inst, m, deps.backupsDir);
-    else if (!inst.purge) throw fail('CATTERY_ERR_CONFLICT', `cannot archive ${inst.slug}'s volumes (service or image missing); delete with purge to drop them`);
+    const sized = sizedOn(server);
+    const names = new Set((m?.volumes ?? []).map((v) => volumeName(deps.hosterId, inst.slug, v.name)));
+    const helperImage = m && !inst.purge ? await archiveImage(engine, inst) : null;
+    if (m && helperImage) {
+      // After a reboot the images are not attached yet: Docker needs the devices to mount the volumes.
+      if (sized) for (const n of names) await reattachIfPresent(sized, n);
+      archive = await archiveVolumes(engine, { ...inst, image: helperImage }, m, deps.backupsDir);
+    } else if (!inst.purge) throw fail('CATTERY_ERR_CONFLICT', `cannot archive ${inst.slug}'s volumes (service or image missing); delete again with purge=true to drop them`);
     const managed = await listManaged(engine);
     for (const v of managed.volumes.filter((x) => x.Labels[LABEL_INSTANCE] === inst.slug)) {
       await call(engine, `remove volume ${v.Name}`, (d) => d.getVolume(v.Name).remove()).catch((err) => { if (statusOf(err) !== 404) throw err; });
+      names.add(v.Name);
     }
+    // The data is in the archive (or purged on purpose): the images go with the volumes.
+    if (sized) for (const n of names) await releaseSizedVolume(sized, n);
     for (const n of managed.networks.filter((x) => x.Labels?.[LABEL_INSTANCE] === inst.slug)) {
       await call(engine, `remove network ${n.Name}`, (d) => d.getNetwork(n.Id).remove()).catch((err) => { if (statusOf(err) !== 404) throw err; });
       await firewall?.release(bridgeOf(n.Id));
@@ -274,7 +309,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const isForced = forced.delete(inst.slug);
       if (!isForced && inst.nextAttemptAt && Date.parse(inst.nextAttemptAt) > now) return;
       try {
-        if (inst.desired === 'deleted') await destroy(engine, inst, bySlug.get(inst.slug) ?? []);
+        if (inst.desired === 'deleted') await destroy(engine, server, inst, bySlug.get(inst.slug) ?? []);
         else await converge(engine, server, inst, bySlug.get(inst.slug) ?? []);
       } catch (err) {
         recordFailure(inst, err);
@@ -358,6 +393,11 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       await trigger('restart', slug);
     },
     start(intervalSeconds) {
+      // Before any pass attaches an image: a link left from before a reboot may name another volume's device now.
+      if (deps.volumesDir) {
+        const dropped = sweepStaleLinks(deps.volumesDir);
+        if (dropped.length) log.info({ links: dropped }, 'stale volume device links dropped');
+      }
       for (const server of deps.db.select().from(servers).all()) watchEvents(server);
       timer = setInterval(() => void pass('timer'), intervalSeconds * 1000);
       timer.unref();
