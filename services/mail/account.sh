@@ -1,81 +1,100 @@
 #!/bin/sh
 # cattery's account adapter for the mail service: `cattery-account <operation>`, input as one JSON object on stdin
 # (secrets included: never in argv or the environment), result as one JSON object on stdout, exit 0 on success.
-# cattery has already checked every value against a strict pattern; this script still quotes every expansion and
-# never evaluates input.
+# cattery has already checked every value against a strict pattern; this script checks again, quotes every
+# expansion, never evaluates input, and matches accounts by the passwd file's whole first field (never a substring:
+# `dupont` and `marie.dupont` are two accounts, and an operation on one never touches the other).
 set -eu
 umask 077
+. /usr/local/lib/cattery-mail.sh
 op="${1:-}"
-state=/var/lib/cattery-mail
-domain="${MAIL_DOMAIN:-example.org}"
 input=$(cat)
 field() { printf '%s' "$input" | jq -er --arg k "$1" '.[$k] // empty'; }
 fail() { jq -cn --arg e "$1" '{ok:false,error:$e}'; exit 1; }
 
+domain=$(mail_domain) || fail "MAIL_DOMAIN is missing or not a domain name"
 user=$(field username) || fail "username missing"
-case "$user" in *[!a-z0-9._-]*|'') fail "invalid username";; esac
+# The same shape as cattery's USERNAME_PATTERN: 2 to 32 characters, a letter first, a letter or digit last, no "..".
+case "$user" in
+  *[!a-z0-9._-]*|[!a-z]*|*[!a-z0-9]|*..*) fail "invalid username" ;;
+esac
+[ "${#user}" -ge 2 ] && [ "${#user}" -le 32 ] || fail "invalid username"
 addr="$user@$domain"
 maildir="/var/mail/vhosts/$domain/$user"
+# awk reads the address from the environment: -v would interpret backslashes, ENVIRON does not.
+export CATTERY_ADDR="$addr"
 
 exec 9>"$state/lock"
 flock 9
 
-line_of() { grep -F -- "$addr:" "$state/passwd" | head -n 1 || true; }
-write_line() { # $1 = new line, or empty to remove
+# The account's line, found by its whole first field; empty when there is none.
+line_of() { awk -F: '$1 == ENVIRON["CATTERY_ADDR"] { print; exit }' "$state/passwd"; }
+# Replace the account's line with $1, or remove it when $1 is empty; every other line is copied as it is.
+write_line() {
   tmp=$(mktemp "$state/passwd.XXXXXX")
-  grep -v -F -- "$addr:" "$state/passwd" > "$tmp" || true
-  [ -n "$1" ] && printf '%s\n' "$1" >> "$tmp"
-  chmod 0640 "$tmp"; chgrp dovecot "$tmp" 2>/dev/null || true
+  awk -F: '$1 != ENVIRON["CATTERY_ADDR"]' "$state/passwd" > "$tmp"
+  if [ -n "$1" ]; then printf '%s\n' "$1" >> "$tmp"; fi
+  chmod 0640 "$tmp"; chgrp dovecot "$tmp"
   mv "$tmp" "$state/passwd"
-  grep -o '^[^:]*' "$state/passwd" | sed 's/$/ OK/' > "$state/vmailbox.tmp"
-  mv "$state/vmailbox.tmp" "$state/vmailbox"
+  regen_maps
   postfix reload >/dev/null 2>&1 || true
   doveadm auth cache flush >/dev/null 2>&1 || true
 }
 hash_of() { printf '%s' "$1" | openssl passwd -6 -stdin; }
 quota_field() { printf 'userdb_quota_rule=*:storage=%sM' "$1"; }
+# Fields of the account's own line ($cur), by position: 2 is the password, 3-7 uid..shell, 8 the extra fields.
+pw_of() { printf '%s\n' "$cur" | cut -d: -f2; }
+rest_of() { printf '%s\n' "$cur" | cut -d: -f3-; }
+# A suspended account's password is "{SHA512-CRYPT}!<hash>": the "!" makes every password check fail.
+SCHEME='{SHA512-CRYPT}'
 
 case "$op" in
   create)
     pass=$(field password) || fail "password missing"
     quota=$(field quotaMb) || fail "quotaMb missing"
+    # Creating an existing account changes nothing (cattery treats it as success).
     if [ -z "$(line_of)" ]; then
-      write_line "$addr:{SHA512-CRYPT}$(hash_of "$pass")::::::$(quota_field "$quota")"
+      write_line "$addr:$SCHEME$(hash_of "$pass")::::::$(quota_field "$quota")"
     fi
     mkdir -p "$maildir"; chown mail:mail "/var/mail/vhosts/$domain" "$maildir"
     jq -cn --arg a "$addr" '{ok:true,address:$a}' ;;
   setPassword)
     pass=$(field password) || fail "password missing"
     cur=$(line_of); [ -n "$cur" ] || fail "no such account"
-    disabled=$(printf '%s' "$cur" | cut -d: -f2 | grep -o '}!' || true)
-    prefix='{SHA512-CRYPT}'; [ -n "$disabled" ] && prefix='{SHA512-CRYPT}!'
-    write_line "$addr:$prefix$(hash_of "$pass"):$(printf '%s' "$cur" | cut -d: -f3-)"
+    # A new password keeps a suspended account suspended.
+    mark=''
+    case "$(pw_of)" in "$SCHEME!"*) mark='!' ;; esac
+    write_line "$addr:$SCHEME$mark$(hash_of "$pass"):$(rest_of)"
     jq -cn '{ok:true}' ;;
   suspend|resume)
     cur=$(line_of); [ -n "$cur" ] || fail "no such account"
-    pw=$(printf '%s' "$cur" | cut -d: -f2 | sed 's/^{SHA512-CRYPT}!*//')
+    hash=$(pw_of); hash="${hash#"$SCHEME"}"; hash="${hash#!}"
     mark=''; [ "$op" = suspend ] && mark='!'
-    write_line "$addr:{SHA512-CRYPT}$mark$pw:$(printf '%s' "$cur" | cut -d: -f3-)"
+    write_line "$addr:$SCHEME$mark$hash:$(rest_of)"
     jq -cn '{ok:true}' ;;
   setQuota)
     quota=$(field quotaMb) || fail "quotaMb missing"
     cur=$(line_of); [ -n "$cur" ] || fail "no such account"
-    write_line "$(printf '%s' "$cur" | cut -d: -f1-7):$(quota_field "$quota")"
+    write_line "$(printf '%s\n' "$cur" | cut -d: -f1-7):$(quota_field "$quota")"
     jq -cn '{ok:true}' ;;
   usage)
     [ -n "$(line_of)" ] || fail "no such account"
     bytes=0; items=0
     if [ -d "$maildir" ]; then
-      bytes=$(du -sb "$maildir" | cut -f1)
+      bytes=$(du -sb -- "$maildir" | cut -f1)
       items=$(find "$maildir" -type f \( -path '*/cur/*' -o -path '*/new/*' \) | wc -l)
     fi
     jq -cn --argjson b "$bytes" --argjson i "$items" '{ok:true,bytes:$b,items:$i}' ;;
   export)
-    # The Maildir as a tar stream on stdout: the one operation whose output is not JSON.
-    [ -d "$maildir" ] || mkdir -p "$maildir"
-    exec tar -C "/var/mail/vhosts/$domain" -cf - "$user" ;;
+    # The Maildir as a tar stream on stdout: the one operation whose output is not JSON. Only this account's own
+    # folder is named (a member name is never a pattern when creating an archive); tar's exit code is the
+    # script's, so a failure midway is seen by cattery.
+    [ -n "$(line_of)" ] || fail "no such account"
+    if [ ! -d "$maildir" ]; then mkdir -p "$maildir"; chown mail:mail "$maildir"; fi
+    exec tar -C "/var/mail/vhosts/$domain" -cf - -- "$user" ;;
   delete)
     write_line ""
+    # $user has been checked above (no "/", no ".."): this is this account's folder and nothing else.
     rm -rf -- "$maildir"
     jq -cn '{ok:true}' ;;
   *) fail "unknown operation" ;;
