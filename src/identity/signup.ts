@@ -5,7 +5,7 @@
 import { and, asc, desc, eq } from 'drizzle-orm';
 import { createAccount, changeAccount, deleteAccount, type AccountDeps } from '../accounts/accounts.js';
 import type { Catalog } from '../catalog/load.js';
-import { accounts, instances, signups, users, type Account, type Instance, type Signup, type User } from '../db/schema.js';
+import { accounts, instances, sessions, signups, users, type Account, type Instance, type Signup, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { firstPassword, hashPassword, randomToken } from './passwords.js';
 import { checkEmail, checkName, checkNewPassword, loginFromName, setUserPassword } from './users.js';
@@ -109,6 +109,7 @@ export async function approveSignup(deps: SignupDeps, id: number, actor: string,
   if (!signup) throw fail('CATTERY_ERR_NOT_FOUND', `no sign-up ${id}`);
   if (signup.status === 'approved' || signup.status === 'rejected') throw fail('CATTERY_ERR_CONFLICT', `sign-up ${id} is already ${signup.status}`);
   const user = deps.db.select().from(users).where(eq(users.id, signup.userId)).get()!;
+  if (user.status === 'disabled') throw fail('CATTERY_ERR_CONFLICT', `the person of sign-up ${id} is disabled`);
   const servicePassword = password ?? randomToken(24);
   try {
     for (const service of signup.services) {
@@ -122,22 +123,47 @@ export async function approveSignup(deps: SignupDeps, id: number, actor: string,
     throw err;
   }
   const at = new Date().toISOString();
-  deps.db.transaction((tx) => {
+  // Rejected (or the person disabled) while the accounts were being made: the rejection stands, the accounts go.
+  const stands = deps.db.transaction((tx) => {
+    const now = tx.select({ status: signups.status }).from(signups).where(eq(signups.id, id)).get();
+    const person = tx.select({ status: users.status }).from(users).where(eq(users.id, user.id)).get();
+    if (now?.status === 'rejected' || person?.status === 'disabled') return false;
     tx.update(signups).set({ status: 'approved', decidedBy: actor, decidedAt: at, lastError: null }).where(eq(signups.id, id)).run();
     tx.update(users).set({ status: 'active', syncServicePassword: password === undefined }).where(eq(users.id, user.id)).run();
+    return true;
   });
+  if (!stands) {
+    await removeAccountsOf(deps, user.id, actor);
+    throw fail('CATTERY_ERR_CONFLICT', `sign-up ${id} was rejected meanwhile`);
+  }
   return { signup: deps.db.select().from(signups).where(eq(signups.id, id)).get()!, user: deps.db.select().from(users).where(eq(users.id, user.id)).get()! };
 }
 
-export function rejectSignup(deps: Pick<SignupDeps, 'db'>, id: number, actor: string): Signup {
+/** Reject a sign-up that is not approved: the person is disabled (their sessions end), and the accounts an earlier,
+ * partly failed approval created are removed from the services (deleteAccount; when a service cannot do it now the
+ * account stays `deleting` and the accounts timer finishes it). */
+export async function rejectSignup(deps: AccountDeps, id: number, actor: string): Promise<Signup> {
   const signup = deps.db.select().from(signups).where(eq(signups.id, id)).get();
   if (!signup) throw fail('CATTERY_ERR_NOT_FOUND', `no sign-up ${id}`);
   if (signup.status === 'approved') throw fail('CATTERY_ERR_CONFLICT', `sign-up ${id} is already approved: delete the accounts instead`);
   const at = new Date().toISOString();
-  return deps.db.transaction((tx) => {
+  const rejected = deps.db.transaction((tx) => {
     tx.update(users).set({ status: 'disabled' }).where(and(eq(users.id, signup.userId), eq(users.status, 'pending'))).run();
+    tx.delete(sessions).where(eq(sessions.userId, signup.userId)).run();
     return tx.update(signups).set({ status: 'rejected', decidedBy: actor, decidedAt: at }).where(eq(signups.id, id)).returning().get();
   });
+  await removeAccountsOf(deps, signup.userId, actor);
+  return rejected;
+}
+
+async function removeAccountsOf(deps: AccountDeps, userId: number, actor: string): Promise<void> {
+  for (const { account, instance } of accountsOfUser(deps, userId)) {
+    try {
+      await deleteAccount(deps, instance.slug, account.username, actor);
+    } catch (err) {
+      deps.log.warn({ err, slug: instance.slug, username: account.username }, 'an account of a rejected sign-up was not removed');
+    }
+  }
 }
 
 export function listSignups(deps: Pick<SignupDeps, 'db'>, filter: { status?: Signup['status']; id?: number } = {}) {

@@ -1,11 +1,11 @@
 // API tokens for scripts: `ct_<id>_<secret>`. Only the secret's SHA-256 is stored (the secret is 256 random bits, so
 // a fast hash is enough: there is nothing to brute-force). Roles are fixed at creation: an administrator may give
 // any person's role (the city's dashboard token, say), anyone else only roles they hold. A revoked or expired token
-// stops at once.
+// stops at once, and so does a token made by a person since disabled, or by a token of theirs.
 import crypto from 'node:crypto';
 import { desc, eq } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
-import { apiTokens, type ApiToken } from '../db/schema.js';
+import { apiTokens, users, type ApiToken } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { randomToken, sha256 } from './passwords.js';
 import { isPersonRole, type Principal, type Role } from './roles.js';
@@ -23,12 +23,29 @@ export function createApiToken(db: Db, creator: Principal, input: { name: string
   return { token: `ct_${row.id}_${secret}`, row };
 }
 
+/** Does the chain of creators (`token:<id>` made by … made by `user:<login>`) end at a person who is disabled? The
+ * chain is short (a token makes another now and then); the bound only guards against a loop in hand-edited rows. */
+function madeByDisabledPerson(db: Db, createdBy: string): boolean {
+  let by = createdBy;
+  for (let depth = 0; depth < 16; depth++) {
+    const user = /^user:(.+)$/.exec(by);
+    if (user) return db.select({ status: users.status }).from(users).where(eq(users.login, user[1]!)).get()?.status !== 'active';
+    const parent = /^token:(\d+)$/.exec(by);
+    if (!parent) return false;
+    const row = db.select({ createdBy: apiTokens.createdBy }).from(apiTokens).where(eq(apiTokens.id, Number(parent[1]))).get();
+    if (!row) return false;
+    by = row.createdBy;
+  }
+  return true;
+}
+
 export function verifyApiToken(db: Db, token: string): Principal | undefined {
   const m = TOKEN_RE.exec(token);
   if (!m) return undefined;
   const row = db.select().from(apiTokens).where(eq(apiTokens.id, Number(m[1]))).get();
   if (!row || row.revokedAt || (row.expiresAt && Date.parse(row.expiresAt) <= Date.now())) return undefined;
   if (!crypto.timingSafeEqual(Buffer.from(sha256(m[2]!)), Buffer.from(row.hash))) return undefined;
+  if (madeByDisabledPerson(db, row.createdBy)) return undefined;
   const now = new Date().toISOString();
   // Last use to the minute is enough to spot a forgotten token; fewer writes.
   if (!row.lastUsedAt || now.slice(0, 16) !== row.lastUsedAt.slice(0, 16)) db.update(apiTokens).set({ lastUsedAt: now }).where(eq(apiTokens.id, row.id)).run();

@@ -81,9 +81,8 @@ export function setUserRoles(db: Db, userId: number, roles: string[]): void {
   db.update(users).set({ roles }).where(eq(users.id, userId)).run();
 }
 
-export function setUserStatus(db: Db, userId: number, status: Exclude<User['status'], 'pending'>): void {
-  db.update(users).set({ status }).where(eq(users.id, userId)).run();
-}
+// A person's status is set by person-status.ts (disable, enable: sessions, tokens and service accounts follow) and
+// by the sign-up's approval or rejection (signup.ts), never by a bare update.
 
 export function publicUser(u: User) {
   return {

@@ -36,7 +36,7 @@ export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (
   });
 
   app.post('/admin/signups/:id/reject', { config: page, schema: { hide: true, params: IdParams, body: CsrfOnly } }, async (req, reply) => {
-    rejectSignup(deps, req.params.id, req.principal!.id);
+    await rejectSignup(deps.accounts, req.params.id, req.principal!.id);
     return reply.redirect('/admin', 303);
   });
 };

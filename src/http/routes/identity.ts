@@ -8,7 +8,8 @@ import { firstPassword } from '../../identity/passwords.js';
 import { PERSON_ROLES } from '../../identity/roles.js';
 import { approveSignup, listSignups, rejectSignup } from '../../identity/signup.js';
 import { createApiToken, listApiTokens, publicToken, revokeApiToken } from '../../identity/tokens.js';
-import { EMAIL_PATTERN, NAME_PATTERN, createUser, findByLogin, publicUser, setUserRoles, setUserStatus } from '../../identity/users.js';
+import { EMAIL_PATTERN, NAME_PATTERN, createUser, findByLogin, publicUser, setUserRoles } from '../../identity/users.js';
+import { disablePerson, enablePerson } from '../../identity/person-status.js';
 import { USERNAME_PATTERN } from '../../accounts/accounts.js';
 import { ErrorReply } from '../error-handler.js';
 import { signupDeps, type PageDeps } from '../pages/deps.js';
@@ -62,7 +63,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asy
 
   app.patch('/api/users/:login', {
     schema: {
-      tags: ['identity'], summary: 'Change a person\'s roles or disable them (their sessions end at once)',
+      tags: ['identity'], summary: 'Change a person\'s roles, or disable them (sessions and tokens stop at once, service accounts are suspended) or enable them again (the accounts the disabling suspended resume)',
       params: Type.Object({ login: Type.String({ pattern: USERNAME_PATTERN }) }),
       body: Type.Object({
         roles: Type.Optional(Type.Array(RoleName, { minItems: 1, uniqueItems: true })),
@@ -74,7 +75,9 @@ export const identityRoutes: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asy
     const user = findByLogin(deps.db, req.params.login);
     if (!user) throw fail('CATTERY_ERR_NOT_FOUND', `no person "${req.params.login}"`);
     if (req.body.roles) setUserRoles(deps.db, user.id, req.body.roles);
-    if (req.body.status) setUserStatus(deps.db, user.id, req.body.status);
+    // Repeating a status retries what an earlier call could not apply (person-status.ts).
+    if (req.body.status === 'disabled') await disablePerson(deps.accounts, user, req.principal!.id);
+    else if (req.body.status === 'active') await enablePerson(deps.accounts, user, req.principal!.id);
     return publicUser(findByLogin(deps.db, user.login)!);
   });
 
@@ -120,9 +123,9 @@ export const identityRoutes: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asy
   });
 
   app.post('/api/signups/:id/reject', {
-    schema: { tags: ['identity'], summary: 'Reject a waiting sign-up', params: IdParams, response: { 200: SignupView, 404: ErrorReply, 409: ErrorReply } },
+    schema: { tags: ['identity'], summary: 'Reject a sign-up not yet approved; accounts a failed approval made are removed', params: IdParams, response: { 200: SignupView, 404: ErrorReply, 409: ErrorReply } },
   }, async (req) => {
-    rejectSignup(deps, req.params.id, req.principal!.id);
+    await rejectSignup(deps.accounts, req.params.id, req.principal!.id);
     return listSignups(deps, { id: req.params.id })[0]!;
   });
 };
