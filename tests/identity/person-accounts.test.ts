@@ -1,0 +1,126 @@
+// A person's status reaches their service accounts, on the real files service: disabling suspends every account of
+// theirs (and no one else's, even a login that shares their prefix), ends their sessions and stops their API tokens
+// at once; enabling resumes what the disabling suspended and nothing an administrator suspended; a disabling asked
+// while the service is stopped is applied when it is back; rejecting a sign-up removes the accounts made for it.
+import t from 'tap';
+import type { FastifyInstance } from 'fastify';
+import { submitSignup, type SignupDeps } from '../../src/identity/signup.js';
+import { createApiToken } from '../../src/identity/tokens.js';
+import { execIn, testRuntime, waitFor } from '../helpers.js';
+
+/** A browser reduced to its cookie jar (no operator token): GET a page, read its CSRF token, POST its form. */
+function browser(app: FastifyInstance) {
+  const jar = new Map<string, string>();
+  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  const keep = (r: { cookies: { name: string; value: string }[] }) => {
+    for (const c of r.cookies) { if (c.value === '') jar.delete(c.name); else jar.set(c.name, c.value); }
+  };
+  return {
+    async get(url: string) {
+      const r = await app.inject({ url, headers: { cookie: cookie(), accept: 'text/html', authorization: null } as never });
+      keep(r);
+      return r;
+    },
+    async post(url: string, fields: Record<string, string>, csrfFrom: string) {
+      const page = await this.get(csrfFrom);
+      const form = new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!, ...fields });
+      const r = await app.inject({ method: 'POST', url, payload: form.toString(),
+        headers: { cookie: cookie(), 'content-type': 'application/x-www-form-urlencoded', authorization: null } as never });
+      keep(r);
+      return r;
+    },
+  };
+}
+
+t.test('disable, enable and reject reach the person\'s accounts in the files service', async (t) => {
+  const rt = await testRuntime(t, { signupApproval: 'auto', signupPerHour: 1000 });
+  const { app, config, db } = rt;
+  const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'files', slug: 'fichiers' } });
+  t.equal(created.statusCode, 202, created.body);
+  const base = `http://127.0.0.1:${created.json().ports.http}`;
+  const healthy = () => waitFor('files healthy', async () => (await app.inject('/api/instances/fichiers')).json().observed === 'healthy', 300_000, 500);
+  await healthy();
+
+  const deps: SignupDeps = {
+    db, catalog: rt.catalog, hosterId: config.hosterId, engineFor: rt.reconciler.engineFor, log: rt.log,
+    approval: 'auto', termsVersion: config.termsVersion, defaultQuotaMb: 5,
+  };
+  const signup = (name: string, password: string, services = ['files']) =>
+    submitSignup(deps, { name, services, termsVersion: config.termsVersion, password });
+  /** What the service itself answers to these credentials: 207 it lets them in, 401 it does not. */
+  const dav = async (login: string, password: string) => (await fetch(`${base}/${login}/`, {
+    method: 'PROPFIND', headers: { depth: '0', authorization: `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}` },
+  })).status;
+  const state = (login: string) => (db.$client.prepare("select a.state, a.pending from accounts a join users u on u.id = a.user_id where u.login = ?").get(login) as { state: string; pending: string | null });
+  const patch = (login: string, status: string) => app.inject({ method: 'PATCH', url: `/api/users/${login}`, payload: { status } });
+
+  // Two people whose logins share a prefix, and a third whose account an administrator suspended.
+  const lea = (await signup('Léa Martin', 'la phrase de Léa')).user;
+  const lea2 = (await signup('Léa Martin', 'une autre Léa ici')).user;
+  const marc = (await signup('Marc Dubois', 'le mot de Marc!')).user;
+  t.same([lea.login, lea2.login, marc.login], ['lea.martin', 'lea.martin2', 'marc.dubois']);
+  t.equal(await dav('lea.martin', 'la phrase de Léa'), 207, 'her account works at the service');
+  t.equal(await dav('lea.martin2', 'une autre Léa ici'), 207);
+  t.equal((await app.inject({ method: 'POST', url: '/api/instances/fichiers/accounts/marc.dubois/suspend' })).statusCode < 300, true);
+  t.equal(await dav('marc.dubois', 'le mot de Marc!'), 401, 'marc suspended by an administrator');
+
+  // Her browser session and her scripts' tokens (one made by her, one made by that token).
+  const b = browser(app);
+  t.equal((await b.post('/login', { login: 'lea.martin', password: 'la phrase de Léa' }, '/login')).statusCode, 303);
+  t.equal((await b.get('/me')).statusCode, 200);
+  const own = createApiToken(db, { id: 'user:lea.martin', roles: ['resident'] }, { name: 'mine', roles: ['resident'] });
+  const child = createApiToken(db, { id: `token:${own.row.id}`, roles: ['resident'] }, { name: 'child', roles: ['resident'] });
+  const api = (token: string) => app.inject({ url: '/api/me', headers: { authorization: `Bearer ${token}` } });
+  t.equal((await api(own.token)).statusCode, 200);
+  t.equal((await api(child.token)).statusCode, 200);
+
+  const off = await patch('lea.martin', 'disabled');
+  t.equal(off.statusCode, 200, off.body);
+  t.equal(off.json().status, 'disabled');
+  t.equal(await dav('lea.martin', 'la phrase de Léa'), 401, 'disabled: the service refuses her at once');
+  t.same(state('lea.martin'), { state: 'suspended', pending: null });
+  t.equal(await dav('lea.martin2', 'une autre Léa ici'), 207, 'the login sharing her prefix is untouched');
+  t.equal((await b.get('/me')).statusCode, 303, 'her session ended');
+  t.equal((await api(own.token)).statusCode, 401, 'her token stopped');
+  t.equal((await api(child.token)).statusCode, 401, 'and the token her token made');
+  t.equal((await b.post('/login', { login: 'lea.martin', password: 'la phrase de Léa' }, '/login')).statusCode, 401, 'she cannot sign in');
+  t.equal((await patch('lea.martin', 'disabled')).statusCode, 200, 'disabling again is harmless');
+
+  const on = await patch('lea.martin', 'active');
+  t.equal(on.statusCode, 200, on.body);
+  t.equal(await dav('lea.martin', 'la phrase de Léa'), 207, 'enabled: her account works again');
+  t.same(state('lea.martin'), { state: 'active', pending: null });
+  t.equal((await api(own.token)).statusCode, 200, 'her token works again (it was never revoked)');
+
+  // An account an administrator had suspended stays suspended through a disable and an enable.
+  t.equal((await patch('marc.dubois', 'disabled')).statusCode, 200);
+  t.equal((await patch('marc.dubois', 'active')).statusCode, 200);
+  t.equal(state('marc.dubois').state, 'suspended', 'marc\'s account was not resumed by enabling him');
+  t.equal(await dav('marc.dubois', 'le mot de Marc!'), 401);
+
+  // Disabled while the service is stopped: the intent is kept and applied when the service is back.
+  t.equal((await app.inject({ method: 'POST', url: '/api/instances/fichiers/stop' })).statusCode < 300, true);
+  await waitFor('files stopped', async () => (await app.inject('/api/instances/fichiers')).json().observed === 'stopped', 60_000, 500);
+  t.equal((await patch('lea.martin2', 'disabled')).statusCode, 200, 'disabling does not wait for the service');
+  t.match(JSON.parse(state('lea.martin2').pending ?? '{}'), { suspended: true }, 'the suspension is queued');
+  t.equal((await app.inject({ method: 'POST', url: '/api/instances/fichiers/start' })).statusCode < 300, true);
+  await healthy();
+  await waitFor('queued suspension applied', () => state('lea.martin2').state === 'suspended' && state('lea.martin2').pending === null, 60_000, 250);
+  t.equal(await dav('lea.martin2', 'une autre Léa ici'), 401, 'applied once the service is back');
+  t.equal(await dav('lea.martin', 'la phrase de Léa'), 207, 'and only hers');
+
+  // A sign-up whose approval failed half-way (no pads instance yet) left a files account: rejecting removes it.
+  const half = await signup('Chloé Bernard', 'la phrase de Chloé', ['files', 'pads']);
+  t.equal(half.signup.status, 'failed');
+  t.equal(await dav('chloe.bernard', 'la phrase de Chloé'), 207, 'the half-made account works at the service');
+  const rejected = await app.inject({ method: 'POST', url: `/api/signups/${half.signup.id}/reject` });
+  t.equal(rejected.statusCode, 200, rejected.body);
+  t.equal(rejected.json().status, 'rejected');
+  t.equal(await dav('chloe.bernard', 'la phrase de Chloé'), 401, 'rejected: the service refuses her');
+  t.equal((db.$client.prepare("select count(*) n from accounts where username = 'chloe.bernard'").get() as { n: number }).n, 0, 'no account row left');
+  const store = await execIn(`${config.hosterId}-fichiers`, ['cat', '/srv/files/.cattery/users.json']);
+  t.notMatch(store.out, /chloe\.bernard/, 'nor in the service\'s own account store');
+  t.match(store.out, /lea\.martin2/, '(which still holds the others)');
+  t.not((await execIn(`${config.hosterId}-fichiers`, ['test', '-e', '/srv/files/chloe.bernard'])).code, 0, 'nor her folder');
+  t.equal((await app.inject({ method: 'POST', url: `/api/signups/${half.signup.id}/approve` })).statusCode, 409, 'a rejected sign-up cannot be approved after');
+});
