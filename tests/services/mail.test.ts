@@ -8,8 +8,11 @@ import { Readable } from 'node:stream';
 import t from 'tap';
 import tar from 'tar-fs';
 import nodemailer from 'nodemailer';
+import net from 'node:net';
 import { ImapFlow } from 'imapflow';
 import { execIn, testRuntime, waitFor } from '../helpers.js';
+import { accessText } from '../../src/identity/signup.js';
+import { getInstance } from '../../src/orchestrator/instances.js';
 
 const DOMAIN = 'quartier.test';
 
@@ -21,6 +24,36 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   const ports = created.json().ports as Record<string, number>;
   await waitFor('mail healthy', async () => (await app.inject('/api/instances/courriel')).json().observed === 'healthy', 120_000, 500);
 
+  // The only trust anchor: the instance's own certificate, read out of its container; names as the cert says.
+  const container = `${config.hosterId}-courriel`;
+  const ca = (await execIn(container, ['cat', '/var/lib/cattery-mail/tls/cert.pem'])).out.replace(/^[^-]*/, '');
+  t.match(ca, /BEGIN CERTIFICATE/, 'the instance made its own certificate');
+  const tls = { ca, servername: `mail.${DOMAIN}` };
+  const mode = await execIn(container, ['stat', '-c', '%a %U', '/var/lib/cattery-mail/tls/key.pem']);
+  t.match(mode.out.trim(), /^600 root$/, 'its key is 0600, root only');
+
+  // Before TLS: 25 and 587 advertise no AUTH (587 refuses it outright), IMAP announces LOGINDISABLED and refuses LOGIN.
+  const talk = (port: number, lines: string[]) => new Promise<string>((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let out = '';
+    sock.on('data', (d) => { out += d.toString(); });
+    sock.on('error', reject);
+    let i = 0;
+    const next = () => { if (i < lines.length) { sock.write(`${lines[i++]}\r\n`); setTimeout(next, 500); } else setTimeout(() => { sock.destroy(); resolve(out); }, 500); };
+    setTimeout(next, 700);
+  });
+  const probeAuth = Buffer.from(`\0alice@${DOMAIN}\0whatever-pass`).toString('base64');
+  const on25 = await talk(ports.smtp!, ['EHLO peer.test', `AUTH PLAIN ${probeAuth}`, 'QUIT']);
+  t.notMatch(on25, /250[- ]AUTH/, `port 25 offers no AUTH: ${on25}`);
+  t.match(on25, /250[- ]STARTTLS/, 'port 25 offers STARTTLS to other servers');
+  t.notMatch(on25, /\n235/, 'port 25 accepts no authentication');
+  const on587 = await talk(ports.submission!, ['EHLO client.test', `AUTH PLAIN ${probeAuth}`, 'QUIT']);
+  t.notMatch(on587, /250[- ]AUTH/, 'submission does not advertise AUTH before STARTTLS');
+  t.match(on587, /530 5\.7\.0 Must issue a STARTTLS/, 'submission refuses AUTH before STARTTLS');
+  const on143 = await talk(ports.imap!, ['a CAPABILITY', `b LOGIN alice@${DOMAIN} whatever-pass`, 'c LOGOUT']);
+  t.match(on143, /LOGINDISABLED/, 'IMAP announces LOGINDISABLED before STARTTLS');
+  t.match(on143, /b NO \[PRIVACYREQUIRED\]/, 'IMAP refuses LOGIN before STARTTLS');
+
   const mk = (username: string, password: string, quotaMb = 50) =>
     app.inject({ method: 'POST', url: '/api/instances/courriel/accounts', payload: { username, password, quotaMb } });
   const a = await mk('alice', 'alice-secret-1');
@@ -30,10 +63,10 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   t.equal((await mk('bob', 'bob-secret-22')).statusCode, 200, 'creating an existing account is not an error');
 
   const send = (user: string, pass: string, to: string, subject: string, extra: Partial<nodemailer.SendMailOptions> = {}) =>
-    nodemailer.createTransport({ host: '127.0.0.1', port: ports.submission, secure: false, ignoreTLS: true, auth: { user: `${user}@${DOMAIN}`, pass } })
+    nodemailer.createTransport({ host: '127.0.0.1', port: ports.submission, secure: false, requireTLS: true, tls, auth: { user: `${user}@${DOMAIN}`, pass } })
       .sendMail({ from: `${user}@${DOMAIN}`, to, subject, text: 'Bonjour du quartier', ...extra });
   const imap = async (user: string, pass: string) => {
-    const c = new ImapFlow({ host: '127.0.0.1', port: ports.imap, secure: false, auth: { user: `${user}@${DOMAIN}`, pass }, logger: false, doSTARTTLS: false });
+    const c = new ImapFlow({ host: '127.0.0.1', port: ports.imap, secure: false, auth: { user: `${user}@${DOMAIN}`, pass }, logger: false, doSTARTTLS: true, tls });
     // A refused login closes the connection: imapflow then reports it as an 'error' event as well as a rejection.
     c.on('error', () => undefined);
     await c.connect();
@@ -52,6 +85,24 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   await send('alice', 'alice-secret-1', `bob@${DOMAIN}`, 'Réunion de quartier');
   await waitFor('delivered to bob', async () => (await subjects('bob', 'bob-secret-22')).includes('Réunion de quartier'), 30_000, 500);
   t.pass('alice → bob delivered over submission, read over IMAP');
+
+  // The login the resident is shown on "my services" is exactly the one that works, on both protocols.
+  const shown = accessText(rt.catalog, getInstance(rt.db, 'courriel'), 'alice', '127.0.0.1', 'fr');
+  const login = /Identifiant : (\S+?) /.exec(shown)?.[1] ?? '';
+  t.equal(login, `alice@${DOMAIN}`, `the access text shows the whole address as the login: ${shown}`);
+  t.match(shown, /STARTTLS/);
+  const shownImap = new ImapFlow({ host: '127.0.0.1', port: ports.imap, secure: false, auth: { user: login, pass: 'alice-secret-1' }, logger: false, tls });
+  shownImap.on('error', () => undefined);
+  await shownImap.connect();
+  t.ok(shownImap.usable, 'IMAP accepts the shown login');
+  await shownImap.logout();
+  await nodemailer.createTransport({ host: '127.0.0.1', port: ports.submission, secure: false, requireTLS: true, tls, auth: { user: login, pass: 'alice-secret-1' } })
+    .sendMail({ from: login, to: `bob@${DOMAIN}`, subject: 'Avec l identifiant affiche', text: 'x' });
+  t.pass('submission accepts the shown login');
+
+  // Senders are bound to their login: alice cannot send as bob (nodemailer's envelope sender is the From address unless told otherwise).
+  await t.rejects(send('alice', 'alice-secret-1', `bob@${DOMAIN}`, 'usurpation', { from: `bob@${DOMAIN}` }), /5\.7\.1|not owned/i, 'MAIL FROM another local address is refused');
+  await t.rejects(send('alice', 'alice-secret-1', `bob@${DOMAIN}`, 'usurpation', { envelope: { from: `bob@${DOMAIN}`, to: `bob@${DOMAIN}` } }), /5\.7\.1|not owned/i, 'an envelope sender of another local address is refused');
 
   await t.rejects(imap('bob', 'wrong-password'), 'a wrong password is refused');
   await t.rejects(send('alice', 'wrong-password', `bob@${DOMAIN}`, 'x'), 'submission refuses a wrong password');
