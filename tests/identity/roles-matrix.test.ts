@@ -34,10 +34,12 @@ t.test('every route × every role', async (t) => {
   for (const route of routes) {
     const url = route.url.replace(':slug', 'zz-missing').replace(':username', 'nobody').replace(':id', '999999').replace(':login', 'nobody');
     const allowedRoles = PERMISSIONS[`${route.method} ${route.url}`]!;
-    const isApi = route.url.startsWith('/api/') || route.url === '/healthz';
+    // The route's own config says which credential it takes (auth.ts): a page the cookie, anything else a token.
+    const isApi = !route.page;
     for (const caller of callers) {
       const headers: Record<string, string> = {};
-      // The API is reached with tokens, the pages with a session cookie (a fresh one each time: /logout ends it).
+      // The API is reached with tokens, the pages with a session cookie (a fresh one each time: /logout ends it);
+      // credential-paths.test.ts checks that the other credential, and every spelling of the path, changes nothing.
       if (isApi && caller.token) headers.authorization = `Bearer ${caller.token}`;
       if (!isApi && caller.session) headers.cookie = `cattery_session=${createSession(rt.db, policy, caller.session, 'password')}`;
       const body = route.method === 'GET' || route.method === 'DELETE' ? undefined : isApi ? {} : 'x=1';
