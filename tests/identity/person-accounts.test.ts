@@ -3,10 +3,15 @@
 // at once; enabling resumes what the disabling suspended and nothing an administrator suspended; a disabling asked
 // while the service is stopped is applied when it is back; rejecting a sign-up removes the accounts made for it.
 import t from 'tap';
+import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { submitSignup, type SignupDeps } from '../../src/identity/signup.js';
+import { openServices, submitSignup, type SignupDeps } from '../../src/identity/signup.js';
 import { createApiToken } from '../../src/identity/tokens.js';
+import { connectEngine } from '../../src/orchestrator/engine.js';
+import { buildImages, buildWorkDir } from '../../src/orchestrator/images.js';
+import type { Runtime } from '../../src/runtime.js';
 import { execIn, testRuntime, waitFor } from '../helpers.js';
+import { PROBES, type ProbeCtx } from '../services/probes.js';
 
 /** A browser reduced to its cookie jar (no operator token): GET a page, read its CSRF token, POST its form. */
 function browser(app: FastifyInstance) {
@@ -123,4 +128,56 @@ t.test('disable, enable and reject reach the person\'s accounts in the files ser
   t.match(store.out, /lea\.martin2/, '(which still holds the others)');
   t.not((await execIn(`${config.hosterId}-fichiers`, ['test', '-e', '/srv/files/chloe.bernard'])).code, 0, 'nor her folder');
   t.equal((await app.inject({ method: 'POST', url: `/api/signups/${half.signup.id}/approve` })).statusCode, 409, 'a rejected sign-up cannot be approved after');
+});
+
+const signupDepsOf = (rt: Runtime): SignupDeps => ({
+  db: rt.db, catalog: rt.catalog, hosterId: rt.config.hosterId, engineFor: rt.reconciler.engineFor, log: rt.log,
+  approval: 'auto', termsVersion: rt.config.termsVersion, defaultQuotaMb: 5,
+});
+
+// The same kind on every service open for sign-up, each checked the way a resident's client signs in
+// (tests/services/probes.ts): IMAP for mail, WebDAV for files, the pad socket for pads.
+t.test('every service open for sign-up: disable refuses, enable lets in, reject removes', async (t) => {
+  const rt = await testRuntime(t, { signupApproval: 'auto', signupPerHour: 1000, healthTimeoutSeconds: 180 });
+  const ids = openServices(rt.catalog).filter((m) => Object.keys(m.accounts?.operations ?? {}).length).map((m) => m.id).sort();
+  t.ok(ids.length >= 3, `services: ${ids.join(', ')}`);
+  for (const id of ids) t.ok(PROBES[id], `${id} has a probe`);
+  const engine = connectEngine('unix:///var/run/docker.sock', { hosterId: rt.config.hosterId, timeoutSeconds: 600, log: pino({ level: 'silent' }) });
+  await buildImages(engine, rt.catalog, { mirror: rt.config.debianMirror, workDir: buildWorkDir(rt.config.dataDir), only: ids, progress: () => undefined });
+  const ctx: Record<string, ProbeCtx> = {};
+  for (const id of ids) {
+    const env = PROBES[id]!.env;
+    const r = await rt.app.inject({ method: 'POST', url: '/api/instances', payload: { service: id, slug: `p-${id}`, ...(Object.keys(env).length ? { env } : {}) } });
+    t.equal(r.statusCode, 202, r.body);
+    ctx[id] = { container: `${rt.config.hosterId}-p-${id}`, ports: r.json().ports, env };
+  }
+  const observed = async (id: string) => (await rt.app.inject(`/api/instances/p-${id}`)).json().observed as string;
+  for (const id of ids) await waitFor(`${id} healthy`, async () => (await observed(id)) === 'healthy', 240_000, 500);
+  const logins = async (login: string, pass: string, only = ids) =>
+    Object.fromEntries(await Promise.all(only.map(async (id) => [id, await PROBES[id]!.login(ctx[id]!, login, pass)] as const)));
+  const all = (v: boolean, only = ids) => Object.fromEntries(only.map((id) => [id, v]));
+  const deps = signupDepsOf(rt);
+
+  const pass = 'la phrase de Yanis';
+  const { user } = await submitSignup(deps, { name: 'Yanis Roux', services: ids, termsVersion: rt.config.termsVersion, password: pass });
+  const other = await submitSignup(deps, { name: 'Yanis Roux', services: ids, termsVersion: rt.config.termsVersion, password: 'un autre Yanis' });
+  t.same(await logins(user.login, pass), all(true), 'signed up: every service lets him in');
+  t.equal((await rt.app.inject({ method: 'PATCH', url: `/api/users/${user.login}`, payload: { status: 'disabled' } })).statusCode, 200);
+  t.same(await logins(user.login, pass), all(false), 'disabled: no service lets him in');
+  t.same(await logins(other.user.login, 'un autre Yanis'), all(true), `${other.user.login}, sharing his prefix, still gets in everywhere`);
+  t.equal((await rt.app.inject({ method: 'PATCH', url: `/api/users/${user.login}`, payload: { status: 'active' } })).statusCode, 200);
+  t.same(await logins(user.login, pass), all(true), 'enabled: every service lets him in again');
+
+  // An approval that fails at the last service (its instance stopped) leaves the others' accounts: rejecting removes them.
+  const last = ids[ids.length - 1]!;
+  const made = ids.slice(0, -1);
+  t.ok((await rt.app.inject({ method: 'POST', url: `/api/instances/p-${last}/stop` })).statusCode < 300);
+  await waitFor(`${last} stopped`, async () => (await observed(last)) === 'stopped', 60_000, 500);
+  const half = await submitSignup(deps, { name: 'Inès Faure', services: ids, termsVersion: rt.config.termsVersion, password: 'la phrase d’Inès' });
+  t.equal(half.signup.status, 'failed', half.signup.lastError ?? '');
+  t.same(await logins(half.user.login, 'la phrase d’Inès', made), all(true, made), `half made: ${made.join(', ')} let her in`);
+  const rej = await rt.app.inject({ method: 'POST', url: `/api/signups/${half.signup.id}/reject` });
+  t.equal(rej.statusCode, 200, rej.body);
+  t.same(await logins(half.user.login, 'la phrase d’Inès', made), all(false, made), 'rejected: none of them does');
+  t.equal((rt.db.$client.prepare('select count(*) n from accounts where user_id = ?').get(half.user.id) as { n: number }).n, 0, 'no account left');
 });
