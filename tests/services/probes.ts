@@ -25,6 +25,15 @@ export interface Probe {
   exported(files: Map<string, Buffer>, user: string): string[];
   /** The quota (MB) the service itself holds for the account, when it can be read. */
   quota?(ctx: ProbeCtx, user: string, pass: string): Promise<number | undefined>;
+  /** login, data and quota in one session, for a service where each sign-in is slow (mail: seconds per IMAP login). */
+  session?(ctx: ProbeCtx, user: string, pass: string): Promise<{ data: string[]; quota: number | undefined } | null>;
+}
+
+/** Signed in as the account: its data and quota, or null when the login is refused. */
+export async function signedIn(p: Probe, ctx: ProbeCtx, user: string, pass: string, known: string[]) {
+  if (p.session) return p.session(ctx, user, pass);
+  if (!(await p.login(ctx, user, pass))) return null;
+  return { data: await p.data(ctx, user, pass, known), quota: p.quota ? await p.quota(ctx, user, pass) : undefined };
 }
 
 const DOMAIN = 'quartier.test';
@@ -123,9 +132,11 @@ export const PROBES: Record<string, Probe> = {
       try { await imap(ctx, user, pass, async () => undefined); return true; } catch { return false; }
     },
     async seed(ctx, user, pass, marker) {
+      void pass;
       await smtpDeliver(ctx.ports.smtp!, `${user}@${DOMAIN}`, marker);
-      // Delivered (LMTP) before the test goes on, so that a later delete or recreate sees a settled mailbox.
-      await waitFor(`${marker} delivered`, async () => (await this.data(ctx, user, pass, [marker])).includes(marker), 30_000, 300);
+      // Delivered (LMTP) before the test goes on, so that a later delete or recreate sees a settled mailbox. Looked
+      // for in the Maildir (an IMAP login costs seconds); the final check reads it over IMAP.
+      await waitFor(`${marker} delivered`, async () => (await execIn(ctx.container, ['grep', '-rlF', '--', marker, `/var/mail/vhosts/${DOMAIN}/${user}/new`, `/var/mail/vhosts/${DOMAIN}/${user}/cur`])).code === 0, 30_000, 200);
     },
     async data(ctx, user, pass) {
       return imap(ctx, user, pass, async (c) => {
@@ -144,6 +155,21 @@ export const PROBES: Record<string, Probe> = {
         const q = await c.getQuota('INBOX');
         return q && q.storage?.limit ? Math.round(q.storage.limit / (1024 * 1024)) : undefined;
       });
+    },
+    async session(ctx, user, pass) {
+      let c: ImapFlow;
+      try {
+        c = new ImapFlow(await imapOptions(ctx.container, ctx.ports.imap!, `${user}@${DOMAIN}`, pass));
+        c.on('error', () => undefined);
+        await c.connect();
+      } catch { return null; }
+      try {
+        const box = await c.mailboxOpen('INBOX');
+        const data: string[] = [];
+        if (box.exists > 0) for await (const m of c.fetch('1:*', { envelope: true })) data.push(...markersIn(m.envelope?.subject ?? ''));
+        const q = await c.getQuota('INBOX');
+        return { data, quota: q && q.storage?.limit ? Math.round(q.storage.limit / (1024 * 1024)) : undefined };
+      } finally { if (c.usable) await c.logout().catch(() => undefined); else c.close(); }
     },
   },
   files: {
