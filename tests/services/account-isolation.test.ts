@@ -86,9 +86,18 @@ async function untar(buf: Buffer): Promise<Map<string, Buffer>> {
 let passwordCounter = 0;
 const newPassword = () => `pw-${(passwordCounter++).toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
 
+// Bounded: the whole file's sequences share one time budget; each service may use what is left minus a reserve
+// for the services after it, and must finish at least one sequence (fast-check fails a property interrupted before
+// its first run).
+const BUDGET_MS = 300_000;
+const RESERVE_MS = 40_000;
+const startedAt = Date.now();
+let servicesLeft = 0;
+
 // ISOLATION_ONLY=mail runs one service's sequences (while working on it); the suite runs them all.
 for (const svc of withAccounts.filter((s) => !process.env.ISOLATION_ONLY || s.manifest.id === process.env.ISOLATION_ONLY)) {
   const id = svc.manifest.id;
+  servicesLeft++;
   t.test(`${id}: an operation on one account never changes another`, async (t) => {
     const probe = PROBES[id];
     if (!probe) { t.fail(`no probe for ${id}`); return; }
@@ -207,7 +216,9 @@ for (const svc of withAccounts.filter((s) => !process.env.ISOLATION_ONLY || s.ma
         for (const n of names) await api('DELETE', `/${n}`);
       }
     });
-    await fc.assert(property, { numRuns: Number(process.env.ISOLATION_RUNS ?? 3), seed: SEED, endOnFailure: true, interruptAfterTimeLimit: 240_000 })
+    servicesLeft--;
+    const limit = Math.max(RESERVE_MS, BUDGET_MS - (Date.now() - startedAt) - servicesLeft * RESERVE_MS);
+    await fc.assert(property, { numRuns: Number(process.env.ISOLATION_RUNS ?? 3), seed: SEED, endOnFailure: true, interruptAfterTimeLimit: limit })
       .then(() => t.pass(`${id}: ${run} generated sequences (seed ${SEED})`), (err: Error) => t.fail(`${id}: seed ${SEED} (ISOLATION_SEED=${SEED} to replay)\n${err.message}`));
   });
 }
