@@ -7,7 +7,7 @@ import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createUser } from '../../src/identity/users.js';
-import { testRuntime, waitFor } from '../helpers.js';
+import { execIn, testRuntime, waitFor } from '../helpers.js';
 import { freePort } from './provider.js';
 
 const DOMAIN = 'quartier.test';
@@ -68,8 +68,10 @@ t.test('residents sign up alone or with a mediator; every page accessible and li
   await createUser(rt.db, { login: 'admin', name: 'Administratrice', roles: ['admin'], password: 'admin-password-long' });
   await createUser(rt.db, { login: 'camille', name: 'Camille Aidante', roles: ['mediator'], password: 'mediatrice-password' });
 
+  // IMAP takes a login only after STARTTLS; the one trust anchor is the instance's own certificate.
+  const ca = (await execIn(`${rt.config.hosterId}-courriel`, ['cat', '/var/lib/cattery-mail/tls/cert.pem'])).out.replace(/^[^-]*/, '');
   const imapSubjects = async (login: string, pass: string) => {
-    const c = new ImapFlow({ host: '127.0.0.1', port: ports.imap!, secure: false, auth: { user: `${login}@${DOMAIN}`, pass }, logger: false, doSTARTTLS: false });
+    const c = new ImapFlow({ host: '127.0.0.1', port: ports.imap!, secure: false, auth: { user: `${login}@${DOMAIN}`, pass }, logger: false, doSTARTTLS: true, tls: { ca, servername: `mail.${DOMAIN}` } });
     c.on('error', () => undefined);
     await c.connect();
     try {
