@@ -40,7 +40,7 @@ export const ConfigSchema = Type.Object({
     scopes: Type.String({ minLength: 1 }),
     /** The claim holding the person's groups or roles (a list or a space-separated string). */
     rolesClaim: Type.String({ minLength: 1 }),
-    /** Provider group → cattery role; a group named like a role maps to it without an entry. */
+    /** Provider group → cattery role: the only way a group grants a role (a group named `admin` grants nothing unless listed here). */
     roleMap: Type.Record(Type.String(), Type.String()),
     /** The label on the sign-in button ("Compte de la ville"…). */
     label: Type.String({ minLength: 1 }),
