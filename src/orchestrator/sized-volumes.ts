@@ -86,20 +86,37 @@ async function makeImage(image: string, sizeMb: number): Promise<void> {
   fs.renameSync(tmp, image);
 }
 
-/** Grow to sizeMb (never shrink): the file, then the loop device's capacity, then the file system (online when
- * Docker has it mounted; offline after a forced check otherwise, which e2fsck -p refuses on a mounted one). */
-async function growImage(image: string, loop: string, sizeMb: number): Promise<void> {
-  fs.truncateSync(image, sizeMb * MiB);
-  try {
-    await hostExec('losetup', ['--set-capacity', loop]);
+/** The file system's own size, from its superblock (the image file may already be larger). */
+async function fsSizeMb(image: string): Promise<number> {
+  const out = await hostExec('dumpe2fs', ['-h', image]).catch((err: unknown) => wrap(`read ${path.basename(image)}`, err));
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(out)?.[1] ?? NaN);
+  return Math.floor((field('Block count') * field('Block size')) / MiB);
+}
+
+function isMounted(...sources: string[]): boolean {
+  const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[0]);
+  return mounts.some((m) => m !== undefined && sources.includes(m));
+}
+
+/** Grow the file system to fill its device. Online while Docker has it mounted (the kernel needs CAP_SYS_RESOURCE
+ * for that; without it the growth waits for the next time the volume is not mounted: a stop, an upgrade, a
+ * reboot). Offline after a forced check otherwise, which e2fsck -p refuses to do on a mounted one. Returns false
+ * when deferred. */
+async function growFs(name: string, loop: string, link: string, log: Engine['log']): Promise<boolean> {
+  if (isMounted(link, loop)) {
     try {
       await hostExec('resize2fs', [loop], 300_000);
+      return true;
     } catch (err) {
-      if (!(err instanceof ExecError) || !/e2fsck -f/.test(err.stderr)) throw err;
-      await hostExec('e2fsck', ['-f', '-p', loop], 300_000);
-      await hostExec('resize2fs', [loop], 300_000);
+      log.warn({ volume: name, err: (err as Error).message }, 'volume cannot grow while mounted here; it grows when next unmounted');
+      return false;
     }
-  } catch (err) { wrap(`grow ${path.basename(image)} to ${sizeMb} MB`, err); }
+  }
+  try {
+    await hostExec('e2fsck', ['-f', '-p', loop], 300_000);
+    await hostExec('resize2fs', [loop], 300_000);
+  } catch (err) { wrap(`grow ${name}`, err); }
+  return true;
 }
 
 /** Idempotent: after this the volume exists on the engine, with our labels, backed by an image of sizeMb. */
@@ -110,14 +127,17 @@ export async function ensureSizedVolume(engine: Engine, dir: string, name: strin
   fs.chmodSync(image, 0o600);
   const loop = await ensureLoop(image);
   ensureLink(link, loop);
+  // The file's size is the largest ever declared: below it would be a shrink.
   const haveMb = Math.floor(fs.statSync(image).size / MiB);
   if (haveMb > sizeMb) {
     throw fail('CATTERY_ERR_CONFLICT', `volume ${name} holds ${haveMb} MB and the manifest now says ${sizeMb} MB: shrinking is refused (it could drop data); restore the size or move the data by archive`);
   }
   if (haveMb < sizeMb) {
-    await growImage(image, loop, sizeMb);
-    engine.log.info({ volume: name, fromMb: haveMb, toMb: sizeMb }, 'volume grown');
+    fs.truncateSync(image, sizeMb * MiB);
+    await hostExec('losetup', ['--set-capacity', loop]).catch((err: unknown) => wrap(`grow ${name}`, err));
   }
+  const fsMb = await fsSizeMb(image);
+  if (fsMb < sizeMb && await growFs(name, loop, link, engine.log)) engine.log.info({ volume: name, fromMb: fsMb, toMb: sizeMb }, 'volume grown');
   await call(engine, `create volume ${name}`, (d) => d.createVolume({
     Name: name, Labels: labels, Driver: 'local', DriverOpts: { type: 'ext4', device: link, o: MOUNT_OPTIONS },
   }));
