@@ -3,6 +3,7 @@
 // is recovered without a container ever mounting another's data; delete archives then removes the images.
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { execIn, testRuntime, waitFor } from '../helpers.js';
 import { attachedLoop, detachUnder, sweepStaleLinks, volumeFiles } from '../../src/orchestrator/sized-volumes.js';
@@ -77,7 +78,8 @@ t.test('a volume holds its sizeMb and no more; grows, never shrinks; survives a 
   // A reboot: the container stops, the loop device is gone, and the link names a device that is not the image's.
   const stop = await app.inject({ method: 'POST', url: '/api/instances/full/stop?wait=true' });
   t.equal(stop.json().observed, 'stopped', stop.body);
-  await detachUnder(config.dataDir);
+  // Synchronous from here to the sweep, so that no reconcile pass re-attaches in between.
+  execFileSync('losetup', ['--detach', attachedLoop(image)!]);
   t.equal(attachedLoop(image), null);
   fs.rmSync(link);
   fs.symlinkSync('/dev/loop-that-is-not-ours', link);
