@@ -1,5 +1,6 @@
 // Everything `cattery serve` holds, built from a Config: the database (migrated), the catalog (validated), the
 // reconciler and the HTTP app. Tests build the same thing with their own Config.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { formatCatalogErrors, loadCatalog, type Catalog } from './catalog/load.js';
@@ -38,6 +39,11 @@ export function loadValidCatalog(config: Config): Catalog {
 }
 
 export async function createRuntime(config: Config, log: Logger, opts: { maxBackoffSeconds?: number } = {}): Promise<Runtime> {
+  // Everything cattery writes (database, archives, volume images, secrets) is its user's alone; explicit modes
+  // are set as well, this covers what a library creates (SQLite's WAL and SHM).
+  process.umask(0o077);
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(config.dataDir, 0o700);
   const db = openDb(config.dbFile);
   try {
     applyMigrations(db);

@@ -62,6 +62,9 @@ export async function main(argv: string[]): Promise<number> {
       if (values.out) fs.writeFileSync(values.out, manifestJsonSchema()); else process.stdout.write(manifestJsonSchema());
       return 0;
     }
+    // From here on files hold residents' data or secrets: cattery's user only, from the first one (cattery.db,
+    // its WAL, data/). The catalog commands above write nothing private (services/schema.json stays readable).
+    process.umask(0o077);
     const config = loadConfig();
     const log = createLogger(config.logLevel);
     if (cmd === 'migrate') {

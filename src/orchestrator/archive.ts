@@ -14,7 +14,10 @@ export async function archiveVolumes(engine: Engine, inst: Instance, manifest: M
   if (manifest.volumes.length === 0) return null;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = path.join(backupsDir, `${inst.slug}-${stamp}`);
-  fs.mkdirSync(dir, { recursive: true });
+  // Residents' mailboxes and password files: cattery's user only (a umask of 077 is set at start as well).
+  fs.mkdirSync(backupsDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(backupsDir, 0o700);
+  fs.mkdirSync(dir, { mode: 0o700 });
   const name = `${containerName(engine.hosterId, inst.slug)}-archive`;
   // A helper left by a crash would block the name: it is ours (labelled), so it goes.
   await call(engine, `remove ${name}`, (d) => d.getContainer(name).remove({ force: true })).catch((err) => {
@@ -35,12 +38,12 @@ export async function archiveVolumes(engine: Engine, inst: Instance, manifest: M
     for (const v of manifest.volumes) {
       // getArchive streams without a deadline of ours: a large mailbox takes as long as it takes.
       const stream = await engine.docker.getContainer(helper.id).getArchive({ path: `${v.path}/.` });
-      await pipeline(stream, zlib.createGzip(), fs.createWriteStream(path.join(dir, `${v.name}.tar.gz`)));
+      await pipeline(stream, zlib.createGzip(), fs.createWriteStream(path.join(dir, `${v.name}.tar.gz`), { mode: 0o600 }));
     }
     fs.writeFileSync(path.join(dir, 'instance.json'), JSON.stringify({
       slug: inst.slug, service: inst.service, generation: inst.generation, image: inst.image, archivedAt: new Date().toISOString(),
       volumes: manifest.volumes,
-    }, null, 2));
+    }, null, 2), { mode: 0o600 });
   } finally {
     await call(engine, `remove ${name}`, (d) => d.getContainer(helper.id).remove({ force: true })).catch(() => undefined);
   }
