@@ -12,6 +12,7 @@ import type { Test } from 'tap';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../src/config.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
+import { detachUnder } from '../src/orchestrator/sized-volumes.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
@@ -84,6 +85,8 @@ export async function testRuntime(t: Test, overrides: Partial<Config> = {}): Pro
   t.teardown(async () => {
     await rt.close();
     await removeHosterObjects(config.hosterId);
+    // The volume images' loop devices (orchestrator/sized-volumes.ts), once their volumes are gone.
+    await detachUnder(config.dataDir);
   });
   return rt;
 }
