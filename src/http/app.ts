@@ -15,7 +15,7 @@ import type { preValidationHookHandler } from 'fastify';
 import type { Catalog } from '../catalog/load.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
-import { fail } from '../errors.js';
+import { fail, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { EventBus } from '../orchestrator/events.js';
 import type { Reconciler } from '../orchestrator/reconcile.js';
@@ -60,6 +60,12 @@ declare module 'fastify' {
     routeTable: { method: string; url: string; page: boolean }[];
   }
 }
+
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: 'CATTERY_ERR_VALIDATION', 401: 'CATTERY_ERR_UNAUTHENTICATED', 403: 'CATTERY_ERR_FORBIDDEN', 404: 'CATTERY_ERR_NOT_FOUND',
+  409: 'CATTERY_ERR_CONFLICT', 413: 'CATTERY_ERR_TOO_LARGE', 415: 'CATTERY_ERR_UNSUPPORTED_MEDIA', 429: 'CATTERY_ERR_THROTTLED',
+};
+const codeForStatus = (status: number): string => STATUS_CODES[status] ?? (status >= 500 ? 'CATTERY_ERR_INTERNAL' : 'CATTERY_ERR_VALIDATION');
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const trustProxy = compileProxyTrust(deps.config.trustProxy);
@@ -150,6 +156,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('x-request-id', req.id);
+    // A page that answers a form with its own errors (a sign-up form shown again, 400) still says, for scripts and
+    // tests, which kind of refusal it was: every refusal carries a code of the family.
+    if (reply.statusCode >= 400 && reply.getHeader('x-cattery-error') === undefined) reply.header('x-cattery-error', codeForStatus(reply.statusCode));
   });
 
   await app.register(swagger, {
