@@ -12,6 +12,7 @@ import type { Logger } from './log.js';
 import { createEventBus, type EventBus } from './orchestrator/events.js';
 import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
 import { refreshStaleUsage, retryPendingAccounts } from './accounts/accounts.js';
+import type { ExecLimits } from './accounts/exec.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
 import { createFirewall } from './orchestrator/firewall.js';
 import { loadOrCreateSecret } from './identity/secret.js';
@@ -38,7 +39,7 @@ export function loadValidCatalog(config: Config): Catalog {
   return catalog;
 }
 
-export async function createRuntime(config: Config, log: Logger, opts: { maxBackoffSeconds?: number } = {}): Promise<Runtime> {
+export async function createRuntime(config: Config, log: Logger, opts: { maxBackoffSeconds?: number; accountLimits?: ExecLimits } = {}): Promise<Runtime> {
   // Everything cattery writes (database, archives, volume images, secrets) is its user's alone; explicit modes
   // are set as well, this covers what a library creates (SQLite's WAL and SHM).
   process.umask(0o077);
@@ -62,7 +63,10 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       retentionHours: config.meterRetentionHours, hourlyRetentionDays: config.meterHourlyDays,
     });
     const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, secret: loadOrCreateSecret(config.dataDir, config.secret) });
-    const accountDeps = { db, catalog, hosterId: config.hosterId, engineFor: reconciler.engineFor, log: log.child({ domain: 'accounts' }) };
+    const accountDeps = {
+      db, catalog, hosterId: config.hosterId, engineFor: reconciler.engineFor, log: log.child({ domain: 'accounts' }),
+      stagingDir: path.join(config.dataDir, 'tmp'), ...(opts.accountLimits ? { limits: opts.accountLimits } : {}),
+    };
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;
     return {

@@ -1,6 +1,9 @@
 // Residents' accounts inside instances. The row is written first (intent), the service's own operation runs outside
 // the transaction, the outcome is recorded. Operations are idempotent: creating an existing account or deleting a
 // deleted one succeeds. Every value reaching a service has been checked against a strict pattern here first.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { and, asc, eq, isNotNull, isNull, lt, or } from 'drizzle-orm';
 import type { Readable } from 'node:stream';
 import type { Catalog } from '../catalog/load.js';
@@ -11,7 +14,7 @@ import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import { containerName } from '../orchestrator/container-spec.js';
 import type { Engine } from '../orchestrator/engine.js';
-import { execStream, execWithInput } from './exec.js';
+import { DEFAULT_LIMITS, execToFile, execWithInput, type ExecLimits } from './exec.js';
 
 export const USERNAME_PATTERN = '^[a-z][a-z0-9._-]{0,30}[a-z0-9]$';
 const USERNAME = new RegExp(USERNAME_PATTERN);
@@ -27,7 +30,17 @@ export interface AccountDeps {
   hosterId: string;
   engineFor: (server: typeof servers.$inferSelect) => Engine;
   log: Logger;
+  /** Deadline and output cap of one operation (exec.ts DEFAULT_LIMITS otherwise). */
+  limits?: ExecLimits;
+  /** Where exports are staged before they are sent (a folder of the data dir; the system's tmp otherwise). */
+  stagingDir?: string;
 }
+
+/** An export may be as large as the account's data: its quota twice over (a service's own overhead, a quota lowered
+ * after the fact) plus 64 MB, and ten minutes, whichever comes first. */
+const exportLimits = (deps: AccountDeps, quotaMb: number): ExecLimits => ({
+  timeoutMs: Math.max(10 * (deps.limits ?? DEFAULT_LIMITS).timeoutMs, 600_000), maxBytes: (quotaMb * 2 + 64) * 1024 * 1024,
+});
 
 export function checkUsername(u: string): void {
   if (!USERNAME.test(u) || u.includes('..')) throw fail('CATTERY_ERR_VALIDATION', 'username: 2 to 32 lowercase letters, digits, dots, dashes or underscores, starting with a letter');
@@ -71,7 +84,7 @@ async function runOp(deps: AccountDeps, inst: Instance, op: Op, input: Record<st
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "${op}" account operation`);
   if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
   const server = deps.db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
-  const r = await execWithInput(deps.engineFor(server), containerName(deps.hosterId, inst.slug), spec.exec, JSON.stringify(input));
+  const r = await execWithInput(deps.engineFor(server), containerName(deps.hosterId, inst.slug), spec.exec, JSON.stringify(input), deps.limits ?? DEFAULT_LIMITS);
   let out: Record<string, unknown> = {};
   try { out = JSON.parse(r.stdout.toString() || '{}'); } catch { /* reported below */ }
   if (r.exitCode !== 0 || out.ok !== true) {
@@ -85,14 +98,27 @@ function setState(db: Db, id: number, state: AccountState, extra: Partial<Accoun
   db.update(accounts).set({ state, updatedAt: new Date().toISOString(), ...extra }).where(eq(accounts.id, id)).run();
 }
 
-export async function createAccount(deps: AccountDeps, slug: string, input: { username: string; password: string; quotaMb: number }, actor: string): Promise<{ account: Account; created: boolean }> {
+/** An instance asked to run that has not come up yet: account operations wait for it rather than fail. */
+const isComingUp = (inst: Instance) => inst.desired === 'running' && (inst.observed === 'pending' || inst.observed === 'creating' || inst.observed === 'starting');
+
+export async function createAccount(deps: AccountDeps, slug: string, input: { username: string; password: string; quotaMb: number }, actor: string): Promise<{ account: Account; created: boolean; queued?: boolean }> {
   checkUsername(input.username);
   checkPassword(input.password);
   checkQuota(input.quotaMb);
   const inst = instanceOf(deps.db, slug);
   const existing = deps.db.select().from(accounts).where(and(eq(accounts.instanceId, inst.id), eq(accounts.username, input.username))).get();
   if (existing && existing.state !== 'failed' && existing.state !== 'pending') return { account: existing, created: false };
+  if (deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.create === undefined) {
+    throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "create" account operation`);
+  }
   const row = existing ?? deps.db.insert(accounts).values({ instanceId: inst.id, username: input.username, quotaMb: input.quotaMb }).returning().get();
+  if (isComingUp(inst)) {
+    // Queued like the other deferred changes: the upkeep timer creates it once the instance is up.
+    deps.db.update(accounts).set({ state: 'pending', quotaMb: input.quotaMb, lastError: `waiting for ${slug} to be up (${inst.observed})`,
+      pending: { ...(existing?.pending ?? {}), create: { password: input.password } }, updatedAt: new Date().toISOString() }).where(eq(accounts.id, row.id)).run();
+    journal(deps.db, slug, 'create', actor, { username: input.username, queued: true }, 'done');
+    return { account: getAccount(deps.db, slug, input.username), created: false, queued: true };
+  }
   try {
     await runOp(deps, inst, 'create', input);
   } catch (err) {
@@ -100,9 +126,40 @@ export async function createAccount(deps: AccountDeps, slug: string, input: { us
     journal(deps.db, slug, 'create', actor, { username: input.username }, 'failed', (err as Error).message);
     throw err;
   }
-  setState(deps.db, row.id, 'active', { lastError: null, quotaMb: input.quotaMb });
+  setState(deps.db, row.id, 'active', { lastError: null, quotaMb: input.quotaMb, pending: withoutCreate(existing?.pending) });
   journal(deps.db, slug, 'create', actor, { username: input.username, quotaMb: input.quotaMb }, 'done');
   return { account: getAccount(deps.db, slug, input.username), created: true };
+}
+
+function withoutCreate(p: Account['pending'] | undefined): Account['pending'] {
+  if (!p) return null;
+  const { create: _, ...rest } = p;
+  return Object.keys(rest).length ? rest : null;
+}
+
+/** A create queued while the instance was coming up. Returns false while it still cannot be done; a service that
+ * refuses it marks the account failed (and forgets the password). */
+async function applyQueuedCreate(deps: AccountDeps, slug: string, username: string, actor: string): Promise<boolean> {
+  const inst = instanceOf(deps.db, slug);
+  const acc = getAccount(deps.db, slug, username);
+  const password = acc.pending?.create?.password;
+  if (!password) return true;
+  if (inst.observed !== 'healthy' && inst.observed !== 'running') {
+    if (isComingUp(inst)) return false;
+    setState(deps.db, acc.id, 'failed', { lastError: `${slug} did not come up (${inst.observed}${inst.lastError ? `: ${inst.lastError}` : ''}); create the account again`, pending: withoutCreate(acc.pending) });
+    journal(deps.db, slug, 'create', actor, { username }, 'failed', `instance ${inst.observed}`);
+    return true;
+  }
+  try {
+    await runOp(deps, inst, 'create', { username, password, quotaMb: acc.quotaMb });
+  } catch (err) {
+    setState(deps.db, acc.id, 'failed', { lastError: (err as Error).message, pending: withoutCreate(acc.pending) });
+    journal(deps.db, slug, 'create', actor, { username }, 'failed', (err as Error).message);
+    return true;
+  }
+  setState(deps.db, acc.id, 'active', { lastError: null, pending: withoutCreate(acc.pending) });
+  journal(deps.db, slug, 'create', actor, { username, quotaMb: acc.quotaMb }, 'done');
+  return true;
 }
 
 /** Apply what an account's `pending` asks for (suspend, resume, quota). Returns false when the service could not
@@ -136,7 +193,7 @@ async function applyPending(deps: AccountDeps, slug: string, username: string, a
     journal(deps.db, slug, op, actor, { username, ...(op === 'setQuota' ? input : {}) }, 'done');
     acc = getAccount(deps.db, slug, username);
   }
-  if (!steps.length && acc.pending) deps.db.update(accounts).set({ pending: null }).where(eq(accounts.id, acc.id)).run();
+  if (!steps.length && acc.pending) deps.db.update(accounts).set({ pending: acc.pending.create ? { create: acc.pending.create } : null }).where(eq(accounts.id, acc.id)).run();
   return true;
 }
 
@@ -201,16 +258,39 @@ export async function refreshStaleUsage(deps: AccountDeps, maxAgeMs: number, bat
   return done;
 }
 
-/** The account's data as the service's export gives it (a tar stream). */
-export async function exportAccount(deps: AccountDeps, slug: string, username: string, actor: string): Promise<Readable> {
-  getAccount(deps.db, slug, username);
+/** The account's data as the service's export gives it (a tar stream), staged whole in a 0600 file first and sent
+ * only once the operation has exited 0: a failed export is a clear error, never a 200 with a truncated tar. The
+ * staged file is removed once read (or at once on failure). */
+export async function exportAccount(deps: AccountDeps, slug: string, username: string, actor: string): Promise<Readable & { size?: number }> {
+  const acc = getAccount(deps.db, slug, username);
   const inst = instanceOf(deps.db, slug);
   const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.export;
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
+  if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
   const server = deps.db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
-  const { stdout, done } = await execStream(deps.engineFor(server), containerName(deps.hosterId, slug), spec.exec, JSON.stringify({ username }));
-  void done.then((code) => journal(deps.db, slug, 'export', actor, { username }, code === 0 ? 'done' : 'failed', code === 0 ? undefined : `exit ${code}`));
-  return stdout;
+  const root = deps.stagingDir ?? os.tmpdir();
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  const dir = fs.mkdtempSync(path.join(root, 'export-'));
+  const file = path.join(dir, 'export.tar');
+  const drop = () => fs.rmSync(dir, { recursive: true, force: true });
+  let code: number;
+  try {
+    code = await execToFile(deps.engineFor(server), containerName(deps.hosterId, slug), spec.exec, JSON.stringify({ username }), file, exportLimits(deps, acc.quotaMb));
+  } catch (err) {
+    drop();
+    journal(deps.db, slug, 'export', actor, { username }, 'failed', (err as Error).message);
+    throw err;
+  }
+  if (code !== 0) {
+    drop();
+    journal(deps.db, slug, 'export', actor, { username }, 'failed', `exit ${code}`);
+    throw fail('CATTERY_ERR_ACCOUNT_OPERATION', `the export of ${username} failed (exit ${code}); nothing was sent, try again later`);
+  }
+  journal(deps.db, slug, 'export', actor, { username }, 'done');
+  const stream = fs.createReadStream(file) as Readable & { size?: number };
+  stream.size = fs.statSync(file).size;
+  stream.once('close', drop);
+  return stream;
 }
 
 /** Purge the account's data from the service, then forget it. Deleting an unknown account succeeds. The intent is
@@ -245,14 +325,27 @@ export async function retryPendingAccounts(deps: AccountDeps): Promise<void> {
     .innerJoin(instances, eq(accounts.instanceId, instances.id))
     .where(or(eq(accounts.state, 'deleting'), isNotNull(accounts.pending))).all();
   for (const r of rows) {
-    const retry = r.state === 'deleting' ? deleteAccount(deps, r.slug, r.username, 'retry') : applyPending(deps, r.slug, r.username, 'retry');
+    // Each operation is bounded (exec.ts), so one hung service delays this loop by its deadline, never for good.
+    const retry = r.state === 'deleting' ? deleteAccount(deps, r.slug, r.username, 'retry')
+      : r.state === 'pending' ? applyQueuedCreate(deps, r.slug, r.username, 'retry')
+      : applyPending(deps, r.slug, r.username, 'retry');
     await retry.catch((err: unknown) => deps.log.warn({ err, slug: r.slug, username: r.username }, 'account retry failed'));
   }
+}
+
+function publicPending(p: Account['pending']) {
+  if (!p) return null;
+  const out: { suspended?: boolean; quotaMb?: number; create?: boolean } = {};
+  if (p.suspended !== undefined) out.suspended = p.suspended;
+  if (p.quotaMb !== undefined) out.quotaMb = p.quotaMb;
+  if (p.create) out.create = true;
+  return out;
 }
 
 export function publicAccount(a: Account) {
   return {
     username: a.username, state: a.state, quotaMb: a.quotaMb, usageBytes: a.usageBytes, usageItems: a.usageItems, usageAt: a.usageAt,
-    lastError: a.lastError, pending: a.pending ?? null, createdAt: a.createdAt, updatedAt: a.updatedAt,
+    // Never the queued first password: only what a reader may see of a pending change.
+    lastError: a.lastError, pending: publicPending(a.pending), createdAt: a.createdAt, updatedAt: a.updatedAt,
   };
 }

@@ -1,10 +1,18 @@
 // Running an account operation inside an instance's container: argv from the manifest, input on stdin (so that a
 // password never appears in a process list, argv or the environment), output demultiplexed from Docker's stream.
-import { PassThrough, type Readable } from 'node:stream';
+// Every run has a deadline and an output cap: a service's operation that hangs or prints without end must not hold
+// a request, nor the upkeep timer that retries deferred operations, nor cattery's memory.
+import fs from 'node:fs';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { fail } from '../errors.js';
 import type { Engine } from '../orchestrator/engine.js';
 import { call } from '../orchestrator/engine.js';
 
 export interface ExecResult { exitCode: number; stdout: Buffer; stderr: string }
+export interface ExecLimits { timeoutMs: number; maxBytes: number }
+
+/** An operation answers with a line of JSON: a megabyte is generous. 60 s covers a Maildir's du on a slow disk. */
+export const DEFAULT_LIMITS: ExecLimits = { timeoutMs: 60_000, maxBytes: 1024 * 1024 };
 
 async function startExec(engine: Engine, container: string, argv: string[], input: string) {
   const exec = await call(engine, `exec in ${container}`, (d) => d.getContainer(container).exec({
@@ -15,34 +23,63 @@ async function startExec(engine: Engine, container: string, argv: string[], inpu
   const stderr = new PassThrough();
   engine.docker.modem.demuxStream(stream, stdout, stderr);
   stream.on('end', () => { stdout.end(); stderr.end(); });
+  stream.on('error', (err) => { stdout.destroy(err); stderr.destroy(err); });
   // Half-close after the input: the operation reads stdin to its end.
   stream.write(input);
   (stream as unknown as { end(): void }).end();
   return { exec, stream, stdout, stderr };
 }
 
-function collect(s: Readable): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('end', () => resolve(Buffer.concat(chunks)));
-    s.on('error', reject);
-  });
-}
-
-export async function execWithInput(engine: Engine, container: string, argv: string[], input: string): Promise<ExecResult> {
-  const { exec, stdout, stderr } = await startExec(engine, container, argv, input);
-  const [out, err] = await Promise.all([collect(stdout), collect(stderr)]);
+/** Pipe the operation's stdout into `sink` within the limits; resolves with the exit code. On a breach the
+ * connection is cut (Docker has no call to kill an exec: the process is left to the container's pids limit and
+ * ends with it) and a clear error is thrown. */
+async function runLimited(engine: Engine, container: string, argv: string[], input: string, limits: ExecLimits, sink: Writable, what: string): Promise<{ exitCode: number; stderr: string }> {
+  const { exec, stream, stdout, stderr } = await startExec(engine, container, argv, input);
+  let errText = '';
+  stderr.on('data', (c: Buffer) => { errText = (errText + c.toString()).slice(-2000); });
+  let bytes = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const cut = () => (stream as unknown as { destroy(): void }).destroy();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => { cut(); reject(fail('CATTERY_ERR_ACCOUNT_OPERATION', `${what} did not finish within ${Math.round(limits.timeoutMs / 1000)} s`)); }, limits.timeoutMs);
+      stdout.on('data', (c: Buffer) => {
+        bytes += c.length;
+        if (bytes > limits.maxBytes) { cut(); reject(fail('CATTERY_ERR_ACCOUNT_OPERATION', `${what} wrote more than ${limits.maxBytes} bytes`)); return; }
+        if (!sink.write(c)) { stdout.pause(); sink.once('drain', () => stdout.resume()); }
+      });
+      stdout.on('end', () => resolve());
+      stdout.on('error', (err) => reject(fail('CATTERY_ERR_ACCOUNT_OPERATION', `${what}: the connection to the engine broke`, err)));
+    });
+  } finally {
+    clearTimeout(timer);
+  }
   const info = await call(engine, `inspect exec in ${container}`, () => exec.inspect());
-  return { exitCode: info.ExitCode ?? -1, stdout: out, stderr: err.toString().slice(-2000) };
+  return { exitCode: info.ExitCode ?? -1, stderr: errText };
 }
 
-/** For an export: the operation's stdout as a stream, and a promise of its exit code once it has ended. */
-export async function execStream(engine: Engine, container: string, argv: string[], input: string): Promise<{ stdout: Readable; done: Promise<number> }> {
-  const { exec, stdout, stderr } = await startExec(engine, container, argv, input);
-  stderr.resume();
-  const done = new Promise<number>((resolve) => {
-    stdout.on('end', () => { exec.inspect().then((i) => resolve(i.ExitCode ?? -1), () => resolve(-1)); });
-  });
-  return { stdout, done };
+export async function execWithInput(engine: Engine, container: string, argv: string[], input: string, limits: ExecLimits = DEFAULT_LIMITS): Promise<ExecResult> {
+  const chunks: Buffer[] = [];
+  const sink = new PassThrough();
+  sink.on('data', (c: Buffer) => chunks.push(c));
+  const r = await runLimited(engine, container, argv, input, limits, sink, `${argv[argv.length - 1] ?? 'operation'} in ${container}`);
+  return { exitCode: r.exitCode, stdout: Buffer.concat(chunks), stderr: r.stderr };
 }
+
+/** For an export: the whole output written to `file` (created 0600) before anything is sent, then the exit code
+ * checked. A failed or cut export is an error, never a truncated download a resident could take for a copy. */
+export async function execToFile(engine: Engine, container: string, argv: string[], input: string, file: string, limits: ExecLimits): Promise<number> {
+  const out = fs.createWriteStream(file, { flags: 'wx', mode: 0o600 });
+  const opened = new Promise<void>((resolve, reject) => { out.once('open', () => resolve()); out.once('error', reject); });
+  await opened;
+  try {
+    const r = await runLimited(engine, container, argv, input, limits, out, `export in ${container}`);
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    return r.exitCode;
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
+}
+
+export type { Readable };

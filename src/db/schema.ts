@@ -97,6 +97,10 @@ export type AccountState = (typeof ACCOUNT_STATES)[number];
 
 /** A resident's account inside one instance. The desired state lives here; the service is converged to it by the
  * account operations (accounts/), journaled in `operations` with kind `account.*`. */
+/** `create` holds the first password of an account asked for while its instance was still starting: kept (in the
+ * 0600 database, never shown by the API) only until the service has it, then removed. */
+export interface PendingChange { suspended?: boolean; quotaMb?: number; create?: { password: string } }
+
 export const accounts = sqliteTable('accounts', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   instanceId: integer('instance_id').notNull().references(() => instances.id, { onDelete: 'restrict' }),
@@ -108,7 +112,7 @@ export const accounts = sqliteTable('accounts', {
   usageAt: text('usage_at'),
   lastError: text('last_error'),
   /** Changes asked for and not yet applied by the service (instance stopped, engine away): retried on the timer. */
-  pending: text('pending', { mode: 'json' }).$type<{ suspended?: boolean; quotaMb?: number }>(),
+  pending: text('pending', { mode: 'json' }).$type<PendingChange>(),
   /** The person the account belongs to, when cattery knows them (sign-up); null for accounts an admin made by hand. */
   userId: integer('user_id'),
   createdAt: text('created_at').notNull().default(now),

@@ -17,6 +17,7 @@ import {
 import type { EventBus } from './events.js';
 import { bridgeOf, type Firewall } from './firewall.js';
 import { serviceImageRef } from './images.js';
+import { waitConverged } from './converged.js';
 import { ensureSizedVolume, reattachIfPresent, releaseSizedVolume, sweepStaleLinks } from './sized-volumes.js';
 
 export interface ReconcilerDeps {
@@ -41,6 +42,9 @@ export interface Reconciler {
   /** Ask for a pass; resolves when a pass that started after this call has finished. */
   trigger(reason: string, slug?: string): Promise<void>;
   restart(slug: string, actor: string): Promise<void>;
+  /** After a change: resolves once the instance shows it reached (healthy, stopped, gone), or throws a clear error
+   * when it failed or did not get there within the health timeout and one engine timeout (converged.ts). */
+  waitConverged(slug: string, generation: number): Promise<Instance | null>;
   engineFor(server: Server): Engine;
   start(intervalSeconds: number): void;
   stop(): Promise<void>;
@@ -378,6 +382,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   return {
     trigger,
     engineFor,
+    waitConverged: (slug, generation) => waitConverged(deps, slug, generation, (deps.healthTimeoutSeconds + deps.dockerTimeoutSeconds) * 1000),
     async restart(slug, actor) {
       const inst = deps.db.select().from(instances).where(eq(instances.slug, slug)).get();
       if (!inst) throw fail('CATTERY_ERR_NOT_FOUND', `No instance "${slug}"`);

@@ -128,7 +128,8 @@ t.test('a delete whose image is gone archives with the service\'s image, or fini
   // The service left the catalog: no archive can be made; the delete is stuck until purge is asked for.
   rt.db.update(instances).set({ service: 'retired' }).where(eq(instances.slug, 'no-service')).run();
   const stuck = await app.inject({ method: 'DELETE', url: '/api/instances/no-service?wait=true' });
-  t.equal(stuck.statusCode, 200, stuck.body);
+  t.equal(stuck.statusCode, 409, 'a wait on a delete that cannot finish is a clear error, not a long wait');
+  t.match(stuck.json().message, /purge=true/);
   t.match((await app.inject('/api/instances/no-service')).json().lastError, /purge=true/);
   const purge = await app.inject({ method: 'DELETE', url: '/api/instances/no-service?purge=true&wait=true' });
   t.equal(purge.json().observed, 'deleted', purge.body);

@@ -13,7 +13,8 @@ const AccountView = Type.Object({
   username: Type.String(), state: Type.Union(ACCOUNT_STATES.map((s) => Type.Literal(s))), quotaMb: Type.Integer(),
   usageBytes: Nullable(Type.Integer()), usageItems: Nullable(Type.Integer()), usageAt: Nullable(Type.String()),
   lastError: Nullable(Type.String()),
-  pending: Nullable(Type.Object({ suspended: Type.Optional(Type.Boolean()), quotaMb: Type.Optional(Type.Integer()) },
+  pending: Nullable(Type.Object({ suspended: Type.Optional(Type.Boolean()), quotaMb: Type.Optional(Type.Integer()),
+    create: Type.Optional(Type.Boolean({ description: 'The account is created once its instance is up (state pending)' })) },
     { description: 'Changes recorded but not applied yet by the service; cattery retries them' })),
   createdAt: Type.String(), updatedAt: Type.String(),
 });
@@ -33,13 +34,13 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
 
   app.post('/api/instances/:slug/accounts', {
     schema: {
-      tags: ['accounts'], summary: 'Create an account (idempotent: an existing account is returned as it is, with 200)', params: Params,
+      tags: ['accounts'], summary: 'Create an account (idempotent: an existing account is returned as it is, with 200; 202 when its instance is still starting: the account is pending and created once the instance is up)', params: Params,
       body: Type.Object({ username: Username, password: Password, quotaMb: Quota }, { additionalProperties: false }),
-      response: { 201: AccountView, 200: AccountView, ...Errors },
+      response: { 201: AccountView, 200: AccountView, 202: AccountView, ...Errors },
     },
   }, async (req, reply) => {
-    const { account, created } = await createAccount(deps, req.params.slug, req.body, actor(req));
-    reply.code(created ? 201 : 200);
+    const { account, created, queued } = await createAccount(deps, req.params.slug, req.body, actor(req));
+    reply.code(queued ? 202 : created ? 201 : 200);
     return publicAccount(account);
   });
 
@@ -81,6 +82,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
     schema: { tags: ['accounts'], summary: 'Download the account\'s data (tar, open formats)', params: AccParams },
   }, async (req, reply) => {
     const stream = await exportAccount(deps, req.params.slug, req.params.username, actor(req));
+    // Staged and checked before this line (accounts.ts): the length is known, a failure was an error reply.
+    if (stream.size !== undefined) reply.header('content-length', stream.size);
     reply.header('content-type', 'application/x-tar')
       .header('content-disposition', `attachment; filename="${req.params.slug}-${req.params.username}.tar"`);
     return reply.send(stream);

@@ -1,8 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/connection.js';
-import { eq } from 'drizzle-orm';
-import { DESIRED, OBSERVED, instances, type Instance } from '../../db/schema.js';
+import { DESIRED, OBSERVED, type Instance } from '../../db/schema.js';
 import {
   SLUG_PATTERN, createInstance, getInstance, listInstances, listOperations, publicInstance, updateInstance, type InstanceDeps,
 } from '../../orchestrator/instances.js';
@@ -24,7 +23,9 @@ const OperationView = Type.Object({
   createdAt: Type.String(), finishedAt: Type.Union([Type.String(), Type.Null()]),
 });
 const SlugParams = Type.Object({ slug: Type.String({ pattern: SLUG_PATTERN, description: 'lowercase letters, digits and dashes, 3 to 42 characters' }) });
-const Wait = Type.Object({ wait: Type.Optional(Type.Boolean({ description: 'Reply after one reconcile pass has acted on the change' })) });
+const Wait = Type.Object({ wait: Type.Optional(Type.Boolean({
+  description: 'Reply once the instance has converged: healthy (running for a service without health check), stopped or deleted; 409 with the reason when it failed or did not get there within the health timeout',
+})) });
 const Errors = { 400: ErrorReply, 404: ErrorReply, 409: ErrorReply };
 
 export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; reconciler: Reconciler }> = async (app, { deps, reconciler }) => {
@@ -36,7 +37,8 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
     const pass = reconciler.trigger(reason, row.slug);
     if (!wait) return view(row);
     await pass;
-    const fresh = db.select().from(instances).where(eq(instances.id, row.id)).get();
+    // Converged and healthy (or stopped, or gone), or a clear error: never a reply while it is still starting.
+    const fresh = await reconciler.waitConverged(row.slug, row.generation);
     // No row left after a wait on a delete: the reconciler finished it.
     return fresh ? view(fresh) : { ...view(row), observed: 'deleted' as const };
   };
