@@ -84,7 +84,7 @@ async function runOp(deps: AccountDeps, inst: Instance, op: Op, input: Record<st
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "${op}" account operation`);
   if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
   const server = deps.db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
-  const r = await execWithInput(deps.engineFor(server), containerName(deps.hosterId, inst.slug), spec.exec, JSON.stringify(input), deps.limits ?? DEFAULT_LIMITS);
+  const r = await execWithInput(deps.engineFor(server), containerName(deps.hosterId, inst.slug), spec.exec, JSON.stringify(input), deps.limits ?? DEFAULT_LIMITS, `${op} of ${inst.slug}`);
   let out: Record<string, unknown> = {};
   try { out = JSON.parse(r.stdout.toString() || '{}'); } catch { /* reported below */ }
   if (r.exitCode !== 0 || out.ok !== true) {

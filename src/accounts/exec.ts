@@ -58,11 +58,11 @@ async function runLimited(engine: Engine, container: string, argv: string[], inp
   return { exitCode: info.ExitCode ?? -1, stderr: errText };
 }
 
-export async function execWithInput(engine: Engine, container: string, argv: string[], input: string, limits: ExecLimits = DEFAULT_LIMITS): Promise<ExecResult> {
+export async function execWithInput(engine: Engine, container: string, argv: string[], input: string, limits: ExecLimits = DEFAULT_LIMITS, what = `operation in ${container}`): Promise<ExecResult> {
   const chunks: Buffer[] = [];
   const sink = new PassThrough();
   sink.on('data', (c: Buffer) => chunks.push(c));
-  const r = await runLimited(engine, container, argv, input, limits, sink, `${argv[argv.length - 1] ?? 'operation'} in ${container}`);
+  const r = await runLimited(engine, container, argv, input, limits, sink, what);
   return { exitCode: r.exitCode, stdout: Buffer.concat(chunks), stderr: r.stderr };
 }
 

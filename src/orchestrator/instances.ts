@@ -116,6 +116,8 @@ export function updateInstance(deps: InstanceDeps, slug: string, change: { desir
       set.image = serviceImageRef(svc);
       set.generation = cur.generation + 1;
     }
+    // A new generation has no container yet: what was observed was the old one's (a wait must not take it for done).
+    if (set.generation !== undefined && cur.desired !== 'deleted') set.observed = 'creating';
     const row = db.update(instances).set(set).where(eq(instances.id, cur.id)).returning().get();
     journal(db, slug, kind, actor, { ...change, env: change.env ? Object.keys(change.env) : undefined });
     return row;
