@@ -15,11 +15,14 @@ function validUsername(u) {
   return typeof u === 'string' && USERNAME.test(u) && !u.includes('..');
 }
 
-let cache = { mtimeMs: -1, users: {} };
+// The file is replaced by rename on every change (withLock), so its inode changes even when two writes land in the
+// same mtime tick: inode, mtime and size together name one version of it.
+let cache = { version: '', users: {} };
 function readUsers() {
   let st;
-  try { st = fs.statSync(USERS); } catch { return {}; }
-  if (st.mtimeMs !== cache.mtimeMs) cache = { mtimeMs: st.mtimeMs, users: JSON.parse(fs.readFileSync(USERS, 'utf8')) };
+  try { st = fs.statSync(USERS); } catch { cache = { version: '', users: {} }; return cache.users; }
+  const version = `${st.ino}:${st.mtimeMs}:${st.size}`;
+  if (version !== cache.version) cache = { version, users: JSON.parse(fs.readFileSync(USERS, 'utf8')) };
   return cache.users;
 }
 
@@ -56,6 +59,70 @@ function checkPassword(stored, password) {
   const want = Buffer.from(hex, 'hex');
   const got = crypto.scryptSync(password, Buffer.from(salt, 'hex'), want.length);
   return crypto.timingSafeEqual(want, got);
+}
+
+/** checkPassword on libuv's thread pool: a server must not stop its event loop for ~50 ms of scrypt per request. */
+function checkPasswordAsync(stored, password) {
+  const [kind, salt, hex] = String(stored).split('$');
+  if (kind !== 'scrypt' || !salt || !hex) return Promise.resolve(false);
+  const want = Buffer.from(hex, 'hex');
+  if (want.length === 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    crypto.scrypt(String(password), Buffer.from(salt, 'hex'), want.length, (err, got) => {
+      resolve(!err && got.length === want.length && crypto.timingSafeEqual(want, got));
+    });
+  });
+}
+
+// RFC 7617 Basic credentials: the scheme is case-insensitive, the token strict base64 (RFC 4648 alphabet, padding
+// only at the end), and the user-id ends at the FIRST colon (the password may hold colons). Anything else is no
+// credential at all (never a thrown error).
+const BASIC = /^basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i;
+function parseBasic(header) {
+  if (typeof header !== 'string' || header.length > 4096) return null;
+  const m = BASIC.exec(header);
+  if (!m || m[1].length % 4 === 1) return null;
+  const text = Buffer.from(m[1], 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  if (colon < 1) return null;
+  return { name: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+// A verified credential is remembered for VERIFIED_TTL_MS, keyed by a hash of name and password (the password
+// itself is never kept), and forgotten as soon as the users file changes (a new password, a suspension or a
+// deletion takes effect on the next request). Only successes are kept, so strangers cannot fill it; it is bounded
+// anyway. A wrong password always costs a full scrypt.
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 1000;
+const CACHE_KEY = crypto.randomBytes(32);
+let verified = { version: null, entries: new Map() };
+const inFlight = new Map();
+
+/** The account name when `name`/`password` is a live (present, not suspended) account's credential, else null. */
+async function verifyCredential(name, password) {
+  if (!validUsername(name) || typeof password !== 'string' || password.length > 1024) return null;
+  const users = readUsers();
+  if (verified.version !== cache.version) verified = { version: cache.version, entries: new Map() };
+  const key = crypto.createHmac('sha256', CACHE_KEY).update(name).update('\0').update(password).digest('hex');
+  const hit = verified.entries.get(key);
+  if (hit && hit > Date.now()) return users[name] && !users[name].suspended ? name : null;
+  const u = users[name];
+  if (!u || u.suspended) return null;
+  // Parallel requests with the same credential (a client opening a folder) share one scrypt.
+  let pending = inFlight.get(key);
+  if (!pending) {
+    pending = checkPasswordAsync(u.hash, password).finally(() => inFlight.delete(key));
+    inFlight.set(key, pending);
+  }
+  const version = cache.version;
+  if (!(await pending)) return null;
+  // The file may have changed while scrypt ran: keep the result only for the version it was checked against.
+  if (version === verified.version) {
+    if (verified.entries.size >= VERIFIED_MAX) verified.entries.delete(verified.entries.keys().next().value);
+    verified.entries.set(key, Date.now() + VERIFIED_TTL_MS);
+  }
+  const now = readUsers()[name];
+  return now && !now.suspended && now.hash === u.hash ? name : null;
 }
 
 function usageOf(dir) {
@@ -126,4 +193,4 @@ function serveOperation(handle) {
   });
 }
 
-module.exports = { ROOT, STATE, readUsers, withLock, hashPassword, checkPassword, usageOf, validUsername, storeOperation, serveOperation };
+module.exports = { ROOT, STATE, readUsers, withLock, hashPassword, checkPassword, checkPasswordAsync, parseBasic, verifyCredential, VERIFIED_TTL_MS, usageOf, validUsername, storeOperation, serveOperation };

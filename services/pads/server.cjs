@@ -1,7 +1,8 @@
 // Collaborative pads: a Yjs WebSocket server (y-websocket's own connection handling, persisted with y-leveldb).
 // /public/<name> is open to whoever has the link, as Framapad does; /private/<owner>/<name> opens only with the
 // owner's account (HTTP Basic on the WebSocket upgrade). /_cattery/* answers the account adapter, from inside the
-// container only.
+// container only. No request may stop the process: every target, header and message is parsed without throwing, and
+// each handler's failure ends that request only (see `guard`).
 'use strict';
 const fs = require('node:fs');
 const http = require('node:http');
@@ -9,7 +10,9 @@ const path = require('node:path');
 const Y = require('yjs');
 const { WebSocketServer } = require('ws');
 const utils = require('y-websocket/bin/utils');
-const { readUsers, checkPassword, validUsername } = require('./accounts-store.cjs');
+const { parseBasic, verifyCredential, validUsername } = require('./accounts-store.cjs');
+const limits = require('./limits.cjs');
+const { targetOf, log, guard, lastResort } = require('./http-safety.cjs');
 
 const PAD = /^[A-Za-z0-9_-]{1,64}$/;
 const EDITOR = fs.readFileSync(path.join(__dirname, 'public', 'editor.js'));
@@ -28,20 +31,21 @@ const PAGE = `<!doctype html>
 const port = Number(process.env.PORT || 1234);
 const ldb = () => utils.getPersistence().provider;
 
-function userFrom(req) {
-  const h = req.headers.authorization || '';
-  if (!h.startsWith('Basic ')) return null;
-  const [name, ...rest] = Buffer.from(h.slice(6), 'base64').toString().split(':');
-  const u = validUsername(name) ? readUsers()[name] : undefined;
-  return u && !u.suspended && checkPassword(u.hash, rest.join(':')) ? name : null;
+/** The account these credentials open, or null; malformed credentials are no credentials. */
+async function userFrom(req) {
+  const c = parseBasic(req.headers.authorization);
+  return c ? verifyCredential(c.name, c.password) : null;
 }
 
-/** The document a URL names, and whether this request may open it. */
-function route(req) {
-  const parts = new URL(req.url, 'http://x').pathname.split('/').filter(Boolean);
-  if (parts[0] === 'public' && parts.length === 2 && PAD.test(parts[1])) return { doc: `public/${parts[1]}` };
+/** The document a WebSocket path names, and whether this request may open it. */
+async function route(url, req) {
+  const parts = url.pathname.split('/').filter(Boolean);
+  if (parts[0] === 'public' && parts.length === 2 && PAD.test(parts[1])) {
+    const doc = `public/${parts[1]}`;
+    return limits.mayOpenPublic(doc) ? { doc } : { status: 507 };
+  }
   if (parts[0] === 'private' && parts.length === 3 && validUsername(parts[1]) && PAD.test(parts[2])) {
-    return userFrom(req) === parts[1] ? { doc: `private/${parts[1]}/${parts[2]}` } : { status: 401 };
+    return (await userFrom(req)) === parts[1] ? { doc: `private/${parts[1]}/${parts[2]}` } : { status: 401 };
   }
   return { status: 404 };
 }
@@ -57,36 +61,47 @@ async function docsOf(user) {
 }
 
 async function internal(req, res, url) {
+  if (url.pathname === '/_cattery/pads/expire' && req.method === 'POST') {
+    // The idle sweep on demand, optionally as of another date (`at`, ms since the epoch): maintenance from inside
+    // the container, and how a test sees a 90-day expiry without waiting 90 days.
+    const at = url.searchParams.get('at');
+    const removed = await limits.expireIdle(at && /^[0-9]{1,15}$/.test(at) ? Number(at) : Date.now());
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ removed }));
+    return;
+  }
+  if (url.pathname === '/_cattery/pads/public' && req.method === 'GET') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ limits: limits.LIMITS, names: [...limits.publicNames] }));
+    return;
+  }
   const user = url.searchParams.get('user');
-  if (!validUsername(user)) { res.writeHead(400).end(); return; }
+  if (url.pathname !== '/_cattery/pads' || !validUsername(user)) { res.writeHead(400).end(); return; }
   if (req.method === 'GET') {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(await docsOf(user)));
   } else if (req.method === 'DELETE') {
-    for (const d of await docsOf(user)) {
-      const name = `private/${user}/${d.name}`;
-      const open = utils.docs.get(name);
-      if (open) { for (const conn of open.conns.keys()) conn.close(); utils.docs.delete(name); }
-      await ldb().clearDocument(name);
-    }
+    for (const d of await docsOf(user)) await limits.removeDoc(`private/${user}/${d.name}`);
     res.writeHead(204).end();
   } else res.writeHead(405).end();
 }
 
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url, 'http://x');
+const TEXT = { 'content-type': 'text/plain; charset=utf-8' };
+
+async function handle(req, res) {
+  const url = targetOf(req.url);
+  if (!url) { res.writeHead(400, TEXT).end('Requête invalide.\n'); return; }
   const local = ['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress);
-  if (url.pathname === '/_cattery/pads' && local) {
-    internal(req, res, url).catch((err) => { res.writeHead(500).end(String(err && err.message)); });
-    return;
-  }
+  if (url.pathname.startsWith('/_cattery/') && local) { await internal(req, res, url); return; }
   const pad = /^\/p\/([A-Za-z0-9_-]{1,64})$/.exec(url.pathname);
   const own = /^\/private\/([a-z0-9._-]{2,32})\/([A-Za-z0-9_-]{1,64})$/.exec(url.pathname);
   if (pad || own) {
     // A private pad's page asks for the account (HTTP Basic); the browser then sends the same credentials on the
     // WebSocket to the same path.
-    if (own && userFrom(req) !== own[1]) {
-      res.writeHead(401, { 'www-authenticate': 'Basic realm="cattery pads", charset="UTF-8"', 'content-type': 'text/plain; charset=utf-8' })
+    if (own && (await userFrom(req)) !== own[1]) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="cattery pads", charset="UTF-8"', ...TEXT })
         .end('Ce pad est privé : connectez-vous avec votre compte.\n');
+      return;
+    }
+    if (pad && !limits.mayOpenPublic(`public/${pad[1]}`)) {
+      res.writeHead(507, TEXT).end('Le nombre de pads publics est atteint : ouvrez un pad existant, ou demandez à l’association.\n');
       return;
     }
     const room = pad ? `public/${pad[1]}` : `private/${own[1]}/${own[2]}`;
@@ -99,19 +114,62 @@ const server = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=3600' }).end(EDITOR);
     return;
   }
-  res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end('cattery pads: open /p/<pad> in a browser, or connect a Yjs client to /public/<pad> or /private/<account>/<pad>\n');
-});
+  res.writeHead(200, TEXT).end('cattery pads: open /p/<pad> in a browser, or connect a Yjs client to /public/<pad> or /private/<account>/<pad>\n');
+}
 
-const wss = new WebSocketServer({ noServer: true, maxPayload: 4 * 1024 * 1024 });
-server.on('upgrade', (req, socket, head) => {
-  const r = route(req);
+// A Yjs message carries at most one pad's worth of update; a bigger frame is refused by ws before it is read.
+const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(limits.LIMITS.publicMaxBytes, 1024 * 1024) + 64 * 1024 });
+const REASON = { 401: 'Unauthorized', 404: 'Not Found', 507: 'Insufficient Storage' };
+
+/** y-websocket reads every 'message' event itself: each one passes the storage limits first, in arrival order,
+ * and a refused update closes the connection (4507) instead of being applied. */
+function meterMessages(ws, doc) {
+  const emit = ws.emit.bind(ws);
+  let chain = Promise.resolve();
+  ws.emit = (event, ...args) => {
+    if (event !== 'message') return emit(event, ...args);
+    const data = args[0];
+    chain = chain.then(async () => {
+      if (ws.readyState !== ws.OPEN) return;
+      const bytes = new Uint8Array(Array.isArray(data) ? Buffer.concat(data) : data);
+      if (await limits.allowMessage(doc, bytes)) emit('message', data, ...args.slice(1));
+      else ws.close(4507, 'pad full');
+    }).catch((err) => { log('error', 'message check failed', err); ws.terminate(); });
+    return true;
+  };
+}
+
+async function upgrade(req, socket, head) {
+  const url = targetOf(req.url);
+  const r = url ? await route(url, req) : { status: 400 };
+  if (socket.destroyed) return;
   if (!r.doc) {
-    socket.write(`HTTP/1.1 ${r.status} ${r.status === 401 ? 'Unauthorized' : 'Not Found'}\r\nWWW-Authenticate: Basic realm="cattery pads"\r\nConnection: close\r\n\r\n`);
-    socket.destroy();
+    const auth = r.status === 401 ? 'WWW-Authenticate: Basic realm="cattery pads"\r\n' : '';
+    socket.end(`HTTP/1.1 ${r.status} ${REASON[r.status] ?? 'Bad Request'}\r\n${auth}Content-Length: 0\r\nConnection: close\r\n\r\n`);
     return;
   }
-  wss.handleUpgrade(req, socket, head, (ws) => utils.setupWSConnection(ws, req, { docName: r.doc }));
+  wss.handleUpgrade(req, socket, head, (ws) => {
+    limits.opened(r.doc);
+    meterMessages(ws, r.doc);
+    utils.setupWSConnection(ws, req, { docName: r.doc });
+  });
+}
+
+const server = http.createServer({ requestTimeout: 30_000, headersTimeout: 15_000, maxHeaderSize: 16 * 1024 }, (req, res) => guard(handle(req, res), res));
+server.on('upgrade', (req, socket, head) => {
+  // An upgraded socket has lost the HTTP server's own error listener: a reset must not become an uncaught error.
+  socket.on('error', () => socket.destroy());
+  upgrade(req, socket, head).catch((err) => { log('error', 'upgrade failed', err); socket.destroy(); });
 });
 
-server.listen(port, '0.0.0.0', () => process.stdout.write(`pads: Yjs on port ${port}\n`));
+lastResort(server);
+
+const SWEEP_MS = 3_600_000;
+limits.loadPublic()
+  .then(() => limits.expireIdle())
+  .then(() => {
+    setInterval(() => { limits.expireIdle().catch((err) => log('error', 'idle sweep failed', err)); }, SWEEP_MS).unref();
+    server.listen(port, '0.0.0.0', () => log('info', `Yjs on port ${port}`, null, { limits: limits.LIMITS }));
+  })
+  .catch((err) => { log('error', 'cannot load the public pads', err); process.exit(1); });
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
