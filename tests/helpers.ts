@@ -49,14 +49,6 @@ export async function removeHosterObjects(hosterId: string): Promise<void> {
   for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
   for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
   for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
-  // The loop devices of this hoster's sized volumes (orchestrator/sized-volumes.ts): detached here too, else each
-  // test file would leave one attached device per volume, holding its deleted image file.
-  try {
-    for (const line of execFileSync('losetup', ['-a']).toString().split('\n')) {
-      const dev = line.split(':')[0];
-      if (dev && line.includes(`/volumes/${hosterId}-`)) execFileSync('losetup', ['-d', dev]);
-    }
-  } catch { /* not root or no losetup: nothing was attached */ }
   // The isolation rules cattery added for this hoster's bridges (orchestrator/firewall.ts), removed with them here.
   try {
     const rules = execFileSync('iptables', ['-w', '5', '-S', 'DOCKER-USER']).toString().split('\n');
