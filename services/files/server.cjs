@@ -16,6 +16,9 @@ const { targetOf, decodedSegments, log, lastResort } = require('./http-safety.cj
 const ANONYMOUS = { uid: '', username: '', isDefaultUser: true };
 // webdav-server reads the body of every method but PUT into one buffer of Content-Length bytes: XML requests only.
 const MAX_XML_BODY = 1024 * 1024;
+// What is read and dropped of a refused upload's body, at most, so that the client reads the refusal.
+const DRAIN_MAX = 64 * 1024 * 1024;
+const DRAIN_MS = 10_000;
 
 /** webdav-server's own Basic parser splits at every colon and refuses base64 with + or /; this one follows RFC 7617
  * and verifies off the event loop (accounts-store's cache). */
@@ -56,25 +59,32 @@ class QuotaFileSystem extends webdav.PhysicalFileSystem {
       const realPath = this.getRealPath(p).realPath;
       const mine = writing.get(user) || new Set();
       writing.set(user, mine);
-      const othersNow = () => [...mine].reduce((s, x) => s + (x === counter ? 0 : x.written), 0);
-      // The file was just truncated; what other streams wrote is on disk already, so it is taken out here and
-      // counted through `written` instead.
-      const base = usageOf(path.join(ROOT, user)).bytes - othersNow();
+      const writtenBy = (key) => [...mine].reduce((s, x) => s + x[key], 0);
+      // `base`: the space without the streams still writing (this file was just truncated). What they have put on
+      // disk is taken out and counted through their `written` instead; `flushed` only counts writes already on disk,
+      // so the base errs on the large side. A stream that ends hands its bytes to the others' base.
+      const base = usageOf(path.join(ROOT, user)).bytes - writtenBy('flushed');
       const counter = new Writable({
         write(chunk, _enc, done) {
           counter.written += chunk.length;
-          if (base + othersNow() + counter.written > quota) return done(webdav.Errors.InsufficientStorage);
-          if (file.write(chunk)) done(); else file.once('drain', () => done());
+          if (counter.base + writtenBy('written') > quota) return done(webdav.Errors.InsufficientStorage);
+          if (file.write(chunk, (err) => { if (!err) counter.flushed += chunk.length; })) done(); else file.once('drain', () => done());
         },
         // webdav-server answers on this stream's 'finish': only once the file itself is complete on disk.
         final(done) { file.end(() => done()); },
       });
       counter.written = 0;
+      counter.flushed = 0;
+      counter.base = base;
       mine.add(counter);
-      const finish = () => { mine.delete(counter); if (mine.size === 0) writing.delete(user); };
-      counter.on('finish', finish);
+      const finish = (kept) => {
+        if (!mine.delete(counter)) return;
+        if (kept) for (const x of mine) x.base += counter.written;
+        if (mine.size === 0) writing.delete(user);
+      };
+      counter.on('finish', () => finish(true));
       counter.on('error', () => {
-        finish();
+        finish(false);
         file.destroy();
         fs.rm(realPath, { force: true }, () => undefined);
         delete this.resources[p.toString()];
@@ -135,8 +145,16 @@ const server = http.createServer({ requestTimeout: 0, headersTimeout: 15_000, ma
     res.writeHead(problem[0], { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end(`Requête refusée : ${problem[1]}.\n`);
     return;
   }
-  // A refused upload ends its answer before the body has all arrived: the rest is not read, the connection closes.
-  res.on('finish', () => { if (!req.complete) { res.shouldKeepAlive = false; setTimeout(() => req.destroy(), 1000).unref(); } });
+  // A refused upload is answered before its body has all arrived. Closing at once would reset the connection and
+  // the client might lose the 507 it has not read yet; the rest is read and dropped instead, within bounds.
+  res.on('finish', () => {
+    if (req.complete) return;
+    let drained = 0;
+    const stop = setTimeout(() => req.destroy(), DRAIN_MS).unref();
+    req.on('data', (c) => { drained += c.length; if (drained > DRAIN_MAX) req.destroy(); });
+    req.on('end', () => clearTimeout(stop));
+    req.resume();
+  });
   try {
     dav.executeRequest(req, res);
   } catch (err) {

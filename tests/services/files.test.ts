@@ -1,5 +1,6 @@
 // The files service end to end: WebDAV spaces per account, Basic authentication, quota, export and deletion.
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -75,4 +76,87 @@ t.test('file spaces: put, get, propfind, privacy, quota, traversal, suspend, exp
   t.equal((await app.inject({ method: 'DELETE', url: '/api/instances/fichiers/accounts/alice' })).statusCode, 204);
   t.equal((await fetch(`${base}/alice/notes.txt`, { headers: alice })).status, 401, 'deleted: login refused');
   t.not((await execIn(`${config.hosterId}-fichiers`, ['test', '-e', '/srv/files/alice'])).code, 0, 'data purged');
+});
+
+/** A PUT streamed without Content-Length (chunked), as desktop clients send it; resolves with the status, even when
+ * the server answers before the body has all been sent. */
+function chunkedPut(url: string, headers: Record<string, string>, bytes: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'PUT', headers }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    let sent = 0;
+    const pump = () => {
+      while (sent < bytes) {
+        const n = Math.min(chunk.length, bytes - sent);
+        sent += n;
+        if (!req.write(chunk.subarray(0, n))) { req.once('drain', pump); return; }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+t.test('quota on every write: COPY, MOVE, chunked PUT; credential cache; event loop', async (t) => {
+  const rt = await testRuntime(t);
+  const { app, config } = rt;
+  const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'files', slug: 'quota' } });
+  t.equal(created.statusCode, 202, created.body);
+  const base = `http://127.0.0.1:${created.json().ports.http}`;
+  await waitFor('files healthy', async () => (await app.inject('/api/instances/quota')).json().observed === 'healthy', 120_000, 500);
+  t.equal((await app.inject({ method: 'POST', url: '/api/instances/quota/accounts', payload: { username: 'carla', password: 'carla-secret-1:x', quotaMb: 1 } })).statusCode, 201);
+  const carla = { authorization: `Basic ${Buffer.from('carla:carla-secret-1:x').toString('base64')}` };
+  const ls = async () => (await execIn(`${config.hosterId}-quota`, ['find', '/srv/files/carla', '-type', 'f'])).out.trim().split('\n').filter(Boolean).sort();
+  const MB = 1024 * 1024;
+
+  t.equal((await fetch(`${base}/carla/tree`, { method: 'MKCOL', headers: carla })).status, 201, 'a password with a colon signs in');
+  t.equal((await fetch(`${base}/carla/tree/a.bin`, { method: 'PUT', headers: carla, body: Buffer.alloc(300 * 1024, 1) })).status, 201);
+  t.equal((await fetch(`${base}/carla/tree/b.bin`, { method: 'PUT', headers: carla, body: Buffer.alloc(300 * 1024, 2) })).status, 201);
+  const before = await ls();
+  const copy = await fetch(`${base}/carla/tree`, { method: 'COPY', headers: { ...carla, destination: `${base}/carla/copy`, depth: 'infinity' } });
+  t.equal(copy.status, 507, 'a COPY of a tree past the quota is refused');
+  t.same(await ls(), before, 'and nothing of it was written');
+  const copyOne = (from: string, to: string) => fetch(`${base}/carla/tree/${from}`, { method: 'COPY', headers: { ...carla, destination: `/carla/${to}` } }).then((r) => r.status);
+  t.equal(await copyOne('a.bin', 'a-copy.bin'), 201, 'a COPY within the quota passes (900 KB of 1 MB)');
+  t.equal(await copyOne('b.bin', 'b-copy.bin'), 507, 'the next one would pass it: refused');
+  const del = (await fetch(`${base}/carla/a-copy.bin`, { method: 'DELETE', headers: carla })).status;
+  t.ok(del >= 200 && del < 300, `the copy is deleted (${del})`);
+  const move = await fetch(`${base}/carla/tree/a.bin`, { method: 'MOVE', headers: { ...carla, destination: '/carla/moved.bin' } });
+  t.equal(move.status, 201, 'a MOVE inside one\'s space changes no usage and passes');
+  t.same(await ls(), ['/srv/files/carla/moved.bin', '/srv/files/carla/tree/b.bin']);
+
+  t.equal(await chunkedPut(`${base}/carla/stream-small.bin`, carla, 200 * 1024), 201, 'a chunked PUT within the quota is accepted (not 411)');
+  t.equal((await execIn(`${config.hosterId}-quota`, ['stat', '-c', '%s', '/srv/files/carla/stream-small.bin'])).out.trim(), String(200 * 1024), 'all of it stored');
+  t.equal(await chunkedPut(`${base}/carla/stream-big.bin`, carla, 3 * MB), 507, 'a chunked PUT is stopped at the quota');
+  await waitFor('partial file removed', async () => !(await ls()).includes('/srv/files/carla/stream-big.bin'), 5000, 100);
+  t.pass('the partial upload is removed');
+  const used = (await app.inject('/api/instances/quota/accounts/carla?usage=true')).json().usageBytes;
+  t.ok(used <= MB, `usage stays within the quota (${used})`);
+  // Two uploads at once share one quota.
+  const both = await Promise.all([chunkedPut(`${base}/carla/p1.bin`, carla, 250 * 1024), chunkedPut(`${base}/carla/p2.bin`, carla, 250 * 1024)]);
+  t.ok(both.includes(507), `two parallel uploads that together pass the quota: one refused (${both})`);
+  t.ok(((await app.inject('/api/instances/quota/accounts/carla?usage=true')).json().usageBytes as number) <= MB, 'still within the quota');
+
+  // The verified credential is cached, but a changed password stops working on the next request.
+  t.equal((await fetch(`${base}/carla/`, { method: 'PROPFIND', headers: { ...carla, depth: '0' } })).status, 207);
+  t.equal((await app.inject({ method: 'PATCH', url: '/api/instances/quota/accounts/carla', payload: { password: 'carla-new-secret-2' } })).statusCode, 200);
+  t.equal((await fetch(`${base}/carla/`, { method: 'PROPFIND', headers: { ...carla, depth: '0' } })).status, 401, 'the old password is refused at once');
+  const carla2 = { authorization: `Basic ${Buffer.from('carla:carla-new-secret-2').toString('base64')}` };
+  t.equal((await fetch(`${base}/carla/`, { method: 'PROPFIND', headers: { ...carla2, depth: '0' } })).status, 207, 'the new one works');
+  await app.inject({ method: 'POST', url: '/api/instances/quota/accounts/carla/suspend' });
+  t.equal((await fetch(`${base}/carla/`, { method: 'PROPFIND', headers: { ...carla2, depth: '0' } })).status, 401, 'a suspension too, cache or not');
+  await app.inject({ method: 'POST', url: '/api/instances/quota/accounts/carla/resume' });
+
+  // Many parallel requests with wrong passwords (each a full scrypt) while an anonymous request must still be
+  // answered promptly: hashing runs off the event loop.
+  const wrong = Array.from({ length: 60 }, (_, i) => fetch(`${base}/carla/`, { method: 'PROPFIND', headers: { authorization: `Basic ${Buffer.from(`carla:wrong-${i}`).toString('base64')}`, depth: '0' } }).then((r) => r.status));
+  const t0 = Date.now();
+  const anon = await fetch(`${base}/`, { signal: AbortSignal.timeout(5000) });
+  const lag = Date.now() - t0;
+  t.equal(anon.status, 401);
+  t.ok(lag < 1000, `an unauthenticated request answered in ${lag} ms while 60 scrypts ran`);
+  t.ok((await Promise.all(wrong)).every((s) => s === 401));
+  const right = await Promise.all(Array.from({ length: 60 }, () => fetch(`${base}/carla/`, { method: 'PROPFIND', headers: { ...carla2, depth: '0' } }).then((r) => r.status)));
+  t.ok(right.every((s) => s === 207), 'sixty parallel authenticated requests all pass');
 });
