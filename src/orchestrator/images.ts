@@ -149,7 +149,10 @@ export async function ensureServiceImage(engine: Engine, svc: CatalogService, op
       }
     }
     opts.progress(`building ${ref} from ${svc.dir}`);
-    const stream = await engine.docker.buildImage(tar.pack(ctx) as unknown as NodeJS.ReadableStream, {
+    // The context is the service's code, not a secret: whatever umask cattery runs under (077, for residents' data),
+    // it reaches the build readable by the service's own user (0644, 0755 where executable, folders 0755).
+    const readable = (h: tar.Headers) => ({ ...h, mode: h.type === 'directory' || (h.mode ?? 0) & 0o111 ? 0o755 : 0o644 });
+    const stream = await engine.docker.buildImage(tar.pack(ctx, { map: readable }) as unknown as NodeJS.ReadableStream, {
       t: ref, dockerfile: local.dockerfile, buildargs, networkmode: 'host', rm: true, forcerm: true,
       labels: { 'cattery.service': svc.manifest.id },
     });
