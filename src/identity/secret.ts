@@ -12,7 +12,7 @@ export function loadOrCreateSecret(dataDir: string, given?: string): string {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  fs.mkdirSync(dataDir, { recursive: true });
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = crypto.randomBytes(32).toString('base64url');
   // wx: two processes starting at once keep the first one's key.
   try { fs.writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' }); } catch { return fs.readFileSync(file, 'utf8').trim(); }

@@ -89,7 +89,7 @@ export async function ensureBaseImage(engine: Engine, opts: { mirror: string; wo
   const ref = baseImageRef();
   if (await imageExists(engine, ref)) { opts.progress(`${ref}: already built`); return ref; }
   if (process.getuid?.() !== 0) throw fail('CATTERY_ERR_BUILD', 'the Debian base image is made with debootstrap, which needs root: run `cattery images build` as root once');
-  fs.mkdirSync(opts.workDir, { recursive: true });
+  fs.mkdirSync(opts.workDir, { recursive: true, mode: 0o700 });
   const root = fs.mkdtempSync(path.join(opts.workDir, 'rootfs-'));
   try {
     opts.progress(`debootstrap --variant=${BASE_RECIPE.variant} ${SUITE} from ${opts.mirror} (about a minute)`);
@@ -120,7 +120,7 @@ export async function ensureServiceImage(engine: Engine, svc: CatalogService, op
   const ref = serviceImageRef(svc);
   if (await imageExists(engine, ref)) { opts.progress(`${ref}: already built`); return ref; }
   const local = svc.manifest.image.local;
-  fs.mkdirSync(opts.workDir, { recursive: true });
+  fs.mkdirSync(opts.workDir, { recursive: true, mode: 0o700 });
   const ctx = fs.mkdtempSync(path.join(opts.workDir, `ctx-${svc.manifest.id}-`));
   try {
     fs.cpSync(svc.dir, ctx, { recursive: true });

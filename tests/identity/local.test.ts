@@ -2,10 +2,10 @@
 // first password, sign-in throttling, session expiry, and hostile forms that must store nothing.
 import t from 'tap';
 import { pino } from 'pino';
-import type { FastifyInstance } from 'fastify';
 import { createRuntime } from '../../src/runtime.js';
 import { OPERATOR, testConfig } from '../helpers.js';
 import type { Config } from '../../src/config.js';
+import { pageBrowser } from '../page-browser.js';
 
 async function runtime(t: Parameters<Parameters<typeof t.test>[1]>[0], overrides: Partial<Config> = {}) {
   const rt = await createRuntime(testConfig(t, overrides), pino({ level: 'silent' }));
@@ -13,33 +13,6 @@ async function runtime(t: Parameters<Parameters<typeof t.test>[1]>[0], overrides
   return rt;
 }
 
-/** A browser, reduced to its cookie jar: GET a page, read its CSRF token, POST its form. */
-function browser(app: FastifyInstance) {
-  const jar = new Map<string, string>();
-  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-  const keep = (r: { cookies: { name: string; value: string }[] }) => {
-    for (const c of r.cookies) { if (c.value === '') jar.delete(c.name); else jar.set(c.name, c.value); }
-  };
-  return {
-    jar,
-    async get(url: string) {
-      const r = await app.inject({ url, headers: { cookie: cookie(), accept: 'text/html' } });
-      keep(r);
-      return r;
-    },
-    async post(url: string, fields: Record<string, string | string[]>, opts: { csrfFrom?: string; raw?: string } = {}) {
-      const form = new URLSearchParams();
-      if (opts.csrfFrom) {
-        const page = await this.get(opts.csrfFrom);
-        form.set('_csrf', /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!);
-      }
-      for (const [k, v] of Object.entries(fields)) for (const x of [v].flat()) form.append(k, x);
-      const r = await app.inject({ method: 'POST', url, headers: { cookie: cookie(), 'content-type': 'application/x-www-form-urlencoded' }, payload: opts.raw ?? form.toString() });
-      keep(r);
-      return r;
-    },
-  };
-}
 
 t.test('API tokens: scoped, hashed at rest, revocable, expiring', async (t) => {
   const rt = await runtime(t);
@@ -82,9 +55,9 @@ t.test('a person with a first password signs in, must change it, and other sessi
   t.match(first, /^[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}$/);
   t.match(rt.db.$client.prepare("select password_hash h from users where login='camille'").get() as { h: string }, { h: /^scrypt\$32768\$8\$1\$/ });
 
-  const other = browser(rt.app);
+  const other = pageBrowser(rt.app);
   t.equal((await other.post('/login', { login: 'camille', password: first }, { csrfFrom: '/login' })).statusCode, 303);
-  const b = browser(rt.app);
+  const b = pageBrowser(rt.app);
   const wrong = await b.post('/login', { login: 'camille', password: 'not-the-password' }, { csrfFrom: '/login' });
   t.equal(wrong.statusCode, 401);
   t.match(wrong.body, /Identifiant ou mot de passe incorrect/);
@@ -98,7 +71,7 @@ t.test('a person with a first password signs in, must change it, and other sessi
   t.match(changed.body, /changé partout/);
   t.equal((await other.get('/me')).statusCode, 303, 'the other browser was signed out by the change');
   t.equal((await b.get('/mediator')).statusCode, 200, 'this one goes on');
-  const again = browser(rt.app);
+  const again = pageBrowser(rt.app);
   t.equal((await again.post('/login', { login: 'camille', password: 'ma phrase à moi', next: '/mediator' }, { csrfFrom: '/login' })).headers.location, '/mediator');
   t.equal((await again.post('/login', { login: 'camille', password: first }, { csrfFrom: '/login' })).statusCode, 401, 'the first password is gone');
 
@@ -112,7 +85,7 @@ t.test('a person with a first password signs in, must change it, and other sessi
 t.test('sign-in is throttled per login, whatever the address, and per address', async (t) => {
   const rt = await runtime(t, { loginPerMinute: 8 });
   await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'dominique', name: 'Dominique', roles: ['resident'] } });
-  const b = browser(rt.app);
+  const b = pageBrowser(rt.app);
   const csrf = /name="_csrf" value="([^"]+)"/.exec((await b.get('/login')).body)![1]!;
   const codes: number[] = [];
   for (let i = 0; i < 7; i++) codes.push((await b.post('/login', { _csrf: csrf, login: 'dominique', password: `guess-number-${i}` })).statusCode);
@@ -127,7 +100,7 @@ t.test('sign-in is throttled per login, whatever the address, and per address', 
 t.test('sessions end at their idle timeout and at their maximum age', async (t) => {
   const rt = await runtime(t, { sessionIdleMinutes: 30, sessionMaxHours: 8 });
   const made = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'eve', name: 'Ève', roles: ['resident'] } })).json();
-  const b = browser(rt.app);
+  const b = pageBrowser(rt.app);
   await b.post('/login', { login: 'eve', password: made.firstPassword }, { csrfFrom: '/login' });
   t.equal((await b.get('/me')).statusCode, 200);
   rt.db.$client.prepare('update sessions set last_seen_at = ?').run(new Date(Date.now() - 31 * 60_000).toISOString());
@@ -143,7 +116,7 @@ t.test('hostile input: script in names, forms without CSRF, oversized or unexpec
   const rt = await runtime(t, { signupPerHour: 1000 });
   const count = () => rt.db.$client.prepare('select (select count(*) from users) u, (select count(*) from signups) s').get();
   const before = count();
-  const b = browser(rt.app);
+  const b = pageBrowser(rt.app);
   const good = { name: 'Léa Martin', email: '', services: ['mail'], password: 'une phrase longue', password2: 'une phrase longue', terms: '2026-11' };
 
   const script = await b.post('/signup', { ...good, name: '<script>alert(1)</script>' }, { csrfFrom: '/signup' });
@@ -198,7 +171,7 @@ t.test('pages speak French by default and English on request', async (t) => {
 
 t.test('automatic approval with no instance to take the resident: kept as failed for an administrator', async (t) => {
   const rt = await runtime(t, { signupApproval: 'auto' });
-  const b = browser(rt.app);
+  const b = pageBrowser(rt.app);
   const r = await b.post('/signup', { name: 'Nour Haddad', services: ['files'], password: 'une phrase longue', password2: 'une phrase longue', terms: '2026-11' }, { csrfFrom: '/signup' });
   t.equal(r.statusCode, 201);
   t.match(r.body, /va la vérifier/, 'the resident is told a person will look at it');

@@ -4,7 +4,6 @@
 // while the service is stopped is applied when it is back; rejecting a sign-up removes the accounts made for it.
 import t from 'tap';
 import { pino } from 'pino';
-import type { FastifyInstance } from 'fastify';
 import { openServices, submitSignup, type SignupDeps } from '../../src/identity/signup.js';
 import { createApiToken } from '../../src/identity/tokens.js';
 import { connectEngine } from '../../src/orchestrator/engine.js';
@@ -12,30 +11,8 @@ import { buildImages, buildWorkDir } from '../../src/orchestrator/images.js';
 import type { Runtime } from '../../src/runtime.js';
 import { execIn, testRuntime, waitFor } from '../helpers.js';
 import { PROBES, type ProbeCtx } from '../services/probes.js';
+import { pageBrowser } from '../page-browser.js';
 
-/** A browser reduced to its cookie jar (no operator token): GET a page, read its CSRF token, POST its form. */
-function browser(app: FastifyInstance) {
-  const jar = new Map<string, string>();
-  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-  const keep = (r: { cookies: { name: string; value: string }[] }) => {
-    for (const c of r.cookies) { if (c.value === '') jar.delete(c.name); else jar.set(c.name, c.value); }
-  };
-  return {
-    async get(url: string) {
-      const r = await app.inject({ url, headers: { cookie: cookie(), accept: 'text/html', authorization: null } as never });
-      keep(r);
-      return r;
-    },
-    async post(url: string, fields: Record<string, string>, csrfFrom: string) {
-      const page = await this.get(csrfFrom);
-      const form = new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!, ...fields });
-      const r = await app.inject({ method: 'POST', url, payload: form.toString(),
-        headers: { cookie: cookie(), 'content-type': 'application/x-www-form-urlencoded', authorization: null } as never });
-      keep(r);
-      return r;
-    },
-  };
-}
 
 t.test('disable, enable and reject reach the person\'s accounts in the files service', async (t) => {
   const rt = await testRuntime(t, { signupApproval: 'auto', signupPerHour: 1000 });
@@ -70,8 +47,8 @@ t.test('disable, enable and reject reach the person\'s accounts in the files ser
   t.equal(await dav('marc.dubois', 'le mot de Marc!'), 401, 'marc suspended by an administrator');
 
   // Her browser session and her scripts' tokens (one made by her, one made by that token).
-  const b = browser(app);
-  t.equal((await b.post('/login', { login: 'lea.martin', password: 'la phrase de Léa' }, '/login')).statusCode, 303);
+  const b = pageBrowser(app, { authorization: null });
+  t.equal((await b.post('/login', { login: 'lea.martin', password: 'la phrase de Léa' }, { csrfFrom: '/login' })).statusCode, 303);
   t.equal((await b.get('/me')).statusCode, 200);
   const own = createApiToken(db, { id: 'user:lea.martin', roles: ['resident'] }, { name: 'mine', roles: ['resident'] });
   const child = createApiToken(db, { id: `token:${own.row.id}`, roles: ['resident'] }, { name: 'child', roles: ['resident'] });
@@ -88,7 +65,7 @@ t.test('disable, enable and reject reach the person\'s accounts in the files ser
   t.equal((await b.get('/me')).statusCode, 303, 'her session ended');
   t.equal((await api(own.token)).statusCode, 401, 'her token stopped');
   t.equal((await api(child.token)).statusCode, 401, 'and the token her token made');
-  t.equal((await b.post('/login', { login: 'lea.martin', password: 'la phrase de Léa' }, '/login')).statusCode, 401, 'she cannot sign in');
+  t.equal((await b.post('/login', { login: 'lea.martin', password: 'la phrase de Léa' }, { csrfFrom: '/login' })).statusCode, 401, 'she cannot sign in');
   t.equal((await patch('lea.martin', 'disabled')).statusCode, 200, 'disabling again is harmless');
 
   const on = await patch('lea.martin', 'active');

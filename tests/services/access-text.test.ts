@@ -6,34 +6,17 @@ import t from 'tap';
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import { pino } from 'pino';
-import type { FastifyInstance } from 'fastify';
 import { loadCatalog } from '../../src/catalog/load.js';
 import { connectEngine } from '../../src/orchestrator/engine.js';
 import { buildImages, buildWorkDir } from '../../src/orchestrator/images.js';
 import { ROOT, testRuntime, waitFor } from '../helpers.js';
 import { freePort } from '../identity/provider.js';
 import { PROBES, imapOptions, mailCert } from './probes.js';
+import { pageBrowser } from '../page-browser.js';
 
 const catalog = loadCatalog([`${ROOT}/services`]);
 const withAccess = [...catalog.services.values()].filter((s) => s.manifest.access && s.manifest.openForSignup);
 
-/** A browser reduced to its cookie jar (as tests/identity/local.test.ts). */
-function browser(app: FastifyInstance) {
-  const jar = new Map<string, string>();
-  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-  const keep = (r: { cookies: { name: string; value: string }[] }) => { for (const c of r.cookies) { if (c.value === '') jar.delete(c.name); else jar.set(c.name, c.value); } };
-  return {
-    async get(url: string) { const r = await app.inject({ url, headers: { cookie: cookie(), accept: 'text/html', authorization: null } as never }); keep(r); return r; },
-    async post(url: string, fields: Record<string, string | string[]>, csrfFrom: string) {
-      const page = await this.get(csrfFrom);
-      const form = new URLSearchParams({ _csrf: /name="_csrf" value="([^"]+)"/.exec(page.body)![1]! });
-      for (const [k, v] of Object.entries(fields)) for (const x of [v].flat()) form.append(k, x);
-      const r = await app.inject({ method: 'POST', url, headers: { cookie: cookie(), 'content-type': 'application/x-www-form-urlencoded', authorization: null } as never, payload: form.toString() });
-      keep(r);
-      return r;
-    },
-  };
-}
 
 const unescape = (s: string) => s.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
@@ -64,13 +47,13 @@ t.test('every access text signs the resident in, exactly as shown', async (t) =>
   }
 
   const password = 'ma phrase du quartier';
-  const b = browser(rt.app);
+  const b = pageBrowser(rt.app, { authorization: null });
   const signed = await b.post('/signup', {
     name: 'Marie Dupont', email: 'marie@example.org', services: withAccess.map((s) => s.manifest.id), password, password2: password, terms: rt.config.termsVersion,
-  }, '/signup');
+  }, { csrfFrom: '/signup' });
   t.equal(signed.statusCode, 201, signed.statusCode === 201 ? 'the sign-up form is accepted and approved' : signed.body.slice(0, 500));
   const login = /<strong>([a-z0-9._-]+)<\/strong>/.exec(signed.body)?.[1] ?? (rt.db.$client.prepare("select login from users where name = 'Marie Dupont'").get() as { login: string }).login;
-  const li = await b.post('/login', { login, password }, '/login');
+  const li = await b.post('/login', { login, password }, { csrfFrom: '/login' });
   t.equal(li.statusCode, 303, 'the resident signs in');
   const me = await b.get('/me');
   t.equal(me.statusCode, 200);
