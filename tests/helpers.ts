@@ -21,15 +21,60 @@ export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 export const OPERATOR_TOKEN = `operator-${crypto.randomBytes(12).toString('hex')}`;
 export const OPERATOR = { authorization: `Bearer ${OPERATOR_TOKEN}` };
 
+// A subnet pool (10.N.0.0/16) per test process, so that two files running at once never ask Docker for overlapping
+// networks: claimed with an exclusive file holding our pid (a dead claimant's file is taken over), and never one a
+// network left on the host already uses (a killed run's leftovers would make every network of ours fail with
+// "Pool overlaps"). A hash of the file name collided as soon as there were more files than pools.
+let claimedPool: number | undefined;
+function claimSubnetPool(): number {
+  if (claimedPool !== undefined) return claimedPool;
+  const dir = path.join(os.tmpdir(), 'cattery-test-pools');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let routes = '';
+  try { routes = execFileSync('ip', ['-4', 'route', 'show']).toString(); } catch { /* no iproute2: claims alone */ }
+  const used = new Set([...routes.matchAll(/^10\.(\d+)\./gm)].map((m) => Number(m[1])));
+  const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+  const start = crypto.randomInt(0, 150);
+  for (let i = 0; i < 150; i++) {
+    const n = 100 + ((start + i) % 150);
+    if (used.has(n)) continue;
+    const claim = path.join(dir, String(n));
+    try {
+      fs.writeFileSync(claim, String(process.pid), { flag: 'wx' });
+    } catch {
+      const owner = Number(fs.readFileSync(claim, 'utf8'));
+      if (owner && alive(owner)) continue;
+      fs.writeFileSync(claim, String(process.pid));
+    }
+    process.on('exit', () => { try { fs.rmSync(claim); } catch { /* gone already */ } });
+    claimedPool = n;
+    return n;
+  }
+  throw new Error('no free 10.N.0.0/16 subnet pool for this test file');
+}
+
+// Loop devices whose image file is gone with its test's data folder belong to a finished (or killed) test: detach
+// them, so that a suite run leaves none behind whichever way its files ended. One still mounted refuses, harmlessly.
+function sweepDeadLoops(): void {
+  if (!fs.existsSync('/sys/block')) return;
+  const tmp = fs.realpathSync(os.tmpdir());
+  for (const dev of fs.readdirSync('/sys/block').filter((d) => /^loop\d+$/.test(d))) {
+    let back = '';
+    try { back = fs.readFileSync(`/sys/block/${dev}/loop/backing_file`, 'utf8').trim(); } catch { continue; }
+    if (back.startsWith(`${tmp}/cattery-test-`) && back.endsWith(' (deleted)')) {
+      try { execFileSync('losetup', ['--detach', `/dev/${dev}`], { stdio: 'ignore' }); } catch { /* busy or not root */ }
+    }
+  }
+}
+
 export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-test-'));
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const hosterId = `t${crypto.randomBytes(4).toString('hex')}`;
   // A port range per test file, so that parallel files never publish on the same host port.
   const base = 30000 + crypto.randomInt(0, 300) * 100;
-  // Likewise a subnet pool per test file (tap runs each file in its own process), so that two files running at
-  // once never ask Docker for overlapping networks.
-  const fileIndex = crypto.createHash('sha256').update(path.basename(process.argv[1] ?? '')).digest()[0]! % 50;
+  const pool = claimSubnetPool();
+  sweepDeadLoops();
   return loadConfig({
     CATTERY_DATA_DIR: dataDir,
     CATTERY_CATALOG: [path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')].join(':'),
@@ -39,7 +84,7 @@ export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
     CATTERY_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     CATTERY_RECONCILE_INTERVAL_S: '2',
     CATTERY_HEALTH_TIMEOUT_S: '60',
-    CATTERY_SUBNET_POOL: `10.${200 + fileIndex}.0.0/16`,
+    CATTERY_SUBNET_POOL: `10.${pool}.0.0/16`,
     CATTERY_ADMIN_TOKEN: OPERATOR_TOKEN,
   }, overrides);
 }
