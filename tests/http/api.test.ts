@@ -7,13 +7,14 @@ import t from 'tap';
 import { pino } from 'pino';
 import { createRuntime } from '../../src/runtime.js';
 import { applyMigrations, openDb } from '../../src/db/connection.js';
-import { ROOT, asOperator, testConfig } from '../helpers.js';
+import { ROOT, asOperator, removeHosterObjects, testConfig } from '../helpers.js';
 
 async function runtime(t: Parameters<Parameters<typeof t.test>[1]>[0], env: Record<string, string> = {}) {
   const config = testConfig(t, env as never);
   const rt = await createRuntime(config, pino({ level: 'silent' }));
   asOperator(rt.app);
-  t.teardown(() => rt.close());
+  // A created instance is reconciled at once (a network, a container): removed with everything of this hoster.
+  t.teardown(async () => { await rt.close(); await removeHosterObjects(config.hosterId); });
   return rt;
 }
 
