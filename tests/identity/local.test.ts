@@ -97,6 +97,35 @@ t.test('sign-in is throttled per login, whatever the address, and per address', 
   t.match(r.body, /Trop/);
 });
 
+t.test('a stolen session guessing the current password on /me/password waits, per person, whatever the address', async (t) => {
+  const rt = await runtime(t, { loginPerMinute: 1000 });
+  const firsts: Record<string, string> = {};
+  for (const login of ['eve-target', 'other']) {
+    firsts[login] = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login, name: 'Quelqu’un', roles: ['resident'] } })).json().firstPassword;
+  }
+  const signIn = async (login: string) => {
+    const b = pageBrowser(rt.app);
+    await b.post('/login', { login, password: firsts[login]! }, { csrfFrom: '/login' });
+    const own = `${login} a sa phrase`;
+    t.equal((await b.post('/me/password', { current: firsts[login]!, password: own, password2: own }, { csrfFrom: '/me' })).statusCode, 200);
+    return { b, own };
+  };
+  const stolen = await signIn('eve-target');
+  const codes: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    codes.push((await stolen.b.post('/me/password', { current: `guess-${i}-xxxx`, password: 'pris par un autre', password2: 'pris par un autre' }, { csrfFrom: '/me' })).statusCode);
+  }
+  t.same(codes.slice(0, 6), [400, 400, 400, 400, 400, 400], 'five free failures, the sixth starts a wait');
+  t.equal(codes[7], 429, 'then the session waits');
+  const right = await stolen.b.post('/me/password', { current: stolen.own, password: 'pris par un autre', password2: 'pris par un autre' }, { csrfFrom: '/me' });
+  t.equal(right.statusCode, 429, 'during the wait even the right password is not checked, so a guesser learns nothing');
+  t.match(right.body, /Réessayez dans \d+ secondes/);
+  const other = await signIn('other');
+  t.equal((await other.b.post('/me/password', { current: other.own, password: 'encore une autre', password2: 'encore une autre' }, { csrfFrom: '/me' })).statusCode, 200, 'another person is not slowed');
+  const login = pageBrowser(rt.app);
+  t.equal((await login.post('/login', { login: 'eve-target', password: stolen.own }, { csrfFrom: '/login' })).statusCode, 303, 'the owner still signs in with her password');
+});
+
 t.test('sessions end at their idle timeout and at their maximum age', async (t) => {
   const rt = await runtime(t, { sessionIdleMinutes: 30, sessionMaxHours: 8 });
   const made = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'eve', name: 'Ève', roles: ['resident'] } })).json();

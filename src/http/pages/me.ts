@@ -10,9 +10,13 @@ import { verifyPassword } from '../../identity/passwords.js';
 import { accessText, accountsOfUser, deleteOwnAccount, setPasswordEverywhere } from '../../identity/signup.js';
 import { PASSWORD_MAX, PASSWORD_MIN } from '../../accounts/accounts.js';
 import { findUser } from '../../identity/users.js';
+import { createThrottle } from '../../identity/throttle.js';
 import { langOf } from './render.js';
 import { accountFigure } from '../../metering/report.js';
 import type { PageDeps } from './deps.js';
+
+interface FormError { field: string; key: string; params?: Record<string, unknown> }
+const statusOf = (key: string) => (key === 'err.reauth' ? 403 : key === 'err.CATTERY_ERR_THROTTLED' ? 429 : 400);
 
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
@@ -36,6 +40,18 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
   /** A person linked to OpenID sets a local password only right after signing in again at the provider. */
   const providerFresh = (req: FastifyRequest, user: NonNullable<FastifyRequest['user']>) =>
     freshProviderSignIn(req.principal?.sessionId ? sessionById(deps.db, req.principal.sessionId) : undefined, user);
+
+  // Only the holder of a session can try current passwords here, so the backoff is per person: a session stolen at a
+  // public computer gets a few guesses, then waits that double, while the per-address limit stays on the route.
+  const currentPassword = createThrottle();
+  const checkCurrent = async (user: NonNullable<FastifyRequest['user']>, given: string): Promise<FormError | null> => {
+    const key = String(user.id);
+    const wait = currentPassword.retryAfter(key);
+    if (wait > 0) return { field: 'current', key: 'err.CATTERY_ERR_THROTTLED', params: { detail: wait } };
+    if (!(await verifyPassword(given, user.passwordHash))) { currentPassword.failed(key); return { field: 'current', key: 'err.current' }; }
+    currentPassword.succeeded(key);
+    return null;
+  };
 
   const render = (req: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status = 200) => {
     const user = me(req);
@@ -73,13 +89,14 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
   }, async (req, reply) => {
     const user = me(req);
     const body = req.body as { current?: string; password?: string; password2?: string };
-    const errors: { field: string; key: string }[] = [];
+    const errors: FormError[] = [];
+    const wrongCurrent = !req.validationError && !user.oidcSubject && user.passwordHash ? await checkCurrent(user, body.current ?? '') : null;
     if (req.validationError) errors.push({ field: '', key: 'err.form' });
     else if (user.oidcSubject && !providerFresh(req, user)) errors.push({ field: '', key: 'err.reauth' });
-    else if (!user.oidcSubject && user.passwordHash && !(await verifyPassword(body.current ?? '', user.passwordHash))) errors.push({ field: 'current', key: 'err.current' });
+    else if (wrongCurrent) errors.push(wrongCurrent);
     else if ((body.password ?? '').length < PASSWORD_MIN || (body.password ?? '').length > PASSWORD_MAX) errors.push({ field: 'password', key: 'err.password' });
     else if (body.password !== body.password2) errors.push({ field: 'password2', key: 'err.password2' });
-    if (errors.length) return render(req, reply, { errors }, errors[0]!.key === 'err.reauth' ? 403 : 400);
+    if (errors.length) return render(req, reply, { errors }, statusOf(errors[0]!.key));
     const { failed } = await setPasswordEverywhere(deps.accounts, user, body.password!, `user:${user.login}`);
     endOtherSessions(deps.db, user.id, req.principal?.sessionId);
     // The session's roles stay what the session allows (sessions.ts), whatever the stored row holds.
