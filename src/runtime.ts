@@ -12,7 +12,7 @@ import type { Logger } from './log.js';
 import { createEventBus, type EventBus } from './orchestrator/events.js';
 import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
 import { refreshStaleUsage, retryPendingAccounts } from './accounts/accounts.js';
-import type { ExecLimits } from './accounts/exec.js';
+import type { ExecLimits } from './orchestrator/docker/exec.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
 import { createFirewall } from './orchestrator/firewall.js';
 import { loadOrCreateSecret } from './identity/secret.js';

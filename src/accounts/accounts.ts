@@ -12,9 +12,9 @@ import type { Db } from '../db/connection.js';
 import { accounts, instances, operations, servers, type Account, type AccountState, type Instance } from '../db/schema.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
-import { containerName } from '../orchestrator/container-spec.js';
-import type { Engine } from '../orchestrator/engine.js';
-import { DEFAULT_LIMITS, execToFile, execWithInput, type ExecLimits } from './exec.js';
+import { containerName } from '../orchestrator/docker/container-spec.js';
+import type { Engine } from '../orchestrator/docker/engine.js';
+import { DEFAULT_LIMITS, execToFile, execWithInput, type ExecLimits } from '../orchestrator/docker/exec.js';
 
 export const USERNAME_PATTERN = '^[a-z][a-z0-9._-]{0,30}[a-z0-9]$';
 const USERNAME = new RegExp(USERNAME_PATTERN);

@@ -7,13 +7,13 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import { servers, type Server, type ServerEnergy } from '../db/schema.js';
 import type { Logger } from '../log.js';
-import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, call, isLocalEndpoint, type Engine } from '../orchestrator/engine.js';
+import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, call, isLocalEndpoint, type Engine } from '../orchestrator/docker/engine.js';
 import { HOST_ROOTS, cgroupPaths, cgroupVersion, readContainerUsage, readHostCpu, readHostMemory, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
 import { splitEnergy, type IdlePolicy } from './energy-model.js';
 import { DEFAULT_SERVER_ENERGY, curveWatts, modelName, readExternalMeter } from './power.js';
 import { findRaplDomains, raplDeltaJoules, readRapl, type RaplDomain } from './rapl.js';
 import { applyRetention, recordPass, thinCumulative, type MeterLine } from './store.js';
-import { statsUsage } from './stats-fallback.js';
+import { statsUsage } from '../orchestrator/docker/stats.js';
 
 // Linux reports /proc/stat in USER_HZ ticks, 100 per second on every architecture cattery runs on (sysconf(_SC_CLK_TCK)).
 const USER_HZ = 100;

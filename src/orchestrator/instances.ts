@@ -7,7 +7,7 @@ import type { Db } from '../db/connection.js';
 import { instances, operations, servers, type Desired, type Instance, type InstanceConfig, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { instanceEnvProblem } from '../catalog/env.js';
-import { serviceImageRef } from './images.js';
+import { serviceImageRef } from './docker/images.js';
 import { allocateSubnet } from './subnets.js';
 
 export interface InstanceDeps { db: Db; catalog: Catalog; portRange: readonly [number, number]; subnetPool: string }

@@ -9,14 +9,14 @@ import type { Db } from '../db/connection.js';
 import { accounts, instances, operations, servers, type Instance, type Observed, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
-import { archiveVolumes } from './archive.js';
-import { buildContainerSpec, containerName, instanceLabels, networkName, volumeName } from './container-spec.js';
+import { archiveVolumes } from './docker/archive.js';
+import { buildContainerSpec, containerName, instanceLabels, networkName, volumeName } from './docker/container-spec.js';
 import {
   LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, call, isLocalEndpoint, connectEngine, ensureNetwork, ensureVolume, imageExists, listManaged, statusOf, type Engine, type Managed,
-} from './engine.js';
+} from './docker/engine.js';
 import type { EventBus } from './events.js';
 import { bridgeOf, type Firewall } from './firewall.js';
-import { serviceImageRef } from './images.js';
+import { serviceImageRef } from './docker/images.js';
 import { waitConverged } from './converged.js';
 import { ensureSizedVolume, reattachIfPresent, releaseSizedVolume, sweepStaleLinks } from './sized-volumes.js';
 

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fail } from '../errors.js';
-import { call, isOurs, type Engine } from './engine.js';
+import { call, isOurs, type Engine } from './docker/engine.js';
 import { ExecError, hostExec } from './host-exec.js';
 
 const MiB = 1024 * 1024;

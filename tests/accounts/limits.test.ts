@@ -11,8 +11,8 @@ import { and, eq } from 'drizzle-orm';
 import { ROOT, asOperator, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
 import { createRuntime } from '../../src/runtime.js';
 import { loadCatalog } from '../../src/catalog/load.js';
-import { connectEngine } from '../../src/orchestrator/engine.js';
-import { buildImages, buildWorkDir } from '../../src/orchestrator/images.js';
+import { connectEngine } from '../../src/orchestrator/docker/engine.js';
+import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
 import { detachUnder } from '../../src/orchestrator/sized-volumes.js';
 import { accounts, instances, operations } from '../../src/db/schema.js';
 

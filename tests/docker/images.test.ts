@@ -5,7 +5,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { loadCatalog } from '../../src/catalog/load.js';
-import { serviceImageRef } from '../../src/orchestrator/images.js';
+import { serviceImageRef } from '../../src/orchestrator/docker/images.js';
 import { ROOT, docker } from '../helpers.js';
 
 t.test('the image tag follows the inputs', async (t) => {

@@ -1,7 +1,7 @@
 // Level-triggered repair: what is removed behind cattery's back comes back; what is not cattery's is never touched.
 import t from 'tap';
 import { docker, testRuntime, waitFor } from '../helpers.js';
-import { serviceImageRef } from '../../src/orchestrator/images.js';
+import { serviceImageRef } from '../../src/orchestrator/docker/images.js';
 
 t.test('a container removed behind cattery\'s back is recreated; a foreign one is left alone', async (t) => {
   const rt = await testRuntime(t);

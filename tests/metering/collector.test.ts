@@ -8,7 +8,7 @@ import { createRuntime } from '../../src/runtime.js';
 import { loadCatalog } from '../../src/catalog/load.js';
 import { createCollector } from '../../src/metering/collector.js';
 import { OPERATOR, ROOT, docker, removeHosterObjects, testConfig } from '../helpers.js';
-import { serviceImageRef } from '../../src/orchestrator/images.js';
+import { serviceImageRef } from '../../src/orchestrator/docker/images.js';
 import path from 'node:path';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -11,8 +11,8 @@ import { extract } from 'tar-stream';
 import { pino } from 'pino';
 import { loadCatalog } from '../../src/catalog/load.js';
 import { ACCOUNT_OPERATIONS } from '../../src/catalog/manifest.js';
-import { connectEngine } from '../../src/orchestrator/engine.js';
-import { buildImages, buildWorkDir } from '../../src/orchestrator/images.js';
+import { connectEngine } from '../../src/orchestrator/docker/engine.js';
+import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
 import { ROOT, testRuntime, waitFor } from '../helpers.js';
 import { PROBES, newMarker, signedIn, type ProbeCtx } from './probes.js';
 

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import t from 'tap';
 import { loadCatalog } from '../../src/catalog/load.js';
 import { manifestJsonSchema } from '../../src/cli/main.js';
-import { buildContainerSpec } from '../../src/orchestrator/container-spec.js';
+import { buildContainerSpec } from '../../src/orchestrator/docker/container-spec.js';
 import { ROOT } from '../helpers.js';
 
 const probe = () => JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/fixtures/services/probe/service.json'), 'utf8'));

@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import tar from 'tar-fs';
-import type { Catalog, CatalogService } from '../catalog/load.js';
-import { fail } from '../errors.js';
+import type { Catalog, CatalogService } from '../../catalog/load.js';
+import { fail } from '../../errors.js';
 import { imageExists, translateDockerError, type Engine } from './engine.js';
 
 export const BUSYBOX_PATH = '/bin/busybox';

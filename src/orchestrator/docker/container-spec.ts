@@ -1,8 +1,8 @@
 // From a manifest and an instance row to the exact container Docker is asked for. Pure, so the hardening can be
 // unit-tested without an engine; the Docker tests then read the same settings back from `docker inspect`.
 import type Docker from 'dockerode';
-import type { Manifest } from '../catalog/manifest.js';
-import type { Instance, Server } from '../db/schema.js';
+import type { Manifest } from '../../catalog/manifest.js';
+import type { Instance, Server } from '../../db/schema.js';
 import { LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_SERVICE } from './engine.js';
 
 export function containerName(hosterId: string, slug: string): string {

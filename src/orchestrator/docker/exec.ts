@@ -4,9 +4,9 @@
 // a request, nor the upkeep timer that retries deferred operations, nor cattery's memory.
 import fs from 'node:fs';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
-import { fail } from '../errors.js';
-import type { Engine } from '../orchestrator/engine.js';
-import { call } from '../orchestrator/engine.js';
+import { fail } from '../../errors.js';
+import type { Engine } from './engine.js';
+import { call } from './engine.js';
 
 export interface ExecResult { exitCode: number; stdout: Buffer; stderr: string }
 export interface ExecLimits { timeoutMs: number; maxBytes: number }

@@ -1,8 +1,8 @@
 // All Docker access goes through this module: one place for timeouts, error translation and the label rule
 // (cattery never touches an object that does not carry its hoster label).
 import Docker from 'dockerode';
-import { fail, isCatteryError, type CatteryError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { fail, isCatteryError, type CatteryError } from '../../errors.js';
+import type { Logger } from '../../log.js';
 
 export const LABEL_INSTANCE = 'cattery.instance';
 export const LABEL_GENERATION = 'cattery.generation';

@@ -5,8 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import type { Manifest } from '../catalog/manifest.js';
-import type { Instance } from '../db/schema.js';
+import type { Manifest } from '../../catalog/manifest.js';
+import type { Instance } from '../../db/schema.js';
 import { LABEL_ROLE, call, statusOf, type Engine } from './engine.js';
 import { containerName, instanceLabels, volumeName } from './container-spec.js';
 

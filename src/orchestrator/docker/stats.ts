@@ -1,7 +1,11 @@
 // Docker's stats API, one-shot, for a container whose cgroup files cattery cannot read (a remote engine, a
 // restricted host). Slow on Engine 20.10 (about a second per container), so only a fallback.
 import type Docker from 'dockerode';
-import type { ContainerUsage } from './cgroup.js';
+
+/** What one container used, cumulatively: the same shape metering's cgroup reader gives (metering/cgroup.ts). */
+export interface StatsUsage {
+  cpuNs: number; memoryBytes: number; netRxBytes: number; netTxBytes: number; blkReadBytes: number; blkWriteBytes: number;
+}
 
 interface Stats {
   cpu_stats?: { cpu_usage?: { total_usage?: number } };
@@ -10,7 +14,7 @@ interface Stats {
   blkio_stats?: { io_service_bytes_recursive?: { op: string; value: number }[] | null };
 }
 
-export async function statsUsage(docker: Docker, id: string): Promise<ContainerUsage> {
+export async function statsUsage(docker: Docker, id: string): Promise<StatsUsage> {
   const s = (await docker.getContainer(id).stats({ stream: false, 'one-shot': true } as { stream: false })) as unknown as Stats;
   const mem = s.memory_stats?.stats ?? {};
   // v1 reports total_cache / cache; v2 reports inactive_file: the same working-set rule as the cgroup reader.
