@@ -11,8 +11,9 @@ import { buildApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { createEventBus, type EventBus } from './orchestrator/events.js';
 import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
-import { refreshStaleUsage, retryPendingAccounts } from './accounts/accounts.js';
-import type { ExecLimits } from './orchestrator/docker/exec.js';
+import { forgetInstanceAccounts, refreshStaleUsage, retryPendingAccounts, type AccountDeps } from './accounts/accounts.js';
+import type { ExecLimits } from './orchestrator/docker/index.js';
+import { createEngineRegistry, type EngineRegistry } from './orchestrator/engines.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
 import { createFirewall } from './orchestrator/firewall.js';
 import { loadOrCreateSecret } from './identity/secret.js';
@@ -25,6 +26,9 @@ export interface Runtime {
   catalog: Catalog;
   events: EventBus;
   reconciler: Reconciler;
+  engines: EngineRegistry;
+  /** What every account operation needs, built once: the API, the pages and the upkeep timer share it. */
+  accounts: AccountDeps;
   collector: Collector;
   app: FastifyInstance;
   log: Logger;
@@ -51,26 +55,33 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     const catalog = loadValidCatalog(config);
     ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress);
     const events = createEventBus();
+    const orchestratorLog = log.child({ domain: 'orchestrator' });
+    const engines = createEngineRegistry({ hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log: orchestratorLog });
     const reconciler = createReconciler({
-      db, catalog, events, hosterId: config.hosterId, log: log.child({ domain: 'orchestrator' }),
+      db, catalog, events, engines, hosterId: config.hosterId, log: orchestratorLog, forgetAccounts: forgetInstanceAccounts,
       backupsDir: path.join(config.dataDir, 'backups'), volumesDir: path.join(config.dataDir, 'volumes'), concurrency: config.concurrency,
       dockerTimeoutSeconds: config.dockerTimeoutSeconds, healthTimeoutSeconds: config.healthTimeoutSeconds,
-      firewall: createFirewall({ pool: config.subnetPool, hosterId: config.hosterId, log: log.child({ domain: 'orchestrator' }) }),
+      firewall: createFirewall({ pool: config.subnetPool, hosterId: config.hosterId, log: orchestratorLog }),
       ...(opts.maxBackoffSeconds !== undefined ? { maxBackoffSeconds: opts.maxBackoffSeconds } : {}),
     });
     const collector = createCollector({
-      db, catalog, engineFor: reconciler.engineFor, log: log.child({ domain: 'metering' }), idlePolicy: config.idlePolicy,
+      db, catalog, engineFor: engines.engineFor, log: log.child({ domain: 'metering' }), idlePolicy: config.idlePolicy,
       retentionHours: config.meterRetentionHours, hourlyRetentionDays: config.meterHourlyDays,
     });
-    const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, secret: loadOrCreateSecret(config.dataDir, config.secret) });
-    const accountDeps = {
-      db, catalog, hosterId: config.hosterId, engineFor: reconciler.engineFor, log: log.child({ domain: 'accounts' }),
-      stagingDir: path.join(config.dataDir, 'tmp'), ...(opts.accountLimits ? { limits: opts.accountLimits } : {}),
+    const accountDeps: AccountDeps = {
+      db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'accounts' }),
+      // Exports are staged in cattery's own data folder (0700), never the shared system temp folder.
+      stagingDir: path.join(config.dataDir, 'tmp'),
     };
+    // A test shortens the deadline of the upkeep timer's operations only (tests/accounts/limits.test.ts); requests
+    // keep the defaults.
+    const upkeepDeps: AccountDeps = { ...accountDeps, ...(opts.accountLimits ? { limits: opts.accountLimits } : {}) };
+    const secret = loadOrCreateSecret(config.dataDir, config.secret);
+    const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret });
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;
     return {
-      config, db, catalog, events, reconciler, app, log, collector,
+      config, db, catalog, events, reconciler, engines, accounts: accountDeps, app, log, collector,
       start(intervalSeconds) {
         reconciler.start(intervalSeconds);
         collector.start(config.meterIntervalSeconds);
@@ -79,7 +90,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
           retrying = true;
           purgeExpiredSessions(db);
           // Usage an hour old at most: the per-account energy key is read from it.
-          retryPendingAccounts(accountDeps).then(() => refreshStaleUsage(accountDeps, 3_600_000))
+          retryPendingAccounts(upkeepDeps).then(() => refreshStaleUsage(upkeepDeps, 3_600_000))
             .catch((err) => log.warn({ err }, 'account upkeep failed')).finally(() => { retrying = false; });
         }, intervalSeconds * 1000);
         accountTimer.unref();

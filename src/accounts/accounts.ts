@@ -9,12 +9,12 @@ import type { Readable } from 'node:stream';
 import type { Catalog } from '../catalog/load.js';
 import type { ACCOUNT_OPERATIONS } from '../catalog/manifest.js';
 import type { Db } from '../db/connection.js';
-import { accounts, instances, operations, servers, type Account, type AccountState, type Instance } from '../db/schema.js';
+import { accounts, instances, type Account, type AccountState, type Instance, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
-import { containerName } from '../orchestrator/docker/container-spec.js';
-import type { Engine } from '../orchestrator/docker/engine.js';
-import { DEFAULT_LIMITS, execToFile, execWithInput, type ExecLimits } from '../orchestrator/docker/exec.js';
+import { DEFAULT_LIMITS, containerName, execToFile, execWithInput, type Engine, type ExecLimits } from '../orchestrator/docker/index.js';
+import { getInstance, serverOf } from '../orchestrator/instances.js';
+import { journal as journalEntry } from '../orchestrator/journal.js';
 
 export const USERNAME_PATTERN = '^[a-z][a-z0-9._-]{0,30}[a-z0-9]$';
 const USERNAME = new RegExp(USERNAME_PATTERN);
@@ -28,7 +28,7 @@ export interface AccountDeps {
   db: Db;
   catalog: Catalog;
   hosterId: string;
-  engineFor: (server: typeof servers.$inferSelect) => Engine;
+  engineFor: (server: Server) => Engine;
   log: Logger;
   /** Deadline and output cap of one operation (exec.ts DEFAULT_LIMITS otherwise). */
   limits?: ExecLimits;
@@ -55,26 +55,22 @@ export function checkQuota(q: number): void {
   if (!Number.isInteger(q) || q < 1 || q > QUOTA_MAX_MB) throw fail('CATTERY_ERR_VALIDATION', `quotaMb: a whole number from 1 to ${QUOTA_MAX_MB}`);
 }
 
-function instanceOf(db: Db, slug: string): Instance {
-  const inst = db.select().from(instances).where(eq(instances.slug, slug)).get();
-  if (!inst) throw fail('CATTERY_ERR_NOT_FOUND', `No instance "${slug}"`);
-  return inst;
-}
-
 export function getAccount(db: Db, slug: string, username: string): Account {
-  const inst = instanceOf(db, slug);
+  const inst = getInstance(db, slug);
   const row = db.select().from(accounts).where(and(eq(accounts.instanceId, inst.id), eq(accounts.username, username))).get();
   if (!row) throw fail('CATTERY_ERR_NOT_FOUND', `No account "${username}" in "${slug}"`);
   return row;
 }
 
 export function listAccounts(db: Db, slug: string): Account[] {
-  const inst = instanceOf(db, slug);
+  const inst = getInstance(db, slug);
   return db.select().from(accounts).where(eq(accounts.instanceId, inst.id)).orderBy(asc(accounts.username)).all();
 }
 
-function journal(db: Db, slug: string, kind: string, actor: string, detail: Record<string, unknown>, status: 'done' | 'failed', error?: string) {
-  db.insert(operations).values({ instanceSlug: slug, kind: `account.${kind}`, actor, status, detail, error: error ?? null, finishedAt: new Date().toISOString() }).run();
+function journal(
+  db: Db, slug: string, kind: string, actor: string, detail: Record<string, unknown>, status: 'done' | 'failed', error?: string,
+) {
+  journalEntry(db, { slug, kind: `account.${kind}`, actor, status, detail, error });
 }
 
 /** Run one operation of the manifest's adapter inside the instance's container. */
@@ -83,8 +79,8 @@ async function runOp(deps: AccountDeps, inst: Instance, op: Op, input: Record<st
   const spec = m?.accounts?.operations[op];
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "${op}" account operation`);
   if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
-  const server = deps.db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
-  const r = await execWithInput(deps.engineFor(server), containerName(deps.hosterId, inst.slug), spec.exec, JSON.stringify(input), deps.limits ?? DEFAULT_LIMITS, `${op} of ${inst.slug}`);
+  const r = await execWithInput(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, inst.slug), spec.exec,
+    JSON.stringify(input), deps.limits ?? DEFAULT_LIMITS, `${op} of ${inst.slug}`);
   let out: Record<string, unknown> = {};
   try { out = JSON.parse(r.stdout.toString() || '{}'); } catch { /* reported below */ }
   if (r.exitCode !== 0 || out.ok !== true) {
@@ -105,7 +101,7 @@ export async function createAccount(deps: AccountDeps, slug: string, input: { us
   checkUsername(input.username);
   checkPassword(input.password);
   checkQuota(input.quotaMb);
-  const inst = instanceOf(deps.db, slug);
+  const inst = getInstance(deps.db, slug);
   const existing = deps.db.select().from(accounts).where(and(eq(accounts.instanceId, inst.id), eq(accounts.username, input.username))).get();
   if (existing && existing.state !== 'failed' && existing.state !== 'pending') return { account: existing, created: false };
   if (deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.create === undefined) {
@@ -140,7 +136,7 @@ function withoutCreate(p: Account['pending'] | undefined): Account['pending'] {
 /** A create queued while the instance was coming up. Returns false while it still cannot be done; a service that
  * refuses it marks the account failed (and forgets the password). */
 async function applyQueuedCreate(deps: AccountDeps, slug: string, username: string, actor: string): Promise<boolean> {
-  const inst = instanceOf(deps.db, slug);
+  const inst = getInstance(deps.db, slug);
   const acc = getAccount(deps.db, slug, username);
   const password = acc.pending?.create?.password;
   if (!password) return true;
@@ -165,7 +161,7 @@ async function applyQueuedCreate(deps: AccountDeps, slug: string, username: stri
 /** Apply what an account's `pending` asks for (suspend, resume, quota). Returns false when the service could not
  * do it now: the change stays pending, with the reason as last error, and the timer tries again. */
 async function applyPending(deps: AccountDeps, slug: string, username: string, actor: string): Promise<boolean> {
-  const inst = instanceOf(deps.db, slug);
+  const inst = getInstance(deps.db, slug);
   let acc = getAccount(deps.db, slug, username);
   const pending = { ...(acc.pending ?? {}) };
   const steps: [Op, Record<string, unknown>, () => Partial<Account>][] = [];
@@ -207,7 +203,7 @@ export async function changeAccount(deps: AccountDeps, slug: string, username: s
   if (change.quotaMb !== undefined) checkQuota(change.quotaMb);
   const acc = getAccount(deps.db, slug, username);
   if (acc.state === 'deleting' || acc.state === 'pending' || acc.state === 'failed') throw fail('CATTERY_ERR_CONFLICT', `Account "${username}" is ${acc.state}`);
-  const inst = instanceOf(deps.db, slug);
+  const inst = getInstance(deps.db, slug);
   const ops = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations ?? {};
   const needed: Op[] = [];
   if (change.quotaMb !== undefined) needed.push('setQuota');
@@ -234,7 +230,7 @@ export async function changeAccount(deps: AccountDeps, slug: string, username: s
 
 export async function refreshUsage(deps: AccountDeps, slug: string, username: string): Promise<Account> {
   const acc = getAccount(deps.db, slug, username);
-  const out = await runOp(deps, instanceOf(deps.db, slug), 'usage', { username });
+  const out = await runOp(deps, getInstance(deps.db, slug), 'usage', { username });
   const bytes = Number(out.bytes); const items = Number(out.items);
   deps.db.update(accounts).set({ usageBytes: Number.isFinite(bytes) ? bytes : null, usageItems: Number.isFinite(items) ? items : null, usageAt: new Date().toISOString() })
     .where(eq(accounts.id, acc.id)).run();
@@ -263,11 +259,10 @@ export async function refreshStaleUsage(deps: AccountDeps, maxAgeMs: number, bat
  * staged file is removed once read (or at once on failure). */
 export async function exportAccount(deps: AccountDeps, slug: string, username: string, actor: string): Promise<Readable & { size?: number }> {
   const acc = getAccount(deps.db, slug, username);
-  const inst = instanceOf(deps.db, slug);
+  const inst = getInstance(deps.db, slug);
   const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.export;
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
   if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
-  const server = deps.db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
   const root = deps.stagingDir ?? os.tmpdir();
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   const dir = fs.mkdtempSync(path.join(root, 'export-'));
@@ -275,7 +270,8 @@ export async function exportAccount(deps: AccountDeps, slug: string, username: s
   const drop = () => fs.rmSync(dir, { recursive: true, force: true });
   let code: number;
   try {
-    code = await execToFile(deps.engineFor(server), containerName(deps.hosterId, slug), spec.exec, JSON.stringify({ username }), file, exportLimits(deps, acc.quotaMb));
+    code = await execToFile(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, slug), spec.exec,
+      JSON.stringify({ username }), file, exportLimits(deps, acc.quotaMb));
   } catch (err) {
     drop();
     journal(deps.db, slug, 'export', actor, { username }, 'failed', (err as Error).message);
@@ -298,7 +294,7 @@ export async function exportAccount(deps: AccountDeps, slug: string, username: s
  * and `retryPendingAccounts` finishes the work later. Returns false when deferred. */
 export async function deleteAccount(deps: AccountDeps, slug: string, username: string, actor: string): Promise<boolean> {
   checkUsername(username);
-  const inst = instanceOf(deps.db, slug);
+  const inst = getInstance(deps.db, slug);
   const acc = deps.db.select().from(accounts).where(and(eq(accounts.instanceId, inst.id), eq(accounts.username, username))).get();
   if (!acc) return true;
   const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.delete;
@@ -313,9 +309,37 @@ export async function deleteAccount(deps: AccountDeps, slug: string, username: s
   }
   deps.db.transaction((tx) => {
     tx.delete(accounts).where(eq(accounts.id, acc.id)).run();
-    tx.insert(operations).values({ instanceSlug: slug, kind: 'account.delete', actor, status: 'done', detail: { username }, finishedAt: new Date().toISOString() }).run();
+    journal(tx as unknown as Db, slug, 'delete', actor, { username }, 'done');
   });
   return true;
+}
+
+/** The instance is gone with its volumes (archived or purged): its accounts' rows go too. Called by the
+ * reconciler inside its own transaction, so `db` may be that transaction. */
+export function forgetInstanceAccounts(db: Db, instanceId: number): void {
+  db.delete(accounts).where(eq(accounts.instanceId, instanceId)).run();
+}
+
+/** A person's accounts with the instance each lives in. */
+export function accountsOfUser(db: Db, userId: number): { account: Account; instance: Instance }[] {
+  return db.select().from(accounts).innerJoin(instances, eq(instances.id, accounts.instanceId))
+    .where(eq(accounts.userId, userId)).orderBy(asc(instances.service)).all().map((r) => ({ account: r.accounts, instance: r.instances }));
+}
+
+/** Whether any instance has an account of this name (made by hand or by a sign-up). */
+export function usernameTaken(db: Db, username: string): boolean {
+  return !!db.select({ id: accounts.id }).from(accounts).where(eq(accounts.username, username)).get();
+}
+
+/** The account belongs to this person (a sign-up made it for them). */
+export function assignAccount(db: Db, accountId: number, userId: number): void {
+  db.update(accounts).set({ userId }).where(eq(accounts.id, accountId)).run();
+}
+
+/** Every account of every instance, with where it lives, for the administrators' page. */
+export function listAllAccounts(db: Db) {
+  return db.select({ a: accounts, slug: instances.slug, service: instances.service }).from(accounts)
+    .innerJoin(instances, eq(instances.id, accounts.instanceId)).orderBy(instances.slug, accounts.username).all();
 }
 
 /** Finish what could not be done at once: deletions, suspensions, resumptions and quota changes. Called on the

@@ -1,6 +1,6 @@
-// The Fastify app, built as a plugin tree from its dependencies; server.ts only listens and shuts down.
+// The Fastify app, built as a plugin tree from its dependencies; `cattery serve` (cli/main.ts) only listens and shuts
+// down.
 import crypto from 'node:crypto';
-import path from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
@@ -13,6 +13,7 @@ import rateLimit from '@fastify/rate-limit';
 import view from '@fastify/view';
 import { Eta } from 'eta';
 import type { preValidationHookHandler } from 'fastify';
+import type { AccountDeps } from '../accounts/accounts.js';
 import type { Catalog } from '../catalog/load.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
@@ -50,6 +51,8 @@ export interface AppDeps {
   events: EventBus;
   log: Logger;
   collector: Collector;
+  /** What account operations need, built once (runtime.ts). */
+  accounts: AccountDeps;
   /** Signs cookies (CSRF secret); made once per data folder (identity/secret.ts). */
   secret: string;
 }
@@ -183,17 +186,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(catalogRoutes, { catalog: deps.catalog });
   await app.register(serverRoutes, { db: deps.db });
   await app.register(instanceRoutes, { deps: instanceDeps, reconciler: deps.reconciler });
-  await app.register(accountRoutes, {
-    deps: { db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'accounts' }),
-      // Exports are staged in cattery's own data folder (0700), never the shared system temp folder.
-      stagingDir: path.join(deps.config.dataDir, 'tmp') },
-  });
+  await app.register(accountRoutes, { deps: deps.accounts });
   await app.register(eventRoutes, { events: deps.events });
   await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
-    accounts: { db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'identity' }), stagingDir: path.join(deps.config.dataDir, 'tmp') },
+    accounts: deps.accounts,
   };
   await app.register(identityRoutes, { deps: pageDeps });
   await app.register(publicPages, { deps: pageDeps });

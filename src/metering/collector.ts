@@ -7,13 +7,14 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import { servers, type Server, type ServerEnergy } from '../db/schema.js';
 import type { Logger } from '../log.js';
-import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, call, isLocalEndpoint, type Engine } from '../orchestrator/docker/engine.js';
+import {
+  LABEL_INSTANCE, LABEL_SERVICE, containerPid, containerStats, isLocalEndpoint, runningInstanceContainers, type Engine,
+} from '../orchestrator/docker/index.js';
 import { HOST_ROOTS, cgroupPaths, cgroupVersion, readContainerUsage, readHostCpu, readHostMemory, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
 import { splitEnergy, type IdlePolicy } from './energy-model.js';
 import { DEFAULT_SERVER_ENERGY, curveWatts, modelName, readExternalMeter } from './power.js';
 import { findRaplDomains, raplDeltaJoules, readRapl, type RaplDomain } from './rapl.js';
 import { applyRetention, recordPass, thinCumulative, type MeterLine } from './store.js';
-import { statsUsage } from '../orchestrator/docker/stats.js';
 
 // Linux reports /proc/stat in USER_HZ ticks, 100 per second on every architecture cattery runs on (sysconf(_SC_CLK_TCK)).
 const USER_HZ = 100;
@@ -75,7 +76,7 @@ export function createCollector(deps: CollectorDeps): Collector {
       try {
         let known = pids.get(id);
         if (known === undefined) {
-          const pid = (await call(engine, 'inspect container', (d) => d.getContainer(id).inspect())).State.Pid;
+          const pid = await containerPid(engine, id);
           known = { pid, paths: cgroupPaths(roots, pid) };
           pids.set(id, known);
         }
@@ -88,20 +89,19 @@ export function createCollector(deps: CollectorDeps): Collector {
       }
     }
     counts.stats++;
-    return call(engine, 'container stats', (d) => statsUsage(d, id));
+    return containerStats(engine, id);
   }
 
   async function passServer(server: Server, nowNs: bigint, at: Date): Promise<PowerReading | undefined> {
     const engine = deps.engineFor(server);
     const energy: ServerEnergy = server.energy ?? DEFAULT_SERVER_ENERGY;
     const local = isLocalEndpoint(server.dockerEndpoint);
-    const list = await call(engine, 'list containers', (d) => d.listContainers({ filters: { label: [`${LABEL_HOSTER}=${engine.hosterId}`], status: ['running'] } }));
-    const containers = list.filter((c) => c.Labels[LABEL_INSTANCE] && c.Labels[LABEL_ROLE] === undefined);
+    const containers = await runningInstanceContainers(engine);
     const usage = new Map<string, ContainerUsage>();
     for (const c of containers) {
-      try { usage.set(c.Id, await usageOf(engine, c.Id, local)); } catch (err) { log.warn({ err, id: c.Id }, 'no usage for a container this pass'); }
+      try { usage.set(c.id, await usageOf(engine, c.id, local)); } catch (err) { log.warn({ err, id: c.id }, 'no usage for a container this pass'); }
     }
-    for (const id of pids.keys()) if (!containers.some((c) => c.Id === id)) pids.delete(id);
+    for (const id of pids.keys()) if (!containers.some((c) => c.id === id)) pids.delete(id);
     const host = local ? readHostCpu(roots) : undefined;
     const hostMem = local ? readHostMemory(roots) : undefined;
     const meter = energy.meter;
@@ -116,13 +116,13 @@ export function createCollector(deps: CollectorDeps): Collector {
 
     const seconds = Number(nowNs - prev.atNs) / 1e9;
     if (seconds <= 0) return undefined;
-    const perInstance = containers.filter((c) => usage.has(c.Id)).map((c) => {
-      const u = usage.get(c.Id)!, p = prev.usage.get(c.Id);
+    const perInstance = containers.filter((c) => usage.has(c.id)).map((c) => {
+      const u = usage.get(c.id)!, p = prev.usage.get(c.id);
       // A container new since the last pass (or restarted: counters went back) counts from zero.
       const base = p && p.cpuNs <= u.cpuNs ? p : { cpuNs: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, memoryBytes: 0 };
-      const service = c.Labels[LABEL_SERVICE] ?? '';
+      const service = c.labels[LABEL_SERVICE] ?? '';
       return {
-        slug: c.Labels[LABEL_INSTANCE]!, service, usage: u,
+        slug: c.labels[LABEL_INSTANCE]!, service, usage: u,
         cpuSeconds: (u.cpuNs - base.cpuNs) / 1e9,
         net: [Math.max(0, u.netRxBytes - base.netRxBytes), Math.max(0, u.netTxBytes - base.netTxBytes)] as const,
         blk: [Math.max(0, u.blkReadBytes - base.blkReadBytes), Math.max(0, u.blkWriteBytes - base.blkWriteBytes)] as const,

@@ -1,11 +1,11 @@
 // What `?wait=true` waits for: the instance converged to what was asked (healthy, or running when its service has
 // no health check; stopped; gone), or a clear error when it failed or did not get there in time. Polls the
 // database, where the reconciler records every observation; the reconciler's passes do the work.
-import { eq } from 'drizzle-orm';
 import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
-import { instances, type Instance } from '../db/schema.js';
+import type { Instance } from '../db/schema.js';
 import { fail } from '../errors.js';
+import { findInstance } from './instances.js';
 
 export type Convergence = { done: true; row: Instance | null } | { done: false; failed?: string };
 
@@ -27,7 +27,7 @@ export function convergence(catalog: Catalog, row: Instance | undefined, generat
 export async function waitConverged(deps: { db: Db; catalog: Catalog }, slug: string, generation: number, timeoutMs: number, everyMs = 250): Promise<Instance | null> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const row = deps.db.select().from(instances).where(eq(instances.slug, slug)).get();
+    const row = findInstance(deps.db, slug);
     const c = convergence(deps.catalog, row, generation);
     if (c.done) return c.row;
     if (c.failed) throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" did not converge: ${c.failed}`);

@@ -1,21 +1,23 @@
 // The desired state of instances: what the association asked for. Every function here is synchronous and writes in
 // one SQLite transaction (intent first); the reconciler then converges Docker to it.
 import crypto from 'node:crypto';
-import { and, asc, desc, eq } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
-import { instances, operations, servers, type Desired, type Instance, type InstanceConfig, type Server } from '../db/schema.js';
+import { instances, servers, type Desired, type Instance, type InstanceConfig, type Observed, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { instanceEnvProblem } from '../catalog/env.js';
-import { serviceImageRef } from './docker/images.js';
+import { serviceImageRef } from './docker/index.js';
+import { closePending, journal, notePendingError } from './journal.js';
 import { allocateSubnet } from './subnets.js';
 
 export interface InstanceDeps { db: Db; catalog: Catalog; portRange: readonly [number, number]; subnetPool: string }
 
 export const SLUG_PATTERN = '^[a-z][a-z0-9-]{1,40}[a-z0-9]$';
 
-function journal(db: Db, slug: string, kind: string, actor: string, detail?: Record<string, unknown>) {
-  db.insert(operations).values({ instanceSlug: slug, kind, actor, detail: detail ?? null }).run();
+/** An intent: the reconciler closes it once the instance shows it (journal.ts closePending). */
+function intend(db: Db, slug: string, kind: string, actor: string, detail?: Record<string, unknown>) {
+  journal(db, { slug, kind, actor, status: 'pending', detail });
 }
 
 function allocatePorts(db: Db, names: string[], range: readonly [number, number]): Record<string, number> {
@@ -47,10 +49,26 @@ export function getServer(db: Db, name?: string): Server {
   return row;
 }
 
+export function findInstance(db: Db, slug: string): Instance | undefined {
+  return db.select().from(instances).where(eq(instances.slug, slug)).get();
+}
+
+/** The instance by its slug, or 404. */
 export function getInstance(db: Db, slug: string): Instance {
-  const row = db.select().from(instances).where(eq(instances.slug, slug)).get();
+  const row = findInstance(db, slug);
   if (!row) throw fail('CATTERY_ERR_NOT_FOUND', `No instance "${slug}"`);
   return row;
+}
+
+/** The server an instance lives on (a foreign key: it exists while the instance does). */
+export function serverOf(db: Db, inst: Pick<Instance, 'serverId'>): Server {
+  return db.select().from(servers).where(eq(servers.id, inst.serverId)).get()!;
+}
+
+/** The instance that takes new residents for a service: the oldest one meant to run. */
+export function instanceForNewResidents(db: Db, service: string): Instance | undefined {
+  return db.select().from(instances).where(and(eq(instances.service, service), eq(instances.desired, 'running')))
+    .orderBy(asc(instances.id)).get();
 }
 
 export function listInstances(db: Db, filter: { service?: string; server?: number } = {}): Instance[] {
@@ -89,7 +107,7 @@ export function createInstance(deps: InstanceDeps, input: CreateInstanceInput, a
       slug: input.slug, service: input.service, serverId: server.id, desired: input.desired ?? 'running',
       image: serviceImageRef(svc), config,
     }).returning().get();
-    journal(db, input.slug, 'create', actor, { service: input.service, server: server.name });
+    intend(db, input.slug, 'create', actor, { service: input.service, server: server.name });
     return row;
   });
 }
@@ -119,13 +137,68 @@ export function updateInstance(deps: InstanceDeps, slug: string, change: { desir
     // A new generation has no container yet: what was observed was the old one's (a wait must not take it for done).
     if (set.generation !== undefined && cur.desired !== 'deleted') set.observed = 'creating';
     const row = db.update(instances).set(set).where(eq(instances.id, cur.id)).returning().get();
-    journal(db, slug, kind, actor, { ...change, env: change.env ? Object.keys(change.env) : undefined });
+    intend(db, slug, kind, actor, { ...change, env: change.env ? Object.keys(change.env) : undefined });
     return row;
   });
 }
 
-export function listOperations(db: Db, slug?: string, limit = 100) {
-  return db.select().from(operations).where(slug ? eq(operations.instanceSlug, slug) : undefined).orderBy(desc(operations.id)).limit(limit).all();
+/** Ask for a restart: the intent is a pending `restart` operation; the reconciler restarts the container while it
+ * started before the intent, and closes it once the instance has converged (converge.ts nextAction). */
+export function requestRestart(db: Db, slug: string, actor: string): Instance {
+  const inst = getInstance(db, slug);
+  if (inst.desired !== 'running') {
+    throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is not meant to run (desired: ${inst.desired})`);
+  }
+  intend(db, slug, 'restart', actor);
+  return inst;
+}
+
+// ── what the reconciler records ───────────────────────────────────────────────────────────────────────────────
+
+/** What the engine shows now, for this generation; once it is what was asked, the open intents are done. */
+export function recordObservation(
+  db: Db, inst: Instance, o: { observed: Observed; containerId: string | null; problem: string | null; converged: boolean },
+): void {
+  const now = new Date().toISOString();
+  db.transaction((tx) => {
+    tx.update(instances).set({
+      observed: o.observed, containerId: o.containerId, lastError: o.problem, attempts: 0, nextAttemptAt: null, updatedAt: now,
+    }).where(and(eq(instances.id, inst.id), eq(instances.generation, inst.generation))).run();
+    if (o.converged) closePending(tx as unknown as Db, inst.slug);
+  });
+}
+
+/** A failed pass: the error, one more attempt, and when to try again. */
+export function recordFailure(db: Db, inst: Instance, error: string, attempts: number, retryInSeconds: number): void {
+  db.transaction((tx) => {
+    tx.update(instances).set({
+      lastError: error, attempts, nextAttemptAt: new Date(Date.now() + retryInSeconds * 1000).toISOString(),
+      observed: inst.observed === 'pending' ? 'failed' : inst.observed, updatedAt: new Date().toISOString(),
+    }).where(eq(instances.id, inst.id)).run();
+    notePendingError(tx as unknown as Db, inst.slug, error);
+  });
+}
+
+export function markDeleting(db: Db, inst: Instance): void {
+  db.update(instances).set({ observed: 'deleting' }).where(eq(instances.id, inst.id)).run();
+}
+
+/** The last step of a delete, in one transaction: what lived in the instance is forgotten first (its accounts, by
+ * their own domain's function), then the row; the open intents are done and the deletion is journaled. */
+export function removeInstance(
+  db: Db, inst: Instance, forgetContents: (tx: Db, instanceId: number) => void, detail: Record<string, unknown>,
+): void {
+  db.transaction((t) => {
+    const tx = t as unknown as Db;
+    forgetContents(tx, inst.id);
+    tx.delete(instances).where(eq(instances.id, inst.id)).run();
+    closePending(tx, inst.slug);
+    journal(tx, { slug: inst.slug, kind: 'deleted', actor: 'reconciler', status: 'done', detail });
+  });
+}
+
+export function instancesOn(db: Db, serverId: number): Instance[] {
+  return db.select().from(instances).where(eq(instances.serverId, serverId)).all();
 }
 
 /** What the API shows of an instance: never its secrets. */

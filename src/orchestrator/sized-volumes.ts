@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fail } from '../errors.js';
-import { call, isOurs, type Engine } from './docker/engine.js';
+import { ensureVolume, type Engine } from './docker/engine.js';
 import { ExecError, hostExec } from './host-exec.js';
 
 const MiB = 1024 * 1024;
@@ -138,12 +138,8 @@ export async function ensureSizedVolume(engine: Engine, dir: string, name: strin
   }
   const fsMb = await fsSizeMb(image);
   if (fsMb < sizeMb && await growFs(name, loop, link, engine.log)) engine.log.info({ volume: name, fromMb: fsMb, toMb: sizeMb }, 'volume grown');
-  await call(engine, `create volume ${name}`, (d) => d.createVolume({
-    Name: name, Labels: labels, Driver: 'local', DriverOpts: { type: 'ext4', device: link, o: MOUNT_OPTIONS },
-  }));
-  const vol = await call(engine, `inspect volume ${name}`, (d) => d.getVolume(name).inspect());
-  if (!isOurs(engine, vol.Labels as Record<string, string> | undefined)) throw fail('CATTERY_ERR_CONFLICT', `volume ${name} exists and is not managed by cattery`);
-  if ((vol.Options as Record<string, string> | null)?.device !== link) {
+  const options = await ensureVolume(engine, name, labels, { DriverOpts: { type: 'ext4', device: link, o: MOUNT_OPTIONS } });
+  if (options?.device !== link) {
     // Made before sizes were enforced: its data stays where it is, without a limit, until it is moved by archive.
     engine.log.warn({ volume: name }, 'volume predates size limits: its size is not enforced');
   }

@@ -3,10 +3,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/connection.js';
 import { DESIRED, OBSERVED, type Instance } from '../../db/schema.js';
 import {
-  SLUG_PATTERN, createInstance, getInstance, listInstances, listOperations, publicInstance, updateInstance, type InstanceDeps,
+  SLUG_PATTERN, createInstance, getInstance, listInstances, publicInstance, updateInstance, type InstanceDeps,
 } from '../../orchestrator/instances.js';
 import { listServers } from '../../orchestrator/servers.js';
 import type { Reconciler } from '../../orchestrator/reconcile.js';
+import { listOperations } from '../../orchestrator/journal.js';
 import { ErrorReply } from '../error-handler.js';
 
 const lit = <T extends string>(xs: readonly T[]) => Type.Union(xs.map((x) => Type.Literal(x)));

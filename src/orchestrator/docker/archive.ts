@@ -7,10 +7,13 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Manifest } from '../../catalog/manifest.js';
 import type { Instance } from '../../db/schema.js';
-import { LABEL_ROLE, call, statusOf, type Engine } from './engine.js';
+import { LABEL_ROLE, call, type Engine } from './engine.js';
+import { ensureContainerRemoved } from './containers.js';
 import { containerName, instanceLabels, volumeName } from './container-spec.js';
 
-export async function archiveVolumes(engine: Engine, inst: Instance, manifest: Manifest, backupsDir: string): Promise<string | null> {
+export async function archiveVolumes(
+  engine: Engine, inst: Instance, manifest: Manifest, backupsDir: string,
+): Promise<string | null> {
   if (manifest.volumes.length === 0) return null;
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = path.join(backupsDir, `${inst.slug}-${stamp}`);
@@ -20,9 +23,7 @@ export async function archiveVolumes(engine: Engine, inst: Instance, manifest: M
   fs.mkdirSync(dir, { mode: 0o700 });
   const name = `${containerName(engine.hosterId, inst.slug)}-archive`;
   // A helper left by a crash would block the name: it is ours (labelled), so it goes.
-  await call(engine, `remove ${name}`, (d) => d.getContainer(name).remove({ force: true })).catch((err) => {
-    if (statusOf(err) !== 404) throw err;
-  });
+  await ensureContainerRemoved(engine, name, name);
   const helper = await call(engine, `create ${name}`, (d) => d.createContainer({
     name,
     Image: inst.image,
@@ -30,7 +31,9 @@ export async function archiveVolumes(engine: Engine, inst: Instance, manifest: M
     Entrypoint: ['/nonexistent'],
     NetworkDisabled: true,
     HostConfig: {
-      Mounts: manifest.volumes.map((v) => ({ Type: 'volume' as const, Source: volumeName(engine.hosterId, inst.slug, v.name), Target: v.path, ReadOnly: true })),
+      Mounts: manifest.volumes.map((v) => ({
+        Type: 'volume' as const, Source: volumeName(engine.hosterId, inst.slug, v.name), Target: v.path, ReadOnly: true,
+      })),
       CapDrop: ['ALL'],
     },
   }));
@@ -41,8 +44,8 @@ export async function archiveVolumes(engine: Engine, inst: Instance, manifest: M
       await pipeline(stream, zlib.createGzip(), fs.createWriteStream(path.join(dir, `${v.name}.tar.gz`), { mode: 0o600 }));
     }
     fs.writeFileSync(path.join(dir, 'instance.json'), JSON.stringify({
-      slug: inst.slug, service: inst.service, generation: inst.generation, image: inst.image, archivedAt: new Date().toISOString(),
-      volumes: manifest.volumes,
+      slug: inst.slug, service: inst.service, generation: inst.generation, image: inst.image,
+      archivedAt: new Date().toISOString(), volumes: manifest.volumes,
     }, null, 2), { mode: 0o600 });
   } finally {
     await call(engine, `remove ${name}`, (d) => d.getContainer(helper.id).remove({ force: true })).catch(() => undefined);

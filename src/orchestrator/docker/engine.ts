@@ -74,6 +74,14 @@ export function statusOf(err: unknown): number | undefined {
   return cause?.statusCode;
 }
 
+/** For a `.catch` after an idempotent call: Docker's "already so" answers (304 not modified, 404 gone) mean the
+ * wanted state holds; anything else is still an error. */
+export function unless(...codes: number[]): (err: unknown) => void {
+  return (err) => {
+    if (!codes.includes(statusOf(err) ?? -1)) throw err;
+  };
+}
+
 export function isOurs(engine: Engine, labels: Record<string, string> | null | undefined): boolean {
   return labels?.[LABEL_HOSTER] === engine.hosterId;
 }
@@ -100,11 +108,33 @@ export async function ensureNetwork(engine: Engine, name: string, labels: Record
   }
 }
 
-/** Creating a volume that exists is a no-op in Docker; the inspect after it checks whose it is. */
-export async function ensureVolume(engine: Engine, name: string, labels: Record<string, string>): Promise<void> {
-  await call(engine, `create volume ${name}`, (d) => d.createVolume({ Name: name, Labels: labels }));
+/** Creating a volume that exists is a no-op in Docker; the inspect after it checks whose it is. Returns the
+ * volume's driver options as the engine holds them (a volume made before they were asked for keeps its own). */
+export async function ensureVolume(
+  engine: Engine, name: string, labels: Record<string, string>, local?: { DriverOpts: Record<string, string> },
+): Promise<Record<string, string> | null> {
+  await call(engine, `create volume ${name}`, (d) => d.createVolume({
+    Name: name, Labels: labels, ...(local ? { Driver: 'local', DriverOpts: local.DriverOpts } : {}),
+  }));
   const vol = await call(engine, `inspect volume ${name}`, (d) => d.getVolume(name).inspect());
-  if (!isOurs(engine, vol.Labels as Record<string, string> | undefined)) throw fail('CATTERY_ERR_CONFLICT', `volume ${name} exists and is not managed by cattery`);
+  if (!isOurs(engine, vol.Labels as Record<string, string> | undefined)) {
+    throw fail('CATTERY_ERR_CONFLICT', `volume ${name} exists and is not managed by cattery`);
+  }
+  return (vol.Options as Record<string, string> | null) ?? null;
+}
+
+export async function removeNetwork(engine: Engine, id: string, what: string): Promise<void> {
+  await call(engine, `remove network ${what}`, (d) => d.getNetwork(id).remove());
+}
+
+/** Idempotent: the network is gone after this (404 counts as done). */
+export async function ensureNetworkRemoved(engine: Engine, id: string, what: string): Promise<void> {
+  await removeNetwork(engine, id, what).catch(unless(404));
+}
+
+/** Idempotent: the volume is gone after this (404 counts as done). */
+export async function ensureVolumeRemoved(engine: Engine, name: string): Promise<void> {
+  await call(engine, `remove volume ${name}`, (d) => d.getVolume(name).remove()).catch(unless(404));
 }
 
 export interface Managed {

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import tar from 'tar-fs';
 import type { Catalog, CatalogService } from '../../catalog/load.js';
 import { fail } from '../../errors.js';
-import { imageExists, translateDockerError, type Engine } from './engine.js';
+import { LABEL_SERVICE, imageExists, translateDockerError, type Engine } from './engine.js';
 
 export const BUSYBOX_PATH = '/bin/busybox';
 const SUITE = 'bookworm';
@@ -154,7 +154,7 @@ export async function ensureServiceImage(engine: Engine, svc: CatalogService, op
     const readable = (h: tar.Headers) => ({ ...h, mode: h.type === 'directory' || (h.mode ?? 0) & 0o111 ? 0o755 : 0o644 });
     const stream = await engine.docker.buildImage(tar.pack(ctx, { map: readable }) as unknown as NodeJS.ReadableStream, {
       t: ref, dockerfile: local.dockerfile, buildargs, networkmode: 'host', rm: true, forcerm: true,
-      labels: { 'cattery.service': svc.manifest.id },
+      labels: { [LABEL_SERVICE]: svc.manifest.id },
     });
     await streamToEngine(engine, `build ${ref}`, stream, (l) => opts.progress(`[${svc.manifest.id}] ${l}`));
     return ref;

@@ -1,6 +1,7 @@
 // Docker's stats API, one-shot, for a container whose cgroup files cattery cannot read (a remote engine, a
 // restricted host). Slow on Engine 20.10 (about a second per container), so only a fallback.
 import type Docker from 'dockerode';
+import { call, type Engine } from './engine.js';
 
 /** What one container used, cumulatively: the same shape metering's cgroup reader gives (metering/cgroup.ts). */
 export interface StatsUsage {
@@ -30,4 +31,9 @@ export async function statsUsage(docker: Docker, id: string): Promise<StatsUsage
     cpuNs: s.cpu_stats?.cpu_usage?.total_usage ?? 0, memoryBytes: Math.max(0, (s.memory_stats?.usage ?? 0) - cache),
     netRxBytes: rx, netTxBytes: tx, blkReadBytes: r, blkWriteBytes: w,
   };
+}
+
+/** The stats API's reading of one container, with the deadline and error translation of every engine call. */
+export function containerStats(engine: Engine, id: string): Promise<StatsUsage> {
+  return call(engine, 'container stats', (d) => statsUsage(d, id));
 }

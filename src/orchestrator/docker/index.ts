@@ -1,0 +1,24 @@
+// The one Docker surface of cattery: everything outside src/orchestrator/docker/ reaches the engine through what this
+// file exports, and no other file imports dockerode (types included: they are re-exported here).
+import type Docker from 'dockerode';
+
+export type DockerClient = Docker;
+export type ContainerInfo = Docker.ContainerInfo;
+export type ContainerCreateOptions = Docker.ContainerCreateOptions;
+
+export {
+  LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, call, connectEngine, dockerOptions,
+  ensureNetwork, ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, isLocalEndpoint, isOurs,
+  listManaged, ping, removeNetwork, statusOf, translateDockerError, unless, type Engine, type Managed,
+} from './engine.js';
+export {
+  containerPid, createOrAdopt, ensureContainerRemoved, ensureStarted, ensureStopped, restartContainer,
+  runningInstanceContainers, unitOf, unitState, type Adoption, type Unit, type UnitState,
+} from './containers.js';
+export { parseEventChunk, watchContainerEvents, type InstanceEvent } from './events.js';
+export { containerName, instanceLabels, networkName, volumeName, buildContainerSpec, environmentOf } from './container-spec.js';
+export { containerRuntime, type InstanceRuntime, type UnitWanted } from './instance-runtime.js';
+export { archiveVolumes } from './archive.js';
+export { DEFAULT_LIMITS, execToFile, execWithInput, type ExecLimits, type ExecResult } from './exec.js';
+export { BUSYBOX_PATH, baseImageRef, buildImages, buildWorkDir, ensureBaseImage, ensureServiceImage, serviceImageRef } from './images.js';
+export { containerStats, statsUsage, type StatsUsage } from './stats.js';

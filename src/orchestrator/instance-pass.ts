@@ -1,0 +1,173 @@
+// One server's share of a reconcile pass, carried out: converge each instance (network, volumes, unit), finish
+// deletions (archive, remove, forget), sweep what no row claims. Every decision is converge.ts's; this file acts on
+// it through the Docker surface (docker/) and records the outcome (instances.ts, journal.ts), never inside a
+// transaction that waits on the engine.
+import type { Catalog } from '../catalog/load.js';
+import type { Db } from '../db/connection.js';
+import type { Instance, Observed, Server } from '../db/schema.js';
+import { fail } from '../errors.js';
+import type { Logger } from '../log.js';
+import {
+  LABEL_GENERATION, LABEL_INSTANCE, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
+  ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, instanceLabels, isLocalEndpoint, listManaged,
+  networkName, removeNetwork, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
+} from './docker/index.js';
+import { adoption, isConverged, nextAction, observedOf, planUnits } from './converge.js';
+import type { EventBus } from './events.js';
+import { bridgeOf, type Firewall } from './firewall.js';
+import { markDeleting, recordObservation, removeInstance } from './instances.js';
+import { journal, pendingRestartAt } from './journal.js';
+import { ensureSizedVolume, reattachIfPresent, releaseSizedVolume } from './sized-volumes.js';
+
+export interface PassDeps {
+  db: Db;
+  catalog: Catalog;
+  hosterId: string;
+  log: Logger;
+  events: EventBus;
+  backupsDir: string;
+  healthTimeoutSeconds: number;
+  firewall?: Firewall | undefined;
+  /** The folder of volume images when this server's engine is this host's; undefined: sizes are not enforced. */
+  sizedDir: string | undefined;
+  /** Asked of the accounts domain when an instance is gone: its accounts' rows go with it (runtime.ts wires it). */
+  forgetAccounts: (tx: Db, instanceId: number) => void;
+}
+
+export interface ServerContext { server: Server; engine: Engine; runtime: InstanceRuntime }
+
+export function publish(deps: Pick<PassDeps, 'events'>, inst: Instance, observed: Observed | 'deleted', error: string | null) {
+  deps.events.publish({
+    type: 'instance', slug: inst.slug, service: inst.service, desired: inst.desired, observed, generation: inst.generation, error,
+    at: new Date().toISOString(),
+  });
+}
+
+function act(deps: PassDeps, slug: string, kind: string, detail?: Record<string, unknown>) {
+  journal(deps.db, { slug, kind, actor: 'reconciler', status: 'done', detail });
+}
+
+/** Network and volumes first: they outlive generations, so they carry generation 0. */
+async function ensureSurroundings(deps: PassDeps, ctx: ServerContext, inst: Instance): Promise<void> {
+  const m = deps.catalog.services.get(inst.service)!.manifest;
+  const labels = { ...instanceLabels(deps.hosterId, inst), [LABEL_GENERATION]: '0' };
+  const [networkId] = await Promise.all([
+    ensureNetwork(ctx.engine, networkName(deps.hosterId, inst.slug), labels, inst.config.subnet),
+    ...m.volumes.map((v) => {
+      const vname = volumeName(deps.hosterId, inst.slug, v.name);
+      return deps.sizedDir ? ensureSizedVolume(ctx.engine, deps.sizedDir, vname, labels, v.sizeMb) : ensureVolume(ctx.engine, vname, labels);
+    }),
+  ]);
+  // Before any container joins it (firewall.ts).
+  if (isLocalEndpoint(ctx.server.dockerEndpoint)) await deps.firewall?.guard(bridgeOf(networkId));
+}
+
+/** This generation's unit, created or adopted when missing; every other unit of the instance removed. */
+async function ensureUnit(deps: PassDeps, ctx: ServerContext, inst: Instance, found: Unit[]): Promise<{ id: string; listedRunning: boolean }> {
+  const name = containerName(deps.hosterId, inst.slug);
+  const plan = planUnits(found, name, inst.generation);
+  for (const { unit, kind } of plan.remove) {
+    await ctx.runtime.ensureRemoved(unit.id, unit.names[0] ?? unit.id);
+    act(deps, inst.slug, kind, { generation: unit.labels[LABEL_GENERATION] });
+  }
+  // What the listing already says spares an inspect: a unit just created is known not to run.
+  if (plan.current) return { id: plan.current.id, listedRunning: plan.current.running };
+  if (!(await imageExists(ctx.engine, inst.image))) throw fail('CATTERY_ERR_IMAGE_MISSING', inst.image);
+  if (inst.observed !== 'pending' && inst.observed !== 'creating' && inst.containerId) {
+    act(deps, inst.slug, 'container-missing', { was: inst.containerId });
+  }
+  const manifest = deps.catalog.services.get(inst.service)!.manifest;
+  const made = await ctx.runtime.createOrAdopt({ manifest, instance: inst, server: ctx.server },
+    (labels) => adoption(labels, { hosterId: deps.hosterId, slug: inst.slug, generation: inst.generation }));
+  act(deps, inst.slug, made.how === 'created' ? 'container-created' : 'container-adopted', { generation: inst.generation });
+  return { id: made.id, listedRunning: false };
+}
+
+export async function convergeInstance(deps: PassDeps, ctx: ServerContext, inst: Instance, found: Unit[]): Promise<void> {
+  if (!deps.catalog.services.get(inst.service)) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', inst.service);
+  await ensureSurroundings(deps, ctx, inst);
+  const { id, listedRunning } = await ensureUnit(deps, ctx, inst, found);
+  const name = containerName(deps.hosterId, inst.slug);
+  if (inst.desired === 'running' && !listedRunning) await ctx.runtime.ensureStarted(id, name);
+  let state = await ctx.runtime.state(id, name);
+  const action = nextAction(inst.desired, state, pendingRestartAt(deps.db, inst.slug));
+  if (action !== 'none') {
+    if (action === 'start') await ctx.runtime.ensureStarted(id, name);
+    else if (action === 'stop') await ctx.runtime.ensureStopped(id, name);
+    else await ctx.runtime.restart(id, name);
+    if (action === 'restart') act(deps, inst.slug, 'restarted');
+    state = await ctx.runtime.state(id, name);
+  }
+  const { observed, problem } = observedOf(state, inst.desired, deps.healthTimeoutSeconds, Date.now());
+  const converged = isConverged(inst.desired, observed);
+  recordObservation(deps.db, inst, { observed, containerId: id, problem: problem ?? null, converged });
+  if (observed !== inst.observed || inst.lastError !== (problem ?? null)) publish(deps, inst, observed, problem ?? null);
+}
+
+/** An image to create the (never started) archive helper from: the instance's own, else the service's current
+ * one. Any image that exists would do, since the helper only lends Docker a container to read the volumes from. */
+async function archiveImage(deps: PassDeps, engine: Engine, inst: Instance): Promise<string | null> {
+  const svc = deps.catalog.services.get(inst.service);
+  for (const ref of [inst.image, ...(svc ? [serviceImageRef(svc)] : [])]) if (await imageExists(engine, ref)) return ref;
+  return null;
+}
+
+/** The volumes' content to data/backups (unless purged), or a clear refusal when it cannot be archived. */
+async function archiveOrRefuse(deps: PassDeps, ctx: ServerContext, inst: Instance, volumes: Set<string>): Promise<string | null> {
+  const m = deps.catalog.services.get(inst.service)?.manifest;
+  const helperImage = m && !inst.purge ? await archiveImage(deps, ctx.engine, inst) : null;
+  if (m && helperImage) {
+    // After a reboot the images are not attached yet: Docker needs the devices to mount the volumes.
+    if (deps.sizedDir) for (const n of volumes) await reattachIfPresent(deps.sizedDir, n);
+    return archiveVolumes(ctx.engine, { ...inst, image: helperImage }, m, deps.backupsDir);
+  }
+  if (!inst.purge) {
+    throw fail('CATTERY_ERR_CONFLICT',
+      `cannot archive ${inst.slug}'s volumes (service or image missing); delete again with purge=true to drop them`);
+  }
+  return null;
+}
+
+export async function destroyInstance(deps: PassDeps, ctx: ServerContext, inst: Instance, found: Unit[]): Promise<void> {
+  if (inst.observed !== 'deleting') {
+    markDeleting(deps.db, inst);
+    publish(deps, inst, 'deleting', null);
+  }
+  for (const u of found) await ctx.runtime.ensureRemoved(u.id, u.names[0] ?? u.id);
+  const m = deps.catalog.services.get(inst.service)?.manifest;
+  const volumes = new Set((m?.volumes ?? []).map((v) => volumeName(deps.hosterId, inst.slug, v.name)));
+  const archive = await archiveOrRefuse(deps, ctx, inst, volumes);
+  const managed = await listManaged(ctx.engine);
+  for (const v of managed.volumes.filter((x) => x.Labels[LABEL_INSTANCE] === inst.slug)) {
+    await ensureVolumeRemoved(ctx.engine, v.Name);
+    volumes.add(v.Name);
+  }
+  // The data is in the archive (or purged on purpose): the images go with the volumes.
+  if (deps.sizedDir) for (const n of volumes) await releaseSizedVolume(deps.sizedDir, n);
+  for (const n of managed.networks.filter((x) => x.Labels?.[LABEL_INSTANCE] === inst.slug)) {
+    await ensureNetworkRemoved(ctx.engine, n.Id, n.Name);
+    await deps.firewall?.release(bridgeOf(n.Id));
+  }
+  // Its accounts lived in its volumes, archived above (or purged): their rows go with the instance.
+  removeInstance(deps.db, inst, deps.forgetAccounts, { archive, purge: inst.purge });
+  publish(deps, inst, 'deleted', null);
+}
+
+/** Objects with our hoster label and no instance row (a crash, or a row removed by hand): containers and
+ * networks hold no data and go. Volumes stay, with a warning: data is never dropped without an archive, and a
+ * database restored from an old backup must not wipe residents' files. */
+export async function sweepOrphans(deps: PassDeps, engine: Engine, managed: Managed, known: Set<string>): Promise<void> {
+  const orphan = (labels: Record<string, string> | undefined) => !known.has(labels?.[LABEL_INSTANCE] ?? '');
+  for (const c of managed.containers.filter((x) => orphan(x.Labels))) {
+    deps.log.info({ container: c.Names[0] }, 'removing orphan container');
+    await ensureContainerRemoved(engine, c.Id, c.Names[0] ?? c.Id);
+  }
+  for (const n of managed.networks.filter((x) => orphan(x.Labels))) {
+    deps.log.info({ network: n.Name }, 'removing orphan network');
+    await removeNetwork(engine, n.Id, n.Name)
+      .then(() => deps.firewall?.release(bridgeOf(n.Id)))
+      .catch((err) => deps.log.warn({ err, network: n.Name }, 'orphan network not removed'));
+  }
+  const vols = managed.volumes.filter((x) => orphan(x.Labels)).map((v) => v.Name);
+  if (vols.length) deps.log.warn({ volumes: vols }, 'volumes with no instance are kept; remove them by hand once archived');
+}

@@ -1,0 +1,56 @@
+// The operations table: one journal of every change asked for (status pending: an intent the reconciler closes once
+// the instance shows it) and every action taken (done or failed, with its error). This file is its only writer; the
+// journal outlives the instances it speaks of (no foreign key).
+import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import type { Db } from '../db/connection.js';
+import { operations, type Operation } from '../db/schema.js';
+
+export type OperationStatus = Operation['status'];
+
+export interface Entry {
+  slug: string;
+  kind: string;
+  actor: string;
+  /** pending: an intent, closed by the reconciler (closePending); done or failed: finished now. */
+  status: OperationStatus;
+  detail?: Record<string, unknown> | null | undefined;
+  error?: string | null | undefined;
+}
+
+export function journal(db: Db, e: Entry): void {
+  db.insert(operations).values({
+    instanceSlug: e.slug, kind: e.kind, actor: e.actor, status: e.status, detail: e.detail ?? null, error: e.error ?? null,
+    finishedAt: e.status === 'pending' || e.status === 'running' ? null : new Date().toISOString(),
+  }).run();
+}
+
+/** The instance shows what was asked: every intent still open for it is done. */
+export function closePending(db: Db, slug: string): void {
+  db.update(operations).set({ status: 'done', finishedAt: new Date().toISOString(), error: null })
+    .where(and(eq(operations.instanceSlug, slug), eq(operations.status, 'pending'))).run();
+}
+
+/** A pass failed: the open intents say why, and stay open for the next try. */
+export function notePendingError(db: Db, slug: string, error: string): void {
+  db.update(operations).set({ error }).where(and(eq(operations.instanceSlug, slug), eq(operations.status, 'pending'))).run();
+}
+
+/** When the newest open restart of this instance was asked for, if any. */
+export function pendingRestartAt(db: Db, slug: string): string | undefined {
+  return db.select({ at: operations.createdAt }).from(operations)
+    .where(and(eq(operations.instanceSlug, slug), eq(operations.kind, 'restart'), eq(operations.status, 'pending')))
+    .orderBy(desc(operations.id)).limit(1).get()?.at;
+}
+
+export function listOperations(db: Db, slug?: string, limit = 100): Operation[] {
+  return db.select().from(operations).where(slug ? eq(operations.instanceSlug, slug) : undefined)
+    .orderBy(desc(operations.id)).limit(limit).all();
+}
+
+/** The newest entry of one of `kinds` for this instance whose detail holds these values (exact JSON equality). */
+export function lastEntryWith(db: Db, slug: string, kinds: string[], detail: Record<string, string | number>): string | undefined {
+  const conds = Object.entries(detail).map(([k, v]) => sql`json_extract(${operations.detail}, ${`$.${k}`}) = ${v}`);
+  return db.select({ kind: operations.kind }).from(operations)
+    .where(and(eq(operations.instanceSlug, slug), inArray(operations.kind, kinds), ...conds))
+    .orderBy(desc(operations.id)).limit(1).get()?.kind;
+}
