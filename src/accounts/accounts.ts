@@ -336,12 +336,6 @@ export function assignAccount(db: Db, accountId: number, userId: number): void {
   db.update(accounts).set({ userId }).where(eq(accounts.id, accountId)).run();
 }
 
-/** Every account of every instance, with where it lives, for the administrators' page. */
-export function listAllAccounts(db: Db) {
-  return db.select({ a: accounts, slug: instances.slug, service: instances.service }).from(accounts)
-    .innerJoin(instances, eq(instances.id, accounts.instanceId)).orderBy(instances.slug, accounts.username).all();
-}
-
 /** Finish what could not be done at once: deletions, suspensions, resumptions and quota changes. Called on the
  * reconciler's timer. */
 export async function retryPendingAccounts(deps: AccountDeps): Promise<void> {

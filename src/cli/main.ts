@@ -8,11 +8,10 @@ import { loadConfig } from '../config.js';
 import { applyMigrations, openDb } from '../db/connection.js';
 import { isCatteryError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { connectEngine, ping } from '../orchestrator/docker/engine.js';
-import { buildImages, buildWorkDir } from '../orchestrator/docker/images.js';
+import { buildImages, buildWorkDir, connectEngine, ping } from '../orchestrator/docker/index.js';
 import { createRuntime, loadValidCatalog } from '../runtime.js';
 import { firstPassword } from '../identity/passwords.js';
-import { createUser } from '../identity/users.js';
+import { createUser, hasAdmin } from '../identity/users.js';
 
 const USAGE = `usage: cattery <command>
   serve [--build-images]        run the API, the reconciler and the timers
@@ -117,8 +116,7 @@ export async function main(argv: string[]): Promise<number> {
 
 async function serve(config: ReturnType<typeof loadConfig>, log: Logger): Promise<number> {
   const rt = await createRuntime(config, log);
-  const people = rt.db.$client.prepare("select count(*) n from users where roles like '%admin%'").get() as { n: number };
-  if (!config.adminToken && people.n === 0) log.warn('no administrator yet: add one with `cattery users add LOGIN --name NAME --role admin`');
+  if (!config.adminToken && !hasAdmin(rt.db)) log.warn('no administrator yet: add one with `cattery users add LOGIN --name NAME --role admin`');
   // Without an engine the API still serves; the reconciler converges once the engine answers.
   await engineOrExplain(config.dockerEndpoint, config.hosterId, log).catch((err: Error) => log.error(err.message));
   rt.start(config.reconcileIntervalSeconds);

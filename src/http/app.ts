@@ -23,6 +23,8 @@ import type { EventBus } from '../orchestrator/events.js';
 import type { Reconciler } from '../orchestrator/reconcile.js';
 import { createOidc } from '../identity/oidc.js';
 import { createSignInThrottle } from '../identity/throttle.js';
+import { setPasswordEverywhere } from '../identity/person-accounts.js';
+import type { User } from '../db/schema.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { REQUEST_ID, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
@@ -193,6 +195,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
     accounts: deps.accounts,
+    signIn: { db: deps.db, syncServicePasswords: (u: User, p: string) => setPasswordEverywhere(deps.accounts, u, p, `user:${u.login}`) },
   };
   await app.register(identityRoutes, { deps: pageDeps });
   await app.register(publicPages, { deps: pageDeps });

@@ -3,28 +3,22 @@
 // administrator (or a decision) had suspended for another reason. Which accounts those are is kept in the journal
 // (operations, kind person.disable / person.enable per account), so no table changes. The suspension goes through
 // accounts' changeAccount, which records the intent and, when the service cannot do it now, retries on its timer.
-import { and, desc, eq, inArray, sql } from 'drizzle-orm';
-import { changeAccount, type AccountDeps } from '../accounts/accounts.js';
-import { operations, sessions, users, type Account, type Instance, type User } from '../db/schema.js';
-import { accountsOfUser } from './signup.js';
+import { eq } from 'drizzle-orm';
+import { accountsOfUser, changeAccount, type AccountDeps } from '../accounts/accounts.js';
+import { sessions, users, type Account, type Instance, type User } from '../db/schema.js';
+import { journal, lastEntryWith } from '../orchestrator/journal.js';
 
 export interface AccountOutcome { instance: string; username: string; applied: boolean; error?: string }
 
 const wantsSuspended = (a: Account) => a.pending?.suspended ?? a.state === 'suspended';
 
 function mark(deps: AccountDeps, kind: 'person.disable' | 'person.enable', actor: string, user: User, inst: Instance, a: Account) {
-  deps.db.insert(operations).values({
-    instanceSlug: inst.slug, kind, actor, status: 'done', detail: { username: a.username, userId: user.id, login: user.login },
-    finishedAt: new Date().toISOString(),
-  }).run();
+  journal(deps.db, { slug: inst.slug, kind, actor, status: 'done', detail: { username: a.username, userId: user.id, login: user.login } });
 }
 
 /** The last person.* journal entry for this account of this person. */
 function lastMark(deps: AccountDeps, user: User, inst: Instance, a: Account): string | undefined {
-  return deps.db.select({ kind: operations.kind }).from(operations)
-    .where(and(eq(operations.instanceSlug, inst.slug), inArray(operations.kind, ['person.disable', 'person.enable']),
-      sql`json_extract(${operations.detail}, '$.username') = ${a.username}`, sql`json_extract(${operations.detail}, '$.userId') = ${user.id}`))
-    .orderBy(desc(operations.id)).limit(1).get()?.kind;
+  return lastEntryWith(deps.db, inst.slug, ['person.disable', 'person.enable'], { username: a.username, userId: user.id });
 }
 
 async function apply(deps: AccountDeps, inst: Instance, a: Account, suspended: boolean, actor: string): Promise<AccountOutcome> {
@@ -45,7 +39,7 @@ export async function disablePerson(deps: AccountDeps, user: User, actor: string
     tx.delete(sessions).where(eq(sessions.userId, user.id)).run();
   });
   const out: AccountOutcome[] = [];
-  for (const { account, instance } of accountsOfUser(deps, user.id)) {
+  for (const { account, instance } of accountsOfUser(deps.db, user.id)) {
     // Accounts being created, failed or being deleted have nothing to suspend (a failed sign-up's are removed by
     // rejecting it); one already suspended for another reason stays so after re-enabling.
     if (account.state !== 'active' && account.state !== 'suspended') continue;
@@ -63,7 +57,7 @@ export async function disablePerson(deps: AccountDeps, user: User, actor: string
 export async function enablePerson(deps: AccountDeps, user: User, actor: string): Promise<AccountOutcome[]> {
   deps.db.update(users).set({ status: 'active' }).where(eq(users.id, user.id)).run();
   const out: AccountOutcome[] = [];
-  for (const { account, instance } of accountsOfUser(deps, user.id)) {
+  for (const { account, instance } of accountsOfUser(deps.db, user.id)) {
     if (account.state !== 'active' && account.state !== 'suspended') continue;
     if (lastMark(deps, user, instance, account) !== 'person.disable') continue;
     mark(deps, 'person.enable', actor, user, instance, account);

@@ -1,14 +1,20 @@
 // Local sign-in: login and password, throttled per login (throttle.ts); the same error for an unknown login and a
 // wrong password, so the form does not tell who has an account.
-import type { AccountDeps } from '../accounts/accounts.js';
+import type { Db } from '../db/connection.js';
 import type { User } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { verifyPassword } from './passwords.js';
-import { setPasswordEverywhere } from './signup.js';
 import type { Throttle } from './throttle.js';
 import { findByLogin } from './users.js';
 
-export async function passwordSignIn(deps: AccountDeps, throttle: Throttle, login: string, password: string): Promise<User> {
+export interface SignInDeps {
+  db: Db;
+  /** Give the person's service accounts this password (person-accounts.ts setPasswordEverywhere, wired in app.ts):
+   * sign-in itself needs no engine. */
+  syncServicePasswords: (user: User, password: string) => Promise<unknown>;
+}
+
+export async function passwordSignIn(deps: SignInDeps, throttle: Throttle, login: string, password: string): Promise<User> {
   const key = login.trim().toLowerCase();
   const wait = throttle.retryAfter(key);
   if (wait > 0) throw fail('CATTERY_ERR_THROTTLED', String(wait));
@@ -22,7 +28,7 @@ export async function passwordSignIn(deps: AccountDeps, throttle: Throttle, logi
   // Accounts created while the resident waited for approval got a random password: they get this one now, the
   // only moment cattery holds it in clear.
   if (user.syncServicePassword && user.status === 'active' && !user.mustChangePassword) {
-    await setPasswordEverywhere(deps, user, password, `user:${user.login}`);
+    await deps.syncServicePasswords(user, password);
   }
   return findByLogin(deps.db, key)!;
 }

@@ -2,13 +2,15 @@
 // request and the consent (who, when, which terms version, which mediator) are written first, in one transaction;
 // the accounts are then created through the account operations, outside it. A failure leaves the request `failed`
 // with its error, and approving it again finishes the work (account creation is idempotent).
-import { and, asc, desc, eq } from 'drizzle-orm';
-import { createAccount, changeAccount, deleteAccount, type AccountDeps } from '../accounts/accounts.js';
-import type { Catalog } from '../catalog/load.js';
-import { accounts, instances, sessions, signups, users, type Account, type Instance, type Signup, type User } from '../db/schema.js';
+import { and, desc, eq } from 'drizzle-orm';
+import { assignAccount, createAccount, usernameTaken, type AccountDeps } from '../accounts/accounts.js';
+import { openServices } from '../catalog/offer.js';
+import { sessions, signups, users, type Signup, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
+import { instanceForNewResidents } from '../orchestrator/instances.js';
 import { firstPassword, hashPassword, randomToken } from './passwords.js';
-import { checkEmail, checkName, checkNewPassword, loginFromName, setUserPassword } from './users.js';
+import { removeAccountsOf } from './person-accounts.js';
+import { checkEmail, checkName, checkNewPassword, loginFromName } from './users.js';
 import type { Principal } from './roles.js';
 
 export interface SignupDeps extends AccountDeps {
@@ -28,20 +30,6 @@ export interface SignupInput {
   lang?: string | undefined;
 }
 
-export function openServices(catalog: Catalog) {
-  return [...catalog.services.values()].filter((s) => s.manifest.openForSignup).map((s) => s.manifest);
-}
-
-/** The open services as a form lists them, in one language. */
-export function openServiceChoices(catalog: Catalog, lang: 'fr' | 'en') {
-  return openServices(catalog).map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang] }));
-}
-
-/** The instance that takes new residents for a service: the oldest one meant to run. */
-export function signupInstance(deps: Pick<AccountDeps, 'db'>, service: string): Instance | undefined {
-  return deps.db.select().from(instances).where(and(eq(instances.service, service), eq(instances.desired, 'running'))).orderBy(asc(instances.id)).get();
-}
-
 function checkInput(deps: SignupDeps, input: SignupInput): void {
   checkName(input.name);
   if (input.email) checkEmail(input.email);
@@ -55,7 +43,7 @@ function checkInput(deps: SignupDeps, input: SignupInput): void {
 
 /** A login free among people and among accounts an admin made by hand in any instance. */
 function freeLogin(deps: SignupDeps, name: string): string {
-  return loginFromName(deps.db, name, (l) => !!deps.db.select({ id: accounts.id }).from(accounts).where(eq(accounts.username, l)).get());
+  return loginFromName(deps.db, name, (l) => usernameTaken(deps.db, l));
 }
 
 export interface SignupResult { signup: Signup; user: User; firstPassword?: string }
@@ -113,10 +101,10 @@ export async function approveSignup(deps: SignupDeps, id: number, actor: string,
   const servicePassword = password ?? randomToken(24);
   try {
     for (const service of signup.services) {
-      const inst = signupInstance(deps, service);
+      const inst = instanceForNewResidents(deps.db, service);
       if (!inst) throw fail('CATTERY_ERR_CONFLICT', `no instance of "${service}" takes new residents yet`);
       const { account } = await createAccount(deps, inst.slug, { username: user.login, password: servicePassword, quotaMb: deps.defaultQuotaMb }, actor);
-      deps.db.update(accounts).set({ userId: user.id }).where(eq(accounts.id, account.id)).run();
+      assignAccount(deps.db, account.id, user.id);
     }
   } catch (err) {
     deps.db.update(signups).set({ status: 'failed', lastError: (err as Error).message, decidedBy: actor }).where(eq(signups.id, id)).run();
@@ -156,65 +144,9 @@ export async function rejectSignup(deps: AccountDeps, id: number, actor: string)
   return rejected;
 }
 
-async function removeAccountsOf(deps: AccountDeps, userId: number, actor: string): Promise<void> {
-  for (const { account, instance } of accountsOfUser(deps, userId)) {
-    try {
-      await deleteAccount(deps, instance.slug, account.username, actor);
-    } catch (err) {
-      deps.log.warn({ err, slug: instance.slug, username: account.username }, 'an account of a rejected sign-up was not removed');
-    }
-  }
-}
-
 export function listSignups(deps: Pick<SignupDeps, 'db'>, filter: { status?: Signup['status']; id?: number } = {}) {
   const q = deps.db.select().from(signups).innerJoin(users, eq(users.id, signups.userId));
   const where = filter.id !== undefined ? eq(signups.id, filter.id) : filter.status ? eq(signups.status, filter.status) : undefined;
   return (where ? q.where(where) : q).orderBy(desc(signups.id)).all()
     .map((r) => ({ ...r.signups, login: r.users.login, name: r.users.name, email: r.users.email }));
-}
-
-/** A person's accounts with the instance each lives in. */
-export function accountsOfUser(deps: Pick<AccountDeps, 'db'>, userId: number): { account: Account; instance: Instance }[] {
-  return deps.db.select().from(accounts).innerJoin(instances, eq(instances.id, accounts.instanceId))
-    .where(eq(accounts.userId, userId)).orderBy(asc(instances.service)).all().map((r) => ({ account: r.accounts, instance: r.instances }));
-}
-
-/** One password for cattery and every service account of the person: what a resident expects of "my password". */
-export async function setPasswordEverywhere(deps: AccountDeps, user: User, password: string, actor: string): Promise<{ failed: string[] }> {
-  checkNewPassword(password);
-  const failed: string[] = [];
-  for (const { account, instance } of accountsOfUser(deps, user.id)) {
-    if (account.state !== 'active' && account.state !== 'suspended') continue;
-    try {
-      await changeAccount(deps, instance.slug, account.username, { password }, actor);
-    } catch (err) {
-      deps.log.warn({ err, slug: instance.slug }, 'password not applied to a service account');
-      failed.push(instance.service);
-    }
-  }
-  await setUserPassword(deps.db, user.id, password);
-  // Until every service has it, the next sign-in tries again with the password typed then.
-  deps.db.update(users).set({ syncServicePassword: failed.length > 0 }).where(eq(users.id, user.id)).run();
-  return { failed };
-}
-
-/** A resident deletes one of their accounts (its data goes with it, as the service's delete operation does). */
-export async function deleteOwnAccount(deps: AccountDeps, user: User, accountId: number): Promise<void> {
-  const mine = accountsOfUser(deps, user.id).find((a) => a.account.id === accountId);
-  if (!mine) throw fail('CATTERY_ERR_NOT_FOUND', 'no such account of yours');
-  await deleteAccount(deps, mine.instance.slug, mine.account.username, `user:${user.login}`);
-}
-
-/** The access text of a service for one account, with its placeholders filled in (catalog `access`). */
-export function accessText(catalog: Catalog, instance: Instance, login: string, host: string, lang: 'fr' | 'en'): string {
-  const m = catalog.services.get(instance.service)?.manifest;
-  const template = m?.access?.[lang];
-  if (!template) return '';
-  const env = Object.fromEntries(Object.entries(m.environment ?? {}).map(([k, v]) => [k, instance.config.env[k] ?? (v as { value?: string }).value ?? '']));
-  return template.replace(/\{(login|host|port\.[a-z0-9_-]+|env\.[A-Z0-9_]+)\}/g, (_all, key: string) => {
-    if (key === 'login') return login;
-    if (key === 'host') return host;
-    if (key.startsWith('port.')) return String(instance.config.ports[key.slice(5)] ?? '');
-    return env[key.slice(4)] ?? '';
-  });
 }

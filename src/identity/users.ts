@@ -1,5 +1,5 @@
 // People: creation, lookup, roles, local passwords. Plain functions over the database handle.
-import { and, eq } from 'drizzle-orm';
+import { and, desc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
 import { users, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
@@ -74,6 +74,22 @@ export async function setUserPassword(db: Db, userId: number, password: string):
   checkNewPassword(password);
   const passwordHash = await hashPassword(password);
   db.update(users).set({ passwordHash, mustChangePassword: false }).where(eq(users.id, userId)).run();
+}
+
+/** Whether the next sign-in should give the service accounts the password typed then (until every service has it). */
+export function markServicePasswordSynced(db: Db, userId: number, synced: boolean): void {
+  db.update(users).set({ syncServicePassword: !synced }).where(eq(users.id, userId)).run();
+}
+
+export function listUsers(db: Db): User[] {
+  return db.select().from(users).orderBy(desc(users.id)).all();
+}
+
+/** Whether a person holds the admin role: an exact element of the roles array (json_each), never a substring, so
+ * a role named "sysadmin-helper" or "admins" does not count. */
+export function hasAdmin(db: Db): boolean {
+  return !!db.select({ id: users.id }).from(users)
+    .where(sql`exists (select 1 from json_each(${users.roles}) where json_each.value = 'admin')`).limit(1).get();
 }
 
 export function setUserRoles(db: Db, userId: number, roles: string[]): void {

@@ -5,7 +5,8 @@
 import os from 'node:os';
 import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
-import { servers, type Server, type ServerEnergy } from '../db/schema.js';
+import type { Server, ServerEnergy } from '../db/schema.js';
+import { listServers } from '../orchestrator/servers.js';
 import type { Logger } from '../log.js';
 import {
   LABEL_INSTANCE, LABEL_SERVICE, containerPid, containerStats, isLocalEndpoint, runningInstanceContainers, type Engine,
@@ -180,7 +181,7 @@ export function createCollector(deps: CollectorDeps): Collector {
     const nowNs = process.hrtime.bigint();
     const at = new Date();
     const readings: PowerReading[] = [];
-    for (const server of deps.db.select().from(servers).all()) {
+    for (const server of listServers(deps.db)) {
       try {
         const r = await passServer(server, nowNs, at);
         if (r) readings.push(r);

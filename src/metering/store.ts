@@ -125,3 +125,11 @@ export function energyBetween(db: Db, from: Date, to: Date, filter: { serverId?:
   }
   return out;
 }
+
+/** Each line's totals since metering began, from the daily rollups, with its server's name. */
+export interface LineTotal { server: string; scope: string; slug: string; service: string; e: number; i: number; c: number }
+
+export function totalsByLine(db: Db): LineTotal[] {
+  return db.$client.prepare(`SELECT s.name server, scope, slug, service, SUM(energy_j) e, SUM(idle_share_j) i, SUM(cpu_seconds) c
+    FROM meter_daily d JOIN servers s ON s.id = d.server_id GROUP BY s.name, scope, slug`).all() as LineTotal[];
+}

@@ -1,7 +1,7 @@
 // Servers the association runs instances on: one Docker engine each.
 import { asc, eq } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
-import { servers, type Server } from '../db/schema.js';
+import { servers, type Server, type ServerEnergy } from '../db/schema.js';
 import { fail } from '../errors.js';
 
 export function listServers(db: Db): Server[] {
@@ -17,6 +17,14 @@ export function addServer(db: Db, input: { name: string; dockerEndpoint: string;
       name: input.name, dockerEndpoint: input.dockerEndpoint, site: input.site ?? '', publishAddress: input.publishAddress ?? '127.0.0.1',
     }).returning().get();
   });
+}
+
+/** How this server's power is known (metering/power.ts); 404 for an unknown server. */
+export function setServerEnergy(db: Db, name: string, energy: ServerEnergy): ServerEnergy {
+  if (energy.maxWatts < energy.idleWatts) throw fail('CATTERY_ERR_VALIDATION', 'maxWatts must be at least idleWatts');
+  const row = db.update(servers).set({ energy }).where(eq(servers.name, name)).returning().get();
+  if (!row) throw fail('CATTERY_ERR_NOT_FOUND', `No server "${name}"`);
+  return row.energy!;
 }
 
 /** The embedded default: the local engine, registered once under the name "local". */

@@ -4,7 +4,8 @@
 // while the service is stopped is applied when it is back; rejecting a sign-up removes the accounts made for it.
 import t from 'tap';
 import { pino } from 'pino';
-import { openServices, submitSignup, type SignupDeps } from '../../src/identity/signup.js';
+import { openServices } from '../../src/catalog/offer.js';
+import { submitSignup, type SignupDeps } from '../../src/identity/signup.js';
 import { createApiToken } from '../../src/identity/tokens.js';
 import { connectEngine } from '../../src/orchestrator/docker/engine.js';
 import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';

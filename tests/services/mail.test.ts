@@ -11,7 +11,7 @@ import nodemailer from 'nodemailer';
 import net from 'node:net';
 import { ImapFlow } from 'imapflow';
 import { execIn, testRuntime, waitFor } from '../helpers.js';
-import { accessText } from '../../src/identity/signup.js';
+import { accessText } from '../../src/catalog/offer.js';
 import { getInstance } from '../../src/orchestrator/instances.js';
 
 const DOMAIN = 'quartier.test';

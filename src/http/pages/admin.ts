@@ -1,8 +1,7 @@
 // Administrators' pages: sign-ups waiting (approve, reject) and the accounts of every instance.
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { eq } from 'drizzle-orm';
-import { accounts, instances, users } from '../../db/schema.js';
+import { accountsWithOwners } from '../../identity/person-accounts.js';
 import { approveSignup, listSignups, rejectSignup } from '../../identity/signup.js';
 import { signupDeps, type PageDeps } from './deps.js';
 
@@ -18,10 +17,7 @@ export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (
   }, async (req, reply) => {
     const waiting = listSignups(deps, { status: 'pending' });
     const failed = listSignups(deps, { status: 'failed' });
-    const all = deps.db.select({ a: accounts, slug: instances.slug, service: instances.service, login: users.login, name: users.name })
-      .from(accounts).innerJoin(instances, eq(instances.id, accounts.instanceId)).leftJoin(users, eq(users.id, accounts.userId))
-      .orderBy(instances.slug, accounts.username).all();
-    return reply.page('admin', { waiting, failed, accounts: all, error: req.query.error ?? null });
+    return reply.page('admin', { waiting, failed, accounts: accountsWithOwners(deps.db), error: req.query.error ?? null });
   });
 
   app.post('/admin/signups/:id/approve', { config: page, schema: { hide: true, params: IdParams, body: CsrfOnly } }, async (req, reply) => {

@@ -4,6 +4,7 @@ import type { Catalog } from '../../catalog/load.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/connection.js';
 import type { Oidc } from '../../identity/oidc.js';
+import type { SignInDeps } from '../../identity/sign-in.js';
 import type { SignupDeps } from '../../identity/signup.js';
 import type { SignInThrottle } from '../../identity/throttle.js';
 
@@ -22,6 +23,7 @@ export interface PageDeps {
   throttle: SignInThrottle;
   secureCookies: boolean;
   accounts: AccountDeps;
+  signIn: SignInDeps;
 }
 
 export function signupDeps(d: PageDeps): SignupDeps {

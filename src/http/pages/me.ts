@@ -7,8 +7,9 @@ import { fail } from '../../errors.js';
 import { endOtherSessions, sessionById } from '../../identity/sessions.js';
 import { freshProviderSignIn } from '../../identity/reauth.js';
 import { verifyPassword } from '../../identity/passwords.js';
-import { accessText, accountsOfUser, deleteOwnAccount, setPasswordEverywhere } from '../../identity/signup.js';
-import { PASSWORD_MAX, PASSWORD_MIN } from '../../accounts/accounts.js';
+import { deleteOwnAccount, setPasswordEverywhere } from '../../identity/person-accounts.js';
+import { PASSWORD_MAX, PASSWORD_MIN, accountsOfUser } from '../../accounts/accounts.js';
+import { accessText } from '../../catalog/offer.js';
 import { findUser } from '../../identity/users.js';
 import { createThrottle } from '../../identity/throttle.js';
 import { langOf } from './render.js';
@@ -57,7 +58,7 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     const user = me(req);
     const linked = !!user.oidcSubject;
     const lang = langOf(req);
-    const accounts = accountsOfUser(deps.accounts, user.id).map(({ account, instance }) => ({
+    const accounts = accountsOfUser(deps.db, user.id).map(({ account, instance }) => ({
       id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
       access: accessText(deps.catalog, instance, account.username, host, lang),
       energy: energyOf(instance.slug, account.username),
@@ -107,7 +108,7 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
 
   app.get('/me/accounts/:id/export', { config: page, schema: { hide: true, params: IdParams } }, async (req, reply) => {
     const user = me(req);
-    const mine = accountsOfUser(deps.accounts, user.id).find((a) => a.account.id === req.params.id);
+    const mine = accountsOfUser(deps.db, user.id).find((a) => a.account.id === req.params.id);
     if (!mine) throw fail('CATTERY_ERR_NOT_FOUND', 'no such account of yours');
     const stream = await exportAccount(deps.accounts, mine.instance.slug, mine.account.username, `user:${user.login}`);
     reply.header('content-type', 'application/x-tar');

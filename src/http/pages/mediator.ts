@@ -2,7 +2,9 @@
 // recorded with the mediator's name and the terms version, and the page that answers is the sheet to print.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
-import { accessText, accountsOfUser, mediatorSignup, openServiceChoices, openServices } from '../../identity/signup.js';
+import { accountsOfUser } from '../../accounts/accounts.js';
+import { accessText, openServiceChoices, openServices } from '../../catalog/offer.js';
+import { mediatorSignup } from '../../identity/signup.js';
 import { langOf } from './render.js';
 import { signupDeps, type PageDeps } from './deps.js';
 import { SignupBody, checkSignupForm, type SignupForm } from './forms.js';
@@ -32,7 +34,7 @@ export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     const result = await mediatorSignup(signupDeps(deps), req.principal!, {
       name: body.name!.trim(), email: body.email?.trim() || undefined, services: body.services!, termsVersion: body.consent!, lang,
     });
-    const accounts = accountsOfUser(deps.accounts, result.user.id).map(({ account, instance }) => ({
+    const accounts = accountsOfUser(deps.db, result.user.id).map(({ account, instance }) => ({
       service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
       access: accessText(deps.catalog, instance, account.username, host, lang),
     }));

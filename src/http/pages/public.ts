@@ -7,7 +7,8 @@ import type { FastifyReply } from 'fastify';
 import { fail, isCatteryError } from '../../errors.js';
 import { passwordSignIn } from '../../identity/sign-in.js';
 import { createSession, endSession, sessionById } from '../../identity/sessions.js';
-import { openServiceChoices, openServices, submitSignup } from '../../identity/signup.js';
+import { openServiceChoices, openServices } from '../../catalog/offer.js';
+import { submitSignup } from '../../identity/signup.js';
 import { SESSION_COOKIE } from '../auth.js';
 import { langOf } from './render.js';
 import { VIEWS_DIR, safeNext, sessionPolicy, signupDeps, type PageDeps } from './deps.js';
@@ -87,7 +88,7 @@ export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async 
     if (req.validationError) return loginForm(reply, next, { key: 'err.CATTERY_ERR_LOGIN_FAILED' }, 400);
     try {
       // Throttled per (login, client address): a stranger's failures slow the stranger, not the owner (throttle.ts).
-      const user = await passwordSignIn(deps.accounts, deps.throttle.from(req.ip), body.login ?? '', body.password ?? '');
+      const user = await passwordSignIn(deps.signIn, deps.throttle.from(req.ip), body.login ?? '', body.password ?? '');
       startSession(deps, reply, user.id, 'password');
       return reply.redirect(user.mustChangePassword ? '/me#password' : next, 303);
     } catch (err) {

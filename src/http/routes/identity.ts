@@ -1,14 +1,13 @@
 // The identity API, for scripts: who am I, people and their roles, API tokens, sign-ups.
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { desc } from 'drizzle-orm';
-import { users, SIGNUP_STATUS, USER_STATUS } from '../../db/schema.js';
+import { SIGNUP_STATUS, USER_STATUS } from '../../db/schema.js';
 import { fail } from '../../errors.js';
 import { firstPassword } from '../../identity/passwords.js';
 import { PERSON_ROLES } from '../../identity/roles.js';
 import { approveSignup, listSignups, rejectSignup } from '../../identity/signup.js';
 import { createApiToken, listApiTokens, publicToken, revokeApiToken } from '../../identity/tokens.js';
-import { EMAIL_PATTERN, NAME_PATTERN, createUser, findByLogin, publicUser, setUserRoles } from '../../identity/users.js';
+import { EMAIL_PATTERN, NAME_PATTERN, createUser, findByLogin, listUsers, publicUser, setUserRoles } from '../../identity/users.js';
 import { disablePerson, enablePerson } from '../../identity/person-status.js';
 import { USERNAME_PATTERN } from '../../accounts/accounts.js';
 import { ErrorReply } from '../error-handler.js';
@@ -41,7 +40,7 @@ export const identityRoutes: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asy
 
   app.get('/api/users', {
     schema: { tags: ['identity'], summary: 'People known to cattery', response: { 200: Type.Array(UserView) } },
-  }, async () => deps.db.select().from(users).orderBy(desc(users.id)).all().map(publicUser));
+  }, async () => listUsers(deps.db).map(publicUser));
 
   app.post('/api/users', {
     schema: {

@@ -3,11 +3,11 @@
 // only: servers, services and instances, never a person.
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Counter, Gauge, Registry } from 'prom-client';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/connection.js';
 import { fail } from '../../errors.js';
 import type { Collector } from '../../metering/collector.js';
+import { createPrometheus } from '../../metering/prometheus.js';
 import { accountFigure, energyReport, topConsumers } from '../../metering/report.js';
 import { USERNAME_PATTERN } from '../../accounts/accounts.js';
 import { SLUG_PATTERN } from '../../orchestrator/instances.js';
@@ -79,43 +79,9 @@ export const meteringRoutes: FastifyPluginAsyncTypebox<{ db: Db; config: Config;
     socket.on('error', off);
   });
 
-  // Prometheus, in the naming of Scaphandre and Kepler. Totals come from the daily rollups (kept for good), so the
-  // counters only grow; power is the last pass's.
-  const registry = new Registry();
-  const totals = () => db.$client.prepare(`SELECT s.name server, scope, slug, service, SUM(energy_j) e, SUM(idle_share_j) i, SUM(cpu_seconds) c
-    FROM meter_daily d JOIN servers s ON s.id = d.server_id GROUP BY s.name, scope, slug`).all() as { server: string; scope: string; slug: string; service: string; e: number; i: number; c: number }[];
-  new Gauge({
-    name: 'cattery_server_power_watts', help: 'Server power over the last metering pass', labelNames: ['server', 'method', 'model'], registers: [registry],
-    collect() { this.reset(); for (const r of collector.current()) this.set({ server: r.server, method: r.method, model: r.model }, r.watts); },
-  });
-  new Gauge({
-    name: 'cattery_instance_power_watts', help: 'Instance active power over the last pass (CPU share of active power)', labelNames: ['server', 'instance', 'service'], registers: [registry],
-    collect() { this.reset(); for (const r of collector.current()) for (const i of r.instances) this.set({ server: r.server, instance: i.slug, service: i.service }, i.watts); },
-  });
-  new Counter({
-    name: 'cattery_server_energy_joules_total', help: 'Server energy since metering began, by part: idle, other processes, instances', labelNames: ['server', 'part'], registers: [registry],
-    collect() {
-      this.reset();
-      for (const r of totals()) if (r.scope !== 'server') this.inc({ server: r.server, part: r.scope }, r.e);
-    },
-  });
-  new Counter({
-    name: 'cattery_instance_energy_joules_total', help: 'Instance energy since metering began: active (CPU share) and allocated idle, apart', labelNames: ['server', 'instance', 'service', 'kind'], registers: [registry],
-    collect() {
-      this.reset();
-      for (const r of totals()) if (r.scope === 'instance') {
-        this.inc({ server: r.server, instance: r.slug, service: r.service, kind: 'active' }, r.e);
-        this.inc({ server: r.server, instance: r.slug, service: r.service, kind: 'idle_share' }, r.i);
-      }
-    },
-  });
-  new Counter({
-    name: 'cattery_instance_cpu_seconds_total', help: 'Instance CPU time since metering began', labelNames: ['server', 'instance', 'service'], registers: [registry],
-    collect() { this.reset(); for (const r of totals()) if (r.scope === 'instance') this.inc({ server: r.server, instance: r.slug, service: r.service }, r.c); },
-  });
-
+  const prometheus = createPrometheus(db, collector);
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
-    reply.header('content-type', registry.contentType);
-    return registry.metrics();
+    reply.header('content-type', prometheus.contentType);
+    return prometheus.scrape();
   });
 };

@@ -1,11 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/connection.js';
-import { addServer, listServers } from '../../orchestrator/servers.js';
+import { addServer, listServers, setServerEnergy } from '../../orchestrator/servers.js';
 import { ErrorReply } from '../error-handler.js';
-import { eq } from 'drizzle-orm';
-import { servers } from '../../db/schema.js';
-import { fail } from '../../errors.js';
 
 const ServerView = Type.Object({
   name: Type.String(), dockerEndpoint: Type.String(), site: Type.String(), publishAddress: Type.String(), createdAt: Type.String(),
@@ -53,10 +50,5 @@ export const serverRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, {
       params: Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' }) }), body: EnergyInput,
       response: { 200: EnergyInput, 400: ErrorReply, 404: ErrorReply },
     },
-  }, async (req) => {
-    if (req.body.maxWatts < req.body.idleWatts) throw fail('CATTERY_ERR_VALIDATION', 'maxWatts must be at least idleWatts');
-    const row = db.update(servers).set({ energy: req.body }).where(eq(servers.name, req.params.name)).returning().get();
-    if (!row) throw fail('CATTERY_ERR_NOT_FOUND', `No server "${req.params.name}"`);
-    return row.energy!;
-  });
+  }, async (req) => setServerEnergy(db, req.params.name, req.body));
 };
