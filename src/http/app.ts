@@ -21,7 +21,7 @@ import { fail, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { EventBus } from '../orchestrator/events.js';
 import type { Reconciler } from '../orchestrator/reconcile.js';
-import { createOidc } from '../identity/oidc.js';
+import { createOidc, type Oidc } from '../identity/oidc.js';
 import { createSignInThrottle } from '../identity/throttle.js';
 import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import type { User } from '../db/schema.js';
@@ -110,6 +110,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   const secureCookies = deps.config.publicUrl.startsWith('https://');
+  await registerPlugins(app as unknown as FastifyInstance, deps, secureCookies);
+  enforcePermissions(app as unknown as FastifyInstance);
+  const oidc = deps.config.oidc ? createOidc(deps.config.oidc, deps.log.child({ domain: 'identity' })) : undefined;
+  guardRequests(app as unknown as FastifyInstance, deps, oidc);
+  await registerRoutes(app as unknown as FastifyInstance, deps, oidc, secureCookies);
+  return app as unknown as FastifyInstance;
+}
+
+/** Cookies, forms, CSRF, rate limits and the page templates. */
+async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookies: boolean): Promise<void> {
   await app.register(cookie, { secret: deps.secret });
   // Forms are small: a sign-up is a few hundred bytes. Anything past 16 KiB is refused before it is parsed. The parser
   // is the app's, but only page routes are let through with a form body (auth.ts checkBodyType): the API takes JSON.
@@ -123,8 +133,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(rateLimit, { global: false, errorResponseBuilder: (_req, ctx) => fail('CATTERY_ERR_THROTTLED', String(Math.ceil(ctx.ttl / 1000))) });
   await app.register(view, { engine: { eta: new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true }) }, templates: VIEWS_DIR, layout: 'layout' });
 
-  // The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
-  // Every form a page posts is checked for its CSRF token, by construction rather than by remembering.
+}
+
+/** The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
+ * Every form a page posts is checked for its CSRF token, by construction rather than by remembering. */
+function enforcePermissions(app: FastifyInstance): void {
   const routeTable: { method: string; url: string; page: boolean }[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
@@ -149,10 +162,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       route.preValidation = [app.csrfProtection as preValidationHookHandler, ...existing];
     }
   });
-  const resolve = createPrincipalResolver({ db: deps.db, adminToken: deps.config.adminToken, session: sessionPolicy(deps.config) });
+}
+
+/** Who is calling and whether their role may (auth.ts), on every request; the headers every answer carries. */
+function guardRequests(app: FastifyInstance, deps: AppDeps, oidc: Oidc | undefined): void {
+  const resolve = createPrincipalResolver({
+    db: deps.db, adminToken: deps.config.adminToken, session: sessionPolicy(deps.config),
+  });
   app.decorateRequest('principal', null);
   app.decorateRequest('user', null);
-  const oidc = deps.config.oidc ? createOidc(deps.config.oidc, deps.log.child({ domain: 'identity' })) : undefined;
   app.decorateReply('page', makePage(oidc ? [new URL(deps.config.oidc!.issuer).origin] : []));
   app.addHook('onRequest', async (req, reply) => {
     resolve(req);
@@ -164,9 +182,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', req.id);
     // A page that answers a form with its own errors (a sign-up form shown again, 400) still says, for scripts and
     // tests, which kind of refusal it was: every refusal carries a code of the family.
-    if (reply.statusCode >= 400 && reply.getHeader('x-cattery-error') === undefined) reply.header('x-cattery-error', codeForStatus(reply.statusCode));
+    if (reply.statusCode >= 400 && reply.getHeader('x-cattery-error') === undefined) {
+      reply.header('x-cattery-error', codeForStatus(reply.statusCode));
+    }
   });
+}
 
+/** Every domain's routes and pages, each plugin handed only what it needs. */
+async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | undefined, secureCookies: boolean): Promise<void> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -184,7 +207,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     schema: { tags: ['system'], summary: 'Liveness', response: { 200: Type.Object({ ok: Type.Boolean() }) } },
   }, async () => ({ ok: true }));
 
-  const instanceDeps = { db: deps.db, catalog: deps.catalog, portRange: deps.config.portRange, subnetPool: deps.config.subnetPool };
+  const instanceDeps = {
+    db: deps.db, catalog: deps.catalog, portRange: deps.config.portRange, subnetPool: deps.config.subnetPool,
+  };
   await app.register(catalogRoutes, { catalog: deps.catalog });
   await app.register(serverRoutes, { db: deps.db });
   await app.register(instanceRoutes, { deps: instanceDeps, reconciler: deps.reconciler });
@@ -195,7 +220,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
     accounts: deps.accounts,
-    signIn: { db: deps.db, syncServicePasswords: (u: User, p: string) => setPasswordEverywhere(deps.accounts, u, p, `user:${u.login}`) },
+    signIn: {
+      db: deps.db, syncServicePasswords: (u: User, p: string) => setPasswordEverywhere(deps.accounts, u, p, `user:${u.login}`),
+    },
   };
   await app.register(identityRoutes, { deps: pageDeps });
   await app.register(publicPages, { deps: pageDeps });
@@ -203,5 +230,4 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(mediatorPages, { deps: pageDeps });
   await app.register(adminPages, { deps: pageDeps });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
-  return app as unknown as FastifyInstance;
 }

@@ -1,5 +1,5 @@
 // Who may call what: the one table. Every route of the app must have its line here (app.ts refuses to build
-// otherwise), and tests/http/roles-matrix.test.ts walks every route × every role from the app's own route list.
+// otherwise), and tests/identity/roles-matrix.test.ts walks every route × every role from the app's own route list.
 // The city sees aggregates only: no route that returns one person's data lists it.
 import type { Role } from '../identity/roles.js';
 

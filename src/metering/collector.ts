@@ -9,7 +9,7 @@ import type { Server, ServerEnergy } from '../db/schema.js';
 import { listServers } from '../orchestrator/servers.js';
 import type { Logger } from '../log.js';
 import {
-  LABEL_INSTANCE, LABEL_SERVICE, containerPid, containerStats, isLocalEndpoint, runningInstanceContainers, type Engine,
+  LABEL_INSTANCE, LABEL_SERVICE, containerPid, containerStats, isLocalEndpoint, runningInstanceContainers, type Engine, type Unit,
 } from '../orchestrator/docker/index.js';
 import { HOST_ROOTS, cgroupPaths, cgroupVersion, readContainerUsage, readHostCpu, readHostMemory, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
 import { splitEnergy, type IdlePolicy } from './energy-model.js';
@@ -19,6 +19,7 @@ import { applyRetention, recordPass, thinCumulative, type MeterLine } from './st
 
 // Linux reports /proc/stat in USER_HZ ticks, 100 per second on every architecture cattery runs on (sysconf(_SC_CLK_TCK)).
 const USER_HZ = 100;
+const ZERO_USAGE: ContainerUsage = { cpuNs: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, memoryBytes: 0 };
 
 export interface PowerReading {
   serverId: number; server: string; at: string; watts: number; idleWatts: number; load: number;
@@ -58,22 +59,82 @@ export interface Collector {
   readers(): { cgroup: number; stats: number };
 }
 
-export function createCollector(deps: CollectorDeps): Collector {
-  const roots = deps.roots ?? HOST_ROOTS;
-  const version = cgroupVersion(roots);
-  const rapl: RaplDomain[] = findRaplDomains(deps.powercapRoot);
-  const states = new Map<number, ServerState>();
-  const pids = new Map<string, { pid: number; paths: Map<string, string> }>();
-  let thinnedDay = '';
-  const listeners = new Set<(r: PowerReading[]) => void>();
-  let latest: PowerReading[] = [];
-  let counts = { cgroup: 0, stats: 0 };
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | undefined;
-  const log = deps.log;
+interface PassFigures {
+  server: Server; energy: ServerEnergy; seconds: number; at: Date; containers: Unit[]; usage: Map<string, ContainerUsage>;
+  prev: ServerState; rapl: RaplDomain[]; catalog: Catalog; idlePolicy: IdlePolicy;
+  host?: HostCpu; hostMem?: { totalBytes: number; availableBytes: number }; raplNow?: number[]; meterW?: number;
+}
 
-  async function usageOf(engine: Engine, id: string, local: boolean): Promise<ContainerUsage> {
-    if (local && !deps.useStatsApi) {
+/** Pure: one server's pass between two readings, as lines of the energy accounts and the power now. */
+function splitPass(f: PassFigures): { lines: MeterLine[]; reading: PowerReading } {
+  const { server, energy, seconds, at, containers, usage, prev, rapl, host, hostMem, raplNow, meterW } = f;
+  const meter = energy.meter;
+  const perInstance = containers.filter((c) => usage.has(c.id)).map((c) => {
+    const u = usage.get(c.id)!, p = prev.usage.get(c.id);
+    // A container new since the last pass (or restarted: counters went back) counts from zero.
+    const base = p && p.cpuNs <= u.cpuNs ? p : ZERO_USAGE;
+    const service = c.labels[LABEL_SERVICE] ?? '';
+    return {
+      slug: c.labels[LABEL_INSTANCE]!, service, usage: u,
+      cpuSeconds: (u.cpuNs - base.cpuNs) / 1e9,
+      net: [Math.max(0, u.netRxBytes - base.netRxBytes), Math.max(0, u.netTxBytes - base.netTxBytes)] as const,
+      blk: [Math.max(0, u.blkReadBytes - base.blkReadBytes), Math.max(0, u.blkWriteBytes - base.blkWriteBytes)] as const,
+      reservedMemoryMb: f.catalog.services.get(service)?.manifest.limits.memoryMb ?? 0,
+    };
+  });
+  const containersCpu = perInstance.reduce((a, i) => a + i.cpuSeconds, 0);
+  let busyCpu: number, load: number;
+  if (host && prev.host) {
+    const total = host.totalJiffies - prev.host.totalJiffies, idle = host.idleJiffies - prev.host.idleJiffies;
+    busyCpu = Math.max(0, total - idle) / USER_HZ;
+    load = total > 0 ? (total - idle) / total : 0;
+  } else {
+    // A remote engine: only its containers are seen; the load is theirs over the machine's CPUs.
+    busyCpu = containersCpu;
+    load = containersCpu / (seconds * Math.max(1, os.availableParallelism()));
+  }
+  let serverJ: number, method: 'measured' | 'modelled', model: string;
+  if (raplNow && prev.rapl) {
+    serverJ = raplDeltaJoules(rapl, prev.rapl, raplNow); method = 'measured'; model = modelName(energy, 'rapl');
+  } else if (meterW !== undefined && prev.meterW !== undefined) {
+    serverJ = ((meterW + prev.meterW) / 2) * seconds; method = 'measured'; model = modelName(energy, meter!.kind);
+  } else {
+    serverJ = curveWatts(energy, load) * seconds; method = 'modelled'; model = modelName(energy, null);
+  }
+  const split = splitEnergy(serverJ, energy.idleWatts, seconds, busyCpu, perInstance, f.idlePolicy);
+  const blank = {
+    cpuSeconds: 0, memBytes: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, idleShareJ: 0, method, model, seconds,
+  };
+  const hostUsed = hostMem ? hostMem.totalBytes - hostMem.availableBytes : 0;
+  const lines: MeterLine[] = [
+    { ...blank, scope: 'server', slug: '', service: '', energyJ: serverJ, cpuSeconds: busyCpu, memBytes: hostUsed },
+    { ...blank, scope: 'idle', slug: '', service: '', energyJ: split.idleJ },
+    { ...blank, scope: 'other', slug: '', service: '', energyJ: split.otherJ, cpuSeconds: Math.max(0, busyCpu - containersCpu) },
+    ...perInstance.map((i): MeterLine => ({
+      ...blank, scope: 'instance', slug: i.slug, service: i.service, energyJ: split.instances.get(i.slug)!.energyJ,
+      idleShareJ: split.instances.get(i.slug)!.idleShareJ, cpuSeconds: i.cpuSeconds, memBytes: i.usage.memoryBytes,
+      netRxBytes: i.net[0], netTxBytes: i.net[1], blkReadBytes: i.blk[0], blkWriteBytes: i.blk[1],
+    })),
+  ];
+  const reading: PowerReading = {
+    serverId: server.id, server: server.name, at: at.toISOString(), watts: serverJ / seconds, idleWatts: split.idleJ / seconds,
+    load, method, model,
+    instances: perInstance.map((i) => ({
+      slug: i.slug, service: i.service, watts: split.instances.get(i.slug)!.energyJ / seconds,
+      idleShareWatts: split.instances.get(i.slug)!.idleShareJ / seconds,
+    })),
+  };
+  return { lines, reading };
+}
+
+/** A container's usage: its cgroup files through its pid on this host's engine (the pid and paths remembered while it
+ * runs), else Docker's stats API; counts which reader served each container. */
+function createUsageReader(opts: { roots: Roots; version: ReturnType<typeof cgroupVersion>; log: Logger; useStatsApi: boolean }) {
+  const { roots, version, log } = opts;
+  const pids = new Map<string, { pid: number; paths: Map<string, string> }>();
+  let counts = { cgroup: 0, stats: 0 };
+  async function read(engine: Engine, id: string, local: boolean): Promise<ContainerUsage> {
+    if (local && !opts.useStatsApi) {
       try {
         let known = pids.get(id);
         if (known === undefined) {
@@ -92,80 +153,72 @@ export function createCollector(deps: CollectorDeps): Collector {
     counts.stats++;
     return containerStats(engine, id);
   }
+  return {
+    /** Every running container's usage; one that cannot be read is left out of this pass. */
+    async readAll(engine: Engine, containers: Unit[], local: boolean): Promise<Map<string, ContainerUsage>> {
+      const usage = new Map<string, ContainerUsage>();
+      for (const c of containers) {
+        try {
+          usage.set(c.id, await read(engine, c.id, local));
+        } catch (err) { log.warn({ err, id: c.id }, 'no usage for a container this pass'); }
+      }
+      for (const id of pids.keys()) if (!usage.has(id) && !containers.some((c) => c.id === id)) pids.delete(id);
+      return usage;
+    },
+    resetCounts() { counts = { cgroup: 0, stats: 0 }; },
+    counts: () => counts,
+  };
+}
+
+/** This host's CPU and memory (a local engine only) and the server's meter, read now. */
+async function readServerNow(server: Server, energy: ServerEnergy, local: boolean, roots: Roots, rapl: RaplDomain[], log: Logger) {
+  const host = local ? readHostCpu(roots) : undefined;
+  const hostMem = local ? readHostMemory(roots) : undefined;
+  const meter = energy.meter;
+  const raplNow = meter?.kind === 'rapl' && rapl.length ? readRapl(rapl) : undefined;
+  let meterW: number | undefined;
+  if (meter && meter.kind !== 'rapl') {
+    try {
+      meterW = await readExternalMeter(meter);
+    } catch (err) { log.warn({ err, server: server.name }, 'power meter unreadable; the power curve stands in'); }
+  }
+  return { host, hostMem, raplNow, meterW };
+}
+
+export function createCollector(deps: CollectorDeps): Collector {
+  const roots = deps.roots ?? HOST_ROOTS;
+  const version = cgroupVersion(roots);
+  const rapl: RaplDomain[] = findRaplDomains(deps.powercapRoot);
+  const states = new Map<number, ServerState>();
+  let thinnedDay = '';
+  const listeners = new Set<(r: PowerReading[]) => void>();
+  let latest: PowerReading[] = [];
+  const reader = createUsageReader({ roots, version, log: deps.log, useStatsApi: deps.useStatsApi === true });
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  const log = deps.log;
 
   async function passServer(server: Server, nowNs: bigint, at: Date): Promise<PowerReading | undefined> {
     const engine = deps.engineFor(server);
     const energy: ServerEnergy = server.energy ?? DEFAULT_SERVER_ENERGY;
     const local = isLocalEndpoint(server.dockerEndpoint);
     const containers = await runningInstanceContainers(engine);
-    const usage = new Map<string, ContainerUsage>();
-    for (const c of containers) {
-      try { usage.set(c.id, await usageOf(engine, c.id, local)); } catch (err) { log.warn({ err, id: c.id }, 'no usage for a container this pass'); }
-    }
-    for (const id of pids.keys()) if (!containers.some((c) => c.id === id)) pids.delete(id);
-    const host = local ? readHostCpu(roots) : undefined;
-    const hostMem = local ? readHostMemory(roots) : undefined;
-    const meter = energy.meter;
-    const raplNow = meter?.kind === 'rapl' && rapl.length ? readRapl(rapl) : undefined;
-    let meterW: number | undefined;
-    if (meter && meter.kind !== 'rapl') {
-      try { meterW = await readExternalMeter(meter); } catch (err) { log.warn({ err, server: server.name }, 'power meter unreadable; the power curve stands in'); }
-    }
+    const usage = await reader.readAll(engine, containers, local);
+    const { host, hostMem, raplNow, meterW } = await readServerNow(server, energy, local, roots, rapl, log);
     const prev = states.get(server.id);
-    states.set(server.id, { atNs: nowNs, usage, ...(host ? { host } : {}), ...(raplNow ? { rapl: raplNow } : {}), ...(meterW !== undefined ? { meterW } : {}) });
+    states.set(server.id, {
+      atNs: nowNs, usage, ...(host ? { host } : {}), ...(raplNow ? { rapl: raplNow } : {}), ...(meterW !== undefined ? { meterW } : {}),
+    });
     if (!prev) return undefined;
 
     const seconds = Number(nowNs - prev.atNs) / 1e9;
     if (seconds <= 0) return undefined;
-    const perInstance = containers.filter((c) => usage.has(c.id)).map((c) => {
-      const u = usage.get(c.id)!, p = prev.usage.get(c.id);
-      // A container new since the last pass (or restarted: counters went back) counts from zero.
-      const base = p && p.cpuNs <= u.cpuNs ? p : { cpuNs: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, memoryBytes: 0 };
-      const service = c.labels[LABEL_SERVICE] ?? '';
-      return {
-        slug: c.labels[LABEL_INSTANCE]!, service, usage: u,
-        cpuSeconds: (u.cpuNs - base.cpuNs) / 1e9,
-        net: [Math.max(0, u.netRxBytes - base.netRxBytes), Math.max(0, u.netTxBytes - base.netTxBytes)] as const,
-        blk: [Math.max(0, u.blkReadBytes - base.blkReadBytes), Math.max(0, u.blkWriteBytes - base.blkWriteBytes)] as const,
-        reservedMemoryMb: deps.catalog.services.get(service)?.manifest.limits.memoryMb ?? 0,
-      };
+    const { lines, reading } = splitPass({
+      server, energy, seconds, at, containers, usage, prev, rapl, catalog: deps.catalog, idlePolicy: deps.idlePolicy,
+      ...(host ? { host } : {}), ...(hostMem ? { hostMem } : {}), ...(raplNow ? { raplNow } : {}), ...(meterW !== undefined ? { meterW } : {}),
     });
-    const containersCpu = perInstance.reduce((a, i) => a + i.cpuSeconds, 0);
-    let busyCpu: number, load: number;
-    if (host && prev.host) {
-      const total = host.totalJiffies - prev.host.totalJiffies, idle = host.idleJiffies - prev.host.idleJiffies;
-      busyCpu = Math.max(0, total - idle) / USER_HZ;
-      load = total > 0 ? (total - idle) / total : 0;
-    } else {
-      // A remote engine: only its containers are seen; the load is theirs over the machine's CPUs.
-      busyCpu = containersCpu;
-      load = containersCpu / (seconds * Math.max(1, os.availableParallelism()));
-    }
-    let serverJ: number, method: 'measured' | 'modelled', model: string;
-    if (raplNow && prev.rapl) {
-      serverJ = raplDeltaJoules(rapl, prev.rapl, raplNow); method = 'measured'; model = modelName(energy, 'rapl');
-    } else if (meterW !== undefined && prev.meterW !== undefined) {
-      serverJ = ((meterW + prev.meterW) / 2) * seconds; method = 'measured'; model = modelName(energy, meter!.kind);
-    } else {
-      serverJ = curveWatts(energy, load) * seconds; method = 'modelled'; model = modelName(energy, null);
-    }
-    const split = splitEnergy(serverJ, energy.idleWatts, seconds, busyCpu, perInstance, deps.idlePolicy);
-    const blank = { cpuSeconds: 0, memBytes: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, idleShareJ: 0, method, model, seconds };
-    const lines: MeterLine[] = [
-      { ...blank, scope: 'server', slug: '', service: '', energyJ: serverJ, cpuSeconds: busyCpu, memBytes: hostMem ? hostMem.totalBytes - hostMem.availableBytes : 0 },
-      { ...blank, scope: 'idle', slug: '', service: '', energyJ: split.idleJ },
-      { ...blank, scope: 'other', slug: '', service: '', energyJ: split.otherJ, cpuSeconds: Math.max(0, busyCpu - containersCpu) },
-      ...perInstance.map((i): MeterLine => ({
-        ...blank, scope: 'instance', slug: i.slug, service: i.service, energyJ: split.instances.get(i.slug)!.energyJ,
-        idleShareJ: split.instances.get(i.slug)!.idleShareJ, cpuSeconds: i.cpuSeconds, memBytes: i.usage.memoryBytes,
-        netRxBytes: i.net[0], netTxBytes: i.net[1], blkReadBytes: i.blk[0], blkWriteBytes: i.blk[1],
-      })),
-    ];
     recordPass(deps.db, server.id, at, lines);
-    return {
-      serverId: server.id, server: server.name, at: at.toISOString(), watts: serverJ / seconds, idleWatts: split.idleJ / seconds, load, method, model,
-      instances: perInstance.map((i) => ({ slug: i.slug, service: i.service, watts: split.instances.get(i.slug)!.energyJ / seconds, idleShareWatts: split.instances.get(i.slug)!.idleShareJ / seconds })),
-    };
+    return reading;
   }
 
   // Passes never overlap (a slow engine, a manual pass during a timed one): each waits for the one before.
@@ -177,7 +230,7 @@ export function createCollector(deps: CollectorDeps): Collector {
   }
 
   async function passOnce(): Promise<PowerReading[]> {
-    counts = { cgroup: 0, stats: 0 };
+    reader.resetCounts();
     const nowNs = process.hrtime.bigint();
     const at = new Date();
     const readings: PowerReading[] = [];
@@ -213,6 +266,6 @@ export function createCollector(deps: CollectorDeps): Collector {
     async stop() { clearInterval(timer); await running; },
     current: () => latest,
     onPower(listener) { listeners.add(listener); return () => listeners.delete(listener); },
-    readers: () => counts,
+    readers: () => reader.counts(),
   };
 }

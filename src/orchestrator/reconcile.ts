@@ -17,7 +17,7 @@ import type { EventBus } from './events.js';
 import type { Firewall } from './firewall.js';
 import { convergeInstance, destroyInstance, publish, sweepOrphans, type PassDeps } from './instance-pass.js';
 import { instancesOn, recordFailure, requestRestart } from './instances.js';
-import { createScheduler } from './scheduler.js';
+import { createScheduler, type Scheduler } from './scheduler.js';
 import { listServers } from './servers.js';
 import { sweepStaleLinks } from './sized-volumes.js';
 
@@ -58,6 +58,24 @@ export interface Reconciler {
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/** The folder of volume images when a server's engine is this host's (a loop device is a host object); a remote
+ * engine gets plain volumes, said once in the log. */
+function volumeSizing(volumesDir: string | undefined, log: Logger): (server: Server) => string | undefined {
+  let warned = false;
+  return (server) => {
+    if (volumesDir && isLocalEndpoint(server.dockerEndpoint)) return volumesDir;
+    if (!warned) log.warn({ server: server.name }, 'volume sizes are not enforced on a remote engine');
+    warned = true;
+    return undefined;
+  };
+}
+
+/** Docker's own events bring the next pass for the instance they name. */
+function watch(engine: Engine, scheduler: Scheduler): () => void {
+  return watchContainerEvents(engine, (ev) => void scheduler.trigger(`docker ${ev.action}`, ev.slug),
+    { log: engine.log, stopped: scheduler.isStopping });
+}
+
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const log = deps.log;
   const engines = deps.engines ?? createEngineRegistry({ hosterId: deps.hosterId, timeoutSeconds: deps.dockerTimeoutSeconds, log });
@@ -67,15 +85,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const failed = new Map<string, unknown>();
   const serverFailed = new Map<number, unknown>();
   const unwatch: (() => void)[] = [];
-  let warnedUnsized = false;
-
-  /** The folder of volume images when this server's engine is this host's (a loop device is a host object). */
-  function sizedOn(server: Server): string | undefined {
-    if (deps.volumesDir && isLocalEndpoint(server.dockerEndpoint)) return deps.volumesDir;
-    if (!warnedUnsized) log.warn({ server: server.name }, 'volume sizes are not enforced on a remote engine');
-    warnedUnsized = true;
-    return undefined;
-  }
+  const sizedOn = volumeSizing(deps.volumesDir, log);
 
   function onFailure(inst: Instance, err: unknown) {
     const attempts = inst.attempts + 1;
@@ -127,7 +137,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   return {
     trigger: scheduler.trigger,
     engineFor: (server) => engines.engineFor(server),
-    waitConverged: (slug, generation) => waitConverged(deps, slug, generation, (deps.healthTimeoutSeconds + deps.dockerTimeoutSeconds) * 1000),
+    waitConverged: (slug, generation) =>
+      waitConverged(deps, slug, generation, (deps.healthTimeoutSeconds + deps.dockerTimeoutSeconds) * 1000),
     async restart(slug, actor) {
       const inst = requestRestart(deps.db, slug, actor);
       await scheduler.trigger('restart', slug);
@@ -140,11 +151,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         const dropped = sweepStaleLinks(deps.volumesDir);
         if (dropped.length) log.info({ links: dropped }, 'stale volume device links dropped');
       }
-      for (const server of listServers(deps.db)) {
-        const engine = engines.engineFor(server);
-        unwatch.push(watchContainerEvents(engine, (ev) => void scheduler.trigger(`docker ${ev.action}`, ev.slug),
-          { log: engine.log, stopped: scheduler.isStopping }));
-      }
+      for (const server of listServers(deps.db)) unwatch.push(watch(engines.engineFor(server), scheduler));
       scheduler.every(intervalSeconds);
       void scheduler.pass('start');
     },

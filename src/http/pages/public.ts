@@ -25,7 +25,6 @@ export function startSession(deps: PageDeps, reply: FastifyReply, userId: number
 export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
   const page = { page: true } as const;
   const css = fs.readFileSync(path.join(VIEWS_DIR, 'cattery.css'));
-  const loginLimit = { max: deps.config.loginPerMinute, timeWindow: 60_000 };
 
   app.get('/assets/cattery.css', { schema: { hide: true } }, async (_req, reply) => {
     reply.header('content-type', 'text/css; charset=utf-8').header('cache-control', 'public, max-age=86400');
@@ -64,6 +63,16 @@ export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async 
     return reply.page('signup-done', { login: user.login, approved: signup.status === 'approved' }, 201);
   });
 
+  await signInPages(app, deps);
+};
+
+
+type App = Parameters<FastifyPluginAsyncTypebox<{ deps: PageDeps }>>[0];
+
+/** Signing in (password or OpenID) and out. */
+async function signInPages(app: App, deps: PageDeps): Promise<void> {
+  const page = { page: true } as const;
+  const loginLimit = { max: deps.config.loginPerMinute, timeWindow: 60_000 };
   const loginForm = (reply: FastifyReply, next: string, error: { key: string; detail?: string } | null, status = 200) =>
     reply.page('login', { next, error, oidcLabel: deps.oidc?.label }, status);
 
@@ -139,4 +148,4 @@ export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async 
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return reply.redirect(target, 303);
   });
-};
+}

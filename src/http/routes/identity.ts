@@ -80,6 +80,14 @@ export const identityRoutes: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asy
     return publicUser(findByLogin(deps.db, user.login)!);
   });
 
+  await tokenAndSignupRoutes(app, deps);
+};
+
+
+type App = Parameters<FastifyPluginAsyncTypebox<{ deps: PageDeps }>>[0];
+
+/** API tokens, and the sign-ups waiting for an administrator. */
+async function tokenAndSignupRoutes(app: App, deps: PageDeps): Promise<void> {
   app.get('/api/tokens', {
     schema: { tags: ['identity'], summary: 'API tokens (never their secret)', response: { 200: Type.Array(TokenView) } },
   }, async () => listApiTokens(deps.db).map(publicToken));
@@ -127,4 +135,4 @@ export const identityRoutes: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asy
     await rejectSignup(deps.accounts, req.params.id, req.principal!.id);
     return listSignups(deps, { id: req.params.id })[0]!;
   });
-};
+}

@@ -29,12 +29,18 @@ const Wait = Type.Object({ wait: Type.Optional(Type.Boolean({
 })) });
 const Errors = { 400: ErrorReply, 404: ErrorReply, 409: ErrorReply };
 
-export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; reconciler: Reconciler }> = async (app, { deps, reconciler }) => {
-  const db: Db = deps.db;
-  const serverNames = () => new Map(listServers(db).map((s) => [s.id, s.name]));
-  const view = (row: Instance, names = serverNames()) => publicInstance(row, names.get(row.serverId));
-  /** After a change: wake the reconciler, and with ?wait=true answer with what it achieved. */
-  const afterChange = async (row: Instance, wait: boolean | undefined, reason: string) => {
+const actor = (req: { principal: { id: string } | null }) => req.principal?.id ?? 'anonymous';
+
+/** What the API shows of an instance, with its server's name. */
+const serverNames = (db: Db) => new Map(listServers(db).map((s) => [s.id, s.name]));
+
+function viewOf(db: Db) {
+  return (row: Instance, names = serverNames(db)) => publicInstance(row, names.get(row.serverId));
+}
+
+/** After a change: wake the reconciler, and with ?wait=true answer with what it achieved. */
+function afterChangeOf(view: ReturnType<typeof viewOf>, reconciler: Reconciler) {
+  return async (row: Instance, wait: boolean | undefined, reason: string) => {
     const pass = reconciler.trigger(reason, row.slug);
     if (!wait) return view(row);
     await pass;
@@ -43,7 +49,12 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
     // No row left after a wait on a delete: the reconciler finished it.
     return fresh ? view(fresh) : { ...view(row), observed: 'deleted' as const };
   };
-  const actor = (req: { principal: { id: string } | null }) => req.principal?.id ?? 'anonymous';
+}
+
+export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; reconciler: Reconciler }> = async (app, { deps, reconciler }) => {
+  const db: Db = deps.db;
+  const view = viewOf(db);
+  const afterChange = afterChangeOf(view, reconciler);
 
   app.get('/api/instances', {
     schema: {
@@ -52,7 +63,7 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
       response: { 200: Type.Array(InstanceView) },
     },
   }, async (req) => {
-    const names = serverNames();
+    const names = serverNames(db);
     return listInstances(db, { service: req.query.service }).map((row) => view(row, names));
   });
 
