@@ -22,6 +22,7 @@ import type { EventBus } from '../orchestrator/events.js';
 import type { Reconciler } from '../orchestrator/reconcile.js';
 import { createOidc } from '../identity/oidc.js';
 import { createSignInThrottle } from '../identity/throttle.js';
+import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { REQUEST_ID, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
@@ -114,7 +115,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     cookieKey: 'cattery_csrf',
     cookieOpts: { path: '/', httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true },
     getToken: (req) => (req.body as { _csrf?: string } | undefined)?._csrf,
+    // Bound to the session (csrf.ts): a pair tossed in by a same-site page from its own session is refused.
+    getUserInfo: csrfBinding,
+    csrfOpts: { hmacKey: csrfHmacKey(deps.secret) },
   });
+  const formOrigin = checkFormOrigin(new URL(deps.config.publicUrl).origin);
   await app.register(rateLimit, { global: false, errorResponseBuilder: (_req, ctx) => fail('CATTERY_ERR_THROTTLED', String(Math.ceil(ctx.ttl / 1000))) });
   await app.register(view, { engine: { eta: new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true }) }, templates: VIEWS_DIR, layout: 'layout' });
 
@@ -141,7 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (route.config?.page && methods.includes('POST')) {
       // preValidation: the token is a form field, so the body must be parsed; and the check comes before the schema's.
       const existing = route.preValidation ? [route.preValidation].flat() : [];
-      route.preValidation = [app.csrfProtection as preValidationHookHandler, ...existing];
+      route.preValidation = [formOrigin, app.csrfProtection as preValidationHookHandler, ...existing];
     }
   });
   const resolve = createPrincipalResolver({ db: deps.db, adminToken: deps.config.adminToken, session: sessionPolicy(deps.config) });
