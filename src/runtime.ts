@@ -11,7 +11,7 @@ import { buildApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { createEventBus, type EventBus } from './orchestrator/events.js';
 import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
-import { refreshStaleUsage, retryPendingAccounts } from './accounts/accounts.js';
+import { refreshStaleUsage, retryPendingAccounts, sweepExportStaging } from './accounts/accounts.js';
 import type { ExecLimits } from './accounts/exec.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
 import { createFirewall } from './orchestrator/firewall.js';
@@ -72,6 +72,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     return {
       config, db, catalog, events, reconciler, app, log, collector,
       start(intervalSeconds) {
+        sweepExportStaging(accountDeps.stagingDir);
         reconciler.start(intervalSeconds);
         collector.start(config.meterIntervalSeconds);
         accountTimer = setInterval(() => {
