@@ -11,7 +11,9 @@ import { buildApp } from './http/app.js';
 import type { Logger } from './log.js';
 import { createEventBus, type EventBus } from './orchestrator/events.js';
 import { createReconciler, type Reconciler } from './orchestrator/reconcile.js';
-import { forgetInstanceAccounts, refreshStaleUsage, retryPendingAccounts, type AccountDeps } from './accounts/accounts.js';
+import {
+  forgetInstanceAccounts, refreshStaleUsage, retryPendingAccounts, sweepExportStaging, type AccountDeps,
+} from './accounts/accounts.js';
 import type { ExecLimits } from './orchestrator/docker/index.js';
 import { createEngineRegistry, type EngineRegistry } from './orchestrator/engines.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
@@ -68,10 +70,11 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       db, catalog, engineFor: engines.engineFor, log: log.child({ domain: 'metering' }), idlePolicy: config.idlePolicy,
       retentionHours: config.meterRetentionHours, hourlyRetentionDays: config.meterHourlyDays,
     });
+    const stagingDir = path.join(config.dataDir, 'tmp');
     const accountDeps: AccountDeps = {
       db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'accounts' }),
       // Exports are staged in cattery's own data folder (0700), never the shared system temp folder.
-      stagingDir: path.join(config.dataDir, 'tmp'),
+      stagingDir,
     };
     // A test shortens the deadline of the upkeep timer's operations only (tests/accounts/limits.test.ts); requests
     // keep the defaults.
@@ -83,6 +86,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     return {
       config, db, catalog, events, reconciler, engines, accounts: accountDeps, app, log, collector,
       start(intervalSeconds) {
+        sweepExportStaging(stagingDir);
         reconciler.start(intervalSeconds);
         collector.start(config.meterIntervalSeconds);
         accountTimer = setInterval(() => {

@@ -1,6 +1,7 @@
 // Residents' accounts inside instances. The row is written first (intent), the service's own operation runs outside
 // the transaction, the outcome is recorded. Operations are idempotent: creating an existing account or deleting a
 // deleted one succeeds. Every value reaching a service has been checked against a strict pattern here first.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -254,6 +255,38 @@ export async function refreshStaleUsage(deps: AccountDeps, maxAgeMs: number, bat
   return done;
 }
 
+/** At most this many exports are staged at once, whoever asks: each can be up to twice its quota. */
+export const EXPORTS_AT_ONCE = 4;
+/** Staging never leaves less than this free on the file system that holds cattery.db (which must keep writing). */
+export const STAGING_RESERVE_BYTES = 1024 ** 3;
+
+/** The staging folder of one export. Its name is the account's, so a second export of the same account while one is
+ * staged or being sent is refused (mkdir is the lock, and it goes with the folder); at most EXPORTS_AT_ONCE run at
+ * once; and the worst case of this export must fit on the disk with the reserve left. A resident's parallel or
+ * never-read downloads thus cannot fill the disk that holds cattery.db. */
+function claimExportStaging(root: string, slug: string, username: string, worstBytes: number): string {
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  const staged = fs.readdirSync(root).filter((n) => n.startsWith('export-'));
+  const dir = path.join(root, `export-${crypto.createHash('sha256').update(`${slug}/${username}`).digest('hex').slice(0, 32)}`);
+  if (staged.includes(path.basename(dir))) throw fail('CATTERY_ERR_BUSY', `an export of ${username} is already under way: wait for it to finish`);
+  if (staged.length >= EXPORTS_AT_ONCE) throw fail('CATTERY_ERR_BUSY', 'too many exports are under way: try again in a few minutes');
+  const fsStat = fs.statfsSync(root);
+  if (fsStat.bavail * fsStat.bsize - worstBytes < STAGING_RESERVE_BYTES) {
+    throw fail('CATTERY_ERR_INSUFFICIENT_STORAGE', 'not enough free disk space to prepare this export now: try again later');
+  }
+  try { fs.mkdirSync(dir, { mode: 0o700 }); } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw fail('CATTERY_ERR_BUSY', `an export of ${username} is already under way: wait for it to finish`);
+    throw err;
+  }
+  return dir;
+}
+
+/** Staging folders left by a crash hold no lock anyone waits for: they go at start. */
+export function sweepExportStaging(root: string): void {
+  if (!fs.existsSync(root)) return;
+  for (const n of fs.readdirSync(root).filter((x) => x.startsWith('export-'))) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+}
+
 /** The account's data as the service's export gives it (a tar stream), staged whole in a 0600 file first and sent
  * only once the operation has exited 0: a failed export is a clear error, never a 200 with a truncated tar. The
  * staged file is removed once read (or at once on failure). */
@@ -263,15 +296,14 @@ export async function exportAccount(deps: AccountDeps, slug: string, username: s
   const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.export;
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
   if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
-  const root = deps.stagingDir ?? os.tmpdir();
-  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-  const dir = fs.mkdtempSync(path.join(root, 'export-'));
+  const limits = exportLimits(deps, acc.quotaMb);
+  const dir = claimExportStaging(deps.stagingDir ?? os.tmpdir(), slug, username, limits.maxBytes);
   const file = path.join(dir, 'export.tar');
   const drop = () => fs.rmSync(dir, { recursive: true, force: true });
   let code: number;
   try {
     code = await execToFile(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, slug), spec.exec,
-      JSON.stringify({ username }), file, exportLimits(deps, acc.quotaMb));
+      JSON.stringify({ username }), file, limits);
   } catch (err) {
     drop();
     journal(deps.db, slug, 'export', actor, { username }, 'failed', (err as Error).message);

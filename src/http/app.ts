@@ -25,6 +25,7 @@ import { createOidc, type Oidc } from '../identity/oidc.js';
 import { createSignInThrottle } from '../identity/throttle.js';
 import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import type { User } from '../db/schema.js';
+import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { REQUEST_ID, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
@@ -111,7 +112,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const secureCookies = deps.config.publicUrl.startsWith('https://');
   await registerPlugins(app as unknown as FastifyInstance, deps, secureCookies);
-  enforcePermissions(app as unknown as FastifyInstance);
+  enforcePermissions(app as unknown as FastifyInstance, checkFormOrigin(new URL(deps.config.publicUrl).origin));
   const oidc = deps.config.oidc ? createOidc(deps.config.oidc, deps.log.child({ domain: 'identity' })) : undefined;
   guardRequests(app as unknown as FastifyInstance, deps, oidc);
   await registerRoutes(app as unknown as FastifyInstance, deps, oidc, secureCookies);
@@ -129,6 +130,9 @@ async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookie
     cookieKey: 'cattery_csrf',
     cookieOpts: { path: '/', httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true },
     getToken: (req) => (req.body as { _csrf?: string } | undefined)?._csrf,
+    // Bound to the session (csrf.ts): a pair tossed in by a same-site page from its own session is refused.
+    getUserInfo: csrfBinding,
+    csrfOpts: { hmacKey: csrfHmacKey(deps.secret) },
   });
   await app.register(rateLimit, { global: false, errorResponseBuilder: (_req, ctx) => fail('CATTERY_ERR_THROTTLED', String(Math.ceil(ctx.ttl / 1000))) });
   await app.register(view, { engine: { eta: new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true }) }, templates: VIEWS_DIR, layout: 'layout' });
@@ -137,7 +141,7 @@ async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookie
 
 /** The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
  * Every form a page posts is checked for its CSRF token, by construction rather than by remembering. */
-function enforcePermissions(app: FastifyInstance): void {
+function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookHandler): void {
   const routeTable: { method: string; url: string; page: boolean }[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
@@ -159,7 +163,7 @@ function enforcePermissions(app: FastifyInstance): void {
     if (route.config?.page && methods.includes('POST')) {
       // preValidation: the token is a form field, so the body must be parsed; and the check comes before the schema's.
       const existing = route.preValidation ? [route.preValidation].flat() : [];
-      route.preValidation = [app.csrfProtection as preValidationHookHandler, ...existing];
+      route.preValidation = [formOrigin, app.csrfProtection as preValidationHookHandler, ...existing];
     }
   });
 }

@@ -36,15 +36,31 @@ export const findByLogin = (db: Db, login: string): User | undefined => db.selec
 export const findByOidc = (db: Db, issuer: string, subject: string): User | undefined =>
   db.select().from(users).where(and(eq(users.oidcIssuer, issuer), eq(users.oidcSubject, subject))).get();
 
+/** Logins a sign-up never gets, because they are also mail addresses at the association's domain with a meaning
+ * of their own: RFC 2142's role mailboxes (abuse@ and postmaster@ receive reports and bounces), the addresses a
+ * certificate authority may write to for domain validation (CA/Browser Forum Baseline Requirements 3.2.2.4.4:
+ * admin, administrator, webmaster, hostmaster, postmaster), and system accounts. An administrator may still give
+ * one to a person on purpose through the API. */
+export const RESERVED_LOGINS: ReadonlySet<string> = new Set([
+  'abuse', 'postmaster', 'hostmaster', 'webmaster', 'admin', 'administrator', 'administrateur', 'security', 'noc', 'info', 'support',
+  'marketing', 'sales', 'usenet', 'news', 'www', 'uucp', 'ftp', 'root', 'mailer-daemon', 'daemon', 'nobody', 'noreply', 'no-reply',
+  'ssl-admin', 'sysadmin', 'system', 'cattery', 'mail', 'dmarc', 'dkim', 'contact', 'bureau', 'president', 'tresorier', 'secretaire',
+]);
+/** Reserved as it stands, or once its digits, dots, dashes and underscores are set aside ("post.master", "admin2"). */
+export const isReservedLogin = (login: string): boolean =>
+  RESERVED_LOGINS.has(login) || RESERVED_LOGINS.has(login.replace(/[0-9._-]+/g, '')) || /^(admin|postmaster|hostmaster|webmaster|abuse)/.test(login);
+
 /** A login from a person's name: "Marie-Hélène Dupré" → "marie-helene.dupre", then .2, .3… until free. */
 export function loginFromName(db: Db, name: string, taken: (login: string) => boolean = () => false): string {
   const ascii = name.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase()
     .replace(/[’']/g, '').replace(/[^a-z0-9 .-]/g, '').trim().split(/\s+/).join('.').replace(/\.{2,}/g, '.');
   let base = ascii.replace(/^[^a-z]+/, '').replace(/[^a-z0-9]+$/, '').slice(0, 28) || 'habitant';
   if (base.length < 2) base = `${base}x`;
+  // "Postmaster" the person becomes "habitant.postmaster": still recognisable, never the role's address.
+  if (isReservedLogin(base)) base = `habitant.${base}`.slice(0, 28);
   for (let i = 1; ; i++) {
     const candidate = i === 1 ? base : `${base}${i}`;
-    if (LOGIN_RE.test(candidate) && !findByLogin(db, candidate) && !taken(candidate)) return candidate;
+    if (LOGIN_RE.test(candidate) && !isReservedLogin(candidate) && !findByLogin(db, candidate) && !taken(candidate)) return candidate;
   }
 }
 

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
+import tar from 'tar-stream';
 import { loadCatalog } from '../../src/catalog/load.js';
 import { serviceImageRef } from '../../src/orchestrator/docker/images.js';
 import { ROOT, docker } from '../helpers.js';
@@ -35,4 +36,33 @@ t.test('cattery images build: a second build of the same inputs is skipped', asy
   const unknown = spawnSync(process.execPath, [path.join(ROOT, 'bin/cattery.js'), 'images', 'build', '--only', 'nosuch'], { env, encoding: 'utf8' });
   t.equal(unknown.status, 1);
   t.match(unknown.stderr, /No service "nosuch"/);
+});
+
+// Docker 20.10 gives a restarted container's tmpfs the mode of the image's folder at that path (a fresh start gets
+// 1777): a service running as its own user on a read-only root would lose its /tmp at the first restart. So every
+// tmpfs path of every catalog service must be a folder in its image that anyone may write, sticky.
+t.test('every tmpfs path of every catalog service is a sticky world-writable folder in its image', async (t) => {
+  const catalog = loadCatalog([path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')]);
+  for (const svc of catalog.services.values()) {
+    const ref = serviceImageRef(svc);
+    const c = await docker.createContainer({ Image: ref, Entrypoint: ['/nonexistent'], NetworkDisabled: true, Labels: { 'cattery.test': 'tmpfs-modes' } });
+    try {
+      for (const tmp of svc.manifest.tmpfs) {
+        const stream = await c.getArchive({ path: tmp.path }).catch(() => null);
+        t.ok(stream, `${svc.manifest.id}: ${tmp.path} exists in ${ref}`);
+        if (!stream) continue;
+        const modes = await new Promise<number[]>((resolve, reject) => {
+          const found: number[] = [];
+          const ex = tar.extract();
+          ex.on('entry', (h, s, next) => { if (found.length === 0) found.push(h.type === 'directory' ? h.mode ?? 0 : -1); s.resume(); s.on('end', next); });
+          ex.on('finish', () => resolve(found));
+          ex.on('error', reject);
+          stream.pipe(ex);
+        });
+        t.equal((modes[0] ?? 0) & 0o7777, 0o1777, `${svc.manifest.id}: ${tmp.path} is a folder with mode 1777`);
+      }
+    } finally {
+      await c.remove({ force: true });
+    }
+  }
 });

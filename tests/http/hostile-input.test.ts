@@ -3,6 +3,7 @@
 // bodies (wrong types, huge strings, unicode, nested objects, __proto__/constructor keys, numbers out of range).
 // Every answer comes in bounded time, is never a 5xx, a refusal carries a CATTERY_ERR_ code, and a refusal stores
 // nothing (row counts of the tables a request could write). No Docker: no instance is running, none is needed.
+import crypto from 'node:crypto';
 import t from 'tap';
 import fc from 'fast-check';
 import { pino } from 'pino';
@@ -47,11 +48,17 @@ t.test('hostile input on every documented route and every page form', async (t) 
 
   const admin = await createUser(rt.db, { login: 'admin-hostile', name: 'Admin', roles: ['admin', 'mediator'] });
   const policy = { idleMinutes: 60, maxHours: 1 };
-  const sessionCookie = () => `cattery_session=${createSession(rt.db, policy, admin.id, 'password')}`;
-  // One CSRF cookie and its token serve every form (the token is bound to the cookie's secret, not to a page).
-  const formPage = await rt.app.inject({ url: '/mediator', headers: { cookie: sessionCookie(), accept: 'text/html', authorization: null as unknown as string } });
-  const csrf = /name="_csrf" value="([^"]+)"/.exec(formPage.body)![1]!;
-  const csrfCookie = formPage.cookies.filter((c) => c.name === 'cattery_csrf').map((c) => `${c.name}=${c.value}`).join('');
+  // A page's CSRF token is bound to its session (src/http/csrf.ts): one session and its token serve every form
+  // until a form ends that session (sign-out, a password change), then a new pair is made.
+  const pair = { token: '', cookie: '', csrf: '' };
+  const newPair = async () => {
+    pair.token = createSession(rt.db, policy, admin.id, 'password');
+    const formPage = await rt.app.inject({ url: '/mediator', headers: { cookie: `cattery_session=${pair.token}`, accept: 'text/html', authorization: null as unknown as string } });
+    pair.csrf = /name="_csrf" value="([^"]+)"/.exec(formPage.body)![1]!;
+    pair.cookie = `cattery_session=${pair.token}; ${formPage.cookies.filter((c) => c.name === 'cattery_csrf').map((c) => `${c.name}=${c.value}`).join('')}`;
+  };
+  const sessionAlive = () => !!rt.db.$client.prepare('select 1 from sessions where id = ?').get(crypto.createHash('sha256').update(pair.token).digest('hex'));
+  await newPair();
 
   const problems: string[] = [];
   let sent = 0, refused = 0, slowest = 0;
@@ -75,11 +82,12 @@ t.test('hostile input on every documented route and every page form', async (t) 
     const headers: Record<string, string> = { accept: route.page ? 'text/html' : 'application/json' };
     let payload: string | undefined;
     if (route.page) {
-      headers.cookie = `${sessionCookie()}; ${csrfCookie}`;
+      if (!sessionAlive()) await newPair();
+      headers.cookie = pair.cookie;
       headers.authorization = null as unknown as string;
       const form = new URLSearchParams(formFields);
       // With the right token most of the time, so that the schema and the handler are what is tested.
-      if (keepCsrf || formFields.length === 0) form.set('_csrf', csrf);
+      if (keepCsrf || formFields.length === 0) form.set('_csrf', pair.csrf);
       payload = form.toString();
       headers['content-type'] = 'application/x-www-form-urlencoded';
     } else {

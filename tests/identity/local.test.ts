@@ -1,6 +1,8 @@
 // Identity without a provider, on a real SQLite with the real migrations, through the app: API tokens, people with a
 // first password, sign-in throttling, session expiry, and hostile forms that must store nothing.
 import t from 'tap';
+import fc from 'fast-check';
+import { RESERVED_LOGINS, isReservedLogin, loginFromName } from '../../src/identity/users.js';
 import { pino } from 'pino';
 import { createRuntime } from '../../src/runtime.js';
 import { OPERATOR, testConfig } from '../helpers.js';
@@ -139,6 +141,27 @@ t.test('sessions end at their idle timeout and at their maximum age', async (t) 
   rt.db.$client.prepare('update sessions set expires_at = ?').run(new Date(Date.now() - 1000).toISOString());
   t.equal((await b.get('/me')).statusCode, 303, 'past its maximum age');
   t.equal((await rt.app.inject({ url: '/api/me', headers: { cookie: `cattery_session=${[...b.jar].find(([k]) => k === 'cattery_session')?.[1] ?? ''}` } })).statusCode, 401, 'the API never takes the cookie');
+});
+
+t.test('no sign-up gets a reserved login (role mailboxes, CA validation addresses, system accounts), whatever the name', async (t) => {
+  const rt = await runtime(t, { signupPerHour: 1000 });
+  // Names built from every reserved login, with case, accents, spaces, punctuation and digits around it.
+  const decorate = fc.tuple(fc.constantFrom(...RESERVED_LOGINS), fc.constantFrom('', ' ', '-', "'"), fc.constantFrom('', 'é', 'É'), fc.boolean(), fc.constantFrom('', ' 2', '.', ' Jr'))
+    .map(([r, sep, accent, upper, tail]) => {
+      const word = r.split(/[-_.]/).join(sep) + accent;
+      return (upper ? word.toUpperCase() : word[0]!.toUpperCase() + word.slice(1)) + tail;
+    });
+  await fc.assert(fc.asyncProperty(decorate, async (name) => {
+    const login = loginFromName(rt.db, name.replace(/[^\p{L} '-]/gu, '') || 'Abuse');
+    return !isReservedLogin(login) && !RESERVED_LOGINS.has(login);
+  }), { numRuns: 500, seed: 20261202 });
+  const b = pageBrowser(rt.app);
+  const r = await b.post('/signup', { name: 'Postmaster', email: '', services: ['mail'], password: 'une phrase longue', password2: 'une phrase longue', terms: '2026-11' }, { csrfFrom: '/signup' });
+  t.ok(r.statusCode < 400, `signed up (${r.statusCode})`);
+  const logins = (rt.db.$client.prepare('select login from users').all() as { login: string }[]).map((x) => x.login);
+  t.notOk(logins.includes('postmaster'), `"Postmaster" the person is not postmaster@ (${logins.join(', ')})`);
+  t.ok(logins.includes('habitant.postmaster'));
+  t.equal((await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'postmaster', name: 'Le postmaster', roles: ['admin'] } })).statusCode, 201, 'an administrator may still give it on purpose');
 });
 
 t.test('hostile input: script in names, forms without CSRF, oversized or unexpected forms: refused, nothing stored', async (t) => {

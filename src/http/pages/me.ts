@@ -13,6 +13,7 @@ import { accessText } from '../../catalog/offer.js';
 import { findUser } from '../../identity/users.js';
 import { createThrottle } from '../../identity/throttle.js';
 import { langOf } from './render.js';
+import { sendExport } from '../send-export.js';
 import { accountFigure } from '../../metering/report.js';
 import type { PageDeps } from './deps.js';
 
@@ -111,9 +112,7 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     const mine = accountsOfUser(deps.db, user.id).find((a) => a.account.id === req.params.id);
     if (!mine) throw fail('CATTERY_ERR_NOT_FOUND', 'no such account of yours');
     const stream = await exportAccount(deps.accounts, mine.instance.slug, mine.account.username, `user:${user.login}`);
-    reply.header('content-type', 'application/x-tar');
-    reply.header('content-disposition', `attachment; filename="${mine.instance.service}-${mine.account.username}.tar"`);
-    return reply.send(stream);
+    return sendExport(req, reply, stream, `${mine.instance.service}-${mine.account.username}.tar`);
   });
 
   app.post('/me/accounts/:id/delete', {

@@ -1,5 +1,6 @@
 // What every page needs: the language, the translator, the person signed in, a CSRF token for its forms, and the
 // security headers of an HTML page (no script at all, nothing from elsewhere).
+import { csrfBinding } from '../csrf.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { pickLang, translator, type Lang, type Translate } from '../i18n.js';
 
@@ -34,7 +35,7 @@ export function makePage(formTargets: string[]) {
     const lang = langOf(req);
     if ((req.query as { lang?: string } | undefined)?.lang === lang) this.setCookie('lang', lang, { path: '/', httpOnly: true, sameSite: 'lax', maxAge: 365 * 86400 });
     const ctx: PageContext = {
-      lang, t: translator(lang), csrf: this.generateCsrf(), path: req.url.split('?')[0] ?? '/',
+      lang, t: translator(lang), csrf: this.generateCsrf({ userInfo: csrfBinding(req) }), path: req.url.split('?')[0] ?? '/',
       user: req.user ? { name: req.user.name, login: req.user.login, roles: req.user.roles } : null,
       otherLang: lang === 'fr' ? 'en' : 'fr',
     };

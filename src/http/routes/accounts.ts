@@ -7,6 +7,7 @@ import {
 import { ACCOUNT_STATES } from '../../db/schema.js';
 import { ErrorReply } from '../error-handler.js';
 import { SLUG_PATTERN } from '../../orchestrator/instances.js';
+import { sendExport } from '../send-export.js';
 
 const Nullable = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const AccountView = Type.Object({
@@ -82,11 +83,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
     schema: { tags: ['accounts'], summary: 'Download the account\'s data (tar, open formats)', params: AccParams },
   }, async (req, reply) => {
     const stream = await exportAccount(deps, req.params.slug, req.params.username, actor(req));
-    // Staged and checked before this line (accounts.ts): the length is known, a failure was an error reply.
-    if (stream.size !== undefined) reply.header('content-length', stream.size);
-    reply.header('content-type', 'application/x-tar')
-      .header('content-disposition', `attachment; filename="${req.params.slug}-${req.params.username}.tar"`);
-    return reply.send(stream);
+    return sendExport(req, reply, stream, `${req.params.slug}-${req.params.username}.tar`);
   });
 
   app.delete('/api/instances/:slug/accounts/:username', {
