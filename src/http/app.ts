@@ -24,7 +24,7 @@ import { createOidc } from '../identity/oidc.js';
 import { createSignInThrottle } from '../identity/throttle.js';
 import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
-import { REQUEST_ID, compileProxyTrust } from './proxy-trust.js';
+import { REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
 import { PERMISSIONS, permissionKey } from './permissions.js';
 import { makePage } from './pages/render.js';
@@ -120,7 +120,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     csrfOpts: { hmacKey: csrfHmacKey(deps.secret) },
   });
   const formOrigin = checkFormOrigin(new URL(deps.config.publicUrl).origin);
-  await app.register(rateLimit, { global: false, errorResponseBuilder: (_req, ctx) => fail('CATTERY_ERR_THROTTLED', String(Math.ceil(ctx.ttl / 1000))) });
+  await app.register(rateLimit, { global: false, keyGenerator: (req) => clientKey(req.ip), errorResponseBuilder: (_req, ctx) => fail('CATTERY_ERR_THROTTLED', String(Math.ceil(ctx.ttl / 1000))) });
   await app.register(view, { engine: { eta: new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true }) }, templates: VIEWS_DIR, layout: 'layout' });
 
   // The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
