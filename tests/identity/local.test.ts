@@ -236,3 +236,23 @@ t.test('automatic approval with no instance to take the resident: kept as failed
   t.equal(reject.json().status, 'rejected');
   t.equal((rt.db.$client.prepare("select status from users where login = 'nour.haddad'").get() as { status: string }).status, 'disabled');
 });
+
+t.test('the admin page shows only what cattery knows: no text of a link reaches its alert', async (t) => {
+  const rt = await runtime(t, { signupApproval: 'auto' });
+  const b = pageBrowser(rt.app);
+  await b.post('/signup', { name: 'Nour Haddad', services: ['files'], password: 'une phrase longue', password2: 'une phrase longue', terms: '2026-11' }, { csrfFrom: '/signup' });
+  const id = (await rt.app.inject({ url: '/api/signups?status=failed', headers: OPERATOR })).json()[0].id as number;
+  const first = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'adm', name: 'Adm', roles: ['admin'] } })).json().firstPassword;
+  const admin = pageBrowser(rt.app);
+  await admin.post('/login', { login: 'adm', password: first }, { csrfFrom: '/login' });
+  await admin.post('/me/password', { current: first, password: 'la phrase de adm', password2: 'la phrase de adm' }, { csrfFrom: '/me' });
+  const approve = await admin.post(`/admin/signups/${id}/approve`, {}, { csrfFrom: '/admin' });
+  t.equal(approve.headers.location, `/admin?failed=${id}`, 'a failed approval names the sign-up, not a text');
+  t.match((await admin.get(approve.headers.location as string)).body, /no instance of (&quot;|")files/, 'the alert says the sign-up\'s own last error');
+  const text = fc.stringMatching(/^[A-Za-zÀ-ÿ :\/.]{12,60}$/);
+  await fc.assert(fc.asyncProperty(text, fc.constantFrom('error', 'failed', 'message', 'detail'), async (words, key) => {
+    const r = await admin.get(`/admin?${key}=${encodeURIComponent(words)}`);
+    const shown = r.body.replace(/&#39;|&quot;|&amp;|&lt;|&gt;/g, '');
+    return !shown.includes(words.trim());
+  }), { numRuns: 100, seed: 20261202 });
+});
