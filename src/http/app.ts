@@ -165,6 +165,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // A page that answers a form with its own errors (a sign-up form shown again, 400) still says, for scripts and
     // tests, which kind of refusal it was: every refusal carries a code of the family.
     if (reply.statusCode >= 400 && reply.getHeader('x-cattery-error') === undefined) reply.header('x-cattery-error', codeForStatus(reply.statusCode));
+    // Answers carry people's data and secrets (a first password, a new token, an export): no cache keeps them unless
+    // a route says otherwise (the style sheet).
+    if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store');
   });
 
   await app.register(swagger, {
