@@ -2,7 +2,8 @@
 // first password, sign-in throttling, session expiry, and hostile forms that must store nothing.
 import t from 'tap';
 import fc from 'fast-check';
-import { RESERVED_LOGINS, isReservedLogin, loginFromName } from '../../src/identity/users.js';
+import { RESERVED_LOGINS, createUser, isReservedLogin, loginFromName } from '../../src/identity/users.js';
+import { createSession } from '../../src/identity/sessions.js';
 import { pino } from 'pino';
 import { createRuntime } from '../../src/runtime.js';
 import { OPERATOR, testConfig } from '../helpers.js';
@@ -255,4 +256,20 @@ t.test('the admin page shows only what cattery knows: no text of a link reaches 
     const shown = r.body.replace(/&#39;|&quot;|&amp;|&lt;|&gt;/g, '');
     return !shown.includes(words.trim());
   }), { numRuns: 100, seed: 20261202 });
+});
+
+t.test('a mediator\'s session, opened on a public computer, ends after its own shorter idle time', async (t) => {
+  const rt = await runtime(t, { sessionIdleMinutes: 120, mediatorIdleMinutes: 15 });
+  const policy = { idleMinutes: 120, maxHours: 12 };
+  const open = async (roles: string[], idleMinutesAgo: number) => {
+    const u = await createUser(rt.db, { login: `p${roles.join('')}${idleMinutesAgo}`, name: 'Quelqu’un', roles });
+    const token = createSession(rt.db, policy, u.id, 'password');
+    rt.db.$client.prepare('update sessions set last_seen_at = ? where user_id = ?').run(new Date(Date.now() - idleMinutesAgo * 60_000).toISOString(), u.id);
+    return (await rt.app.inject({ url: '/me', headers: { cookie: `cattery_session=${token}`, accept: 'text/html' } })).statusCode;
+  };
+  t.equal(await open(['mediator'], 14), 200, 'a mediator 14 minutes idle is still signed in');
+  t.equal(await open(['mediator'], 16), 303, 'a mediator 16 minutes idle is signed out');
+  t.equal(await open(['admin', 'mediator'], 16), 303, 'whatever else they are');
+  t.equal(await open(['resident'], 16), 200, 'a resident keeps the longer idle time');
+  t.equal(await open(['resident'], 121), 303);
 });
