@@ -16,6 +16,7 @@ import type { ExecLimits } from './accounts/exec.js';
 import { ensureDefaultServer } from './orchestrator/servers.js';
 import { createFirewall } from './orchestrator/firewall.js';
 import { loadOrCreateSecret } from './identity/secret.js';
+import { sealKeyFrom } from './accounts/sealed.js';
 import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
 
@@ -62,10 +63,11 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       db, catalog, engineFor: reconciler.engineFor, log: log.child({ domain: 'metering' }), idlePolicy: config.idlePolicy,
       retentionHours: config.meterRetentionHours, hourlyRetentionDays: config.meterHourlyDays,
     });
-    const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, secret: loadOrCreateSecret(config.dataDir, config.secret) });
+    const secret = loadOrCreateSecret(config.dataDir, config.secret);
+    const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, secret });
     const accountDeps = {
       db, catalog, hosterId: config.hosterId, engineFor: reconciler.engineFor, log: log.child({ domain: 'accounts' }),
-      stagingDir: path.join(config.dataDir, 'tmp'), ...(opts.accountLimits ? { limits: opts.accountLimits } : {}),
+      stagingDir: path.join(config.dataDir, 'tmp'), sealKey: sealKeyFrom(secret), ...(opts.accountLimits ? { limits: opts.accountLimits } : {}),
     };
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;

@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import { containerName } from '../orchestrator/container-spec.js';
 import type { Engine } from '../orchestrator/engine.js';
 import { DEFAULT_LIMITS, execToFile, execWithInput, type ExecLimits } from './exec.js';
+import { seal, unseal } from './sealed.js';
 
 export const USERNAME_PATTERN = '^[a-z][a-z0-9._-]{0,30}[a-z0-9]$';
 const USERNAME = new RegExp(USERNAME_PATTERN);
@@ -35,6 +36,8 @@ export interface AccountDeps {
   limits?: ExecLimits;
   /** Where exports are staged before they are sent (a folder of the data dir; the system's tmp otherwise). */
   stagingDir?: string;
+  /** Seals a first password queued while its instance starts (sealed.ts); without it nothing is queued. */
+  sealKey?: Buffer;
 }
 
 /** An export may be as large as the account's data: its quota twice over (a service's own overhead, a quota lowered
@@ -114,9 +117,10 @@ export async function createAccount(deps: AccountDeps, slug: string, input: { us
   }
   const row = existing ?? deps.db.insert(accounts).values({ instanceId: inst.id, username: input.username, quotaMb: input.quotaMb }).returning().get();
   if (isComingUp(inst)) {
+    if (!deps.sealKey) throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is still starting (${inst.observed}): try again once it is up`);
     // Queued like the other deferred changes: the upkeep timer creates it once the instance is up.
     deps.db.update(accounts).set({ state: 'pending', quotaMb: input.quotaMb, lastError: `waiting for ${slug} to be up (${inst.observed})`,
-      pending: { ...(existing?.pending ?? {}), create: { password: input.password } }, updatedAt: new Date().toISOString() }).where(eq(accounts.id, row.id)).run();
+      pending: { ...(existing?.pending ?? {}), create: { sealed: seal(deps.sealKey, input.password) } }, updatedAt: new Date().toISOString() }).where(eq(accounts.id, row.id)).run();
     journal(deps.db, slug, 'create', actor, { username: input.username, queued: true }, 'done');
     return { account: getAccount(deps.db, slug, input.username), created: false, queued: true };
   }
@@ -143,8 +147,15 @@ function withoutCreate(p: Account['pending'] | undefined): Account['pending'] {
 async function applyQueuedCreate(deps: AccountDeps, slug: string, username: string, actor: string): Promise<boolean> {
   const inst = instanceOf(deps.db, slug);
   const acc = getAccount(deps.db, slug, username);
-  const password = acc.pending?.create?.password;
-  if (!password) return true;
+  const queued = acc.pending?.create;
+  if (!queued) return true;
+  const password = queued.sealed !== undefined ? (deps.sealKey ? unseal(deps.sealKey, queued.sealed) : null) : queued.password ?? null;
+  if (password === null) {
+    // Sealed under a secret that is not this one any more: nobody can read it, so the account cannot be made.
+    setState(deps.db, acc.id, 'failed', { lastError: 'the queued first password cannot be read (cattery\'s secret changed); create the account again', pending: withoutCreate(acc.pending) });
+    journal(deps.db, slug, 'create', actor, { username }, 'failed', 'queued password unreadable');
+    return true;
+  }
   if (inst.observed !== 'healthy' && inst.observed !== 'running') {
     if (isComingUp(inst)) return false;
     setState(deps.db, acc.id, 'failed', { lastError: `${slug} did not come up (${inst.observed}${inst.lastError ? `: ${inst.lastError}` : ''}); create the account again`, pending: withoutCreate(acc.pending) });

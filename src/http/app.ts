@@ -23,6 +23,7 @@ import type { Reconciler } from '../orchestrator/reconcile.js';
 import { createOidc } from '../identity/oidc.js';
 import { createSignInThrottle } from '../identity/throttle.js';
 import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
+import { sealKeyFrom } from '../accounts/sealed.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
@@ -191,17 +192,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(catalogRoutes, { catalog: deps.catalog });
   await app.register(serverRoutes, { db: deps.db });
   await app.register(instanceRoutes, { deps: instanceDeps, reconciler: deps.reconciler });
-  await app.register(accountRoutes, {
-    deps: { db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'accounts' }),
-      // Exports are staged in cattery's own data folder (0700), never the shared system temp folder.
-      stagingDir: path.join(deps.config.dataDir, 'tmp') },
-  });
+  const accountDeps = {
+    db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'accounts' }),
+    // Exports are staged in cattery's own data folder (0700), never the shared system temp folder.
+    stagingDir: path.join(deps.config.dataDir, 'tmp'), sealKey: sealKeyFrom(deps.secret),
+  };
+  await app.register(accountRoutes, { deps: accountDeps });
   await app.register(eventRoutes, { events: deps.events });
   await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
-    accounts: { db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.reconciler.engineFor, log: deps.log.child({ domain: 'identity' }), stagingDir: path.join(deps.config.dataDir, 'tmp') },
+    accounts: accountDeps,
   };
   await app.register(identityRoutes, { deps: pageDeps });
   await app.register(publicPages, { deps: pageDeps });
