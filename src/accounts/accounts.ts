@@ -103,7 +103,9 @@ function setState(db: Db, id: number, state: AccountState, extra: Partial<Accoun
 }
 
 /** An instance asked to run that has not come up yet: account operations wait for it rather than fail. */
-const isComingUp = (inst: Instance) => inst.desired === 'running' && (inst.observed === 'pending' || inst.observed === 'creating' || inst.observed === 'starting');
+// `stopped` with `running` desired: a start asked for and not yet seen by the reconciler.
+const isComingUp = (inst: Instance) => inst.desired === 'running' &&
+  (inst.observed === 'pending' || inst.observed === 'creating' || inst.observed === 'starting' || inst.observed === 'stopped');
 
 export async function createAccount(deps: AccountDeps, slug: string, input: { username: string; password: string; quotaMb: number }, actor: string): Promise<{ account: Account; created: boolean; queued?: boolean }> {
   checkUsername(input.username);
@@ -134,6 +136,17 @@ export async function createAccount(deps: AccountDeps, slug: string, input: { us
   setState(deps.db, row.id, 'active', { lastError: null, quotaMb: input.quotaMb, pending: withoutCreate(existing?.pending) });
   journal(deps.db, slug, 'create', actor, { username: input.username, quotaMb: input.quotaMb }, 'done');
   return { account: getAccount(deps.db, slug, input.username), created: true };
+}
+
+/** A create still queued takes the person's newest password (changed, or typed at a sign-in, before the instance
+ * came up), so the account is made with the password its owner knows. False when nothing is queued. */
+export function replaceQueuedPassword(deps: AccountDeps, slug: string, username: string, password: string): boolean {
+  checkPassword(password);
+  const acc = getAccount(deps.db, slug, username);
+  if (acc.state !== 'pending' || !acc.pending?.create || !deps.sealKey) return false;
+  deps.db.update(accounts).set({ pending: { ...acc.pending, create: { sealed: seal(deps.sealKey, password) } }, updatedAt: new Date().toISOString() })
+    .where(eq(accounts.id, acc.id)).run();
+  return true;
 }
 
 function withoutCreate(p: Account['pending'] | undefined): Account['pending'] {
@@ -244,11 +257,15 @@ export async function changeAccount(deps: AccountDeps, slug: string, username: s
   return { account: getAccount(deps.db, slug, username), applied };
 }
 
+/** A service's figure is its own word, and a compromised one may lie: usage feeds each resident's share of the
+ * energy (metering), so only a whole number from 0 to 2^53 is kept; anything else is "unknown" (null). */
+export const plausibleCount = (v: unknown): number | null =>
+  (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null);
+
 export async function refreshUsage(deps: AccountDeps, slug: string, username: string): Promise<Account> {
   const acc = getAccount(deps.db, slug, username);
   const out = await runOp(deps, instanceOf(deps.db, slug), 'usage', { username });
-  const bytes = Number(out.bytes); const items = Number(out.items);
-  deps.db.update(accounts).set({ usageBytes: Number.isFinite(bytes) ? bytes : null, usageItems: Number.isFinite(items) ? items : null, usageAt: new Date().toISOString() })
+  deps.db.update(accounts).set({ usageBytes: plausibleCount(out.bytes), usageItems: plausibleCount(out.items), usageAt: new Date().toISOString() })
     .where(eq(accounts.id, acc.id)).run();
   return getAccount(deps.db, slug, username);
 }

@@ -3,7 +3,7 @@
 // the accounts are then created through the account operations, outside it. A failure leaves the request `failed`
 // with its error, and approving it again finishes the work (account creation is idempotent).
 import { and, asc, desc, eq } from 'drizzle-orm';
-import { createAccount, changeAccount, deleteAccount, type AccountDeps } from '../accounts/accounts.js';
+import { createAccount, changeAccount, deleteAccount, type AccountDeps, replaceQueuedPassword } from '../accounts/accounts.js';
 import type { Catalog } from '../catalog/load.js';
 import { accounts, instances, sessions, signups, users, type Account, type Instance, type Signup, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
@@ -184,6 +184,11 @@ export async function setPasswordEverywhere(deps: AccountDeps, user: User, passw
   checkNewPassword(password);
   const failed: string[] = [];
   for (const { account, instance } of accountsOfUser(deps, user.id)) {
+    // Queued while its instance comes up: the create will use this password.
+    if (account.state === 'pending' && account.pending?.create) {
+      if (!replaceQueuedPassword(deps, instance.slug, account.username, password)) failed.push(instance.service);
+      continue;
+    }
     if (account.state !== 'active' && account.state !== 'suspended') continue;
     try {
       await changeAccount(deps, instance.slug, account.username, { password }, actor);

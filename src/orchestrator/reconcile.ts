@@ -391,6 +391,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const engine = engineFor(server);
       const name = containerName(deps.hosterId, slug);
       deps.db.insert(operations).values({ instanceSlug: slug, kind: 'restart', actor, status: 'running' }).run();
+      // Seen as starting until the reconciler sees it up again: account operations meanwhile are queued, not run in
+      // a container that is going down (accounts.ts isComingUp).
+      deps.db.update(instances).set({ observed: 'starting' }).where(eq(instances.id, inst.id)).run();
       await call(engine, `restart ${name}`, (d) => d.getContainer(name).restart({ t: 10 })).catch((err) => {
         if (statusOf(err) !== 404) throw err;
       });
