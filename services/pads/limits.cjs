@@ -19,7 +19,7 @@ const LIMITS = Object.freeze({
   publicIdleMs: intEnv('PADS_PUBLIC_IDLE_DAYS', 90) * 86_400_000,
   // One private pad's merged size: a pad is loaded whole to be edited or exported, so it must fit in memory
   // whatever the account's quota (the quota bounds all of the account's pads together).
-  privateMaxBytes: intEnv('PADS_PRIVATE_MAX_KB', 4096) * 1024,
+  privateMaxBytes: intEnv('PADS_PRIVATE_MAX_KB', 2048) * 1024,
 });
 const DAY_MS = 86_400_000;
 // Activity is written to LevelDB at most this often per pad: an idle expiry counted in days needs no finer clock.
@@ -111,12 +111,20 @@ function memoryLimit() {
 const MEMORY = memoryLimit();
 const MEMORY_HIGH = { rss: Math.floor(MEMORY * 0.7), live: Math.floor(MEMORY * 0.45) };
 let memorySeen = { at: 0, busy: false };
-/** Whether the process is near its memory limit (measured at most every 100 ms). */
+let collected = 0;
+const over = (m) => m.rss > MEMORY_HIGH.rss || m.heapUsed + m.external > MEMORY_HIGH.live;
+/** Whether the process is near its memory limit (measured at most every 100 ms). Past a mark, garbage is first
+ * collected (node --expose-gc, at most once a second), so that what is counted is memory in use. */
 function memoryBusy() {
   const now = Date.now();
   if (now - memorySeen.at >= 100) {
-    const m = process.memoryUsage();
-    memorySeen = { at: now, busy: m.rss > MEMORY_HIGH.rss || m.heapUsed + m.external > MEMORY_HIGH.live };
+    let m = process.memoryUsage();
+    if (over(m) && typeof global.gc === 'function' && now - collected >= 1000) {
+      collected = now;
+      global.gc();
+      m = process.memoryUsage();
+    }
+    memorySeen = { at: now, busy: over(m) };
   }
   return memorySeen.busy;
 }

@@ -158,8 +158,12 @@ async function handle(req, res) {
   res.writeHead(200, TEXT).end('cattery pads: open /p/<pad> in a browser, or connect a Yjs client to /public/<pad> or /private/<account>/<pad>\n');
 }
 
-// A Yjs message carries at most one pad's worth of update; a bigger frame is refused by ws before it is read.
-const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(limits.LIMITS.publicMaxBytes, 1024 * 1024) + 64 * 1024 });
+// A Yjs message carries at most one pad's worth of update; a bigger frame is refused by ws before it is read (and
+// the connection closed, 1009). ws buffers a frame whole before it is handed on, so anonymous connections get the
+// public pads' bound and only signed-in ones the private pads' larger one.
+const frameLimit = (padBytes) => Math.max(padBytes, 64 * 1024) + 64 * 1024;
+const wssPublic = new WebSocketServer({ noServer: true, maxPayload: frameLimit(limits.LIMITS.publicMaxBytes) });
+const wssPrivate = new WebSocketServer({ noServer: true, maxPayload: frameLimit(limits.LIMITS.privateMaxBytes) });
 const REASON = { 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable', 507: 'Insufficient Storage' };
 
 async function upgrade(req, socket, head) {
@@ -171,7 +175,7 @@ async function upgrade(req, socket, head) {
     socket.end(`HTTP/1.1 ${r.status} ${REASON[r.status] ?? 'Bad Request'}\r\n${auth}Content-Length: 0\r\nConnection: close\r\n\r\n`);
     return;
   }
-  wss.handleUpgrade(req, socket, head, (ws) => {
+  (r.doc.startsWith('public/') ? wssPublic : wssPrivate).handleUpgrade(req, socket, head, (ws) => {
     limits.opened(r.doc);
     // Every message is metered (wire.cjs), then handed to y-websocket once the pad is loaded.
     wire.connect(ws, req, r.doc);

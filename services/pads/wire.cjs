@@ -3,7 +3,8 @@
 // - bytes and messages: a token bucket per connection (WIRE.rate a second, WIRE.burst at once, each message at least
 //   WIRE.messageCost); a connection in debt, or with too much read but not yet handled, is paused (its socket is no
 //   longer read: TCP slows the sender down) until the bucket refills. Work a message causes is billed too: the
-//   whole pad a sync step 1 asks for, the scratch copy of an exact size check.
+//   whole pad a sync step 1 asks for, the scratch copy of an exact size check. Near the memory limit, no connection
+//   is read until memory falls again.
 // - awareness (cursors, names): y-websocket keeps every client state it is sent and sends it on to every
 //   connection of the pad. A connection speaks for one client only (the first clientID it announces that no other
 //   connection holds); entries for other clients are dropped (y-websocket's own client echoes the states it
@@ -32,10 +33,20 @@ const WIRE = Object.freeze({
   awarenessState: 4 * KiB,
   buffered: 1024 * KiB,
   connsPerPad: 64,
-  conns: 512,
+  conns: 256,
 });
 
 let connections = 0;
+// Under memory pressure (limits.memoryBusy) no connection is read at all: ws buffers each frame whole before it is
+// handed on, so frames in progress on many connections would otherwise still grow. Checked every 200 ms.
+const live = new Set();
+let pressure = false;
+setInterval(() => {
+  const busy = limits.memoryBusy();
+  if (busy === pressure) return;
+  pressure = busy;
+  for (const resume of live) resume();
+}, 200).unref();
 /** Whether one more connection may open on pad `name`. */
 function mayConnect(name) {
   const open = utils.docs.get(name);
@@ -95,17 +106,22 @@ function connect(ws, req, name) {
   const throttle = () => {
     if (c.closed) return;
     refill();
-    if (c.tokens >= 0 && c.queued < WIRE.queued) {
+    if (c.tokens >= 0 && c.queued < WIRE.queued && !pressure) {
       if (c.paused) { c.paused = false; ws.resume(); }
       return;
     }
     if (!c.paused) { c.paused = true; ws.pause(); }
-    if (!c.timer) {
+    if (!c.timer && c.tokens < 0) {
       c.timer = setTimeout(() => { c.timer = null; throttle(); }, Math.max(20, Math.ceil((-c.tokens * 1000) / WIRE.rate)));
     }
   };
   const charge = (bytes) => { c.tokens -= bytes; };
+  // ws reports a protocol breach (an oversized or malformed frame) as an 'error' before closing: without a listener
+  // it would be thrown, and end the process.
+  ws.on('error', () => undefined);
+  live.add(throttle);
   ws.on('close', () => {
+    live.delete(throttle);
     connections -= 1;
     c.closed = true;
     if (c.timer) clearTimeout(c.timer);
