@@ -4,6 +4,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { RESERVED_LOGINS, createUser, isReservedLogin, loginFromName } from '../../src/identity/users.js';
 import { createSession } from '../../src/identity/sessions.js';
+import { PERMISSIONS } from '../../src/http/permissions.js';
 import { pino } from 'pino';
 import { createRuntime } from '../../src/runtime.js';
 import { OPERATOR, testConfig } from '../helpers.js';
@@ -272,4 +273,25 @@ t.test('a mediator\'s session, opened on a public computer, ends after its own s
   t.equal(await open(['admin', 'mediator'], 16), 303, 'whatever else they are');
   t.equal(await open(['resident'], 16), 200, 'a resident keeps the longer idle time');
   t.equal(await open(['resident'], 121), 303);
+});
+
+t.test('a first password opens only the page to choose one\'s own, on every page route', async (t) => {
+  const rt = await runtime(t, { loginPerMinute: 1_000_000 });
+  const made = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'first-only', name: 'Première', roles: ['admin', 'mediator', 'city', 'resident'] } })).json();
+  const b = pageBrowser(rt.app);
+  t.equal((await b.post('/login', { login: 'first-only', password: made.firstPassword }, { csrfFrom: '/login' })).headers.location, '/me#password');
+  const open = new Set(['GET /me', 'POST /me/password', 'POST /logout']);
+  let asked = 0;
+  for (const r of rt.app.routeTable.filter((x) => x.page)) {
+    const allowed = PERMISSIONS[`${r.method} ${r.url}`] ?? [];
+    if (allowed.includes('public') || open.has(`${r.method} ${r.url}`)) continue;
+    const url = r.url.replace(/:(\w+)/g, '1');
+    const res = r.method === 'GET' ? await b.get(url) : await b.post(url, {}, { csrfFrom: '/me' });
+    asked++;
+    if (r.method === 'GET') t.equal(res.headers.location, '/me#password', `GET ${r.url}: sent to choose a password`);
+    else t.equal(res.headers['x-cattery-error'], 'CATTERY_ERR_PASSWORD_CHANGE_REQUIRED', `POST ${r.url}: refused`);
+  }
+  t.ok(asked >= 8, `${asked} page routes asked`);
+  t.equal((await b.post('/me/password', { current: made.firstPassword, password: 'ma propre phrase', password2: 'ma propre phrase' }, { csrfFrom: '/me' })).statusCode, 200);
+  t.equal((await b.get('/admin')).statusCode, 200, 'then every page of their roles opens');
 });
