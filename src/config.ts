@@ -31,6 +31,8 @@ export const ConfigSchema = Type.Object({
   /** Files with secrets made on first start (the cookie key) live here unless given. */
   secret: Type.Optional(Type.String({ minLength: 32 })),
   sessionIdleMinutes: Type.Number({ minimum: 1 }),
+  /** A mediator works at a public internet point: a session left open there ends sooner. */
+  mediatorIdleMinutes: Type.Number({ minimum: 1 }),
   sessionMaxHours: Type.Number({ minimum: 0.01 }),
   oidc: Type.Optional(Type.Object({
     issuer: Type.String({ pattern: '^https?://' }),
@@ -139,6 +141,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     publicUrl: (env.CATTERY_PUBLIC_URL ?? '').replace(/\/$/, '') || `http://127.0.0.1:${num(env.CATTERY_PORT, 8080)}`,
     secret: env.CATTERY_SECRET || undefined,
     sessionIdleMinutes: num(env.CATTERY_SESSION_IDLE_MIN, 120),
+    mediatorIdleMinutes: num(env.CATTERY_MEDIATOR_IDLE_MIN, 15),
     sessionMaxHours: num(env.CATTERY_SESSION_MAX_H, 12),
     oidc: env.CATTERY_OIDC_ISSUER ? {
       issuer: env.CATTERY_OIDC_ISSUER,

@@ -27,6 +27,7 @@ export const Errors = {
   CATTERY_ERR_OIDC: createError('CATTERY_ERR_OIDC', 'Sign-in with the identity provider failed: %s', 400),
   CATTERY_ERR_OIDC_UNAVAILABLE: createError('CATTERY_ERR_OIDC_UNAVAILABLE', 'The identity provider does not answer: %s', 503),
   CATTERY_ERR_TOO_LARGE: createError('CATTERY_ERR_TOO_LARGE', 'The request is too large', 413),
+  CATTERY_ERR_PASSWORD_CHANGE_REQUIRED: createError('CATTERY_ERR_PASSWORD_CHANGE_REQUIRED', 'Choose your own password first, on /me', 403),
   CATTERY_ERR_BUSY: createError('CATTERY_ERR_BUSY', '%s', 429),
   CATTERY_ERR_INSUFFICIENT_STORAGE: createError('CATTERY_ERR_INSUFFICIENT_STORAGE', '%s', 507),
   CATTERY_ERR_UNSUPPORTED_MEDIA: createError('CATTERY_ERR_UNSUPPORTED_MEDIA', 'Unsupported body type: %s', 415),

@@ -19,6 +19,7 @@ import { createEngineRegistry, type EngineRegistry } from './orchestrator/engine
 import { ensureDefaultServer } from './orchestrator/servers.js';
 import { createFirewall } from './orchestrator/firewall.js';
 import { loadOrCreateSecret } from './identity/secret.js';
+import { sealKeyFrom } from './accounts/sealed.js';
 import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
 
@@ -71,15 +72,15 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       retentionHours: config.meterRetentionHours, hourlyRetentionDays: config.meterHourlyDays,
     });
     const stagingDir = path.join(config.dataDir, 'tmp');
+    const secret = loadOrCreateSecret(config.dataDir, config.secret);
     const accountDeps: AccountDeps = {
       db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'accounts' }),
       // Exports are staged in cattery's own data folder (0700), never the shared system temp folder.
-      stagingDir,
+      stagingDir, sealKey: sealKeyFrom(secret),
     };
     // A test shortens the deadline of the upkeep timer's operations only (tests/accounts/limits.test.ts); requests
     // keep the defaults.
     const upkeepDeps: AccountDeps = { ...accountDeps, ...(opts.accountLimits ? { limits: opts.accountLimits } : {}) };
-    const secret = loadOrCreateSecret(config.dataDir, config.secret);
     const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret });
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;

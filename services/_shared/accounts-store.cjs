@@ -15,14 +15,34 @@ function validUsername(u) {
   return typeof u === 'string' && USERNAME.test(u) && !u.includes('..');
 }
 
+// The store maps usernames to entries, and usernames are chosen by residents: it is kept as an object without a
+// prototype, so that no name (`constructor`, `__proto__`, `toString`…) finds anything but an entry of its own, and
+// every lookup goes through Object.hasOwn as well. JSON.parse defines "__proto__" as an own key; copying key by key
+// with defineProperty keeps it one.
+function asStore(parsed) {
+  const out = Object.create(null);
+  if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+    for (const k of Object.keys(parsed)) {
+      const v = parsed[k];
+      if (v && typeof v === 'object' && !Array.isArray(v)) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+    }
+  }
+  return out;
+}
+
+/** The entry of `name` in a store (own keys only), or undefined. */
+function entryOf(users, name) {
+  return typeof name === 'string' && users && Object.hasOwn(users, name) ? users[name] : undefined;
+}
+
 // The file is replaced by rename on every change (withLock), so its inode changes even when two writes land in the
 // same mtime tick: inode, mtime and size together name one version of it.
-let cache = { version: '', users: {} };
+let cache = { version: '', users: Object.create(null) };
 function readUsers() {
   let st;
-  try { st = fs.statSync(USERS); } catch { cache = { version: '', users: {} }; return cache.users; }
+  try { st = fs.statSync(USERS); } catch { cache = { version: '', users: Object.create(null) }; return cache.users; }
   const version = `${st.ino}:${st.mtimeMs}:${st.size}`;
-  if (version !== cache.version) cache = { version, users: JSON.parse(fs.readFileSync(USERS, 'utf8')) };
+  if (version !== cache.version) cache = { version, users: asStore(JSON.parse(fs.readFileSync(USERS, 'utf8'))) };
   return cache.users;
 }
 
@@ -37,7 +57,7 @@ function withLock(fn) {
     }
   }
   try {
-    const users = fs.existsSync(USERS) ? JSON.parse(fs.readFileSync(USERS, 'utf8')) : {};
+    const users = asStore(fs.existsSync(USERS) ? JSON.parse(fs.readFileSync(USERS, 'utf8')) : {});
     const out = fn(users);
     const tmp = `${USERS}.${process.pid}`;
     fs.writeFileSync(tmp, JSON.stringify(users, null, 1), { mode: 0o600 });
@@ -105,8 +125,8 @@ async function verifyCredential(name, password) {
   if (verified.version !== cache.version) verified = { version: cache.version, entries: new Map() };
   const key = crypto.createHmac('sha256', CACHE_KEY).update(name).update('\0').update(password).digest('hex');
   const hit = verified.entries.get(key);
-  if (hit && hit > Date.now()) return users[name] && !users[name].suspended ? name : null;
-  const u = users[name];
+  const u = entryOf(users, name);
+  if (hit && hit > Date.now()) return u && !u.suspended ? name : null;
   if (!u || u.suspended) return null;
   // Parallel requests with the same credential (a client opening a folder) share one scrypt.
   let pending = inFlight.get(key);
@@ -121,23 +141,58 @@ async function verifyCredential(name, password) {
     if (verified.entries.size >= VERIFIED_MAX) verified.entries.delete(verified.entries.keys().next().value);
     verified.entries.set(key, Date.now() + VERIFIED_TTL_MS);
   }
-  const now = readUsers()[name];
+  const now = entryOf(readUsers(), name);
   return now && !now.suspended && now.hash === u.hash ? name : null;
 }
 
+// What a space costs: the bytes its entries take on disk (st_blocks × 512, so block rounding and directories
+// count), plus ENTRY_CHARGE per entry below the space's folder (file, folder or anything else), which prices the
+// inode and directory slot an empty file or folder takes. `items` counts regular files (what cattery shows),
+// `entries` everything below the folder. The folder's own blocks count, not its charge.
+const ENTRY_CHARGE = 4096;
+
 function usageOf(dir) {
-  let bytes = 0; let items = 0;
+  let bytes = 0; let items = 0; let entries = 0;
+  try { bytes += fs.lstatSync(dir).blocks * 512; } catch { return { bytes, items, entries }; }
   const walk = (d) => {
-    let entries;
-    try { entries = fs.readdirSync(d, { withFileTypes: true }); } catch { return; }
-    for (const e of entries) {
+    let list;
+    try { list = fs.readdirSync(d, { withFileTypes: true }); } catch { return; }
+    for (const e of list) {
       const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile()) { bytes += fs.statSync(p).size; items += 1; }
+      let st;
+      try { st = fs.lstatSync(p); } catch { continue; }
+      bytes += st.blocks * 512 + ENTRY_CHARGE; entries += 1;
+      if (st.isFile()) items += 1;
+      else if (st.isDirectory()) walk(p);
     }
   };
   walk(dir);
-  return { bytes, items };
+  return { bytes, items, entries };
+}
+
+/** usageOf without blocking the event loop: lstat runs on libuv's thread pool, a few dozen at a time, and the
+ * walk yields between them. For servers; the adapters (short-lived processes) use usageOf. */
+async function usageOfAsync(dir) {
+  const fsp = fs.promises;
+  let bytes = 0; let items = 0; let entries = 0;
+  try { bytes += (await fsp.lstat(dir)).blocks * 512; } catch { return { bytes, items, entries }; }
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop();
+    let names;
+    try { names = await fsp.readdir(d); } catch { continue; }
+    for (let i = 0; i < names.length; i += 32) {
+      const batch = names.slice(i, i + 32).map((n) => path.join(d, n));
+      const stats = await Promise.all(batch.map((p) => fsp.lstat(p).catch(() => null)));
+      stats.forEach((st, k) => {
+        if (!st) return;
+        bytes += st.blocks * 512 + ENTRY_CHARGE; entries += 1;
+        if (st.isFile()) items += 1;
+        else if (st.isDirectory()) stack.push(batch[k]);
+      });
+    }
+  }
+  return { bytes, items, entries };
 }
 
 /** The operations that only touch the store; returns false for the others. Bad input throws (never exits inside
@@ -146,11 +201,13 @@ function storeOperation(op, req, out) {
   const user = req.username;
   const quota = (q) => { if (!Number.isInteger(q) || q < 1) throw new Error('invalid quotaMb'); return q; };
   const password = (p) => { if (typeof p !== 'string' || p.length < 10) throw new Error('invalid password'); return p; };
-  const existing = (users) => { if (!users[user]) throw new Error('no such account'); return users[user]; };
+  const existing = (users) => { const e = entryOf(users, user); if (!e) throw new Error('no such account'); return e; };
   switch (op) {
     case 'create': {
-      const entry = { hash: hashPassword(password(req.password)), quotaMb: quota(req.quotaMb), suspended: false };
-      withLock((users) => { if (!users[user]) users[user] = entry; });
+      // `id` names this account among the accounts that ever had its name: state a server keeps per account in
+      // memory (files' dead properties and locks) is dropped when a deleted name is created again.
+      const entry = { hash: hashPassword(password(req.password)), quotaMb: quota(req.quotaMb), suspended: false, id: crypto.randomBytes(8).toString('hex') };
+      withLock((users) => { if (!entryOf(users, user)) users[user] = entry; });
       break;
     }
     case 'setPassword': {
@@ -193,4 +250,4 @@ function serveOperation(handle) {
   });
 }
 
-module.exports = { ROOT, STATE, readUsers, withLock, hashPassword, checkPassword, checkPasswordAsync, parseBasic, verifyCredential, VERIFIED_TTL_MS, usageOf, validUsername, storeOperation, serveOperation };
+module.exports = { ROOT, STATE, readUsers, entryOf, withLock, hashPassword, checkPassword, checkPasswordAsync, parseBasic, verifyCredential, VERIFIED_TTL_MS, ENTRY_CHARGE, usageOf, usageOfAsync, validUsername, storeOperation, serveOperation };

@@ -1,11 +1,11 @@
 // What one pad, one account or one passer-by may store: public pads are capped in number and in size and expire
 // after an idle period the administrator sets (PADS_PUBLIC_*); an account's private pads together stay within its
-// quotaMb. Checked on every Yjs message that carries an update, before y-websocket applies it, so nothing past a
-// limit is ever stored.
+// quotaMb, and one private pad within PADS_PRIVATE_MAX_KB. Checked on every Yjs message that carries an update,
+// before y-websocket applies it, against the bytes actually stored (store.cjs), so nothing past a limit is stored.
 'use strict';
-const Y = require('yjs');
-const decoding = require('lib0/decoding');
+const fs = require('node:fs');
 const utils = require('y-websocket/bin/utils');
+const store = require('./store.cjs');
 const { readUsers } = require('./accounts-store.cjs');
 
 const intEnv = (name, dflt) => {
@@ -17,6 +17,9 @@ const LIMITS = Object.freeze({
   publicMaxBytes: intEnv('PADS_PUBLIC_MAX_KB', 1024) * 1024,
   // 0 keeps public pads forever.
   publicIdleMs: intEnv('PADS_PUBLIC_IDLE_DAYS', 90) * 86_400_000,
+  // One private pad's merged size: a pad is loaded whole to be edited or exported, so it must fit in memory
+  // whatever the account's quota (the quota bounds all of the account's pads together).
+  privateMaxBytes: intEnv('PADS_PRIVATE_MAX_KB', 2048) * 1024,
 });
 const DAY_MS = 86_400_000;
 // Activity is written to LevelDB at most this often per pad: an idle expiry counted in days needs no finer clock.
@@ -61,9 +64,12 @@ function opened(name) {
 /** Forget a pad entirely: its open connections are closed and its state cleared. */
 async function removeDoc(name) {
   const open = utils.docs.get(name);
-  if (open) { for (const conn of open.conns.keys()) conn.close(); utils.docs.delete(name); }
-  await ldb().clearDocument(name);
-  forgetScope(name);
+  if (open) {
+    if (open.padStore) open.padStore.dead = true;
+    for (const conn of open.conns.keys()) conn.close();
+    utils.docs.delete(name);
+  }
+  await store.remove(name);
   publicNames.delete(name);
   lastActive.delete(name);
   lastStored.delete(name);
@@ -82,66 +88,99 @@ async function expireIdle(now = Date.now()) {
   return gone;
 }
 
-/** The update a Yjs WebSocket message carries (sync step 2 or update), or null for the others. */
-function updateOf(message) {
-  const d = decoding.createDecoder(message);
-  if (decoding.readVarUint(d) !== 0) return null; // awareness and the rest: not stored
-  const sub = decoding.readVarUint(d);
-  return sub === 1 || sub === 2 ? decoding.readVarUint8Array(d) : null;
+// How far a pad's stored updates may run past its allowance before it is compacted: a quarter of the allowance, at
+// least 64 KiB, so that compaction (one encoding of the pad, one write) costs at most as much as the bytes that led
+// to it. Stored bytes therefore stay within limit + slack: public pad ≤ PADS_PUBLIC_MAX_KB + slack, an account's
+// pads together ≤ quotaMb + the slack of one private pad.
+const slackOf = (cap) => Math.max(64 * 1024, Math.floor(cap / 4));
+
+// Memory guard: every pad a connection opens is held in memory, and how much memory a pad's bytes take depends on
+// how it was written (a megabyte of single letters typed all over the text is tens of megabytes of Yjs items). No
+// fixed count of bytes per pad can promise the container's memory, so the process watches its own: above the high
+// mark, no pad is opened that is not already, and no update is applied (the connection is closed with 4503; the
+// client retries later). The marks are fractions of the container's memory limit (cgroup), 256 MB if unknown.
+function memoryLimit() {
+  for (const f of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    try {
+      const v = Number(fs.readFileSync(f, 'utf8').trim());
+      if (Number.isFinite(v) && v > 0 && v < 2 ** 50) return v;
+    } catch { /* not this cgroup version */ }
+  }
+  return 256 * 1024 * 1024;
+}
+const MEMORY = memoryLimit();
+const MEMORY_HIGH = { rss: Math.floor(MEMORY * 0.7), live: Math.floor(MEMORY * 0.45) };
+let memorySeen = { at: 0, busy: false };
+let collected = 0;
+const over = (m) => m.rss > MEMORY_HIGH.rss || m.heapUsed + m.external > MEMORY_HIGH.live;
+/** Whether the process is near its memory limit (measured at most every 100 ms). Past a mark, garbage is first
+ * collected (node --expose-gc, at most once a second), so that what is counted is memory in use. */
+function memoryBusy() {
+  const now = Date.now();
+  if (now - memorySeen.at >= 100) {
+    let m = process.memoryUsage();
+    if (over(m) && typeof global.gc === 'function' && now - collected >= 1000) {
+      collected = now;
+      global.gc();
+      m = process.memoryUsage();
+    }
+    memorySeen = { at: now, busy: over(m) };
+  }
+  return memorySeen.busy;
 }
 
-const stateBytes = (doc) => Y.encodeStateAsUpdate(doc).length;
-
-/** A document's stored size once `update` is applied: the open copy, what LevelDB holds (it may not be loaded
- * into the open copy yet) and the update, merged as Yjs would. */
-async function sizeWith(name, update) {
-  const doc = new Y.Doc();
-  try {
-    const open = utils.docs.get(name);
-    if (open) Y.applyUpdate(doc, Y.encodeStateAsUpdate(open));
-    Y.applyUpdate(doc, Y.encodeStateAsUpdate(await ldb().getYDoc(name)));
-    if (update) Y.applyUpdate(doc, update);
-    return stateBytes(doc);
-  } finally { doc.destroy(); }
-}
-
-/** The scope a pad's bytes count against: itself for a public pad, its owner's account for a private one. */
+/** The scope a pad's bytes count against, besides its own cap: nothing more for a public pad, its owner's quota
+ * over all their pads for a private one. */
 function scopeOf(name) {
   const m = /^private\/([^/]+)\//.exec(name);
-  if (!m) return { key: name, limit: () => LIMITS.publicMaxBytes, others: async () => 0 };
+  if (!m) return null;
   const user = m[1];
-  return {
-    key: `user:${user}`,
-    limit: () => { const u = readUsers()[user]; return u ? u.quotaMb * 1024 * 1024 : 0; },
-    others: async () => {
-      let sum = 0;
-      for (const n of await ldb().getAllDocNames()) if (n !== name && n.startsWith(`private/${user}/`)) sum += await sizeWith(n, null);
-      return sum;
-    },
-  };
+  const u = readUsers()[user];
+  const quota = u && Number.isInteger(u.quotaMb) ? u.quotaMb * 1024 * 1024 : 0;
+  const prefix = `private/${user}/`;
+  const others = () => store.namesWith(prefix).reduce((s, n) => (n === name ? s : s + store.storedOf(n)), 0);
+  return { user, quota, prefix, others };
 }
 
-// Per scope, an upper bound of its bytes: the exact size at the last check plus every update's length since
-// (an update never grows the merged state by more than its own length). The exact size is computed again only
-// when the bound would pass the limit, so a resident typing far from the limit costs one addition a message.
-const bound = new Map();
+const capOf = (name) => (name.startsWith('public/') ? LIMITS.publicMaxBytes : LIMITS.privateMaxBytes);
 
-/** Whether this message may be applied to the pad `name`; unreadable messages are y-websocket's to refuse. */
-async function allowMessage(name, message) {
-  let update;
-  try { update = updateOf(message); } catch { return true; }
-  if (!update) return true;
+/** Whether the update `update` may be applied to the open pad `doc` (named `name`): 'ok', 'full' (a limit would
+ * be passed: refused) or 'busy' (memory). Synchronous: checked and applied in one turn of the event loop. The
+ * exact check (a scratch copy of the pad) is made only when the cheap bounds would pass a limit; `charge(bytes)`
+ * bills its cost to the connection that caused it. */
+function checkUpdate(name, doc, update, charge) {
+  const st = store.stateOf(doc);
+  if (!st || st.dead) return 'full';
+  if (memoryBusy()) return 'busy';
+  const n = update.length;
+  const cap = capOf(name);
+  const slack = slackOf(cap);
   const scope = scopeOf(name);
-  const limit = scope.limit();
-  const b = bound.get(scope.key);
-  if (b !== undefined && b + update.length <= limit) { bound.set(scope.key, b + update.length); touch(name); return true; }
-  const exact = (await scope.others()) + (await sizeWith(name, update));
-  if (exact > limit) { bound.delete(scope.key); return false; }
-  bound.set(scope.key, exact);
+  const others = scope ? scope.others() : 0;
+  const quota = scope ? scope.quota : Infinity;
+  const rawOver = st.stored + n > cap + slack || others + st.stored + n > quota + slack;
+  if (!rawOver && st.logical + n <= cap && others + st.logical + n <= quota) {
+    touch(name);
+    return 'ok';
+  }
+  // Exact: the pad's merged size once the update is applied.
+  charge(st.logical + n);
+  const exact = store.sizeAfter(doc, update);
+  if (exact > cap) return 'full';
+  let rest = others;
+  if (scope && rest + exact > quota) {
+    // The owner's other open pads may hold updates not yet compacted: compacted first, then counted again.
+    for (const other of store.namesWith(scope.prefix)) {
+      const open = other !== name && utils.docs.get(other);
+      if (open && open.padStore && open.padStore.last > open.padStore.first) { charge(open.padStore.logical); store.compact(open); }
+    }
+    rest = scope.others();
+    if (rest + exact > quota) return 'full';
+  }
+  if (rawOver) st.compactNext = true;
+  st.exactNext = exact;
   touch(name);
-  return true;
+  return 'ok';
 }
 
-function forgetScope(name) { bound.delete(scopeOf(name).key); }
-
-module.exports = { LIMITS, DAY_MS, loadPublic, mayOpenPublic, opened, expireIdle, allowMessage, forgetScope, removeDoc, publicNames };
+module.exports = { LIMITS, DAY_MS, loadPublic, mayOpenPublic, opened, expireIdle, checkUpdate, memoryBusy, slackOf, capOf, removeDoc, publicNames, MEMORY, MEMORY_HIGH };

@@ -7,11 +7,13 @@
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
-const Y = require('yjs');
 const { WebSocketServer } = require('ws');
 const utils = require('y-websocket/bin/utils');
 const { parseBasic, verifyCredential, validUsername } = require('./accounts-store.cjs');
 const limits = require('./limits.cjs');
+const store = require('./store.cjs');
+const wire = require('./wire.cjs');
+const { tarHeader, TAR_END } = require('./tar.cjs');
 const { targetOf, log, guard, lastResort } = require('./http-safety.cjs');
 
 const PAD = /^[A-Za-z0-9_-]{1,64}$/;
@@ -29,7 +31,6 @@ const PAGE = `<!doctype html>
 <div id="editor" data-room="{{room}}" aria-label="Texte du pad"></div></main>
 <script type="module" src="/editor.js"></script></body></html>`;
 const port = Number(process.env.PORT || 1234);
-const ldb = () => utils.getPersistence().provider;
 
 /** The account these credentials open, or null; malformed credentials are no credentials. */
 async function userFrom(req) {
@@ -40,24 +41,52 @@ async function userFrom(req) {
 /** The document a WebSocket path names, and whether this request may open it. */
 async function route(url, req) {
   const parts = url.pathname.split('/').filter(Boolean);
+  let doc;
   if (parts[0] === 'public' && parts.length === 2 && PAD.test(parts[1])) {
-    const doc = `public/${parts[1]}`;
-    return limits.mayOpenPublic(doc) ? { doc } : { status: 507 };
-  }
-  if (parts[0] === 'private' && parts.length === 3 && validUsername(parts[1]) && PAD.test(parts[2])) {
-    return (await userFrom(req)) === parts[1] ? { doc: `private/${parts[1]}/${parts[2]}` } : { status: 401 };
-  }
-  return { status: 404 };
+    doc = `public/${parts[1]}`;
+    if (!limits.mayOpenPublic(doc)) return { status: 507 };
+  } else if (parts[0] === 'private' && parts.length === 3 && validUsername(parts[1]) && PAD.test(parts[2])) {
+    if ((await userFrom(req)) !== parts[1]) return { status: 401 };
+    doc = `private/${parts[1]}/${parts[2]}`;
+  } else return { status: 404 };
+  // Past the connection caps, or near the memory limit for a pad not in memory yet: later (503).
+  if (!wire.mayConnect(doc) || (!utils.docs.has(doc) && limits.memoryBusy())) return { status: 503 };
+  return { doc };
 }
 
-async function docsOf(user) {
+/** An account's private pads as a tar stream (`<user>/<pad>.md` and `<user>/<pad>.yjs`), one pad in memory at a
+ * time and written as the client reads: never the whole account in memory, nor on any disk. The trailer
+ * `x-pads-complete: yes` tells the reader it got the whole of it. */
+async function exportTar(user, res) {
   const prefix = `private/${user}/`;
-  const names = (await ldb().getAllDocNames()).filter((n) => n.startsWith(prefix));
-  return Promise.all(names.map(async (n) => {
-    const doc = utils.docs.get(n) || await ldb().getYDoc(n);
-    const state = Y.encodeStateAsUpdate(doc);
-    return { name: n.slice(prefix.length), markdown: doc.getText('content').toString(), state: Buffer.from(state).toString('base64'), bytes: state.length };
-  }));
+  res.writeHead(200, { 'content-type': 'application/x-tar', trailer: 'x-pads-complete' });
+  const write = (buf) => new Promise((resolve, reject) => {
+    if (res.destroyed) { reject(new Error('export reader gone')); return; }
+    if (res.write(buf)) { resolve(); return; }
+    const done = () => { res.off('drain', done); res.off('close', done); res.destroyed ? reject(new Error('export reader gone')) : resolve(); };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+  const entry = async (name, body) => {
+    await write(tarHeader(name, body.length));
+    await write(body);
+    if (body.length % 512) await write(Buffer.alloc(512 - (body.length % 512)));
+  };
+  try {
+    await write(tarHeader(`${user}/`, 0, '5'));
+    for (const name of store.namesWith(prefix)) {
+      const { markdown, state } = await store.snapshot(name);
+      const pad = name.slice(prefix.length);
+      await entry(`${user}/${pad}.md`, Buffer.from(markdown, 'utf8'));
+      await entry(`${user}/${pad}.yjs`, Buffer.from(state.buffer, state.byteOffset, state.byteLength));
+    }
+    await write(TAR_END);
+    res.addTrailers({ 'x-pads-complete': 'yes' });
+    res.end();
+  } catch (err) {
+    log('error', 'export failed', err);
+    res.destroy();
+  }
 }
 
 async function internal(req, res, url) {
@@ -70,17 +99,29 @@ async function internal(req, res, url) {
     return;
   }
   if (url.pathname === '/_cattery/pads/public' && req.method === 'GET') {
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ limits: limits.LIMITS, names: [...limits.publicNames] }));
+    // With each public pad's stored bytes (store.cjs), and how far stored bytes may run past a limit (slack).
+    const stored = Object.fromEntries([...limits.publicNames].map((n) => [n, store.storedOf(n)]));
+    const slack = { public: limits.slackOf(limits.LIMITS.publicMaxBytes), private: limits.slackOf(limits.LIMITS.privateMaxBytes) };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ limits: limits.LIMITS, slack, names: [...limits.publicNames], stored }));
     return;
   }
   const user = url.searchParams.get('user');
-  if (url.pathname !== '/_cattery/pads' || !validUsername(user)) { res.writeHead(400).end(); return; }
-  if (req.method === 'GET') {
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(await docsOf(user)));
-  } else if (req.method === 'DELETE') {
-    for (const d of await docsOf(user)) await limits.removeDoc(`private/${user}/${d.name}`);
+  if (!validUsername(user)) { res.writeHead(400).end(); return; }
+  const prefix = `private/${user}/`;
+  if (url.pathname === '/_cattery/pads/usage' && req.method === 'GET') {
+    // From the stored bytes the store keeps for every pad: nothing is loaded.
+    const names = store.namesWith(prefix);
+    const bytes = names.reduce((sum, n) => sum + store.storedOf(n), 0);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ bytes, items: names.length }));
+  } else if (url.pathname === '/_cattery/pads/export' && req.method === 'GET') {
+    await exportTar(user, res);
+  } else if (url.pathname === '/_cattery/pads' && req.method === 'GET') {
+    const pads = store.namesWith(prefix).map((n) => ({ name: n.slice(prefix.length), bytes: store.storedOf(n) }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(pads));
+  } else if (url.pathname === '/_cattery/pads' && req.method === 'DELETE') {
+    for (const n of store.namesWith(prefix)) await limits.removeDoc(n);
     res.writeHead(204).end();
-  } else res.writeHead(405).end();
+  } else res.writeHead(url.pathname === '/_cattery/pads' ? 405 : 400).end();
 }
 
 const TEXT = { 'content-type': 'text/plain; charset=utf-8' };
@@ -117,27 +158,13 @@ async function handle(req, res) {
   res.writeHead(200, TEXT).end('cattery pads: open /p/<pad> in a browser, or connect a Yjs client to /public/<pad> or /private/<account>/<pad>\n');
 }
 
-// A Yjs message carries at most one pad's worth of update; a bigger frame is refused by ws before it is read.
-const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(limits.LIMITS.publicMaxBytes, 1024 * 1024) + 64 * 1024 });
-const REASON = { 401: 'Unauthorized', 404: 'Not Found', 507: 'Insufficient Storage' };
-
-/** y-websocket reads every 'message' event itself: each one passes the storage limits first, in arrival order,
- * and a refused update closes the connection (4507) instead of being applied. */
-function meterMessages(ws, doc) {
-  const emit = ws.emit.bind(ws);
-  let chain = Promise.resolve();
-  ws.emit = (event, ...args) => {
-    if (event !== 'message') return emit(event, ...args);
-    const data = args[0];
-    chain = chain.then(async () => {
-      if (ws.readyState !== ws.OPEN) return;
-      const bytes = new Uint8Array(Array.isArray(data) ? Buffer.concat(data) : data);
-      if (await limits.allowMessage(doc, bytes)) emit('message', data, ...args.slice(1));
-      else ws.close(4507, 'pad full');
-    }).catch((err) => { log('error', 'message check failed', err); ws.terminate(); });
-    return true;
-  };
-}
+// A Yjs message carries at most one pad's worth of update; a bigger frame is refused by ws before it is read (and
+// the connection closed, 1009). ws buffers a frame whole before it is handed on, so anonymous connections get the
+// public pads' bound and only signed-in ones the private pads' larger one.
+const frameLimit = (padBytes) => Math.max(padBytes, 64 * 1024) + 64 * 1024;
+const wssPublic = new WebSocketServer({ noServer: true, maxPayload: frameLimit(limits.LIMITS.publicMaxBytes) });
+const wssPrivate = new WebSocketServer({ noServer: true, maxPayload: frameLimit(limits.LIMITS.privateMaxBytes) });
+const REASON = { 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable', 507: 'Insufficient Storage' };
 
 async function upgrade(req, socket, head) {
   const url = targetOf(req.url);
@@ -148,10 +175,10 @@ async function upgrade(req, socket, head) {
     socket.end(`HTTP/1.1 ${r.status} ${REASON[r.status] ?? 'Bad Request'}\r\n${auth}Content-Length: 0\r\nConnection: close\r\n\r\n`);
     return;
   }
-  wss.handleUpgrade(req, socket, head, (ws) => {
+  (r.doc.startsWith('public/') ? wssPublic : wssPrivate).handleUpgrade(req, socket, head, (ws) => {
     limits.opened(r.doc);
-    meterMessages(ws, r.doc);
-    utils.setupWSConnection(ws, req, { docName: r.doc });
+    // Every message is metered (wire.cjs), then handed to y-websocket once the pad is loaded.
+    wire.connect(ws, req, r.doc);
   });
 }
 
@@ -165,7 +192,8 @@ server.on('upgrade', (req, socket, head) => {
 lastResort(server);
 
 const SWEEP_MS = 3_600_000;
-limits.loadPublic()
+store.init()
+  .then(() => limits.loadPublic())
   .then(() => limits.expireIdle())
   .then(() => {
     setInterval(() => { limits.expireIdle().catch((err) => log('error', 'idle sweep failed', err)); }, SWEEP_MS).unref();

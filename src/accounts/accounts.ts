@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import { DEFAULT_LIMITS, containerName, execToFile, execWithInput, type Engine, type ExecLimits } from '../orchestrator/docker/index.js';
 import { getInstance, serverOf } from '../orchestrator/instances.js';
 import { journal as journalEntry } from '../orchestrator/journal.js';
+import { seal, unseal } from './sealed.js';
 
 export const USERNAME_PATTERN = '^[a-z][a-z0-9._-]{0,30}[a-z0-9]$';
 const USERNAME = new RegExp(USERNAME_PATTERN);
@@ -35,6 +36,8 @@ export interface AccountDeps {
   limits?: ExecLimits;
   /** Where exports are staged before they are sent (a folder of the data dir; the system's tmp otherwise). */
   stagingDir?: string;
+  /** Seals a first password queued while its instance starts (sealed.ts); without it nothing is queued. */
+  sealKey?: Buffer;
 }
 
 /** An export may be as large as the account's data: its quota twice over (a service's own overhead, a quota lowered
@@ -96,7 +99,9 @@ function setState(db: Db, id: number, state: AccountState, extra: Partial<Accoun
 }
 
 /** An instance asked to run that has not come up yet: account operations wait for it rather than fail. */
-const isComingUp = (inst: Instance) => inst.desired === 'running' && (inst.observed === 'pending' || inst.observed === 'creating' || inst.observed === 'starting');
+// `stopped` with `running` desired: a start asked for and not yet seen by the reconciler.
+const isComingUp = (inst: Instance) => inst.desired === 'running' &&
+  (inst.observed === 'pending' || inst.observed === 'creating' || inst.observed === 'starting' || inst.observed === 'stopped');
 
 export async function createAccount(deps: AccountDeps, slug: string, input: { username: string; password: string; quotaMb: number }, actor: string): Promise<{ account: Account; created: boolean; queued?: boolean }> {
   checkUsername(input.username);
@@ -110,9 +115,10 @@ export async function createAccount(deps: AccountDeps, slug: string, input: { us
   }
   const row = existing ?? deps.db.insert(accounts).values({ instanceId: inst.id, username: input.username, quotaMb: input.quotaMb }).returning().get();
   if (isComingUp(inst)) {
+    if (!deps.sealKey) throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is still starting (${inst.observed}): try again once it is up`);
     // Queued like the other deferred changes: the upkeep timer creates it once the instance is up.
     deps.db.update(accounts).set({ state: 'pending', quotaMb: input.quotaMb, lastError: `waiting for ${slug} to be up (${inst.observed})`,
-      pending: { ...(existing?.pending ?? {}), create: { password: input.password } }, updatedAt: new Date().toISOString() }).where(eq(accounts.id, row.id)).run();
+      pending: { ...(existing?.pending ?? {}), create: { sealed: seal(deps.sealKey, input.password) } }, updatedAt: new Date().toISOString() }).where(eq(accounts.id, row.id)).run();
     journal(deps.db, slug, 'create', actor, { username: input.username, queued: true }, 'done');
     return { account: getAccount(deps.db, slug, input.username), created: false, queued: true };
   }
@@ -128,6 +134,17 @@ export async function createAccount(deps: AccountDeps, slug: string, input: { us
   return { account: getAccount(deps.db, slug, input.username), created: true };
 }
 
+/** A create still queued takes the person's newest password (changed, or typed at a sign-in, before the instance
+ * came up), so the account is made with the password its owner knows. False when nothing is queued. */
+export function replaceQueuedPassword(deps: AccountDeps, slug: string, username: string, password: string): boolean {
+  checkPassword(password);
+  const acc = getAccount(deps.db, slug, username);
+  if (acc.state !== 'pending' || !acc.pending?.create || !deps.sealKey) return false;
+  deps.db.update(accounts).set({ pending: { ...acc.pending, create: { sealed: seal(deps.sealKey, password) } }, updatedAt: new Date().toISOString() })
+    .where(eq(accounts.id, acc.id)).run();
+  return true;
+}
+
 function withoutCreate(p: Account['pending'] | undefined): Account['pending'] {
   if (!p) return null;
   const { create: _, ...rest } = p;
@@ -139,8 +156,15 @@ function withoutCreate(p: Account['pending'] | undefined): Account['pending'] {
 async function applyQueuedCreate(deps: AccountDeps, slug: string, username: string, actor: string): Promise<boolean> {
   const inst = getInstance(deps.db, slug);
   const acc = getAccount(deps.db, slug, username);
-  const password = acc.pending?.create?.password;
-  if (!password) return true;
+  const queued = acc.pending?.create;
+  if (!queued) return true;
+  const password = queued.sealed !== undefined ? (deps.sealKey ? unseal(deps.sealKey, queued.sealed) : null) : queued.password ?? null;
+  if (password === null) {
+    // Sealed under a secret that is not this one any more: nobody can read it, so the account cannot be made.
+    setState(deps.db, acc.id, 'failed', { lastError: 'the queued first password cannot be read (cattery\'s secret changed); create the account again', pending: withoutCreate(acc.pending) });
+    journal(deps.db, slug, 'create', actor, { username }, 'failed', 'queued password unreadable');
+    return true;
+  }
   if (inst.observed !== 'healthy' && inst.observed !== 'running') {
     if (isComingUp(inst)) return false;
     setState(deps.db, acc.id, 'failed', { lastError: `${slug} did not come up (${inst.observed}${inst.lastError ? `: ${inst.lastError}` : ''}); create the account again`, pending: withoutCreate(acc.pending) });
@@ -229,11 +253,15 @@ export async function changeAccount(deps: AccountDeps, slug: string, username: s
   return { account: getAccount(deps.db, slug, username), applied };
 }
 
+/** A service's figure is its own word, and a compromised one may lie: usage feeds each resident's share of the
+ * energy (metering), so only a whole number from 0 to 2^53 is kept; anything else is "unknown" (null). */
+export const plausibleCount = (v: unknown): number | null =>
+  (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null);
+
 export async function refreshUsage(deps: AccountDeps, slug: string, username: string): Promise<Account> {
   const acc = getAccount(deps.db, slug, username);
   const out = await runOp(deps, getInstance(deps.db, slug), 'usage', { username });
-  const bytes = Number(out.bytes); const items = Number(out.items);
-  deps.db.update(accounts).set({ usageBytes: Number.isFinite(bytes) ? bytes : null, usageItems: Number.isFinite(items) ? items : null, usageAt: new Date().toISOString() })
+  deps.db.update(accounts).set({ usageBytes: plausibleCount(out.bytes), usageItems: plausibleCount(out.items), usageAt: new Date().toISOString() })
     .where(eq(accounts.id, acc.id)).run();
   return getAccount(deps.db, slug, username);
 }

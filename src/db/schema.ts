@@ -97,9 +97,10 @@ export type AccountState = (typeof ACCOUNT_STATES)[number];
 
 /** A resident's account inside one instance. The desired state lives here; the service is converged to it by the
  * account operations (accounts/), journaled in `operations` with kind `account.*`. */
-/** `create` holds the first password of an account asked for while its instance was still starting: kept (in the
- * 0600 database, never shown by the API) only until the service has it, then removed. */
-export interface PendingChange { suspended?: boolean; quotaMb?: number; create?: { password: string } }
+/** `create` holds the first password of an account asked for while its instance was still starting, sealed
+ * (accounts/sealed.ts), never shown by the API, only until the service has it. `password` in clear is how rows
+ * queued before sealing were written: still read, never written. */
+export interface PendingChange { suspended?: boolean; quotaMb?: number; create?: { sealed?: string; password?: string } }
 
 export const accounts = sqliteTable('accounts', {
   id: integer('id').primaryKey({ autoIncrement: true }),

@@ -27,7 +27,7 @@ import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import type { User } from '../db/schema.js';
 import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
-import { REQUEST_ID, compileProxyTrust } from './proxy-trust.js';
+import { REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
 import { PERMISSIONS, permissionKey } from './permissions.js';
 import { makePage } from './pages/render.js';
@@ -134,7 +134,7 @@ async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookie
     getUserInfo: csrfBinding,
     csrfOpts: { hmacKey: csrfHmacKey(deps.secret) },
   });
-  await app.register(rateLimit, { global: false, errorResponseBuilder: (_req, ctx) => fail('CATTERY_ERR_THROTTLED', String(Math.ceil(ctx.ttl / 1000))) });
+  await app.register(rateLimit, { global: false, keyGenerator: (req) => clientKey(req.ip), errorResponseBuilder: (_req, ctx) => fail('CATTERY_ERR_THROTTLED', String(Math.ceil(ctx.ttl / 1000))) });
   await app.register(view, { engine: { eta: new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true }) }, templates: VIEWS_DIR, layout: 'layout' });
 
 }
@@ -189,6 +189,9 @@ function guardRequests(app: FastifyInstance, deps: AppDeps, oidc: Oidc | undefin
     if (reply.statusCode >= 400 && reply.getHeader('x-cattery-error') === undefined) {
       reply.header('x-cattery-error', codeForStatus(reply.statusCode));
     }
+    // Answers carry people's data and secrets (a first password, a new token, an export): no cache keeps them unless
+    // a route says otherwise (the style sheet).
+    if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store');
   });
 }
 

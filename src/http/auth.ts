@@ -66,7 +66,14 @@ export async function checkRoles(request: FastifyRequest, _reply: FastifyReply):
   const p = request.principal;
   if (!p) throw fail('CATTERY_ERR_UNAUTHENTICATED');
   if (!p.roles.some((r) => allowed.includes(r))) throw fail('CATTERY_ERR_FORBIDDEN', `${request.method} ${request.routeOptions.url}`);
+  // A first password (printed on a mediator's sheet, or given on the command line) was seen by someone else: it
+  // opens only the page where its owner chooses their own, and the way out.
+  if (p.sessionId && request.user?.mustChangePassword && !FIRST_PASSWORD_ROUTES.has(`${request.method} ${request.routeOptions.url}`)) {
+    throw fail('CATTERY_ERR_PASSWORD_CHANGE_REQUIRED');
+  }
 }
+
+const FIRST_PASSWORD_ROUTES: ReadonlySet<string> = new Set(['GET /me', 'HEAD /me', 'POST /me/password', 'POST /logout']);
 
 /** The media types a route's body may have: forms on pages only, JSON on the API only. Anything else with a body is
  * refused before it is parsed (415), so the form parser, registered for the pages, never feeds an API handler. */

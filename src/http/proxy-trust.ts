@@ -41,3 +41,19 @@ export function compileProxyTrust(setting: Config['trustProxy']): ProxyTrust {
 /** A client's own request id is kept only when a trusted proxy passed it on and it is plainly an id: one token of
  * safe characters, short, so that it cannot forge log lines, flood them or pass for another request's id. */
 export const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The key a client's limits are counted under: an IPv4 address as it is, an IPv6 address by its /64. One home or
+ * one server gets a whole /64 (RFC 6177; RFC 7381), so keying on the full address would give anyone 2^64 budgets. */
+export function clientKey(ip: string): string {
+  const n = normalise(ip);
+  if (!n) return ip;
+  if (n.family === 'ipv4') return n.addr;
+  // Expand "::" so that the first four groups are the prefix, whatever the spelling.
+  const [head = '', tail = ''] = n.addr.toLowerCase().split('::');
+  const h = head ? head.split(':') : [];
+  const tl = n.addr.includes('::') ? (tail ? tail.split(':') : []) : [];
+  // An embedded IPv4 tail (64:ff9b::1.2.3.4) fills two groups.
+  const tailGroups = tl.length + (tl.at(-1)?.includes('.') ? 1 : 0);
+  const groups = n.addr.includes('::') ? [...h, ...Array(Math.max(0, 8 - h.length - tailGroups)).fill('0'), ...tl] : h;
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}

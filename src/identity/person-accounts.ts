@@ -2,7 +2,7 @@
 // those of a rejected sign-up, and the administrators' list with each account's owner. The account operations
 // themselves are the accounts domain's (accounts/accounts.ts); this file only chooses which to call.
 import { eq } from 'drizzle-orm';
-import { accountsOfUser, changeAccount, deleteAccount, type AccountDeps } from '../accounts/accounts.js';
+import { accountsOfUser, changeAccount, deleteAccount, type AccountDeps, replaceQueuedPassword } from '../accounts/accounts.js';
 import type { Db } from '../db/connection.js';
 import { accounts, instances, users, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
@@ -13,6 +13,11 @@ export async function setPasswordEverywhere(deps: AccountDeps, user: User, passw
   checkNewPassword(password);
   const failed: string[] = [];
   for (const { account, instance } of accountsOfUser(deps.db, user.id)) {
+    // Queued while its instance comes up: the create will use this password.
+    if (account.state === 'pending' && account.pending?.create) {
+      if (!replaceQueuedPassword(deps, instance.slug, account.username, password)) failed.push(instance.service);
+      continue;
+    }
     if (account.state !== 'active' && account.state !== 'suspended') continue;
     try {
       await changeAccount(deps, instance.slug, account.username, { password }, actor);

@@ -8,7 +8,11 @@ import type { Db } from '../db/connection.js';
 import { sessions, users, type User } from '../db/schema.js';
 import { randomToken, sha256 } from './passwords.js';
 
-export interface SessionPolicy { idleMinutes: number; maxHours: number }
+export interface SessionPolicy {
+  idleMinutes: number; maxHours: number;
+  /** For a person with the mediator role, whatever else they are: their sessions are opened on shared computers. */
+  mediatorIdleMinutes?: number;
+}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -31,7 +35,9 @@ export function readSession(db: Db, policy: SessionPolicy, token: string): { ses
   const row = db.select().from(sessions).innerJoin(users, eq(users.id, sessions.userId)).where(eq(sessions.id, id)).get();
   if (!row) return undefined;
   const now = Date.now();
-  const idleLimit = Date.parse(row.sessions.lastSeenAt) + policy.idleMinutes * 60_000;
+  const mediator = (row.users.roles as string[]).includes('mediator');
+  const idle = mediator ? Math.min(policy.idleMinutes, policy.mediatorIdleMinutes ?? policy.idleMinutes) : policy.idleMinutes;
+  const idleLimit = Date.parse(row.sessions.lastSeenAt) + idle * 60_000;
   if (now > Date.parse(row.sessions.expiresAt) || now > idleLimit || row.users.status === 'disabled') {
     db.delete(sessions).where(eq(sessions.id, id)).run();
     return undefined;

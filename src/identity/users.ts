@@ -3,7 +3,7 @@ import { and, desc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
 import { users, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
-import { USERNAME_PATTERN, PASSWORD_MAX, PASSWORD_MIN } from '../accounts/accounts.js';
+import { USERNAME_PATTERN, checkPassword } from '../accounts/accounts.js';
 import { hashPassword } from './passwords.js';
 import { isPersonRole, type PersonRole } from './roles.js';
 
@@ -23,9 +23,9 @@ export function checkName(name: string): void {
 export function checkEmail(email: string): void {
   if (!isEmail(email)) throw fail('CATTERY_ERR_VALIDATION', 'email: not an address');
 }
-export function checkNewPassword(p: string): void {
-  if (p.length < PASSWORD_MIN || p.length > PASSWORD_MAX) throw fail('CATTERY_ERR_VALIDATION', `password: ${PASSWORD_MIN} to ${PASSWORD_MAX} characters`);
-}
+/** The same rule as the services' (accounts.ts checkPassword): cattery's password is theirs too, so a password
+ * every service would refuse (a control character) is refused here first, not left half-synchronised. */
+export const checkNewPassword = (p: string): void => checkPassword(p);
 function checkRoles(roles: string[]): asserts roles is PersonRole[] {
   const bad = roles.find((r) => !isPersonRole(r));
   if (bad !== undefined) throw fail('CATTERY_ERR_VALIDATION', `roles: unknown role "${bad}"`);

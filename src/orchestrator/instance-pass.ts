@@ -16,7 +16,7 @@ import { adoption, isConverged, nextAction, observedOf, planUnits } from './conv
 import type { EventBus } from './events.js';
 import { bridgeOf, type Firewall } from './firewall.js';
 import { markDeleting, recordObservation, removeInstance } from './instances.js';
-import { journal, pendingRestartAt } from './journal.js';
+import { journal, lastOperationId, pendingRestartAt } from './journal.js';
 import { ensureSizedVolume, reattachIfPresent, releaseSizedVolume } from './sized-volumes.js';
 
 export interface PassDeps {
@@ -90,6 +90,7 @@ export async function convergeInstance(deps: PassDeps, ctx: ServerContext, inst:
   const name = containerName(deps.hosterId, inst.slug);
   if (inst.desired === 'running' && !listedRunning) await ctx.runtime.ensureStarted(id, name);
   let state = await ctx.runtime.state(id, name);
+  const seenUpTo = lastOperationId(deps.db, inst.slug);
   const action = nextAction(inst.desired, state, pendingRestartAt(deps.db, inst.slug));
   if (action !== 'none') {
     if (action === 'start') await ctx.runtime.ensureStarted(id, name);
@@ -100,7 +101,7 @@ export async function convergeInstance(deps: PassDeps, ctx: ServerContext, inst:
   }
   const { observed, problem } = observedOf(state, inst.desired, deps.healthTimeoutSeconds, Date.now());
   const converged = isConverged(inst.desired, observed);
-  recordObservation(deps.db, inst, { observed, containerId: id, problem: problem ?? null, converged });
+  recordObservation(deps.db, inst, { observed, containerId: id, problem: problem ?? null, converged, seenUpTo });
   if (observed !== inst.observed || inst.lastError !== (problem ?? null)) publish(deps, inst, observed, problem ?? null);
 }
 

@@ -149,7 +149,12 @@ export function requestRestart(db: Db, slug: string, actor: string): Instance {
   if (inst.desired !== 'running') {
     throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is not meant to run (desired: ${inst.desired})`);
   }
-  intend(db, slug, 'restart', actor);
+  db.transaction((tx) => {
+    intend(tx as unknown as Db, slug, 'restart', actor);
+    // Seen as starting until a pass sees it up again: account operations meanwhile are queued, not run in a
+    // container about to go down (accounts.ts isComingUp).
+    tx.update(instances).set({ observed: 'starting' }).where(eq(instances.id, inst.id)).run();
+  });
   return inst;
 }
 
@@ -157,14 +162,15 @@ export function requestRestart(db: Db, slug: string, actor: string): Instance {
 
 /** What the engine shows now, for this generation; once it is what was asked, the open intents are done. */
 export function recordObservation(
-  db: Db, inst: Instance, o: { observed: Observed; containerId: string | null; problem: string | null; converged: boolean },
+  db: Db, inst: Instance,
+  o: { observed: Observed; containerId: string | null; problem: string | null; converged: boolean; seenUpTo?: number },
 ): void {
   const now = new Date().toISOString();
   db.transaction((tx) => {
     tx.update(instances).set({
       observed: o.observed, containerId: o.containerId, lastError: o.problem, attempts: 0, nextAttemptAt: null, updatedAt: now,
     }).where(and(eq(instances.id, inst.id), eq(instances.generation, inst.generation))).run();
-    if (o.converged) closePending(tx as unknown as Db, inst.slug);
+    if (o.converged) closePending(tx as unknown as Db, inst.slug, o.seenUpTo);
   });
 }
 

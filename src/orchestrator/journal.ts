@@ -1,7 +1,7 @@
 // The operations table: one journal of every change asked for (status pending: an intent the reconciler closes once
 // the instance shows it) and every action taken (done or failed, with its error). This file is its only writer; the
 // journal outlives the instances it speaks of (no foreign key).
-import { and, desc, eq, inArray, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, lte, max, sql } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
 import { operations, type Operation } from '../db/schema.js';
 
@@ -25,9 +25,16 @@ export function journal(db: Db, e: Entry): void {
 }
 
 /** The instance shows what was asked: every intent still open for it is done. */
-export function closePending(db: Db, slug: string): void {
+/** Close the open intents, or only those up to `upToId`: the ones a pass had seen when it read what to do. An intent
+ * written while the pass was acting (a restart asked for meanwhile) stays open for the next pass. */
+export function closePending(db: Db, slug: string, upToId?: number): void {
   db.update(operations).set({ status: 'done', finishedAt: new Date().toISOString(), error: null })
-    .where(and(eq(operations.instanceSlug, slug), eq(operations.status, 'pending'))).run();
+    .where(and(eq(operations.instanceSlug, slug), eq(operations.status, 'pending'), upToId === undefined ? undefined : lte(operations.id, upToId))).run();
+}
+
+/** The newest journal entry of this instance (0 when none): what a pass has seen. */
+export function lastOperationId(db: Db, slug: string): number {
+  return db.select({ id: max(operations.id) }).from(operations).where(eq(operations.instanceSlug, slug)).get()?.id ?? 0;
 }
 
 /** A pass failed: the open intents say why, and stay open for the next try. */

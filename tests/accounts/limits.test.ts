@@ -70,6 +70,13 @@ t.test('hung, endless and failing account operations are bounded and never pass 
   t.equal(queued.statusCode, 202, queued.body);
   t.equal(queued.json().state, 'pending');
   t.same(queued.json().pending, { create: true }, 'the queued first password is never shown');
+  // While it waits, it is sealed (accounts/sealed.ts): neither the row nor the database's files hold it in clear.
+  const waiting = rt.db.select().from(accounts).where(eq(accounts.username, 'camille')).get()!;
+  t.ok(waiting.pending?.create?.sealed && waiting.pending.create.password === undefined, 'queued sealed, not in clear');
+  rt.db.$client.pragma('wal_checkpoint(PASSIVE)');
+  for (const f of fs.readdirSync(config.dataDir).filter((n) => n.startsWith('cattery.db'))) {
+    t.notOk(fs.readFileSync(path.join(config.dataDir, f)).includes(Buffer.from('une phrase longue')), `${f} does not hold the password in clear`);
+  }
   await waitFor('queued account created', async () => (await app.inject('/api/instances/early/accounts/camille')).json().state === 'active', 90_000);
   const row = rt.db.select().from(accounts).where(eq(accounts.username, 'camille')).get()!;
   t.equal(row.pending, null, 'the first password is gone from the database once applied');

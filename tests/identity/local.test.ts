@@ -2,7 +2,9 @@
 // first password, sign-in throttling, session expiry, and hostile forms that must store nothing.
 import t from 'tap';
 import fc from 'fast-check';
-import { RESERVED_LOGINS, isReservedLogin, loginFromName } from '../../src/identity/users.js';
+import { RESERVED_LOGINS, createUser, isReservedLogin, loginFromName } from '../../src/identity/users.js';
+import { createSession } from '../../src/identity/sessions.js';
+import { PERMISSIONS } from '../../src/http/permissions.js';
 import { pino } from 'pino';
 import { createRuntime } from '../../src/runtime.js';
 import { OPERATOR, testConfig } from '../helpers.js';
@@ -235,4 +237,61 @@ t.test('automatic approval with no instance to take the resident: kept as failed
   const reject = await rt.app.inject({ method: 'POST', url: `/api/signups/${s[0].id}/reject`, headers: OPERATOR });
   t.equal(reject.json().status, 'rejected');
   t.equal((rt.db.$client.prepare("select status from users where login = 'nour.haddad'").get() as { status: string }).status, 'disabled');
+});
+
+t.test('the admin page shows only what cattery knows: no text of a link reaches its alert', async (t) => {
+  const rt = await runtime(t, { signupApproval: 'auto' });
+  const b = pageBrowser(rt.app);
+  await b.post('/signup', { name: 'Nour Haddad', services: ['files'], password: 'une phrase longue', password2: 'une phrase longue', terms: '2026-11' }, { csrfFrom: '/signup' });
+  const id = (await rt.app.inject({ url: '/api/signups?status=failed', headers: OPERATOR })).json()[0].id as number;
+  const first = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'adm', name: 'Adm', roles: ['admin'] } })).json().firstPassword;
+  const admin = pageBrowser(rt.app);
+  await admin.post('/login', { login: 'adm', password: first }, { csrfFrom: '/login' });
+  await admin.post('/me/password', { current: first, password: 'la phrase de adm', password2: 'la phrase de adm' }, { csrfFrom: '/me' });
+  const approve = await admin.post(`/admin/signups/${id}/approve`, {}, { csrfFrom: '/admin' });
+  t.equal(approve.headers.location, `/admin?failed=${id}`, 'a failed approval names the sign-up, not a text');
+  t.match((await admin.get(approve.headers.location as string)).body, /no instance of (&quot;|")files/, 'the alert says the sign-up\'s own last error');
+  const text = fc.stringMatching(/^[A-Za-zÀ-ÿ :\/.]{12,60}$/);
+  await fc.assert(fc.asyncProperty(text, fc.constantFrom('error', 'failed', 'message', 'detail'), async (words, key) => {
+    const r = await admin.get(`/admin?${key}=${encodeURIComponent(words)}`);
+    const shown = r.body.replace(/&#39;|&quot;|&amp;|&lt;|&gt;/g, '');
+    return !shown.includes(words.trim());
+  }), { numRuns: 100, seed: 20261202 });
+});
+
+t.test('a mediator\'s session, opened on a public computer, ends after its own shorter idle time', async (t) => {
+  const rt = await runtime(t, { sessionIdleMinutes: 120, mediatorIdleMinutes: 15 });
+  const policy = { idleMinutes: 120, maxHours: 12 };
+  const open = async (roles: string[], idleMinutesAgo: number) => {
+    const u = await createUser(rt.db, { login: `p${roles.join('')}${idleMinutesAgo}`, name: 'Quelqu’un', roles });
+    const token = createSession(rt.db, policy, u.id, 'password');
+    rt.db.$client.prepare('update sessions set last_seen_at = ? where user_id = ?').run(new Date(Date.now() - idleMinutesAgo * 60_000).toISOString(), u.id);
+    return (await rt.app.inject({ url: '/me', headers: { cookie: `cattery_session=${token}`, accept: 'text/html' } })).statusCode;
+  };
+  t.equal(await open(['mediator'], 14), 200, 'a mediator 14 minutes idle is still signed in');
+  t.equal(await open(['mediator'], 16), 303, 'a mediator 16 minutes idle is signed out');
+  t.equal(await open(['admin', 'mediator'], 16), 303, 'whatever else they are');
+  t.equal(await open(['resident'], 16), 200, 'a resident keeps the longer idle time');
+  t.equal(await open(['resident'], 121), 303);
+});
+
+t.test('a first password opens only the page to choose one\'s own, on every page route', async (t) => {
+  const rt = await runtime(t, { loginPerMinute: 1_000_000 });
+  const made = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'first-only', name: 'Première', roles: ['admin', 'mediator', 'city', 'resident'] } })).json();
+  const b = pageBrowser(rt.app);
+  t.equal((await b.post('/login', { login: 'first-only', password: made.firstPassword }, { csrfFrom: '/login' })).headers.location, '/me#password');
+  const open = new Set(['GET /me', 'POST /me/password', 'POST /logout']);
+  let asked = 0;
+  for (const r of rt.app.routeTable.filter((x) => x.page)) {
+    const allowed = PERMISSIONS[`${r.method} ${r.url}`] ?? [];
+    if (allowed.includes('public') || open.has(`${r.method} ${r.url}`)) continue;
+    const url = r.url.replace(/:(\w+)/g, '1');
+    const res = r.method === 'GET' ? await b.get(url) : await b.post(url, {}, { csrfFrom: '/me' });
+    asked++;
+    if (r.method === 'GET') t.equal(res.headers.location, '/me#password', `GET ${r.url}: sent to choose a password`);
+    else t.equal(res.headers['x-cattery-error'], 'CATTERY_ERR_PASSWORD_CHANGE_REQUIRED', `POST ${r.url}: refused`);
+  }
+  t.ok(asked >= 8, `${asked} page routes asked`);
+  t.equal((await b.post('/me/password', { current: made.firstPassword, password: 'ma propre phrase', password2: 'ma propre phrase' }, { csrfFrom: '/me' })).statusCode, 200);
+  t.equal((await b.get('/admin')).statusCode, 200, 'then every page of their roles opens');
 });

@@ -3,10 +3,11 @@
 // per login still slows an attack spread over many addresses, and spares where the owner signed in lately. Random
 // sequences of attempts (fast-check) check these over every interleaving, not one example. Also the trusted proxy's
 // settings (CATTERY_TRUST_PROXY) and their matcher.
+import net from 'node:net';
 import t from 'tap';
 import fc from 'fast-check';
 import { createSignInThrottle } from '../../src/identity/throttle.js';
-import { compileProxyTrust, REQUEST_ID } from '../../src/http/proxy-trust.js';
+import { compileProxyTrust, REQUEST_ID, clientKey } from '../../src/http/proxy-trust.js';
 import { isProxyEntry, loadConfig } from '../../src/config.js';
 
 function clock() {
@@ -139,4 +140,34 @@ t.test('the matcher: listed addresses and ranges, IPv4 seen through IPv6, hop co
   t.notOk(hops('203.0.113.1', 2));
   t.ok(REQUEST_ID.test('abc-123_X.y'));
   for (const bad of ['', 'a b', 'a\nb', 'x'.repeat(65), 'é', 'a,b']) t.notOk(REQUEST_ID.test(bad), JSON.stringify(bad.slice(0, 10)));
+});
+
+t.test('limits key an IPv6 client by its /64 and an IPv4 client by its address, however it is written', async (t) => {
+  const inKey = (key: string, addr: string) => {
+    const list = new net.BlockList();
+    list.addSubnet(key.replace('::/64', '::'), 64, 'ipv6');
+    return list.check(addr, 'ipv6');
+  };
+  // Flip one bit of the first 64 (a neighbour's /64) or of the last 64 (the same client's other address).
+  const flip = (addr: string, bit: number) => {
+    const parts = expand(addr.toLowerCase());
+    const g = Math.floor(bit / 16);
+    parts[g] = (parseInt(parts[g]!, 16) ^ (1 << (15 - (bit % 16)))).toString(16);
+    return parts.join(':');
+  };
+  const expand = (a: string) => {
+    const [h = '', tl = ''] = a.split('::');
+    const hs = h ? h.split(':') : [], ts = a.includes('::') ? (tl ? tl.split(':') : []) : [];
+    return a.includes('::') ? [...hs, ...Array(8 - hs.length - ts.length).fill('0'), ...ts] : hs;
+  };
+  const v6 = fc.ipV6().filter((a) => !a.includes('.'));
+  fc.assert(fc.property(v6, fc.integer({ min: 64, max: 127 }), (a, bit) => {
+    const key = clientKey(a);
+    return inKey(key, a) && clientKey(flip(a, bit)) === key && clientKey(a.toUpperCase()) === key;
+  }), { numRuns: 2000, seed: 20261202 });
+  fc.assert(fc.property(v6, fc.integer({ min: 0, max: 63 }), (a, bit) => clientKey(flip(a, bit)) !== clientKey(a)), { numRuns: 2000, seed: 20261203 });
+  fc.assert(fc.property(fc.ipV4(), (a) => clientKey(a) === a && clientKey(`::ffff:${a}`) === a), { numRuns: 1000, seed: 20261204 });
+  t.equal(clientKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+  t.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
+  t.equal(clientKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
 });

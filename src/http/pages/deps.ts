@@ -12,7 +12,7 @@ import type { SignInThrottle } from '../../identity/throttle.js';
 export const VIEWS_DIR = new URL('../../../src/http/views/', import.meta.url).pathname;
 
 export function sessionPolicy(config: Config) {
-  return { idleMinutes: config.sessionIdleMinutes, maxHours: config.sessionMaxHours };
+  return { idleMinutes: config.sessionIdleMinutes, mediatorIdleMinutes: config.mediatorIdleMinutes, maxHours: config.sessionMaxHours };
 }
 
 export interface PageDeps {

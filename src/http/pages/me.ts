@@ -8,15 +8,16 @@ import { endOtherSessions, sessionById } from '../../identity/sessions.js';
 import { freshProviderSignIn } from '../../identity/reauth.js';
 import { verifyPassword } from '../../identity/passwords.js';
 import { deleteOwnAccount, setPasswordEverywhere } from '../../identity/person-accounts.js';
-import { PASSWORD_MAX, PASSWORD_MIN, accountsOfUser } from '../../accounts/accounts.js';
+import { accountsOfUser } from '../../accounts/accounts.js';
 import { accessText } from '../../catalog/offer.js';
-import { findUser } from '../../identity/users.js';
+import { checkNewPassword, findUser } from '../../identity/users.js';
 import { createThrottle } from '../../identity/throttle.js';
 import { langOf } from './render.js';
 import { sendExport } from '../send-export.js';
 import { accountFigure } from '../../metering/report.js';
 import type { PageDeps } from './deps.js';
 
+const acceptable = (p: string) => { try { checkNewPassword(p); return true; } catch { return false; } };
 interface FormError { field: string; key: string; params?: Record<string, unknown> }
 const statusOf = (key: string) => (key === 'err.reauth' ? 403 : key === 'err.CATTERY_ERR_THROTTLED' ? 429 : 400);
 
@@ -96,7 +97,7 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     if (req.validationError) errors.push({ field: '', key: 'err.form' });
     else if (user.oidcSubject && !providerFresh(req, user)) errors.push({ field: '', key: 'err.reauth' });
     else if (wrongCurrent) errors.push(wrongCurrent);
-    else if ((body.password ?? '').length < PASSWORD_MIN || (body.password ?? '').length > PASSWORD_MAX) errors.push({ field: 'password', key: 'err.password' });
+    else if (!acceptable(body.password ?? '')) errors.push({ field: 'password', key: 'err.password' });
     else if (body.password !== body.password2) errors.push({ field: 'password2', key: 'err.password2' });
     if (errors.length) return render(req, reply, { errors }, statusOf(errors[0]!.key));
     const { failed } = await setPasswordEverywhere(deps.accounts, user, body.password!, `user:${user.login}`);

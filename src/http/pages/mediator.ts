@@ -8,6 +8,7 @@ import { mediatorSignup } from '../../identity/signup.js';
 import { langOf } from './render.js';
 import { signupDeps, type PageDeps } from './deps.js';
 import { SignupBody, checkSignupForm, type SignupForm } from './forms.js';
+import { clientKey } from '../proxy-trust.js';
 
 export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
   const page = { page: true } as const;
@@ -21,7 +22,7 @@ export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
 
   app.post('/mediator/signup', {
     // Keyed by the mediator, not the address: several mediators may share a public internet point's address.
-    config: { ...page, rateLimit: { max: deps.config.signupPerHour, timeWindow: 3_600_000, keyGenerator: (req) => req.principal?.id ?? req.ip } },
+    config: { ...page, rateLimit: { max: deps.config.signupPerHour, timeWindow: 3_600_000, keyGenerator: (req) => req.principal?.id ?? clientKey(req.ip) } },
     attachValidation: true,
     schema: { hide: true, body: SignupBody },
   }, async (req, reply) => {

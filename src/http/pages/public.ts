@@ -13,6 +13,7 @@ import { SESSION_COOKIE } from '../auth.js';
 import { langOf } from './render.js';
 import { VIEWS_DIR, safeNext, sessionPolicy, signupDeps, type PageDeps } from './deps.js';
 import { SignupBody, checkSignupForm, type SignupForm } from './forms.js';
+import { clientKey } from '../proxy-trust.js';
 
 const OIDC_COOKIE = 'cattery_oidc';
 
@@ -97,7 +98,7 @@ async function signInPages(app: App, deps: PageDeps): Promise<void> {
     if (req.validationError) return loginForm(reply, next, { key: 'err.CATTERY_ERR_LOGIN_FAILED' }, 400);
     try {
       // Throttled per (login, client address): a stranger's failures slow the stranger, not the owner (throttle.ts).
-      const user = await passwordSignIn(deps.signIn, deps.throttle.from(req.ip), body.login ?? '', body.password ?? '');
+      const user = await passwordSignIn(deps.signIn, deps.throttle.from(clientKey(req.ip)), body.login ?? '', body.password ?? '');
       startSession(deps, reply, user.id, 'password');
       return reply.redirect(user.mustChangePassword ? '/me#password' : next, 303);
     } catch (err) {
