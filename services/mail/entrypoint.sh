@@ -51,18 +51,34 @@ postconf -e \
   "smtpd_sasl_auth_enable=no" "smtpd_tls_auth_only=yes" \
   "smtpd_relay_restrictions=reject_unauth_destination" \
   "smtpd_recipient_restrictions=reject_unauth_destination" \
-  "smtpd_sender_restrictions=reject_unauthenticated_sender_login_mismatch"
-# The last line: a stranger on port 25 cannot claim to be one of our residents (they send through 587, logged in).
+  "smtpd_sender_restrictions=reject_non_fqdn_sender, check_sender_access texthash:/etc/postfix/cattery-own-domains, check_sender_access regexp:/etc/postfix/cattery-literal-senders"
+# The last line: nobody on port 25 sends as one of our addresses. Port 25 has no SASL (no AUTH there, on purpose),
+# so no client on it is ever logged in, and a login-based check (reject_unauthenticated_sender_login_mismatch) would
+# be ignored by Postfix ("no SASL support"): instead, an envelope sender in this domain or any of its subdomains
+# (mail.$domain is Postfix's own name), at localhost, at an address literal (this server's own address is one), or
+# without a fully qualified domain (Postfix would complete it with its own name) is refused. Residents send through
+# 587, logged in. Postfix looks the sender up as it resolves it: case, a trailing dot, quotes, a source route, a
+# bang path or a percent hack aimed at one of our own destinations all end up as one of our addresses and are
+# refused. The null sender <> (bounces from other servers) matches none of these and is still accepted.
+m='REJECT 5.7.1 mail from this domain is sent through submission (port 587), logged in'
+printf '%s %s\n' "$domain" "$m" ".$domain" "$m" localhost "$m" .localhost "$m" > /etc/postfix/cattery-own-domains
+printf '%s\n' '/@\[[^@"]*\]$/ REJECT 5.7.1 no address literal as the sender (this server has one)' > /etc/postfix/cattery-literal-senders
+# Postfix looks "<>" up for the null sender (smtpd_null_access_lookup_key): submission refuses it (below).
+printf '%s\n' '<> REJECT 5.7.1 a logged-in client sends as its own address, never with the null sender' \
+  > /etc/postfix/cattery-null-sender
 
 # Postfix, master.cf: submission (587) overrides main.cf. TLS first, then AUTH, then only authenticated clients,
-# each sending only as the address its login owns (smtpd_sender_login_maps above).
+# each sending only as the address its login owns (smtpd_sender_login_maps above), and never with the null sender
+# (reject_sender_login_mismatch lets <> through: the map above refuses it first). Commas, not spaces, inside a value.
+# Only the envelope sender is bound to the login here: the header From: is not checked (Postfix cannot compare a
+# header with the login or the envelope without a milter).
 submission_opts='
   syslog_name=postfix/submission
   smtpd_tls_security_level=encrypt
   smtpd_tls_auth_only=yes
   smtpd_sasl_auth_enable=yes
   smtpd_client_restrictions=permit_sasl_authenticated,reject
-  smtpd_sender_restrictions=reject_sender_login_mismatch,permit_sasl_authenticated,reject
+  smtpd_sender_restrictions=check_sender_access,texthash:/etc/postfix/cattery-null-sender,reject_sender_login_mismatch,permit_sasl_authenticated,reject
   smtpd_relay_restrictions=permit_sasl_authenticated,reject
   smtpd_recipient_restrictions=permit_sasl_authenticated,reject'
 args=''

@@ -109,7 +109,7 @@ function memoryLimit() {
   return 256 * 1024 * 1024;
 }
 const MEMORY = memoryLimit();
-const MEMORY_HIGH = { rss: Math.floor(MEMORY * 0.7), live: Math.floor(MEMORY * 0.45) };
+const MEMORY_HIGH = { rss: Math.floor(MEMORY * 0.85), live: Math.floor(MEMORY * 0.45) };
 let memorySeen = { at: 0, busy: false };
 let collected = 0;
 const over = (m) => m.rss > MEMORY_HIGH.rss || m.heapUsed + m.external > MEMORY_HIGH.live;

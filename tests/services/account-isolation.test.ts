@@ -35,8 +35,11 @@ const valid = (u: string) => USERNAME.test(u) && !u.includes('..');
 
 /** 3 to 5 distinct valid usernames around one base: the base, longer names ending or starting with it, and a tail
  * of it (dupont, marie.dupont, dupont.m, dupont-2, jdupont, upont). */
+// Object.prototype's own names and __proto__ that are valid usernames (constructor): a store indexed by a plain
+// object once took them for existing accounts, so they are bases too, now and then.
+const PROTO_NAMES = [...Object.getOwnPropertyNames(Object.prototype), '__proto__'].filter(valid);
 const nameSet = fc.tuple(
-  fc.stringMatching(/^[a-z]{3,8}$/),
+  fc.oneof({ weight: 4, arbitrary: fc.stringMatching(/^[a-z]{3,8}$/) }, { weight: 1, arbitrary: fc.constantFrom(...PROTO_NAMES) }),
   fc.array(fc.tuple(fc.constantFrom('word.', 'letter', 'tail', '.letter', '-digit', '_word', 'digit', 'base'), fc.stringMatching(/^[a-z]{1,6}$/), fc.integer({ min: 0, max: 9 })), { minLength: 4, maxLength: 8 }),
 ).map(([base, vs]) => {
   const names = vs.map(([kind, w, d]) => {

@@ -9,6 +9,8 @@ import t from 'tap';
 import tar from 'tar-fs';
 import nodemailer from 'nodemailer';
 import net from 'node:net';
+import tlsLib from 'node:tls';
+import fc from 'fast-check';
 import { ImapFlow } from 'imapflow';
 import { execIn, testRuntime, waitFor } from '../helpers.js';
 import { accessText } from '../../src/catalog/offer.js';
@@ -103,6 +105,177 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   // Senders are bound to their login: alice cannot send as bob (nodemailer's envelope sender is the From address unless told otherwise).
   await t.rejects(send('alice', 'alice-secret-1', `bob@${DOMAIN}`, 'usurpation', { from: `bob@${DOMAIN}` }), /5\.7\.1|not owned/i, 'MAIL FROM another local address is refused');
   await t.rejects(send('alice', 'alice-secret-1', `bob@${DOMAIN}`, 'usurpation', { envelope: { from: `bob@${DOMAIN}`, to: `bob@${DOMAIN}` } }), /5\.7\.1|not owned/i, 'an envelope sender of another local address is refused');
+
+  // Kind: who may use an envelope sender in our domain (review A, finding 8). For generated senders, every form an
+  // address at our domain can take (every resident, other names, case changes, subdomains, a trailing dot, quoted
+  // local parts, source routes, percent hacks, address literals) and genuinely foreign ones next to it: a client on
+  // port 25 (never logged in: no AUTH there) is refused for all of ours and accepted for foreign senders and for the
+  // null sender (bounces from other servers); a resident logged in on submission is accepted only with their own
+  // address, never with another one and never with the null sender. Judged at RCPT (Postfix checks senders there);
+  // no message is sent, except one null-sender bounce on port 25 that must reach its mailbox.
+  const residents = ((await app.inject('/api/instances/courriel/accounts')).json() as { username: string; state: string }[])
+    .filter((x) => x.state === 'active').map((x) => x.username);
+  t.same([...residents].sort(), ['alice', 'bob'], 'the residents at this point');
+  const SUB_PASS: Record<string, string> = { alice: 'alice-secret-1', bob: 'bob-secret-22' };
+  const smtp = async (port: number, login?: string) => {
+    let sock: net.Socket = net.connect(port, '127.0.0.1');
+    let buf = '';
+    let closed = false;
+    let wake: (() => void) | undefined;
+    const onData = (d: Buffer) => { buf += d.toString('latin1'); wake?.(); };
+    const onClose = () => { closed = true; wake?.(); };
+    const attach = (s: net.Socket) => { s.on('data', onData); s.on('close', onClose); s.on('error', onClose); };
+    attach(sock);
+    const reply = async (): Promise<string> => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const m = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\n/.exec(buf);
+        if (m) { buf = buf.slice(m[0].length); return m[0].trim(); }
+        if (closed || Date.now() > deadline) throw new Error(`SMTP on ${port}: no reply (${closed ? 'closed' : 'timeout'}) after ${JSON.stringify(buf)}`);
+        await new Promise<void>((r) => { wake = r; setTimeout(r, 1000); });
+      }
+    };
+    const cmd = (line: string) => { sock.write(`${line}\r\n`); return reply(); };
+    await reply();
+    await cmd('EHLO peer.example');
+    if (login !== undefined) {
+      const st = await cmd('STARTTLS');
+      if (!st.startsWith('220')) throw new Error(`STARTTLS: ${st}`);
+      sock.removeListener('data', onData); sock.removeListener('close', onClose); sock.removeListener('error', onClose);
+      const secure = tlsLib.connect({ socket: sock, ...tls });
+      attach(secure);
+      await new Promise<void>((resolve, reject) => { secure.once('secureConnect', resolve); secure.once('error', reject); });
+      sock = secure;
+      await cmd('EHLO client.example');
+      const auth = await cmd(`AUTH PLAIN ${Buffer.from(`\0${login}@${DOMAIN}\0${SUB_PASS[login]}`).toString('base64')}`);
+      if (!auth.startsWith('235')) throw new Error(`AUTH as ${login}: ${auth}`);
+    }
+    let errors = 0;
+    return {
+      // The sender is taken at MAIL and judged at RCPT: the reply that decides, then the transaction is reset.
+      try: async (sender: string, rcpt: string) => {
+        let r = await cmd(`MAIL FROM:<${sender}>`);
+        if (r.startsWith('250')) { r = await cmd(`RCPT TO:<${rcpt}>`); await cmd('RSET'); }
+        if (!r.startsWith('250')) errors++;
+        return r;
+      },
+      cmd,
+      // Postfix slows a session down after 10 errors and drops it after 20: a new one is opened before that.
+      get worn() { return errors >= 8; },
+      close: () => { sock.end(); sock.destroy(); },
+    };
+  };
+
+  const swapCase = (x: string) => fc.array(fc.boolean(), { minLength: x.length, maxLength: x.length })
+    .map((up) => [...x].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
+  const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?$/);
+  const tld = fc.stringMatching(/^[a-z]{2,6}$/);
+  const foreignDomain = fc.oneof(
+    fc.tuple(fc.array(label, { minLength: 1, maxLength: 3 }), tld).map(([ls, x]) => [...ls, x].join('.')),
+    // Near misses: our name inside a foreign one, as a prefix, glued to another label, with a dash.
+    fc.constantFrom(`${DOMAIN}.other.example`, `x${DOMAIN}`, `other${DOMAIN}`, `${DOMAIN.replace('.', '-')}.example`, `${DOMAIN}x`, `xn--${DOMAIN}`),
+  ).filter((d) => d !== DOMAIN && !d.endsWith(`.${DOMAIN}`));
+  const ourDomain = fc.oneof(fc.constant(DOMAIN), fc.constant(`mail.${DOMAIN}`), fc.tuple(fc.array(label, { minLength: 1, maxLength: 2 })).map(([ls]) => `${ls.join('.')}.${DOMAIN}`));
+  const literal = fc.oneof(fc.constant('[127.0.0.1]'), fc.nat(255).map((n) => `[192.0.2.${n}]`), fc.constant('[IPv6:::1]'));
+  // A domain as a client may write it: any case, sometimes with the root's trailing dot.
+  const written = (d: fc.Arbitrary<string>) => fc.tuple(d.chain(swapCase), fc.boolean()).map(([x, dot]) => (dot ? `${x}.` : x));
+  const localName = fc.oneof(fc.constantFrom(...residents), fc.stringMatching(/^[a-z][a-z0-9]{0,6}(?:[._-][a-z0-9]{1,6})?$/), fc.constantFrom('postmaster', 'root', 'mailer-daemon'));
+  const localPart = fc.oneof(
+    { weight: 3, arbitrary: localName.chain(swapCase) },
+    { weight: 1, arbitrary: localName.map((x) => `"${x}"`) },
+    { weight: 1, arbitrary: fc.tuple(localName, fc.constantFrom(' x', '@other.example', `@${DOMAIN}`, '.', '..x')).map(([x, y]) => `"${x}${y}"`) },
+  );
+  // What Postfix makes of a sender, as far as these generators go: a source route is dropped, and for one of this
+  // server's own destinations (here [127.0.0.1]) a quoted local part holding "@" or a percent hack names the real
+  // address. Ours: at our domain or a subdomain, or at an address literal (one of them is this server).
+  const resolveAddr = (addr: string): { local: string; dom: string } => {
+    let a = addr.replace(/^@[^:]*:/, '');
+    for (;;) {
+      const at = a.lastIndexOf('@');
+      const local = a.slice(0, at).replace(/^"([^"\\]*)"$/, '$1');
+      const dom = a.slice(at + 1).toLowerCase().replace(/\.$/, '');
+      if (dom === '[127.0.0.1]' && /[@%]/.test(local)) { a = local.includes('@') ? local : local.replace(/%(?=[^%]*$)/, '@'); continue; }
+      return { local, dom };
+    }
+  };
+  const ours = (addr: string) => { const { dom } = resolveAddr(addr); return dom === DOMAIN || dom.endsWith(`.${DOMAIN}`) || dom.startsWith('['); };
+  const anyDomain = fc.oneof(written(ourDomain), written(foreignDomain), literal);
+  const senderArb: fc.Arbitrary<string> = fc.oneof(
+    fc.tuple(localPart, anyDomain).map(([l, d]) => `${l}@${d}`),
+    // A source route is ignored: the address after it decides.
+    fc.tuple(written(fc.oneof(ourDomain, foreignDomain)), localPart, anyDomain).map(([route, l, d]) => `@${route}:${l}@${d}`),
+    // The percent hack: x%a@b is at b (Postfix applies it only when b is one of its own destinations).
+    fc.tuple(localName, written(fc.oneof(ourDomain, foreignDomain)), anyDomain).map(([l, a, d]) => `${l}%${a}@${d}`),
+  );
+  const fixed25: [string, boolean][] = [
+    ...residents.map((r): [string, boolean] => [`${r}@${DOMAIN}`, true]),
+    [`Alice@${DOMAIN.toUpperCase()}.`, true], [`"alice"@${DOMAIN}`, true], [`@relay.example:alice@${DOMAIN}`, true],
+    [`alice%other.example@${DOMAIN}`, true], [`alice@mail.${DOMAIN}`, true], ['alice@[127.0.0.1]', true],
+    [`"alice@${DOMAIN}"@[127.0.0.1]`, true], [`alice%${DOMAIN}@[127.0.0.1]`, true],
+    [`alice%${DOMAIN}@other.example`, false], [`"alice@${DOMAIN}"@other.example`, false], ['ami@other.example', false],
+    [`ami@${DOMAIN}.other.example`, false],
+  ];
+  for (const [addr, expected] of fixed25) t.equal(ours(addr), expected, `the test's own judgement of <${addr}>`);
+  // MAIL_SENDER_RUNS raises the number of generated senders (port 25; a quarter of it per resident on submission).
+  const RUNS = Number(process.env.MAIL_SENDER_RUNS ?? 160);
+  const started25 = Date.now();
+  // One session for many senders (RSET between them), a new one once it is worn.
+  const sessions = (port: number, login?: string) => {
+    let c: Awaited<ReturnType<typeof smtp>> | undefined;
+    return {
+      try: async (sender: string, rcpt: string) => {
+        if (c?.worn) { c.close(); c = undefined; }
+        c ??= await smtp(port, login);
+        return c.try(sender, rcpt);
+      },
+      close: () => c?.close(),
+    };
+  };
+  const smtp25 = sessions(ports.smtp!);
+  t.teardown(() => smtp25.close());
+  const check25 = async (addr: string) => {
+    const r = await smtp25.try(addr, `alice@${DOMAIN}`);
+    if (ours(addr) && r.startsWith('250')) throw new Error(`port 25 accepted the sender <${addr}> (ours): ${r}`);
+    if (!ours(addr) && !r.startsWith('250')) throw new Error(`port 25 refused the foreign sender <${addr}>: ${r}`);
+    if (ours(addr) && !/^5\d\d /.test(r)) throw new Error(`port 25 did not refuse <${addr}> for good: ${r}`);
+  };
+  for (const [addr] of fixed25) await check25(addr);
+  await fc.assert(fc.asyncProperty(senderArb, check25), { numRuns: RUNS });
+  smtp25.close();
+  t.pass(`port 25: ${fixed25.length} fixed and ${RUNS} generated senders, ours refused and foreign accepted (${Date.now() - started25} ms)`);
+
+  // The null sender on port 25: bounces from other servers are taken, and delivered.
+  const bounce = await smtp(ports.smtp!);
+  try {
+    t.match(await bounce.cmd('MAIL FROM:<>'), /^250/);
+    t.match(await bounce.cmd(`RCPT TO:<alice@${DOMAIN}>`), /^250/, 'port 25 accepts the null sender');
+    t.match(await bounce.cmd('DATA'), /^354/);
+    t.match(await bounce.cmd(`From: MAILER-DAEMON@other.example\r\nTo: alice@${DOMAIN}\r\nSubject: From afar (null-sender-check)\r\n\r\nA report from another server.\r\n.`), /^250/, 'a bounce is queued');
+  } finally { bounce.close(); }
+  await waitFor('the bounce delivered', async () => (await execIn(container, ['grep', '-rlq', 'null-sender-check', `/var/mail/vhosts/${DOMAIN}/alice`])).code === 0, 30_000, 500);
+  t.pass('a bounce from another server (null sender) reaches the mailbox over port 25');
+
+  // Submission: each resident, logged in, with their own address only. Other spellings of it (case, a trailing dot,
+  // a quoted plain local part, a source route, what Postfix resolves to it as above) may be taken; nothing else is.
+  const canonical = (addr: string) => { const { local, dom } = resolveAddr(addr); return `${local}@${dom}`.toLowerCase(); };
+  const started587 = Date.now();
+  for (const who of residents) {
+    const own = `${who}@${DOMAIN}`;
+    const c = sessions(ports.submission!, who);
+    const check587 = async (addr: string) => {
+      const r = await c.try(addr, `${who === 'alice' ? 'bob' : 'alice'}@${DOMAIN}`);
+      if (r.startsWith('250') && (addr === '' || canonical(addr) !== own)) throw new Error(`submission as ${who} accepted the sender <${addr}>: ${r}`);
+      if (!r.startsWith('250') && !/^5\d\d /.test(r)) throw new Error(`submission as ${who}: <${addr}> neither accepted nor refused: ${r}`);
+      return r;
+    };
+    try {
+      t.match(await check587(own), /^250/, `${who} sends as ${own}`);
+      t.match(await check587(''), /^5\d\d .*null sender/, `${who} cannot use the null sender`);
+      for (const other of residents.filter((x) => x !== who)) t.match(await check587(`${other}@${DOMAIN}`), /^553/, `${who} cannot send as ${other}`);
+      await fc.assert(fc.asyncProperty(fc.oneof(senderArb, fc.constant(''), written(fc.constant(DOMAIN)).chain((d) => swapCase(who).map((l) => `${l}@${d}`))), async (addr) => { await check587(addr); }), { numRuns: Math.ceil(RUNS / 4) });
+    } finally { c.close(); }
+  }
+  t.pass(`submission: each resident only as their own address, never <> (${Date.now() - started587} ms)`);
 
   await t.rejects(imap('bob', 'wrong-password'), 'a wrong password is refused');
   await t.rejects(send('alice', 'wrong-password', `bob@${DOMAIN}`, 'x'), 'submission refuses a wrong password');
