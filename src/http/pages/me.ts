@@ -1,112 +1,120 @@
 // "My services": a resident's accounts, how to reach each, one password for all, export and deletion.
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { exportAccount } from '../../accounts/accounts.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { accountsOfUser, exportAccount } from '../../accounts/accounts.js';
+import { accessText } from '../../catalog/offer.js';
 import { fail } from '../../errors.js';
-import { endOtherSessions, sessionById } from '../../identity/sessions.js';
-import { freshProviderSignIn } from '../../identity/reauth.js';
 import { verifyPassword } from '../../identity/passwords.js';
 import { deleteOwnAccount, setPasswordEverywhere } from '../../identity/person-accounts.js';
-import { accountsOfUser } from '../../accounts/accounts.js';
-import { accessText } from '../../catalog/offer.js';
+import { freshProviderSignIn } from '../../identity/reauth.js';
+import { endOtherSessions, sessionById } from '../../identity/sessions.js';
+import { createThrottle, type Throttle } from '../../identity/throttle.js';
 import { checkNewPassword, findUser } from '../../identity/users.js';
-import { createThrottle } from '../../identity/throttle.js';
-import { langOf } from './render.js';
-import { sendExport } from '../send-export.js';
 import { accountFigure } from '../../metering/report.js';
+import { sendExport } from '../send-export.js';
 import type { PageDeps } from './deps.js';
+import { langOf } from './render.js';
+
+type Person = NonNullable<FastifyRequest['user']>;
+interface FormError { field: string; key: string; params?: Record<string, unknown> }
+
+const page = { page: true } as const;
+const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+const PasswordForm = Type.Object({
+  _csrf: Type.Optional(Type.String({ maxLength: 200 })), current: Type.Optional(Type.String({ maxLength: 300 })),
+  password: Type.String({ maxLength: 300 }), password2: Type.String({ maxLength: 300 }),
+}, { additionalProperties: false });
+const DeleteForm = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })), confirm: Type.Literal('yes') }, { additionalProperties: false });
 
 const acceptable = (p: string) => { try { checkNewPassword(p); return true; } catch { return false; } };
-interface FormError { field: string; key: string; params?: Record<string, unknown> }
 const statusOf = (key: string) => (key === 'err.reauth' ? 403 : key === 'err.CATTERY_ERR_THROTTLED' ? 429 : 400);
 
-const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+function me(req: FastifyRequest): Person {
+  if (!req.user) throw fail('CATTERY_ERR_FORBIDDEN', 'this page is for a person signed in, not a token');
+  return req.user;
+}
 
-export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
-  const page = { page: true } as const;
+/** The resident's own share over the last 30 days (modelled: metering/energy-model.ts accountKey). */
+function energyOf(deps: PageDeps, slug: string, username: string) {
+  try {
+    const f = accountFigure(deps.db, slug, username, { from: new Date(Date.now() - 30 * 86_400_000), to: new Date(), gridGPerKwh: deps.config.gridGCo2ePerKwh });
+    return { wh: f.energyWh + f.idleShareWh, g: f.co2eG.total };
+  } catch { return null; }
+}
+
+/** A person linked to OpenID sets a local password only right after signing in again at the provider. */
+const providerFresh = (deps: PageDeps, req: FastifyRequest, user: Person) =>
+  freshProviderSignIn(req.principal?.sessionId ? sessionById(deps.db, req.principal.sessionId) : undefined, user);
+
+/** Only the holder of a session can try current passwords here, so the backoff is per person: a session stolen at
+ * a public computer gets a few guesses, then waits that double, while the per-address limit stays on the route. */
+async function checkCurrent(throttle: Throttle, user: Person, given: string): Promise<FormError | null> {
+  const key = String(user.id);
+  const wait = throttle.retryAfter(key);
+  if (wait > 0) return { field: 'current', key: 'err.CATTERY_ERR_THROTTLED', params: { detail: wait } };
+  if (!(await verifyPassword(given, user.passwordHash))) { throttle.failed(key); return { field: 'current', key: 'err.current' }; }
+  throttle.succeeded(key);
+  return null;
+}
+
+/** What is wrong with a password form, first problem first; none when the change may go ahead. */
+async function passwordErrors(deps: PageDeps, throttle: Throttle, req: FastifyRequest, user: Person): Promise<FormError[]> {
+  const body = req.body as { current?: string; password?: string; password2?: string };
+  if (req.validationError) return [{ field: '', key: 'err.form' }];
+  if (user.oidcSubject && !providerFresh(deps, req, user)) return [{ field: '', key: 'err.reauth' }];
+  const wrongCurrent = !user.oidcSubject && user.passwordHash ? await checkCurrent(throttle, user, body.current ?? '') : null;
+  if (wrongCurrent) return [wrongCurrent];
+  if (!acceptable(body.password ?? '')) return [{ field: 'password', key: 'err.password' }];
+  if (body.password !== body.password2) return [{ field: 'password2', key: 'err.password2' }];
+  return [];
+}
+
+function render(deps: PageDeps, req: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status = 200) {
+  const user = me(req);
+  const linked = !!user.oidcSubject;
+  const lang = langOf(req);
   const host = new URL(deps.config.publicUrl).hostname;
+  const accounts = accountsOfUser(deps.db, user.id).map(({ account, instance }) => ({
+    id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
+    access: accessText(deps.catalog, instance, account.username, host, lang),
+    energy: energyOf(deps, instance.slug, account.username),
+  }));
+  return reply.page('me', {
+    name: user.name, login: user.login, pending: user.status === 'pending', first: user.mustChangePassword,
+    // The provider vouches for a linked person: no current local password is asked, a fresh sign-in there is.
+    hasPassword: !!user.passwordHash && !linked, accounts, done: null, failed: [], errors: [],
+    reauth: linked ? { fresh: providerFresh(deps, req, user), label: deps.oidc?.label ?? null, url: `/login/oidc?fresh=1&next=${encodeURIComponent('/me#password')}` } : null,
+    ...extra,
+  }, status);
+}
 
-  const me = (req: FastifyRequest) => {
-    if (!req.user) throw fail('CATTERY_ERR_FORBIDDEN', 'this page is for a person signed in, not a token');
-    return req.user;
-  };
-
-  // The resident's own share over the last 30 days (modelled: metering/energy-model.ts accountKey).
-  const energyOf = (slug: string, username: string) => {
-    try {
-      const f = accountFigure(deps.db, slug, username, { from: new Date(Date.now() - 30 * 86_400_000), to: new Date(), gridGPerKwh: deps.config.gridGCo2ePerKwh });
-      return { wh: f.energyWh + f.idleShareWh, g: f.co2eG.total };
-    } catch { return null; }
-  };
-
-  /** A person linked to OpenID sets a local password only right after signing in again at the provider. */
-  const providerFresh = (req: FastifyRequest, user: NonNullable<FastifyRequest['user']>) =>
-    freshProviderSignIn(req.principal?.sessionId ? sessionById(deps.db, req.principal.sessionId) : undefined, user);
-
-  // Only the holder of a session can try current passwords here, so the backoff is per person: a session stolen at a
-  // public computer gets a few guesses, then waits that double, while the per-address limit stays on the route.
-  const currentPassword = createThrottle();
-  const checkCurrent = async (user: NonNullable<FastifyRequest['user']>, given: string): Promise<FormError | null> => {
-    const key = String(user.id);
-    const wait = currentPassword.retryAfter(key);
-    if (wait > 0) return { field: 'current', key: 'err.CATTERY_ERR_THROTTLED', params: { detail: wait } };
-    if (!(await verifyPassword(given, user.passwordHash))) { currentPassword.failed(key); return { field: 'current', key: 'err.current' }; }
-    currentPassword.succeeded(key);
-    return null;
-  };
-
-  const render = (req: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}, status = 200) => {
-    const user = me(req);
-    const linked = !!user.oidcSubject;
-    const lang = langOf(req);
-    const accounts = accountsOfUser(deps.db, user.id).map(({ account, instance }) => ({
-      id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
-      access: accessText(deps.catalog, instance, account.username, host, lang),
-      energy: energyOf(instance.slug, account.username),
-    }));
-    return reply.page('me', {
-      name: user.name, login: user.login, pending: user.status === 'pending', first: user.mustChangePassword,
-      // The provider vouches for a linked person: no current local password is asked, a fresh sign-in there is.
-      hasPassword: !!user.passwordHash && !linked, accounts, done: null, failed: [], errors: [],
-      reauth: linked ? { fresh: providerFresh(req, user), label: deps.oidc?.label ?? null, url: `/login/oidc?fresh=1&next=${encodeURIComponent('/me#password')}` } : null,
-      ...extra,
-    }, status);
-  };
-
-  app.get('/me', {
-    config: page,
-    schema: { hide: true, querystring: Type.Object({ done: Type.Optional(Type.String({ maxLength: 20 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) },
-  }, async (req, reply) => render(req, reply, { done: req.query.done === 'deleted' ? 'me.deleted' : null }));
-
+function passwordPage(app: FastifyInstance, deps: PageDeps): void {
+  const throttle = createThrottle();
   app.post('/me/password', {
     config: { ...page, rateLimit: { max: deps.config.loginPerMinute, timeWindow: 60_000 } },
     attachValidation: true,
-    schema: {
-      hide: true,
-      body: Type.Object({
-        _csrf: Type.Optional(Type.String({ maxLength: 200 })), current: Type.Optional(Type.String({ maxLength: 300 })),
-        password: Type.String({ maxLength: 300 }), password2: Type.String({ maxLength: 300 }),
-      }, { additionalProperties: false }),
-    },
+    schema: { hide: true, body: PasswordForm },
   }, async (req, reply) => {
     const user = me(req);
-    const body = req.body as { current?: string; password?: string; password2?: string };
-    const errors: FormError[] = [];
-    const wrongCurrent = !req.validationError && !user.oidcSubject && user.passwordHash ? await checkCurrent(user, body.current ?? '') : null;
-    if (req.validationError) errors.push({ field: '', key: 'err.form' });
-    else if (user.oidcSubject && !providerFresh(req, user)) errors.push({ field: '', key: 'err.reauth' });
-    else if (wrongCurrent) errors.push(wrongCurrent);
-    else if (!acceptable(body.password ?? '')) errors.push({ field: 'password', key: 'err.password' });
-    else if (body.password !== body.password2) errors.push({ field: 'password2', key: 'err.password2' });
-    if (errors.length) return render(req, reply, { errors }, statusOf(errors[0]!.key));
-    const { failed } = await setPasswordEverywhere(deps.accounts, user, body.password!, `user:${user.login}`);
+    const errors = await passwordErrors(deps, throttle, req, user);
+    if (errors.length) return render(deps, req, reply, { errors }, statusOf(errors[0]!.key));
+    const { failed } = await setPasswordEverywhere(deps.accounts, user, (req.body as { password: string }).password, `user:${user.login}`);
     endOtherSessions(deps.db, user.id, req.principal?.sessionId);
     // The session's roles stay what the session allows (sessions.ts), whatever the stored row holds.
     const fresh = findUser(deps.db, user.id);
     req.user = fresh ? { ...fresh, roles: user.roles } : null;
-    return render(req, reply, { done: failed.length ? null : 'me.password.done', failed });
+    return render(deps, req, reply, { done: failed.length ? null : 'me.password.done', failed });
   });
+}
+
+export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
+  app.get('/me', {
+    config: page,
+    schema: { hide: true, querystring: Type.Object({ done: Type.Optional(Type.String({ maxLength: 20 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) },
+  }, async (req, reply) => render(deps, req, reply, { done: req.query.done === 'deleted' ? 'me.deleted' : null }));
+
+  passwordPage(app as unknown as FastifyInstance, deps);
 
   app.get('/me/accounts/:id/export', { config: page, schema: { hide: true, params: IdParams } }, async (req, reply) => {
     const user = me(req);
@@ -116,13 +124,7 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     return sendExport(req, reply, stream, `${mine.instance.service}-${mine.account.username}.tar`);
   });
 
-  app.post('/me/accounts/:id/delete', {
-    config: page,
-    schema: {
-      hide: true, params: IdParams,
-      body: Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })), confirm: Type.Literal('yes') }, { additionalProperties: false }),
-    },
-  }, async (req, reply) => {
+  app.post('/me/accounts/:id/delete', { config: page, schema: { hide: true, params: IdParams, body: DeleteForm } }, async (req, reply) => {
     await deleteOwnAccount(deps.accounts, me(req), req.params.id);
     return reply.redirect('/me?done=deleted', 303);
   });
