@@ -283,30 +283,49 @@ export async function refreshStaleUsage(deps: AccountDeps, maxAgeMs: number, bat
   return done;
 }
 
-/** At most this many exports are staged at once, whoever asks: each can be up to twice its quota. */
+/** At most this many exports are staged at once, whoever asks (a resident: one): each can be twice its quota. */
 export const EXPORTS_AT_ONCE = 4;
 /** Staging never leaves less than this free on the file system that holds cattery.db (which must keep writing). */
 export const STAGING_RESERVE_BYTES = 1024 ** 3;
 
 /** The staging folder of one export. Its name is the account's, so a second export of the same account while one is
  * staged or being sent is refused (mkdir is the lock, and it goes with the folder); at most EXPORTS_AT_ONCE run at
- * once; and the worst case of this export must fit on the disk with the reserve left. A resident's parallel or
- * never-read downloads thus cannot fill the disk that holds cattery.db. */
-function claimExportStaging(root: string, slug: string, username: string, worstBytes: number): string {
+ * once, one per resident; and its worst case, plus what the exports under way may still write, must fit on the disk
+ * with the reserve left. A resident's parallel or never-read downloads thus cannot fill the disk that holds
+ * cattery.db, nor take every slot. */
+export function claimExportStaging(
+  root: string, account: { slug: string; username: string }, actor: string, worstBytes: number,
+  freeBytes: (dir: string) => number = (dir) => { const st = fs.statfsSync(dir); return st.bavail * st.bsize; },
+): string {
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-  const staged = fs.readdirSync(root).filter((n) => n.startsWith('export-'));
-  const dir = path.join(root, `export-${crypto.createHash('sha256').update(`${slug}/${username}`).digest('hex').slice(0, 32)}`);
-  if (staged.includes(path.basename(dir))) throw fail('CATTERY_ERR_BUSY', `an export of ${username} is already under way: wait for it to finish`);
-  if (staged.length >= EXPORTS_AT_ONCE) throw fail('CATTERY_ERR_BUSY', 'too many exports are under way: try again in a few minutes');
-  const fsStat = fs.statfsSync(root);
-  if (fsStat.bavail * fsStat.bsize - worstBytes < STAGING_RESERVE_BYTES) {
+  const busy = (why: string) => fail('CATTERY_ERR_BUSY', why);
+  const name = `export-${crypto.createHash('sha256').update(`${account.slug}/${account.username}`).digest('hex').slice(0, 32)}`;
+  const claims = fs.readdirSync(root).filter((n) => n.startsWith('export-')).map((n) => ({ name: n, ...readClaim(path.join(root, n)) }));
+  if (claims.some((c) => c.name === name)) throw busy(`an export of ${account.username} is already under way: wait for it to finish`);
+  if (claims.length >= EXPORTS_AT_ONCE) throw busy('too many exports are under way: try again in a few minutes');
+  // A resident holds one at a time, whatever number of accounts they have: the slots are everyone's.
+  if (actor.startsWith('user:') && claims.some((c) => c.actor === actor)) throw busy('one of your exports is already under way: wait for it to finish');
+  // What the exports under way may still write counts as used: each was let in on the free space it saw.
+  const owed = claims.reduce((sum, c) => sum + Math.max(0, c.worst - c.written), 0);
+  if (freeBytes(root) - owed - worstBytes < STAGING_RESERVE_BYTES) {
     throw fail('CATTERY_ERR_INSUFFICIENT_STORAGE', 'not enough free disk space to prepare this export now: try again later');
   }
+  const dir = path.join(root, name);
   try { fs.mkdirSync(dir, { mode: 0o700 }); } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw fail('CATTERY_ERR_BUSY', `an export of ${username} is already under way: wait for it to finish`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw busy(`an export of ${account.username} is already under way: wait for it to finish`);
     throw err;
   }
+  fs.writeFileSync(path.join(dir, 'claim.json'), JSON.stringify({ actor, worst: worstBytes }), { mode: 0o600 });
   return dir;
+}
+
+/** Who holds a staging folder, the most it may write, and what it has written so far. */
+function readClaim(dir: string): { actor: string; worst: number; written: number } {
+  let claim = { actor: '', worst: 0 };
+  try { claim = JSON.parse(fs.readFileSync(path.join(dir, 'claim.json'), 'utf8')) as typeof claim; } catch { /* being made, or a crash's */ }
+  let written = 0;
+  try { written = fs.statSync(path.join(dir, 'export.tar')).size; } catch { /* not started */ }
+  return { actor: String(claim.actor ?? ''), worst: Number(claim.worst) || 0, written };
 }
 
 /** Staging folders left by a crash hold no lock anyone waits for: they go at start. */
@@ -325,7 +344,7 @@ export async function exportAccount(deps: AccountDeps, slug: string, username: s
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
   if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
   const limits = exportLimits(deps, acc.quotaMb);
-  const dir = claimExportStaging(deps.stagingDir ?? os.tmpdir(), slug, username, limits.maxBytes);
+  const dir = claimExportStaging(deps.stagingDir ?? os.tmpdir(), { slug, username }, actor, limits.maxBytes);
   const file = path.join(dir, 'export.tar');
   const drop = () => fs.rmSync(dir, { recursive: true, force: true });
   let code: number;

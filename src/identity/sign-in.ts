@@ -18,12 +18,13 @@ export async function passwordSignIn(deps: SignInDeps, throttle: Throttle, login
   const key = login.trim().toLowerCase();
   const wait = throttle.retryAfter(key);
   if (wait > 0) throw fail('CATTERY_ERR_THROTTLED', String(wait));
+  // Counted as a failure before the hash is checked: guesses sent at once all count (each check takes ~100 ms of
+  // scrypt, time enough for a burst to pass a throttle that counted afterwards). A right password clears the
+  // address's count; on the per-login ceiling it stays one attempt, which the owner's known addresses never meet.
+  throttle.failed(key);
   const user = findByLogin(deps.db, key);
   const ok = await verifyPassword(password, user?.passwordHash ?? null);
-  if (!user || !ok || user.status === 'disabled') {
-    throttle.failed(key);
-    throw fail('CATTERY_ERR_LOGIN_FAILED');
-  }
+  if (!user || !ok || user.status === 'disabled') throw fail('CATTERY_ERR_LOGIN_FAILED');
   throttle.succeeded(key);
   // Accounts created while the resident waited for approval got a random password: they get this one now, the
   // only moment cattery holds it in clear.

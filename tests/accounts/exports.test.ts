@@ -5,6 +5,7 @@
 // and finished downloads over real sockets are checked against that model, on a real instance.
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -19,7 +20,7 @@ import { loadCatalog } from '../../src/catalog/load.js';
 import { connectEngine } from '../../src/orchestrator/docker/engine.js';
 import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
 import { detachUnder } from '../../src/orchestrator/sized-volumes.js';
-import { EXPORTS_AT_ONCE } from '../../src/accounts/accounts.js';
+import { EXPORTS_AT_ONCE, STAGING_RESERVE_BYTES, claimExportStaging } from '../../src/accounts/accounts.js';
 import { sendExport } from '../../src/http/send-export.js';
 
 const ok = ['/bin/sh', '-c', 'cat >/dev/null; echo \'{"ok":true,"bytes":1,"items":1}\''];
@@ -146,4 +147,70 @@ t.test('a download nobody reads is cut after the idle time, and its source close
   await waitFor('source closed', () => closed, 10_000, 50);
   t.ok(closed, 'the staged copy is let go once the client stops reading');
   res.destroy();
+
+  // A client that reads nothing but keeps its socket busy with bytes of its own (which would reset a socket
+  // timeout), and one that reads a trickle: both are cut, since neither takes the data.
+  for (const how of ['sends keep-alive bytes', 'reads a trickle'] as const) {
+    closed = false;
+    const sock = net.connect(port, '127.0.0.1');
+    sock.write('GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    sock.pause();
+    const tick = setInterval(() => {
+      if (how === 'sends keep-alive bytes') sock.write('\r\n');
+      else { sock.read(1024); }
+    }, 100);
+    await waitFor(`cut when a client ${how}`, () => closed, 20_000, 50);
+    clearInterval(tick);
+    t.ok(closed, `a client that ${how} is cut and the copy let go`);
+    sock.destroy();
+  }
+});
+
+t.test('staging claims against a model: per account, per resident, in number, and by what every claim may still write', async (t) => {
+  const MiB = 1024 * 1024;
+  const accountsArb = fc.constantFrom('a1', 'a2', 'a3', 'b1', 'c1', 'd1');
+  const actorArb = fc.constantFrom('user:ana', 'user:bea', 'operator');
+  const step = fc.oneof(
+    fc.record({ op: fc.constant('claim' as const), account: accountsArb, actor: actorArb, worst: fc.integer({ min: 1, max: 3000 }).map((m) => m * MiB) }),
+    fc.record({ op: fc.constant('write' as const), index: fc.nat(), bytes: fc.integer({ min: 0, max: 64 }).map((k) => k * 1024) }),
+    fc.record({ op: fc.constant('drop' as const), index: fc.nat() }),
+  );
+  let runs = 0;
+  fc.assert(fc.property(fc.array(step, { maxLength: 25 }), fc.integer({ min: 1, max: 8 }).map((g) => g * 1024 * MiB), (steps, disk) => {
+    runs++;
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-claims-'));
+    try {
+      const live: { account: string; actor: string; worst: number; dir: string; written: number }[] = [];
+      // The disk: what is free now is the disk less what the staged files hold.
+      const free = () => disk - live.reduce((s, c) => s + c.written, 0);
+      for (const s of steps) {
+        if (s.op === 'claim') {
+          const owed = live.reduce((sum, c) => sum + Math.max(0, c.worst - c.written), 0);
+          const expected = live.some((c) => c.account === s.account) || live.length >= EXPORTS_AT_ONCE
+            || (s.actor.startsWith('user:') && live.some((c) => c.actor === s.actor)) ? 'CATTERY_ERR_BUSY'
+            : free() - owed - s.worst < STAGING_RESERVE_BYTES ? 'CATTERY_ERR_INSUFFICIENT_STORAGE' : 'ok';
+          let got = 'ok', dir = '';
+          try { dir = claimExportStaging(root, { slug: 'inst', username: s.account }, s.actor, s.worst, free); } catch (err) { got = (err as { code: string }).code; }
+          if (got !== expected) throw new Error(`claim ${JSON.stringify(s)} with ${JSON.stringify(live.map((c) => [c.account, c.actor]))}: ${got}, expected ${expected}`);
+          if (got === 'ok') live.push({ account: s.account, actor: s.actor, worst: s.worst, dir, written: 0 });
+        } else if (live.length) {
+          const c = live[s.index % live.length]!;
+          if (s.op === 'write') {
+            // A staged file never grows past its claim's worst case (exec.ts cuts it there).
+            c.written = Math.min(c.worst, c.written + s.bytes);
+            fs.writeFileSync(path.join(c.dir, 'export.tar'), Buffer.alloc(0));
+            fs.truncateSync(path.join(c.dir, 'export.tar'), c.written);
+          } else {
+            fs.rmSync(c.dir, { recursive: true, force: true });
+            live.splice(live.indexOf(c), 1);
+          }
+        }
+        // Whatever happens, the exports under way can never take the disk below the reserve.
+        const owed = live.reduce((sum, c) => sum + (c.worst - c.written), 0);
+        if (live.length && free() - owed < STAGING_RESERVE_BYTES) throw new Error('the claims could fill the disk past the reserve');
+      }
+      return true;
+    } finally { fs.rmSync(root, { recursive: true, force: true }); }
+  }), { numRuns: 300, seed: 20261202 });
+  t.equal(runs, 300);
 });

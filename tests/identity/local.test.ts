@@ -295,3 +295,23 @@ t.test('a first password opens only the page to choose one\'s own, on every page
   t.equal((await b.post('/me/password', { current: made.firstPassword, password: 'ma propre phrase', password2: 'ma propre phrase' }, { csrfFrom: '/me' })).statusCode, 200);
   t.equal((await b.get('/admin')).statusCode, 200, 'then every page of their roles opens');
 });
+
+t.test('guesses sent all at once are counted like guesses sent one by one (sign-in and current password)', async (t) => {
+  const rt = await runtime(t, { loginPerMinute: 1_000_000 });
+  const first = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'burst-target', name: 'Cible', roles: ['resident'] } })).json().firstPassword;
+  const b = pageBrowser(rt.app);
+  await b.post('/login', { login: 'burst-target', password: first }, { csrfFrom: '/login' });
+  await b.post('/me/password', { current: first, password: 'la phrase de la cible', password2: 'la phrase de la cible' }, { csrfFrom: '/me' });
+  const csrf = /name="_csrf" value="([^"]+)"/.exec((await b.get('/me')).body)![1]!;
+  const burst = await Promise.all(Array.from({ length: 30 }, (_, i) =>
+    b.post('/me/password', { _csrf: csrf, current: `guess-${i}-xxxxxx`, password: 'prise par un autre', password2: 'prise par un autre' })));
+  const checked = burst.filter((r) => r.statusCode === 400).length;
+  t.ok(checked <= 6, `30 current passwords at once: ${checked} checked, the rest told to wait`);
+  t.ok(burst.filter((r) => r.statusCode === 429).length >= 24);
+
+  const anon = pageBrowser(rt.app);
+  const loginCsrf = /name="_csrf" value="([^"]+)"/.exec((await anon.get('/login')).body)![1]!;
+  const logins = await Promise.all(Array.from({ length: 20 }, (_, i) => anon.post('/login', { _csrf: loginCsrf, login: 'burst-target', password: `guess-${i}-xxxxxx` })));
+  const tried = logins.filter((r) => r.statusCode === 401).length;
+  t.ok(tried <= 6, `20 sign-ins at once from one address: ${tried} checked, the rest told to wait`);
+});

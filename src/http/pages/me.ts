@@ -53,7 +53,10 @@ async function checkCurrent(throttle: Throttle, user: Person, given: string): Pr
   const key = String(user.id);
   const wait = throttle.retryAfter(key);
   if (wait > 0) return { field: 'current', key: 'err.CATTERY_ERR_THROTTLED', params: { detail: wait } };
-  if (!(await verifyPassword(given, user.passwordHash))) { throttle.failed(key); return { field: 'current', key: 'err.current' }; }
+  // Counted as a failure before the hash is checked, so that guesses sent at once all count (a check takes 100 ms
+  // of scrypt, time enough for a burst to pass a throttle that counted only afterwards); a right one clears it.
+  throttle.failed(key);
+  if (!(await verifyPassword(given, user.passwordHash))) return { field: 'current', key: 'err.current' };
   throttle.succeeded(key);
   return null;
 }
