@@ -10,8 +10,8 @@ import t from 'tap';
 import { ROOT, asOperator, docker, execIn, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
 import { createRuntime } from '../../src/runtime.js';
 import { loadCatalog } from '../../src/catalog/load.js';
-import { connectEngine } from '../../src/orchestrator/engine.js';
-import { buildImages, buildWorkDir } from '../../src/orchestrator/images.js';
+import { connectEngine } from '../../src/orchestrator/docker/engine.js';
+import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
 import { detachUnder } from '../../src/orchestrator/sized-volumes.js';
 import { pageBrowser } from '../page-browser.js';
 
