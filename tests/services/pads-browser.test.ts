@@ -30,7 +30,9 @@ t.test('two browsers edit one pad and converge', async (t) => {
   await waitFor('converged', async () => {
     const [a, b] = [await content(p1), await content(p2)];
     return a === b && a.includes('Bonjour') && a.includes('voisins');
-  }, 20_000);
+  // A liveness bound, not a speed target: on a loaded 2-core machine two Chromium pages and the server can take
+  // well over 20 s to exchange their first edits; a real stall still fails here.
+  }, 60_000);
   // What each editor shows (its document, without the other person's cursor label) equals the shared text.
   const shown = (p: typeof p1) => p.evaluate(() => (window as unknown as { catteryPad: { view: { state: { doc: { toString(): string } } } } }).catteryPad.view.state.doc.toString());
   t.equal(await shown(p1), await content(p1));
