@@ -65,12 +65,13 @@ export function adoption(labels: Record<string, string>, want: { hosterId: strin
 
 export type UnitAction = 'start' | 'stop' | 'restart' | 'none';
 
-/** The one step that brings the unit to what is wanted. A restart is an intent like the others: asked for at
- * `restartAskedAt` (a pending operation), it is due while the running unit started before it. */
-export function nextAction(desired: Desired, st: Pick<UnitState, 'running' | 'startedAt'>, restartAskedAt?: string): UnitAction {
+/** The one step that brings the unit to what is wanted. A restart is an intent like the others: while one is
+ * pending (an open operation, carried out once and then closed by id, never judged by comparing cattery's clock
+ * with the engine's), a running unit is restarted; a unit that is not running is simply started. */
+export function nextAction(desired: Desired, st: Pick<UnitState, 'running'>, restartPending = false): UnitAction {
   if (desired === 'running' && !st.running) return 'start';
   if (desired === 'stopped' && st.running) return 'stop';
-  if (desired === 'running' && restartAskedAt && Date.parse(restartAskedAt) > Date.parse(st.startedAt)) return 'restart';
+  if (desired === 'running' && restartPending) return 'restart';
   return 'none';
 }
 

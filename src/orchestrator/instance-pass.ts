@@ -16,7 +16,7 @@ import { adoption, isConverged, nextAction, observedOf, planUnits } from './conv
 import type { EventBus } from './events.js';
 import { bridgeOf, type Firewall } from './firewall.js';
 import { markDeleting, recordObservation, removeInstance } from './instances.js';
-import { journal, lastOperationId, pendingRestartAt } from './journal.js';
+import { closeRestarts, journal, pendingRestart } from './journal.js';
 import { ensureSizedVolume, reattachIfPresent, releaseSizedVolume } from './sized-volumes.js';
 
 export interface PassDeps {
@@ -83,15 +83,17 @@ async function ensureUnit(deps: PassDeps, ctx: ServerContext, inst: Instance, fo
   return { id: made.id, listedRunning: false };
 }
 
-export async function convergeInstance(deps: PassDeps, ctx: ServerContext, inst: Instance, found: Unit[]): Promise<void> {
+export async function convergeInstance(deps: PassDeps, ctx: ServerContext, inst: Instance, found: Unit[], seenUpTo?: number): Promise<void> {
   if (!deps.catalog.services.get(inst.service)) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', inst.service);
   await ensureSurroundings(deps, ctx, inst);
   const { id, listedRunning } = await ensureUnit(deps, ctx, inst, found);
   const name = containerName(deps.hosterId, inst.slug);
-  if (inst.desired === 'running' && !listedRunning) await ctx.runtime.ensureStarted(id, name);
+  const startedNow = inst.desired === 'running' && !listedRunning;
+  if (startedNow) await ctx.runtime.ensureStarted(id, name);
   let state = await ctx.runtime.state(id, name);
-  const seenUpTo = lastOperationId(deps.db, inst.slug);
-  const action = nextAction(inst.desired, state, pendingRestartAt(deps.db, inst.slug));
+  // A restart asked for is carried out once, then closed by its id: a unit this pass just started is fresh already.
+  const restartId = pendingRestart(deps.db, inst.slug);
+  const action = nextAction(inst.desired, state, restartId !== undefined && !startedNow);
   if (action !== 'none') {
     if (action === 'start') await ctx.runtime.ensureStarted(id, name);
     else if (action === 'stop') await ctx.runtime.ensureStopped(id, name);
@@ -99,9 +101,10 @@ export async function convergeInstance(deps: PassDeps, ctx: ServerContext, inst:
     if (action === 'restart') act(deps, inst.slug, 'restarted');
     state = await ctx.runtime.state(id, name);
   }
+  if (restartId !== undefined && inst.desired === 'running') closeRestarts(deps.db, inst.slug, restartId);
   const { observed, problem } = observedOf(state, inst.desired, deps.healthTimeoutSeconds, Date.now());
   const converged = isConverged(inst.desired, observed);
-  recordObservation(deps.db, inst, { observed, containerId: id, problem: problem ?? null, converged, seenUpTo });
+  recordObservation(deps.db, inst, { observed, containerId: id, problem: problem ?? null, converged, seenUpTo: seenUpTo ?? 0 });
   if (observed !== inst.observed || inst.lastError !== (problem ?? null)) publish(deps, inst, observed, problem ?? null);
 }
 

@@ -32,21 +32,29 @@ export function closePending(db: Db, slug: string, upToId?: number): void {
     .where(and(eq(operations.instanceSlug, slug), eq(operations.status, 'pending'), upToId === undefined ? undefined : lte(operations.id, upToId))).run();
 }
 
-/** The newest journal entry of this instance (0 when none): what a pass has seen. */
-export function lastOperationId(db: Db, slug: string): number {
-  return db.select({ id: max(operations.id) }).from(operations).where(eq(operations.instanceSlug, slug)).get()?.id ?? 0;
-}
 
 /** A pass failed: the open intents say why, and stay open for the next try. */
 export function notePendingError(db: Db, slug: string, error: string): void {
   db.update(operations).set({ error }).where(and(eq(operations.instanceSlug, slug), eq(operations.status, 'pending'))).run();
 }
 
-/** When the newest open restart of this instance was asked for, if any. */
-export function pendingRestartAt(db: Db, slug: string): string | undefined {
-  return db.select({ at: operations.createdAt }).from(operations)
+/** The newest open restart of this instance (its operation id), if any. */
+export function pendingRestart(db: Db, slug: string): number | undefined {
+  return db.select({ id: operations.id }).from(operations)
     .where(and(eq(operations.instanceSlug, slug), eq(operations.kind, 'restart'), eq(operations.status, 'pending')))
-    .orderBy(desc(operations.id)).limit(1).get()?.at;
+    .orderBy(desc(operations.id)).limit(1).get()?.id;
+}
+
+/** The open restarts up to `upToId` were carried out (by a restart, or by the start that brought the unit up). */
+export function closeRestarts(db: Db, slug: string, upToId: number): void {
+  db.update(operations).set({ status: 'done', finishedAt: new Date().toISOString(), error: null })
+    .where(and(eq(operations.instanceSlug, slug), eq(operations.kind, 'restart'), eq(operations.status, 'pending'), lte(operations.id, upToId))).run();
+}
+
+/** The newest journal entry of every instance: what a pass has seen when it reads what to do. */
+export function lastOperationIds(db: Db): Map<string, number> {
+  const rows = db.select({ slug: operations.instanceSlug, id: max(operations.id) }).from(operations).groupBy(operations.instanceSlug).all();
+  return new Map(rows.map((r) => [r.slug, r.id ?? 0]));
 }
 
 export function listOperations(db: Db, slug?: string, limit = 100): Operation[] {

@@ -17,6 +17,7 @@ import type { EventBus } from './events.js';
 import type { Firewall } from './firewall.js';
 import { convergeInstance, destroyInstance, publish, sweepOrphans, type PassDeps } from './instance-pass.js';
 import { instancesOn, recordFailure, requestRestart } from './instances.js';
+import { lastOperationIds } from './journal.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
 import { listServers } from './servers.js';
 import { sweepStaleLinks } from './sized-volumes.js';
@@ -47,7 +48,8 @@ export interface Reconciler {
   /** Ask for a pass; resolves when a pass that started after this call has finished. */
   trigger(reason: string, slug?: string): Promise<void>;
   /** Record a restart intent and pass; rejects with what kept the pass from doing it (the engine away, say). */
-  restart(slug: string, actor: string): Promise<void>;
+  /** Records the intent at once (throws 404/409 then), and resolves with the instance once a pass has acted on it. */
+  restart(slug: string, actor: string): Promise<Instance>;
   /** After a change: resolves once the instance shows it reached (healthy, stopped, gone), or throws a clear error
    * when it failed or did not get there within the health timeout and one engine timeout (converged.ts). */
   waitConverged(slug: string, generation: number): Promise<Instance | null>;
@@ -72,7 +74,7 @@ function volumeSizing(volumesDir: string | undefined, log: Logger): (server: Ser
 
 /** Docker's own events bring the next pass for the instance they name. */
 function watch(engine: Engine, scheduler: Scheduler): () => void {
-  return watchContainerEvents(engine, (ev) => void scheduler.trigger(`docker ${ev.action}`, ev.slug),
+  return watchContainerEvents(engine, (ev) => { scheduler.trigger(`docker ${ev.action}`, ev.slug).catch(() => undefined); },
     { log: engine.log, stopped: scheduler.isStopping });
 }
 
@@ -102,6 +104,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     // Engine first, database second: a container is only ever created after its row is committed, so every
     // container listed here already has its row (or had one that a finished delete removed).
     const managed = await listManaged(engine);
+    // What the journal holds before the rows are read: a pass closes only the intents it saw (an intent written
+    // while it acts on an older row waits for the next pass).
+    const seen = lastOperationIds(deps.db);
     const rows = instancesOn(deps.db, server.id);
     const bySlug = unitsBySlug(managed.containers.map(unitOf));
     const ctx = { server, engine, runtime: containerRuntime(engine) };
@@ -112,7 +117,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       failed.delete(inst.slug);
       try {
         if (inst.desired === 'deleted') await destroyInstance(passDeps, ctx, inst, bySlug.get(inst.slug) ?? []);
-        else await convergeInstance(passDeps, ctx, inst, bySlug.get(inst.slug) ?? []);
+        else await convergeInstance(passDeps, ctx, inst, bySlug.get(inst.slug) ?? [], seen.get(inst.slug) ?? 0);
       } catch (err) {
         onFailure(inst, err);
       }
@@ -139,11 +144,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     engineFor: (server) => engines.engineFor(server),
     waitConverged: (slug, generation) =>
       waitConverged(deps, slug, generation, (deps.healthTimeoutSeconds + deps.dockerTimeoutSeconds) * 1000),
-    async restart(slug, actor) {
+    restart(slug, actor) {
+      // Written at once, so that a refusal (no such instance, not meant to run) is the request's own answer.
       const inst = requestRestart(deps.db, slug, actor);
-      await scheduler.trigger('restart', slug);
-      const err = serverFailed.get(inst.serverId) ?? failed.get(slug);
-      if (err !== undefined) throw err;
+      return scheduler.trigger('restart', slug).then(() => {
+        const err = serverFailed.get(inst.serverId) ?? failed.get(slug);
+        if (err !== undefined) throw err;
+        return inst;
+      });
     },
     start(intervalSeconds) {
       // Before any pass attaches an image: a link left from before a reboot may name another volume's device now.
@@ -153,7 +161,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       }
       for (const server of listServers(deps.db)) unwatch.push(watch(engines.engineFor(server), scheduler));
       scheduler.every(intervalSeconds);
-      void scheduler.pass('start');
+      scheduler.pass('start').catch(() => undefined);
     },
     async stop() {
       const done = scheduler.stop();

@@ -28,8 +28,10 @@ export function createScheduler(run: (reason: string) => Promise<void>): Schedul
       running = run(reason).finally(() => { running = null; });
       return running;
     }
-    // Coalesce: every request made during a pass is served by one pass after it.
-    again ??= running.then(() => { again = null; return pass(reason); });
+    // Coalesce: every request made during a pass is served by one pass after it, whether that pass ended well or
+    // not (a rejected pass must not leave every later request holding its old error).
+    const next = () => { again = null; return pass(reason); };
+    again ??= running.then(next, next);
     return again;
   }
 
@@ -41,10 +43,11 @@ export function createScheduler(run: (reason: string) => Promise<void>): Schedul
     },
     takeForced: (slug) => forced.delete(slug),
     retryIn(seconds) {
-      setTimeout(() => { if (!stopping) void pass('retry'); }, seconds * 1000).unref();
+      // Fire and forget: a pass logs its own failures; an unhandled rejection would end the process.
+      setTimeout(() => { if (!stopping) pass('retry').catch(() => undefined); }, seconds * 1000).unref();
     },
     every(intervalSeconds) {
-      timer = setInterval(() => void pass('timer'), intervalSeconds * 1000);
+      timer = setInterval(() => { pass('timer').catch(() => undefined); }, intervalSeconds * 1000);
       timer.unref();
     },
     isStopping: () => stopping,

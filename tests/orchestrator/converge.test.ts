@@ -70,17 +70,14 @@ t.test('adopt this generation, replace an older one, never touch a stranger', as
 
 t.test('start, stop, restart or nothing', async (t) => {
   const started = new Date(T0).toISOString();
-  const before = new Date(T0 - 5000).toISOString();
-  const after = new Date(T0 + 5000).toISOString();
   t.equal(nextAction('running', { running: false, startedAt: started }), 'start');
   t.equal(nextAction('stopped', { running: true, startedAt: started }), 'stop');
   t.equal(nextAction('stopped', { running: false, startedAt: started }), 'none');
   t.equal(nextAction('running', { running: true, startedAt: started }), 'none');
-  t.equal(nextAction('running', { running: true, startedAt: started }, after), 'restart', 'a restart asked after the start is due');
-  t.equal(nextAction('running', { running: true, startedAt: started }, before), 'none', 'one asked before the last start is done already');
-  t.equal(nextAction('running', { running: false, startedAt: started }, after), 'start', 'a stopped container is started, not restarted');
-  t.equal(nextAction('stopped', { running: true, startedAt: started }, after), 'stop', 'a restart never overrides a stop');
-  t.equal(nextAction('running', { running: true, startedAt: '2030-01-01T00:00:04.999999999Z' }, after), 'restart', 'Docker\'s nanoseconds');
+  t.equal(nextAction('running', { running: true, startedAt: started }, true), 'restart', 'a pending restart of a running unit is due');
+  t.equal(nextAction('running', { running: false, startedAt: started }, true), 'start', 'a stopped container is started, not restarted');
+  t.equal(nextAction('stopped', { running: true, startedAt: started }, true), 'stop', 'a restart never overrides a stop');
+  t.equal(nextAction('stopped', { running: false, startedAt: started }, true), 'none');
 });
 
 t.test('containers by instance, helpers left out', async (t) => {

@@ -42,7 +42,8 @@ function viewOf(db: Db) {
 function afterChangeOf(view: ReturnType<typeof viewOf>, reconciler: Reconciler) {
   return async (row: Instance, wait: boolean | undefined, reason: string) => {
     const pass = reconciler.trigger(reason, row.slug);
-    if (!wait) return view(row);
+    // A pass logs its own failures; one nobody waits for must not become an unhandled rejection.
+    if (!wait) { pass.catch(() => undefined); return view(row); }
     await pass;
     // Converged and healthy (or stopped, or gone), or a clear error: never a reply while it is still starting.
     const fresh = await reconciler.waitConverged(row.slug, row.generation);
@@ -122,10 +123,15 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
       const slug = req.params.slug;
       reply.code(req.query.wait ? 200 : 202);
       if (action === 'restart') {
-        getInstance(db, slug);
+        // The intent is written before this returns: a refusal (404, 409) is this request's answer, with or without
+        // ?wait=true; with it, the reply comes once the restarted instance has converged, as for the other actions.
         const done = reconciler.restart(slug, actor(req));
-        if (req.query.wait) await done; else done.catch((err) => req.log.warn({ err, slug }, 'restart failed'));
-        return view(getInstance(db, slug));
+        if (!req.query.wait) {
+          done.catch((err) => req.log.warn({ err, slug }, 'restart failed'));
+          return view(getInstance(db, slug));
+        }
+        const inst = await done;
+        return view((await reconciler.waitConverged(slug, inst.generation)) ?? getInstance(db, slug));
       }
       const change = action === 'upgrade' ? { upgrade: true } : { desired: action === 'start' ? 'running' as const : 'stopped' as const };
       return afterChange(updateInstance(deps, slug, change, actor(req), action), req.query.wait, action);
