@@ -13,34 +13,16 @@ import { execFileSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import Fastify from 'fastify';
 import fc from 'fast-check';
-import { pino } from 'pino';
 import t from 'tap';
-import { OPERATOR, ROOT, asOperator, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
-import { createRuntime } from '../../src/runtime.js';
-import { loadCatalog } from '../../src/catalog/load.js';
-import { connectEngine } from '../../src/orchestrator/docker/engine.js';
-import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
-import { detachUnder } from '../../src/orchestrator/sized-volumes.js';
+import { OK_OP, busyboxService, runtimeWithService } from '../test-service.js';
+import { OPERATOR, waitFor } from '../helpers.js';
 import { EXPORTS_AT_ONCE, STAGING_RESERVE_BYTES, claimExportStaging } from '../../src/accounts/accounts.js';
 import { sendExport } from '../../src/http/send-export.js';
 
-const ok = ['/bin/sh', '-c', 'cat >/dev/null; echo \'{"ok":true,"bytes":1,"items":1}\''];
-const manifest = {
-  id: 'exporter',
+const ok = OK_OP;
+const manifest = busyboxService('exporter', {
   name: { fr: 'Service exportateur', en: 'Exporting service' },
   description: { fr: 'Ses exports font 48 mégaoctets.', en: 'Its exports are 48 megabytes.' },
-  openForSignup: false,
-  image: { production: 'busybox:1.36.1', local: { base: 'busybox', dockerfile: 'Dockerfile' } },
-  command: ['/bin/sh', '-c', 'echo ok > /tmp/index.html && exec httpd -f -p 8080 -h /tmp'],
-  user: '65534:65534',
-  ports: [{ name: 'http', container: 8080, protocol: 'tcp', publish: true }],
-  volumes: [{ name: 'data', path: '/data', sizeMb: 16 }],
-  environment: {},
-  health: { command: ['/bin/wget', '-q', '-O', '/dev/null', 'http://127.0.0.1:8080/index.html'], intervalSeconds: 1, timeoutSeconds: 2, retries: 3, startPeriodSeconds: 0 },
-  limits: { memoryMb: 32, cpus: 0.25, pids: 32 },
-  capabilities: [],
-  readOnlyRootfs: true,
-  tmpfs: [{ path: '/tmp', sizeMb: 4 }],
   accounts: {
     adapter: 'exec',
     operations: {
@@ -49,24 +31,11 @@ const manifest = {
       export: { exec: ['/bin/sh', '-c', 'cat >/dev/null; head -c 48000000 /dev/zero'] },
     },
   },
-};
+});
 const PEOPLE = ['ana', 'bea', 'cid', 'dan', 'eve', 'fay'];
 
 t.test('staged exports are bounded per account, in number and by free space, whatever the downloads do', async (t) => {
-  const catDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-exporter-'));
-  t.teardown(() => fs.rmSync(catDir, { recursive: true, force: true }));
-  fs.mkdirSync(path.join(catDir, 'exporter'));
-  fs.writeFileSync(path.join(catDir, 'exporter', 'service.json'), JSON.stringify(manifest, null, 2));
-  fs.copyFileSync(path.join(ROOT, 'tests/fixtures/services/probe/Dockerfile'), path.join(catDir, 'exporter', 'Dockerfile'));
-  const config = testConfig(t, { catalogDirs: [path.join(ROOT, 'services'), catDir] });
-  const catalog = loadCatalog(config.catalogDirs);
-  t.same(catalog.errors, []);
-  const engine = connectEngine(config.dockerEndpoint, { hosterId: config.hosterId, timeoutSeconds: 60, log: pino({ level: 'silent' }) });
-  await buildImages(engine, catalog, { mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), only: ['exporter'], progress: () => undefined });
-  const rt = await createRuntime(config, pino({ level: config.logLevel }), { maxBackoffSeconds: 2 });
-  rt.start(config.reconcileIntervalSeconds);
-  asOperator(rt.app);
-  t.teardown(async () => { await rt.close(); await removeHosterObjects(config.hosterId); await detachUnder(config.dataDir); });
+  const { rt, config } = await runtimeWithService(t, manifest, { withCatalog: true });
   const { app } = rt;
   t.equal((await app.inject({ method: 'POST', url: '/api/instances?wait=true', payload: { service: 'exporter', slug: 'exp' } })).statusCode, 201);
   for (const p of PEOPLE) {

@@ -3,37 +3,19 @@
 // loop, hold a request, or pass for a success. And the README's flow: create with ?wait=true, then add an account;
 // an account asked for while its instance is still starting is queued (202) and created once it is up.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
 import t from 'tap';
+import { OK_OP, busyboxService, runtimeWithService } from '../test-service.js';
 import { and, eq } from 'drizzle-orm';
-import { ROOT, asOperator, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
-import { createRuntime } from '../../src/runtime.js';
-import { loadCatalog } from '../../src/catalog/load.js';
-import { connectEngine } from '../../src/orchestrator/docker/engine.js';
-import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
-import { detachUnder } from '../../src/orchestrator/sized-volumes.js';
+import { waitFor } from '../helpers.js';
 import { accounts, instances, operations } from '../../src/db/schema.js';
 
-const ok = ['/bin/sh', '-c', 'cat >/dev/null; echo \'{"ok":true,"bytes":1,"items":1}\''];
-const manifest = {
-  id: 'unruly',
+const ok = OK_OP;
+const manifest = busyboxService('unruly', {
   name: { fr: 'Service indocile', en: 'Unruly service' },
   description: { fr: 'Ses opérations de compte se bloquent, bavardent ou échouent.', en: 'Its account operations hang, babble or fail.' },
-  openForSignup: false,
-  image: { production: 'busybox:1.36.1', local: { base: 'busybox', dockerfile: 'Dockerfile' } },
-  command: ['/bin/sh', '-c', 'echo ok > /tmp/index.html && exec httpd -f -p 8080 -h /tmp'],
-  user: '65534:65534',
-  ports: [{ name: 'http', container: 8080, protocol: 'tcp', publish: true }],
-  volumes: [{ name: 'data', path: '/data', sizeMb: 16 }],
-  environment: {},
   // A start period, so that "starting" lasts long enough to ask for an account meanwhile.
   health: { command: ['/bin/sh', '-c', 'test -e /tmp/up || { sleep 3; touch /tmp/up; exit 1; }; wget -q -O /dev/null http://127.0.0.1:8080/index.html'], intervalSeconds: 1, timeoutSeconds: 5, retries: 10, startPeriodSeconds: 10 },
-  limits: { memoryMb: 32, cpus: 0.25, pids: 32 },
-  capabilities: [],
-  readOnlyRootfs: true,
-  tmpfs: [{ path: '/tmp', sizeMb: 4 }],
   accounts: {
     adapter: 'exec',
     operations: {
@@ -43,24 +25,10 @@ const manifest = {
       export: { exec: ['/bin/sh', '-c', 'cat >/dev/null; echo half-a-tar; exit 3'] },
     },
   },
-};
+});
 
 t.test('hung, endless and failing account operations are bounded and never pass for a success', async (t) => {
-  const catDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-unruly-'));
-  t.teardown(() => fs.rmSync(catDir, { recursive: true, force: true }));
-  fs.mkdirSync(path.join(catDir, 'unruly'));
-  fs.writeFileSync(path.join(catDir, 'unruly', 'service.json'), JSON.stringify(manifest, null, 2));
-  fs.copyFileSync(path.join(ROOT, 'tests/fixtures/services/probe/Dockerfile'), path.join(catDir, 'unruly', 'Dockerfile'));
-  const config = testConfig(t, { catalogDirs: [path.join(ROOT, 'services'), catDir] });
-  const catalog = loadCatalog(config.catalogDirs);
-  t.same(catalog.errors, []);
-  const engine = connectEngine(config.dockerEndpoint, { hosterId: config.hosterId, timeoutSeconds: 60, log: pino({ level: 'silent' }) });
-  await buildImages(engine, catalog, { mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), only: ['unruly'], progress: () => undefined });
-
-  const rt = await createRuntime(config, pino({ level: config.logLevel }), { maxBackoffSeconds: 2, accountLimits: { timeoutMs: 1500, maxBytes: 64 * 1024 } });
-  rt.start(config.reconcileIntervalSeconds);
-  asOperator(rt.app);
-  t.teardown(async () => { await rt.close(); await removeHosterObjects(config.hosterId); await detachUnder(config.dataDir); });
+  const { rt, config } = await runtimeWithService(t, manifest, { withCatalog: true, accountLimits: { timeoutMs: 1500, maxBytes: 64 * 1024 } });
   const { app } = rt;
 
   // Asked while the instance is still starting: queued, not failed; created by the timer once it is up.

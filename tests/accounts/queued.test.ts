@@ -2,60 +2,28 @@
 // password its owner knows then: after a create, a start, a restart; and when the owner changes their password (or
 // signs in) before the instance is up, the queued create takes the new one. Checked on a service that records what
 // its create operation was given, on the real engine.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { pino } from 'pino';
 import t from 'tap';
-import { ROOT, asOperator, docker, execIn, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
-import { createRuntime } from '../../src/runtime.js';
-import { loadCatalog } from '../../src/catalog/load.js';
-import { connectEngine } from '../../src/orchestrator/docker/engine.js';
-import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
-import { detachUnder } from '../../src/orchestrator/sized-volumes.js';
+import { OK_OP, busyboxService, runtimeWithService } from '../test-service.js';
+import { docker, execIn, waitFor } from '../helpers.js';
 import { pageBrowser } from '../page-browser.js';
 
-const ok = ['/bin/sh', '-c', 'cat >/dev/null; echo \'{"ok":true,"bytes":1,"items":1}\''];
+const ok = OK_OP;
 // The create keeps what it was given, one file per account, so the test can read which password the account got.
 const record = ['/bin/sh', '-c', 'in=$(cat); u=$(echo "$in" | sed -n \'s/.*"username":"\\([a-z0-9._-]*\\)".*/\\1/p\'); echo "$in" > "/data/create-$u"; echo \'{"ok":true}\''];
-const manifest = {
-  id: 'recorder',
+const manifest = busyboxService('recorder', {
   name: { fr: 'Service qui note', en: 'Recording service' },
   description: { fr: 'Il note ce que reçoit la création d’un compte.', en: 'It records what an account creation receives.' },
   openForSignup: true,
-  image: { production: 'busybox:1.36.1', local: { base: 'busybox', dockerfile: 'Dockerfile' } },
-  command: ['/bin/sh', '-c', 'echo ok > /tmp/index.html && exec httpd -f -p 8080 -h /tmp'],
-  user: '65534:65534',
-  ports: [{ name: 'http', container: 8080, protocol: 'tcp', publish: true }],
-  volumes: [{ name: 'data', path: '/data', sizeMb: 16 }],
-  environment: {},
   // Slow to become healthy (about 8 s after each start), so that "coming up" lasts long enough to ask meanwhile.
   health: { command: ['/bin/sh', '-c', 'test -e /tmp/up || { sleep 6; touch /tmp/up; exit 1; }; wget -q -O /dev/null http://127.0.0.1:8080/index.html'], intervalSeconds: 1, timeoutSeconds: 10, retries: 10, startPeriodSeconds: 15 },
-  limits: { memoryMb: 32, cpus: 0.25, pids: 32 },
-  capabilities: [],
-  readOnlyRootfs: true,
-  tmpfs: [{ path: '/tmp', sizeMb: 4 }],
   accounts: {
     adapter: 'exec',
     operations: { create: { exec: record }, setPassword: { exec: ok }, suspend: { exec: ok }, resume: { exec: ok }, setQuota: { exec: ok }, delete: { exec: ok }, usage: { exec: ok }, export: { exec: ok } },
   },
-};
+});
 
 t.test('queued creates: after a create, a start and a restart, with the owner\'s newest password', async (t) => {
-  const catDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-recorder-'));
-  t.teardown(() => fs.rmSync(catDir, { recursive: true, force: true }));
-  fs.mkdirSync(path.join(catDir, 'recorder'));
-  fs.writeFileSync(path.join(catDir, 'recorder', 'service.json'), JSON.stringify(manifest, null, 2));
-  fs.copyFileSync(path.join(ROOT, 'tests/fixtures/services/probe/Dockerfile'), path.join(catDir, 'recorder', 'Dockerfile'));
-  const config = testConfig(t, { catalogDirs: [catDir], signupApproval: 'auto' });
-  const catalog = loadCatalog(config.catalogDirs);
-  t.same(catalog.errors, []);
-  const engine = connectEngine(config.dockerEndpoint, { hosterId: config.hosterId, timeoutSeconds: 60, log: pino({ level: 'silent' }) });
-  await buildImages(engine, catalog, { mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), only: ['recorder'], progress: () => undefined });
-  const rt = await createRuntime(config, pino({ level: config.logLevel }), { maxBackoffSeconds: 2 });
-  rt.start(config.reconcileIntervalSeconds);
-  asOperator(rt.app);
-  t.teardown(async () => { await rt.close(); await removeHosterObjects(config.hosterId); await detachUnder(config.dataDir); });
+  const { rt, config } = await runtimeWithService(t, manifest, { config: { signupApproval: 'auto' } });
   const { app } = rt;
   const container = `${config.hosterId}-rec`;
   const given = async (u: string) => (await execIn(container, ['cat', `/data/create-${u}`])).out;
