@@ -3,8 +3,6 @@
 // events and whenever desired state changes (scheduler.ts). A restart is an intent like the others: a pending
 // operation the pass carries out and closes.
 import pLimit from 'p-limit';
-import type { Catalog } from '../catalog/load.js';
-import type { Db } from '../db/connection.js';
 import type { Instance, Server } from '../db/schema.js';
 import type { Logger } from '../log.js';
 import { waitConverged } from './converged.js';
@@ -13,7 +11,6 @@ import {
   containerRuntime, isLocalEndpoint, listManaged, unitOf, watchContainerEvents, type Engine,
 } from './docker/index.js';
 import { createEngineRegistry, type EngineRegistry } from './engines.js';
-import type { EventBus } from './events.js';
 import type { Firewall } from './firewall.js';
 import { convergeInstance, destroyInstance, publish, sweepOrphans, type PassDeps } from './instance-pass.js';
 import { instancesOn, recordFailure, requestRestart } from './instances.js';
@@ -22,18 +19,10 @@ import { createScheduler, type Scheduler } from './scheduler.js';
 import { listServers } from './servers.js';
 import { sweepStaleLinks } from './sized-volumes.js';
 
-export interface ReconcilerDeps {
-  db: Db;
-  catalog: Catalog;
-  hosterId: string;
-  log: Logger;
-  events: EventBus;
-  backupsDir: string;
+/** What a pass needs (instance-pass.ts), less what each pass works out, plus the scheduling and the engines. */
+export interface ReconcilerDeps extends Omit<PassDeps, 'sizedDir' | 'firewall'> {
   concurrency: number;
   dockerTimeoutSeconds: number;
-  healthTimeoutSeconds: number;
-  /** The accounts domain's own function, asked when an instance is gone (accounts/accounts.ts). */
-  forgetAccounts: (tx: Db, instanceId: number) => void;
   /** Shared with the accounts and metering (runtime.ts); one of its own otherwise. */
   engines?: EngineRegistry;
   /** Tests pass a shorter one. */
