@@ -8,6 +8,10 @@ import { FRENCH_GRID_GCO2E_PER_KWH } from './metering/energy-model.js';
 
 const Slug = Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}$' });
 
+// A domain or hostname as the association writes it: lower-case LDH labels (ingress/hostnames.ts checks the rest).
+const DomainName = Type.String({ pattern: '^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$' });
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+
 export const ConfigSchema = Type.Object({
   dataDir: Type.String({ minLength: 1 }),
   dbFile: Type.String({ minLength: 1 }),
@@ -65,6 +69,29 @@ export const ConfigSchema = Type.Object({
   gridGCo2ePerKwh: Type.Number({ minimum: 0, maximum: 2000 }),
   /** Who may say, in X-Forwarded-For and X-Request-Id, who the client is: nobody (false), the first n hops, or the
    * listed addresses and CIDRs (and proxy-addr's names loopback, linklocal, uniquelocal). */
+  /** The association's own domains: service hostnames, mail addresses and the DNS records cattery writes live under
+   * these, and nothing else is accepted as a hostname. */
+  domains: Type.Array(DomainName, { maxItems: 32, uniqueItems: true }),
+  /** The addresses the association's DNS points its names at (the A and AAAA records cattery generates). */
+  publicIpv4: Type.Optional(Type.String({ pattern: '^(\\d{1,3}\\.){3}\\d{1,3}$' })),
+  publicIpv6: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F:.]{2,45}$' })),
+  /** Resolvers the DNS check asks ("ip" or "ip:port"); empty: the system's. */
+  dnsResolvers: Type.Array(Type.String({ pattern: '^[0-9a-fA-F:.\\[\\]]{2,64}$' }), { maxItems: 4 }),
+  /** The front door (src/ingress/): Caddy in a container, owning ports 80 and 443. */
+  ingress: Type.Object({
+    enabled: Type.Boolean(),
+    /** Where 80 and 443 are published on the host; 0 lets Docker pick (tests). */
+    bindAddress: Type.String({ pattern: '^(\\d{1,3}\\.){3}\\d{1,3}$' }),
+    httpPort: Port,
+    httpsPort: Port,
+    /** The ACME directory certificates come from (Let's Encrypt unless set; `staging` names its staging endpoint). */
+    acmeDirectory: Type.String({ pattern: '^https://' }),
+    acmeEmail: Type.Optional(Type.String({ pattern: '^[^@\\s]{1,64}@[^@\\s]{1,253}$' })),
+    /** A private ACME CA's root (PEM file), trusted for the directory only: tests and closed networks. */
+    acmeRootFile: Type.Optional(Type.String({ minLength: 1 })),
+    /** Strict-Transport-Security max-age; 0 sends none. */
+    hstsSeconds: Type.Integer({ minimum: 0, maximum: 63072000 }),
+  }),
   trustProxy: Type.Union([
     Type.Literal(false),
     Type.Integer({ minimum: 1, maximum: 16 }),
@@ -89,6 +116,16 @@ function parseMap(v: string | undefined): Record<string, string> {
     out[k ?? ''] = r ?? '';
   }
   return out;
+}
+
+const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
+/** Let's Encrypt's directories (https://letsencrypt.org/docs/staging-environment/). */
+export const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+function acmeDirectory(v: string | undefined): string {
+  if (!v || v === 'letsencrypt') return LETS_ENCRYPT;
+  return v === 'staging' ? LETS_ENCRYPT_STAGING : v;
 }
 
 const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
@@ -164,6 +201,21 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     idlePolicy: (env.CATTERY_IDLE_POLICY ?? 'reserved') as Config['idlePolicy'],
     gridGCo2ePerKwh: num(env.CATTERY_GRID_GCO2E_PER_KWH, FRENCH_GRID_GCO2E_PER_KWH),
     trustProxy: parseTrustProxy(env.CATTERY_TRUST_PROXY),
+    domains: list(env.CATTERY_DOMAINS).map((d) => d.toLowerCase().replace(/\.$/, '')),
+    ...(env.CATTERY_PUBLIC_IPV4 ? { publicIpv4: env.CATTERY_PUBLIC_IPV4 } : {}),
+    ...(env.CATTERY_PUBLIC_IPV6 ? { publicIpv6: env.CATTERY_PUBLIC_IPV6 } : {}),
+    dnsResolvers: list(env.CATTERY_DNS_RESOLVERS),
+    ingress: {
+      // On by default once the association has a domain: without one there is no name to get a certificate for.
+      enabled: env.CATTERY_INGRESS ? env.CATTERY_INGRESS === 'on' : list(env.CATTERY_DOMAINS).length > 0,
+      bindAddress: env.CATTERY_INGRESS_ADDRESS ?? '0.0.0.0',
+      httpPort: num(env.CATTERY_INGRESS_HTTP_PORT, 80),
+      httpsPort: num(env.CATTERY_INGRESS_HTTPS_PORT, 443),
+      acmeDirectory: acmeDirectory(env.CATTERY_ACME_CA),
+      ...(env.CATTERY_ACME_EMAIL ? { acmeEmail: env.CATTERY_ACME_EMAIL } : {}),
+      ...(env.CATTERY_ACME_ROOT ? { acmeRootFile: path.resolve(env.CATTERY_ACME_ROOT) } : {}),
+      hstsSeconds: num(env.CATTERY_HSTS_S, 31536000),
+    },
     ...overrides,
   };
   if (candidate.oidc && !candidate.oidc.redirectUrl) candidate.oidc = { ...candidate.oidc, redirectUrl: `${candidate.publicUrl}/auth/callback` };
@@ -176,6 +228,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     const bad = candidate.trustProxy.find((e) => !isProxyEntry(e));
     if (bad !== undefined) throw fail('CATTERY_ERR_CONFIG', `trustProxy: "${bad.slice(0, 64)}" is not an address, a CIDR or a proxy-addr name`);
   }
+  for (const [key, family] of [['publicIpv4', 4], ['publicIpv6', 6]] as const) {
+    const v = candidate[key];
+    if (v !== undefined && net.isIP(v) !== family) throw fail('CATTERY_ERR_CONFIG', `${key}: "${v}" is not an IPv${family} address`);
+  }
+  if (candidate.ingress.enabled && candidate.domains.length === 0) throw fail('CATTERY_ERR_CONFIG', 'CATTERY_INGRESS=on needs CATTERY_DOMAINS: the front door serves the association\'s own names only');
   if (candidate.portRange[0] > candidate.portRange[1]) throw fail('CATTERY_ERR_CONFIG', 'CATTERY_PORT_RANGE: start is above end');
   return Object.freeze(candidate);
 }

@@ -30,6 +30,8 @@ export const Errors = {
   CATTERY_ERR_PASSWORD_CHANGE_REQUIRED: createError('CATTERY_ERR_PASSWORD_CHANGE_REQUIRED', 'Choose your own password first, on /me', 403),
   CATTERY_ERR_BUSY: createError('CATTERY_ERR_BUSY', '%s', 429),
   CATTERY_ERR_INSUFFICIENT_STORAGE: createError('CATTERY_ERR_INSUFFICIENT_STORAGE', '%s', 507),
+  CATTERY_ERR_INGRESS: createError('CATTERY_ERR_INGRESS', 'The front door (Caddy) refused its configuration: %s', 502),
+  CATTERY_ERR_RESOLVER: createError('CATTERY_ERR_RESOLVER', 'The DNS resolver did not answer: %s', 503),
   CATTERY_ERR_UNSUPPORTED_MEDIA: createError('CATTERY_ERR_UNSUPPORTED_MEDIA', 'Unsupported body type: %s', 415),
 } as const;
 

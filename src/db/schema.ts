@@ -268,3 +268,24 @@ export const meterLines = sqliteTable('meter_lines', {
   firstBucket: text('first_bucket').notNull(),
   lastBucket: text('last_bucket').notNull(),
 }, (t) => [uniqueIndex('meter_lines_key').on(t.serverId, t.scope, t.slug)]);
+
+/** The names an instance answers to through the front door (ingress/). One name, one instance: the primary key is
+ * the whole, lower-case name, so a name already in use is refused by the database as well as by the check. */
+export const hostnames = sqliteTable('hostnames', {
+  hostname: text('hostname').primaryKey(),
+  instanceId: integer('instance_id').notNull().references(() => instances.id, { onDelete: 'cascade' }),
+  createdAt: text('created_at').notNull().default(now),
+}, (t) => [index('hostnames_instance_idx').on(t.instanceId)]);
+export type Hostname = typeof hostnames.$inferSelect;
+
+/** What the front door of each server serves now: the hash of the configuration Caddy accepted last, and what went
+ * wrong with the latest one it was given (kept while the previous configuration goes on serving). */
+export const ingressState = sqliteTable('ingress_state', {
+  serverId: integer('server_id').primaryKey().references(() => servers.id, { onDelete: 'cascade' }),
+  appliedHash: text('applied_hash'),
+  appliedAt: text('applied_at'),
+  lastError: text('last_error'),
+  lastErrorAt: text('last_error_at'),
+  updatedAt: text('updated_at').notNull().default(now),
+});
+export type IngressState = typeof ingressState.$inferSelect;
