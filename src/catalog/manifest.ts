@@ -64,6 +64,12 @@ export const ManifestSchema = Type.Object({
     protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], { default: 'tcp' }),
     publish: Type.Boolean({ default: true, description: 'Publish on the server\'s address (127.0.0.1 by default).' }),
   }, { additionalProperties: false })),
+  http: Type.Optional(Type.Object({
+    port: Type.String({ pattern: '^[a-z][a-z0-9_-]{0,30}$', description: 'The name of the tcp port (in ports) the front door proxies to' }),
+    maxBodyMb: Type.Integer({ minimum: 1, maximum: 10240, description: 'The largest request body the front door lets through (413 above it)' }),
+    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'How long the service may take to answer one request' }),
+    websocket: Type.Boolean({ description: 'WebSocket upgrades pass and may stay open past timeoutSeconds' }),
+  }, { additionalProperties: false, description: 'Served on the web through the front door (ingress): the instance\'s hostnames reach this port over HTTPS.' })),
   volumes: Type.Array(Type.Object({
     name: Name, path: AbsPath,
     sizeMb: Type.Integer({ minimum: 16, maximum: 1024 * 1024, description: 'The most this volume may hold: cattery gives it a file system of this size, so one instance cannot fill the disk that holds cattery.db. It may grow later, never shrink.' }),

@@ -17,8 +17,9 @@ interface PolicyInput {
   capabilities: string[];
   volumes: { name: string; path: string }[];
   tmpfs: { path: string }[];
-  ports: { name: string }[];
+  ports: { name: string; protocol?: string }[];
   user?: string | undefined;
+  http?: { port: string } | undefined;
 }
 
 export function checkPolicy(m: PolicyInput): PolicyViolation[] {
@@ -45,6 +46,9 @@ export function checkPolicy(m: PolicyInput): PolicyViolation[] {
   };
   dup(m.volumes, 'volumes');
   dup(m.ports, 'ports');
+  if (m.http && !m.ports.some((p) => p.name === m.http!.port && (p.protocol ?? 'tcp') === 'tcp')) {
+    out.push({ field: '/http/port', message: `http.port "${m.http.port}" names no tcp port of this service` });
+  }
   if (m.user === 'root' || m.user === '0' || m.user?.startsWith('0:')) {
     // Running as root is allowed (daemons that drop privileges need it) but only through the default user.
     out.push({ field: '/user', message: 'leave user unset rather than naming root explicitly' });

@@ -8,7 +8,7 @@ import type { Instance, Observed, Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
-  LABEL_GENERATION, LABEL_INSTANCE, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
+  LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, ROLE_INGRESS, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
   ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, instanceLabels, isLocalEndpoint, listManaged,
   networkName, removeNetwork, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
 } from './docker/index.js';
@@ -161,7 +161,8 @@ export async function destroyInstance(deps: PassDeps, ctx: ServerContext, inst: 
  * networks hold no data and go. Volumes stay, with a warning: data is never dropped without an archive, and a
  * database restored from an old backup must not wipe residents' files. */
 export async function sweepOrphans(deps: PassDeps, engine: Engine, managed: Managed, known: Set<string>): Promise<void> {
-  const orphan = (labels: Record<string, string> | undefined) => !known.has(labels?.[LABEL_INSTANCE] ?? '');
+  // The front door belongs to no instance: it is the ingress domain's to keep or remove.
+  const orphan = (labels: Record<string, string> | undefined) => labels?.[LABEL_ROLE] !== ROLE_INGRESS && !known.has(labels?.[LABEL_INSTANCE] ?? '');
   for (const c of managed.containers.filter((x) => orphan(x.Labels))) {
     deps.log.info({ container: c.Names[0] }, 'removing orphan container');
     await ensureContainerRemoved(engine, c.Id, c.Names[0] ?? c.Id);

@@ -10,6 +10,8 @@ export const LABEL_HOSTER = 'cattery.hoster';
 export const LABEL_SERVICE = 'cattery.service';
 /** Helper containers (the archive helper) carry it; instances do not. */
 export const LABEL_ROLE = 'cattery.role';
+/** The front door's container, network and volume (ingress/): the hoster's own, not an instance's. */
+export const ROLE_INGRESS = 'ingress';
 
 /** An engine on this host's socket: its cgroups, /proc and iptables are this host's. */
 export const isLocalEndpoint = (endpoint: string) => endpoint.startsWith('unix://');
@@ -123,7 +125,16 @@ export async function ensureVolume(
   return (vol.Options as Record<string, string> | null) ?? null;
 }
 
+/** Docker refuses to remove a network a container is still attached to. The front door joins instance networks
+ * (ingress/), so it is let go first; any other container still attached is a real conflict and stays an error. */
 export async function removeNetwork(engine: Engine, id: string, what: string): Promise<void> {
+  const net = await call(engine, `inspect network ${what}`, (d) => d.getNetwork(id).inspect()) as Docker.NetworkInspectInfo;
+  for (const [containerId] of Object.entries(net.Containers ?? {})) {
+    const info = await call(engine, `inspect container ${containerId}`, (d) => d.getContainer(containerId).inspect()).catch(unless(404));
+    if (info && info.Config.Labels?.[LABEL_ROLE] === ROLE_INGRESS && isOurs(engine, info.Config.Labels)) {
+      await call(engine, `disconnect the front door from ${what}`, (d) => d.getNetwork(id).disconnect({ Container: containerId, Force: true })).catch(unless(404));
+    }
+  }
   await call(engine, `remove network ${what}`, (d) => d.getNetwork(id).remove());
 }
 

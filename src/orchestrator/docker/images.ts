@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import tar from 'tar-fs';
-import type { Catalog, CatalogService } from '../../catalog/load.js';
+import { fileURLToPath } from 'node:url';
+import type { Catalog } from '../../catalog/load.js';
+import type { Manifest } from '../../catalog/manifest.js';
 import { fail } from '../../errors.js';
 import { LABEL_SERVICE, imageExists, translateDockerError, type Engine } from './engine.js';
 
@@ -33,13 +35,24 @@ function listFiles(dir: string, prefix = ''): string[] {
   });
 }
 
+/** What an image is built from: a catalog service, or one of cattery's own (SYSTEM_IMAGES). */
+export interface BuildUnit { manifest: Pick<Manifest, 'id' | 'image'>; dir: string }
+
+/** Images cattery runs for itself and offers to nobody, built like a service's from deploy/<id>/ (this file is
+ * three folders below the package root, in src/ and in dist/ alike). */
+const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export function systemImage(id: 'ingress'): BuildUnit {
+  return { dir: path.join(PACKAGE_ROOT, 'deploy', id), manifest: { id, image: { production: 'caddy:2.6', local: { base: 'debian', dockerfile: 'Dockerfile' } } } };
+}
+export const SYSTEM_IMAGES = ['ingress'] as const;
+
 /** Files several services build with live once, in <catalog folder>/_shared/. */
-function sharedPath(svc: CatalogService, name: string): string {
+function sharedPath(svc: BuildUnit, name: string): string {
   return path.join(path.dirname(svc.dir), '_shared', name);
 }
 
 /** The image a service's instances run, named by the hash of everything that goes into its build. */
-export function serviceImageRef(svc: CatalogService): string {
+export function serviceImageRef(svc: BuildUnit): string {
   const parts: (string | Buffer)[] = [svc.manifest.image.local.base, svc.manifest.image.local.dockerfile];
   if (svc.manifest.image.local.base === 'debian') parts.push(baseImageRef());
   if (svc.manifest.image.local.base === 'busybox' && fs.existsSync(BUSYBOX_PATH)) parts.push(fs.readFileSync(BUSYBOX_PATH));
@@ -116,7 +129,7 @@ export async function ensureBaseImage(engine: Engine, opts: { mirror: string; wo
 }
 
 /** Build one service's image if its hash-named tag is not there yet. */
-export async function ensureServiceImage(engine: Engine, svc: CatalogService, opts: { workDir: string; progress: Progress }): Promise<string> {
+export async function ensureServiceImage(engine: Engine, svc: BuildUnit, opts: { workDir: string; progress: Progress }): Promise<string> {
   const ref = serviceImageRef(svc);
   if (await imageExists(engine, ref)) { opts.progress(`${ref}: already built`); return ref; }
   const local = svc.manifest.image.local;
@@ -163,11 +176,12 @@ export async function ensureServiceImage(engine: Engine, svc: CatalogService, op
   }
 }
 
-/** Build what the catalog needs: the base once if any service uses it, then each service in turn. */
+/** Build what the catalog and cattery itself need: the base once if any image uses it, then each image in turn. */
 export async function buildImages(engine: Engine, catalog: Catalog, opts: { mirror: string; workDir: string; only?: string[]; progress: Progress }): Promise<string[]> {
-  const wanted = [...catalog.services.values()].filter((s) => !opts.only?.length || opts.only.includes(s.manifest.id));
+  const all: BuildUnit[] = [...catalog.services.values(), ...SYSTEM_IMAGES.map(systemImage)];
+  const wanted = all.filter((s) => !opts.only?.length || opts.only.includes(s.manifest.id));
   if (opts.only?.length) {
-    const missing = opts.only.filter((id) => !catalog.services.has(id));
+    const missing = opts.only.filter((id) => !all.some((s) => s.manifest.id === id));
     if (missing.length) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', missing.join(', '));
   }
   if (wanted.some((s) => s.manifest.image.local.base === 'debian')) await ensureBaseImage(engine, opts);

@@ -7,7 +7,7 @@ export type ContainerInfo = Docker.ContainerInfo;
 export type ContainerCreateOptions = Docker.ContainerCreateOptions;
 
 export {
-  LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, call, connectEngine, dockerOptions,
+  LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, ROLE_INGRESS, call, connectEngine, dockerOptions,
   ensureNetwork, ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, isLocalEndpoint, isOurs,
   listManaged, ping, removeNetwork, statusOf, translateDockerError, unless, type Engine, type Managed,
 } from './engine.js';
@@ -20,5 +20,8 @@ export { containerName, instanceLabels, networkName, volumeName, buildContainerS
 export { containerRuntime, type InstanceRuntime, type UnitWanted } from './instance-runtime.js';
 export { archiveVolumes } from './archive.js';
 export { DEFAULT_LIMITS, execToFile, execWithInput, type ExecLimits, type ExecResult } from './exec.js';
-export { BUSYBOX_PATH, baseImageRef, buildImages, buildWorkDir, ensureBaseImage, ensureServiceImage, serviceImageRef } from './images.js';
+export {
+  BUSYBOX_PATH, SYSTEM_IMAGES, baseImageRef, buildImages, buildWorkDir, ensureBaseImage, ensureServiceImage, serviceImageRef, systemImage,
+  type BuildUnit,
+} from './images.js';
 export { containerStats, statsUsage, type StatsUsage } from './stats.js';
