@@ -1,6 +1,7 @@
 // Everything `cattery serve` holds, built from a Config: the database (migrated), the catalog (validated), the
 // reconciler and the HTTP app. Tests build the same thing with their own Config.
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { formatCatalogErrors, loadCatalog, type Catalog } from './catalog/load.js';
@@ -22,6 +23,8 @@ import { loadOrCreateSecret } from './identity/secret.js';
 import { sealKeyFrom } from './accounts/sealed.js';
 import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
+import { createIngress, type Ingress } from './ingress/ingress.js';
+import { INGRESS_UID } from './orchestrator/docker/index.js';
 
 export interface Runtime {
   config: Config;
@@ -33,6 +36,8 @@ export interface Runtime {
   /** What every account operation needs, built once: the API, the pages and the upkeep timer share it. */
   accounts: AccountDeps;
   collector: Collector;
+  /** The front door of each server (ingress/); idle unless config.ingress.enabled. */
+  ingress: Ingress;
   app: FastifyInstance;
   log: Logger;
   /** Start the reconciler (timer, Docker events) and the retries of deferred account operations. */
@@ -60,11 +65,30 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     const events = createEventBus();
     const orchestratorLog = log.child({ domain: 'orchestrator' });
     const engines = createEngineRegistry({ hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log: orchestratorLog });
+    // The front door reaches cattery's pages through a unix socket in its own folder: cattery listens there too, with
+    // the same app (its WebSocket upgrades included), once the door first needs it.
+    let app: FastifyInstance | undefined;
+    const doorServers: http.Server[] = [];
+    const serveCatteryOn = async (socketPath: string) => {
+      if (!app) throw fail('CATTERY_ERR_CONFIG', 'the app is not built yet');
+      const handler = app;
+      await handler.ready();
+      fs.rmSync(socketPath, { force: true });
+      const server = http.createServer((req, res) => handler.routing(req, res));
+      server.on('upgrade', (req, socket, head) => handler.server.emit('upgrade', req, socket, head));
+      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(socketPath, resolve); });
+      // Only the ingress user (and root) may connect: the socket vouches for the client address Caddy passes on.
+      fs.chmodSync(socketPath, 0o600);
+      if (process.getuid?.() === 0) fs.chownSync(socketPath, INGRESS_UID, INGRESS_UID);
+      doorServers.push(server);
+    };
+    const ingress = createIngress({ db, catalog, config, log: log.child({ domain: 'ingress' }), serveCatteryOn });
     const reconciler = createReconciler({
       db, catalog, events, engines, hosterId: config.hosterId, log: orchestratorLog, forgetAccounts: forgetInstanceAccounts,
       backupsDir: path.join(config.dataDir, 'backups'), volumesDir: path.join(config.dataDir, 'volumes'), concurrency: config.concurrency,
       dockerTimeoutSeconds: config.dockerTimeoutSeconds, healthTimeoutSeconds: config.healthTimeoutSeconds,
       firewall: createFirewall({ pool: config.subnetPool, hosterId: config.hosterId, log: orchestratorLog }),
+      ...(config.ingress.enabled ? { afterServerPass: ingress.sync } : {}),
       ...(opts.maxBackoffSeconds !== undefined ? { maxBackoffSeconds: opts.maxBackoffSeconds } : {}),
     });
     const collector = createCollector({
@@ -81,11 +105,11 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     // A test shortens the deadline of the upkeep timer's operations only (tests/accounts/limits.test.ts); requests
     // keep the defaults.
     const upkeepDeps: AccountDeps = { ...accountDeps, ...(opts.accountLimits ? { limits: opts.accountLimits } : {}) };
-    const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret });
+    app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress });
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;
     return {
-      config, db, catalog, events, reconciler, engines, accounts: accountDeps, app, log, collector,
+      config, db, catalog, events, reconciler, engines, accounts: accountDeps, app, log, collector, ingress,
       start(intervalSeconds) {
         sweepExportStaging(stagingDir);
         reconciler.start(intervalSeconds);
@@ -103,7 +127,9 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       async close() {
         clearInterval(accountTimer);
         await collector.stop();
-        await app.close();
+        for (const s of doorServers) s.closeAllConnections();
+        await Promise.all(doorServers.map((s) => new Promise((resolve) => s.close(resolve))));
+        await app!.close();
         await reconciler.stop();
         db.$client.close();
       },

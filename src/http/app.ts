@@ -44,6 +44,8 @@ import { accountRoutes } from './routes/accounts.js';
 import { catalogRoutes } from './routes/catalog.js';
 import { eventRoutes } from './routes/events.js';
 import { instanceRoutes } from './routes/instances.js';
+import { ingressRoutes } from './routes/ingress.js';
+import type { Ingress } from '../ingress/ingress.js';
 import { serverRoutes } from './routes/servers.js';
 
 export interface AppDeps {
@@ -58,6 +60,8 @@ export interface AppDeps {
   accounts: AccountDeps;
   /** Signs cookies (CSRF secret); made once per data folder (identity/secret.ts). */
   secret: string;
+  /** The front door (ingress/), when the runtime has one. */
+  ingress?: Ingress;
 }
 
 
@@ -75,7 +79,12 @@ const STATUS_CODES: Record<number, ErrorCode> = {
 const codeForStatus = (status: number): string => STATUS_CODES[status] ?? (status >= 500 ? 'CATTERY_ERR_INTERNAL' : 'CATTERY_ERR_VALIDATION');
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const trustProxy = compileProxyTrust(deps.config.trustProxy);
+  const configured = compileProxyTrust(deps.config.trustProxy);
+  // A peer with no address came through a unix socket, and the only one cattery listens on is the front door's
+  // (ingress/: a folder only the ingress user and root may open). So that peer is one trusted hop, and the client is
+  // the address Caddy wrote in X-Forwarded-For (Caddy replaces whatever the client sent there). A TCP peer always
+  // has an address: it is read at connection (below), before the socket can close and lose it.
+  const trustProxy = (addr: string | undefined, hop: number) => (addr === undefined || addr === '' ? hop === 0 : configured(addr, hop));
   const app = Fastify({
     loggerInstance: deps.log.child({ domain: 'http' }) as FastifyBaseLogger,
     // Every log line of a request carries its id. The trusted reverse proxy may pass on its own (so that its logs and
@@ -84,7 +93,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: (raw) => {
       const sent = raw.headers['x-request-id'];
       const peer = raw.socket?.remoteAddress ?? '';
-      return typeof sent === 'string' && REQUEST_ID.test(sent) && trustProxy(peer, 0) ? sent : crypto.randomUUID();
+      // Caddy passes a client's own X-Request-Id on untouched, so the front door's socket does not vouch for one.
+      return typeof sent === 'string' && REQUEST_ID.test(sent) && peer !== '' && configured(peer, 0) ? sent : crypto.randomUUID();
     },
     bodyLimit: 256 * 1024,
     // A target the router cannot even decode (`/%E0`) never reaches a route nor the error handler: it gets the
@@ -100,6 +110,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, verbose: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Node reads a TCP peer's address lazily and forgets it once the socket closes; reading it now keeps it, so that
+  // no TCP client is ever taken for the front door's socket (trustProxy above).
+  app.server.on('connection', (socket: { remoteAddress?: string }) => { void socket.remoteAddress; });
   app.setErrorHandler(errorHandler);
   // No route matched, so there is no route config to go by: the answer's form follows what the client accepts (a
   // browser gets a page), and it carries no authority either way (auth.ts gives no principal here).
@@ -220,6 +233,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(catalogRoutes, { catalog: deps.catalog });
   await app.register(serverRoutes, { db: deps.db });
   await app.register(instanceRoutes, { deps: instanceDeps, reconciler: deps.reconciler });
+  await app.register(ingressRoutes, { deps: { db: deps.db, config: deps.config, reconciler: deps.reconciler, ingress: deps.ingress } });
   await app.register(accountRoutes, { deps: deps.accounts });
   await app.register(eventRoutes, { events: deps.events });
   await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector });

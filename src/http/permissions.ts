@@ -27,6 +27,10 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /api/instances/:slug/restart': ADMIN,
   'POST /api/instances/:slug/upgrade': ADMIN,
   'GET /api/instances/:slug/operations': ADMIN,
+  // the front door
+  'GET /api/instances/:slug/hostnames': ADMIN,
+  'PUT /api/instances/:slug/hostnames': ADMIN,
+  'GET /api/ingress': ADMIN,
   'GET /api/events': ADMIN,
   // residents' accounts (a person's data: never the city)
   'GET /api/instances/:slug/accounts': ADMIN,

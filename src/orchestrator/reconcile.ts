@@ -31,6 +31,9 @@ export interface ReconcilerDeps extends Omit<PassDeps, 'sizedDir' | 'firewall'> 
   firewall?: Firewall;
   /** Where the local engine's volume images live (sized-volumes.ts); without it volumes have no size limit. */
   volumesDir?: string;
+  /** Run after each pass over a server, with what it left: the front door follows the instances (ingress/). Its
+   * failure is logged and retried by the next pass; it never holds up the instances'. */
+  afterServerPass?: (server: Server, engine: Engine) => Promise<void>;
 }
 
 export interface Reconciler {
@@ -112,6 +115,12 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       }
     })));
     await sweepOrphans(passDeps, engine, managed, new Set(rows.map((r) => r.slug)));
+    if (deps.afterServerPass) {
+      await deps.afterServerPass(server, engine).catch((err) => {
+        log.warn({ err, server: server.name }, 'front door not converged');
+        scheduler.retryIn(backoffSeconds(1, deps.maxBackoffSeconds));
+      });
+    }
   }
 
   async function runPass(reason: string) {

@@ -19,6 +19,10 @@ export { parseEventChunk, watchContainerEvents, type InstanceEvent } from './eve
 export { containerName, instanceLabels, networkName, volumeName, buildContainerSpec, environmentOf } from './container-spec.js';
 export { containerRuntime, type InstanceRuntime, type UnitWanted } from './instance-runtime.js';
 export { archiveVolumes } from './archive.js';
+export {
+  INGRESS_UID, buildIngressSpec, ensureIngressContainer, ensureIngressNetworks, ingressNames, readIngressFile, removeIngress,
+  type IngressContainer, type IngressWanted,
+} from './ingress.js';
 export { DEFAULT_LIMITS, execToFile, execWithInput, type ExecLimits, type ExecResult } from './exec.js';
 export {
   BUSYBOX_PATH, SYSTEM_IMAGES, baseImageRef, buildImages, buildWorkDir, ensureBaseImage, ensureServiceImage, serviceImageRef, systemImage,

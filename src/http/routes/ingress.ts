@@ -1,0 +1,56 @@
+// The front door's API: which names an instance answers to, and what each server's door serves now.
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Config } from '../../config.js';
+import type { Db } from '../../db/connection.js';
+import { ownHost, type Ingress } from '../../ingress/ingress.js';
+import { MAX_HOSTNAMES_PER_INSTANCE, hostnamesOf, ingressStateOf, listHostnames, setHostnames } from '../../ingress/store.js';
+import { SLUG_PATTERN, getInstance } from '../../orchestrator/instances.js';
+import type { Reconciler } from '../../orchestrator/reconcile.js';
+import { listServers } from '../../orchestrator/servers.js';
+import { ErrorReply } from '../error-handler.js';
+
+const SlugParams = Type.Object({ slug: Type.String({ pattern: SLUG_PATTERN }) });
+const Names = Type.Object({ hostnames: Type.Array(Type.String({ minLength: 1, maxLength: 254 }), { maxItems: MAX_HOSTNAMES_PER_INSTANCE }) }, { additionalProperties: false });
+const Nullable = (t: ReturnType<typeof Type.String>) => Type.Union([t, Type.Null()]);
+const DoorView = Type.Object({
+  server: Type.String(), enabled: Type.Boolean(), ports: Type.Object({ http: Type.Integer(), https: Type.Integer() }),
+  appliedHash: Nullable(Type.String()), appliedAt: Nullable(Type.String()), lastError: Nullable(Type.String()), lastErrorAt: Nullable(Type.String()),
+  hostnames: Type.Array(Type.Object({ hostname: Type.String(), instance: Type.String(), service: Type.String() })),
+});
+
+export interface IngressRouteDeps { db: Db; config: Config; reconciler: Reconciler; ingress: Ingress | undefined }
+
+export const ingressRoutes: FastifyPluginAsyncTypebox<{ deps: IngressRouteDeps }> = async (app, { deps }) => {
+  const { db, config } = deps;
+
+  app.get('/api/instances/:slug/hostnames', {
+    schema: { tags: ['ingress'], summary: 'The names an instance answers to through the front door', params: SlugParams, response: { 200: Names, 404: ErrorReply } },
+  }, async (req) => ({ hostnames: hostnamesOf(db, getInstance(db, req.params.slug).id) }));
+
+  app.put('/api/instances/:slug/hostnames', {
+    schema: {
+      tags: ['ingress'], summary: 'Set the names an instance answers to (whole list; under the association\'s domains, not used by another instance)',
+      params: SlugParams, body: Names, response: { 200: Names, 400: ErrorReply, 404: ErrorReply, 409: ErrorReply },
+    },
+  }, async (req) => {
+    const inst = getInstance(db, req.params.slug);
+    const hostnames = setHostnames(db, inst.id, req.body.hostnames, config.domains, ownHost(config));
+    deps.reconciler.trigger('hostnames', inst.slug).catch(() => undefined);
+    return { hostnames };
+  });
+
+  app.get('/api/ingress', {
+    schema: { tags: ['ingress'], summary: 'What the front door of each server serves, and its last refusal', response: { 200: Type.Array(DoorView) } },
+  }, async () => {
+    const rows = listHostnames(db);
+    return listServers(db).map((s) => {
+      const st = ingressStateOf(db, s.id);
+      return {
+        server: s.name, enabled: config.ingress.enabled, ports: deps.ingress?.ports(s.id) ?? { http: 0, https: 0 },
+        appliedHash: st?.appliedHash ?? null, appliedAt: st?.appliedAt ?? null, lastError: st?.lastError ?? null, lastErrorAt: st?.lastErrorAt ?? null,
+        hostnames: rows.filter((r) => r.serverId === s.id).map((r) => ({ hostname: r.hostname, instance: r.slug, service: r.service })),
+      };
+    });
+  });
+};

@@ -1,0 +1,155 @@
+// The front door of each server, kept equal to what the database wants. The reconciler calls `sync` at the end of
+// each pass over a server (level-triggered: a lost configuration, a restarted Caddy or a missed change is put right
+// by the next pass, not by an event that had to arrive). A pass:
+//   1. makes the ingress container be there (hardened, ports published) with its socket folder;
+//   2. joins it to the networks of the web instances it serves, and leaves the others;
+//   3. computes Caddy's configuration and, when Caddy runs anything else, loads it through the admin socket.
+// A configuration Caddy refuses leaves the previous one serving; the refusal is kept in `ingress_state` and shown.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Catalog } from '../catalog/load.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connection.js';
+import type { Server } from '../db/schema.js';
+import { fail } from '../errors.js';
+import type { Logger } from '../log.js';
+import {
+  INGRESS_UID, containerName, ensureIngressContainer, ensureIngressNetworks, imageExists, isLocalEndpoint,
+  serviceImageRef, systemImage, type Engine,
+} from '../orchestrator/docker/index.js';
+import { currentConfig, loadCaddyConfig } from './caddy-admin.js';
+import { ADMIN_SOCKET, CATTERY_SOCKET, caddyConfig, canonicalJson, configHash, type IngressPlan, type Site } from './caddy-config.js';
+import { RESERVED_PREFIXES, domainOf } from './hostnames.js';
+import { ingressStateOf, listHostnames, recordApplied, recordIngressError, type HostnameRow } from './store.js';
+
+type IngressConfig = Pick<Config, 'ingress' | 'domains' | 'publicUrl' | 'dataDir' | 'hosterId'>;
+
+export interface IngressDeps {
+  db: Db;
+  catalog: Catalog;
+  config: IngressConfig;
+  log: Logger;
+  /** Serve cattery's own app on this unix socket (runtime.ts), for the front door to reach it. */
+  serveCatteryOn?: (socketPath: string) => Promise<void>;
+}
+
+export interface Ingress {
+  /** Converge one server's front door; throws what kept it from serving the wanted configuration. */
+  sync(server: Server, engine: Engine): Promise<void>;
+  /** What the front door of a server should serve now (pure reading of the database). */
+  plan(server: Server): IngressPlan;
+  /** The host ports the front door listens on, once it runs (0 before). */
+  ports(serverId: number): { http: number; https: number };
+}
+
+/** Cattery's own host when its public URL is https and under one of the association's domains. */
+export function ownHost(config: Pick<Config, 'publicUrl' | 'domains'>): string | undefined {
+  const url = new URL(config.publicUrl);
+  return url.protocol === 'https:' && domainOf(url.hostname, config.domains) ? url.hostname : undefined;
+}
+
+/** cattery's pages and API behind the door: its own host, and the mail clients' and MTA-STS names of each domain. */
+const CATTERY_BODY_BYTES = 1024 * 1024;
+const CATTERY_TIMEOUT_S = 120;
+
+export function planFor(deps: Pick<IngressDeps, 'catalog' | 'config'>, rows: readonly HostnameRow[], server: Server): IngressPlan {
+  const mine = rows.filter((r) => r.serverId === server.id && r.desired === 'running');
+  const sites: Site[] = [];
+  const certOnly: string[] = [];
+  const bySlug = new Map<string, HostnameRow[]>();
+  for (const r of mine) bySlug.set(r.slug, [...(bySlug.get(r.slug) ?? []), r]);
+  for (const [slug, names] of bySlug) {
+    const manifest = deps.catalog.services.get(names[0]!.service)?.manifest;
+    const web = manifest?.http;
+    const port = web && manifest.ports.find((p) => p.name === web.port);
+    if (!web || !port) { certOnly.push(...names.map((n) => n.hostname)); continue; }
+    sites.push({
+      hostnames: names.map((n) => n.hostname),
+      upstream: `${containerName(deps.config.hosterId, slug)}:${port.container}`,
+      maxBodyBytes: web.maxBodyMb * 1024 * 1024,
+      timeoutSeconds: web.timeoutSeconds,
+      websocket: web.websocket,
+    });
+  }
+  const own = [ownHost(deps.config), ...deps.config.domains.flatMap((d) => RESERVED_PREFIXES.filter((p) => p !== 'autodiscover').map((p) => `${p}.${d}`))]
+    .filter((h): h is string => h !== undefined);
+  if (own.length) sites.push({ hostnames: own, upstream: `unix/${CATTERY_SOCKET}`, maxBodyBytes: CATTERY_BODY_BYTES, timeoutSeconds: CATTERY_TIMEOUT_S, websocket: true });
+  const acme = { directory: deps.config.ingress.acmeDirectory, email: deps.config.ingress.acmeEmail, trustRoot: !!deps.config.ingress.acmeRootFile };
+  return { sites, certOnly, acme, hstsSeconds: deps.config.ingress.hstsSeconds };
+}
+
+async function waitForSocket(file: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!fs.existsSync(file)) {
+    if (Date.now() > until) throw fail('CATTERY_ERR_INGRESS', `the admin socket ${file} did not appear in ${ms / 1000} s (see the ingress container's log)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function createIngress(deps: IngressDeps): Ingress {
+  const ports = new Map<number, { http: number; https: number }>();
+  const served = new Set<string>();
+  let warnedRemote = false;
+  const runDirOf = (server: Server) => path.join(deps.config.dataDir, 'ingress', server.name.replace(/[^A-Za-z0-9_.-]/g, '_'));
+  const plan = (server: Server) => planFor(deps, listHostnames(deps.db), server);
+
+  async function prepareRunDir(server: Server): Promise<string> {
+    const dir = runDirOf(server);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // The folder is the ingress user's (it makes the admin socket there) and nobody else's; root reaches it anyway.
+    fs.chmodSync(dir, 0o700);
+    if (process.getuid?.() === 0) fs.chownSync(dir, INGRESS_UID, INGRESS_UID);
+    const catterySocket = path.join(dir, path.basename(CATTERY_SOCKET));
+    if (deps.serveCatteryOn && !served.has(catterySocket)) {
+      await deps.serveCatteryOn(catterySocket);
+      served.add(catterySocket);
+    }
+    return dir;
+  }
+
+  async function apply(server: Server, socket: string, wanted: object): Promise<void> {
+    const hash = configHash(wanted);
+    const running = await currentConfig(socket);
+    if (canonicalJson(running) === canonicalJson(wanted)) {
+      if (ingressStateOf(deps.db, server.id)?.appliedHash !== hash) recordApplied(deps.db, server.id, hash);
+      return;
+    }
+    try {
+      await loadCaddyConfig(socket, wanted);
+    } catch (err) {
+      recordIngressError(deps.db, server.id, (err as Error).message);
+      throw err;
+    }
+    recordApplied(deps.db, server.id, hash);
+    deps.log.info({ server: server.name, hash }, 'front door configuration applied');
+  }
+
+  return {
+    plan,
+    ports: (serverId) => ports.get(serverId) ?? { http: 0, https: 0 },
+    async sync(server, engine) {
+      if (!deps.config.ingress.enabled) return;
+      if (!isLocalEndpoint(server.dockerEndpoint)) {
+        // The admin socket is a file of this host: a remote server's front door comes with Swarm (issue 15).
+        if (!warnedRemote) deps.log.warn({ server: server.name }, 'no front door on a remote engine yet');
+        warnedRemote = true;
+        return;
+      }
+      const image = serviceImageRef(systemImage('ingress'));
+      if (!(await imageExists(engine, image))) throw fail('CATTERY_ERR_IMAGE_MISSING', image);
+      const runDir = await prepareRunDir(server);
+      const c = await ensureIngressContainer(engine, {
+        image, runDir, acmeRootFile: deps.config.ingress.acmeRootFile, bindAddress: deps.config.ingress.bindAddress,
+        httpPort: deps.config.ingress.httpPort, httpsPort: deps.config.ingress.httpsPort,
+      });
+      ports.set(server.id, { http: c.httpPort, https: c.httpsPort });
+      const wanted = plan(server);
+      const slugs = [...new Set(listHostnames(deps.db).filter((r) => r.serverId === server.id && r.desired === 'running'
+        && deps.catalog.services.get(r.service)?.manifest.http).map((r) => r.slug))];
+      await ensureIngressNetworks(engine, c.id, slugs);
+      const socket = path.join(runDir, path.basename(ADMIN_SOCKET));
+      await waitForSocket(socket, 15_000);
+      await apply(server, socket, caddyConfig(wanted));
+    },
+  };
+}
