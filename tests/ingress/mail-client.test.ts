@@ -1,0 +1,125 @@
+// Mail client set-up and MTA-STS: the documents are well formed (libxml2's xmllint, a strict parser) and say what
+// the protocols ask.
+import { execFileSync } from 'node:child_process';
+import t from 'tap';
+import fc from 'fast-check';
+import { appleMailProfile, autoconfigXml, escapeXml, nameUuid, type MailSite } from '../../src/ingress/mail-client.js';
+import { MTA_STS_MAX_AGE_LIMIT, mtaStsPolicy } from '../../src/ingress/mta-sts.js';
+
+/** xmllint's verdict on a document: '' when well formed, its complaint otherwise. */
+function xmllint(doc: string, ...args: string[]): string {
+  try {
+    return execFileSync('xmllint', ['--nonet', ...args, '-'], { input: doc, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+  } catch (err) {
+    throw new Error(`xmllint refused the document: ${String((err as { stderr?: Buffer }).stderr ?? err)}\n${doc}`);
+  }
+}
+const xpath = (doc: string, expr: string) => xmllint(doc, '--xpath', expr).replace(/\n$/, '');
+
+const SITE: MailSite = { domain: 'asso.example', host: 'mail.asso.example', ports: { imaps: 993, imap: 143, submissions: 465, submission: 587 } };
+
+t.test('Thunderbird autoconfig: clientConfig 1.1 as the ISPDB writes it', async (t) => {
+  const doc = autoconfigXml(SITE);
+  xmllint(doc, '--noout');
+  t.equal(xpath(doc, 'string(/clientConfig/@version)'), '1.1');
+  t.equal(xpath(doc, 'string(/clientConfig/emailProvider/@id)'), 'asso.example');
+  t.equal(xpath(doc, 'string(/clientConfig/emailProvider/domain)'), 'asso.example');
+  const servers = (kind: string) => [1, 2].map((i) => ['hostname', 'port', 'socketType', 'authentication', 'username']
+    .map((f) => xpath(doc, `string(/clientConfig/emailProvider/${kind}[${i}]/${f})`)).join(' '));
+  t.same(servers('incomingServer[@type="imap"]'), [
+    'mail.asso.example 993 SSL password-cleartext %EMAILADDRESS%', 'mail.asso.example 143 STARTTLS password-cleartext %EMAILADDRESS%']);
+  t.same(servers('outgoingServer[@type="smtp"]'), [
+    'mail.asso.example 465 SSL password-cleartext %EMAILADDRESS%', 'mail.asso.example 587 STARTTLS password-cleartext %EMAILADDRESS%']);
+  t.notMatch(doc, /socketType>plain/, 'never a server without TLS');
+
+  const starttlsOnly = autoconfigXml({ ...SITE, ports: { imap: 20143, submission: 20587 } });
+  t.equal(xpath(starttlsOnly, 'count(//incomingServer)'), '1', 'a port the instance does not publish is left out');
+  t.equal(xpath(starttlsOnly, 'string(//outgoingServer/port)'), '20587');
+  t.throws(() => autoconfigXml({ ...SITE, ports: { imaps: 993 } }), 'no way out: no document');
+});
+
+t.test('Apple profile: a well-formed plist with one com.apple.mail.managed payload, no password', async (t) => {
+  const doc = appleMailProfile(SITE, { address: 'lea.martin@asso.example', name: 'Léa Martin' });
+  xmllint(doc, '--noout');
+  t.equal(xpath(doc, 'string(/plist/@version)'), '1.0');
+  const top = (key: string) => xpath(doc, `string(/plist/dict/key[.="${key}"]/following-sibling::*[1])`);
+  const inner = (key: string) => xpath(doc, `string(/plist/dict/key[.="PayloadContent"]/following-sibling::array[1]/dict/key[.="${key}"]/following-sibling::*[1])`);
+  const innerTag = (key: string) => xpath(doc, `name(/plist/dict/key[.="PayloadContent"]/following-sibling::array[1]/dict/key[.="${key}"]/following-sibling::*[1])`);
+  t.equal(top('PayloadType'), 'Configuration');
+  t.equal(top('PayloadVersion'), '1');
+  t.match(top('PayloadUUID'), /^[0-9A-F]{8}-[0-9A-F]{4}-5[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}$/, 'a version 5 UUID');
+  t.match(top('PayloadIdentifier'), /^example\.asso\.cattery\.mail\.[0-9a-f]{16}$/);
+  t.match(top('PayloadDescription'), /mot de passe/, 'French texts');
+  t.equal(xpath(doc, 'count(/plist/dict/key[.="PayloadContent"]/following-sibling::array[1]/dict)'), '1');
+  for (const [key, value] of Object.entries({
+    PayloadType: 'com.apple.mail.managed', EmailAccountType: 'EmailTypeIMAP', EmailAddress: 'lea.martin@asso.example',
+    EmailAccountName: 'Léa Martin', IncomingMailServerHostName: 'mail.asso.example', IncomingMailServerPortNumber: '993',
+    IncomingMailServerUsername: 'lea.martin@asso.example', IncomingMailServerAuthentication: 'EmailAuthPassword',
+    OutgoingMailServerHostName: 'mail.asso.example', OutgoingMailServerPortNumber: '465',
+    OutgoingMailServerUsername: 'lea.martin@asso.example', OutgoingMailServerAuthentication: 'EmailAuthPassword',
+  })) t.equal(inner(key), value, key);
+  t.equal(innerTag('IncomingMailServerPortNumber'), 'integer');
+  t.equal(innerTag('IncomingMailServerUseSSL'), 'true');
+  t.equal(innerTag('OutgoingMailServerUseSSL'), 'true');
+  t.notMatch(doc, /Password<\/key>\s*<string>/, 'no password inside');
+  t.notMatch(doc, /<key>(?:IncomingPassword|OutgoingPassword)<\/key>/, "neither of Apple's password keys");
+
+  const again = appleMailProfile(SITE, { address: 'lea.martin@asso.example', name: 'Léa M.' });
+  const other = appleMailProfile(SITE, { address: 'marc@asso.example', name: 'Léa Martin' });
+  const ids = (d: string) => d.match(/<key>Payload(?:UUID|Identifier)<\/key>\s*<string>[^<]+/g);
+  t.same(ids(again), ids(doc), 'the same address gets the same identifiers (a new download replaces the profile)');
+  t.notSame(ids(other), ids(doc), 'another address gets its own');
+  t.not(nameUuid('a'), nameUuid('b'));
+});
+
+t.test('escaping: whatever a text holds, the documents stay well formed and say it back', async (t) => {
+  const decode = (s: string) => s.replace(/&(amp|lt|gt|quot|apos);/g, (_m, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" })[e]!);
+  const samples = fc.sample(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('<&>"\'', ']]>', '\r\n\0\x1b\uFFFE', '\uD800x')), 300);
+  const doc = `<?xml version="1.0" encoding="UTF-8"?>\n<r>${samples.map((s) => `<e a="${escapeXml(s)}">${escapeXml(s)}</e>`).join('')}</r>`;
+  xmllint(doc, '--noout');
+  for (const s of samples) {
+    const expected = s.replace(/[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, '\uFFFD');
+    if (decode(escapeXml(s)) !== expected) t.fail(`escapeXml does not round-trip ${JSON.stringify(s)}`);
+  }
+  const hostile = { domain: 'a<b>&"c\'', host: '</hostname><x>', ports: { imap: 1, submission: 2 } };
+  xmllint(autoconfigXml(hostile), '--noout');
+  xmllint(appleMailProfile(hostile, { address: '<a@b>', name: ']]></string><true/>' }), '--noout');
+  t.equal(xpath(appleMailProfile(hostile, { address: 'x', name: ']]></string><true/>' }), 'string(//key[.="EmailAccountName"]/following-sibling::*[1])'), ']]></string><true/>');
+});
+
+// RFC 8461 §3.2's ABNF, written out: fields `key: value` (`sts-policy-field-delim = ":" *WSP`), terms LF or CRLF.
+const POLICY_FIELD = /^([A-Za-z0-9_]{1,32}):[ \t]*([\x21-\x3a\x3c\x3e-\x7e]{1,1024})[ \t]*$/;
+function parsePolicy(text: string): [string, string][] {
+  const lines = text.split(/\r?\n/);
+  if (lines.at(-1) === '') lines.pop();
+  return lines.map((l) => {
+    const m = POLICY_FIELD.exec(l);
+    if (!m) throw new Error(`not an RFC 8461 field: ${JSON.stringify(l)}`);
+    return [m[1]!, m[2]!];
+  });
+}
+
+t.test('MTA-STS policy: RFC 8461 §3.2 fields, CRLF terms, version first', async (t) => {
+  const text = mtaStsPolicy({ mx: ['mail.asso.example', 'MX2.asso.example.', '*.mx.asso.example'], mode: 'enforce', maxAgeSeconds: 604800 });
+  t.equal(text, 'version: STSv1\r\nmode: enforce\r\nmx: mail.asso.example\r\nmx: mx2.asso.example\r\nmx: *.mx.asso.example\r\nmax_age: 604800\r\n');
+  t.notMatch(text.replace(/\r\n/g, ''), /[\r\n]/, 'no bare CR or LF: every term is CRLF');
+  t.throws(() => mtaStsPolicy({ mx: [], mode: 'enforce', maxAgeSeconds: 604800 }), 'enforce needs an mx');
+  t.ok(mtaStsPolicy({ mx: [], mode: 'none', maxAgeSeconds: 0 }), 'mode none may list none');
+  t.throws(() => mtaStsPolicy({ mx: ['mail.asso.example'], mode: 'enforce', maxAgeSeconds: MTA_STS_MAX_AGE_LIMIT + 1 }), 'over a year');
+  t.throws(() => mtaStsPolicy({ mx: ['mail.asso.example'], mode: 'enforce', maxAgeSeconds: 1.5 }));
+  t.throws(() => mtaStsPolicy({ mx: ['mail.asso.example'], mode: 'sometimes' as never, maxAgeSeconds: 60 }));
+  for (const bad of ['mail.asso.example\r\nmode: none', 'a b.example', '*.*.example', 'mail..example', '*', 'localhost', '-a.example']) {
+    t.throws(() => mtaStsPolicy({ mx: [bad], mode: 'enforce', maxAgeSeconds: 60 }), `mx ${JSON.stringify(bad)} refused`);
+  }
+  const label = fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,10}[a-z0-9])?$/);
+  const host = fc.tuple(fc.boolean(), fc.array(label, { minLength: 1, maxLength: 3 }), fc.stringMatching(/^[a-z]{2,6}$/))
+    .map(([wild, labels, tld]) => `${wild ? '*.' : ''}${labels.join('.')}.${tld}`);
+  fc.assert(fc.property(fc.array(host, { minLength: 1, maxLength: 5 }), fc.constantFrom('enforce', 'testing', 'none') as fc.Arbitrary<'enforce'>,
+    fc.integer({ min: 0, max: MTA_STS_MAX_AGE_LIMIT }), (mx, mode, maxAge) => {
+      const fields = parsePolicy(mtaStsPolicy({ mx, mode, maxAgeSeconds: maxAge }));
+      const one = (k: string) => fields.filter(([f]) => f === k).map(([, v]) => v);
+      return fields[0]![0] === 'version' && fields[0]![1] === 'STSv1' && one('mode').join() === mode
+        && one('max_age').join() === String(maxAge) && /^\d{1,10}$/.test(one('max_age')[0]!)
+        && new Set(one('mx')).size === new Set(mx).size && one('mx').every((m) => mx.includes(m));
+    }), { numRuns: 300 });
+});
