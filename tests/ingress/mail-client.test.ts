@@ -1,10 +1,16 @@
 // Mail client set-up and MTA-STS: the documents are well formed (libxml2's xmllint, a strict parser) and say what
-// the protocols ask.
+// the protocols ask; the routes answer only for the association's own domains, compared whole, and never write what
+// the request carried into their answer (generated hostile Host headers and addresses, fast-check).
 import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import fc from 'fast-check';
+import { pino } from 'pino';
+import { createInstance } from '../../src/orchestrator/instances.js';
+import { setHostnames } from '../../src/ingress/store.js';
 import { appleMailProfile, autoconfigXml, escapeXml, nameUuid, type MailSite } from '../../src/ingress/mail-client.js';
 import { MTA_STS_MAX_AGE_LIMIT, mtaStsPolicy } from '../../src/ingress/mta-sts.js';
+import { createRuntime } from '../../src/runtime.js';
+import { testConfig } from '../helpers.js';
 
 /** xmllint's verdict on a document: '' when well formed, its complaint otherwise. */
 function xmllint(doc: string, ...args: string[]): string {
@@ -122,4 +128,101 @@ t.test('MTA-STS policy: RFC 8461 §3.2 fields, CRLF terms, version first', async
         && one('max_age').join() === String(maxAge) && /^\d{1,10}$/.test(one('max_age')[0]!)
         && new Set(one('mx')).size === new Set(mx).size && one('mx').every((m) => mx.includes(m));
     }), { numRuns: 300 });
+});
+
+t.test('the routes: only the association\'s domains, whole names, nothing echoed', async (t) => {
+  // `ville-asso.example` ends like `asso.example`; `kiosque.example` has a k for the Kelvin sign to imitate;
+  // `sans-courriel.example` is the association's but holds no mail instance.
+  const DOMAINS = ['asso.example', 'ville-asso.example', 'kiosque.example', 'sans-courriel.example'];
+  const config = testConfig(t, { domains: DOMAINS });
+  const rt = await createRuntime(config, pino({ level: 'silent' }));
+  t.teardown(() => rt.close());
+  const deps = { db: rt.db, catalog: rt.catalog, portRange: config.portRange, subnetPool: config.subnetPool };
+  const asso = createInstance(deps, { service: 'mail', slug: 'courriel', env: { MAIL_DOMAIN: 'asso.example' }, desired: 'stopped' }, 'test');
+  createInstance(deps, { service: 'mail', slug: 'courriel-ville', env: { MAIL_DOMAIN: 'ville-asso.example' }, desired: 'stopped' }, 'test');
+  createInstance(deps, { service: 'mail', slug: 'courriel-kiosque', env: { MAIL_DOMAIN: 'kiosque.example' }, desired: 'stopped' }, 'test');
+  setHostnames(rt.db, asso.id, ['mx.asso.example', 'mail.asso.example'], DOMAINS);
+
+  const get = (url: string, host: string) => rt.app.inject({ url, headers: { host } });
+  const AUTOCONFIG = ['/mail/config-v1.1.xml', '/.well-known/autoconfig/mail/config-v1.1.xml'];
+  const MTA_STS = '/.well-known/mta-sts.txt';
+
+  // The right documents, asked the way the clients ask.
+  const docs = new Map<string, string>();
+  for (const d of DOMAINS.slice(0, 3)) {
+    const r = await get(`/mail/config-v1.1.xml?emailaddress=${encodeURIComponent(`lea@${d}`)}`, `autoconfig.${d}`);
+    t.equal(r.statusCode, 200, `autoconfig for ${d}`);
+    t.match(r.headers['content-type'], /^application\/xml/);
+    xmllint(r.body, '--noout');
+    t.equal(xpath(r.body, 'string(//emailProvider/@id)'), d);
+    t.equal((await get('/.well-known/autoconfig/mail/config-v1.1.xml', d)).body, r.body, 'the .well-known path on the domain itself');
+    docs.set(d, r.body);
+  }
+  t.equal(xpath(docs.get('asso.example')!, 'string(//incomingServer/hostname)'), 'mail.asso.example', 'the instance\'s mail. name');
+  t.equal(xpath(docs.get('asso.example')!, 'string(//incomingServer/port)'), String(asso.config.ports.imap), 'its published port');
+  t.equal(xpath(docs.get('ville-asso.example')!, 'string(//incomingServer/hostname)'), 'mail.ville-asso.example', 'no name yet: mail.<domain>');
+  t.equal((await get(AUTOCONFIG[0]!, 'autoconfig.sans-courriel.example')).statusCode, 404, 'a domain without mail: nothing');
+
+  const policies = new Map<string, string>();
+  for (const d of DOMAINS.slice(0, 3)) {
+    const r = await get(MTA_STS, `mta-sts.${d}`);
+    t.equal(r.statusCode, 200, `policy for ${d}`);
+    t.match(r.headers['content-type'], /^text\/plain/, 'RFC 8461 §3.3: text/plain');
+    t.same(parsePolicy(r.body).filter(([k]) => k !== 'mx').map(([k, v]) => `${k}=${v}`), ['version=STSv1', 'mode=enforce', 'max_age=604800']);
+    policies.set(d, r.body);
+  }
+  t.same(parsePolicy(policies.get('asso.example')!).filter(([k]) => k === 'mx').map(([, v]) => v), ['mail.asso.example', 'mx.asso.example'], 'every name of the mail instance');
+  t.same(parsePolicy(policies.get('ville-asso.example')!).filter(([k]) => k === 'mx').map(([, v]) => v), ['mail.ville-asso.example']);
+  t.equal((await get(MTA_STS, 'asso.example')).statusCode, 404, 'the policy is served at mta-sts.<domain> only');
+  t.equal((await get(MTA_STS, 'autoconfig.asso.example')).statusCode, 404);
+  t.equal((await get(MTA_STS, 'mta-sts.sans-courriel.example')).statusCode, 404, 'no mail instance: no policy');
+  const notFound = (await get(MTA_STS, 'nowhere.example')).body;
+
+  // Generated requests: a Host that names one of the domains (any case, a port, a final dot) gets that domain's
+  // document; anything else gets the same 404 whatever it held, unless the address names one of the domains.
+  const pick = fc.constantFrom(...DOMAINS);
+  const mixCase = (s: string) => fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length })
+    .map((up) => [...s].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
+  const dressed = (name: string) => fc.tuple(mixCase(name), fc.option(fc.integer({ min: 0, max: 65535 })), fc.boolean())
+    .map(([n, port, dot]) => `${n}${dot ? '.' : ''}${port === null ? '' : `:${port}`}`);
+  const junk = fc.oneof(fc.string({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 6 }),
+    fc.constantFrom('\r\nx-evil: 1', '\n', ' ', '\0', '..', '%2e', '\u212A', 'а', '。', '/', '@', ':99999999', '*', '\u200b'));
+  // Look-alikes: a letter swapped for one that lower-cases or looks the same (Kelvin sign, Cyrillic а, Turkish İ).
+  const swapped = (d: string, from: string, to: string) => (d.includes(from) ? [d.replace(from, to)] : []);
+  const hostile = (d: string, prefix: string) => fc.oneof(
+    fc.constantFrom(`${prefix}.${d}.evil.tld`, `evil${d}`, `${prefix}${d}`, `${prefix}-${d}`, `x${prefix}.${d}`, `${prefix}..${d}`,
+      `${prefix}.${d}..`, `${d}.`.repeat(2), `.${prefix}.${d}`, `[::1]:443`, '127.0.0.1', '',
+      ...[...swapped(d, 'k', '\u212A'), ...swapped(d, 'a', 'а'), ...swapped(d, 'i', 'İ')].map((x) => `${prefix}.${x}`),
+      `${prefix}.sub.${d}`, `${prefix === 'mta-sts' ? 'autoconfig' : 'mta-sts'}.${d}`),
+    // Junk around the right name; left out: nothing before it and only a final dot or a port after (the right name).
+    fc.tuple(junk, junk).filter(([a, b]) => a !== '' || !/^\.?(?::\d{1,5})?$/.test(b)).map(([a, b]) => `${a}${prefix}.${d}${b}`));
+  const address = (d: string) => fc.oneof(
+    fc.tuple(fc.stringMatching(/^[a-z0-9.]{1,10}$/), mixCase(d)).map(([l, dd]) => ({ value: `${l}@${dd}`, domain: d as string | undefined })),
+    fc.constantFrom(`x@${d}.evil.tld`, `x@evil${d}`, `x@${d}:25`, d, `@${d}`, `x@${d}\r\n`, `x@${d} `, `x@sub.${d}`, `x@autoconfig.${d}`)
+      .map((value) => ({ value, domain: undefined as string | undefined })),
+    fc.tuple(junk, junk).map(([a, b]) => ({ value: `${a}@${b}`, domain: undefined as string | undefined })));
+  const request = (prefix: string, bare: boolean) => pick.chain((d) => fc.record({
+    host: fc.oneof(
+      dressed(`${prefix}.${d}`).map((value) => ({ value, domain: d as string | undefined })),
+      ...(bare ? [dressed(d).map((value) => ({ value, domain: d as string | undefined }))] : []),
+      hostile(d, prefix).map((value) => ({ value, domain: undefined as string | undefined }))),
+    address: fc.option(pick.chain(address), { nil: undefined }),
+  }));
+
+  const headerEchoes = (headers: Record<string, unknown>, input: string) =>
+    input.length >= 6 && Object.values(headers).some((v) => String(v).includes(input));
+  let refusedByHttp = 0;
+  const check = async (url: string, host: string, address: string | undefined, expected: string | undefined, documents: Map<string, string>) => {
+    const q = address === undefined ? '' : `?emailaddress=${encodeURIComponent(address)}`;
+    let r;
+    try { r = await get(`${url}${q}`, host); } catch { refusedByHttp++; return true; } // Node's HTTP layer refuses it first
+    const want = expected === undefined ? undefined : documents.get(expected);
+    if (want === undefined) return r.statusCode === 404 && r.body === notFound && !headerEchoes(r.headers, host);
+    return r.statusCode === 200 && r.body === want && !headerEchoes(r.headers, host);
+  };
+  await fc.assert(fc.asyncProperty(request('autoconfig', true), fc.constantFrom(...AUTOCONFIG), async ({ host, address }, url) =>
+    check(url, host.value, address?.value, host.domain ?? address?.domain, docs)), { numRuns: 600 });
+  await fc.assert(fc.asyncProperty(request('mta-sts', false), async ({ host, address }) =>
+    check(MTA_STS, host.value, address?.value, host.domain, policies)), { numRuns: 400 });
+  t.pass(`1000 generated requests (${refusedByHttp} refused by the HTTP layer before any route)`);
 });
