@@ -177,6 +177,9 @@ t.test('the routes: only the association\'s domains, whole names, nothing echoed
   t.equal((await get(MTA_STS, 'autoconfig.asso.example')).statusCode, 404);
   t.equal((await get(MTA_STS, 'mta-sts.sans-courriel.example')).statusCode, 404, 'no mail instance: no policy');
   const notFound = (await get(MTA_STS, 'nowhere.example')).body;
+  // The Host decides; X-Forwarded-Host counts only from a proxy CATTERY_TRUST_PROXY names (none here).
+  const forwarded = await rt.app.inject({ url: MTA_STS, headers: { host: 'cattery.example', 'x-forwarded-host': 'mta-sts.asso.example' } });
+  t.equal(forwarded.statusCode, 404, 'an X-Forwarded-Host from an untrusted client is not believed');
 
   // Generated requests: a Host that names one of the domains (any case, a port, a final dot) gets that domain's
   // document; anything else gets the same 404 whatever it held, unless the address names one of the domains.
@@ -225,4 +228,18 @@ t.test('the routes: only the association\'s domains, whole names, nothing echoed
   await fc.assert(fc.asyncProperty(request('mta-sts', false), async ({ host, address }) =>
     check(MTA_STS, host.value, address?.value, host.domain, policies)), { numRuns: 400 });
   t.pass(`1000 generated requests (${refusedByHttp} refused by the HTTP layer before any route)`);
+});
+
+t.test('behind the front door: its X-Forwarded-Host is believed when CATTERY_TRUST_PROXY names it', async (t) => {
+  const config = testConfig(t, { domains: ['asso.example'], trustProxy: ['loopback'] });
+  const rt = await createRuntime(config, pino({ level: 'silent' }));
+  t.teardown(() => rt.close());
+  createInstance({ db: rt.db, catalog: rt.catalog, portRange: config.portRange, subnetPool: config.subnetPool },
+    { service: 'mail', slug: 'courriel', env: { MAIL_DOMAIN: 'asso.example' }, desired: 'stopped' }, 'test');
+  const ask = (remoteAddress: string) => rt.app.inject({ url: '/.well-known/mta-sts.txt', remoteAddress,
+    headers: { host: 'cattery-upstream:8080', 'x-forwarded-host': 'mta-sts.asso.example' } });
+  t.equal((await ask('127.0.0.1')).statusCode, 200, 'from the proxy on loopback');
+  t.equal((await ask('203.0.113.7')).statusCode, 404, 'from anyone else');
+  const plain = await rt.app.inject({ url: '/.well-known/mta-sts.txt', remoteAddress: '127.0.0.1', headers: { host: 'mta-sts.asso.example' } });
+  t.equal(plain.statusCode, 200, 'and the original Host passed on as it is (Caddy\'s default)');
 });
