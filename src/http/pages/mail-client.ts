@@ -49,7 +49,8 @@ export const mailClientPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = as
 
   // RFC 8461 §3.3: fetched from `mta-sts.<domain>` only, over HTTPS (the front door's), never through a redirect,
   // with the media type text/plain. No mail instance for the domain: no policy (404), which senders take as none.
-  app.get(MTA_STS_PATH, { schema: { hide: true } }, async (req, reply) => {
+  // Senders send no query (RFC 8461 §3.3); one is ignored rather than refused.
+  app.get(MTA_STS_PATH, { schema: { hide: true, querystring: Type.Object({}) } }, async (req, reply) => {
     const domain = domainByName(hostName(req.host), domains, ['mta-sts']);
     const instance = domain === undefined ? undefined : mailInstanceFor(deps.db, domain);
     if (!instance) throw notHere();
