@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# What the tests need beyond the Docker engine: Debian's Chromium, driven by playwright-core. Installed when missing
-# and we run as root; otherwise say what to do.
+# What the tests need beyond the Docker engine, all from Debian: Chromium (driven by playwright-core) and libxml2's
+# xmllint (a strict XML parser for the mail client documents, tests/ingress/). Installed when missing and we run as
+# root; otherwise say what to do.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1; then exit 0; fi
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
+if [ "${#missing[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != "0" ]; then
-  echo "Chromium is missing: sudo apt-get install -y chromium" >&2
+  echo "Missing test tools: sudo apt-get install -y ${missing[*]}" >&2
   exit 1
 fi
-echo "installing chromium from Debian..."
+echo "installing ${missing[*]} from Debian..."
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }
+apt-get install -y -q "${missing[@]}" || { apt-get update -q && apt-get install -y -q "${missing[@]}"; }

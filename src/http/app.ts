@@ -34,6 +34,7 @@ import { makePage } from './pages/render.js';
 import { VIEWS_DIR, sessionPolicy } from './pages/deps.js';
 import { publicPages } from './pages/public.js';
 import { residentPages } from './pages/me.js';
+import { mailClientPages } from './pages/mail-client.js';
 import { mediatorPages } from './pages/mediator.js';
 import { adminPages } from './pages/admin.js';
 import { dashboardPages } from './pages/dashboard.js';
@@ -248,6 +249,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(identityRoutes, { deps: pageDeps });
   await app.register(publicPages, { deps: pageDeps });
   await app.register(residentPages, { deps: pageDeps });
+  await app.register(mailClientPages, { deps: pageDeps });
   await app.register(mediatorPages, { deps: pageDeps });
   await app.register(adminPages, { deps: pageDeps });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });

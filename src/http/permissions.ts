@@ -75,6 +75,12 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /me/password': SIGNED_IN,
   'GET /me/accounts/:id/export': SIGNED_IN,
   'POST /me/accounts/:id/delete': SIGNED_IN,
+  // mail client set-up (http/pages/mail-client.ts): what mail programs and sending servers fetch without an account
+  // is public by the protocols' design (Thunderbird autoconfig, RFC 8461 §3.3); a profile is the resident's own
+  'GET /.well-known/autoconfig/mail/config-v1.1.xml': PUBLIC,
+  'GET /mail/config-v1.1.xml': PUBLIC,
+  'GET /.well-known/mta-sts.txt': PUBLIC,
+  'GET /me/accounts/:id/mail.mobileconfig': SIGNED_IN,
   'GET /mediator': ['mediator', 'admin'],
   'POST /mediator/signup': ['mediator', 'admin'],
   'GET /admin': ADMIN,

@@ -30,7 +30,7 @@ const DeleteForm = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 2
 const acceptable = (p: string) => { try { checkNewPassword(p); return true; } catch { return false; } };
 const statusOf = (key: string) => (key === 'err.reauth' ? 403 : key === 'err.CATTERY_ERR_THROTTLED' ? 429 : 400);
 
-function me(req: FastifyRequest): Person {
+export function me(req: FastifyRequest): Person {
   if (!req.user) throw fail('CATTERY_ERR_FORBIDDEN', 'this page is for a person signed in, not a token');
   return req.user;
 }
@@ -82,6 +82,11 @@ function render(deps: PageDeps, req: FastifyRequest, reply: FastifyReply, extra:
     id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
     access: accessText(deps.catalog, instance, account.username, host, lang),
     energy: energyOf(deps, instance.slug, account.username),
+    // Mail: an Apple profile to download (http/pages/mail-client.ts); Thunderbird finds its settings alone when the
+    // mail domain is one of the association's (autoconfig.<domain>).
+    mail: instance.service === 'mail' && account.state === 'active'
+      ? { profile: `/me/accounts/${account.id}/mail.mobileconfig`, autoconfig: deps.config.domains.includes(instance.config.env.MAIL_DOMAIN ?? '') }
+      : null,
   }));
   return reply.page('me', {
     name: user.name, login: user.login, pending: user.status === 'pending', first: user.mustChangePassword,

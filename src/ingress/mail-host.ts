@@ -1,0 +1,43 @@
+// Where a domain's mail lives, as mail clients and sending servers must be told: the mail instance for the domain,
+// the names it answers to, and the ports a client connects to. Read from the database; the documents themselves
+// are written by mail-client.ts and mta-sts.ts.
+import type { Db } from '../db/connection.js';
+import type { Instance } from '../db/schema.js';
+import { listInstances } from '../orchestrator/instances.js';
+import { domainOf } from './hostnames.js';
+import type { MailClientPorts, MailSite } from './mail-client.js';
+import { hostnamesOf } from './store.js';
+
+const MAIL_SERVICE = 'mail';
+
+/** The ports a mail client must use for an instance: its published host ports, by the manifest's port names
+ * (services/mail/service.json). The one place that decides it: where the host publishes the standard ports (the
+ * front door in production), this is where to say so. */
+export function clientPorts(instance: Pick<Instance, 'config'>): MailClientPorts {
+  const p = instance.config.ports;
+  const out: MailClientPorts = {};
+  for (const name of ['imaps', 'imap', 'submissions', 'submission'] as const) if (p[name] !== undefined) out[name] = p[name];
+  return out;
+}
+
+/** The mail instance serving a domain: the one whose MAIL_DOMAIN it is (its mailboxes are `…@<domain>`; a name
+ * under the domain alone does not make an instance hold that domain's mail). An instance being deleted serves
+ * nobody; the oldest wins if two claim one domain. */
+export function mailInstanceFor(db: Db, domain: string): Instance | undefined {
+  return listInstances(db, { service: MAIL_SERVICE }).find((i) => i.desired !== 'deleted' && i.config.env.MAIL_DOMAIN === domain);
+}
+
+/** The names a mail instance answers to under its domain (the MX hosts), in name order; `mail.<domain>` when it has
+ * none yet and the domain is the association's; `fallback` (cattery's own host) otherwise, as the access text does. */
+export function mailHostsOf(db: Db, instance: Instance, domains: readonly string[], fallback: string): { domain: string; hosts: string[] } {
+  const domain = instance.config.env.MAIL_DOMAIN ?? '';
+  const own = domainOf(domain, domains) === domain;
+  const hosts = own ? hostnamesOf(db, instance.id).filter((h) => domainOf(h, domains) === domain) : [];
+  return { domain, hosts: hosts.length ? hosts : [own ? `mail.${domain}` : fallback] };
+}
+
+/** What a client is told for an instance: one host (`mail.<domain>` when it is one of the names) and the ports. */
+export function mailSiteOf(db: Db, instance: Instance, domains: readonly string[], fallback: string): MailSite {
+  const { domain, hosts } = mailHostsOf(db, instance, domains, fallback);
+  return { domain, host: hosts.includes(`mail.${domain}`) ? `mail.${domain}` : hosts[0]!, ports: clientPorts(instance) };
+}
