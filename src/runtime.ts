@@ -22,6 +22,7 @@ import { loadOrCreateSecret } from './identity/secret.js';
 import { sealKeyFrom } from './accounts/sealed.js';
 import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
+import { createDkimKeys } from './ingress/dkim-keys.js';
 
 export interface Runtime {
   config: Config;
@@ -81,7 +82,8 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     // A test shortens the deadline of the upkeep timer's operations only (tests/accounts/limits.test.ts); requests
     // keep the defaults.
     const upkeepDeps: AccountDeps = { ...accountDeps, ...(opts.accountLimits ? { limits: opts.accountLimits } : {}) };
-    const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret });
+    const dkimKeys = createDkimKeys({ db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'ingress' }) });
+    const app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, dkimKeys });
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;
     return {

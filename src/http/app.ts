@@ -45,6 +45,9 @@ import { catalogRoutes } from './routes/catalog.js';
 import { eventRoutes } from './routes/events.js';
 import { instanceRoutes } from './routes/instances.js';
 import { serverRoutes } from './routes/servers.js';
+import { dnsRoutes } from './routes/dns.js';
+import { dnsPages } from './pages/dns.js';
+import type { DkimKeysOf } from '../ingress/dkim-keys.js';
 
 export interface AppDeps {
   config: Config;
@@ -58,6 +61,8 @@ export interface AppDeps {
   accounts: AccountDeps;
   /** Signs cookies (CSRF secret); made once per data folder (identity/secret.ts). */
   secret: string;
+  /** The DKIM keys a domain's mail instance signs with (ingress/dkim-keys.ts); none known without it. */
+  dkimKeys?: DkimKeysOf;
 }
 
 
@@ -223,6 +228,8 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(accountRoutes, { deps: deps.accounts });
   await app.register(eventRoutes, { events: deps.events });
   await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector });
+  const dnsDeps = { config: deps.config, db: deps.db, dkimKeys: deps.dkimKeys ?? (async () => []) };
+  await app.register(dnsRoutes, { deps: dnsDeps });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
@@ -237,4 +244,5 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(mediatorPages, { deps: pageDeps });
   await app.register(adminPages, { deps: pageDeps });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
+  await app.register(dnsPages, { deps: dnsDeps });
 }

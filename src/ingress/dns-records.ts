@@ -94,6 +94,13 @@ const SELECTOR = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]
 const BASE64 = /^[A-Za-z0-9+/]{16,8192}={0,2}$/;
 const ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[a-z0-9.-]{1,253}$/;
 
+/** Why a DKIM key as the mail instance lists it cannot be published, or undefined. */
+export function dkimKeyProblem(k: { selector: unknown; publicKey: unknown }): string | undefined {
+  if (typeof k.selector !== 'string' || !SELECTOR.test(k.selector)) return `DKIM selector "${String(k.selector).slice(0, 64)}" is not a DNS name`;
+  if (typeof k.publicKey !== 'string' || !BASE64.test(k.publicKey) || k.publicKey.length % 4 !== 0) return `DKIM key of "${k.selector}" is not base64`;
+  return undefined;
+}
+
 /** The canonical text of an IPv6 address (RFC 5952 §4: lower case, longest zero run compressed). */
 export function canonicalIpv6(v: string): string {
   try {
@@ -172,8 +179,8 @@ export function domainRecords(input: DomainRecordsInput): DnsRecord[] {
   // DKIM (RFC 6376 §3.6.1, §3.6.2.1 at <selector>._domainkey): every key the mail instance still lists, so that mail
   // signed with a key being retired still verifies while in transit.
   for (const k of [...input.dkim].sort((a, b) => a.selector.localeCompare(b.selector))) {
-    if (!SELECTOR.test(k.selector)) throw fail('CATTERY_ERR_VALIDATION', `DKIM selector "${k.selector.slice(0, 64)}" is not a DNS name`);
-    if (!BASE64.test(k.publicKey) || k.publicKey.length % 4 !== 0) throw fail('CATTERY_ERR_VALIDATION', `DKIM key of "${k.selector}" is not base64`);
+    const problem = dkimKeyProblem(k);
+    if (problem) throw fail('CATTERY_ERR_VALIDATION', problem);
     const state = k.active === false ? { fr: ' (ancienne clé, gardée le temps que le courriel signé avec arrive)', en: ' (previous key, kept while mail signed with it is in transit)' } : { fr: '', en: '' };
     add(`${bare(k.selector)}._domainkey.${d}`, 'TXT', `v=DKIM1; k=rsa; p=${k.publicKey}`,
       `DKIM : la clé publique qui prouve qu’un courriel signé vient bien de @${d}${state.fr}`, `DKIM: the public key proving that signed mail comes from @${d}${state.en}`);
