@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# What the tests need beyond the Docker engine, all from Debian: Chromium (driven by playwright-core) and libxml2's
-# xmllint (a strict XML parser for the mail client documents, tests/ingress/). Installed when missing and we run as
-# root; otherwise say what to do.
+# What the tests need beyond the Docker engine, all from Debian: Chromium (driven by playwright-core), libxml2's
+# xmllint (a strict XML parser for the mail client documents, tests/ingress/), and Knot DNS (knotd from `knot`,
+# kzonecheck from `knot-dnssecutils`): the real authoritative server the DNS check is tested against and the zone
+# checker the generated snippets must pass (tests/ingress/dns-check.test.ts).
+# Installed when missing and we run as root; otherwise say what to do.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
+command -v knotd >/dev/null 2>&1 || missing+=(knot)
+command -v kzonecheck >/dev/null 2>&1 || missing+=(knot-dnssecutils)
 if [ "${#missing[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != "0" ]; then
   echo "Missing test tools: sudo apt-get install -y ${missing[*]}" >&2
@@ -13,4 +17,6 @@ if [ "$(id -u)" != "0" ]; then
 fi
 echo "installing ${missing[*]} from Debian..."
 export DEBIAN_FRONTEND=noninteractive
+# Where systemd runs, knot's package also starts its own service on port 53; the tests never use it (they start
+# their own knotd on a free loopback port).
 apt-get install -y -q "${missing[@]}" || { apt-get update -q && apt-get install -y -q "${missing[@]}"; }

@@ -25,6 +25,7 @@ import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
 import { createIngress, type Ingress } from './ingress/ingress.js';
 import { INGRESS_UID } from './orchestrator/docker/index.js';
+import { createDkimKeys } from './ingress/dkim-keys.js';
 
 export interface Runtime {
   config: Config;
@@ -105,7 +106,8 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     // A test shortens the deadline of the upkeep timer's operations only (tests/accounts/limits.test.ts); requests
     // keep the defaults.
     const upkeepDeps: AccountDeps = { ...accountDeps, ...(opts.accountLimits ? { limits: opts.accountLimits } : {}) };
-    app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress });
+    const dkimKeys = createDkimKeys({ db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'ingress' }) });
+    app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress, dkimKeys });
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;
     return {

@@ -48,6 +48,9 @@ import { instanceRoutes } from './routes/instances.js';
 import { ingressRoutes } from './routes/ingress.js';
 import type { Ingress } from '../ingress/ingress.js';
 import { serverRoutes } from './routes/servers.js';
+import { dnsRoutes } from './routes/dns.js';
+import { dnsPages } from './pages/dns.js';
+import type { DkimKeysOf } from '../ingress/dkim-keys.js';
 
 export interface AppDeps {
   config: Config;
@@ -63,6 +66,8 @@ export interface AppDeps {
   secret: string;
   /** The front door (ingress/), when the runtime has one. */
   ingress?: Ingress;
+  /** The DKIM keys a domain's mail instance signs with (ingress/dkim-keys.ts); none known without it. */
+  dkimKeys?: DkimKeysOf;
 }
 
 
@@ -238,6 +243,8 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(accountRoutes, { deps: deps.accounts });
   await app.register(eventRoutes, { events: deps.events });
   await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector });
+  const dnsDeps = { config: deps.config, db: deps.db, dkimKeys: deps.dkimKeys ?? (async () => []) };
+  await app.register(dnsRoutes, { deps: dnsDeps });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
@@ -253,4 +260,5 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(mediatorPages, { deps: pageDeps });
   await app.register(adminPages, { deps: pageDeps });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
+  await app.register(dnsPages, { deps: dnsDeps });
 }

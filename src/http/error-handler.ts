@@ -63,6 +63,7 @@ export async function errorHandler(err: FastifyError, request: FastifyRequest, r
   if (status >= 500) {
     const shown = isCatteryError(err) && status !== 500 ? err.code : 'CATTERY_ERR_INTERNAL';
     const msg = shown === 'CATTERY_ERR_ENGINE_UNAVAILABLE' ? 'The Docker engine does not answer; the operator has been told in the logs.'
+      : shown === 'CATTERY_ERR_RESOLVER' ? 'The DNS resolver did not answer, so nothing could be checked; try again later or check CATTERY_DNS_RESOLVERS.'
       : `Something went wrong on our side (request ${request.id}).`;
     return reply.code(status).send({ statusCode: status, code: shown, error: 'Server Error', message: msg });
   }

@@ -100,6 +100,20 @@ const fr = {
   'err.reauth': 'Confirmez d’abord qui vous êtes auprès de votre fournisseur d’identité (il y a moins de 5 minutes).',
   'err.form': 'Le formulaire contient une erreur. Vérifiez les champs.',
   'form.errors': 'Le formulaire contient des erreurs :',
+  'admin.dns': 'Enregistrements DNS à publier pour les domaines de l’association',
+  'dns.title': 'Enregistrements DNS', 'dns.back': 'Revenir à l’administration',
+  'dns.intro': 'Pour que chaque service réponde sous son nom et que le courriel de l’association soit accepté ailleurs, ces enregistrements doivent être publiés dans la zone DNS de chaque domaine, chez le bureau d’enregistrement ou l’hébergeur DNS de l’association.',
+  'dns.none': 'Aucun domaine n’est configuré (CATTERY_DOMAINS).',
+  'dns.noaddress': 'Les adresses publiques du serveur ne sont pas configurées (CATTERY_PUBLIC_IPV4, CATTERY_PUBLIC_IPV6) : il manque les enregistrements A et AAAA.',
+  'dns.nodkim': 'Les clés DKIM ne sont pas encore connues : le service de courriel de ce domaine ne tourne pas encore, ou ne les a pas encore créées. Revenez plus tard pour les publier.',
+  'dns.records': 'Les enregistrements et à quoi ils servent', 'dns.snippet': 'À coller dans la zone (format RFC 1035)',
+  'dns.col.name': 'Nom', 'dns.col.type': 'Type', 'dns.col.value': 'Valeur', 'dns.col.why': 'À quoi il sert', 'dns.col.state': 'Vérification',
+  'dns.found': 'Trouvé à la place :',
+  'dns.check': 'Vérifier {domain}', 'dns.check.help': 'La vérification interroge les résolveurs DNS ({resolvers}) pour chaque enregistrement.',
+  'dns.resolver.system': 'ceux du serveur',
+  'dns.checked': 'Vérifié le {date} : {present} présents, {missing} absents, {different} différents.',
+  'dns.state.present': 'Présent', 'dns.state.missing': 'Absent', 'dns.state.different': 'Différent',
+  'err.CATTERY_ERR_RESOLVER': 'Le résolveur DNS ne répond pas : rien n’a pu être vérifié. Réessayez plus tard, ou vérifiez CATTERY_DNS_RESOLVERS.',
 } as const;
 
 export type MessageKey = keyof typeof fr;
@@ -181,6 +195,20 @@ const en: Record<MessageKey, string> = {
   'err.password2': 'The two passwords are not the same.', 'err.terms': 'You must accept the terms to go on.',
   'err.current': 'The current password is not right.',
   'err.reauth': 'First confirm who you are at your identity provider (less than 5 minutes ago).', 'err.form': 'The form has an error. Check the fields.', 'form.errors': 'The form has errors:',
+  'admin.dns': 'DNS records to publish for the association’s domains',
+  'dns.title': 'DNS records', 'dns.back': 'Back to administration',
+  'dns.intro': 'For each service to answer under its name and for the association’s mail to be accepted elsewhere, these records must be published in each domain’s DNS zone, at the association’s registrar or DNS host.',
+  'dns.none': 'No domain is configured (CATTERY_DOMAINS).',
+  'dns.noaddress': 'The server’s public addresses are not configured (CATTERY_PUBLIC_IPV4, CATTERY_PUBLIC_IPV6): the A and AAAA records are missing.',
+  'dns.nodkim': 'The DKIM keys are not known yet: this domain’s mail service is not running yet, or has not made them yet. Come back later to publish them.',
+  'dns.records': 'The records and what they are for', 'dns.snippet': 'To paste into the zone (RFC 1035 format)',
+  'dns.col.name': 'Name', 'dns.col.type': 'Type', 'dns.col.value': 'Value', 'dns.col.why': 'What it is for', 'dns.col.state': 'Check',
+  'dns.found': 'Found instead:',
+  'dns.check': 'Check {domain}', 'dns.check.help': 'The check asks the DNS resolvers ({resolvers}) for every record.',
+  'dns.resolver.system': 'the server’s own',
+  'dns.checked': 'Checked on {date}: {present} present, {missing} missing, {different} different.',
+  'dns.state.present': 'Present', 'dns.state.missing': 'Missing', 'dns.state.different': 'Different',
+  'err.CATTERY_ERR_RESOLVER': 'The DNS resolver does not answer: nothing could be checked. Try again later, or check CATTERY_DNS_RESOLVERS.',
 };
 
 const messages: Record<Lang, Record<MessageKey, string>> = { fr, en };

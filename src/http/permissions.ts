@@ -60,6 +60,9 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /api/metering/accounts/:slug/:username': ADMIN,
   'PUT /api/servers/:name/energy': ADMIN,
   'GET /metrics': ['admin', 'city'],
+  // the front door: the DNS records of the association's domains (they name the mail host and its keys: admin only)
+  'GET /api/dns/:domain': ADMIN,
+  'POST /api/dns/:domain/check': ADMIN,
   // pages
   'GET /': PUBLIC,
   'GET /assets/cattery.css': PUBLIC,
@@ -87,6 +90,8 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /dashboard': ['admin', 'city'],
   'POST /admin/signups/:id/approve': ADMIN,
   'POST /admin/signups/:id/reject': ADMIN,
+  'GET /admin/dns': ADMIN,
+  'POST /admin/dns/check': ADMIN,
 };
 
 export const permissionKey = (method: string, url: string) => `${method} ${url}`;

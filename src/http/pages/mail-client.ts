@@ -10,8 +10,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { accountsOfUser } from '../../accounts/accounts.js';
 import { fail } from '../../errors.js';
 import { appleMailProfile, autoconfigXml, isUsable, type MailSite } from '../../ingress/mail-client.js';
-import { mailHostsOf, mailInstanceFor, mailSiteOf } from '../../ingress/mail-host.js';
-import { MTA_STS_DEFAULT_MAX_AGE, mtaStsPolicy } from '../../ingress/mta-sts.js';
+import { mailInstanceFor, mailSiteOf } from '../../ingress/mail-host.js';
+import { mtaStsPolicyFor } from '../../ingress/dns-records.js';
+import { hostnamesUnder } from '../../ingress/store.js';
 import { domainByName, domainOfAddress, hostName } from '../../ingress/request-host.js';
 import type { PageDeps } from './deps.js';
 import { me } from './me.js';
@@ -54,8 +55,8 @@ export const mailClientPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = as
     const domain = domainByName(hostName(req.host), domains, ['mta-sts']);
     const instance = domain === undefined ? undefined : mailInstanceFor(deps.db, domain);
     if (!instance) throw notHere();
-    const { hosts } = mailHostsOf(deps.db, instance, domains, ownHost);
-    const policy = mtaStsPolicy({ mx: hosts, mode: 'enforce', maxAgeSeconds: MTA_STS_DEFAULT_MAX_AGE });
+    // The very text whose hash the `_mta-sts` TXT record carries (dns-records.ts): one function makes both.
+    const policy = mtaStsPolicyFor(domain!, hostnamesUnder(deps.db, domain!).map((h) => ({ name: h.hostname, service: h.service })));
     return reply.header('content-type', 'text/plain; charset=utf-8').send(policy);
   });
 
