@@ -1,71 +1,14 @@
 // The front door against real parts: Debian's Caddy as the ingress, a real ACME CA (tests/ingress/acme.ts), real
 // instances behind it. Clients verify certificates against the CA's root: never -k, never rejectUnauthorized: false.
-import fs from 'node:fs';
 import net from 'node:net';
-import https from 'node:https';
-import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
-import { Writable } from 'node:stream';
-import pino from 'pino';
-import { asOperator, docker, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
-import { createRuntime } from '../../src/runtime.js';
-import { ACME_DIRECTORY, startAcmeCa, wireAcmeCa } from './acme.js';
+import { docker, waitFor } from '../helpers.js';
+import { DOMAIN, get, plainGet, startDoor } from './door.js';
 import { loadCaddyConfig } from '../../src/ingress/caddy-admin.js';
 
-const DOMAIN = 'asso.test';
-
-interface Answer { status: number; headers: http.IncomingHttpHeaders; body: string }
-
-function get(port: number, host: string, ca: string, opts: { path?: string; headers?: Record<string, string>; method?: string; body?: Buffer } = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = https.request({
-      host: '127.0.0.1', port, servername: host, ca, path: opts.path ?? '/', method: opts.method ?? 'GET',
-      headers: { host, ...(opts.headers ?? {}) }, timeout: 10_000, agent: false,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end(opts.body);
-  });
-}
-
-function plainGet(port: number, host: string, p = '/'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: p, headers: { host }, timeout: 10_000, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' }));
-    }).on('error', reject);
-  });
-}
-
 t.test('the front door serves instances over HTTPS with certificates from the association\'s ACME CA', async (t) => {
-  const scratch = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'cattery-acme-'));
-  t.teardown(() => fs.rmSync(scratch, { recursive: true, force: true }));
-  const hosterId = `t${Math.random().toString(16).slice(2, 10)}`;
-  const ca = await startAcmeCa(t, hosterId, scratch);
-  const config = testConfig(t, {
-    hosterId, domains: [DOMAIN], publicUrl: `https://cattery.${DOMAIN}`, logLevel: 'info',
-    ingress: { enabled: true, bindAddress: '127.0.0.1', httpPort: 0, httpsPort: 0, acmeDirectory: ACME_DIRECTORY, acmeRootFile: ca.rootFile, hstsSeconds: 31536000 },
-  });
-  // The addresses cattery's request log gives its clients: what it keys limits and throttles on.
-  const clients: string[] = [];
-  const sink = new Writable({ write(chunk, _enc, done) {
-    for (const line of String(chunk).split('\n').filter(Boolean)) {
-      const rec = JSON.parse(line) as { req?: { url?: string; remoteAddress?: string } };
-      if (rec.req?.url === '/healthz?door=1') clients.push(rec.req.remoteAddress ?? '');
-    }
-    done();
-  } });
-  const rt = await createRuntime(config, pino({ level: 'info' }, sink), { maxBackoffSeconds: 2 });
-  rt.start(config.reconcileIntervalSeconds);
-  asOperator(rt.app);
-  t.teardown(async () => { await rt.close(); await removeHosterObjects(hosterId); });
-  const ports = await waitFor('the front door', () => { const p = rt.ingress.ports(1); return p.https ? p : undefined; }, 90_000);
-  await wireAcmeCa(ca, hosterId, [`probe.${DOMAIN}`, `www.probe.${DOMAIN}`, `cattery.${DOMAIN}`, `autoconfig.${DOMAIN}`, `mta-sts.${DOMAIN}`, `other.${DOMAIN}`]);
+  const { rt, ca, ports, hosterId, clients } = await startDoor(t, [`probe.${DOMAIN}`, `www.probe.${DOMAIN}`, `cattery.${DOMAIN}`, `autoconfig.${DOMAIN}`, `mta-sts.${DOMAIN}`]);
 
   const made = await rt.app.inject({ method: 'POST', url: '/api/instances?wait=true', payload: { service: 'probe', slug: 'probe', env: { PROBE_GREETING: 'bonjour-door' } } });
   t.equal(made.statusCode, 201, made.body);
