@@ -66,7 +66,12 @@ write_opendkim_conf() {
   # libunbound inside OpenDKIM does not read /etc/resolv.conf: it gets the container's resolvers (Docker's, or
   # MAIL_DNS_RESOLVER) by name. No trust anchor: with a forwarder that strips DNSSEC (Docker's embedded DNS) every
   # answer would be bogus; validation belongs to the resolver named there (as Mail-in-a-Box runs its own).
+  # libunbound also answers NXDOMAIN by itself for the special-use names of RFC 6761 (.test among them) before
+  # asking anyone; the resolver it forwards to decides instead, as it does for OpenDMARC and the SPF policy server
+  # (which use libc's resolver), so that the three checks see the same DNS.
   ns=$(awk '$1 == "nameserver" && $2 ~ /^[0-9a-fA-F.:]+$/ { print $2 }' /etc/resolv.conf | paste -sd, -)
+  printf '%s\n' 'server:' '  local-zone: "test." nodefault' > /etc/opendkim-unbound.conf
+  chmod 0644 /etc/opendkim-unbound.conf
   tmp=$(mktemp /etc/opendkim.conf.XXXXXX)
   {
     echo '# Written by cattery-mail-admin at each start and each rotation; edits here are lost.'
@@ -92,6 +97,7 @@ write_opendkim_conf() {
     echo "AuthservID mail.$domain"
     # "dkim=none" too on unsigned mail: residents' programs (and tests) see every check that was made.
     echo 'AlwaysAddARHeader yes'
+    echo 'ResolverConfiguration /etc/opendkim-unbound.conf'
     [ -n "$ns" ] && echo "Nameservers $ns"
   } > "$tmp"
   chmod 0644 "$tmp"

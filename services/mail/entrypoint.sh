@@ -73,7 +73,9 @@ cat "$tls/key.pem" "$tls/cert.pem" > "$tls/chain.new" && chmod 0600 "$tls/chain.
 # with the message (header_checks, below) before the milters read it. A failing message is refused when the
 # From domain publishes p=reject (550 5.7.1); with p=quarantine it is accepted with "dmarc=fail (p=quarantine ...)"
 # in its Authentication-Results, which Dovecot's Sieve files into Junk (below). A DNS error in the lookup defers the
-# message (4xx) instead of letting it through unchecked.
+# message (4xx) instead of letting it through unchecked. A message whose header is not what RFC 5322 section 3.6 asks
+# (exactly one From: and one Date:) or whose From: names several domains is refused: OpenDMARC would judge only one
+# of the From: addresses, and a reader's program may show the other (the known way around DMARC).
 cat > /etc/opendmarc.conf <<CONF
 Syslog false
 UserID opendmarc
@@ -88,6 +90,7 @@ SPFSelfValidate true
 SPFIgnoreResults true
 IgnoreAuthenticatedClients true
 RequiredHeaders true
+RejectMultiValueFrom true
 FailureReports false
 PublicSuffixList /usr/share/publicsuffix/public_suffix_list.dat
 CONF
@@ -235,6 +238,9 @@ service lmtp {
   }
 }
 log_path = /dev/stderr
+# A reload (a new certificate, tls-install) keeps open sessions: Dovecot would otherwise end the processes of the old
+# configuration, login processes holding TLS connections included, a few seconds after it.
+shutdown_clients = no
 CONF
 # The milters first: Postfix defers mail while they are not there (milter_default_action above).
 mkdir -p /run/opendkim /run/opendmarc
