@@ -75,7 +75,9 @@ cat "$tls/key.pem" "$tls/cert.pem" > "$tls/chain.new" && chmod 0600 "$tls/chain.
 # in its Authentication-Results, which Dovecot's Sieve files into Junk (below). A DNS error in the lookup defers the
 # message (4xx) instead of letting it through unchecked. A message whose header is not what RFC 5322 section 3.6 asks
 # (exactly one From: and one Date:) or whose From: names several domains is refused: OpenDMARC would judge only one
-# of the From: addresses, and a reader's program may show the other (the known way around DMARC).
+# of the From: addresses, and a reader's program may show the other (the known way around DMARC). Postfix first adds
+# what a sloppy sender left out (always_add_missing_headers, above: Date: of arrival, From: the envelope sender that
+# SPF judged), as it does for local mail, so that only a header that says two things is refused.
 cat > /etc/opendmarc.conf <<CONF
 Syslog false
 UserID opendmarc
@@ -115,7 +117,7 @@ postconf -e \
   "policyd-spf_time_limit=3600" \
   "smtpd_milters=inet:127.0.0.1:8891, inet:127.0.0.1:8893" "non_smtpd_milters=inet:127.0.0.1:8891" \
   "milter_default_action=tempfail" "milter_protocol=6" "internal_mail_filter_classes=bounce,notify" \
-  "header_checks=regexp:/etc/postfix/cattery-header-checks" \
+  "header_checks=regexp:/etc/postfix/cattery-header-checks" "always_add_missing_headers=yes" \
   "smtpd_sender_restrictions=reject_non_fqdn_sender, check_sender_access texthash:/etc/postfix/cattery-own-domains, check_sender_access regexp:/etc/postfix/cattery-literal-senders"
 # chain.pem replaces Debian's separate certificate and key settings (they named the snakeoil pair).
 postconf -X smtpd_tls_cert_file smtpd_tls_key_file
