@@ -1,6 +1,7 @@
 # Shared by the entrypoint and the account adapter (sourced, not run): where the state lives, the instance's
 # domain checked once, and the Postfix maps derived from Dovecot's passwd file.
 state=/var/lib/cattery-mail
+tls="$state/tls"
 
 # MAIL_DOMAIN has no default: a mailbox on a domain nobody chose would accept and lose residents' mail. The shape is
 # the manifest's own pattern (lowercase labels, a TLD starting with a letter, 4 to 253 characters); the case
@@ -22,4 +23,15 @@ regen_maps() {
   chmod 0600 "$state/vmailbox.tmp" "$state/senders.tmp"
   mv "$state/vmailbox.tmp" "$state/vmailbox"
   mv "$state/senders.tmp" "$state/senders"
+}
+
+# MAIL_DNS_RESOLVER: "docker" (the default: Docker's embedded DNS, as the container got it) or one IPv4 address, e.g.
+# a validating resolver the association runs (as Mail-in-a-Box does), or a test's own DNS server. Printed when it
+# is an address, nothing for "docker", failure for anything else; each octet is checked as a number (0-255).
+mail_resolver() {
+  r="${MAIL_DNS_RESOLVER:-docker}"
+  [ "$r" = docker ] && return 0
+  case "$r" in ''|*[!0-9.]*|.*|*.|*..*) return 1 ;; esac
+  printf '%s\n' "$r" | awk -F. 'NF != 4 { exit 1 } { for (i = 1; i <= 4; i++) if (length($i) > 3 || $i + 0 > 255) exit 1 }' || return 1
+  printf '%s' "$r"
 }
