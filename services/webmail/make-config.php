@@ -48,8 +48,13 @@ $imapPort = port('WEBMAIL_IMAP_PORT', '993');
 $smtpPort = port('WEBMAIL_SMTP_PORT', '465');
 $lang = matching('WEBMAIL_LANGUAGE', '/^[a-z]{2,3}(?:_[A-Z]{2})?$/', 'fr_FR');
 if (!is_dir("/usr/share/roundcube/program/localization/$lang")) refuse("WEBMAIL_LANGUAGE: Roundcube has no $lang translation");
-// The manifest's patterns refuse spaces (they would split a shell word), so an underscore stands for one here.
-$association = str_replace('_', ' ', matching('WEBMAIL_ASSOCIATION', '/^[\p{L}\p{N}][\p{L}\p{N}._-]{0,59}$/u', 'Association'));
+// cattery refuses spaces and anything outside printable ASCII in an administrator's value (they would split a
+// shell word or hide a homograph), so the association's name comes URL-encoded: an underscore or %20 for a space,
+// %C3%A9 for "é" (UTF-8). Decoded here, it must be UTF-8 with no control character, 60 characters at most.
+$association = rawurldecode(str_replace('_', '%20', matching('WEBMAIL_ASSOCIATION', '/^(?:[A-Za-z0-9._-]|%[0-9A-Fa-f]{2}){1,180}$/', 'Association')));
+if (!mb_check_encoding($association, 'UTF-8') || preg_match('/\p{C}/u', $association) || mb_strlen($association) > 60 || trim($association) === '') {
+    refuse('WEBMAIL_ASSOCIATION does not decode to a name (UTF-8, printable, 60 characters at most)');
+}
 // 32 characters for AES-256-CBC's key (Roundcube encrypts the IMAP password kept in the session with it).
 $desKey = env('WEBMAIL_DES_KEY');
 if (strlen($desKey) < 32) refuse('WEBMAIL_DES_KEY is shorter than 32 characters');

@@ -73,7 +73,7 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   const webmailEnv = (ca: string) => ({
     MAIL_DOMAIN: DOMAIN, WEBMAIL_IMAP_HOST: MAIL_HOST, WEBMAIL_IMAP_PORT: '993', WEBMAIL_IMAP_TLS: 'implicit',
     WEBMAIL_SMTP_HOST: MAIL_HOST, WEBMAIL_SMTP_PORT: '587', WEBMAIL_SMTP_TLS: 'starttls',
-    WEBMAIL_TLS_CA: Buffer.from(ca).toString('base64'), WEBMAIL_ASSOCIATION: 'Chatons_du_Quartier',
+    WEBMAIL_TLS_CA: Buffer.from(ca).toString('base64'), WEBMAIL_ASSOCIATION: 'Chatons_du_Quartier_%C3%A0_Saint-%C3%89tienne',
   });
   const wm = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'webmail', slug: 'webmail', env: webmailEnv(good.ca) } });
   t.equal(wm.statusCode, 202, wm.body);
@@ -130,7 +130,7 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   // The login page: French although the browser asks for English, the association's name, no axe violation.
   const a = await loginPage();
   t.equal(await a.getAttribute('html', 'lang'), 'fr', 'the login page is in French');
-  t.match(await a.title(), /Courriel — Chatons du Quartier/, 'the product name carries the association\'s');
+  t.match(await a.title(), /Courriel — Chatons du Quartier à Saint-Étienne/, 'the product name carries the association\'s');
   const loginAxe = await axeViolations(a);
   t.same(loginAxe, [], 'axe: no violation on the login page');
 
