@@ -25,8 +25,8 @@ import tap from 'tap';
 t.test('the shipped catalog is valid and services/schema.json is current', async (t) => {
   const cat = loadCatalog([path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')]);
   t.same(cat.errors, []);
-  t.same([...cat.services.keys()].sort(), ['files', 'mail', 'pads', 'probe']);
-  for (const id of ['mail', 'pads', 'files']) t.match(cat.services.get(id)!.manifest.image.production, /^(docker\.io|ghcr\.io)\//, `${id} names its upstream image`);
+  t.same([...cat.services.keys()].sort(), ['files', 'mail', 'pads', 'probe', 'webmail']);
+  for (const id of ['mail', 'pads', 'files', 'webmail']) t.match(cat.services.get(id)!.manifest.image.production, /^(docker\.io|ghcr\.io)\//, `${id} names its upstream image`);
   t.equal(fs.readFileSync(path.join(ROOT, 'services/schema.json'), 'utf8'), manifestJsonSchema(), 'run `cattery catalog schema --out services/schema.json`');
 });
 
