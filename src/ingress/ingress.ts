@@ -11,6 +11,7 @@ import type { Catalog } from '../catalog/load.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Server } from '../db/schema.js';
+import { findInstance } from '../orchestrator/instances.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
@@ -20,6 +21,7 @@ import {
 import { currentConfig, loadCaddyConfig } from './caddy-admin.js';
 import { ADMIN_SOCKET, CATTERY_SOCKET, caddyConfig, canonicalJson, configHash, type IngressPlan, type Site } from './caddy-config.js';
 import { RESERVED_PREFIXES, domainOf } from './hostnames.js';
+import { createCertificateHandOff } from './mail-certificates.js';
 import { ingressStateOf, listHostnames, recordApplied, recordIngressError, type HostnameRow } from './store.js';
 
 type IngressConfig = Pick<Config, 'ingress' | 'domains' | 'publicUrl' | 'dataDir' | 'hosterId'>;
@@ -90,6 +92,8 @@ export function createIngress(deps: IngressDeps): Ingress {
   const ports = new Map<number, { http: number; https: number }>();
   const served = new Set<string>();
   let warnedRemote = false;
+  const certificates = createCertificateHandOff({ hosterId: deps.config.hosterId, acmeDirectory: deps.config.ingress.acmeDirectory, log: deps.log });
+  const mailDomainOf = (slug: string) => findInstance(deps.db, slug)?.config.env.MAIL_DOMAIN;
   const runDirOf = (server: Server) => path.join(deps.config.dataDir, 'ingress', server.name.replace(/[^A-Za-z0-9_.-]/g, '_'));
   const plan = (server: Server) => planFor(deps, listHostnames(deps.db), server);
 
@@ -150,6 +154,8 @@ export function createIngress(deps: IngressDeps): Ingress {
       const socket = path.join(runDir, path.basename(ADMIN_SOCKET));
       await waitForSocket(socket, 15_000);
       await apply(server, socket, caddyConfig(wanted));
+      // The mail hosts' certificates, once Caddy has them, to the mail instances (renewals included).
+      await certificates.sync(engine, listHostnames(deps.db).filter((r) => r.serverId === server.id), mailDomainOf);
     },
   };
 }

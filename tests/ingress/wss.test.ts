@@ -16,11 +16,12 @@ t.test('a pad converges between two clients over WSS through the door', async (t
   const lookup = (_h: string, o: { all?: boolean }, cb: (...a: unknown[]) => void) =>
     (o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4));
   class DoorWS extends WebSocket { constructor(url: string) { super(url, { ca: ca.rootPem, lookup } as WebSocket.ClientOptions); } }
+  const providers: WebsocketProvider[] = [];
   const open = () => {
     const doc = new Y.Doc();
     const provider = new WebsocketProvider(`wss://pads.${DOMAIN}:${ports.https}/public`, 'door-pad', doc,
       { WebSocketPolyfill: DoorWS as unknown as typeof globalThis.WebSocket, disableBc: true });
-    t.teardown(() => provider.destroy());
+    providers.push(provider);
     return doc;
   };
   const a = open(); const b = open();
@@ -29,4 +30,6 @@ t.test('a pad converges between two clients over WSS through the door', async (t
   b.getText('t').insert(0, '« ');
   await waitFor('a sees b\'s text', () => a.getText('t').toString() === '« bonjour par la porte', 30_000, 100);
   t.pass('both clients converged over WSS, certificate verified');
+  // Providers reconnect forever, and their awareness ticks, unless both are destroyed: the process would stay alive.
+  for (const p of providers) { p.destroy(); p.doc.destroy(); }
 });
