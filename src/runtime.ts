@@ -25,6 +25,7 @@ import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
 import { createIngress, type Ingress } from './ingress/ingress.js';
 import { INGRESS_UID } from './orchestrator/docker/index.js';
+import { listenForDoor } from './http/door-socket.js';
 import { createDkimKeys } from './ingress/dkim-keys.js';
 
 export interface Runtime {
@@ -72,16 +73,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     const doorServers: http.Server[] = [];
     const serveCatteryOn = async (socketPath: string) => {
       if (!app) throw fail('CATTERY_ERR_CONFIG', 'the app is not built yet');
-      const handler = app;
-      await handler.ready();
-      fs.rmSync(socketPath, { force: true });
-      const server = http.createServer((req, res) => handler.routing(req, res));
-      server.on('upgrade', (req, socket, head) => handler.server.emit('upgrade', req, socket, head));
-      await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(socketPath, resolve); });
-      // Only the ingress user (and root) may connect: the socket vouches for the client address Caddy passes on.
-      fs.chmodSync(socketPath, 0o600);
-      if (process.getuid?.() === 0) fs.chownSync(socketPath, INGRESS_UID, INGRESS_UID);
-      doorServers.push(server);
+      doorServers.push(await listenForDoor(app, socketPath, INGRESS_UID));
     };
     const ingress = createIngress({ db, catalog, config, log: log.child({ domain: 'ingress' }), serveCatteryOn });
     const reconciler = createReconciler({

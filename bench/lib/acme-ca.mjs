@@ -89,4 +89,7 @@ export async function wireAcmeCa(docker, ca, hosterId, names) {
   const exec = await docker.getContainer(ca.id).exec({ Cmd: ['/bin/sh', '-c', 'printf "%s\\n" "$1" >> /etc/hosts', 'sh', lines], User: '0', AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({});
   await new Promise((r) => { stream.on('end', r); stream.resume(); });
+  // Go's resolver (the CA is Go) keeps /etc/hosts for up to 5 s after reading it (net/hosts.go, cacheMaxAge): a
+  // validation within that time would not see the new lines, fail, and leave the order pending for minutes.
+  await new Promise((r) => setTimeout(r, 5500));
 }

@@ -27,7 +27,7 @@ import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import type { User } from '../db/schema.js';
 import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
-import { REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
+import { DOOR_PEER, REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
 import { PERMISSIONS, permissionKey } from './permissions.js';
 import { makePage } from './pages/render.js';
@@ -86,11 +86,9 @@ const codeForStatus = (status: number): string => STATUS_CODES[status] ?? (statu
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const configured = compileProxyTrust(deps.config.trustProxy);
-  // A peer with no address came through a unix socket, and the only one cattery listens on is the front door's
-  // (ingress/: a folder only the ingress user and root may open). So that peer is one trusted hop, and the client is
-  // the address Caddy wrote in X-Forwarded-For (Caddy replaces whatever the client sent there). A TCP peer always
-  // has an address: it is read at connection (below), before the socket can close and lose it.
-  const trustProxy = (addr: string | undefined, hop: number) => (addr === undefined || addr === '' ? hop === 0 : configured(addr, hop));
+  // The front door's socket (ingress/, runtime.ts) is one trusted hop; past it, and for every TCP peer, the
+  // configured rule decides.
+  const trustProxy = (addr: string | undefined, hop: number) => (addr === DOOR_PEER ? hop === 0 : addr !== undefined && configured(addr, hop));
   const app = Fastify({
     loggerInstance: deps.log.child({ domain: 'http' }) as FastifyBaseLogger,
     // Every log line of a request carries its id. The trusted reverse proxy may pass on its own (so that its logs and
@@ -100,7 +98,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const sent = raw.headers['x-request-id'];
       const peer = raw.socket?.remoteAddress ?? '';
       // Caddy passes a client's own X-Request-Id on untouched, so the front door's socket does not vouch for one.
-      return typeof sent === 'string' && REQUEST_ID.test(sent) && peer !== '' && configured(peer, 0) ? sent : crypto.randomUUID();
+      return typeof sent === 'string' && REQUEST_ID.test(sent) && peer !== '' && peer !== DOOR_PEER && configured(peer, 0) ? sent : crypto.randomUUID();
     },
     bodyLimit: 256 * 1024,
     // A target the router cannot even decode (`/%E0`) never reaches a route nor the error handler: it gets the
@@ -116,9 +114,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, verbose: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // Node reads a TCP peer's address lazily and forgets it once the socket closes; reading it now keeps it, so that
-  // no TCP client is ever taken for the front door's socket (trustProxy above).
-  app.server.on('connection', (socket: { remoteAddress?: string }) => { void socket.remoteAddress; });
+  // A TCP peer that reset before Node read its address has none; whatever it queued would be read without one. Such
+  // a connection is closed at once: no request is ever handled with an unknown peer.
+  app.server.on('connection', (socket: { remoteAddress?: string; destroy(): void }) => { if (socket.remoteAddress === undefined) socket.destroy(); });
   app.setErrorHandler(errorHandler);
   // No route matched, so there is no route config to go by: the answer's form follows what the client accepts (a
   // browser gets a page), and it carries no authority either way (auth.ts gives no principal here).

@@ -19,6 +19,11 @@ function normalise(addr: string): { addr: string; family: 'ipv4' | 'ipv6' } | un
   return f === 4 ? { addr: a, family: 'ipv4' } : f === 6 ? { addr: a, family: 'ipv6' } : undefined;
 }
 
+/** The peer address cattery gives the front door's unix-socket connections (runtime.ts), the one peer trusted for
+ * X-Forwarded-For without being configured: only the door's user and root can open that socket. A TCP connection
+ * always carries a real address (one that lost it is closed at once, http/app.ts), so it cannot pass for it. */
+export const DOOR_PEER = 'unix:front-door';
+
 /** Fastify's trustProxy function: is the address at this hop (0 = the socket's peer) a proxy cattery trusts? */
 export type ProxyTrust = (addr: string, hop: number) => boolean;
 

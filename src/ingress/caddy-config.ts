@@ -23,6 +23,8 @@ export interface Site {
   maxBodyBytes: number;
   timeoutSeconds: number;
   websocket: boolean;
+  /** Only these paths go to the upstream; any other is a 404 at the door (the mail client and MTA-STS names). */
+  paths?: string[];
 }
 
 export interface IngressPlan {
@@ -68,11 +70,15 @@ function route(site: Site, hstsSeconds: number): object {
     // Failing fast when the instance is down: one upstream, nothing to retry on.
     load_balancing: { try_duration: '0s' },
   });
-  return { match: [{ host: [...site.hostnames] }], handle: [{ handler: 'subroute', routes: [...first, tooLarge, { handle }] }], terminal: true };
+  const proxied = site.paths
+    ? [{ match: [{ path: [...site.paths] }], handle }, { handle: [{ handler: 'static_response', status_code: 404 }] }]
+    : [{ handle }];
+  return { match: [{ host: [...site.hostnames] }], handle: [{ handler: 'subroute', routes: [...first, tooLarge, ...proxied] }], terminal: true };
 }
 
+/** The sites in the plan's order (ingress.ts puts cattery's own first, then the instances' by name). */
 export function caddyConfig(plan: IngressPlan): object {
-  const sites = [...plan.sites].sort((a, b) => (a.hostnames[0] ?? '').localeCompare(b.hostnames[0] ?? ''));
+  const sites = plan.sites;
   const names = [...new Set([...sites.flatMap((s) => s.hostnames), ...plan.certOnly])].sort();
   const issuer: Record<string, unknown> = {
     module: 'acme',

@@ -20,7 +20,7 @@ import {
 } from '../orchestrator/docker/index.js';
 import { currentConfig, loadCaddyConfig } from './caddy-admin.js';
 import { ADMIN_SOCKET, CATTERY_SOCKET, caddyConfig, canonicalJson, configHash, type IngressPlan, type Site } from './caddy-config.js';
-import { RESERVED_PREFIXES, domainOf } from './hostnames.js';
+import { RESERVED_PREFIXES, checkHostname, domainOf } from './hostnames.js';
 import { createCertificateHandOff } from './mail-certificates.js';
 import { ingressStateOf, listHostnames, recordApplied, recordIngressError, type HostnameRow } from './store.js';
 
@@ -54,8 +54,21 @@ export function ownHost(config: Pick<Config, 'publicUrl' | 'domains'>): string |
 const CATTERY_BODY_BYTES = 1024 * 1024;
 const CATTERY_TIMEOUT_S = 120;
 
-export function planFor(deps: Pick<IngressDeps, 'catalog' | 'config'>, rows: readonly HostnameRow[], server: Server): IngressPlan {
-  const mine = rows.filter((r) => r.serverId === server.id && r.desired === 'running');
+/** The paths cattery answers on the mail client and MTA-STS names (http/pages/mail-client.ts); anything else there
+ * is a 404 at the door, so those names never become a second address of cattery's pages. */
+export const MAIL_CLIENT_PATHS = ['/.well-known/mta-sts.txt', '/mail/config-v1.1.xml', '/.well-known/autoconfig/mail/config-v1.1.xml'];
+
+export function planFor(deps: Pick<IngressDeps, 'catalog' | 'config'> & { log?: Logger }, rows: readonly HostnameRow[], server: Server): IngressPlan {
+  const own = ownHost(deps.config);
+  // Checked again against today's configuration: a name stored before a domain was removed, or before it became
+  // cattery's own or a reserved one, is left out rather than served.
+  const mine = rows.filter((r) => {
+    if (r.serverId !== server.id || r.desired !== 'running') return false;
+    try { checkHostname(r.hostname, deps.config.domains, own); return true; } catch (err) {
+      deps.log?.warn({ hostname: r.hostname, slug: r.slug, err: (err as Error).message }, 'hostname left out of the front door');
+      return false;
+    }
+  });
   const sites: Site[] = [];
   const certOnly: string[] = [];
   const bySlug = new Map<string, HostnameRow[]>();
@@ -73,11 +86,16 @@ export function planFor(deps: Pick<IngressDeps, 'catalog' | 'config'>, rows: rea
       websocket: web.websocket,
     });
   }
-  const own = [ownHost(deps.config), ...deps.config.domains.flatMap((d) => RESERVED_PREFIXES.filter((p) => p !== 'autodiscover').map((p) => `${p}.${d}`))]
-    .filter((h): h is string => h !== undefined);
-  if (own.length) sites.push({ hostnames: own, upstream: `unix/${CATTERY_SOCKET}`, maxBodyBytes: CATTERY_BODY_BYTES, timeoutSeconds: CATTERY_TIMEOUT_S, websocket: true });
+  sites.sort((a, b) => (a.hostnames[0] ?? '').localeCompare(b.hostnames[0] ?? ''));
+  // cattery's own routes come first: no instance's route is ever matched before them.
+  const catterySite = (hostnames: string[], paths?: string[]): Site => ({
+    hostnames, upstream: `unix/${CATTERY_SOCKET}`, maxBodyBytes: CATTERY_BODY_BYTES, timeoutSeconds: CATTERY_TIMEOUT_S, websocket: true,
+    ...(paths ? { paths } : {}),
+  });
+  const mailClient = deps.config.domains.flatMap((d) => RESERVED_PREFIXES.filter((p) => p !== 'autodiscover').map((p) => `${p}.${d}`));
+  const first = [...(own ? [catterySite([own])] : []), ...(mailClient.length ? [catterySite(mailClient, MAIL_CLIENT_PATHS)] : [])];
   const acme = { directory: deps.config.ingress.acmeDirectory, email: deps.config.ingress.acmeEmail, trustRoot: !!deps.config.ingress.acmeRootFile };
-  return { sites, certOnly, acme, hstsSeconds: deps.config.ingress.hstsSeconds };
+  return { sites: [...first, ...sites], certOnly, acme, hstsSeconds: deps.config.ingress.hstsSeconds };
 }
 
 async function waitForSocket(file: string, ms: number): Promise<void> {
@@ -118,6 +136,7 @@ export function createIngress(deps: IngressDeps): Ingress {
       if (ingressStateOf(deps.db, server.id)?.appliedHash !== hash) recordApplied(deps.db, server.id, hash);
       return;
     }
+    const started = Date.now();
     try {
       await loadCaddyConfig(socket, wanted);
     } catch (err) {
@@ -125,7 +144,7 @@ export function createIngress(deps: IngressDeps): Ingress {
       throw err;
     }
     recordApplied(deps.db, server.id, hash);
-    deps.log.info({ server: server.name, hash }, 'front door configuration applied');
+    deps.log.info({ server: server.name, hash, loadMs: Date.now() - started }, 'front door configuration applied');
   }
 
   return {
@@ -150,7 +169,7 @@ export function createIngress(deps: IngressDeps): Ingress {
       const wanted = plan(server);
       const slugs = [...new Set(listHostnames(deps.db).filter((r) => r.serverId === server.id && r.desired === 'running'
         && deps.catalog.services.get(r.service)?.manifest.http).map((r) => r.slug))];
-      await ensureIngressNetworks(engine, c.id, slugs);
+      await ensureIngressNetworks(engine, c, slugs);
       const socket = path.join(runDir, path.basename(ADMIN_SOCKET));
       await waitForSocket(socket, 15_000);
       await apply(server, socket, caddyConfig(wanted));

@@ -8,6 +8,11 @@ import { aboveRegex, caddyConfig, canonicalJson, configHash } from '../../src/in
 import { asOperator, testConfig } from '../helpers.js';
 import { createRuntime } from '../../src/runtime.js';
 import pino from 'pino';
+import path from 'node:path';
+import { loadCatalog } from '../../src/catalog/load.js';
+import { MAIL_CLIENT_PATHS, planFor } from '../../src/ingress/ingress.js';
+import type { Server } from '../../src/db/schema.js';
+import { ROOT } from '../helpers.js';
 
 const DOMAINS = ['asso.example', 'ville.example'];
 const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?$/).filter((l) => !/^..--/.test(l));
@@ -69,8 +74,7 @@ t.test('Caddy configuration: deterministic, the admin socket always kept, body l
   }), { numRuns: 3000 });
   const site = (h: string) => ({ hostnames: [h], upstream: `x-${h}:80`, maxBodyBytes: 1024, timeoutSeconds: 5, websocket: false });
   const plan = { sites: [site('b.asso.example'), site('a.asso.example')], certOnly: ['mail.asso.example'], acme: { directory: 'https://acme.test/dir', trustRoot: true }, hstsSeconds: 60 };
-  const reversed = { ...plan, sites: [...plan.sites].reverse() };
-  t.equal(configHash(caddyConfig(plan)), configHash(caddyConfig(reversed)), 'the same wanted state gives the same hash');
+  t.equal(configHash(caddyConfig(plan)), configHash(caddyConfig(JSON.parse(JSON.stringify(plan)))), 'the same wanted state gives the same hash');
   const cfg = caddyConfig({ ...plan, sites: [] }) as { admin: { listen: string } };
   t.equal(cfg.admin.listen, 'unix//run/ingress/admin.sock', 'a configuration never moves the admin API off its socket');
   t.notMatch(canonicalJson(caddyConfig(plan)), /on_demand|"listen":"(?!:443|unix)/, 'no on-demand certificates, no other listener');
@@ -99,4 +103,19 @@ t.test('the API refuses hostile names and names another instance holds, and chan
   t.equal((await put('nobody', ['x.asso.example'])).statusCode, 404);
   const del = await rt.app.inject({ method: 'DELETE', url: '/api/instances/one-probe' });
   t.equal(del.statusCode, 202);
+});
+
+t.test('a stored name the configuration no longer allows is left out, and cattery\'s routes come first', async (t) => {
+  const catalog = loadCatalog([path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')]);
+  const server = { id: 1 } as Server;
+  const row = (hostname: string, slug: string, service = 'probe') => ({ hostname, slug, service, serverId: 1, desired: 'running' });
+  const config = testConfig(t, { domains: ['asso.example'], publicUrl: 'https://cattery.asso.example' });
+  // Stored while they were allowed: cattery's own name (before publicUrl named it), a reserved one, another domain's.
+  const rows = [row('a.asso.example', 'pads'), row('cattery.asso.example', 'pads'), row('mta-sts.asso.example', 'pads'), row('old.gone.example', 'pads'), row('z.asso.example', 'other')];
+  const plan = planFor({ catalog, config }, rows, server);
+  t.same(plan.sites.map((s) => s.hostnames), [['cattery.asso.example'], ['mta-sts.asso.example', 'autoconfig.asso.example'], ['a.asso.example'], ['z.asso.example']]);
+  t.equal(plan.sites[0]!.upstream, 'unix//run/ingress/cattery.sock', 'cattery\'s own host goes to cattery, first');
+  t.same(plan.sites[1]!.paths, MAIL_CLIENT_PATHS, 'the mail client names answer only their documents');
+  const routes = (caddyConfig(plan) as { apps: { http: { servers: { front: { routes: { handle: { routes: unknown[] }[] }[] } } } } }).apps.http.servers.front.routes;
+  t.match(JSON.stringify(routes[1]), /"static_response","status_code":404/, 'any other path there is a 404 at the door');
 });

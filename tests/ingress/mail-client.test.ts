@@ -159,7 +159,7 @@ t.test('the routes: only the association\'s domains, whole names, nothing echoed
     docs.set(d, r.body);
   }
   t.equal(xpath(docs.get('asso.example')!, 'string(//incomingServer/hostname)'), 'mail.asso.example', 'the instance\'s mail. name');
-  t.equal(xpath(docs.get('asso.example')!, 'string(//incomingServer/port)'), String(asso.config.ports.imap), 'its published port');
+  t.equal(xpath(docs.get('asso.example')!, 'string(//incomingServer/port)'), String(asso.config.ports.imaps), 'its published port (implicit TLS first, RFC 8314)');
   t.equal(xpath(docs.get('ville-asso.example')!, 'string(//incomingServer/hostname)'), 'mail.ville-asso.example', 'no name yet: mail.<domain>');
   t.equal((await get(AUTOCONFIG[0]!, 'autoconfig.sans-courriel.example')).statusCode, 404, 'a domain without mail: nothing');
 

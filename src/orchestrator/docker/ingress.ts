@@ -73,38 +73,42 @@ export function buildIngressSpec(hosterId: string, w: IngressWanted): Docker.Con
   return spec;
 }
 
-export interface IngressContainer { id: string; httpPort: number; httpsPort: number; created: boolean }
+export interface IngressContainer { id: string; httpPort: number; httpsPort: number; created: boolean; networks: string[] }
 
-/** The front door's container exists with this spec and runs; a container of an older spec is replaced. */
+/** The front door's container exists with this spec and runs; a container of an older spec is replaced. A door that
+ * is already so costs one inspect (each reconcile pass asks). */
 export async function ensureIngressContainer(engine: Engine, w: IngressWanted): Promise<IngressContainer> {
   const names = ingressNames(engine.hosterId);
   const spec = buildIngressSpec(engine.hosterId, w);
   const labels = { [LABEL_HOSTER]: engine.hosterId, [LABEL_ROLE]: ROLE_INGRESS };
-  await ensureNetwork(engine, names.network, labels);
-  await ensureVolume(engine, names.volume, labels);
-  let info = await call(engine, 'inspect the front door', (d) => d.getContainer(names.container).inspect()).catch(unless(404));
+  const inspect = () => call(engine, 'inspect the front door', (d) => d.getContainer(names.container).inspect());
+  let info = await inspect().catch(unless(404));
   let created = false;
   if (info && !isOurs(engine, info.Config.Labels)) throw new Error(`container ${names.container} exists and is not cattery's`);
-  if (info && info.Config.Labels?.[LABEL_SPEC] !== spec.Labels?.[LABEL_SPEC]) {
-    await ensureContainerRemoved(engine, info.Id, names.container);
-    info = undefined;
+  if (!info || info.Config.Labels?.[LABEL_SPEC] !== spec.Labels?.[LABEL_SPEC] || !info.State.Running) {
+    await ensureNetwork(engine, names.network, labels);
+    await ensureVolume(engine, names.volume, labels);
+    if (info && info.Config.Labels?.[LABEL_SPEC] !== spec.Labels?.[LABEL_SPEC]) {
+      await ensureContainerRemoved(engine, info.Id, names.container);
+      info = undefined;
+    }
+    if (!info) {
+      await call(engine, 'create the front door', (d) => d.createContainer(spec)).catch((err) => { if (statusOf(err) !== 409) throw err; });
+      created = true;
+    }
+    await ensureStarted(engine, names.container, names.container);
+    info = await inspect();
   }
-  if (!info) {
-    await call(engine, 'create the front door', (d) => d.createContainer(spec)).catch((err) => { if (statusOf(err) !== 409) throw err; });
-    created = true;
-  }
-  await ensureStarted(engine, names.container, names.container);
-  info = await call(engine, 'inspect the front door', (d) => d.getContainer(names.container).inspect());
   const port = (key: string) => Number(info!.NetworkSettings.Ports?.[key]?.[0]?.HostPort ?? 0);
-  return { id: info.Id, httpPort: port('80/tcp'), httpsPort: port('443/tcp'), created };
+  return { id: info.Id, httpPort: port('80/tcp'), httpsPort: port('443/tcp'), created, networks: Object.keys(info.NetworkSettings.Networks ?? {}) };
 }
 
 /** The front door is on exactly these instance networks (by slug) besides its own: joined where missing (with the
  * given aliases), left where no longer wanted. Networks of other hosters or not cattery's are never touched. */
-export async function ensureIngressNetworks(engine: Engine, containerId: string, slugs: readonly string[]): Promise<void> {
+export async function ensureIngressNetworks(engine: Engine, door: Pick<IngressContainer, 'id' | 'networks'>, slugs: readonly string[]): Promise<void> {
   const names = ingressNames(engine.hosterId);
-  const info = await call(engine, 'inspect the front door', (d) => d.getContainer(containerId).inspect());
-  const attached = new Set(Object.keys(info.NetworkSettings.Networks ?? {}));
+  const containerId = door.id;
+  const attached = new Set(door.networks);
   const wanted = new Set(slugs.map((s) => networkName(engine.hosterId, s)));
   for (const net of wanted) {
     if (attached.has(net)) continue;
