@@ -48,10 +48,14 @@ t.test('metering real containers', async (t) => {
   const by = (slug: string) => (c.prepare("SELECT SUM(energy_j) e, SUM(cpu_seconds) cpu, SUM(idle_share_j) i FROM meter_samples WHERE slug = ?").get(slug) as { e: number; cpu: number; i: number });
   const burner = by('burner'), calm = by('calm');
   const active = (c.prepare("SELECT SUM(energy_j) e FROM meter_samples WHERE scope IN ('other', 'instance')").get() as { e: number }).e;
-  t.ok(burner.cpu > 3, `the burner used ${burner.cpu.toFixed(2)} CPU seconds in about 6 s`);
+  // What the burner gets depends on the other test file running beside this one (2 cores, tap's 2 jobs; the front
+  // door's tests run Caddy and an ACME CA): a quarter of a core is plenty to tell it from the sleeper.
+  t.ok(burner.cpu > 1.5, `the burner used ${burner.cpu.toFixed(2)} CPU seconds in about 6 s`);
   t.ok(calm.cpu < 0.1, `the sleeper used ${calm.cpu.toFixed(3)}`);
   t.ok(burner.e > 0.9 * (burner.e + calm.e), `the burner has ${burner.e.toFixed(1)} J of the containers' ${(burner.e + calm.e).toFixed(1)} J`);
-  t.ok(burner.e > 0.3 * active, `and most of the active energy a busy test machine leaves (${(burner.e / active * 100).toFixed(0)} %)`);
+  // "other" is the host's own work, the neighbouring test file's included: the burner's share of it is the machine's
+  // load, not cattery's doing; the attribution itself is the 90 % check above.
+  t.ok(burner.e > 0.1 * active, `and a fair part of the active energy a busy test machine leaves (${(burner.e / active * 100).toFixed(0)} %)`);
   t.equal(Math.round(burner.i * 1e6), Math.round(calm.i * 1e6), 'idle shared equally under the equal policy, apart from active energy');
   const mem = c.prepare("SELECT mem_byte_seconds / seconds m FROM meter_samples WHERE slug = 'calm' LIMIT 1").get() as { m: number };
   t.ok(mem.m > 0 && mem.m < 32 * 1024 * 1024, `working set ${mem.m} bytes, under the limit`);
