@@ -58,17 +58,25 @@ const CATTERY_TIMEOUT_S = 120;
  * is a 404 at the door, so those names never become a second address of cattery's pages. */
 export const MAIL_CLIENT_PATHS = ['/.well-known/mta-sts.txt', '/mail/config-v1.1.xml', '/.well-known/autoconfig/mail/config-v1.1.xml'];
 
-export function planFor(deps: Pick<IngressDeps, 'catalog' | 'config'> & { log?: Logger }, rows: readonly HostnameRow[], server: Server): IngressPlan {
+type PlanDeps = Pick<IngressDeps, 'catalog' | 'config'> & { log?: Logger };
+
+/** The names this server's door serves: its running instances', checked again against today's configuration (a name
+ * stored before a domain was removed, or before it became cattery's own or a reserved one, is left out). The plan,
+ * the networks the door joins and the certificates it hands on all come from this one list. */
+export function servedRows(deps: PlanDeps, rows: readonly HostnameRow[], server: Server): HostnameRow[] {
   const own = ownHost(deps.config);
-  // Checked again against today's configuration: a name stored before a domain was removed, or before it became
-  // cattery's own or a reserved one, is left out rather than served.
-  const mine = rows.filter((r) => {
+  return rows.filter((r) => {
     if (r.serverId !== server.id || r.desired !== 'running') return false;
     try { checkHostname(r.hostname, deps.config.domains, own); return true; } catch (err) {
       deps.log?.warn({ hostname: r.hostname, slug: r.slug, err: (err as Error).message }, 'hostname left out of the front door');
       return false;
     }
   });
+}
+
+export function planFor(deps: PlanDeps, rows: readonly HostnameRow[], server: Server): IngressPlan {
+  const own = ownHost(deps.config);
+  const mine = servedRows(deps, rows, server);
   const sites: Site[] = [];
   const certOnly: string[] = [];
   const bySlug = new Map<string, HostnameRow[]>();
@@ -166,15 +174,16 @@ export function createIngress(deps: IngressDeps): Ingress {
         httpPort: deps.config.ingress.httpPort, httpsPort: deps.config.ingress.httpsPort,
       });
       ports.set(server.id, { http: c.httpPort, https: c.httpsPort });
-      const wanted = plan(server);
-      const slugs = [...new Set(listHostnames(deps.db).filter((r) => r.serverId === server.id && r.desired === 'running'
-        && deps.catalog.services.get(r.service)?.manifest.http).map((r) => r.slug))];
+      // One read of the names per pass, for the plan, the networks and the certificates alike.
+      const served = servedRows(deps, listHostnames(deps.db), server);
+      const wanted = planFor(deps, served, server);
+      const slugs = [...new Set(served.filter((r) => deps.catalog.services.get(r.service)?.manifest.http).map((r) => r.slug))];
       await ensureIngressNetworks(engine, c, slugs);
       const socket = path.join(runDir, path.basename(ADMIN_SOCKET));
       await waitForSocket(socket, 15_000);
       await apply(server, socket, caddyConfig(wanted));
       // The mail hosts' certificates, once Caddy has them, to the mail instances (renewals included).
-      await certificates.sync(engine, listHostnames(deps.db).filter((r) => r.serverId === server.id), mailDomainOf);
+      await certificates.sync(engine, served, mailDomainOf);
     },
   };
 }
