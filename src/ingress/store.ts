@@ -6,11 +6,11 @@ import { hostnames, ingressState, instances, type IngressState } from '../db/sch
 import { fail } from '../errors.js';
 import { checkHostname } from './hostnames.js';
 
-export interface HostnameRow { hostname: string; slug: string; service: string; serverId: number; desired: string }
+export interface HostnameRow { hostname: string; instanceId: number; slug: string; service: string; serverId: number; desired: string }
 
 /** Every name with the instance it belongs to, in name order. */
 export function listHostnames(db: Db): HostnameRow[] {
-  return db.select({ hostname: hostnames.hostname, slug: instances.slug, service: instances.service, serverId: instances.serverId, desired: instances.desired })
+  return db.select({ hostname: hostnames.hostname, instanceId: hostnames.instanceId, slug: instances.slug, service: instances.service, serverId: instances.serverId, desired: instances.desired })
     .from(hostnames).innerJoin(instances, eq(instances.id, hostnames.instanceId)).orderBy(asc(hostnames.hostname)).all();
 }
 

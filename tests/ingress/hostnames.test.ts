@@ -108,7 +108,7 @@ t.test('the API refuses hostile names and names another instance holds, and chan
 t.test('a stored name the configuration no longer allows is left out, and cattery\'s routes come first', async (t) => {
   const catalog = loadCatalog([path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')]);
   const server = { id: 1 } as Server;
-  const row = (hostname: string, slug: string, service = 'probe') => ({ hostname, slug, service, serverId: 1, desired: 'running' });
+  const row = (hostname: string, slug: string, service = 'probe') => ({ hostname, instanceId: 0, slug, service, serverId: 1, desired: 'running' });
   const config = testConfig(t, { domains: ['asso.example'], publicUrl: 'https://cattery.asso.example' });
   // Stored while they were allowed: cattery's own name (before publicUrl named it), a reserved one, another domain's.
   const rows = [row('a.asso.example', 'pads'), row('cattery.asso.example', 'pads'), row('mta-sts.asso.example', 'pads'), row('old.gone.example', 'pads'), row('z.asso.example', 'other')];
