@@ -52,9 +52,15 @@ function caaIssuerOf(acmeDirectory: string): string | undefined {
   return acmeDirectory === LETS_ENCRYPT || acmeDirectory === LETS_ENCRYPT_STAGING ? 'letsencrypt.org' : undefined;
 }
 
+/** The names under a domain as the records are written from them: what the MTA-STS policy served at
+ * mta-sts.<domain> is computed from too, so that its text and the id published for it agree. */
+export function recordHostnames(db: DnsDeps['db'], domain: string): { name: string; service: string }[] {
+  return hostnamesUnder(db, domain).map((h) => ({ name: h.hostname, service: h.service }));
+}
+
 export async function domainDns(deps: DnsDeps, domain: string): Promise<DomainDns> {
   const d = ownDomain(deps, domain);
-  const hostnames = hostnamesUnder(deps.db, d).map((h) => ({ name: h.hostname, service: h.service }));
+  const hostnames = recordHostnames(deps.db, d);
   const dkim = await deps.dkimKeys(d);
   const { publicIpv4, publicIpv6 } = deps.config;
   const records = domainRecords({

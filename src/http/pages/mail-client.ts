@@ -12,7 +12,7 @@ import { fail } from '../../errors.js';
 import { appleMailProfile, autoconfigXml, isUsable, type MailSite } from '../../ingress/mail-client.js';
 import { mailInstanceFor, mailSiteOf } from '../../ingress/mail-host.js';
 import { mtaStsPolicyFor } from '../../ingress/dns-records.js';
-import { hostnamesUnder } from '../../ingress/store.js';
+import { recordHostnames } from '../../ingress/dns.js';
 import { domainByName, domainOfAddress, hostName } from '../../ingress/request-host.js';
 import type { PageDeps } from './deps.js';
 import { me } from './me.js';
@@ -56,7 +56,7 @@ export const mailClientPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = as
     const instance = domain === undefined ? undefined : mailInstanceFor(deps.db, domain);
     if (!instance) throw notHere();
     // The very text whose hash the `_mta-sts` TXT record carries (dns-records.ts): one function makes both.
-    const policy = mtaStsPolicyFor(domain!, hostnamesUnder(deps.db, domain!).map((h) => ({ name: h.hostname, service: h.service })));
+    const policy = mtaStsPolicyFor(domain!, recordHostnames(deps.db, domain!));
     return reply.header('content-type', 'text/plain; charset=utf-8').send(policy);
   });
 
