@@ -27,6 +27,7 @@ import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import type { User } from '../db/schema.js';
 import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
+import { cookieNames, cookieOptions } from './cookies.js';
 import { DOOR_PEER, REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
 import { PERMISSIONS, permissionKey } from './permissions.js';
@@ -128,6 +129,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   const secureCookies = deps.config.publicUrl.startsWith('https://');
+  app.decorate('cookieNames', cookieNames(secureCookies));
   await registerPlugins(app as unknown as FastifyInstance, deps, secureCookies);
   enforcePermissions(app as unknown as FastifyInstance, checkFormOrigin(new URL(deps.config.publicUrl).origin));
   const oidc = deps.config.oidc ? createOidc(deps.config.oidc, deps.log.child({ domain: 'identity' })) : undefined;
@@ -144,8 +146,8 @@ async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookie
   await app.register(formbody, { bodyLimit: 16 * 1024 });
   await app.register(csrf, {
     sessionPlugin: '@fastify/cookie',
-    cookieKey: 'cattery_csrf',
-    cookieOpts: { path: '/', httpOnly: true, sameSite: 'lax', secure: secureCookies, signed: true },
+    cookieKey: cookieNames(secureCookies).csrf,
+    cookieOpts: { ...cookieOptions(secureCookies), signed: true },
     getToken: (req) => (req.body as { _csrf?: string } | undefined)?._csrf,
     // Bound to the session (csrf.ts): a pair tossed in by a same-site page from its own session is refused.
     getUserInfo: csrfBinding,

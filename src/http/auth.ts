@@ -16,7 +16,6 @@ import { readSession, type SessionPolicy } from '../identity/sessions.js';
 import { verifyApiToken } from '../identity/tokens.js';
 import type { Principal, Role } from '../identity/roles.js';
 
-export const SESSION_COOKIE = 'cattery_session';
 
 declare module 'fastify' {
   interface FastifyContextConfig { roles?: readonly Role[]; page?: boolean }
@@ -47,7 +46,7 @@ export function createPrincipalResolver(opts: { db: Db; adminToken?: string | un
       return;
     }
     if (takes !== 'cookie') return;
-    const cookie = request.cookies?.[SESSION_COOKIE];
+    const cookie = request.cookies?.[request.server.cookieNames.session];
     if (!cookie) return;
     const s = readSession(opts.db, opts.session, cookie);
     if (!s) return;

@@ -24,7 +24,7 @@ async function runtime(t: Parameters<Parameters<typeof t.test>[1]>[0], overrides
 async function browserAs(rt: Runtime, role: string) {
   const u = await createUser(rt.db, { login: `as-${role}`, name: `As ${role}`, roles: [role] });
   const b = pageBrowser(rt.app);
-  b.jar.set('cattery_session', createSession(rt.db, policy, u.id, 'password'));
+  b.jar.set(rt.app.cookieNames.session, createSession(rt.db, policy, u.id, 'password'));
   return b;
 }
 

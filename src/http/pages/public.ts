@@ -9,18 +9,16 @@ import { passwordSignIn } from '../../identity/sign-in.js';
 import { createSession, endSession, sessionById } from '../../identity/sessions.js';
 import { openServiceChoices, openServices } from '../../catalog/offer.js';
 import { submitSignup } from '../../identity/signup.js';
-import { SESSION_COOKIE } from '../auth.js';
+import { cookieOptions } from '../cookies.js';
 import { langOf } from './render.js';
 import { VIEWS_DIR, safeNext, sessionPolicy, signupDeps, type PageDeps } from './deps.js';
 import { SignupBody, checkSignupForm, type SignupForm } from './forms.js';
 import { clientKey } from '../proxy-trust.js';
 
-const OIDC_COOKIE = 'cattery_oidc';
-
 export function startSession(deps: PageDeps, reply: FastifyReply, userId: number, via: 'password' | 'oidc', idToken?: string): void {
   const token = createSession(deps.db, sessionPolicy(deps.config), userId, via, idToken);
   // No Max-Age: the cookie dies with the browser, which matters on a shared computer at a public internet point.
-  reply.setCookie(SESSION_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'lax', secure: deps.secureCookies });
+  reply.setCookie(reply.server.cookieNames.session, token, cookieOptions(deps.secureCookies));
 }
 
 export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
@@ -120,7 +118,8 @@ async function signInPages(app: App, deps: PageDeps): Promise<void> {
   }, async (req, reply) => {
     if (!deps.oidc) throw fail('CATTERY_ERR_NOT_FOUND', 'no identity provider is configured');
     const { url, state } = await deps.oidc.start(deps.db, safeNext(req.query.next), { fresh: req.query.fresh === '1' });
-    reply.setCookie(OIDC_COOKIE, state, { path: '/auth', httpOnly: true, sameSite: 'lax', secure: deps.secureCookies, maxAge: 600 });
+    // Path=/ and not /auth: a `__Host-` cookie must have it (cookies.ts).
+    reply.setCookie(reply.server.cookieNames.oidc, state, { ...cookieOptions(deps.secureCookies), maxAge: 600 });
     return reply.redirect(url, 303);
   });
 
@@ -129,8 +128,9 @@ async function signInPages(app: App, deps: PageDeps): Promise<void> {
     schema: { hide: true, querystring: Type.Record(Type.String(), Type.String({ maxLength: 4096 })) },
   }, async (req, reply) => {
     if (!deps.oidc) throw fail('CATTERY_ERR_NOT_FOUND', 'no identity provider is configured');
-    reply.clearCookie(OIDC_COOKIE, { path: '/auth' });
-    const { user, idToken, returnTo } = await deps.oidc.finish(deps.db, new URL(req.url, deps.config.publicUrl), req.cookies[OIDC_COOKIE]);
+    const oidcCookie = reply.server.cookieNames.oidc;
+    reply.clearCookie(oidcCookie, cookieOptions(deps.secureCookies));
+    const { user, idToken, returnTo } = await deps.oidc.finish(deps.db, new URL(req.url, deps.config.publicUrl), req.cookies[oidcCookie]);
     startSession(deps, reply, user.id, 'oidc', idToken);
     return reply.redirect(safeNext(returnTo), 303);
   });
@@ -146,7 +146,7 @@ async function signInPages(app: App, deps: PageDeps): Promise<void> {
       endSession(deps.db, sessionId);
       if (row?.via === 'oidc' && deps.oidc) target = (await deps.oidc.logoutUrl(row.idToken, `${deps.config.publicUrl}/`).catch(() => undefined)) ?? '/';
     }
-    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    reply.clearCookie(reply.server.cookieNames.session, cookieOptions(deps.secureCookies));
     return reply.redirect(target, 303);
   });
 }

@@ -1,5 +1,6 @@
 // What every page needs: the language, the translator, the person signed in, a CSRF token for its forms, and the
 // security headers of an HTML page (no script at all, nothing from elsewhere).
+import { cookieOptions } from '../cookies.js';
 import { csrfBinding } from '../csrf.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { pickLang, translator, type Lang, type Translate } from '../i18n.js';
@@ -17,7 +18,7 @@ export interface PageContext {
 }
 
 export function langOf(req: FastifyRequest): Lang {
-  return pickLang(req.query, req.cookies?.lang, req.headers['accept-language']);
+  return pickLang(req.query, req.cookies?.[req.server.cookieNames.lang], req.headers['accept-language']);
 }
 
 export function pageHeaders(reply: FastifyReply, formTargets: string[]): void {
@@ -33,7 +34,7 @@ export function makePage(formTargets: string[]) {
   return async function page(this: FastifyReply, template: string, data: Record<string, unknown> = {}, status = 200): Promise<FastifyReply> {
     const req = this.request;
     const lang = langOf(req);
-    if ((req.query as { lang?: string } | undefined)?.lang === lang) this.setCookie('lang', lang, { path: '/', httpOnly: true, sameSite: 'lax', maxAge: 365 * 86400 });
+    if ((req.query as { lang?: string } | undefined)?.lang === lang) this.setCookie(this.server.cookieNames.lang, lang, { ...cookieOptions(this.server.cookieNames.secure), maxAge: 365 * 86400 });
     const ctx: PageContext = {
       lang, t: translator(lang), csrf: this.generateCsrf({ userInfo: csrfBinding(req) }), path: req.url.split('?')[0] ?? '/',
       user: req.user ? { name: req.user.name, login: req.user.login, roles: req.user.roles } : null,
