@@ -36,7 +36,8 @@ export interface IngressDeps {
 }
 
 export interface Ingress {
-  /** Converge one server's front door; throws what kept it from serving the wanted configuration. */
+  /** Converge one server's front door; throws what kept it from serving the wanted configuration. Calls for one
+   * server run one after the other (the reconciler's pass, and a change of names that does not wait for a pass). */
   sync(server: Server, engine: Engine): Promise<void>;
   /** What the front door of a server should serve now (pure reading of the database). */
   plan(server: Server): IngressPlan;
@@ -106,6 +107,10 @@ export function planFor(deps: PlanDeps, rows: readonly HostnameRow[], server: Se
   return { sites: [...first, ...sites], certOnly, acme, hstsSeconds: deps.config.ingress.hstsSeconds };
 }
 
+/** How long a configuration this process loaded is trusted to still run in the same Caddy without reading it back.
+ * Only root can reach the admin socket besides cattery; a read-back this often puts even that right. */
+const READBACK_MS = 5 * 60_000;
+
 async function waitForSocket(file: string, ms: number): Promise<void> {
   const until = Date.now() + ms;
   while (!fs.existsSync(file)) {
@@ -122,6 +127,11 @@ export function createIngress(deps: IngressDeps): Ingress {
   const mailDomainOf = (slug: string) => findInstance(deps.db, slug)?.config.env.MAIL_DOMAIN;
   const runDirOf = (server: Server) => path.join(deps.config.dataDir, 'ingress', server.name.replace(/[^A-Za-z0-9_.-]/g, '_'));
   const plan = (server: Server) => planFor(deps, listHostnames(deps.db), server);
+  // What this process last loaded into which Caddy (container id and start time), by server: with it, a pass whose
+  // plan has not changed costs no read of Caddy's configuration (200 names are ~100 KB of JSON), and a change is
+  // loaded straight away. A Caddy restarted, replaced, or not read back for READBACK_MS is read back first.
+  const loaded = new Map<number, { caddy: string; hash: string; readAt: number }>();
+  const queues = new Map<number, Promise<void>>();
 
   async function prepareRunDir(server: Server): Promise<string> {
     const dir = runDirOf(server);
@@ -137,53 +147,76 @@ export function createIngress(deps: IngressDeps): Ingress {
     return dir;
   }
 
-  async function apply(server: Server, socket: string, wanted: object): Promise<void> {
+  async function apply(server: Server, socket: string, wanted: object, caddy: string): Promise<void> {
     const hash = configHash(wanted);
-    const running = await currentConfig(socket);
-    if (canonicalJson(running) === canonicalJson(wanted)) {
-      if (ingressStateOf(deps.db, server.id)?.appliedHash !== hash) recordApplied(deps.db, server.id, hash);
-      return;
+    const known = loaded.get(server.id);
+    const trusted = known && known.caddy === caddy && Date.now() - known.readAt < READBACK_MS ? known : undefined;
+    if (trusted?.hash === hash) return;
+    let readAt = trusted?.readAt ?? 0;
+    if (!trusted) {
+      const running = await currentConfig(socket);
+      readAt = Date.now();
+      if (canonicalJson(running) === canonicalJson(wanted)) {
+        loaded.set(server.id, { caddy, hash, readAt });
+        if (ingressStateOf(deps.db, server.id)?.appliedHash !== hash) recordApplied(deps.db, server.id, hash);
+        return;
+      }
     }
     const started = Date.now();
     try {
       await loadCaddyConfig(socket, wanted);
     } catch (err) {
+      // Refused: Caddy keeps what it ran, which the next pass reads back before anything else.
+      loaded.delete(server.id);
       recordIngressError(deps.db, server.id, (err as Error).message);
       throw err;
     }
+    loaded.set(server.id, { caddy, hash, readAt });
     recordApplied(deps.db, server.id, hash);
     deps.log.info({ server: server.name, hash, loadMs: Date.now() - started }, 'front door configuration applied');
+  }
+
+  async function converge(server: Server, engine: Engine): Promise<void> {
+    if (!isLocalEndpoint(server.dockerEndpoint)) {
+      // The admin socket is a file of this host: a remote server's front door comes with Swarm (issue 15).
+      if (!warnedRemote) deps.log.warn({ server: server.name }, 'no front door on a remote engine yet');
+      warnedRemote = true;
+      return;
+    }
+    const t0 = Date.now();
+    const image = serviceImageRef(systemImage('ingress'));
+    if (!(await imageExists(engine, image))) throw fail('CATTERY_ERR_IMAGE_MISSING', image);
+    const runDir = await prepareRunDir(server);
+    const c = await ensureIngressContainer(engine, {
+      image, runDir, acmeRootFile: deps.config.ingress.acmeRootFile, bindAddress: deps.config.ingress.bindAddress,
+      httpPort: deps.config.ingress.httpPort, httpsPort: deps.config.ingress.httpsPort,
+    });
+    ports.set(server.id, { http: c.httpPort, https: c.httpsPort });
+    const t1 = Date.now();
+    // One read of the names per pass, for the plan, the networks and the certificates alike.
+    const served = servedRows(deps, listHostnames(deps.db), server);
+    const wanted = planFor(deps, served, server);
+    const slugs = [...new Set(served.filter((r) => deps.catalog.services.get(r.service)?.manifest.http).map((r) => r.slug))];
+    await ensureIngressNetworks(engine, c, slugs);
+    const t2 = Date.now();
+    const socket = path.join(runDir, path.basename(ADMIN_SOCKET));
+    await waitForSocket(socket, 15_000);
+    await apply(server, socket, caddyConfig(wanted), `${c.id} ${c.startedAt}`);
+    const t3 = Date.now();
+    // The mail hosts' certificates, once Caddy has them, to the mail instances (renewals included).
+    await certificates.sync(engine, served, mailDomainOf);
+    deps.log.debug({ server: server.name, containerMs: t1 - t0, networksMs: t2 - t1, configMs: t3 - t2, certificatesMs: Date.now() - t3 }, 'front door pass');
   }
 
   return {
     plan,
     ports: (serverId) => ports.get(serverId) ?? { http: 0, https: 0 },
-    async sync(server, engine) {
-      if (!deps.config.ingress.enabled) return;
-      if (!isLocalEndpoint(server.dockerEndpoint)) {
-        // The admin socket is a file of this host: a remote server's front door comes with Swarm (issue 15).
-        if (!warnedRemote) deps.log.warn({ server: server.name }, 'no front door on a remote engine yet');
-        warnedRemote = true;
-        return;
-      }
-      const image = serviceImageRef(systemImage('ingress'));
-      if (!(await imageExists(engine, image))) throw fail('CATTERY_ERR_IMAGE_MISSING', image);
-      const runDir = await prepareRunDir(server);
-      const c = await ensureIngressContainer(engine, {
-        image, runDir, acmeRootFile: deps.config.ingress.acmeRootFile, bindAddress: deps.config.ingress.bindAddress,
-        httpPort: deps.config.ingress.httpPort, httpsPort: deps.config.ingress.httpsPort,
-      });
-      ports.set(server.id, { http: c.httpPort, https: c.httpsPort });
-      // One read of the names per pass, for the plan, the networks and the certificates alike.
-      const served = servedRows(deps, listHostnames(deps.db), server);
-      const wanted = planFor(deps, served, server);
-      const slugs = [...new Set(served.filter((r) => deps.catalog.services.get(r.service)?.manifest.http).map((r) => r.slug))];
-      await ensureIngressNetworks(engine, c, slugs);
-      const socket = path.join(runDir, path.basename(ADMIN_SOCKET));
-      await waitForSocket(socket, 15_000);
-      await apply(server, socket, caddyConfig(wanted));
-      // The mail hosts' certificates, once Caddy has them, to the mail instances (renewals included).
-      await certificates.sync(engine, served, mailDomainOf);
+    sync(server, engine) {
+      if (!deps.config.ingress.enabled) return Promise.resolve();
+      // One at a time per server: two loads racing could leave the older plan in Caddy.
+      const next = (queues.get(server.id) ?? Promise.resolve()).catch(() => undefined).then(() => converge(server, engine));
+      queues.set(server.id, next);
+      return next;
     },
   };
 }

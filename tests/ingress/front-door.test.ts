@@ -50,6 +50,16 @@ t.test('the front door serves instances over HTTPS with certificates from the as
   const still = await get(ports.https, `probe.${DOMAIN}`, ca.rootPem);
   t.equal(still.status, 200, 'the old configuration still serves after a refusal');
 
+  // Caddy restarted in the same container boots its bare configuration (deploy/ingress/boot.json): the next pass
+  // sees a Caddy it did not load and loads the plan again (cattery remembers what it loaded by container and start).
+  await docker.getContainer(`${hosterId}--ingress`).restart({ t: 5 });
+  // (Its host ports are chosen by Docker again at the restart here: the test asks for port 0.)
+  await waitFor('the door serving again after a restart of Caddy', async () => {
+    Object.assign(ports, rt.ingress.ports(1));
+    return get(ports.https, `probe.${DOMAIN}`, ca.rootPem).then((a) => a.status === 200, () => false);
+  }, 60_000, 500);
+  t.pass('a restarted Caddy is given the plan again');
+
   // Deleting the instance takes its names off the door (and its network away, with the door let go first).
   const del = await rt.app.inject({ method: 'DELETE', url: '/api/instances/probe?wait=true' });
   t.equal(del.statusCode, 200, del.body);

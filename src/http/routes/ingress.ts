@@ -36,6 +36,13 @@ export const ingressRoutes: FastifyPluginAsyncTypebox<{ deps: IngressRouteDeps }
   }, async (req) => {
     const inst = getInstance(db, req.params.slug);
     const hostnames = setHostnames(db, inst.id, req.body.hostnames, config.domains, ownHost(config));
+    // The door follows at once (its own pass, not a whole reconcile pass over every instance: a new name is served
+    // in well under a second); the reconciler's pass comes too, for anything the names change about the instance.
+    const server = listServers(db).find((s) => s.id === inst.serverId);
+    if (server && deps.ingress && config.ingress.enabled) {
+      deps.ingress.sync(server, deps.reconciler.engineFor(server))
+        .catch((err: unknown) => req.log.warn({ err, slug: inst.slug }, 'front door not converged yet; the next pass retries'));
+    }
     deps.reconciler.trigger('hostnames', inst.slug).catch(() => undefined);
     return { hostnames };
   });

@@ -73,7 +73,11 @@ export function buildIngressSpec(hosterId: string, w: IngressWanted): Docker.Con
   return spec;
 }
 
-export interface IngressContainer { id: string; httpPort: number; httpsPort: number; created: boolean; networks: string[] }
+export interface IngressContainer {
+  id: string; httpPort: number; httpsPort: number; created: boolean; networks: string[];
+  /** When Caddy last (re)started in it: a restart boots the bare configuration again (deploy/ingress/boot.json). */
+  startedAt: string;
+}
 
 /** The front door's container exists with this spec and runs; a container of an older spec is replaced. A door that
  * is already so costs one inspect (each reconcile pass asks). */
@@ -100,7 +104,7 @@ export async function ensureIngressContainer(engine: Engine, w: IngressWanted): 
     info = await inspect();
   }
   const port = (key: string) => Number(info!.NetworkSettings.Ports?.[key]?.[0]?.HostPort ?? 0);
-  return { id: info.Id, httpPort: port('80/tcp'), httpsPort: port('443/tcp'), created, networks: Object.keys(info.NetworkSettings.Networks ?? {}) };
+  return { id: info.Id, httpPort: port('80/tcp'), httpsPort: port('443/tcp'), created, networks: Object.keys(info.NetworkSettings.Networks ?? {}), startedAt: info.State.StartedAt };
 }
 
 /** The front door is on exactly these instance networks (by slug) besides its own: joined where missing (with the
