@@ -1,5 +1,12 @@
-// A pad's WebSocket over WSS through the front door: two Yjs clients converge, the certificate checked for the name.
+// A pad's WebSocket over WSS through the front door: two Yjs clients converge, the certificate checked for the name;
+// then as residents see it, two Chromium windows open https://pads.<domain>/ through the door, trusting the test CA
+// from an NSS database of their own profile (as an association's CA would be trusted: no certificate error ignored),
+// type at once and converge.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
+import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
@@ -32,4 +39,65 @@ t.test('a pad converges between two clients over WSS through the door', async (t
   t.pass('both clients converged over WSS, certificate verified');
   // Providers reconnect forever, and their awareness ticks, unless both are destroyed: the process would stay alive.
   for (const p of providers) { p.destroy(); p.doc.destroy(); }
+
+  // Chromium: the name mapped to the door on loopback (the only address it may use), the CA in its own NSS store.
+  const home = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'cattery-chromium-'));
+  t.teardown(() => fs.rmSync(home, { recursive: true, force: true }));
+  const nssdb = path.join(home, '.pki', 'nssdb');
+  fs.mkdirSync(nssdb, { recursive: true, mode: 0o700 });
+  const caFile = path.join(home, 'ca.pem');
+  fs.writeFileSync(caFile, ca.rootPem);
+  execFileSync('certutil', ['-d', `sql:${nssdb}`, '-N', '--empty-password']);
+  execFileSync('certutil', ['-d', `sql:${nssdb}`, '-A', '-t', 'C,,', '-n', 'cattery test ACME CA', '-i', caFile]);
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    env: { ...process.env, HOME: home },
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run',
+      `--host-resolver-rules=MAP pads.${DOMAIN} 127.0.0.1, EXCLUDE localhost`],
+  });
+  t.teardown(() => browser.close());
+  const insecure: string[] = [];
+  const page = async () => {
+    const p = await browser.newPage();
+    p.on('console', (m) => { if (/mixed content|ERR_CERT|insecure/i.test(m.text())) insecure.push(m.text()); });
+    // Chromium aborts a navigation when the host's interfaces change, and Docker adds and removes some for every
+    // other test running beside this one: the resident's "reload", a bounded number of times.
+    for (let attempt = 1; ; attempt++) {
+      try { await p.goto(`https://pads.${DOMAIN}:${ports.https}/p/porte`); break; } catch (err) {
+        if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test((err as Error).message)) throw err;
+      }
+    }
+    await p.getByText('Connecté').waitFor({ timeout: 60_000 });
+    return p;
+  };
+  const [p1, p2] = [await page(), await page()];
+  t.equal(new URL(p1.url()).protocol, 'https:', 'the page is on https, its certificate accepted by Chromium\'s own checks');
+  await Promise.all([
+    p1.locator('.cm-content').click().then(() => p1.keyboard.type('Bonjour ')),
+    p2.locator('.cm-content').click().then(() => p2.keyboard.type('voisins ')),
+  ]);
+  const content = (p: typeof p1) => p.evaluate(() => (window as unknown as { catteryPad: { text: { toString(): string } } }).catteryPad.text.toString());
+  await waitFor('the two browsers converged over WSS', async () => {
+    const [x, y] = [await content(p1), await content(p2)];
+    return x === y && x.includes('Bonjour') && x.includes('voisins');
+  }, 60_000, 200);
+  // The pad's socket went through the door on wss:, not around it.
+  const socketUrl = await p1.evaluate(() => (window as unknown as { catteryPad: { provider?: { url?: string } } }).catteryPad.provider?.url ?? '');
+  t.match(socketUrl, new RegExp(`^wss://pads\\.${DOMAIN.replace('.', '\\.')}:${ports.https}/`), 'the editor\'s WebSocket is wss through the door');
+  t.same(insecure, [], 'no certificate or mixed-content complaint in the console');
+
+  // The same browser without the CA in its store refuses the page: the trust above is the store's, nothing ignored.
+  const untrusting = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    env: { ...process.env, HOME: fs.mkdtempSync(path.join(home, 'empty-')) },
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', `--host-resolver-rules=MAP pads.${DOMAIN} 127.0.0.1, EXCLUDE localhost`],
+  });
+  t.teardown(() => untrusting.close());
+  const bare = await untrusting.newPage();
+  let refused = '';
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    refused = await bare.goto(`https://pads.${DOMAIN}:${ports.https}/p/porte`).then(() => 'loaded', (err: Error) => err.message);
+    if (!/ERR_NETWORK_CHANGED/.test(refused)) break;
+  }
+  t.match(refused, /ERR_CERT_AUTHORITY_INVALID/, 'without the CA, Chromium refuses the certificate');
 });
