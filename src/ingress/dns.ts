@@ -9,6 +9,7 @@ import { checkRecords, type CheckedRecord } from './dns-check.js';
 import type { DkimKeysOf } from './dkim-keys.js';
 import { domainRecords, mailHostOf, zoneSnippet, type DnsRecord } from './dns-records.js';
 import { domainOf } from './hostnames.js';
+import { clientPorts, mailInstanceFor } from './mail-host.js';
 import { hostnamesUnder } from './store.js';
 
 export interface DnsDeps {
@@ -63,8 +64,10 @@ export async function domainDns(deps: DnsDeps, domain: string): Promise<DomainDn
   const hostnames = recordHostnames(deps.db, d);
   const dkim = await deps.dkimKeys(d);
   const { publicIpv4, publicIpv6 } = deps.config;
+  const mail = mailInstanceFor(deps.db, d);
   const records = domainRecords({
     domain: d, hostnames, ownHost: ownHostUnder(deps.config.publicUrl, d), ipv4: publicIpv4, ipv6: publicIpv6, dkim,
+    mailPorts: mail ? clientPorts(mail) : undefined,
     caaIssuer: caaIssuerOf(deps.config.ingress.acmeDirectory),
   });
   return {
