@@ -29,6 +29,9 @@ export interface DomainDns {
   dkimKnown: boolean;
   /** False without CATTERY_PUBLIC_IPV4 or _IPV6: no address record can be written. */
   addressesKnown: boolean;
+  /** The domain's mail instance while its standard ports are not published (orchestrator/public-ports.ts): the MX
+   * then leads to no port 25, and the SRV records give its allocated ports. Null otherwise. */
+  mailUnpublished: string | null;
 }
 
 /** 3 s a lookup: a resolver that takes longer is not answering, and the check stays within a page load. */
@@ -73,6 +76,7 @@ export async function domainDns(deps: DnsDeps, domain: string): Promise<DomainDn
   return {
     domain: d, mailHost: mailHostOf(d, hostnames), records, snippet: zoneSnippet(records),
     dkimKnown: dkim.length > 0, addressesKnown: publicIpv4 !== undefined || publicIpv6 !== undefined,
+    mailUnpublished: mail && !mail.config.publicPorts ? mail.slug : null,
   };
 }
 

@@ -8,7 +8,9 @@
 // with nothing in between). The change is a new generation, so the reconciler recreates the container with the new
 // bindings (docker/container-spec.ts), volumes kept, as for a change of environment. The allocated ports stay
 // published on the publish address meanwhile (cattery's own checks and the administrator's tools use them) and are
-// all that is left when it is turned off.
+// all that is left when it is turned off. The numbers and the address are written into the row when it is turned on
+// (what the reconciler builds from, and what the DNS and clients are told): a manifest or CATTERY_INGRESS_ADDRESS
+// changed later applies once it is asked again.
 import { eq } from 'drizzle-orm';
 import type { Catalog } from '../catalog/load.js';
 import type { Manifest } from '../catalog/manifest.js';

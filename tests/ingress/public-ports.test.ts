@@ -94,10 +94,12 @@ t.test('mail on its standard ports of the public address, announced everywhere, 
     const r = await app.inject({ url: `/api/dns/${DOMAIN}` });
     t.equal(r.statusCode, 200, 'the DNS records of the domain');
     const records = r.json().records as { name: string; type: string; value: string }[];
-    return Object.fromEntries(['imaps', 'imap', 'submissions', 'submission'].map((k) => [k, records.find((x) => x.name === `_${k}._tcp.${DOMAIN}.` && x.type === 'SRV')?.value]));
+    const srv = (k: string) => records.find((x) => x.name === `_${k}._tcp.${DOMAIN}.` && x.type === 'SRV')?.value;
+    return { imaps: srv('imaps'), imap: srv('imap'), submissions: srv('submissions'), submission: srv('submission'), unpublished: r.json().mailUnpublished as string | null };
   };
   const allocatedSite = [`mail.${DOMAIN}:${allocated.imaps} SSL`, `mail.${DOMAIN}:${allocated.imap} STARTTLS`, `mail.${DOMAIN}:${allocated.submissions} SSL`, `mail.${DOMAIN}:${allocated.submission} STARTTLS`];
   t.same(await autoconfigPorts(), allocatedSite, 'autoconfig: the allocated ports before they are published');
+  t.equal((await srvPorts()).unpublished, 'courriel', '/admin/dns says which mail instance is not on its standard ports yet');
 
   // Only an administrator: a resident's token, a mediator's and the city's are refused, nobody is asked to sign in.
   const everyone = { id: 'operator', roles: [...PERSON_ROLES] };
@@ -136,7 +138,8 @@ t.test('mail on its standard ports of the public address, announced everywhere, 
   t.same(await autoconfigPorts(), standardSite, 'autoconfig: the standard ports');
   t.same(await srvPorts(), {
     imaps: `0 1 993 mail.${DOMAIN}.`, imap: `10 1 143 mail.${DOMAIN}.`, submissions: `0 1 465 mail.${DOMAIN}.`, submission: `10 1 587 mail.${DOMAIN}.`,
-  }, 'SRV records: the standard ports');
+    unpublished: null,
+  }, 'SRV records: the standard ports, and no notice');
 
   // "My services": a resident with a mailbox there reads the mail host and the standard ports.
   const lea = await createUser(rt.db, { login: 'lea.martin', name: 'Léa Martin', roles: ['resident'], password: 'la phrase de Léa' });
@@ -166,7 +169,7 @@ t.test('mail on its standard ports of the public address, announced everywhere, 
   for (const n of Object.values(STANDARD)) t.match(await refused(n), /ECONNREFUSED/, `${ADDRESS}:${n} is closed`);
   t.match(await greet(allocated.imap!, { host: '127.0.0.1' }), /^\* OK/, 'the allocated ports answer as before');
   t.same(await autoconfigPorts(), allocatedSite, 'autoconfig: the allocated ports again');
-  t.same((await srvPorts()).imaps, `0 1 ${allocated.imaps} mail.${DOMAIN}.`, 'SRV: the allocated port again');
+  t.match(await srvPorts(), { imaps: `0 1 ${allocated.imaps} mail.${DOMAIN}.`, unpublished: 'courriel' }, 'SRV: the allocated port again, and the notice');
   t.match((await b.get('/me')).body, new RegExp(`port ${allocated.imap},`), '"my services": the allocated port again');
   const taken = await app.inject({ method: 'PUT', url: '/api/instances/wk-25/public-ports', payload: { enabled: true } });
   t.equal(taken.statusCode, 200, `25 can be given to another instance now: ${taken.body}`);

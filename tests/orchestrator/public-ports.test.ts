@@ -8,6 +8,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { loadCatalog, parseManifest, type Catalog } from '../../src/catalog/load.js';
 import { applyMigrations, openDb, type Db } from '../../src/db/connection.js';
+import { instances } from '../../src/db/schema.js';
 import { createInstance, getInstance, updateInstance } from '../../src/orchestrator/instances.js';
 import { listOperations } from '../../src/orchestrator/journal.js';
 import { publicPortsView, setPublicPorts, wellKnownPorts } from '../../src/orchestrator/public-ports.js';
@@ -112,44 +113,43 @@ t.test('any services, any instances, any order of requests: one holder per numbe
   });
   let steps = 0;
   let refused = 0;
+  // One database, emptied before each case (migrating a fresh one per case was most of this test's time).
+  const db = freshDb();
+  t.teardown(() => db.$client.close());
   fc.assert(fc.property(arb, ({ services, instances: wanted, ops }) => {
-    const db = freshDb();
-    try {
-      const catalog: Catalog = { services: new Map(services.map((ns, i) => [`s${i}`, serviceWith(`s${i}`, ns)])), errors: [] };
-      const rows = wanted.map((w, i) => createInstance(deps(db, catalog), { service: `s${w.service % services.length}`, slug: `i${i}-x`, server: w.server, desired: 'stopped' }, 'test'));
-      const numbersOf = (slug: string) => Object.values(wellKnownPorts(catalog.services.get(getInstance(db, slug).service)!.manifest));
-      const holds = new Map<string, Set<number>>(); // the model: slug → numbers it holds
-      for (const op of ops) {
-        steps++;
-        const row = rows[op.instance % rows.length]!;
-        const before = getInstance(db, row.slug);
-        const conflict = op.enabled && [...holds].some(([slug, ns]) => slug !== row.slug && getInstance(db, slug).serverId === row.serverId && numbersOf(row.slug).some((n) => ns.has(n)));
-        let threw: unknown;
-        try { setPublicPorts({ db, catalog }, row.slug, { enabled: op.enabled, address: ADDRESS }, 'test'); } catch (err) { threw = err; }
-        const after = getInstance(db, row.slug);
-        if (conflict) {
-          refused++;
-          if ((threw as { code?: string } | undefined)?.code !== 'CATTERY_ERR_PORT_TAKEN') throw new Error(`expected a refusal, got ${String(threw)}`);
-          if (after.generation !== before.generation || JSON.stringify(after.config) !== JSON.stringify(before.config)) throw new Error('a refusal changed the row');
-          continue;
-        }
-        if (threw) throw threw;
-        const was = holds.has(row.slug);
-        if (op.enabled) holds.set(row.slug, new Set(numbersOf(row.slug))); else holds.delete(row.slug);
-        if (after.generation !== before.generation + (was === op.enabled ? 0 : 1)) throw new Error('a change is exactly one new generation; asking again none');
-        // The database agrees with the model, and no two instances of a server share a number.
-        const seen = new Map<string, string>();
-        for (const r of rows.map((x) => getInstance(db, x.slug))) {
-          if (Boolean(r.config.publicPorts) !== holds.has(r.slug)) throw new Error(`${r.slug}: database and model differ`);
-          for (const n of Object.values(r.config.publicPorts?.ports ?? {})) {
-            const key = `${r.serverId}:${n}`;
-            if (seen.has(key)) throw new Error(`${n} held twice on server ${r.serverId}: ${seen.get(key)} and ${r.slug}`);
-            seen.set(key, r.slug);
-          }
+    db.delete(instances).run();
+    const catalog: Catalog = { services: new Map(services.map((ns, i) => [`s${i}`, serviceWith(`s${i}`, ns)])), errors: [] };
+    const rows = wanted.map((w, i) => createInstance(deps(db, catalog), { service: `s${w.service % services.length}`, slug: `i${i}-x`, server: w.server, desired: 'stopped' }, 'test'));
+    const numbersOf = (slug: string) => Object.values(wellKnownPorts(catalog.services.get(getInstance(db, slug).service)!.manifest));
+    const holds = new Map<string, Set<number>>(); // the model: slug → numbers it holds
+    for (const op of ops) {
+      steps++;
+      const row = rows[op.instance % rows.length]!;
+      const before = getInstance(db, row.slug);
+      const conflict = op.enabled && [...holds].some(([slug, ns]) => slug !== row.slug && getInstance(db, slug).serverId === row.serverId && numbersOf(row.slug).some((n) => ns.has(n)));
+      let threw: unknown;
+      try { setPublicPorts({ db, catalog }, row.slug, { enabled: op.enabled, address: ADDRESS }, 'test'); } catch (err) { threw = err; }
+      const after = getInstance(db, row.slug);
+      if (conflict) {
+        refused++;
+        if ((threw as { code?: string } | undefined)?.code !== 'CATTERY_ERR_PORT_TAKEN') throw new Error(`expected a refusal, got ${String(threw)}`);
+        if (after.generation !== before.generation || JSON.stringify(after.config) !== JSON.stringify(before.config)) throw new Error('a refusal changed the row');
+        continue;
+      }
+      if (threw) throw threw;
+      const was = holds.has(row.slug);
+      if (op.enabled) holds.set(row.slug, new Set(numbersOf(row.slug))); else holds.delete(row.slug);
+      if (after.generation !== before.generation + (was === op.enabled ? 0 : 1)) throw new Error('a change is exactly one new generation; asking again none');
+      // The database agrees with the model, and no two instances of a server share a number.
+      const seen = new Map<string, string>();
+      for (const r of rows.map((x) => getInstance(db, x.slug))) {
+        if (Boolean(r.config.publicPorts) !== holds.has(r.slug)) throw new Error(`${r.slug}: database and model differ`);
+        for (const n of Object.values(r.config.publicPorts?.ports ?? {})) {
+          const key = `${r.serverId}:${n}`;
+          if (seen.has(key)) throw new Error(`${n} held twice on server ${r.serverId}: ${seen.get(key)} and ${r.slug}`);
+          seen.set(key, r.slug);
         }
       }
-    } finally {
-      db.$client.close();
     }
   }), { numRuns: 100, seed: 20261211 });
   t.ok(refused > 0, `${steps} requests over 100 generated cases, ${refused} refused`);
