@@ -1,4 +1,5 @@
-// The front door's API: which names an instance answers to, and what each server's door serves now.
+// The front door's API: which names an instance answers to, whether its well-known ports are on the public address, and
+// what each server's door serves now.
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Catalog } from '../../catalog/load.js';
