@@ -6,8 +6,22 @@ set -euo pipefail
 sock="${CATTERY_DOCKER:-${DOCKER_HOST:-unix:///var/run/docker.sock}}"
 answers() { timeout 5 docker -H "$sock" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
+# Docker's userland proxy hands a connection to a published port to the container from the bridge's own address
+# when it cannot use NAT (an IPv6 client of an IPv4-only container): Postfix on port 25 would then judge SPF on that
+# address instead of the sending server's, and the front door would see every IPv6 client as one. Without it,
+# published ports are NAT rules only and the container sees the real client (IPv4; IPv6 clients fall back to IPv4).
+daemon_json=/etc/docker/daemon.json
+proxy_off() {
+  grep -Eqs '"userland-proxy"[[:space:]]*:[[:space:]]*false' "$daemon_json" && return 0
+  pgrep -a dockerd 2>/dev/null | grep -Eq -- '(^|[[:space:]])--userland-proxy(=|[[:space:]]+)false([[:space:]]|$)'
+}
+
 if command -v docker >/dev/null 2>&1 && answers; then
   echo "docker engine: $(docker -H "$sock" version --format '{{.Server.Version}}') at $sock"
+  # Said, never changed: restarting someone's engine stops every container on it.
+  if [ "$sock" = "unix:///var/run/docker.sock" ] && ! proxy_off; then
+    echo "note: Docker's userland proxy is on; set \"userland-proxy\": false in $daemon_json and restart Docker before publishing mail's port 25 (README, the front door)." >&2
+  fi
   exit 0
 fi
 if [ "$(id -u)" != "0" ]; then
@@ -28,7 +42,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if ! answers; then
   echo "starting dockerd (log: /var/log/cattery-dockerd.log)..."
-  nohup dockerd >/var/log/cattery-dockerd.log 2>&1 &
+  args=()
+  # dockerd refuses to start when a flag repeats a daemon.json setting: the file decides when it names the proxy.
+  grep -qs '"userland-proxy"' "$daemon_json" || args+=(--userland-proxy=false)
+  nohup dockerd "${args[@]}" >/var/log/cattery-dockerd.log 2>&1 &
   for _ in $(seq 1 60); do answers && break; sleep 1; done
 fi
 answers || { echo "dockerd did not come up; see /var/log/cattery-dockerd.log" >&2; exit 1; }

@@ -13,6 +13,7 @@ export const Errors = {
   CATTERY_ERR_MANIFEST_UNSAFE: createError('CATTERY_ERR_MANIFEST_UNSAFE', '%s', 422),
   CATTERY_ERR_IMAGE_MISSING: createError('CATTERY_ERR_IMAGE_MISSING', 'Image %s is not built yet: run `cattery images build`', 409),
   CATTERY_ERR_PORTS_EXHAUSTED: createError('CATTERY_ERR_PORTS_EXHAUSTED', 'No free host port left in %s', 409),
+  CATTERY_ERR_PORT_TAKEN: createError('CATTERY_ERR_PORT_TAKEN', '%s', 409),
   CATTERY_ERR_ENGINE_UNAVAILABLE: createError('CATTERY_ERR_ENGINE_UNAVAILABLE', 'The Docker engine does not answer: %s', 503),
   CATTERY_ERR_ENGINE: createError('CATTERY_ERR_ENGINE', 'The Docker engine refused an operation: %s', 502),
   CATTERY_ERR_ENGINE_TIMEOUT: createError('CATTERY_ERR_ENGINE_TIMEOUT', 'The Docker engine did not answer in time: %s', 504),

@@ -63,6 +63,10 @@ export const ManifestSchema = Type.Object({
     container: Type.Integer({ minimum: 1, maximum: 65535 }),
     protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')], { default: 'tcp' }),
     publish: Type.Boolean({ default: true, description: 'Publish on the server\'s address (127.0.0.1 by default).' }),
+    wellKnown: Type.Optional(Type.Integer({
+      minimum: 1, maximum: 65535,
+      description: 'The standard number other servers and clients expect this port on (IANA: 25 for SMTP, 993 for IMAPS…). An administrator may publish the instance\'s well-known ports on the public address (PUT /api/instances/:slug/public-ports); one instance per server holds each number.',
+    })),
   }, { additionalProperties: false })),
   http: Type.Optional(Type.Object({
     port: Type.String({ pattern: '^[a-z][a-z0-9_-]{0,30}$', description: 'The name of the tcp port (in ports) the front door proxies to' }),

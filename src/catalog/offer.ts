@@ -12,6 +12,13 @@ export function openServiceChoices(catalog: Catalog, lang: 'fr' | 'en') {
   return openServices(catalog).map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang] }));
 }
 
+/** The port a client reaches each of an instance's ports on, by name: the well-known number where the instance
+ * publishes its well-known ports on the public address (orchestrator/public-ports.ts), its allocated host port
+ * otherwise. What the access text, the mail client documents and the SRV records announce (ingress/mail-host.ts). */
+export function reachablePorts(instance: Pick<Instance, 'config'>): Record<string, number> {
+  return { ...instance.config.ports, ...instance.config.publicPorts?.ports };
+}
+
 /** The access text of a service for one account, with its placeholders filled in (catalog `access`). */
 export function accessText(catalog: Catalog, instance: Pick<Instance, 'service' | 'config'>, login: string, host: string, lang: 'fr' | 'en'): string {
   const m = catalog.services.get(instance.service)?.manifest;
@@ -22,7 +29,7 @@ export function accessText(catalog: Catalog, instance: Pick<Instance, 'service' 
   return template.replace(/\{(login|host|port\.[a-z0-9_-]+|env\.[A-Z0-9_]+)\}/g, (_all, key: string) => {
     if (key === 'login') return login;
     if (key === 'host') return host;
-    if (key.startsWith('port.')) return String(instance.config.ports[key.slice(5)] ?? '');
+    if (key.startsWith('port.')) return String(reachablePorts(instance)[key.slice(5)] ?? '');
     return env[key.slice(4)] ?? '';
   });
 }

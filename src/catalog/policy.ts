@@ -17,9 +17,26 @@ interface PolicyInput {
   capabilities: string[];
   volumes: { name: string; path: string }[];
   tmpfs: { path: string }[];
-  ports: { name: string; protocol?: string }[];
+  ports: { name: string; protocol?: string; publish?: boolean; wellKnown?: number | undefined }[];
   user?: string | undefined;
   http?: { port: string } | undefined;
+}
+
+/** The front door's: a service's web traffic reaches it through the door (the manifest's `http`), never on these. */
+const DOOR_PORTS = new Set([80, 443]);
+
+/** A well-known number is published on the public address (orchestrator/public-ports.ts): once per manifest, never
+ * the front door's, and only for a port the host publishes at all. */
+function checkWellKnown(ports: PolicyInput['ports'], out: PolicyViolation[]): void {
+  const seen = new Set<number>();
+  ports.forEach((p, i) => {
+    if (p.wellKnown === undefined) return;
+    const field = `/ports/${i}/wellKnown`;
+    if (p.publish === false) out.push({ field, message: `port ${p.name} is not published (publish: false), so it cannot have a well-known number` });
+    if (DOOR_PORTS.has(p.wellKnown)) out.push({ field, message: `${p.wellKnown} belongs to the front door: serve the web through http, not a well-known port` });
+    if (seen.has(p.wellKnown)) out.push({ field, message: `well-known number ${p.wellKnown} is given to two ports` });
+    seen.add(p.wellKnown);
+  });
 }
 
 export function checkPolicy(m: PolicyInput): PolicyViolation[] {
@@ -46,6 +63,7 @@ export function checkPolicy(m: PolicyInput): PolicyViolation[] {
   };
   dup(m.volumes, 'volumes');
   dup(m.ports, 'ports');
+  checkWellKnown(m.ports, out);
   if (m.http && !m.ports.some((p) => p.name === m.http!.port && (p.protocol ?? 'tcp') === 'tcp')) {
     out.push({ field: '/http/port', message: `http.port "${m.http.port}" names no tcp port of this service` });
   }

@@ -48,6 +48,9 @@ export interface InstanceConfig {
   env: Record<string, string>;
   /** The instance's own /28 for its bridge network (orchestrator/subnets.ts). */
   subnet?: string;
+  /** Its well-known ports (manifest `wellKnown`, by port name) published on the public address too, as the
+   * administrator asked (orchestrator/public-ports.ts); absent: only the allocated ports above. */
+  publicPorts?: { address: string; ports: Record<string, number> };
 }
 
 export const instances = sqliteTable('instances', {

@@ -30,6 +30,8 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   // the front door
   'GET /api/instances/:slug/hostnames': ADMIN,
   'PUT /api/instances/:slug/hostnames': ADMIN,
+  'GET /api/instances/:slug/public-ports': ADMIN,
+  'PUT /api/instances/:slug/public-ports': ADMIN,
   'GET /api/ingress': ADMIN,
   'GET /api/events': ADMIN,
   // residents' accounts (a person's data: never the city)

@@ -11,6 +11,7 @@
 // Every name is lower case and absolute (trailing dot). No CNAME is ever written: the apex cannot hold one, and MX and
 // SRV targets must not be aliases (RFC 2181 §10.3).
 import crypto from 'node:crypto';
+import { STANDARD_MAIL_PORTS, type MailClientPorts } from './mail-client.js';
 import { mtaStsPolicy as writeMtaStsPolicy } from './mta-sts.js';
 import { fail } from '../errors.js';
 
@@ -40,6 +41,9 @@ export interface DomainRecordsInput {
   /** Default `mail.<domain>`; a hostname of a `mail` instance under the domain wins. */
   mailHost?: string | undefined;
   dkim: readonly DkimKey[];
+  /** The ports mail programs connect to (ingress/mail-host.ts clientPorts); the standard ones when not given. A kind
+   * left out is announced as not offered. */
+  mailPorts?: MailClientPorts | undefined;
   /** Where DMARC and TLS-RPT reports go; `postmaster@<domain>` by default (RFC 5321 §4.5.1: it must exist anyway). */
   reportAddress?: string | undefined;
   /** The CA's domain for CAA (`letsencrypt.org`); none written when unknown. */
@@ -208,11 +212,19 @@ export function domainRecords(input: DomainRecordsInput): DnsRecord[] {
 
   // Mail clients (RFC 6186 §3, RFC 2782 `priority weight port target`). Implicit TLS ports get the lower priority
   // so that clients try them first (RFC 8314 §3 prefers Implicit TLS; §5.1 lists _submissions._tcp on 465).
+  // The ports are the ones clients are told everywhere else (autoconfig, profile, access text), so that all agree.
   const mh = fqdn(mailHost);
-  add(`_submissions._tcp.${d}`, 'SRV', `0 1 465 ${mh}`, 'Envoi du courriel depuis un logiciel (TLS dès la connexion, port 465)', 'Sending mail from a mail program (TLS from the start, port 465)');
-  add(`_submission._tcp.${d}`, 'SRV', `10 1 587 ${mh}`, 'Envoi du courriel depuis un logiciel (STARTTLS, port 587)', 'Sending mail from a mail program (STARTTLS, port 587)');
-  add(`_imaps._tcp.${d}`, 'SRV', `0 1 993 ${mh}`, 'Lecture du courriel (IMAP, TLS dès la connexion, port 993)', 'Reading mail (IMAP, TLS from the start, port 993)');
-  add(`_imap._tcp.${d}`, 'SRV', `10 1 143 ${mh}`, 'Lecture du courriel (IMAP, STARTTLS, port 143)', 'Reading mail (IMAP, STARTTLS, port 143)');
+  const mailPorts = input.mailPorts ?? STANDARD_MAIL_PORTS;
+  const srv = (kind: keyof MailClientPorts, priority: number, fr: string, en: string) => {
+    const port = mailPorts[kind];
+    if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw fail('CATTERY_ERR_VALIDATION', `${kind} port: 1 to 65535`);
+    if (port === undefined) add(`_${kind}._tcp.${d}`, 'SRV', '0 0 0 .', `${fr} : pas offert`, `${en}: not offered`);
+    else add(`_${kind}._tcp.${d}`, 'SRV', `${priority} 1 ${port} ${mh}`, `${fr}, port ${port}`, `${en}, port ${port}`);
+  };
+  srv('submissions', 0, 'Envoi du courriel depuis un logiciel (TLS dès la connexion)', 'Sending mail from a mail program (TLS from the start)');
+  srv('submission', 10, 'Envoi du courriel depuis un logiciel (STARTTLS)', 'Sending mail from a mail program (STARTTLS)');
+  srv('imaps', 0, 'Lecture du courriel (IMAP, TLS dès la connexion)', 'Reading mail (IMAP, TLS from the start)');
+  srv('imap', 10, 'Lecture du courriel (IMAP, STARTTLS)', 'Reading mail (IMAP, STARTTLS)');
   // RFC 6186 §4 / RFC 2782: target "." says the service is decidedly not offered, so clients do not guess POP3.
   add(`_pop3s._tcp.${d}`, 'SRV', '0 0 0 .', 'Pas de POP3 : les logiciels n’essaient pas', 'No POP3: mail programs do not try it');
   add(`_pop3._tcp.${d}`, 'SRV', '0 0 0 .', 'Pas de POP3 : les logiciels n’essaient pas', 'No POP3: mail programs do not try it');

@@ -9,6 +9,7 @@ import { checkRecords, type CheckedRecord } from './dns-check.js';
 import type { DkimKeysOf } from './dkim-keys.js';
 import { domainRecords, mailHostOf, zoneSnippet, type DnsRecord } from './dns-records.js';
 import { domainOf } from './hostnames.js';
+import { clientPorts, mailInstanceFor } from './mail-host.js';
 import { hostnamesUnder } from './store.js';
 
 export interface DnsDeps {
@@ -28,6 +29,9 @@ export interface DomainDns {
   dkimKnown: boolean;
   /** False without CATTERY_PUBLIC_IPV4 or _IPV6: no address record can be written. */
   addressesKnown: boolean;
+  /** The domain's mail instance while its standard ports are not published (orchestrator/public-ports.ts): the MX
+   * then leads to no port 25, and the SRV records give its allocated ports. Null otherwise. */
+  mailUnpublished: string | null;
 }
 
 /** 3 s a lookup: a resolver that takes longer is not answering, and the check stays within a page load. */
@@ -63,13 +67,16 @@ export async function domainDns(deps: DnsDeps, domain: string): Promise<DomainDn
   const hostnames = recordHostnames(deps.db, d);
   const dkim = await deps.dkimKeys(d);
   const { publicIpv4, publicIpv6 } = deps.config;
+  const mail = mailInstanceFor(deps.db, d);
   const records = domainRecords({
     domain: d, hostnames, ownHost: ownHostUnder(deps.config.publicUrl, d), ipv4: publicIpv4, ipv6: publicIpv6, dkim,
+    mailPorts: mail ? clientPorts(mail) : undefined,
     caaIssuer: caaIssuerOf(deps.config.ingress.acmeDirectory),
   });
   return {
     domain: d, mailHost: mailHostOf(d, hostnames), records, snippet: zoneSnippet(records),
     dkimKnown: dkim.length > 0, addressesKnown: publicIpv4 !== undefined || publicIpv6 !== undefined,
+    mailUnpublished: mail && !mail.config.publicPorts ? mail.slug : null,
   };
 }
 

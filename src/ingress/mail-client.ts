@@ -26,6 +26,10 @@ export function escapeXml(value: string | number): string {
  * first (RFC 8314 §3.2: IMAP on 993, §3.3: submission on 465, which it prefers), STARTTLS (143, 587) after. */
 export interface MailClientPorts { imaps?: number; imap?: number; submissions?: number; submission?: number }
 
+/** The standard numbers (RFC 8314 §3.2 and §3.3 for 993 and 465, RFC 3501 §2.1 for 143, RFC 6409 §3.1 for 587):
+ * what the DNS announces for a domain with no mail instance yet. */
+export const STANDARD_MAIL_PORTS: Required<MailClientPorts> = { imaps: 993, imap: 143, submissions: 465, submission: 587 };
+
 /** What a client needs to know about one domain's mail: the host it connects to and the ports. */
 export interface MailSite { domain: string; host: string; ports: MailClientPorts }
 

@@ -1,6 +1,7 @@
 // Where a domain's mail lives, as mail clients and sending servers must be told: the mail instance for the domain,
 // the names it answers to, and the ports a client connects to. Read from the database; the documents themselves
 // are written by mail-client.ts and mta-sts.ts.
+import { reachablePorts } from '../catalog/offer.js';
 import type { Db } from '../db/connection.js';
 import type { Instance } from '../db/schema.js';
 import { listInstances } from '../orchestrator/instances.js';
@@ -10,11 +11,12 @@ import { hostnamesOf } from './store.js';
 
 const MAIL_SERVICE = 'mail';
 
-/** The ports a mail client must use for an instance: its published host ports, by the manifest's port names
- * (services/mail/service.json). The one place that decides it: where the host publishes the standard ports (the
- * front door in production), this is where to say so. */
+/** The ports a mail client must use for an instance, by the manifest's port names (services/mail/service.json):
+ * the standard ones once the administrator published them on the public address (orchestrator/public-ports.ts),
+ * its allocated host ports until then (catalog/offer.ts reachablePorts). The one place that decides it for the
+ * autoconfig document, the Apple profile and the SRV records. */
 export function clientPorts(instance: Pick<Instance, 'config'>): MailClientPorts {
-  const p = instance.config.ports;
+  const p = reachablePorts(instance);
   const out: MailClientPorts = {};
   for (const name of ['imaps', 'imap', 'submissions', 'submission'] as const) if (p[name] !== undefined) out[name] = p[name];
   return out;
@@ -40,4 +42,10 @@ export function mailHostsOf(db: Db, instance: Instance, domains: readonly string
 export function mailSiteOf(db: Db, instance: Instance, domains: readonly string[], fallback: string): MailSite {
   const { domain, hosts } = mailHostsOf(db, instance, domains, fallback);
   return { domain, host: hosts.includes(`mail.${domain}`) ? `mail.${domain}` : hosts[0]!, ports: clientPorts(instance) };
+}
+
+/** The host a resident is told to reach an instance at (the access text's {host}): a mail instance's own name, the
+ * one its certificate and the autoconfig document give; cattery's host for the other services. */
+export function accessHostOf(db: Db, instance: Instance, domains: readonly string[], fallback: string): string {
+  return instance.service === MAIL_SERVICE ? mailSiteOf(db, instance, domains, fallback).host : fallback;
 }

@@ -24,6 +24,8 @@ function allocatePorts(db: Db, names: string[], range: readonly [number, number]
   const used = new Set<number>();
   for (const row of db.select({ config: instances.config }).from(instances).all()) {
     for (const p of Object.values(row.config.ports)) used.add(p);
+    // A well-known number published on the public address (public-ports.ts) is taken too, whatever the range.
+    for (const p of Object.values(row.config.publicPorts?.ports ?? {})) used.add(p);
   }
   const out: Record<string, number> = {};
   let next = range[0];
@@ -211,7 +213,7 @@ export function instancesOn(db: Db, serverId: number): Instance[] {
 export function publicInstance(row: Instance, serverName?: string) {
   return {
     slug: row.slug, service: row.service, server: serverName ?? String(row.serverId), desired: row.desired, observed: row.observed,
-    generation: row.generation, image: row.image, ports: row.config.ports, env: row.config.env,
+    generation: row.generation, image: row.image, ports: row.config.ports, publicPorts: row.config.publicPorts ?? null, env: row.config.env,
     lastError: row.lastError, attempts: row.attempts, createdAt: row.createdAt, updatedAt: row.updatedAt,
   };
 }

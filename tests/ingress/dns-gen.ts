@@ -29,4 +29,9 @@ export const input: fc.Arbitrary<DomainRecordsInput> = domain.chain((d) => fc.re
   }), { maxLength: 3, selector: (k) => k.selector }),
   reportAddress: fc.option(label.map((l) => `${l}@${d}`), { nil: undefined }),
   caaIssuer: fc.option(fc.constant('letsencrypt.org'), { nil: undefined }),
+  // The mail instance's client ports: none (the standard ones), allocated ones, some kinds not published.
+  mailPorts: fc.option(fc.record({
+    imaps: fc.integer({ min: 1, max: 65535 }), imap: fc.integer({ min: 1, max: 65535 }),
+    submissions: fc.integer({ min: 1, max: 65535 }), submission: fc.integer({ min: 1, max: 65535 }),
+  }, { requiredKeys: [] }), { nil: undefined }),
 }));

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import {
   DEFAULT_TTL, domainRecords, mtaStsId, mtaStsPolicy, mtaStsPolicyFor, quoteTxt, txtStrings, zoneSnippet, type DnsRecord,
 } from '../../src/ingress/dns-records.js';
+import { STANDARD_MAIL_PORTS } from '../../src/ingress/mail-client.js';
 import { input } from './dns-gen.js';
 
 /** A master file's character-strings read back (RFC 1035 §5.1): `\X` is X, `\DDD` the octet DDD. */
@@ -58,6 +59,14 @@ t.test('an association with pads, files and mail: every record of the issue, as 
   t.same(by('_imaps._tcp.asso.example.', 'SRV'), ['0 1 993 mail.asso.example.']);
   t.same(by('_imap._tcp.asso.example.', 'SRV'), ['10 1 143 mail.asso.example.']);
   t.same(by('_pop3._tcp.asso.example.', 'SRV'), ['0 0 0 .'], 'RFC 6186 §4: not offered');
+  // The mail instance's own client ports when given (allocated ones before its standard ports are published), a
+  // kind it does not publish said not offered.
+  const allocated = domainRecords({ domain: 'asso.example', hostnames: [], dkim: [], mailPorts: { imaps: 20004, submissions: 20002, submission: 20001 } });
+  const srv = (name: string) => allocated.filter((r) => r.name === name && r.type === 'SRV').map((r) => r.value);
+  t.same(srv('_imaps._tcp.asso.example.'), ['0 1 20004 mail.asso.example.']);
+  t.same(srv('_submissions._tcp.asso.example.'), ['0 1 20002 mail.asso.example.']);
+  t.same(srv('_submission._tcp.asso.example.'), ['10 1 20001 mail.asso.example.']);
+  t.same(srv('_imap._tcp.asso.example.'), ['0 0 0 .'], 'a kind not published: not offered');
   t.same(by('asso.example.', 'CAA'), ['0 issue "letsencrypt.org"', '0 issuewild ";"']);
   t.ok(records.every((r) => r.ttl === DEFAULT_TTL && r.why.fr.length > 10 && r.why.en.length > 10 && !/\n/.test(r.why.fr + r.why.en)), 'each says why, in one line, in both languages');
 
@@ -131,6 +140,12 @@ t.test('generated domains, hostnames and keys', async (t) => {
         const parts = txtStrings(r.value);
         if (!parts.every((p) => Buffer.byteLength(p) <= 255) || parts.join('') !== r.value) throw new Error(`TXT strings: ${r.value}`);
       }
+    }
+    // The clients' SRV records give the ports asked for, the standard ones by default, "." for a kind not offered.
+    for (const [kind, std] of Object.entries(STANDARD_MAIL_PORTS) as [keyof typeof STANDARD_MAIL_PORTS, number][]) {
+      const port = inp.mailPorts ? inp.mailPorts[kind] : std;
+      const values = records.filter((r) => r.name === `_${kind}._tcp.${d}` && r.type === 'SRV').map((r) => r.value);
+      if (values.length !== 1 || (port === undefined ? values[0] !== '0 0 0 .' : values[0]!.split(' ')[2] !== String(port))) throw new Error(`${kind} SRV: ${values.join(', ')}`);
     }
     if (inp.dkim.length !== records.filter((r) => r.name.endsWith(`._domainkey.${d}`)).length) throw new Error('one DKIM record per key');
     // The snippet: one well-formed line per record, giving the same record back.

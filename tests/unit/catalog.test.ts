@@ -8,6 +8,7 @@ import t from 'tap';
 import { loadCatalog } from '../../src/catalog/load.js';
 import { manifestJsonSchema } from '../../src/cli/main.js';
 import { buildContainerSpec } from '../../src/orchestrator/docker/container-spec.js';
+import { wellKnownPorts } from '../../src/orchestrator/public-ports.js';
 import { ROOT } from '../helpers.js';
 
 const probe = () => JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/fixtures/services/probe/service.json'), 'utf8'));
@@ -53,6 +54,10 @@ const bad: [string, (m: Record<string, any>) => unknown, RegExp, RegExp][] = [
   ['required but not overridable', (m) => ({ ...m, environment: { G: { required: true } } }), /\/environment\/G/, /must be overridable/],
   ['neither value nor required', (m) => ({ ...m, environment: { G: { overridable: true, pattern: '[a-z]+' } } }), /\/environment\/G/, /needs a value/],
   ['default outside its pattern', (m) => ({ ...m, environment: { G: { value: 'X1', overridable: true, pattern: '[a-z]+' } } }), /\/environment\/G/, /does not match its own pattern/],
+  ['well-known number on a port kept off the host', (m) => ({ ...m, ports: [{ ...m.ports[0], publish: false, wellKnown: 25 }] }), /\/ports\/0\/wellKnown/, /not published/],
+  ['well-known number of the front door', (m) => ({ ...m, ports: [{ ...m.ports[0], wellKnown: 443 }] }), /\/ports\/0\/wellKnown/, /front door/],
+  ['one well-known number for two ports', (m) => ({ ...m, ports: [{ ...m.ports[0], wellKnown: 25 }, { name: 'b', container: 8081, protocol: 'tcp', publish: true, wellKnown: 25 }] }), /\/ports\/1\/wellKnown/, /two ports/],
+  ['well-known number out of range', (m) => ({ ...m, ports: [{ ...m.ports[0], wellKnown: 70000 }] }), /\/ports\/0\/wellKnown/, /<= 65535/],
   ['duplicate volume', (m) => ({ ...m, volumes: [{ name: 'd', path: '/a', sizeMb: 16 }, { name: 'd', path: '/b', sizeMb: 16 }] }), /\/volumes\/1\/name/, /duplicate/],
 ];
 
@@ -94,6 +99,30 @@ t.test('the container spec is hardened whatever the manifest says', async (t) =>
     t.ok(Object.values(h.PortBindings ?? {}).flat().every((b) => (b as { HostIp: string }).HostIp === '127.0.0.1'));
     t.equal(spec.Labels!['cattery.hoster'], 'h');
   }
+});
+
+t.test('well-known ports are bound on the public address only once published, beside the allocated ones', async (t) => {
+  const cat = loadCatalog([path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')]);
+  let published = 0;
+  for (const svc of cat.services.values()) {
+    const ports = Object.fromEntries(svc.manifest.ports.map((p, i) => [p.name, 20000 + i]));
+    const wellKnown = wellKnownPorts(svc.manifest);
+    const spec = (publicPorts?: { address: string; ports: Record<string, number> }) => buildContainerSpec({
+      hosterId: 'h', manifest: svc.manifest, server: { publishAddress: '127.0.0.1' },
+      instance: { slug: 's1', generation: 1, service: svc.manifest.id, image: 'img', config: { ports, secrets: {}, env: {}, ...(publicPorts ? { publicPorts } : {}) } },
+    }).HostConfig!.PortBindings as Record<string, { HostIp: string; HostPort: string }[]>;
+    const before = spec();
+    t.ok(Object.values(before).flat().every((b) => b.HostIp === '127.0.0.1'), `${svc.manifest.id}: nothing on the public address until asked`);
+    const after = spec({ address: '203.0.113.7', ports: wellKnown });
+    for (const p of svc.manifest.ports) {
+      const key = `${p.container}/${p.protocol ?? 'tcp'}`;
+      const want = [{ HostIp: '127.0.0.1', HostPort: String(ports[p.name]) }, ...(wellKnown[p.name] ? [{ HostIp: '203.0.113.7', HostPort: String(wellKnown[p.name]) }] : [])];
+      t.same(after[key], want, `${svc.manifest.id}/${p.name}: ${want.map((b) => `${b.HostIp}:${b.HostPort}`).join(', ')}`);
+      if (wellKnown[p.name]) published++;
+    }
+  }
+  t.equal(published, 5, 'mail\'s five: smtp 25, submissions 465, submission 587, imaps 993, imap 143');
+  t.same(wellKnownPorts(cat.services.get('mail')!.manifest), { smtp: 25, submission: 587, submissions: 465, imap: 143, imaps: 993 });
 });
 
 // The kind: every overridable variable of every catalog service, fed generated hostile values, through the same

@@ -11,6 +11,7 @@ import { freshProviderSignIn } from '../../identity/reauth.js';
 import { endOtherSessions, sessionById } from '../../identity/sessions.js';
 import { createThrottle, type Throttle } from '../../identity/throttle.js';
 import { checkNewPassword, findUser } from '../../identity/users.js';
+import { accessHostOf } from '../../ingress/mail-host.js';
 import { accountFigure } from '../../metering/report.js';
 import { sendExport } from '../send-export.js';
 import type { PageDeps } from './deps.js';
@@ -80,7 +81,8 @@ function render(deps: PageDeps, req: FastifyRequest, reply: FastifyReply, extra:
   const host = new URL(deps.config.publicUrl).hostname;
   const accounts = accountsOfUser(deps.db, user.id).map(({ account, instance }) => ({
     id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
-    access: accessText(deps.catalog, instance, account.username, host, lang),
+    // A mail instance's own name (its certificate's, the one autoconfig gives), cattery's host for the others.
+    access: accessText(deps.catalog, instance, account.username, accessHostOf(deps.db, instance, deps.config.domains, host), lang),
     energy: energyOf(deps, instance.slug, account.username),
     // Mail: an Apple profile to download (http/pages/mail-client.ts); Thunderbird finds its settings alone when the
     // mail domain is one of the association's (autoconfig.<domain>).

@@ -5,6 +5,7 @@ import type { FastifyReply } from 'fastify';
 import { accountsOfUser } from '../../accounts/accounts.js';
 import { accessText, openServiceChoices, openServices } from '../../catalog/offer.js';
 import { mediatorSignup } from '../../identity/signup.js';
+import { accessHostOf } from '../../ingress/mail-host.js';
 import { langOf } from './render.js';
 import { signupDeps, type PageDeps } from './deps.js';
 import { SignupBody, checkSignupForm, type SignupForm } from './forms.js';
@@ -37,7 +38,7 @@ export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     });
     const accounts = accountsOfUser(deps.db, result.user.id).map(({ account, instance }) => ({
       service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
-      access: accessText(deps.catalog, instance, account.username, host, lang),
+      access: accessText(deps.catalog, instance, account.username, accessHostOf(deps.db, instance, deps.config.domains, host), lang),
     }));
     return reply.page('sheet', {
       name: result.user.name, login: result.user.login, password: result.firstPassword, accounts,

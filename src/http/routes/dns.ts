@@ -16,6 +16,7 @@ const Record_ = {
 };
 const DnsView = Type.Object({
   domain: Type.String(), mailHost: Type.String(), dkimKnown: Type.Boolean(), addressesKnown: Type.Boolean(),
+  mailUnpublished: Type.Union([Type.String(), Type.Null()], { description: 'The mail instance whose standard ports are not published yet (PUT /api/instances/:slug/public-ports), or null' }),
   records: Type.Array(Type.Object(Record_)),
   snippet: Type.String({ description: 'RFC 1035 master-file lines to paste into the zone' }),
 });

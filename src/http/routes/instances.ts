@@ -15,7 +15,10 @@ const EnvMap = Type.Record(Type.String({ pattern: '^[A-Z_][A-Z0-9_]{0,63}$' }), 
 
 const InstanceView = Type.Object({
   slug: Type.String(), service: Type.String(), server: Type.String(), desired: lit(DESIRED), observed: lit([...OBSERVED, 'deleted']),
-  generation: Type.Integer(), image: Type.String(), ports: Type.Record(Type.String(), Type.Integer()), env: Type.Record(Type.String(), Type.String()),
+  generation: Type.Integer(), image: Type.String(), ports: Type.Record(Type.String(), Type.Integer()),
+  publicPorts: Type.Union([Type.Object({ address: Type.String(), ports: Type.Record(Type.String(), Type.Integer()) }), Type.Null()],
+    { description: 'The well-known ports published on the public address (PUT /api/instances/:slug/public-ports), or null' }),
+  env: Type.Record(Type.String(), Type.String()),
   lastError: Type.Union([Type.String(), Type.Null()]), attempts: Type.Integer(), createdAt: Type.String(), updatedAt: Type.String(),
 });
 const OperationView = Type.Object({

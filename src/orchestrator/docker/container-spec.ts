@@ -47,7 +47,12 @@ export function buildContainerSpec(args: {
     const key = `${p.container}/${p.protocol ?? 'tcp'}`;
     exposed[key] = {};
     const hostPort = inst.config.ports[p.name];
-    if ((p.publish ?? true) && hostPort) bindings[key] = [{ HostIp: server.publishAddress, HostPort: String(hostPort) }];
+    const bound = (p.publish ?? true) && hostPort ? [{ HostIp: server.publishAddress, HostPort: String(hostPort) }] : [];
+    // Its well-known number on the public address as well, when the administrator published them
+    // (orchestrator/public-ports.ts): a second binding of the same container port.
+    const wellKnown = inst.config.publicPorts?.ports[p.name];
+    if (wellKnown) bound.push({ HostIp: inst.config.publicPorts!.address, HostPort: String(wellKnown) });
+    if (bound.length) bindings[key] = bound;
   }
   const spec: Docker.ContainerCreateOptions = {
     name: containerName(hosterId, inst.slug),
