@@ -73,7 +73,9 @@ t.test('mail between a cattery mail instance and an independent server, through 
   await waitFor('mail healthy', async () => (await app.inject(`/api/instances/${SLUG}`)).json().observed === 'healthy', 180_000, 500);
   const inspected = await docker.getContainer(container).inspect();
   t.equal(inspected.NetworkSettings.Networks[net]?.IPAddress, mailIp, `the mail container has ${mailIp}, the address cattery publishes`);
-  for (const [username, password, quotaMb] of [['alice', 'alice-secret-1', 20], ['camille', 'camille-secret-2', 20]] as const) {
+  // camille's mailbox holds 1 MB: a larger message taken on port 25 is refused by her mailbox afterwards, and
+  // Postfix itself sends the bounce to the rest of the Internet.
+  for (const [username, password, quotaMb] of [['alice', 'alice-secret-1', 20], ['camille', 'camille-secret-2', 1]] as const) {
     const r = await app.inject({ method: 'POST', url: `/api/instances/${SLUG}/accounts`, payload: { username, password, quotaMb } });
     t.equal(r.statusCode, 201, `${username}@${DOMAIN} made`);
   }
@@ -198,5 +200,27 @@ t.test('mail between a cattery mail instance and an independent server, through 
         if (policy === 'quarantine') t.equal((await other.mailbox('bob', 'INBOX')).filter((m) => header(m, 'Message-ID').includes(forgedId)).length, 0, 'in Junk, not in the INBOX');
       }
     } finally { await c.cmd('QUIT').catch(() => undefined); c.close(); }
+  });
+
+  await t.test('a bounce cattery sends to the rest of the Internet passes DMARC there, in the INBOX', async (t) => {
+    const id = `<${crypto.randomUUID()}@${OTHER}>`;
+    const body = `${'Compte rendu du conseil de quartier, annexe. '.repeat(2).trim()}\n`.repeat(16_000);
+    const sent = await other.send(`bob@${OTHER}`, `From: Bob <bob@${OTHER}>\nTo: camille@${DOMAIN}\nSubject: Le gros dossier\nMessage-ID: ${id}\nDate: ${new Date().toUTCString()}\n\n${body}`);
+    t.equal(sent.code, 0, `exim took the message${sent.err ? `: ${sent.err}` : ''}`);
+    const bounced = (m: string) => /^From:.*MAILER-DAEMON/im.test(m) && m.includes(id);
+    const found = await waitFor('the bounce in bob\'s INBOX or Junk', async () => {
+      for (const folder of ['INBOX', 'Junk'] as const) {
+        const m = (await other.mailbox('bob', folder)).find(bounced);
+        if (m) return { folder, m };
+      }
+      return undefined;
+    }, 60_000, 1000).catch(async (err: Error) => { throw new Error(`${err.message}${await explain()}`); });
+    const from = header(found.m, 'From')[0] ?? '';
+    t.match(from, new RegExp(`MAILER-DAEMON@${lit(DOMAIN)}\\b`, 'i'), `the bounce comes from the domain itself: ${from}`);
+    const ar = authResults(found.m, other.host);
+    t.comment(ar.join('\n'));
+    t.ok(ar.some((x) => resinfo('dkim', 'pass', `header\\.d=${lit(DOMAIN)}\\b`).test(x)), `signed for ${DOMAIN}, verified`);
+    t.ok(ar.some((x) => new RegExp(`\\bdmarc=pass \\(p=${policy} dis=none\\) header\\.from=${lit(DOMAIN)}\\b`).test(x)), `DMARC pass under p=${policy}, strict alignment: ${ar.join(' | ')}`);
+    t.equal(found.folder, 'INBOX', 'in the INBOX');
   });
 });
