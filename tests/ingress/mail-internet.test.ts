@@ -10,7 +10,9 @@
 //    sender would), passes cattery's DKIM, SPF and DMARC checks, and lands in the INBOX (read over IMAPS);
 // 3. mail claiming From: @quartier.test without quartier.test's signature meets exactly the DMARC policy cattery
 //    publishes, both at cattery (from ailleurs.test's server, signed for ailleurs.test only) and at ailleurs.test
-//    (from a host SPF does not list).
+//    (from a host SPF does not list);
+// 4. a bounce Postfix sends back to ailleurs.test (a message over camille's 1 MB quota) passes DMARC there too.
+// The images beside cattery's (Knot, Exim) are built once from the Debian base and kept by the hash of their recipe.
 import t from 'tap';
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
