@@ -87,8 +87,9 @@ write_opendkim_conf() {
     # A From: added below the signature would otherwise be shown to the reader and still verify.
     echo 'OversignHeaders From'
     echo "Domain $domain"
-    # Postfix's own notices come from MAILER-DAEMON@mail.<domain>: signed with d=<domain>, which DMARC's relaxed
-    # alignment (RFC 7489 section 3.1.1) accepts for the subdomain.
+    # Mail from a subdomain (mail.<domain>, a program's own address) is signed with d=<domain> too. Postfix's own
+    # notices are from MAILER-DAEMON@<domain> itself (myorigin, entrypoint.sh): the published DMARC record asks for
+    # strict alignment, which a subdomain would not pass (RFC 7489 section 3.1.1).
     echo 'SubDomains yes'
     echo "Selector $sel"
     echo "KeyFile $dkim/$sel.key"

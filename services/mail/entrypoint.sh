@@ -99,8 +99,12 @@ CONF
 
 # Postfix, main.cf: what every smtpd does, i.e. port 25 (receiving from anywhere for this domain's mailboxes).
 # Postfix and Dovecot read the key as root before dropping privileges, so it stays readable by root alone.
+# myorigin: Postfix's own mail (bounces and delay notices from MAILER-DAEMON, what a local program sends without a
+# domain) is from @$domain, not from @mail.$domain (the default, $myhostname): the DMARC record cattery publishes asks
+# for strict alignment (adkim=s, src/ingress/dns-records.ts), which d=$domain passes only for a From: in $domain
+# itself (RFC 7489 section 3.1.1). A bounce from the subdomain failed DMARC at other servers and went to their spam.
 postconf -e \
-  "myhostname=mail.$domain" "mydomain=$domain" "mydestination=localhost" "inet_protocols=ipv4" \
+  "myhostname=mail.$domain" "mydomain=$domain" "myorigin=$domain" "mydestination=localhost" "inet_protocols=ipv4" \
   "maillog_file=/dev/stdout" "disable_vrfy_command=yes" \
   "virtual_mailbox_domains=$domain" "virtual_transport=lmtp:unix:private/dovecot-lmtp" \
   "virtual_mailbox_maps=texthash:$state/vmailbox" \

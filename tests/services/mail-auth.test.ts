@@ -3,57 +3,29 @@
 // a rotation; a certificate installed with `tls-install` is served on 465, 993, 587 and 143 and verified against the
 // test's own CA, without dropping an open IMAP session, and bad input leaves the old one in place; on port 25, SPF
 // and DMARC are checked against a real DNS server (Debian's knot, in a container on the instance's own network).
-import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import { dkimSign, dkimVerify } from 'mailauth';
 import { pino } from 'pino';
-import { pack } from 'tar-stream';
-import tarFs from 'tar-fs';
 import { docker, execIn, testRuntime, waitFor } from '../helpers.js';
 import { allocateSubnet } from '../../src/orchestrator/subnets.js';
 import { networkName } from '../../src/orchestrator/docker/container-spec.js';
-import { baseImageRef } from '../../src/orchestrator/docker/images.js';
 import { connectEngine } from '../../src/orchestrator/docker/engine.js';
 import { execWithInput } from '../../src/orchestrator/docker/exec.js';
 import { getInstance } from '../../src/orchestrator/instances.js';
+import { dnsBeside, hostIn } from './beside.js';
+import { smtpSession as smtp } from './smtp-client.js';
+import { testCa as makeCa } from './test-ca.js';
 
 const DOMAIN = 'quartier.test';
 const SLUG = 'courrier';
 const HOST = `mail.${DOMAIN}`;
 
 interface DkimShow { domain: string; keys: { selector: string; publicKey: string; active: boolean }[] }
-
-// ---- A DNS server of the test's own: knot from the same Debian base, built once and kept by the hash of its recipe.
-const KNOT_DOCKERFILE = [
-  'ARG BASE',
-  'FROM ${BASE}',
-  'RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends knot && rm -rf /var/lib/apt/lists/*',
-  '',
-].join('\n');
-
-async function ensureKnotImage(): Promise<string> {
-  const base = baseImageRef();
-  const tag = `cattery-test/knot:${crypto.createHash('sha256').update(`${base}\0${KNOT_DOCKERFILE}`).digest('hex').slice(0, 12)}`;
-  if (await docker.getImage(tag).inspect().then(() => true, () => false)) return tag;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-knot-'));
-  try {
-    fs.writeFileSync(path.join(dir, 'Dockerfile'), KNOT_DOCKERFILE);
-    const stream = await docker.buildImage(tarFs.pack(dir) as unknown as NodeJS.ReadableStream, { t: tag, buildargs: { BASE: base } });
-    await new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => {
-      const bad = out?.find((o) => o.error);
-      if (err || bad) reject(err ?? new Error(bad?.error)); else resolve();
-    }));
-  } finally { fs.rmSync(dir, { recursive: true, force: true }); }
-  return tag;
-}
 
 /** The zones "the rest of the Internet" publishes, as RFC 1035 master files; `signedKey` is the base64 public key
  * that signed.test publishes for its selector s1. */
@@ -73,56 +45,7 @@ function zones(signedKey: string): Record<string, string> {
   };
 }
 
-function knotConf(names: string[]): string {
-  return ['server:', '    listen: 0.0.0.0@53', '    rundir: /tmp', 'log:', '  - target: stderr', '    any: info', 'database:', '    storage: /tmp/knotdb', 'zone:',
-    ...names.flatMap((z) => [`  - domain: ${z}`, `    file: /etc/knot-test/${z}.zone`]), ''].join('\n');
-}
-
-/** The last usable address of an IPv4 /28 (Docker gives the instance's container the lowest ones). */
-function lastHost(cidr: string): string {
-  const [ip] = cidr.split('/') as [string];
-  const o = ip.split('.').map(Number);
-  return `${o[0]}.${o[1]}.${o[2]}.${o[3]! + 14}`;
-}
-
 // ---- Small clients.
-/** SMTP by hand: replies as whole (multi-line) answers; `starttls` turns the socket into TLS in place. */
-async function smtp(port: number) {
-  let sock: net.Socket = net.connect(port, '127.0.0.1');
-  let buf = '';
-  let closed = false;
-  let wake: (() => void) | undefined;
-  const onData = (d: Buffer) => { buf += d.toString('latin1'); wake?.(); };
-  const onClose = () => { closed = true; wake?.(); };
-  const attach = (s: net.Socket) => { s.on('data', onData); s.on('close', onClose); s.on('error', onClose); };
-  attach(sock);
-  const reply = async (): Promise<string> => {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const m = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\n/.exec(buf);
-      if (m) { buf = buf.slice(m[0].length); return m[0].trim(); }
-      if (closed || Date.now() > deadline) throw new Error(`SMTP on ${port}: no reply after ${JSON.stringify(buf)}`);
-      await new Promise<void>((r) => { wake = r; setTimeout(r, 500); });
-    }
-  };
-  const cmd = (line: string) => { sock.write(`${line}\r\n`); return reply(); };
-  await reply();
-  return {
-    cmd,
-    async starttls(opts: tls.ConnectionOptions): Promise<tls.TLSSocket> {
-      const r = await cmd('STARTTLS');
-      if (!r.startsWith('220')) throw new Error(`STARTTLS: ${r}`);
-      sock.removeListener('data', onData); sock.removeListener('close', onClose); sock.removeListener('error', onClose);
-      const secure = tls.connect({ socket: sock, ...opts });
-      await new Promise<void>((resolve, reject) => { secure.once('secureConnect', resolve); secure.once('error', reject); });
-      attach(secure);
-      sock = secure;
-      return secure;
-    },
-    close: () => { sock.end(); sock.destroy(); },
-  };
-}
-
 /** The certificate a port serves, verified against `ca` for HOST (never without verification). */
 async function servedFingerprint(port: number, kind: 'implicit' | 'smtp' | 'imap', ca: string): Promise<string> {
   const opts: tls.ConnectionOptions = { ca, servername: HOST };
@@ -175,39 +98,19 @@ t.test('mail: DKIM on every message sent, TLS with an installed certificate, SPF
   // The instance's network is the first /28 of this runtime's pool: the DNS server takes its last address, given to
   // the instance as MAIL_DNS_RESOLVER when it is created.
   const started = Date.now();
-  const knotImage = await ensureKnotImage();
-  t.comment(`knot image ready in ${Date.now() - started} ms`);
   const subnet = allocateSubnet(config.subnetPool, []);
-  const resolver = lastHost(subnet);
+  const resolver = hostIn(subnet, 14);
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'mail', slug: SLUG, env: { MAIL_DOMAIN: DOMAIN, MAIL_DNS_RESOLVER: resolver } } });
   t.equal(created.statusCode, 202, created.body);
   t.equal(getInstance(rt.db, SLUG).config.subnet, subnet, 'the instance got the subnet the test predicted');
   const ports = created.json().ports as Record<string, number>;
   t.ok(ports.submissions && ports.imaps, `465 and 993 are published too: ${JSON.stringify(ports)}`);
 
-  const net_ = networkName(config.hosterId, SLUG);
-  await waitFor('the instance network', async () => (await docker.listNetworks({ filters: { name: [net_] } })).some((n) => n.Name === net_), 60_000, 250);
   const signer = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const z = zones(signer.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'));
-  const knot = await docker.createContainer({
-    name: `${config.hosterId}-knot`, Image: knotImage, Cmd: ['knotd', '-c', '/etc/knot-test/knot.conf'],
-    // Not cattery's label: the reconciler would remove it as an orphan. Removed by this test's teardown.
-    Labels: { 'cattery.test': config.hosterId },
-    HostConfig: { NetworkMode: net_, Memory: 64 * 1024 * 1024 },
-    NetworkingConfig: { EndpointsConfig: { [net_]: { IPAMConfig: { IPv4Address: resolver } } } },
+  await dnsBeside(t, {
+    name: `${config.hosterId}-knot`, network: networkName(config.hosterId, SLUG), address: resolver, label: config.hosterId,
+    zones: zones(signer.publicKey.export({ format: 'der', type: 'spki' }).toString('base64')),
   });
-  t.teardown(async () => {
-    await knot.remove({ force: true }).catch(() => undefined);
-    // The runtime's own teardown may have run first and found the network still in use.
-    await docker.getNetwork(net_).remove().catch(() => undefined);
-  });
-  const files = pack();
-  files.entry({ name: 'knot-test', type: 'directory', mode: 0o755 });
-  files.entry({ name: 'knot-test/knot.conf' }, knotConf(Object.keys(z)));
-  for (const [name, text] of Object.entries(z)) files.entry({ name: `knot-test/${name}.zone` }, text);
-  files.finalize();
-  await knot.putArchive(files as unknown as NodeJS.ReadableStream, { path: '/etc' });
-  await knot.start();
 
   await waitFor('mail healthy', async () => (await app.inject(`/api/instances/${SLUG}`)).json().observed === 'healthy', 180_000, 500);
   await waitFor('the instance resolves through the test DNS', async () => /192\.0\.2\.25/.test((await execIn(container, ['getent', 'hosts', HOST])).out), 30_000, 500);
@@ -307,21 +210,10 @@ t.test('mail: DKIM on every message sent, TLS with an installed certificate, SPF
   });
 
   await t.test('TLS: an installed certificate is served on every port, an open session survives, bad input is refused', async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-ca-'));
-    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-    fs.chmodSync(dir, 0o700);
-    const f = (n: string) => path.join(dir, n);
-    const ossl = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    ossl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2', '-subj', '/CN=cattery test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'),
-      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-    ossl(['req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-subj', `/CN=${HOST}`, '-keyout', f('leaf.key'), '-out', f('leaf.csr')]);
-    fs.writeFileSync(f('leaf.ext'), `subjectAltName=DNS:${HOST}\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n`);
-    ossl(['x509', '-req', '-in', f('leaf.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-sha256', '-extfile', f('leaf.ext'), '-out', f('leaf.pem')]);
-    ossl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', f('other.key')]);
-    for (const k of ['ca.key', 'leaf.key', 'other.key']) fs.chmodSync(f(k), 0o600);
-    const testCa = fs.readFileSync(f('ca.pem'), 'utf8');
-    const leaf = fs.readFileSync(f('leaf.pem'), 'utf8');
-    const leafKey = fs.readFileSync(f('leaf.key'), 'utf8');
+    const issuer = makeCa(t);
+    const testCa = issuer.pem;
+    const { cert: leaf, key: leafKey } = issuer.issue([HOST]);
+    const otherKey = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 
     // Before: the instance's own certificate everywhere.
     const own = fingerprintOf(selfMade);
@@ -373,7 +265,7 @@ t.test('mail: DKIM on every message sent, TLS with an installed certificate, SPF
     await refused('garbage', /must be JSON/, 'not JSON');
     await refused(JSON.stringify({ cert: leaf }), /must be JSON/, 'no key');
     await refused(JSON.stringify({ cert: 'not a certificate', key: leafKey }), /no PEM certificate/, 'no certificate');
-    await refused(JSON.stringify({ cert: leaf, key: fs.readFileSync(f('other.key'), 'utf8') }), /does not match/, 'another key');
+    await refused(JSON.stringify({ cert: leaf, key: otherKey }), /does not match/, 'another key');
     await refused(JSON.stringify({ cert: leaf.replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAAAAAAAAAAAAAAAAAA'), key: leafKey }), /cannot be read|does not match/, 'a damaged certificate');
     await refused(JSON.stringify({ cert: testCa, key: leafKey }), /does not match/, 'the CA with the leaf\'s key');
     await everyPort('after refused input');

@@ -9,21 +9,32 @@ import t from 'tap';
 import tar from 'tar-fs';
 import nodemailer from 'nodemailer';
 import net from 'node:net';
-import tlsLib from 'node:tls';
 import fc from 'fast-check';
 import { ImapFlow } from 'imapflow';
 import { execIn, testRuntime, waitFor } from '../helpers.js';
 import { accessText } from '../../src/catalog/offer.js';
 import { getInstance } from '../../src/orchestrator/instances.js';
+import { allocateSubnet } from '../../src/orchestrator/subnets.js';
+import { networkName } from '../../src/orchestrator/docker/container-spec.js';
+import { dnsBeside, hostIn } from './beside.js';
+import { smtpSession } from './smtp-client.js';
 
 const DOMAIN = 'quartier.test';
 
 t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t) => {
   const rt = await testRuntime(t, { healthTimeoutSeconds: 180 });
   const { app, config } = rt;
-  const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'mail', slug: 'courriel', env: { MAIL_DOMAIN: DOMAIN } } });
+  // Every DNS lookup the instance makes (SPF and DMARC of the generated senders' domains on port 25, reverse lookups
+  // of clients) is answered on its own network, at once, by a DNS server of the test's own that holds only the root
+  // zone: every name is NXDOMAIN. Through Docker's embedded DNS those lookups left the machine, and one slow answer
+  // held an RCPT past the client's wait ("503 nested MAIL command" on the next try of the same session).
+  const subnet = allocateSubnet(config.subnetPool, []);
+  const resolver = hostIn(subnet, 14);
+  const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'mail', slug: 'courriel', env: { MAIL_DOMAIN: DOMAIN, MAIL_DNS_RESOLVER: resolver } } });
   t.equal(created.statusCode, 202, created.body);
+  t.equal(getInstance(rt.db, 'courriel').config.subnet, subnet, 'the instance got the subnet the test predicted');
   const ports = created.json().ports as Record<string, number>;
+  await dnsBeside(t, { name: `${config.hosterId}-knot`, network: networkName(config.hosterId, 'courriel'), address: resolver, label: config.hosterId, zones: {} });
   await waitFor('mail healthy', async () => (await app.inject('/api/instances/courriel')).json().observed === 'healthy', 120_000, 500);
 
   // The only trust anchor: the instance's own certificate, read out of its container; names as the cert says.
@@ -118,51 +129,29 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   t.same([...residents].sort(), ['alice', 'bob'], 'the residents at this point');
   const SUB_PASS: Record<string, string> = { alice: 'alice-secret-1', bob: 'bob-secret-22' };
   const smtp = async (port: number, login?: string) => {
-    let sock: net.Socket = net.connect(port, '127.0.0.1');
-    let buf = '';
-    let closed = false;
-    let wake: (() => void) | undefined;
-    const onData = (d: Buffer) => { buf += d.toString('latin1'); wake?.(); };
-    const onClose = () => { closed = true; wake?.(); };
-    const attach = (s: net.Socket) => { s.on('data', onData); s.on('close', onClose); s.on('error', onClose); };
-    attach(sock);
-    const reply = async (): Promise<string> => {
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        const m = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\n/.exec(buf);
-        if (m) { buf = buf.slice(m[0].length); return m[0].trim(); }
-        if (closed || Date.now() > deadline) throw new Error(`SMTP on ${port}: no reply (${closed ? 'closed' : 'timeout'}) after ${JSON.stringify(buf)}`);
-        await new Promise<void>((r) => { wake = r; setTimeout(r, 1000); });
-      }
-    };
-    const cmd = (line: string) => { sock.write(`${line}\r\n`); return reply(); };
-    await reply();
-    await cmd('EHLO peer.example');
+    // 20 s a reply: every lookup the instance makes is answered on its own network (above), in milliseconds.
+    const c = await smtpSession(port, { replyTimeoutMs: 20_000 });
+    await c.cmd('EHLO peer.example');
     if (login !== undefined) {
-      const st = await cmd('STARTTLS');
-      if (!st.startsWith('220')) throw new Error(`STARTTLS: ${st}`);
-      sock.removeListener('data', onData); sock.removeListener('close', onClose); sock.removeListener('error', onClose);
-      const secure = tlsLib.connect({ socket: sock, ...tls });
-      attach(secure);
-      await new Promise<void>((resolve, reject) => { secure.once('secureConnect', resolve); secure.once('error', reject); });
-      sock = secure;
-      await cmd('EHLO client.example');
-      const auth = await cmd(`AUTH PLAIN ${Buffer.from(`\0${login}@${DOMAIN}\0${SUB_PASS[login]}`).toString('base64')}`);
+      await c.starttls(tls);
+      await c.cmd('EHLO client.example');
+      const auth = await c.cmd(`AUTH PLAIN ${Buffer.from(`\0${login}@${DOMAIN}\0${SUB_PASS[login]}`).toString('base64')}`);
       if (!auth.startsWith('235')) throw new Error(`AUTH as ${login}: ${auth}`);
     }
     let errors = 0;
     return {
       // The sender is taken at MAIL and judged at RCPT: the reply that decides, then the transaction is reset.
       try: async (sender: string, rcpt: string) => {
-        let r = await cmd(`MAIL FROM:<${sender}>`);
-        if (r.startsWith('250')) { r = await cmd(`RCPT TO:<${rcpt}>`); await cmd('RSET'); }
+        let r = await c.cmd(`MAIL FROM:<${sender}>`);
+        if (r.startsWith('250')) { r = await c.cmd(`RCPT TO:<${rcpt}>`); await c.cmd('RSET'); }
         if (!r.startsWith('250')) errors++;
         return r;
       },
-      cmd,
-      // Postfix slows a session down after 10 errors and drops it after 20: a new one is opened before that.
-      get worn() { return errors >= 8; },
-      close: () => { sock.end(); sock.destroy(); },
+      cmd: c.cmd,
+      // Postfix slows a session down after 10 errors and drops it after 20: a new one is opened before that, and
+      // instead of one whose reply did not come (never reused: a late reply would answer the next command).
+      get worn() { return errors >= 8 || c.broken; },
+      close: c.close,
     };
   };
 
