@@ -24,7 +24,8 @@ import type { Reconciler } from '../orchestrator/reconcile.js';
 import { createOidc, type Oidc } from '../identity/oidc.js';
 import { createSignInThrottle } from '../identity/throttle.js';
 import { setPasswordEverywhere } from '../identity/person-accounts.js';
-import type { User } from '../db/schema.js';
+import type { Instance, User } from '../db/schema.js';
+import { certificateHostOf } from '../ingress/mail-host.js';
 import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { DOOR_PEER, REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
@@ -233,6 +234,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
 
   const instanceDeps = {
     db: deps.db, catalog: deps.catalog, portRange: deps.config.portRange, subnetPool: deps.config.subnetPool,
+    linkHostOf: (target: Instance) => certificateHostOf(deps.db, target),
   };
   await app.register(catalogRoutes, { catalog: deps.catalog });
   await app.register(serverRoutes, { db: deps.db });

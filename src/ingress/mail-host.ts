@@ -6,6 +6,7 @@ import type { Instance } from '../db/schema.js';
 import { listInstances } from '../orchestrator/instances.js';
 import { domainOf } from './hostnames.js';
 import type { MailClientPorts, MailSite } from './mail-client.js';
+import { mailCertificateName } from './mail-certificates.js';
 import { hostnamesOf } from './store.js';
 
 const MAIL_SERVICE = 'mail';
@@ -40,4 +41,15 @@ export function mailHostsOf(db: Db, instance: Instance, domains: readonly string
 export function mailSiteOf(db: Db, instance: Instance, domains: readonly string[], fallback: string): MailSite {
   const { domain, hosts } = mailHostsOf(db, instance, domains, fallback);
   return { domain, host: hosts.includes(`mail.${domain}`) ? `mail.${domain}` : hosts[0]!, ports: clientPorts(instance) };
+}
+
+/** The name an instance answers to on a link (orchestrator/links.ts): the name on its certificate, so that the
+ * linking service (webmail) verifies TLS against it as any mail client would. A mail instance's certificate is the
+ * one the front door obtains for its name (mail-certificates.ts: `mail.<domain>` when it has that name, else its
+ * first), or before it has any name, the one it makes itself for `mail.<domain>` (services/mail/entrypoint.sh).
+ * Another service's is its first front-door name; without one, its slug (no certificate to match). */
+export function certificateHostOf(db: Db, instance: Instance): string {
+  const names = hostnamesOf(db, instance.id);
+  const domain = instance.service === MAIL_SERVICE ? instance.config.env.MAIL_DOMAIN : undefined;
+  return mailCertificateName(names, domain) ?? (domain ? `mail.${domain}` : instance.slug);
 }
