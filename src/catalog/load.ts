@@ -7,6 +7,7 @@ import { ManifestSchema, type Manifest } from './manifest.js';
 import { checkPolicy } from './policy.js';
 import { checkEnvironment } from './env.js';
 import { checkLinkTargets, checkLinks } from './links.js';
+import { checkAccess } from './offer.js';
 
 const Ajv = AjvModule.default ?? AjvModule;
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
@@ -52,6 +53,7 @@ export function parseManifest(file: string, text: string): { manifest?: Manifest
     ...checkPolicy(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_UNSAFE' as const })),
     ...checkEnvironment(data).map((v) => ({ file, ...v })),
     ...checkLinks(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_INVALID' as const })),
+    ...checkAccess(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_INVALID' as const })),
   ];
   return unsafe.length ? { errors: unsafe } : { manifest: data, errors: [] };
 }

@@ -60,7 +60,7 @@ export const ManifestSchema = Type.Object({
   openForSignup: Type.Boolean({ description: 'Residents may ask for an account themselves.' }),
   access: Type.Optional(Type.Object({ fr: Type.String({ minLength: 1, maxLength: 500 }), en: Type.String({ minLength: 1, maxLength: 500 }) }, {
     additionalProperties: false,
-    description: 'How a resident reaches their account, printed on the sign-up sheet and shown on "my services". Placeholders: {login}, {host}, {port.<name>}, {env.<NAME>}.',
+    description: 'How a resident reaches their account, printed on the sign-up sheet and shown on "my services". Placeholders: {login}, {host}, {web} (https://<its front-door name> when it has one, else http://{host}:<its web port>), {port.<name>}, {env.<NAME>}.',
   })),
   image: Type.Object({
     production: Type.String({ minLength: 3, description: 'The upstream image an association would run, pinned by tag or digest.' }),

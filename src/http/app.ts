@@ -26,6 +26,7 @@ import { createSignInThrottle } from '../identity/throttle.js';
 import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import type { Instance, User } from '../db/schema.js';
 import { certificateHostOf } from '../ingress/mail-host.js';
+import { webAddressOf } from '../ingress/web-address.js';
 import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { DOOR_PEER, REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
@@ -249,6 +250,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
     accounts: deps.accounts,
+    webAddress: (inst: Instance) => webAddressOf(deps, inst, deps.ingress?.ports(inst.serverId).https || deps.config.ingress.httpsPort),
     signIn: {
       db: deps.db, syncServicePasswords: (u: User, p: string) => setPasswordEverywhere(deps.accounts, u, p, `user:${u.login}`),
     },

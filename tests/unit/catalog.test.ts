@@ -54,6 +54,11 @@ const bad: [string, (m: Record<string, any>) => unknown, RegExp, RegExp][] = [
   ['neither value nor required', (m) => ({ ...m, environment: { G: { overridable: true, pattern: '[a-z]+' } } }), /\/environment\/G/, /needs a value/],
   ['default outside its pattern', (m) => ({ ...m, environment: { G: { value: 'X1', overridable: true, pattern: '[a-z]+' } } }), /\/environment\/G/, /does not match its own pattern/],
   ['duplicate volume', (m) => ({ ...m, volumes: [{ name: 'd', path: '/a', sizeMb: 16 }, { name: 'd', path: '/b', sizeMb: 16 }] }), /\/volumes\/1\/name/, /duplicate/],
+  ['access placeholder unknown', (m) => ({ ...m, access: { fr: 'Allez sur {url}', en: 'Go to {web}' } }), /\/access\/fr/, /unknown placeholder \{url\}/],
+  ['access {web} without a web port', (m) => { const c = { ...m, access: { fr: '{web}/', en: '{web}/' } }; delete c.http; return c; }, /\/access\/fr/, /needs the service to declare `http`/],
+  ['access printing a secret', (m) => ({ ...m, access: { fr: '{env.PROBE_SECRET}', en: 'x' } }), /\/access\/fr/, /secret is never printed/],
+  ['access naming no port', (m) => ({ ...m, access: { fr: 'x', en: 'port {port.nope}' } }), /\/access\/en/, /no port of that name/],
+  ['link to a service not in the catalog', (m) => ({ ...m, links: [{ name: 'l', service: 'nowhere', ports: ['http'], env: {} }] }), /\/links\/0\/service/, /no service "nowhere"/],
 ];
 
 t.test('bad manifests are refused with file and field', async (t) => {

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { accountsOfUser, exportAccount } from '../../accounts/accounts.js';
-import { accessText } from '../../catalog/offer.js';
+import { accessOf, linkedAccessOf } from './access.js';
 import { fail } from '../../errors.js';
 import { verifyPassword } from '../../identity/passwords.js';
 import { deleteOwnAccount, setPasswordEverywhere } from '../../identity/person-accounts.js';
@@ -77,10 +77,10 @@ function render(deps: PageDeps, req: FastifyRequest, reply: FastifyReply, extra:
   const user = me(req);
   const linked = !!user.oidcSubject;
   const lang = langOf(req);
-  const host = new URL(deps.config.publicUrl).hostname;
   const accounts = accountsOfUser(deps.db, user.id).map(({ account, instance }) => ({
     id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
-    access: accessText(deps.catalog, instance, account.username, host, lang),
+    access: accessOf(deps, instance, account.username, lang),
+    linked: account.state === 'active' ? linkedAccessOf(deps, instance, account.username, lang) : [],
     energy: energyOf(deps, instance.slug, account.username),
     // Mail: an Apple profile to download (http/pages/mail-client.ts); Thunderbird finds its settings alone when the
     // mail domain is one of the association's (autoconfig.<domain>).
