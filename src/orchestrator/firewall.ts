@@ -5,8 +5,12 @@
 //   -i <bridge> ! -o <bridge> -d <cattery's subnet pool> -j DROP
 // i.e. nothing leaving an instance's bridge may reach another instance's address; the Internet and the host stay
 // reachable, and replies are dropped by the other network's own rule. It is added before any container joins the
-// network, and removed with the network. iptables runs through execFile with an argument array (no shell); it
-// needs root on the engine's host, and without it cattery says so once and relies on Docker's rules alone.
+// network, and removed with the network. A link's network (link-pass.ts) gets that rule too, and inside it only
+// the declared ports from the linking container to the linked one, their replies, and nothing else: traffic between
+// two containers of one bridge passes FORWARD with -i and -o both the bridge (net.bridge.bridge-nf-call-iptables,
+// which Docker sets). iptables runs through execFile with an argument array (no shell); it needs root on the
+// engine's host, and without it cattery says so once and relies on Docker's rules alone (a link's ports then all
+// open between its two containers, which are still the only ones on it).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Logger } from '../log.js';
