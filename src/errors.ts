@@ -7,6 +7,7 @@ export const Errors = {
   CATTERY_ERR_NOT_FOUND: createError('CATTERY_ERR_NOT_FOUND', '%s', 404),
   CATTERY_ERR_CONFLICT: createError('CATTERY_ERR_CONFLICT', '%s', 409),
   CATTERY_ERR_UNKNOWN_SERVICE: createError('CATTERY_ERR_UNKNOWN_SERVICE', 'No service "%s" in the catalog', 400),
+  CATTERY_ERR_LINK: createError('CATTERY_ERR_LINK', 'Link refused: %s', 400),
   CATTERY_ERR_UNAUTHENTICATED: createError('CATTERY_ERR_UNAUTHENTICATED', 'Authentication required', 401),
   CATTERY_ERR_FORBIDDEN: createError('CATTERY_ERR_FORBIDDEN', 'Your role may not do this: %s', 403),
   CATTERY_ERR_MANIFEST_INVALID: createError('CATTERY_ERR_MANIFEST_INVALID', '%s', 422),

@@ -27,6 +27,7 @@ import { createIngress, type Ingress } from './ingress/ingress.js';
 import { INGRESS_UID } from './orchestrator/docker/index.js';
 import { listenForDoor } from './http/door-socket.js';
 import { createDkimKeys } from './ingress/dkim-keys.js';
+import { certificateHostOf } from './ingress/mail-host.js';
 
 export interface Runtime {
   config: Config;
@@ -78,6 +79,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     const ingress = createIngress({ db, catalog, config, log: log.child({ domain: 'ingress' }), serveCatteryOn });
     const reconciler = createReconciler({
       db, catalog, events, engines, hosterId: config.hosterId, log: orchestratorLog, forgetAccounts: forgetInstanceAccounts,
+      linkHostOf: (target) => certificateHostOf(db, target),
       backupsDir: path.join(config.dataDir, 'backups'), volumesDir: path.join(config.dataDir, 'volumes'), concurrency: config.concurrency,
       dockerTimeoutSeconds: config.dockerTimeoutSeconds, healthTimeoutSeconds: config.healthTimeoutSeconds,
       firewall: createFirewall({ pool: config.subnetPool, hosterId: config.hosterId, log: orchestratorLog }),

@@ -32,14 +32,17 @@ export function envValueProblem(key: string, decl: EnvDecl | undefined, value: s
   return null;
 }
 
-/** The first problem with a whole set of overrides against a manifest, required variables included. */
-export function instanceEnvProblem(m: Pick<Manifest, 'environment'>, env: Record<string, string>): string | null {
+/** The first problem with a whole set of overrides against a manifest, required variables included (`linked`:
+ * the variables the instance's links fill in, which a required variable may come from). */
+export function instanceEnvProblem(m: Pick<Manifest, 'environment'>, env: Record<string, string>, linked: Record<string, string> = {}): string | null {
   for (const [key, value] of Object.entries(env)) {
     const p = envValueProblem(key, m.environment[key], value);
     if (p) return p;
   }
   for (const [key, decl] of Object.entries(m.environment)) {
-    if (isPlain(decl) && decl.required && env[key] === undefined) return `environment variable ${key} is required for this service (it has no default)`;
+    if (isPlain(decl) && decl.required && env[key] === undefined && linked[key] === undefined) {
+      return `environment variable ${key} is required for this service (it has no default)`;
+    }
   }
   return null;
 }
@@ -84,4 +87,17 @@ export function checkEnvironment(m: Pick<Manifest, 'environment'>): EnvViolation
     if (re && decl.value !== undefined && !re.test(decl.value)) invalid(`${key}'s default ${JSON.stringify(decl.value)} does not match its own pattern`);
   }
   return out;
+}
+
+/** What a variable holds in an instance, secrets apart: an administrator's value where the variable is overridable,
+ * else what the instance's links filled in (catalog/links.ts), else the manifest's default. The one place that
+ * decides it, for the container, the access text and a linked instance alike. */
+export function plainValue(decl: PlainEnvDecl, key: string, config: { env: Record<string, string>; linkedEnv?: Record<string, string> | undefined }): string {
+  if (decl.overridable && config.env[key] !== undefined) return config.env[key];
+  return config.linkedEnv?.[key] ?? decl.value ?? '';
+}
+
+/** Every non-secret variable of an instance with its value (plainValue). */
+export function plainEnvOf(m: Pick<Manifest, 'environment'>, config: { env: Record<string, string>; linkedEnv?: Record<string, string> | undefined }): Record<string, string> {
+  return Object.fromEntries(Object.entries(m.environment).flatMap(([k, d]) => (isPlain(d) ? [[k, plainValue(d, k, config)]] : [])));
 }

@@ -6,6 +6,8 @@ import AjvModule from 'ajv';
 import { ManifestSchema, type Manifest } from './manifest.js';
 import { checkPolicy } from './policy.js';
 import { checkEnvironment } from './env.js';
+import { checkLinkTargets, checkLinks } from './links.js';
+import { checkAccess } from './offer.js';
 
 const Ajv = AjvModule.default ?? AjvModule;
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true });
@@ -50,6 +52,8 @@ export function parseManifest(file: string, text: string): { manifest?: Manifest
   const unsafe = [
     ...checkPolicy(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_UNSAFE' as const })),
     ...checkEnvironment(data).map((v) => ({ file, ...v })),
+    ...checkLinks(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_INVALID' as const })),
+    ...checkAccess(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_INVALID' as const })),
   ];
   return unsafe.length ? { errors: unsafe } : { manifest: data, errors: [] };
 }
@@ -81,6 +85,14 @@ export function loadCatalog(dirs: readonly string[]): Catalog {
       if (missing.length) { bad('/image/local/shared', `not found in ${path.join(root, '_shared')}: ${missing.join(', ')}`); continue; }
       services.set(manifest.id, { manifest, dir });
     }
+  }
+  // Links name other services: checked once every folder is read (a link may point into another catalog folder).
+  const manifests = new Map([...services].map(([id, s]) => [id, s.manifest]));
+  for (const [id, { manifest, dir }] of [...services]) {
+    const problems = checkLinkTargets(manifest, manifests);
+    if (!problems.length) continue;
+    errors.push(...problems.map((p) => ({ file: path.join(dir, 'service.json'), ...p, code: 'CATTERY_ERR_MANIFEST_INVALID' as const })));
+    services.delete(id);
   }
   return { services, errors };
 }

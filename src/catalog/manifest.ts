@@ -30,6 +30,26 @@ const Operation = Type.Object({
   exec: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'argv run inside the container; input arrives as JSON on stdin' }),
 }, { additionalProperties: false });
 
+// A declared link: an instance of this service may be linked, at creation, to one instance of another service on
+// the same server (webmail to a mail instance). Cattery then puts the two containers, and only them, on a network of
+// their own where the target answers to the name on its certificate, opens only the listed ports of the target, and
+// fills the listed variables from the target (catalog/links.ts, orchestrator/links.ts).
+const LinkTemplate = Type.String({
+  minLength: 1, maxLength: 200,
+  description: 'The value, with placeholders filled from the linked instance: {host} (the name it answers to on the link: the name on its certificate), {port.<name>} (its container port), {env.<NAME>} (its environment)',
+});
+
+const Link = Type.Object({
+  name: Name,
+  service: Type.String({ pattern: '^[a-z][a-z0-9-]{1,30}$', description: 'The catalog service the linked instance must be of' }),
+  required: Type.Boolean({ default: false, description: 'An instance of this service cannot be made without this link' }),
+  ports: Type.Array(Name, { minItems: 1, maxItems: 16, uniqueItems: true, description: 'The linked service\'s ports (by name) this instance may reach; no other port of it is reachable' }),
+  env: Type.Record(EnvName, LinkTemplate, {
+    additionalProperties: false,
+    description: 'Variables of this service filled from the linked instance; an administrator\'s value still wins where the variable is overridable',
+  }),
+}, { additionalProperties: false });
+
 export const ACCOUNT_OPERATIONS = ['create', 'setPassword', 'suspend', 'resume', 'setQuota', 'usage', 'export', 'delete'] as const;
 
 export const ManifestSchema = Type.Object({
@@ -40,7 +60,7 @@ export const ManifestSchema = Type.Object({
   openForSignup: Type.Boolean({ description: 'Residents may ask for an account themselves.' }),
   access: Type.Optional(Type.Object({ fr: Type.String({ minLength: 1, maxLength: 500 }), en: Type.String({ minLength: 1, maxLength: 500 }) }, {
     additionalProperties: false,
-    description: 'How a resident reaches their account, printed on the sign-up sheet and shown on "my services". Placeholders: {login}, {host}, {port.<name>}, {env.<NAME>}.',
+    description: 'How a resident reaches their account, printed on the sign-up sheet and shown on "my services". Placeholders: {login}, {host}, {web} (https://<its front-door name> when it has one, else http://{host}:<its web port>), {port.<name>}, {env.<NAME>}.',
   })),
   image: Type.Object({
     production: Type.String({ minLength: 3, description: 'The upstream image an association would run, pinned by tag or digest.' }),
@@ -99,6 +119,7 @@ export const ManifestSchema = Type.Object({
     operations: Type.Partial(Type.Object(Object.fromEntries(ACCOUNT_OPERATIONS.map((op) => [op, Operation])))),
     upstream: Type.Optional(Type.String({ description: 'How these operations map onto the production image.' })),
   }, { additionalProperties: false })),
+  links: Type.Optional(Type.Array(Link, { maxItems: 8, description: 'Other instances an instance of this service talks to, named when it is made (POST /api/instances `links`)' })),
 }, { additionalProperties: false, $id: 'https://cattery.example/schemas/service.json', title: 'Cattery service manifest' });
 
 export type Manifest = Static<typeof ManifestSchema>;

@@ -1,7 +1,9 @@
 // What the catalog offers residents: the services open for sign-up, and how to reach one's account in each (the
 // manifest's `access` text with its placeholders filled in).
 import type { Instance } from '../db/schema.js';
+import { isPlain, plainEnvOf } from './env.js';
 import type { Catalog } from './load.js';
+import type { Manifest } from './manifest.js';
 
 export function openServices(catalog: Catalog) {
   return [...catalog.services.values()].filter((s) => s.manifest.openForSignup).map((s) => s.manifest);
@@ -19,17 +21,46 @@ export function reachablePorts(instance: Pick<Instance, 'config'>): Record<strin
   return { ...instance.config.ports, ...instance.config.publicPorts?.ports };
 }
 
-/** The access text of a service for one account, with its placeholders filled in (catalog `access`). */
-export function accessText(catalog: Catalog, instance: Pick<Instance, 'service' | 'config'>, login: string, host: string, lang: 'fr' | 'en'): string {
+const KNOWN = '(login|host|web|port\\.[a-z0-9_-]+|env\\.[A-Z0-9_]+)';
+const PLACEHOLDER = new RegExp(`\\{${KNOWN}\\}`, 'g');
+
+/** What an access text may not say: a placeholder cattery does not fill, {web} for a service with no web port, a
+ * port or variable the service does not have, or a secret (the text is printed and shown). */
+export function checkAccess(m: Pick<Manifest, 'access' | 'http' | 'ports' | 'environment'>): { field: string; message: string }[] {
+  const out: { field: string; message: string }[] = [];
+  for (const lang of ['fr', 'en'] as const) {
+    const text = m.access?.[lang];
+    if (!text) continue;
+    const field = `/access/${lang}`;
+    for (const [, ph] of text.matchAll(/\{([^{}]*)\}/g)) {
+      if (!new RegExp(`^${KNOWN}$`).test(ph!)) out.push({ field, message: `unknown placeholder {${ph}} (known: {login}, {host}, {web}, {port.<name>}, {env.<NAME>})` });
+      else if (ph === 'web' && !m.http) out.push({ field, message: '{web} needs the service to declare `http` (the port the front door serves)' });
+      else if (ph!.startsWith('port.') && !m.ports.some((p) => p.name === ph!.slice(5))) out.push({ field, message: `{${ph}}: no port of that name` });
+      else if (ph!.startsWith('env.')) {
+        const d = m.environment[ph!.slice(4)];
+        if (!d || !isPlain(d)) out.push({ field, message: `{${ph}}: no plain variable of that name (a secret is never printed)` });
+      }
+    }
+  }
+  return out;
+}
+
+/** The access text of a service for one account, with its placeholders filled in (catalog `access`). `web` is the
+ * instance's address through the front door (https://<its first name>) when it has one; without it {web} is the
+ * server's address and the instance's own web port, as {host} and {port.<name>} give them. */
+export function accessText(
+  catalog: Catalog, instance: Pick<Instance, 'service' | 'config'>, login: string, host: string, lang: 'fr' | 'en', web?: string,
+): string {
   const m = catalog.services.get(instance.service)?.manifest;
   const template = m?.access?.[lang];
   if (!template) return '';
-  const env = Object.fromEntries(Object.entries(m.environment ?? {})
-    .map(([k, v]) => [k, instance.config.env[k] ?? (v as { value?: string }).value ?? '']));
-  return template.replace(/\{(login|host|port\.[a-z0-9_-]+|env\.[A-Z0-9_]+)\}/g, (_all, key: string) => {
+  const env = plainEnvOf(m, instance.config);
+  const port = (name: string) => String(reachablePorts(instance)[name] ?? '');
+  return template.replace(PLACEHOLDER, (_all, key: string) => {
     if (key === 'login') return login;
     if (key === 'host') return host;
-    if (key.startsWith('port.')) return String(reachablePorts(instance)[key.slice(5)] ?? '');
+    if (key === 'web') return web ?? (m.http ? `http://${host}:${port(m.http.port)}` : '');
+    if (key.startsWith('port.')) return port(key.slice(5));
     return env[key.slice(4)] ?? '';
   });
 }

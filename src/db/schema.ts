@@ -51,6 +51,23 @@ export interface InstanceConfig {
   /** Its well-known ports (manifest `wellKnown`, by port name) published on the public address too, as the
    * administrator asked (orchestrator/public-ports.ts); absent: only the allocated ports above. */
   publicPorts?: { address: string; ports: Record<string, number> };
+  /** The instances it is linked to, by the manifest's link names (orchestrator/links.ts). */
+  links?: InstanceLink[];
+  /** The variables its links filled in, as last resolved from the linked instances: when they change (the linked
+   * instance got another name, say), the reconciler starts a new generation with the new values. */
+  linkedEnv?: Record<string, string>;
+}
+
+/** A declared link (manifest `links`) made when the instance was created or changed. Part of the instance's
+ * configuration, like its ports and subnet: set in the same transaction, changed with a new generation. */
+export interface InstanceLink {
+  /** The manifest's link name. */
+  name: string;
+  /** The linked instance: its id (an instance made later under the same slug is another one) and its slug then. */
+  targetId: number;
+  target: string;
+  /** The link network's own /28 from the subnet pool (orchestrator/subnets.ts). */
+  subnet: string;
 }
 
 export const instances = sqliteTable('instances', {

@@ -24,7 +24,9 @@ import type { Reconciler } from '../orchestrator/reconcile.js';
 import { createOidc, type Oidc } from '../identity/oidc.js';
 import { createSignInThrottle } from '../identity/throttle.js';
 import { setPasswordEverywhere } from '../identity/person-accounts.js';
-import type { User } from '../db/schema.js';
+import type { Instance, User } from '../db/schema.js';
+import { certificateHostOf } from '../ingress/mail-host.js';
+import { webAddressOf } from '../ingress/web-address.js';
 import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { cookieNames, cookieOptions } from './cookies.js';
@@ -235,6 +237,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
 
   const instanceDeps = {
     db: deps.db, catalog: deps.catalog, portRange: deps.config.portRange, subnetPool: deps.config.subnetPool,
+    linkHostOf: (target: Instance) => certificateHostOf(deps.db, target),
   };
   await app.register(catalogRoutes, { catalog: deps.catalog });
   await app.register(serverRoutes, { db: deps.db });
@@ -249,6 +252,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
     accounts: deps.accounts,
+    webAddress: (inst: Instance) => webAddressOf(deps, inst, deps.ingress?.ports(inst.serverId).https || deps.config.ingress.httpsPort),
     signIn: {
       db: deps.db, syncServicePasswords: (u: User, p: string) => setPasswordEverywhere(deps.accounts, u, p, `user:${u.login}`),
     },

@@ -7,6 +7,7 @@ import type { Instance } from '../db/schema.js';
 import { listInstances } from '../orchestrator/instances.js';
 import { domainOf } from './hostnames.js';
 import type { MailClientPorts, MailSite } from './mail-client.js';
+import { mailCertificateName } from './mail-certificates.js';
 import { hostnamesOf } from './store.js';
 
 const MAIL_SERVICE = 'mail';
@@ -48,4 +49,15 @@ export function mailSiteOf(db: Db, instance: Instance, domains: readonly string[
  * one its certificate and the autoconfig document give; cattery's host for the other services. */
 export function accessHostOf(db: Db, instance: Instance, domains: readonly string[], fallback: string): string {
   return instance.service === MAIL_SERVICE ? mailSiteOf(db, instance, domains, fallback).host : fallback;
+}
+
+/** The name an instance answers to on a link (orchestrator/links.ts): the name on its certificate, so that the
+ * linking service (webmail) verifies TLS against it as any mail client would. A mail instance's certificate is the
+ * one the front door obtains for its name (mail-certificates.ts: `mail.<domain>` when it has that name, else its
+ * first), or before it has any name, the one it makes itself for `mail.<domain>` (services/mail/entrypoint.sh).
+ * Another service's is its first front-door name; without one, its slug (no certificate to match). */
+export function certificateHostOf(db: Db, instance: Instance): string {
+  const names = hostnamesOf(db, instance.id);
+  const domain = instance.service === MAIL_SERVICE ? instance.config.env.MAIL_DOMAIN : undefined;
+  return mailCertificateName(names, domain) ?? (domain ? `mail.${domain}` : instance.slug);
 }

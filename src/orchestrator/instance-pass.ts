@@ -10,12 +10,13 @@ import type { Logger } from '../log.js';
 import {
   LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, ROLE_INGRESS, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
   ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, instanceLabels, isLocalEndpoint, listManaged,
-  networkName, removeNetwork, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
+  networkName, removeNetwork, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
 } from './docker/index.js';
 import { adoption, isConverged, nextAction, observedOf, planUnits } from './converge.js';
 import type { EventBus } from './events.js';
 import { bridgeOf, type Firewall } from './firewall.js';
-import { markDeleting, recordObservation, removeInstance } from './instances.js';
+import { markDeleting, recordLinkedEnv, recordObservation, removeInstance } from './instances.js';
+import { linkStatus, sameEnv, type LinkHostOf } from './links.js';
 import { closeRestarts, journal, pendingRestart } from './journal.js';
 import { ensureSizedVolume, reattachIfPresent, releaseSizedVolume } from './sized-volumes.js';
 
@@ -32,6 +33,8 @@ export interface PassDeps {
   sizedDir: string | undefined;
   /** Asked of the accounts domain when an instance is gone: its accounts' rows go with it (runtime.ts wires it). */
   forgetAccounts: (tx: Db, instanceId: number) => void;
+  /** The name a linked instance answers to (ingress/mail-host.ts, handed down by runtime.ts). */
+  linkHostOf?: LinkHostOf | undefined;
 }
 
 export interface ServerContext { server: Server; engine: Engine; runtime: InstanceRuntime }
@@ -83,8 +86,14 @@ async function ensureUnit(deps: PassDeps, ctx: ServerContext, inst: Instance, fo
   return { id: made.id, listedRunning: false };
 }
 
-export async function convergeInstance(deps: PassDeps, ctx: ServerContext, inst: Instance, found: Unit[], seenUpTo?: number): Promise<void> {
-  if (!deps.catalog.services.get(inst.service)) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', inst.service);
+export async function convergeInstance(
+  deps: PassDeps, ctx: ServerContext, row: Instance, found: Unit[], seenUpTo = 0, targets: ReadonlyMap<number, Instance> = new Map(),
+): Promise<void> {
+  if (!deps.catalog.services.get(row.service)) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', row.service);
+  // What its links fill in today; when that changed, a new generation first (the container is replaced below).
+  const links = linkStatus(deps, row, targets);
+  const inst = sameEnv(links.linkedEnv, row.config.linkedEnv) ? row : recordLinkedEnv(deps.db, row, links.linkedEnv);
+  if (!inst) return;
   await ensureSurroundings(deps, ctx, inst);
   const { id, listedRunning } = await ensureUnit(deps, ctx, inst, found);
   const name = containerName(deps.hosterId, inst.slug);
@@ -102,9 +111,13 @@ export async function convergeInstance(deps: PassDeps, ctx: ServerContext, inst:
     state = await ctx.runtime.state(id, name);
   }
   if (restartId !== undefined && inst.desired === 'running') closeRestarts(deps.db, inst.slug, restartId);
-  const { observed, problem } = observedOf(state, inst.desired, deps.healthTimeoutSeconds, Date.now());
+  const seen = observedOf(state, inst.desired, deps.healthTimeoutSeconds, Date.now());
+  // A running instance whose link is broken (the linked instance deleted) cannot do its work: unhealthy, and why.
+  const broken = links.problems.length > 0 && (seen.observed === 'running' || seen.observed === 'healthy');
+  const observed = broken ? 'unhealthy' : seen.observed;
+  const problem = [seen.problem, ...links.problems].filter(Boolean).join('; ') || undefined;
   const converged = isConverged(inst.desired, observed);
-  recordObservation(deps.db, inst, { observed, containerId: id, problem: problem ?? null, converged, seenUpTo: seenUpTo ?? 0 });
+  recordObservation(deps.db, inst, { observed, containerId: id, problem: problem ?? null, converged, seenUpTo });
   if (observed !== inst.observed || inst.lastError !== (problem ?? null)) publish(deps, inst, observed, problem ?? null);
 }
 
@@ -161,8 +174,10 @@ export async function destroyInstance(deps: PassDeps, ctx: ServerContext, inst: 
  * networks hold no data and go. Volumes stay, with a warning: data is never dropped without an archive, and a
  * database restored from an old backup must not wipe residents' files. */
 export async function sweepOrphans(deps: PassDeps, engine: Engine, managed: Managed, known: Set<string>): Promise<void> {
-  // The front door belongs to no instance: it is the ingress domain's to keep or remove.
-  const orphan = (labels: Record<string, string> | undefined) => labels?.[LABEL_ROLE] !== ROLE_INGRESS && !known.has(labels?.[LABEL_INSTANCE] ?? '');
+  // The front door belongs to no instance: it is the ingress domain's to keep or remove; link networks are the
+  // link pass's (link-pass.ts), which removes them with either of their instances.
+  const orphan = (labels: Record<string, string> | undefined) => labels?.[LABEL_ROLE] !== ROLE_INGRESS && labels?.[LABEL_ROLE] !== ROLE_LINK
+    && !known.has(labels?.[LABEL_INSTANCE] ?? '');
   for (const c of managed.containers.filter((x) => orphan(x.Labels))) {
     deps.log.info({ container: c.Names[0] }, 'removing orphan container');
     await ensureContainerRemoved(engine, c.Id, c.Names[0] ?? c.Id);

@@ -10,8 +10,13 @@ import { instanceEnvProblem } from '../catalog/env.js';
 import { serviceImageRef } from './docker/index.js';
 import { closePending, journal, notePendingError } from './journal.js';
 import { allocateSubnet } from './subnets.js';
+import { linkView, makeLinks, usedSubnets, type LinkHostOf, type LinkRequest } from './links.js';
 
-export interface InstanceDeps { db: Db; catalog: Catalog; portRange: readonly [number, number]; subnetPool: string }
+export interface InstanceDeps {
+  db: Db; catalog: Catalog; portRange: readonly [number, number]; subnetPool: string;
+  /** The name a linked instance answers to (orchestrator/links.ts); needed only by instances that ask for links. */
+  linkHostOf?: LinkHostOf | undefined;
+}
 
 export const SLUG_PATTERN = '^[a-z][a-z0-9-]{1,40}[a-z0-9]$';
 
@@ -80,10 +85,14 @@ export function listInstances(db: Db, filter: { service?: string; server?: numbe
   return db.select().from(instances).where(conds.length ? and(...conds) : undefined).orderBy(asc(instances.id)).all();
 }
 
-export interface CreateInstanceInput { service: string; slug: string; server?: string; env?: Record<string, string>; desired?: 'running' | 'stopped' }
+export interface CreateInstanceInput {
+  service: string; slug: string; server?: string; env?: Record<string, string>; desired?: 'running' | 'stopped';
+  /** Link name → the slug of the instance to link to (manifest `links`). */
+  links?: LinkRequest;
+}
 
-function checkEnv(deps: InstanceDeps, service: string, env: Record<string, string>) {
-  const problem = instanceEnvProblem(deps.catalog.services.get(service)!.manifest, env);
+function checkEnv(deps: InstanceDeps, service: string, env: Record<string, string>, linked?: Record<string, string>) {
+  const problem = instanceEnvProblem(deps.catalog.services.get(service)!.manifest, env, linked);
   if (problem) throw fail('CATTERY_ERR_VALIDATION', `${problem} (service ${service})`);
 }
 
@@ -91,7 +100,6 @@ export function createInstance(deps: InstanceDeps, input: CreateInstanceInput, a
   const svc = deps.catalog.services.get(input.service);
   if (!svc) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', input.service);
   const env = input.env ?? {};
-  checkEnv(deps, input.service, env);
   return deps.db.transaction((tx) => {
     const db = tx as unknown as Db;
     const server = getServer(db, input.server);
@@ -99,11 +107,16 @@ export function createInstance(deps: InstanceDeps, input: CreateInstanceInput, a
       throw fail('CATTERY_ERR_CONFLICT', `An instance named "${input.slug}" already exists`);
     }
     const m = svc.manifest;
+    const subnet = allocateSubnet(deps.subnetPool, usedSubnets(db));
+    const linked = makeLinks(deps, db, { service: input.service, slug: input.slug, serverId: server.id }, input.links ?? {}, [], [subnet]);
+    // Required variables may come from a link; an override's shape is checked all the same.
+    checkEnv(deps, input.service, env, linked.linkedEnv);
     const config: InstanceConfig = {
       ports: allocatePorts(db, m.ports.filter((p) => p.publish ?? true).map((p) => p.name), deps.portRange),
       secrets: Object.fromEntries(Object.entries(m.environment).flatMap(([k, v]) => ('secret' in v ? [[k, secret(v.secret.length)]] : []))),
       env,
-      subnet: allocateSubnet(deps.subnetPool, db.select({ config: instances.config }).from(instances).all().flatMap((r) => (r.config.subnet ? [r.config.subnet] : []))),
+      subnet,
+      ...(linked.links.length ? { links: linked.links, linkedEnv: linked.linkedEnv } : {}),
     };
     const row = db.insert(instances).values({
       slug: input.slug, service: input.service, serverId: server.id, desired: input.desired ?? 'running',
@@ -115,19 +128,28 @@ export function createInstance(deps: InstanceDeps, input: CreateInstanceInput, a
 }
 
 /** Change the desired state; a change of environment or image starts a new generation (recreate, keep volumes). */
-export function updateInstance(deps: InstanceDeps, slug: string, change: { desired?: Desired; env?: Record<string, string>; upgrade?: boolean; purge?: boolean }, actor: string, kind: string): Instance {
+export function updateInstance(
+  deps: InstanceDeps, slug: string,
+  change: { desired?: Desired; env?: Record<string, string>; links?: LinkRequest; upgrade?: boolean; purge?: boolean }, actor: string, kind: string,
+): Instance {
   return deps.db.transaction((tx) => {
     const db = tx as unknown as Db;
     const cur = getInstance(db, slug);
     // A delete whose archive cannot be made (image gone) may still be finished by asking again with purge.
-    const purgeAfterDelete = change.desired === 'deleted' && change.purge === true && !change.env && !change.upgrade;
+    const purgeAfterDelete = change.desired === 'deleted' && change.purge === true && !change.env && !change.links && !change.upgrade;
     if (cur.desired === 'deleted' && !purgeAfterDelete) throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is being deleted`);
     const set: Partial<Instance> = { updatedAt: new Date().toISOString(), attempts: 0, nextAttemptAt: null };
     if (change.desired) set.desired = change.desired;
     if (change.purge !== undefined) set.purge = change.purge;
-    if (change.env) {
-      checkEnv(deps, cur.service, change.env);
-      set.config = { ...cur.config, env: change.env };
+    if (change.env || change.links) {
+      // Links are replaced whole, as env is; a link kept (same name, same instance) keeps its network.
+      const linked = change.links
+        ? makeLinks(deps, db, { service: cur.service, slug: cur.slug, serverId: cur.serverId, id: cur.id }, change.links, cur.config.links ?? [])
+        : { links: cur.config.links ?? [], linkedEnv: cur.config.linkedEnv ?? {} };
+      const env = change.env ?? cur.config.env;
+      checkEnv(deps, cur.service, env, linked.linkedEnv);
+      const { links: _l, linkedEnv: _e, ...rest } = cur.config;
+      set.config = { ...rest, env, ...(linked.links.length ? { links: linked.links, linkedEnv: linked.linkedEnv } : {}) };
       set.generation = cur.generation + 1;
     }
     if (change.upgrade) {
@@ -187,6 +209,20 @@ export function recordFailure(db: Db, inst: Instance, error: string, attempts: n
   });
 }
 
+/** The variables an instance's links fill in are not what its container has (the linked instance got another name or
+ * domain): a new generation with today's values, as a change of environment would start; the pass then replaces the
+ * container. Written only if the row is still the one the pass read; undefined otherwise (the next pass looks again). */
+export function recordLinkedEnv(db: Db, inst: Instance, linkedEnv: Record<string, string>): Instance | undefined {
+  return db.transaction((tx) => {
+    const row = tx.update(instances).set({
+      config: { ...inst.config, linkedEnv }, generation: inst.generation + 1, observed: 'creating', updatedAt: new Date().toISOString(),
+    }).where(and(eq(instances.id, inst.id), eq(instances.generation, inst.generation))).returning().get();
+    const changed = Object.keys({ ...inst.config.linkedEnv, ...linkedEnv }).filter((k) => inst.config.linkedEnv?.[k] !== linkedEnv[k]);
+    if (row) journal(tx as unknown as Db, { slug: inst.slug, kind: 'relinked', actor: 'reconciler', status: 'done', detail: { changed, generation: row.generation } });
+    return row;
+  });
+}
+
 export function markDeleting(db: Db, inst: Instance): void {
   db.update(instances).set({ observed: 'deleting' }).where(eq(instances.id, inst.id)).run();
 }
@@ -214,6 +250,7 @@ export function publicInstance(row: Instance, serverName?: string) {
   return {
     slug: row.slug, service: row.service, server: serverName ?? String(row.serverId), desired: row.desired, observed: row.observed,
     generation: row.generation, image: row.image, ports: row.config.ports, publicPorts: row.config.publicPorts ?? null, env: row.config.env,
+    links: linkView(row), linkedEnv: row.config.linkedEnv ?? {},
     lastError: row.lastError, attempts: row.attempts, createdAt: row.createdAt, updatedAt: row.updatedAt,
   };
 }

@@ -15,6 +15,7 @@ import type { Firewall } from './firewall.js';
 import { convergeInstance, destroyInstance, publish, sweepOrphans, type PassDeps } from './instance-pass.js';
 import { instancesOn, recordFailure, requestRestart } from './instances.js';
 import { lastOperationIds } from './journal.js';
+import { convergeLinks } from './link-pass.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
 import { listServers } from './servers.js';
 import { sweepStaleLinks } from './sized-volumes.js';
@@ -101,6 +102,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const seen = lastOperationIds(deps.db);
     const rows = instancesOn(deps.db, server.id);
     const bySlug = unitsBySlug(managed.containers.map(unitOf));
+    const byId = new Map(rows.map((r) => [r.id, r]));
     const ctx = { server, engine, runtime: containerRuntime(engine) };
     const passDeps: PassDeps = { ...deps, sizedDir: rows.length ? sizedOn(server) : undefined };
     const now = Date.now();
@@ -109,11 +111,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       failed.delete(inst.slug);
       try {
         if (inst.desired === 'deleted') await destroyInstance(passDeps, ctx, inst, bySlug.get(inst.slug) ?? []);
-        else await convergeInstance(passDeps, ctx, inst, bySlug.get(inst.slug) ?? [], seen.get(inst.slug) ?? 0);
+        else await convergeInstance(passDeps, ctx, inst, bySlug.get(inst.slug) ?? [], seen.get(inst.slug) ?? 0, byId);
       } catch (err) {
         onFailure(inst, err);
       }
     })));
+    // Links once their instances' containers are there: a container made again in this pass joins again at once.
+    if (!(await convergeLinks(passDeps, ctx, rows, managed))) scheduler.retryIn(backoffSeconds(1, deps.maxBackoffSeconds));
     await sweepOrphans(passDeps, engine, managed, new Set(rows.map((r) => r.slug)));
     if (deps.afterServerPass) {
       await deps.afterServerPass(server, engine).catch((err) => {

@@ -1,7 +1,11 @@
 // The webmail service as a resident at a public computer uses it: Roundcube (Debian's package) in its hardened
-// container, talking to a real mail instance over IMAPS and submission with TLS verified against a throwaway CA,
-// driven in Chromium: sign in, French, send to a neighbour, the neighbour reads it, a wrong password, sign out;
-// axe-core on the login and mailbox pages; the container's hardening read back from the engine.
+// container, linked to a real mail instance by cattery (issue 10: the declared link, `links: {"mail": …}`), talking
+// to it over IMAPS and submissions with TLS verified against a throwaway CA, driven in Chromium: sign in, French,
+// send to a neighbour, the neighbour reads it, a wrong password, sign out; axe-core on the login and mailbox pages;
+// the container's hardening read back from the engine. Then the link itself: its network holds exactly the two
+// containers and opens only the declared ports, a neighbouring instance reaches the mail container on no address, a
+// container made again joins again, a new name of the mail instance reaches the webmail, and deleting either end
+// removes the network, the webmail saying why it cannot work.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -39,7 +43,8 @@ async function axeViolations(page: Page): Promise<{ id: string; impact: string; 
 
 t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, hardening', async (t) => {
   const started = Date.now();
-  const rt = await testRuntime(t, { healthTimeoutSeconds: 180 });
+  // The association's domain, so that the mail instance may be given another name below (no front door here).
+  const rt = await testRuntime(t, { healthTimeoutSeconds: 180, domains: [DOMAIN] });
   const { app, config } = rt;
   const healthy = (slug: string) => waitFor(`${slug} healthy`, async () => (await app.inject(`/api/instances/${slug}`)).json().observed === 'healthy', 180_000, 500);
 
@@ -65,34 +70,42 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
     t.equal(r.statusCode, 201, r.body);
   }
 
-  // Two webmail instances: one trusting the CA that signed the mail certificate, one trusting another CA (it must
-  // refuse to talk to the mail server: verification is never off). IMAPS (993, implicit TLS: Dovecot listens there
-  // inside the container) and submission on 587 with STARTTLS (the mail image in this tree has no 465 yet).
-  const webmailEnv = (ca: string) => ({
-    MAIL_DOMAIN: DOMAIN, WEBMAIL_IMAP_HOST: MAIL_HOST, WEBMAIL_IMAP_PORT: '993', WEBMAIL_IMAP_TLS: 'implicit',
-    WEBMAIL_SMTP_HOST: MAIL_HOST, WEBMAIL_SMTP_PORT: '587', WEBMAIL_SMTP_TLS: 'starttls',
-    WEBMAIL_TLS_CA: Buffer.from(ca).toString('base64'), WEBMAIL_ASSOCIATION: 'Chatons_du_Quartier_%C3%A0_Saint-%C3%89tienne',
-  });
-  const wm = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'webmail', slug: 'webmail', env: webmailEnv(good.ca) } });
+  // Two webmail instances linked to the mail instance: the administrator names it, and the link fills in the mail
+  // host (the name on its certificate), the domain and the ports: IMAPS on 993 and submissions on 465, implicit TLS.
+  // One trusts the CA that signed the mail certificate, the other another CA (it must refuse to talk to the mail
+  // server: verification is never off). A neighbouring instance (the probe) is on none of the links.
+  const webmailEnv = (ca: string) => ({ WEBMAIL_TLS_CA: Buffer.from(ca).toString('base64'), WEBMAIL_ASSOCIATION: 'Chatons_du_Quartier_%C3%A0_Saint-%C3%89tienne' });
+  const wm = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'webmail', slug: 'webmail', links: { mail: 'courriel' }, env: webmailEnv(good.ca) } });
   t.equal(wm.statusCode, 202, wm.body);
-  const wrongCa = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'webmail', slug: 'webmail-autre-ca', env: webmailEnv(other.ca) } });
+  t.same(wm.json().links, { mail: 'courriel' });
+  t.same(wm.json().linkedEnv, {
+    MAIL_DOMAIN: DOMAIN, WEBMAIL_IMAP_HOST: MAIL_HOST, WEBMAIL_IMAP_PORT: '993', WEBMAIL_SMTP_HOST: MAIL_HOST, WEBMAIL_SMTP_PORT: '465',
+  }, 'the link fills in the mail host, its domain and its ports: nothing typed by hand');
+  const wrongCa = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'webmail', slug: 'webmail-autre-ca', links: { mail: 'courriel' }, env: webmailEnv(other.ca) } });
   t.equal(wrongCa.statusCode, 202, wrongCa.body);
+  const neighbour = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'probe', slug: 'voisin' } });
+  t.equal(neighbour.statusCode, 202, neighbour.body);
   await healthy('webmail');
   await healthy('webmail-autre-ca');
+  await healthy('voisin');
   t.comment(`mail and two webmail instances healthy after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-  // The link cattery does not make yet (issue 10: a declared link): instances are isolated, so the test joins
-  // both webmail containers and the mail container to a network of their own, where the mail container answers to
-  // mail.<domain>, the name on its certificate. Removed in teardown, whatever order the teardowns run in.
-  const link = await docker.createNetwork({ Name: `${config.hosterId}-link-webmail`, Driver: 'bridge', Labels: { 'cattery.test-link': config.hosterId } });
-  t.teardown(async () => {
-    const info = await link.inspect().catch(() => undefined) as { Containers?: Record<string, unknown> } | undefined;
-    for (const id of Object.keys(info?.Containers ?? {})) await link.disconnect({ Container: id, Force: true }).catch(() => undefined);
-    await link.remove().catch(() => undefined);
-  });
-  await link.connect({ Container: mailContainer, EndpointConfig: { Aliases: [MAIL_HOST] } });
-  await link.connect({ Container: `${config.hosterId}-webmail` });
-  await link.connect({ Container: `${config.hosterId}-webmail-autre-ca` });
+  // Each link's network: internal (no way out), exactly its two containers, the mail container under its mail host.
+  const linkNet = (source: string) => `${config.hosterId}--link-${source}.mail`;
+  const members = async (net: string) => {
+    const info = await docker.getNetwork(net).inspect().catch(() => undefined) as { Internal: boolean; Containers?: Record<string, { Name: string }> } | undefined;
+    return info && { internal: info.Internal, names: Object.values(info.Containers ?? {}).map((c) => c.Name).sort() };
+  };
+  for (const source of ['webmail', 'webmail-autre-ca']) {
+    const want = [mailContainer, `${config.hosterId}-${source}`].sort();
+    const got = await waitFor(`${source}'s link network with its two containers`, async () => {
+      const m = await members(linkNet(source));
+      return m && JSON.stringify(m.names) === JSON.stringify(want) ? m : undefined;
+    }, 60_000, 500);
+    t.same(got, { internal: true, names: want }, `${source}: an internal network holding exactly the webmail and the mail containers`);
+  }
+  const mailNets = (await docker.getContainer(mailContainer).inspect()).NetworkSettings.Networks as Record<string, { Aliases: string[] | null; IPAddress: string }>;
+  t.ok(mailNets[linkNet('webmail')]?.Aliases?.includes(MAIL_HOST), 'the mail container answers to mail.<domain> on the link');
 
   const base = `http://127.0.0.1:${wm.json().ports.http}`;
   const browser = await chromium.launch({
@@ -230,4 +243,68 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   const cg = [`/sys/fs/cgroup/memory/docker/${c.Id}/memory.max_usage_in_bytes`, `/sys/fs/cgroup/system.slice/docker-${c.Id}.scope/memory.peak`].find((f) => fs.existsSync(f));
   const stats = await docker.getContainer(c.Id).stats({ stream: false }) as { memory_stats: { usage?: number }; pids_stats: { current?: number } };
   t.comment(`webmail memory: now ${((stats.memory_stats.usage ?? 0) / 2 ** 20).toFixed(1)} MiB, peak ${cg ? (Number(fs.readFileSync(cg, 'utf8')) / 2 ** 20).toFixed(1) : '?'} MiB; pids now ${stats.pids_stats.current}; total ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+  // ── the link as a boundary ──────────────────────────────────────────────────────────────────────────────────
+  // From the webmail, the mail host's declared ports answer and no other does (cattery's firewall inside the link).
+  const reach = (port: number) => execIn(`${config.hosterId}-webmail`, ['php', '-r',
+    `$s = @fsockopen('${MAIL_HOST}', ${port}, $e, $m, 3); echo $s ? 'open' : 'closed';`]).then((r) => r.out.trim());
+  t.equal(await reach(993), 'open', 'webmail → mail host:993 (imaps, declared)');
+  t.equal(await reach(465), 'open', 'webmail → mail host:465 (submissions, declared)');
+  t.equal(await reach(25), 'closed', 'webmail → mail host:25 (smtp, not declared by the link): closed');
+  // The neighbour reaches the mail container on none of its addresses: its own network's, nor either link's.
+  const addresses = Object.values(mailNets).map((n) => n.IPAddress).filter(Boolean);
+  t.equal(addresses.length, 3, `the mail container has its own address and one per link (${addresses.join(', ')})`);
+  for (const ip of addresses) {
+    const probe = await execIn(`${config.hosterId}-voisin`, ['nc', '-w', '3', '-z', ip, '993']);
+    t.not(probe.code, 0, `the neighbour cannot reach ${ip}:993`);
+  }
+  const resolve = await execIn(`${config.hosterId}-voisin`, ['nslookup', MAIL_HOST, '127.0.0.11']);
+  t.notMatch(resolve.out, new RegExp(addresses.map((a) => a.replace(/\./g, '\\.')).join('|')), 'nor does the mail host name lead it there');
+
+  // A container made again (a new generation) joins its link again, in the same pass.
+  const before = (await docker.getContainer(`${config.hosterId}-webmail-autre-ca`).inspect()).Id;
+  const changed = await app.inject({ method: 'PATCH', url: '/api/instances/webmail-autre-ca?wait=true', payload: { env: webmailEnv(good.ca) } });
+  t.equal(changed.statusCode, 200, changed.body);
+  const after = (await docker.getContainer(`${config.hosterId}-webmail-autre-ca`).inspect()).Id;
+  t.not(after, before, 'the webmail container was made again');
+  await waitFor('the new container on the link', async () => (await members(linkNet('webmail-autre-ca')))?.names.length === 2, 30_000, 250);
+  t.pass('the new container joined the link');
+
+  // The mail instance gets another name: the link follows it (a new generation of each webmail with the new host,
+  // the mail container under the new name on the link). `mail.<domain>` is kept while the instance has it.
+  const named = (names: string[]) => app.inject({ method: 'PUT', url: '/api/instances/courriel/hostnames', payload: { hostnames: names } });
+  t.equal((await named([MAIL_HOST, `imap.${DOMAIN}`])).statusCode, 200);
+  await rt.reconciler.trigger('test');
+  const g = (await app.inject('/api/instances/webmail')).json().generation;
+  t.equal((await named([`imap.${DOMAIN}`])).statusCode, 200);
+  await waitFor('the webmail relinked to imap.<domain>', async () => (await app.inject('/api/instances/webmail')).json().linkedEnv.WEBMAIL_IMAP_HOST === `imap.${DOMAIN}`, 30_000, 250);
+  t.equal((await app.inject('/api/instances/webmail')).json().generation, g + 1, 'one new generation, carrying the new host (mail.<domain> kept it the same before)');
+  await waitFor('the mail container under its new name on the link', async () => {
+    const nets = (await docker.getContainer(mailContainer).inspect()).NetworkSettings.Networks as Record<string, { Aliases: string[] | null }>;
+    return nets[linkNet('webmail')]?.Aliases?.includes(`imap.${DOMAIN}`);
+  }, 60_000, 500);
+  t.pass('the link network carries the new name');
+  const ops = (await app.inject('/api/instances/webmail/operations')).json() as { kind: string; actor: string }[];
+  t.ok(ops.some((o) => o.kind === 'relinked' && o.actor === 'reconciler'), 'the journal says why the webmail was made again');
+
+  // Deleting the linking end removes its link network, the mail container let go first; the other link stays.
+  const gone = await app.inject({ method: 'DELETE', url: '/api/instances/webmail-autre-ca?wait=true&purge=true' });
+  t.equal(gone.statusCode, 200, gone.body);
+  await waitFor('webmail-autre-ca\'s link network removed', async () => (await members(linkNet('webmail-autre-ca'))) === undefined, 30_000, 250);
+  t.same((await members(linkNet('webmail')))?.names, [mailContainer, `${config.hosterId}-webmail`].sort(), 'the other link is untouched');
+
+  // Deleting the mail instance removes the last link network; the webmail keeps running and says what is wrong.
+  const mailGone = await app.inject({ method: 'DELETE', url: '/api/instances/courriel?wait=true&purge=true' });
+  t.equal(mailGone.statusCode, 200, mailGone.body);
+  await waitFor('webmail\'s link network removed', async () => (await members(linkNet('webmail'))) === undefined, 30_000, 250);
+  const orphaned = await waitFor('the webmail reports its broken link', async () => {
+    const v = (await app.inject('/api/instances/webmail')).json();
+    return v.observed === 'unhealthy' && v.lastError ? v : undefined;
+  }, 30_000, 250);
+  t.match(orphaned.lastError, /link "mail": instance "courriel" was deleted/, `a clear error: ${orphaned.lastError}`);
+  t.same(orphaned.links, { mail: 'courriel' }, 'the link is still on record (an administrator relinks it)');
+  t.ok((await docker.getContainer(`${config.hosterId}-webmail`).inspect()).State.Running, 'the webmail itself did not crash');
+  const relink = await app.inject({ method: 'PATCH', url: '/api/instances/webmail', payload: { links: { mail: 'courriel' } } });
+  t.equal(relink.statusCode, 400, 'relinking to the deleted instance is refused');
+  t.equal(relink.json().code, 'CATTERY_ERR_LINK');
 });

@@ -59,6 +59,11 @@ const bad: [string, (m: Record<string, any>) => unknown, RegExp, RegExp][] = [
   ['one well-known number for two ports', (m) => ({ ...m, ports: [{ ...m.ports[0], wellKnown: 25 }, { name: 'b', container: 8081, protocol: 'tcp', publish: true, wellKnown: 25 }] }), /\/ports\/1\/wellKnown/, /two ports/],
   ['well-known number out of range', (m) => ({ ...m, ports: [{ ...m.ports[0], wellKnown: 70000 }] }), /\/ports\/0\/wellKnown/, /<= 65535/],
   ['duplicate volume', (m) => ({ ...m, volumes: [{ name: 'd', path: '/a', sizeMb: 16 }, { name: 'd', path: '/b', sizeMb: 16 }] }), /\/volumes\/1\/name/, /duplicate/],
+  ['access placeholder unknown', (m) => ({ ...m, access: { fr: 'Allez sur {url}', en: 'Go to {web}' } }), /\/access\/fr/, /unknown placeholder \{url\}/],
+  ['access {web} without a web port', (m) => { const c = { ...m, access: { fr: '{web}/', en: '{web}/' } }; delete c.http; return c; }, /\/access\/fr/, /needs the service to declare `http`/],
+  ['access printing a secret', (m) => ({ ...m, access: { fr: '{env.PROBE_SECRET}', en: 'x' } }), /\/access\/fr/, /secret is never printed/],
+  ['access naming no port', (m) => ({ ...m, access: { fr: 'x', en: 'port {port.nope}' } }), /\/access\/en/, /no port of that name/],
+  ['link to a service not in the catalog', (m) => ({ ...m, links: [{ name: 'l', service: 'nowhere', ports: ['http'], env: {} }] }), /\/links\/0\/service/, /no service "nowhere"/],
 ];
 
 t.test('bad manifests are refused with file and field', async (t) => {

@@ -3,6 +3,7 @@ import type { AccountDeps } from '../../accounts/accounts.js';
 import type { Catalog } from '../../catalog/load.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/connection.js';
+import type { Instance } from '../../db/schema.js';
 import type { Oidc } from '../../identity/oidc.js';
 import type { SignInDeps } from '../../identity/sign-in.js';
 import type { SignupDeps } from '../../identity/signup.js';
@@ -24,6 +25,8 @@ export interface PageDeps {
   secureCookies: boolean;
   accounts: AccountDeps;
   signIn: SignInDeps;
+  /** An instance's address through the front door, when it has one (ingress/web-address.ts). */
+  webAddress?: (instance: Instance) => string | undefined;
 }
 
 export function signupDeps(d: PageDeps): SignupDeps {

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { accountsOfUser, exportAccount } from '../../accounts/accounts.js';
-import { accessText } from '../../catalog/offer.js';
+import { accessOf, linkedAccessOf } from './access.js';
 import { fail } from '../../errors.js';
 import { verifyPassword } from '../../identity/passwords.js';
 import { deleteOwnAccount, setPasswordEverywhere } from '../../identity/person-accounts.js';
@@ -11,7 +11,6 @@ import { freshProviderSignIn } from '../../identity/reauth.js';
 import { endOtherSessions, sessionById } from '../../identity/sessions.js';
 import { createThrottle, type Throttle } from '../../identity/throttle.js';
 import { checkNewPassword, findUser } from '../../identity/users.js';
-import { accessHostOf } from '../../ingress/mail-host.js';
 import { accountFigure } from '../../metering/report.js';
 import { sendExport } from '../send-export.js';
 import type { PageDeps } from './deps.js';
@@ -78,11 +77,10 @@ function render(deps: PageDeps, req: FastifyRequest, reply: FastifyReply, extra:
   const user = me(req);
   const linked = !!user.oidcSubject;
   const lang = langOf(req);
-  const host = new URL(deps.config.publicUrl).hostname;
   const accounts = accountsOfUser(deps.db, user.id).map(({ account, instance }) => ({
     id: account.id, state: account.state, service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
-    // A mail instance's own name (its certificate's, the one autoconfig gives), cattery's host for the others.
-    access: accessText(deps.catalog, instance, account.username, accessHostOf(deps.db, instance, deps.config.domains, host), lang),
+    access: accessOf(deps, instance, account.username, lang),
+    linked: account.state === 'active' ? linkedAccessOf(deps, instance, account.username, lang) : [],
     energy: energyOf(deps, instance.slug, account.username),
     // Mail: an Apple profile to download (http/pages/mail-client.ts); Thunderbird finds its settings alone when the
     // mail domain is one of the association's (autoconfig.<domain>).

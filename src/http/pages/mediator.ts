@@ -3,9 +3,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { accountsOfUser } from '../../accounts/accounts.js';
-import { accessText, openServiceChoices, openServices } from '../../catalog/offer.js';
+import { openServiceChoices, openServices } from '../../catalog/offer.js';
+import { accessOf, linkedAccessOf } from './access.js';
 import { mediatorSignup } from '../../identity/signup.js';
-import { accessHostOf } from '../../ingress/mail-host.js';
 import { langOf } from './render.js';
 import { signupDeps, type PageDeps } from './deps.js';
 import { SignupBody, checkSignupForm, type SignupForm } from './forms.js';
@@ -13,7 +13,6 @@ import { clientKey } from '../proxy-trust.js';
 
 export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
   const page = { page: true } as const;
-  const host = new URL(deps.config.publicUrl).hostname;
   const form = (reply: FastifyReply, values: SignupForm, errors: { field: string; key: string }[], status = 200) => {
     const lang = langOf(reply.request);
     return reply.page('mediator', { services: openServiceChoices(deps.catalog, lang), values, errors, version: deps.config.termsVersion }, status);
@@ -36,10 +35,11 @@ export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
     const result = await mediatorSignup(signupDeps(deps), req.principal!, {
       name: body.name!.trim(), email: body.email?.trim() || undefined, services: body.services!, termsVersion: body.consent!, lang,
     });
-    const accounts = accountsOfUser(deps.db, result.user.id).map(({ account, instance }) => ({
+    // Each account, then what is linked to it (the webmail of a mail account), on the sheet to print.
+    const accounts = accountsOfUser(deps.db, result.user.id).flatMap(({ account, instance }) => [{
       service: deps.catalog.services.get(instance.service)?.manifest.name[lang] ?? instance.service,
-      access: accessText(deps.catalog, instance, account.username, accessHostOf(deps.db, instance, deps.config.domains, host), lang),
-    }));
+      access: accessOf(deps, instance, account.username, lang),
+    }, ...linkedAccessOf(deps, instance, account.username, lang)]);
     return reply.page('sheet', {
       name: result.user.name, login: result.user.login, password: result.firstPassword, accounts,
       url: `${deps.config.publicUrl}/login`, date: new Date().toLocaleDateString(lang === 'fr' ? 'fr-FR' : 'en-GB'),

@@ -12,6 +12,10 @@ import { ErrorReply } from '../error-handler.js';
 
 const lit = <T extends string>(xs: readonly T[]) => Type.Union(xs.map((x) => Type.Literal(x)));
 const EnvMap = Type.Record(Type.String({ pattern: '^[A-Z_][A-Z0-9_]{0,63}$' }), Type.String({ maxLength: 4096 }), { maxProperties: 64, additionalProperties: false });
+const LinkMap = Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_-]{0,30}$' }), Type.String({ pattern: SLUG_PATTERN }), {
+  maxProperties: 8, additionalProperties: false,
+  description: 'The instances to link to, by the service\'s link names (catalog `links`): e.g. {"mail": "courriel"} for a webmail. Replaced whole on a change.',
+});
 
 const InstanceView = Type.Object({
   slug: Type.String(), service: Type.String(), server: Type.String(), desired: lit(DESIRED), observed: lit([...OBSERVED, 'deleted']),
@@ -19,6 +23,8 @@ const InstanceView = Type.Object({
   publicPorts: Type.Union([Type.Object({ address: Type.String(), ports: Type.Record(Type.String(), Type.Integer()) }), Type.Null()],
     { description: 'The well-known ports published on the public address (PUT /api/instances/:slug/public-ports), or null' }),
   env: Type.Record(Type.String(), Type.String()),
+  links: Type.Record(Type.String(), Type.String(), { description: 'Link name → the linked instance\'s slug' }),
+  linkedEnv: Type.Record(Type.String(), Type.String(), { description: 'The variables the links fill in (an override in env wins where the variable is overridable)' }),
   lastError: Type.Union([Type.String(), Type.Null()]), attempts: Type.Integer(), createdAt: Type.String(), updatedAt: Type.String(),
 });
 const OperationView = Type.Object({
@@ -81,6 +87,7 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
         server: Type.Optional(Type.String({ maxLength: 64 })),
         desired: Type.Optional(Type.Union([Type.Literal('running'), Type.Literal('stopped')])),
         env: Type.Optional(EnvMap),
+        links: Type.Optional(LinkMap),
       }, { additionalProperties: false }),
       response: { 201: InstanceView, 202: InstanceView, ...Errors },
     },
@@ -96,8 +103,8 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
 
   app.patch('/api/instances/:slug', {
     schema: {
-      tags: ['instances'], summary: 'Change an instance (desired state, environment overrides)', params: SlugParams, querystring: Wait,
-      body: Type.Object({ desired: Type.Optional(Type.Union([Type.Literal('running'), Type.Literal('stopped')])), env: Type.Optional(EnvMap) },
+      tags: ['instances'], summary: 'Change an instance (desired state, environment overrides, links)', params: SlugParams, querystring: Wait,
+      body: Type.Object({ desired: Type.Optional(Type.Union([Type.Literal('running'), Type.Literal('stopped')])), env: Type.Optional(EnvMap), links: Type.Optional(LinkMap) },
         { additionalProperties: false, minProperties: 1 }),
       response: { 200: InstanceView, ...Errors },
     },

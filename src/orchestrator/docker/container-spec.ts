@@ -2,6 +2,7 @@
 // unit-tested without an engine; the Docker tests then read the same settings back from `docker inspect`.
 import type Docker from 'dockerode';
 import type { Manifest } from '../../catalog/manifest.js';
+import { plainValue } from '../../catalog/env.js';
 import type { Instance, Server } from '../../db/schema.js';
 import { LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_SERVICE } from './engine.js';
 
@@ -29,8 +30,8 @@ const seconds = (s: number) => Math.round(s * 1e9);
 export function environmentOf(manifest: Manifest, inst: Pick<Instance, 'config'>): string[] {
   return Object.entries(manifest.environment).map(([key, v]) => {
     if ('secret' in v) return `${key}=${inst.config.secrets[key] ?? ''}`;
-    const value = v.overridable && inst.config.env[key] !== undefined ? inst.config.env[key] : v.value ?? '';
-    return `${key}=${value}`;
+    // An administrator's value, else a link's (orchestrator/links.ts), else the default: catalog/env.ts decides.
+    return `${key}=${plainValue(v, key, inst.config)}`;
   });
 }
 

@@ -20,6 +20,10 @@ export { containerName, instanceLabels, networkName, volumeName, buildContainerS
 export { containerRuntime, type InstanceRuntime, type UnitWanted } from './instance-runtime.js';
 export { archiveVolumes } from './archive.js';
 export {
+  LABEL_LINK_SOURCE, LABEL_LINK_TARGET, ROLE_LINK, ensureLinkMembers, ensureLinkNetwork, linkAddresses, linkNetworkName, removeLinkNetwork,
+  type LinkNetworkWanted,
+} from './link-network.js';
+export {
   INGRESS_UID, buildIngressSpec, ensureIngressContainer, ensureIngressNetworks, ingressNames, readIngressFile, removeIngress,
   type IngressContainer, type IngressWanted,
 } from './ingress.js';
