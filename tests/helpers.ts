@@ -66,7 +66,7 @@ export function subnetPoolSlice(index: number): string {
 const usedPortBases = new Set<number>();
 function portBase(): number {
   for (;;) {
-    const base = portBase();
+    const base = 30000 + crypto.randomInt(0, 300) * 100;
     if (usedPortBases.size >= 300 || !usedPortBases.has(base)) { usedPortBases.add(base); return base; }
   }
 }
@@ -90,7 +90,7 @@ export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const hosterId = `t${crypto.randomBytes(4).toString('hex')}`;
   // A port range per test file, so that parallel files never publish on the same host port.
-  const base = 30000 + crypto.randomInt(0, 300) * 100;
+  const base = portBase();
   const pool = claimSubnetPool();
   sweepDeadLoops();
   return loadConfig({
