@@ -33,7 +33,14 @@ fi
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
-[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && ldd /bin/busybox 2>&1 | grep -q 'not a dynamic' || need+=(busybox-static)
+# A static busybox: ldd says "not a dynamic executable" and exits 1 for one. Its output is read whole, not piped into
+# grep: under pipefail that exit status failed the pipeline, so the check asked for busybox-static (an apt-get update
+# and install) every time the engine was not already running, as on every CI run.
+static_busybox() {
+  [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || return 1
+  case "$(ldd /bin/busybox 2>&1 || true)" in *'not a dynamic executable'*) return 0 ;; *) return 1 ;; esac
+}
+static_busybox || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} from Debian..."
   export DEBIAN_FRONTEND=noninteractive

@@ -53,6 +53,24 @@ function claimSubnetPool(): number {
   throw new Error('no free 10.N.0.0/16 subnet pool for this test file');
 }
 
+/** A quarter (a /18: 1,024 instance subnets) of this test file's pool, for runtimes that run at the same time in one
+ * file: each one allocates its instances' subnets from the lowest free /28 of its own pool, so two runtimes handed
+ * the same pool would both take the first one. Pass it as the `subnetPool` override; `index` 0 to 3. */
+export function subnetPoolSlice(index: number): string {
+  if (!Number.isInteger(index) || index < 0 || index > 3) throw new Error(`subnet pool slice ${index} is not 0 to 3`);
+  return `10.${claimSubnetPool()}.${index * 64}.0/18`;
+}
+
+// Port ranges already handed to a runtime of this process: runtimes that run at the same time in one file never
+// share one (between files the random choice keeps them apart, as it always did).
+const usedPortBases = new Set<number>();
+function portBase(): number {
+  for (;;) {
+    const base = 30000 + crypto.randomInt(0, 300) * 100;
+    if (usedPortBases.size >= 300 || !usedPortBases.has(base)) { usedPortBases.add(base); return base; }
+  }
+}
+
 // Loop devices whose image file is gone with its test's data folder belong to a finished (or killed) test: detach
 // them, so that a suite run leaves none behind whichever way its files ended. One still mounted refuses, harmlessly.
 function sweepDeadLoops(): void {
@@ -72,7 +90,7 @@ export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   const hosterId = `t${crypto.randomBytes(4).toString('hex')}`;
   // A port range per test file, so that parallel files never publish on the same host port.
-  const base = 30000 + crypto.randomInt(0, 300) * 100;
+  const base = portBase();
   const pool = claimSubnetPool();
   sweepDeadLoops();
   return loadConfig({

@@ -10,13 +10,16 @@ import { createApiToken } from '../../src/identity/tokens.js';
 import { connectEngine } from '../../src/orchestrator/docker/engine.js';
 import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
 import type { Runtime } from '../../src/runtime.js';
-import { execIn, testRuntime, waitFor } from '../helpers.js';
+import { execIn, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
 import { PROBES, type ProbeCtx } from '../services/probes.js';
 import { pageBrowser } from '../page-browser.js';
 
+// The two tests run at the same time, each with its own runtime, instances and quarter of the subnet pool: most of
+// their time is spent waiting for their instances to become healthy.
+t.jobs = 2;
 
 t.test('disable, enable and reject reach the person\'s accounts in the files service', async (t) => {
-  const rt = await testRuntime(t, { signupApproval: 'auto', signupPerHour: 1000 });
+  const rt = await testRuntime(t, { signupApproval: 'auto', signupPerHour: 1000, subnetPool: subnetPoolSlice(0) });
   const { app, config, db } = rt;
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'files', slug: 'fichiers' } });
   t.equal(created.statusCode, 202, created.body);
@@ -116,7 +119,7 @@ const signupDepsOf = (rt: Runtime): SignupDeps => ({
 // The same kind on every service open for sign-up, each checked the way a resident's client signs in
 // (tests/services/probes.ts): IMAP for mail, WebDAV for files, the pad socket for pads.
 t.test('every service open for sign-up: disable refuses, enable lets in, reject removes', async (t) => {
-  const rt = await testRuntime(t, { signupApproval: 'auto', signupPerHour: 1000, healthTimeoutSeconds: 180 });
+  const rt = await testRuntime(t, { signupApproval: 'auto', signupPerHour: 1000, healthTimeoutSeconds: 180, subnetPool: subnetPoolSlice(1) });
   const ids = openServices(rt.catalog).filter((m) => Object.keys(m.accounts?.operations ?? {}).length).map((m) => m.id).sort();
   t.ok(ids.length >= 3, `services: ${ids.join(', ')}`);
   for (const id of ids) t.ok(PROBES[id], `${id} has a probe`);

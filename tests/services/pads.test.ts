@@ -12,12 +12,19 @@ import { pipeline } from 'node:stream/promises';
 import fc from 'fast-check';
 import * as encoding from 'lib0/encoding';
 import * as decoding from 'lib0/decoding';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import tar from 'tar-fs';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
-import { docker, execIn, testRuntime, waitFor } from '../helpers.js';
+import { docker, execIn, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
+
+// The five tests below run in two lanes at the same time (the lanes at the end of the file), each test with its own
+// runtime and instance, each lane with its own quarter of the file's subnet pool: most of a test's time is spent
+// waiting on its container, and the file took as long as its five tests one after another.
+type Body = (t: Test, subnetPool: string) => Promise<void>;
+const lanes: [string, Body][][] = [[], []];
+const lane = (n: 0 | 1, name: string, body: Body) => { lanes[n]!.push([name, body]); };
 
 function client(base: string, room: string, auth?: string) {
   const headers = auth ? { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } : {};
@@ -28,8 +35,8 @@ function client(base: string, room: string, auth?: string) {
   return { doc, provider, text: doc.getText('content') };
 }
 
-t.test('pads: convergence, privacy, persistence, export, deletion', async (t) => {
-  const rt = await testRuntime(t);
+lane(0, 'pads: convergence, privacy, persistence, export, deletion', async (t, subnetPool) => {
+  const rt = await testRuntime(t, { subnetPool });
   const { app } = rt;
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'pads', slug: 'pads' } });
   t.equal(created.statusCode, 202, created.body);
@@ -98,8 +105,8 @@ t.test('pads: convergence, privacy, persistence, export, deletion', async (t) =>
   for (const c of clients) { c.provider.destroy(); c.doc.destroy(); }
 });
 
-t.test('pads: public pads capped in number and size, idle expiry, private pads within the account quota', async (t) => {
-  const rt = await testRuntime(t);
+lane(0, 'pads: public pads capped in number and size, idle expiry, private pads within the account quota', async (t, subnetPool) => {
+  const rt = await testRuntime(t, { subnetPool });
   const { app, config } = rt;
   const env = { PADS_PUBLIC_MAX_COUNT: '2', PADS_PUBLIC_MAX_KB: '4', PADS_PUBLIC_IDLE_DAYS: '1' };
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'pads', slug: 'caps', env } });
@@ -175,8 +182,8 @@ t.test('pads: public pads capped in number and size, idle expiry, private pads w
   t.same(JSON.parse(early.out).removed, [], 'a pad used today does not expire');
 });
 
-t.test('pads: a changed password stops opening private pads at once; many parallel sign-ins keep the loop free', async (t) => {
-  const rt = await testRuntime(t);
+lane(1, 'pads: a changed password stops opening private pads at once; many parallel sign-ins keep the loop free', async (t, subnetPool) => {
+  const rt = await testRuntime(t, { subnetPool });
   const { app } = rt;
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'pads', slug: 'auth' } });
   const port = created.json().ports.http;
@@ -282,8 +289,8 @@ async function usable(base: string, room: string, auth?: string) {
   } finally { for (const c of [a, b]) { c.provider.destroy(); c.doc.destroy(); } }
 }
 
-t.test('pads: no Yjs message of any type, size or count from an anonymous client restarts the container', async (t) => {
-  const rt = await testRuntime(t);
+lane(0, 'pads: no Yjs message of any type, size or count from an anonymous client restarts the container', async (t, subnetPool) => {
+  const rt = await testRuntime(t, { subnetPool });
   const { app, config } = rt;
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'pads', slug: 'wire' } });
   t.equal(created.statusCode, 202, created.body);
@@ -346,8 +353,8 @@ t.test('pads: no Yjs message of any type, size or count from an anonymous client
   t.ok(await usable(base, 'public/after-all'), 'a new pad works after all the runs');
 });
 
-t.test('pads: insert/delete cycles keep stored bytes within each limit plus its slack; usage and a large export stay within memory', async (t) => {
-  const rt = await testRuntime(t);
+lane(1, 'pads: insert/delete cycles keep stored bytes within each limit plus its slack; usage and a large export stay within memory', async (t, subnetPool) => {
+  const rt = await testRuntime(t, { subnetPool });
   const { app, config } = rt;
   const PUBLIC_KB = 64;
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'pads', slug: 'store', env: { PADS_PUBLIC_MAX_KB: String(PUBLIC_KB) } } });
@@ -459,3 +466,13 @@ t.test('pads: insert/delete cycles keep stored bytes within each limit plus its 
   t.same({ restarts: after.restarts, oom: after.oom, running: after.running }, { restarts: before.restarts, oom: false, running: true }, 'cycles, usage and export never restarted the container');
   t.comment(`server peak RSS (VmHWM): ${await serverPeakMb(container)} MB; LevelDB folder: ${onDisk} bytes`);
 });
+
+// Lane 1: convergence, caps, hostile wire messages; lane 2: the sign-in test (its event-loop measurement beside the
+// other lane's lighter start rather than beside the wire bursts), then the long store test. Each lane's tests one
+// after another, each test's runtime torn down before the next one starts.
+t.jobs = 2;
+for (const [n, tests] of lanes.entries()) {
+  t.test(`pads, lane ${n + 1} of ${lanes.length}`, async (t) => {
+    for (const [name, body] of tests) await t.test(name, (t) => body(t, subnetPoolSlice(n)));
+  });
+}
