@@ -127,6 +127,8 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
         await Promise.all(doorServers.map((s) => new Promise((resolve) => s.close(resolve))));
         await app!.close();
         await reconciler.stop();
+        // A change of names starts a pass of its own (routes/hostnames): it must not make the door again after this.
+        await ingress.stop();
         db.$client.close();
       },
     };

@@ -26,7 +26,7 @@ export const OPERATOR = { authorization: `Bearer ${OPERATOR_TOKEN}` };
 // network left on the host already uses (a killed run's leftovers would make every network of ours fail with
 // "Pool overlaps"). A hash of the file name collided as soon as there were more files than pools.
 let claimedPool: number | undefined;
-function claimSubnetPool(): number {
+export function claimSubnetPool(): number {
   if (claimedPool !== undefined) return claimedPool;
   const dir = path.join(os.tmpdir(), 'cattery-test-pools');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -110,7 +110,14 @@ export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
 export async function removeHosterObjects(hosterId: string): Promise<void> {
   const filters = { label: [`cattery.hoster=${hosterId}`] };
   for (const c of await docker.listContainers({ all: true, filters })) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-  for (const n of await docker.listNetworks({ filters })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  // A container of the test's own beside a network (the test ACME CA joins the door's) is let go first: a network with
+  // an endpoint left is not removed, and a leaked network holds one of Docker's few default address pools.
+  for (const n of await docker.listNetworks({ filters })) {
+    const net = docker.getNetwork(n.Id);
+    const attached = Object.keys((await net.inspect().catch(() => ({}))).Containers ?? {});
+    for (const id of attached) await net.disconnect({ Container: id, Force: true }).catch(() => undefined);
+    await net.remove().catch(() => undefined);
+  }
   for (const v of (await docker.listVolumes({ filters })).Volumes ?? []) await docker.getVolume(v.Name).remove().catch(() => undefined);
   // The isolation rules cattery added for this hoster's bridges (orchestrator/firewall.ts), removed with them here.
   try {

@@ -44,10 +44,13 @@ async function readFile(docker, containerId, file) {
   return out;
 }
 
-/** Start the CA and wait for its root; `remove()` takes it and its network away. */
-export async function startAcmeCa(docker, { hosterId, image, dir, timeoutMs = 30_000 }) {
+/** Start the CA and wait for its root; `remove()` takes it and its network away. `subnet`: its network's, where the
+ * caller has a pool of its own (the tests do), rather than one of Docker's few default pools. */
+export async function startAcmeCa(docker, { hosterId, image, dir, subnet, timeoutMs = 30_000 }) {
   const labels = { 'cattery.test': hosterId };
-  const network = await docker.createNetwork({ Name: `${hosterId}-acmeca`, Labels: labels });
+  const network = await docker.createNetwork({
+    Name: `${hosterId}-acmeca`, Labels: labels, ...(subnet ? { IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] } } : {}),
+  });
   const c = await docker.createContainer({
     name: `${hosterId}-acmeca`, Image: image, Labels: labels,
     Env: [`CA_CONFIG=${JSON.stringify(CA_CONFIG)}`],

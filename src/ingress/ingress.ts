@@ -12,6 +12,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Server } from '../db/schema.js';
 import { findInstance } from '../orchestrator/instances.js';
+import { ingressSubnet } from '../orchestrator/subnets.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
@@ -24,7 +25,7 @@ import { RESERVED_PREFIXES, checkHostname, domainOf } from './hostnames.js';
 import { createCertificateHandOff } from './mail-certificates.js';
 import { ingressStateOf, listHostnames, recordApplied, recordIngressError, type HostnameRow } from './store.js';
 
-type IngressConfig = Pick<Config, 'ingress' | 'domains' | 'publicUrl' | 'dataDir' | 'hosterId'>;
+type IngressConfig = Pick<Config, 'ingress' | 'domains' | 'publicUrl' | 'dataDir' | 'hosterId' | 'subnetPool'>;
 
 export interface IngressDeps {
   db: Db;
@@ -43,6 +44,8 @@ export interface Ingress {
   plan(server: Server): IngressPlan;
   /** The host ports the front door listens on, once it runs (0 before). */
   ports(serverId: number): { http: number; https: number };
+  /** No pass starts after this; resolves once the passes under way are over (cattery's shutdown). */
+  stop(): Promise<void>;
 }
 
 /** Cattery's own host when its public URL is https and under one of the association's domains. */
@@ -132,6 +135,7 @@ export function createIngress(deps: IngressDeps): Ingress {
   // loaded straight away. A Caddy restarted, replaced, or not read back for READBACK_MS is read back first.
   const loaded = new Map<number, { caddy: string; hash: string; readAt: number }>();
   const queues = new Map<number, Promise<void>>();
+  let stopped = false;
 
   async function prepareRunDir(server: Server): Promise<string> {
     const dir = runDirOf(server);
@@ -189,7 +193,7 @@ export function createIngress(deps: IngressDeps): Ingress {
     const runDir = await prepareRunDir(server);
     const c = await ensureIngressContainer(engine, {
       image, runDir, acmeRootFile: deps.config.ingress.acmeRootFile, bindAddress: deps.config.ingress.bindAddress,
-      httpPort: deps.config.ingress.httpPort, httpsPort: deps.config.ingress.httpsPort,
+      subnet: ingressSubnet(deps.config.subnetPool), httpPort: deps.config.ingress.httpPort, httpsPort: deps.config.ingress.httpsPort,
     });
     ports.set(server.id, { http: c.httpPort, https: c.httpsPort });
     const t1 = Date.now();
@@ -212,11 +216,15 @@ export function createIngress(deps: IngressDeps): Ingress {
     plan,
     ports: (serverId) => ports.get(serverId) ?? { http: 0, https: 0 },
     sync(server, engine) {
-      if (!deps.config.ingress.enabled) return Promise.resolve();
+      if (!deps.config.ingress.enabled || stopped) return Promise.resolve();
       // One at a time per server: two loads racing could leave the older plan in Caddy.
       const next = (queues.get(server.id) ?? Promise.resolve()).catch(() => undefined).then(() => converge(server, engine));
       queues.set(server.id, next);
       return next;
+    },
+    async stop() {
+      stopped = true;
+      await Promise.allSettled([...queues.values()]);
     },
   };
 }

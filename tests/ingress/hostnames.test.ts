@@ -5,7 +5,7 @@ import t from 'tap';
 import { domainToASCII } from 'node:url';
 import { checkHostname, hostnameProblem } from '../../src/ingress/hostnames.js';
 import { aboveRegex, caddyConfig, canonicalJson, configHash } from '../../src/ingress/caddy-config.js';
-import { asOperator, testConfig } from '../helpers.js';
+import { asOperator, removeHosterObjects, testConfig } from '../helpers.js';
 import { createRuntime } from '../../src/runtime.js';
 import pino from 'pino';
 import path from 'node:path';
@@ -83,7 +83,8 @@ t.test('Caddy configuration: deterministic, the admin socket always kept, body l
 t.test('the API refuses hostile names and names another instance holds, and changes nothing then', async (t) => {
   const config = testConfig(t, { domains: DOMAINS });
   const rt = await createRuntime(config, pino({ level: 'silent' }));
-  t.teardown(() => rt.close());
+  // A create wakes the reconciler even unstarted: what it made goes with the runtime.
+  t.teardown(async () => { await rt.close(); await removeHosterObjects(config.hosterId); });
   asOperator(rt.app);
   for (const slug of ['one', 'two']) {
     const r = await rt.app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'probe', slug: `${slug}-probe`, desired: 'stopped' } });

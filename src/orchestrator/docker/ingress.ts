@@ -29,6 +29,8 @@ export interface IngressWanted {
   /** A private ACME CA's root, mounted read-only for the ACME client only. */
   acmeRootFile?: string | undefined;
   bindAddress: string;
+  /** Its own network's /28 (orchestrator/subnets.ts ingressSubnet). A network made earlier keeps its own. */
+  subnet: string;
   httpPort: number;
   httpsPort: number;
 }
@@ -90,7 +92,7 @@ export async function ensureIngressContainer(engine: Engine, w: IngressWanted): 
   let created = false;
   if (info && !isOurs(engine, info.Config.Labels)) throw new Error(`container ${names.container} exists and is not cattery's`);
   if (!info || info.Config.Labels?.[LABEL_SPEC] !== spec.Labels?.[LABEL_SPEC] || !info.State.Running) {
-    await ensureNetwork(engine, names.network, labels);
+    await ensureNetwork(engine, names.network, labels, w.subnet);
     await ensureVolume(engine, names.volume, labels);
     if (info && info.Config.Labels?.[LABEL_SPEC] !== spec.Labels?.[LABEL_SPEC]) {
       await ensureContainerRemoved(engine, info.Id, names.container);
