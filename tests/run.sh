@@ -3,14 +3,41 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
+# What the tests made on the engine (cattery.hoster / cattery.test labels of a test hoster) and left behind counts as
+# a failure: leaked networks use up Docker's address pools and later tests time out far from the cause.
+test_objects() {
+  command -v docker >/dev/null 2>&1 || return 0
+  # By name: a test hoster's objects are named t<8 hex>-… (tests/helpers.ts testConfig); a cattery of the machine's own
+  # running beside the suite is not the suite's business.
+  { docker ps -a --format '{{.Names}}' 2>/dev/null | sed 's/^/c /'
+    docker network ls --format '{{.Name}}' 2>/dev/null | sed 's/^/n /'
+    docker volume ls --format '{{.Name}}' 2>/dev/null | sed 's/^/v /'
+  } | grep -E '^[cnv] t[0-9a-f]{8}-' | sort -u
+}
+before=$(mktemp)
+test_objects >"$before"
 npx tap --reporter=tap "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+leaked=$(test_objects | comm -13 "$before" - || true)
+if [ -n "$leaked" ]; then
+  echo "# the suite left $(wc -l <<<"$leaked") Docker objects behind (kind and name; removed now):"
+  sed 's/^/#   /' <<<"$leaked"
+  while read -r kind id; do
+    case "$kind" in
+      c) docker rm -f "$id" >/dev/null 2>&1 ;;
+      n) docker network rm "$id" >/dev/null 2>&1 ;;
+      v) docker volume rm "$id" >/dev/null 2>&1 ;;
+    esac
+  done <<<"$leaked"
+fi
+rm -f "$before"
 summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -1)
 total=$(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
 total=${total:-0}; pass=${pass:-0}; fail=${fail:-$((total - pass))}
 rm -f "$log"
+if [ -n "$leaked" ]; then fail=$((fail + 1)); status=1; fi
 if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
 echo "${pass} passed, ${fail} failed"
 exit "$status"
