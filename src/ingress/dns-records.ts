@@ -4,8 +4,8 @@
 // What is published, and why:
 // - A / AAAA for every instance hostname, the mail host, `mta-sts.` (RFC 8461 §3.3 serves the policy there),
 //   `autoconfig.` (Thunderbird's autoconfiguration) and cattery's own host when it is under the domain;
-// - MX to the mail host (RFC 5321 §5.1), SPF `v=spf1 mx -all` (RFC 7208), one DKIM key record per selector
-//   (RFC 6376 §3.6), DMARC (RFC 7489 §6), MTA-STS (RFC 8461 §3.1) and TLS-RPT (RFC 8460 §3);
+// - MX to the mail host (RFC 5321 §5.1), SPF `v=spf1 mx -all` for the domain and `v=spf1 a -all` for the mail
+//   host (its HELO name; RFC 7208), one DKIM key record per selector (RFC 6376 §3.6), DMARC (RFC 7489 §6), MTA-STS (RFC 8461 §3.1) and TLS-RPT (RFC 8460 §3);
 // - the mail clients' SRV records (RFC 6186, RFC 8314 §5.1), POP3 said absent (cattery offers IMAP only);
 // - CAA (RFC 8659) when the ACME CA is known: only the CA cattery asks may issue for the domain, and nobody a wildcard.
 // Every name is lower case and absolute (trailing dot). No CNAME is ever written: the apex cannot hold one, and MX and
@@ -183,6 +183,11 @@ export function domainRecords(input: DomainRecordsInput): DnsRecord[] {
   // SPF (RFC 7208 §5.4 `mx`, §5.1 `-all`): only the MX sends for the domain; anything else fails, which DMARC turns
   // into its policy.
   add(d, 'TXT', 'v=spf1 mx -all', `SPF : seul le serveur de courriel de l’association envoie pour @${d}`, `SPF: only the association’s mail server sends for @${d}`);
+  // SPF for the mail host's own name (RFC 7208 §2.3, the HELO identity): a bounce has an empty sender, and other
+  // servers check it against postmaster@<the name it says HELO with> (§2.4), which is this host.
+  if (mailHost !== d && under(mailHost)) {
+    add(mailHost, 'TXT', 'v=spf1 a -all', `SPF : le serveur ${mailHost} envoie en son propre nom (avis de non-remise)`, `SPF: the server ${mailHost} sends in its own name (bounces)`);
+  }
   // DKIM (RFC 6376 §3.6.1, §3.6.2.1 at <selector>._domainkey): every key the mail instance still lists, so that mail
   // signed with a key being retired still verifies while in transit.
   for (const k of [...input.dkim].sort((a, b) => a.selector.localeCompare(b.selector))) {

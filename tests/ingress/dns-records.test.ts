@@ -47,6 +47,7 @@ t.test('an association with pads, files and mail: every record of the issue, as 
   }
   t.same(by('asso.example.', 'MX'), ['10 mail.asso.example.']);
   t.same(by('asso.example.', 'TXT'), ['v=spf1 mx -all']);
+  t.same(by('mail.asso.example.', 'TXT'), ['v=spf1 a -all'], 'the HELO name has SPF of its own (bounces)');
   t.same(by('cattery2026._domainkey.asso.example.', 'TXT'), [`v=DKIM1; k=rsa; p=${key}`]);
   t.same(by('_dmarc.asso.example.', 'TXT'), ['v=DMARC1; p=quarantine; adkim=s; aspf=s; rua=mailto:postmaster@asso.example']);
   t.same(by('_smtp._tls.asso.example.', 'TXT'), ['v=TLSRPTv1; rua=mailto:postmaster@asso.example']);

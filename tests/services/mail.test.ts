@@ -44,6 +44,9 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   const tls = { ca, servername: `mail.${DOMAIN}` };
   const mode = await execIn(container, ['stat', '-c', '%a %U', '/var/lib/cattery-mail/tls/key.pem']);
   t.match(mode.out.trim(), /^600 root$/, 'its key is 0600, root only');
+  // One way to sign in: the residents' passwd file (no PAM or system users, which also cost each sign-in 2 s).
+  const drivers = (await execIn(container, ['doveconf', '-n'])).out.match(/^\s*driver = \S+/gm)?.map((l) => l.trim()) ?? [];
+  t.same(drivers, ['driver = passwd-file', 'driver = passwd-file'], 'Dovecot\'s only passdb and userdb are the passwd file');
 
   // Before TLS: 25 and 587 advertise no AUTH (587 refuses it outright), IMAP announces LOGINDISABLED and refuses LOGIN.
   const talk = (port: number, lines: string[]) => new Promise<string>((resolve, reject) => {
