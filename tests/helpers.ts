@@ -114,7 +114,7 @@ export async function removeHosterObjects(hosterId: string): Promise<void> {
   // an endpoint left is not removed, and a leaked network holds one of Docker's few default address pools.
   for (const n of await docker.listNetworks({ filters })) {
     const net = docker.getNetwork(n.Id);
-    const attached = Object.keys((await net.inspect().catch(() => ({}))).Containers ?? {});
+    const attached = Object.keys((await net.inspect().catch(() => undefined))?.Containers ?? {});
     for (const id of attached) await net.disconnect({ Container: id, Force: true }).catch(() => undefined);
     await net.remove().catch(() => undefined);
   }

@@ -101,7 +101,11 @@ export function caddyConfig(plan: IngressPlan): object {
             routes: sites.map((s) => route(s, plan.hstsSeconds)),
             // Every name is asked for here, and no other: an unknown name gets no certificate (no on-demand TLS).
             automatic_https: { disable: false },
+            ...CLIENT_DEADLINES,
           },
+          // Port 80 made here rather than by Caddy's automatic HTTPS, only so that it has the same deadlines; Caddy
+          // adds its redirects to HTTPS and the ACME HTTP-01 answers to it.
+          plain: { listen: [':80'], routes: [], ...CLIENT_DEADLINES },
         },
       },
       tls: {
@@ -111,6 +115,13 @@ export function caddyConfig(plan: IngressPlan): object {
     },
   };
 }
+
+/** What a client may take. Caddy 2.6 sets none but a 5-minute idle_timeout by default, and Go's server then gives
+ * neither the TLS handshake nor the request head a deadline: one client holding thousands of silent connections
+ * (~37 KB each) took the door to its memory limit in the outside review. read_header_timeout bounds both (Go uses it
+ * for the handshake too); no read_timeout, which would cut a slow upload of a large file. HTTP/1.1 and HTTP/2 only:
+ * UDP 443 is not published, so announcing HTTP/3 would only make browsers try it and fall back. */
+const CLIENT_DEADLINES = { read_header_timeout: '10s', idle_timeout: '2m', protocols: ['h1', 'h2'] };
 
 /** JSON with its keys sorted, so that two equal configurations give one text and one hash. */
 export function canonicalJson(value: unknown): string {

@@ -26,6 +26,19 @@ t.test('the front door serves instances over HTTPS with certificates from the as
 
   await t.rejects(get(ports.https, `unknown.${DOMAIN}`, ca.rootPem), 'a name nobody asked for gets no certificate');
 
+  // A client that opens connections and says nothing, or half a request head, is let go (read_header_timeout, 10 s):
+  // on both ports, silent before TLS and silent after a partial head. Without a deadline each one held ~37 KB.
+  const closedWithin = (port: number, first: string) => new Promise<number>((resolve, reject) => {
+    const started = Date.now();
+    const s = net.connect(port, '127.0.0.1', () => { if (first) s.write(first); });
+    s.on('data', () => undefined);
+    s.on('error', () => undefined);
+    s.on('close', () => { clearTimeout(guard); resolve(Date.now() - started); });
+    const guard = setTimeout(() => { s.destroy(); reject(new Error(`port ${port}: still open after 60 s`)); }, 60_000);
+  });
+  const held = await Promise.all([closedWithin(ports.https, ''), closedWithin(ports.http, ''), closedWithin(ports.http, `GET / HTTP/1.1\r\nHost: probe.${DOMAIN}\r\n`)]);
+  t.ok(held.every((ms) => ms < 60_000), `silent and half-sent connections are closed by the door (${held.map((ms) => Math.round(ms / 1000)).join(', ')} s)`);
+
   const big = await get(ports.https, `probe.${DOMAIN}`, ca.rootPem, { method: 'POST', path: '/index.html', body: Buffer.alloc(2 * 1024 * 1024, 97), headers: { 'content-type': 'text/plain' } });
   t.equal(big.status, 413, 'a body over the manifest\'s maxBodyMb stops at the door');
 

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import t from 'tap';
 import { chromium, type Page } from 'playwright-core';
 import { waitFor } from '../helpers.js';
+import { navigationOutcome, openSteadily } from '../chromium.js';
 import { pageBrowser } from '../page-browser.js';
 import { DOMAIN, get, startDoor } from './door.js';
 
@@ -96,7 +97,7 @@ t.test('the webmail on the sheet, through the front door, in Chromium trusting t
   t.teardown(() => fs.rmSync(bare, { recursive: true, force: true }));
   const untrusting = await launch(bare);
   const refusedPage = await untrusting.newPage();
-  await t.rejects(refusedPage.goto(url), /ERR_CERT_AUTHORITY_INVALID/, 'a browser that does not trust the CA refuses the certificate');
+  t.match(await navigationOutcome(refusedPage, url), /ERR_CERT_AUTHORITY_INVALID/, 'a browser that does not trust the CA refuses the certificate');
   await untrusting.close();
 
   const browser = await launch(home);
@@ -105,15 +106,21 @@ t.test('the webmail on the sheet, through the front door, in Chromium trusting t
   const page = await ctx.newPage();
   const refused: string[] = [];
   page.on('response', (r) => { if (r.status() >= 400) refused.push(`${r.status()} ${r.request().method()} ${r.url()}`); });
-  const first = await page.goto(url);
-  t.equal(first?.status(), 200, 'the page loads over HTTPS, the certificate verified against the CA root in the profile');
-  await page.locator('#rcmloginuser').waitFor();
+  let status = 0;
+  page.on('response', (r) => { if (r.url() === url && r.request().isNavigationRequest()) status = r.status(); });
+  await openSteadily(page, url, (timeout) => page.locator('#rcmloginuser').waitFor({ timeout }));
+  t.equal(status, 200, 'the page loads over HTTPS, the certificate verified against the CA root in the profile');
   t.same(await axeViolations(page), [], 'axe: no violation on the login page');
 
-  await page.fill('#rcmloginuser', address);
-  await page.fill('#rcmloginpwd', password);
-  await page.click('#rcmloginsubmit');
-  await page.locator('#mailboxlist').waitFor({ timeout: 60_000 });
+  // Signing in is a form POST: a change of network cutting it leaves the login page to fill in again.
+  for (let attempt = 1; ; attempt++) {
+    await page.fill('#rcmloginuser', address);
+    await page.fill('#rcmloginpwd', password);
+    await page.click('#rcmloginsubmit');
+    const signedIn = await page.locator('#mailboxlist').waitFor({ timeout: 60_000 }).then(() => true, (err: Error) => { if (attempt >= 3) throw err; return false; });
+    if (signedIn) break;
+    await openSteadily(page, url, (timeout) => page.locator('#rcmloginuser').waitFor({ timeout }));
+  }
   t.match(await page.locator('body').innerText(), /Boîte de réception/, 'signed in with the sheet\'s address and password: the mailbox');
   const cookies = await ctx.cookies();
   t.ok(cookies.some((c) => c.name === 'roundcube_sessauth' && c.secure && c.httpOnly), 'the session cookie is Secure and HttpOnly over the door');

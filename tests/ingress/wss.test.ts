@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
 import { waitFor } from '../helpers.js';
+import { navigationOutcome, openSteadily } from '../chromium.js';
 import { DOMAIN, get, startDoor } from './door.js';
 
 t.test('a pad converges between two clients over WSS through the door', async (t) => {
@@ -60,14 +61,9 @@ t.test('a pad converges between two clients over WSS through the door', async (t
   const page = async () => {
     const p = await browser.newPage();
     p.on('console', (m) => { if (/mixed content|ERR_CERT|insecure/i.test(m.text())) insecure.push(m.text()); });
-    // Chromium aborts a navigation when the host's interfaces change, and Docker adds and removes some for every
-    // other test running beside this one: the resident's "reload", a bounded number of times.
-    for (let attempt = 1; ; attempt++) {
-      try { await p.goto(`https://pads.${DOMAIN}:${ports.https}/p/porte`); break; } catch (err) {
-        if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test((err as Error).message)) throw err;
-      }
-    }
-    await p.getByText('Connecté').waitFor({ timeout: 60_000 });
+    // Through tests/chromium.ts: Docker changing the host's interfaces for the tests beside this one makes Chromium
+    // drop the page or its WebSocket; that, and only that, reloads it.
+    await openSteadily(p, `https://pads.${DOMAIN}:${ports.https}/p/porte`, (timeout) => p.getByText('Connecté').waitFor({ timeout }));
     return p;
   };
   const [p1, p2] = [await page(), await page()];
@@ -94,10 +90,6 @@ t.test('a pad converges between two clients over WSS through the door', async (t
   });
   t.teardown(() => untrusting.close());
   const bare = await untrusting.newPage();
-  let refused = '';
-  for (let attempt = 1; attempt <= 5; attempt++) {
-    refused = await bare.goto(`https://pads.${DOMAIN}:${ports.https}/p/porte`).then(() => 'loaded', (err: Error) => err.message);
-    if (!/ERR_NETWORK_CHANGED/.test(refused)) break;
-  }
+  const refused = await navigationOutcome(bare, `https://pads.${DOMAIN}:${ports.https}/p/porte`);
   t.match(refused, /ERR_CERT_AUTHORITY_INVALID/, 'without the CA, Chromium refuses the certificate');
 });

@@ -16,6 +16,8 @@ import { networkName } from './container-spec.js';
 /** The user the image runs Caddy as (deploy/ingress/Dockerfile). */
 export const INGRESS_UID = 2019;
 const LABEL_SPEC = 'cattery.spec';
+export const MEMORY_MIB = 256;
+export const GO_MEMORY_LIMIT_MIB = 200;
 
 /** `--` cannot occur in an instance's own names (a slug starts with a letter), so these never collide with one. */
 export const ingressNames = (hosterId: string) => ({
@@ -45,6 +47,8 @@ export function buildIngressSpec(hosterId: string, w: IngressWanted): Docker.Con
     Image: w.image,
     Labels: labels,
     User: `${INGRESS_UID}:${INGRESS_UID}`,
+    // Go's collector works harder as the heap nears this, well before the kernel's limit below would kill the door.
+    Env: [`GOMEMLIMIT=${GO_MEMORY_LIMIT_MIB}MiB`],
     ExposedPorts: { '80/tcp': {}, '443/tcp': {} },
     HostConfig: {
       CapDrop: ['ALL'],
@@ -56,8 +60,8 @@ export function buildIngressSpec(hosterId: string, w: IngressWanted): Docker.Con
       ReadonlyRootfs: true,
       Tmpfs: { '/tmp': 'rw,nosuid,nodev,noexec,size=16m' },
       // Caddy with a few hundred names and their certificates stays well under this (bench/ingress measures it).
-      Memory: 256 * 1024 * 1024,
-      MemorySwap: 256 * 1024 * 1024,
+      Memory: MEMORY_MIB * 1024 * 1024,
+      MemorySwap: MEMORY_MIB * 1024 * 1024,
       NanoCpus: 1e9,
       PidsLimit: 256,
       Mounts: [{ Type: 'volume', Source: names.volume, Target: '/var/lib/ingress' }],
