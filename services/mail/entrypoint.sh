@@ -169,8 +169,8 @@ sievec /etc/dovecot/sieve/cattery-dmarc.sieve
 # Postfix, master.cf: submission (587) overrides main.cf. TLS first, then AUTH, then only authenticated clients,
 # each sending only as the address its login owns (smtpd_sender_login_maps above), and never with the null sender
 # (reject_sender_login_mismatch lets <> through: the map above refuses it first). Commas, not spaces, inside a value.
-# Only the envelope sender is bound to the login here: the header From: is not checked (Postfix cannot compare a
-# header with the login or the envelope without a milter).
+# The header From: is bound to the login too, by cattery-from-check (from-check.py), a milter run before OpenDKIM:
+# Postfix alone cannot compare a header with the login, and OpenDKIM would sign a From: of any address of the domain.
 submission_opts='
   smtpd_tls_security_level=encrypt
   smtpd_tls_auth_only=yes
@@ -180,7 +180,7 @@ submission_opts='
   smtpd_relay_restrictions=permit_sasl_authenticated,reject
   smtpd_recipient_restrictions=permit_sasl_authenticated,reject
   milter_macro_daemon_name=ORIGINATING
-  smtpd_milters=inet:127.0.0.1:8891'
+  smtpd_milters=inet:127.0.0.1:8894,inet:127.0.0.1:8891'
 # The same service on 465 with TLS from the first byte (RFC 8314 section 3.3: implicit TLS for submission). Both are
 # named ORIGINATING for OpenDKIM, which signs what they take (its "MTA" setting), and run OpenDKIM only.
 args=''
@@ -254,5 +254,9 @@ chown opendkim:opendkim /run/opendkim && chown opendmarc:opendmarc /run/opendmar
 rm -f /run/opendkim/opendkim.pid /run/opendmarc/opendmarc.pid
 opendkim -x /etc/opendkim.conf
 opendmarc -c /etc/opendmarc.conf
+# The From: check as nobody (it reads headers, nothing else), its pid where the health check looks.
+mkdir -p /run/cattery-from-check && chown nobody:nogroup /run/cattery-from-check
+setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs \
+  sh -c 'echo $$ > /run/cattery-from-check/pid && exec /usr/local/bin/cattery-from-check' &
 dovecot
 exec postfix start-fg

@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import fc from 'fast-check';
 import t from 'tap';
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
@@ -207,6 +208,57 @@ t.test('mail: DKIM on every message sent, TLS with an installed certificate, SPF
     // A second rotation keeps two keys: the oldest goes.
     const third = JSON.parse((await admin(['dkim-rotate'])).out) as DkimShow;
     t.same(third.keys.map((k) => [k.selector, k.active]), [[third.keys[0]!.selector, true], [k1.selector, false]], 'active and previous only');
+  });
+
+  await t.test('a resident sends as themself in the From: header too: another address of the domain is refused, never signed', async (t) => {
+    // Over submission, logged in as alice: the header names someone else (the envelope is hers, which Postfix already
+    // requires). Refused with 553 before OpenDKIM could sign it; nothing reaches bob.
+    const forged = `forged-${crypto.randomBytes(4).toString('hex')}`;
+    const asAlice = nodemailer.createTransport({ host: '127.0.0.1', port: ports.submission, secure: false, requireTLS: true, tls: tlsTo(), auth: { user: `alice@${DOMAIN}`, pass: 'alice-secret-1' } });
+    const refused = await asAlice.sendMail({ envelope: { from: `alice@${DOMAIN}`, to: [`bob@${DOMAIN}`] }, from: `tresorier@${DOMAIN}`, to: `bob@${DOMAIN}`, subject: forged, text: 'Merci de virer 2000 euros.' })
+      .then(() => 'sent', (err: Error & { responseCode?: number }) => `${err.responseCode} ${err.message}`);
+    t.match(refused, /^553 .*From: header must be your own address/, 'From: tresorier@ as alice: 553');
+    const named = `named-${crypto.randomBytes(4).toString('hex')}`;
+    await asAlice.sendMail({ from: { name: 'Alice Dupont, quartier', address: `alice@${DOMAIN}` }, to: `bob@${DOMAIN}`, subject: named, text: 'ok' });
+    t.ok(await one('bob', 'bob-secret-22', 'INBOX', named), 'her own address with a display name goes through');
+    t.same(await messages('bob', 'bob-secret-22', 'INBOX', forged), [], 'the forged one reached nobody');
+
+    // The whole kind, through the milter's own check (the same function, one run for all): every From: value that
+    // names another address anywhere, more than one address, or a name that reads as an address, is refused; the
+    // resident's own address alone or after a display name is accepted, whatever the case of its letters.
+    const login = `alice@${DOMAIN}`;
+    const other = fc.constantFrom(`tresorier@${DOMAIN}`, `bob@${DOMAIN}`, `alice@${DOMAIN}.evil.test`, `xalice@${DOMAIN}`, 'alice@ailleurs.test', `alice@mail.${DOMAIN}`);
+    const name = fc.stringMatching(/^[A-Za-zÀ-ÿ .'-]{0,20}$/);
+    const caseOf = (s: string) => fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }).map((up) => [...s].map((c, i) => (up[i] ? c.toUpperCase() : c)).join(''));
+    const own = fc.oneof(
+      caseOf(login),
+      fc.tuple(name, caseOf(login)).map(([n, a]) => `${n} <${a}>`),
+      fc.tuple(name, caseOf(login)).map(([n, a]) => `"${n}, ${n}" <${a}>`),
+      fc.tuple(name, caseOf(login)).map(([n, a]) => `=?utf-8?b?${Buffer.from(n).toString('base64')}?= <${a}>`),
+      fc.tuple(name, caseOf(login)).map(([n, a]) => `${n}\r\n\t<${a}>`),
+    );
+    const hostile = fc.oneof(
+      other,
+      fc.tuple(name, other).map(([n, o]) => `${n} <${o}>`),
+      other.map((o) => `"${login}" <${o}>`),
+      other.map((o) => `${login} <${o}>`),
+      other.map((o) => `"${o}" <${login}>`),
+      other.map((o) => `=?utf-8?q?${o.replace('@', '=40')}?= <${login}>`),
+      other.map((o) => `${login}, ${o}`),
+      other.map((o) => `${o}, ${login}`),
+      other.map((o) => `${o} (${login})`),
+      other.map((o) => `<${login}> ${o}`),
+      other.map((o) => `<${login}>, <${o}>`),
+      other.map((o) => `undisclosed:${o};`),
+      other.map((o) => `Alice <${login}>\r\n <${o}>`),
+      other.map((o) => `Alice <${o}\u0000${login}>`),
+    );
+    const cases = [...fc.sample(own, 150).map((v) => [v, '1'] as const), ...fc.sample(hostile, 300).map((v) => [v, '0'] as const)];
+    const run = await execWithInput(engine, container, ['/usr/local/bin/cattery-from-check', '--check', login], cases.map(([v]) => JSON.stringify(v)).join('\n') + '\n');
+    t.equal(run.exitCode, 0, run.stderr);
+    const got = run.stdout.toString().trim().split('\n');
+    const wrong = cases.filter(([, want], i) => got[i] !== want).map(([v, want]) => `${want === '1' ? 'refused' : 'accepted'}: ${JSON.stringify(v)}`);
+    t.same(wrong.slice(0, 10), [], `${cases.length} generated From: values, each judged as expected`);
   });
 
   await t.test('TLS: an installed certificate is served on every port, an open session survives, bad input is refused', async (t) => {
