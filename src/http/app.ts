@@ -27,7 +27,7 @@ import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import type { Instance, User } from '../db/schema.js';
 import { certificateHostOf } from '../ingress/mail-host.js';
 import { webAddressOf } from '../ingress/web-address.js';
-import { checkFormOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
+import { checkFormOrigin, checkOwnSite, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { cookieNames, cookieOptions } from './cookies.js';
 import { DOOR_PEER, REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
@@ -77,7 +77,7 @@ export interface AppDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     /** Every route with its method, as registered: what the role matrix test walks. */
-    routeTable: { method: string; url: string; page: boolean }[];
+    routeTable: { method: string; url: string; page: boolean; acts: boolean }[];
   }
 }
 
@@ -163,7 +163,7 @@ async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookie
 /** The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
  * Every form a page posts is checked for its CSRF token, by construction rather than by remembering. */
 function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookHandler): void {
-  const routeTable: { method: string; url: string; page: boolean }[] = [];
+  const routeTable: { method: string; url: string; page: boolean; acts: boolean }[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/documentation')) return;
@@ -175,11 +175,14 @@ function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookH
       return;
     }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true });
+    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true, acts: route.config?.acts === true });
     for (const m of methods) {
       const roles = PERMISSIONS[permissionKey(m, route.url)];
       if (!roles?.length) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} has no line in http/permissions.ts`);
       route.config = { ...(route.config ?? {}), roles };
+    }
+    if (route.config?.page && route.config?.acts && methods.includes('GET')) {
+      route.preValidation = [checkOwnSite, ...(route.preValidation ? [route.preValidation].flat() : [])];
     }
     if (route.config?.page && methods.includes('POST')) {
       // preValidation: the token is a form field, so the body must be parsed; and the check comes before the schema's.

@@ -18,7 +18,11 @@ import type { Principal, Role } from '../identity/roles.js';
 
 
 declare module 'fastify' {
-  interface FastifyContextConfig { roles?: readonly Role[]; page?: boolean }
+  interface FastifyContextConfig {
+    roles?: readonly Role[]; page?: boolean;
+    /** A page GET that does something: checked for the site it comes from (csrf.ts checkOwnSite). */
+    acts?: boolean;
+  }
   interface FastifyRequest { principal: Principal | null; user: User | null }
 }
 

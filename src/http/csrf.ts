@@ -32,3 +32,14 @@ export function checkFormOrigin(publicOrigin: string) {
     throw fail('CATTERY_ERR_CSRF', 'a form sent from another origin');
   };
 }
+
+/** preValidation on a page GET that does something (config `acts`: an export staged in the container, say). A GET
+ * carries the session cookie from a same-site page too (an <img> on a sibling instance's name; SameSite=Lax lets
+ * it through), and has no CSRF token: a browser that says where the request comes from must say it is cattery's own
+ * page, or the address bar (`none`). Clients that do not say (scripts, old browsers) go on, as for forms. */
+export async function checkOwnSite(req: FastifyRequest, _reply: FastifyReply): Promise<void> {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    throw fail('CATTERY_ERR_CSRF', `a request from another site (${String(site).slice(0, 20)}) may not do this`);
+  }
+}

@@ -72,4 +72,17 @@ t.test('every page form refuses tossed pairs, foreign origins and other sites', 
     return csrfRefused(await post(url, `cattery_session=${own.session}; ${own.csrf}`, own.token, { 'sec-fetch-site': site }));
   }), { numRuns: 60, seed: 20261203 });
   t.pass('no foreign origin or other site got past the CSRF stage of any form');
+
+  // A page GET that does something (an export staged in the container) has no token: it is refused from another
+  // page of the site (an <img> on a sibling instance's name carries the Lax session cookie), and goes on from
+  // cattery's own page, the address bar, or a client that does not say.
+  const acting = rt.app.routeTable.filter((r) => r.page && r.method === 'GET' && r.acts);
+  t.same(acting.map((r) => r.url), ['/me/accounts/:id/export'], 'the page GETs that act are declared');
+  for (const route of acting) {
+    const url = route.url.replace(/:(\w+)/g, (_m, p: string) => PARAMS[p] ?? '1');
+    const session = createSession(rt.db, policy, victim.id, 'password');
+    const get = (site?: string) => rt.app.inject({ url, headers: { cookie: `cattery_session=${session}`, accept: 'text/html', ...(site !== undefined ? { 'sec-fetch-site': site } : {}) } });
+    for (const site of ['same-site', 'cross-site', 'SAME-ORIGIN', 'same-origin, same-site', '']) t.ok(csrfRefused(await get(site)), `GET ${url} with Sec-Fetch-Site "${site}": refused`);
+    for (const site of ['same-origin', 'none', undefined]) t.notOk(csrfRefused(await get(site)), `GET ${url} with Sec-Fetch-Site ${site ?? 'absent'}: past the check`);
+  }
 });

@@ -124,7 +124,8 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
 
   passwordPage(app as unknown as FastifyInstance, deps);
 
-  app.get('/me/accounts/:id/export', { config: page, schema: { hide: true, params: IdParams } }, async (req, reply) => {
+  // `acts`: it stages an export in the container (http/csrf.ts checkOwnSite refuses it from another page of the site).
+  app.get('/me/accounts/:id/export', { config: { ...page, acts: true }, schema: { hide: true, params: IdParams } }, async (req, reply) => {
     const user = me(req);
     const mine = accountsOfUser(deps.db, user.id).find((a) => a.account.id === req.params.id);
     if (!mine) throw fail('CATTERY_ERR_NOT_FOUND', 'no such account of yours');
