@@ -53,6 +53,7 @@ import type { Ingress } from '../ingress/ingress.js';
 import { serverRoutes } from './routes/servers.js';
 import { dnsRoutes } from './routes/dns.js';
 import { dnsPages } from './pages/dns.js';
+import { namesPages } from './pages/names.js';
 import type { DkimKeysOf } from '../ingress/dkim-keys.js';
 
 export interface AppDeps {
@@ -268,4 +269,5 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(adminPages, { deps: pageDeps });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
   await app.register(dnsPages, { deps: dnsDeps });
+  await app.register(namesPages, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });
 }

@@ -94,6 +94,8 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /admin/signups/:id/reject': ADMIN,
   'GET /admin/dns': ADMIN,
   'POST /admin/dns/check': ADMIN,
+  'GET /admin/names': ADMIN,
+  'POST /admin/names/:slug': ADMIN,
 };
 
 export const permissionKey = (method: string, url: string) => `${method} ${url}`;

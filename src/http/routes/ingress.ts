@@ -6,8 +6,9 @@ import type { Catalog } from '../../catalog/load.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/connection.js';
 import type { Instance } from '../../db/schema.js';
-import { ownHost, type Ingress } from '../../ingress/ingress.js';
-import { MAX_HOSTNAMES_PER_INSTANCE, hostnamesOf, ingressStateOf, listHostnames, setHostnames } from '../../ingress/store.js';
+import type { Ingress } from '../../ingress/ingress.js';
+import { changeHostnames } from '../../ingress/names-change.js';
+import { MAX_HOSTNAMES_PER_INSTANCE, hostnamesOf, ingressStateOf, listHostnames } from '../../ingress/store.js';
 import { SLUG_PATTERN, getInstance } from '../../orchestrator/instances.js';
 import { publicPortsView, setPublicPorts, type ReservedPort } from '../../orchestrator/public-ports.js';
 import type { Reconciler } from '../../orchestrator/reconcile.js';
@@ -53,17 +54,7 @@ export const ingressRoutes: FastifyPluginAsyncTypebox<{ deps: IngressRouteDeps }
       params: SlugParams, body: Names, response: { 200: Names, 400: ErrorReply, 404: ErrorReply, 409: ErrorReply },
     },
   }, async (req) => {
-    const inst = getInstance(db, req.params.slug);
-    const hostnames = setHostnames(db, inst.id, req.body.hostnames, config.domains, ownHost(config));
-    // The door follows at once (its own pass, not a whole reconcile pass over every instance: a new name is served
-    // in well under a second); the reconciler's pass comes too, for anything the names change about the instance.
-    const server = listServers(db).find((s) => s.id === inst.serverId);
-    if (server && deps.ingress && config.ingress.enabled) {
-      deps.ingress.sync(server, deps.reconciler.engineFor(server))
-        .catch((err: unknown) => req.log.warn({ err, slug: inst.slug }, 'front door not converged yet; the next pass retries'));
-    }
-    deps.reconciler.trigger('hostnames', inst.slug).catch(() => undefined);
-    return { hostnames };
+    return { hostnames: changeHostnames(deps, getInstance(db, req.params.slug), req.body.hostnames, req.log) };
   });
 
   const publicPortsOf = (row: Instance) => ({ ...publicPortsView(row), generation: row.generation, observed: row.observed });
