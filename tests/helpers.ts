@@ -132,7 +132,7 @@ export async function removeHosterObjects(hosterId: string): Promise<void> {
 export function asOperator(app: FastifyInstance): void {
   const inject = app.inject.bind(app) as (o: unknown) => Promise<unknown>;
   (app as { inject: unknown }).inject = (opts: string | { headers?: Record<string, unknown> }) => {
-    const o = typeof opts === 'string' ? { url: opts } : opts;
+    const o: { url?: string; headers?: Record<string, unknown> } = typeof opts === 'string' ? { url: opts } : opts;
     const headers = { ...OPERATOR, ...(o.headers ?? {}) } as Record<string, unknown>;
     if (headers.authorization === null) delete headers.authorization;
     return inject({ ...o, headers });
