@@ -16,21 +16,6 @@ test_objects() {
 }
 before=$(mktemp)
 test_objects >"$before"
-# Longest files first (their times on a fresh clone): tap's two lanes take files in the order given, and with the
-# slow ones last one lane sat idle for minutes while the other finished them. Every other file follows, by name.
-slow_first=(
-  tests/docker/crash.test.ts tests/services/account-isolation.test.ts tests/ingress/reload.test.ts
-  tests/services/pads.test.ts tests/services/files.test.ts tests/ingress/webmail-door.test.ts
-  tests/services/webmail.test.ts tests/services/mail.test.ts tests/http/proxy.test.ts
-  tests/identity/signup-browser.test.ts tests/http/hostile-input.test.ts tests/readme.test.ts
-)
-if [ "$#" -eq 0 ]; then
-  mapfile -t rest < <(find tests -name '*.test.ts' -type f | LC_ALL=C sort)
-  set -- "${slow_first[@]}"
-  for f in "${rest[@]}"; do
-    case " ${slow_first[*]} " in *" $f "*) ;; *) set -- "$@" "$f" ;; esac
-  done
-fi
 npx tap --reporter=tap "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 leaked=$(test_objects | comm -13 "$before" - || true)
