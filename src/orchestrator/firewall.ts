@@ -4,8 +4,7 @@
 // into DOCKER-USER (which Docker evaluates first and never rewrites):
 //   -i <bridge> ! -o <bridge> -d <cattery's subnet pool> -j DROP
 // i.e. nothing leaving an instance's bridge may reach another instance's address; the Internet and the host stay
-// reachable, and replies are dropped by the other network's own rule. A second rule drops what leaves it for a
-// link-local address (a cloud's metadata service). It is added before any container joins the
+// reachable, and replies are dropped by the other network's own rule. It is added before any container joins the
 // network, and removed with the network. A link's network (link-pass.ts) gets that rule too, and inside it only
 // the declared ports from the linking container to the linked one, their replies, and nothing else: traffic between
 // two containers of one bridge passes FORWARD with -i and -o both the bridge (net.bridge.bridge-nf-call-iptables,
@@ -44,11 +43,6 @@ export function createFirewall(opts: { pool: string; hosterId: string; log: Logg
   if (!POOL.test(opts.pool)) throw new Error(`bad subnet pool ${opts.pool}`);
   let available: Promise<boolean> | undefined;
   const spec = (bridge: string) => ['-i', bridge, '!', '-o', bridge, '-d', opts.pool, '-m', 'comment', '--comment', `cattery:${opts.hosterId}`, '-j', 'DROP'];
-  // Link-local addresses: a cloud provider's metadata service (169.254.169.254) hands out the machine's credentials
-  // to whoever asks from the host's network. No service of the catalog has a use for them (Docker's DNS answers
-  // inside each container), so nothing leaving an instance's bridge goes there.
-  const linkLocal = (bridge: string) => ['-i', bridge, '-d', '169.254.0.0/16', '-m', 'comment', '--comment', `cattery:${opts.hosterId}`, '-j', 'DROP'];
-  const specs = (bridge: string) => [spec(bridge), linkLocal(bridge)];
 
   function active(): Promise<boolean> {
     available ??= (async () => {
@@ -109,19 +103,18 @@ export function createFirewall(opts: { pool: string; hosterId: string; log: Logg
     releaseLink,
     async guard(bridge) {
       if (!BRIDGE.test(bridge) || !(await active())) return;
-      for (const rule of specs(bridge)) {
-        if (await has(rule)) continue;
-        await run(bin, ['-w', '5', '-I', 'DOCKER-USER', ...rule], { timeout: 10_000 });
-        opts.log.debug({ bridge, rule }, 'isolation rule added');
+      try {
+        await run(bin, ['-w', '5', '-C', 'DOCKER-USER', ...spec(bridge)], { timeout: 10_000 });
+      } catch {
+        await run(bin, ['-w', '5', '-I', 'DOCKER-USER', ...spec(bridge)], { timeout: 10_000 });
+        opts.log.debug({ bridge }, 'isolation rule added');
       }
     },
     async release(bridge) {
       if (!BRIDGE.test(bridge) || !(await active())) return;
       // -D removes one copy; a rule added twice (two cattery processes) goes in two.
-      for (const rule of specs(bridge)) {
-        for (let i = 0; i < 4; i++) {
-          try { await run(bin, ['-w', '5', '-D', 'DOCKER-USER', ...rule], { timeout: 10_000 }); } catch { break; }
-        }
+      for (let i = 0; i < 4; i++) {
+        try { await run(bin, ['-w', '5', '-D', 'DOCKER-USER', ...spec(bridge)], { timeout: 10_000 }); } catch { return; }
       }
     },
   };
