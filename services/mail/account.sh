@@ -35,6 +35,13 @@ write_line() {
   awk -F: '$1 != ENVIRON["CATTERY_ADDR"]' "$state/passwd" > "$tmp"
   if [ -n "$1" ]; then printf '%s\n' "$1" >> "$tmp"; fi
   chmod 0640 "$tmp"; chgrp dovecot "$tmp"
+  # Dovecot reads the file again only when its modification time (in whole seconds) or size differ from what it last
+  # read: a password changed, or an account suspended or deleted, in the same second as the last read (same size:
+  # SHA512-CRYPT hashes all have one length) went unseen, and the old password kept working. The new file's time is
+  # therefore always later than the old one's, by a second at least.
+  old_mtime=$(stat -c %Y "$state/passwd" 2>/dev/null || echo 0)
+  now=$(date +%s)
+  if [ "$now" -le "$old_mtime" ]; then touch -d "@$((old_mtime + 1))" "$tmp"; fi
   mv "$tmp" "$state/passwd"
   regen_maps
   postfix reload >/dev/null 2>&1 || true
