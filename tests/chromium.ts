@@ -2,7 +2,10 @@
 // change (net::ERR_NETWORK_CHANGED), and Docker adds and removes interfaces for every test running beside this one: a
 // resident would press "reload". These helpers do that a bounded number of times, and only for that cause, so that a
 // real failure (a refused certificate, a page that never loads) still fails the test.
+import { createRequire } from 'node:module';
 import type { Page } from 'playwright-core';
+
+const axeSource: string = createRequire(import.meta.url)('axe-core').source;
 
 const CHANGED = /ERR_NETWORK_CHANGED|ERR_NETWORK_IO_SUSPENDED/;
 
@@ -43,4 +46,14 @@ export async function openSteadily(page: Page, url: string, ready: (timeoutMs: n
   } finally {
     page.off('requestfailed', onFail);
   }
+}
+
+/** axe-core's WCAG 2.1 A/AA and best-practice violations on the page as it is now, each with the nodes it names. */
+export async function axeViolations(page: Page): Promise<{ id: string; impact: string; nodes: string[] }[]> {
+  await page.addScriptTag({ content: axeSource });
+  return page.evaluate(async () => {
+    type R = { violations: { id: string; impact: string; nodes: { target: string[] }[] }[] };
+    const r = await (window as unknown as { axe: { run(o: unknown): Promise<R> } }).axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  });
 }

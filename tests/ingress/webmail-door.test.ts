@@ -9,27 +9,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { createRequire } from 'node:module';
 import t from 'tap';
-import { chromium, type Page } from 'playwright-core';
+import { chromium } from 'playwright-core';
 import { waitFor } from '../helpers.js';
-import { navigationOutcome, openSteadily } from '../chromium.js';
+import { axeViolations, navigationOutcome, openSteadily } from '../chromium.js';
 import { pageBrowser } from '../page-browser.js';
 import { DOMAIN, get, startDoor } from './door.js';
 
-const axeSource: string = createRequire(import.meta.url)('axe-core').source;
 const MAIL_HOST = `mail.${DOMAIN}`;
 const WEBMAIL_HOST = `webmail.${DOMAIN}`;
 const unescape = (s: string) => s.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
 
-async function axeViolations(page: Page): Promise<{ id: string; impact: string; nodes: string[] }[]> {
-  await page.addScriptTag({ content: axeSource });
-  return page.evaluate(async () => {
-    type R = { violations: { id: string; impact: string; nodes: { target: string[] }[] }[] };
-    const r = await (window as unknown as { axe: { run(o: unknown): Promise<R> } }).axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
-  });
-}
 
 /** IMAPS on the mail instance's published port, verified for MAIL_HOST against `ca`: the door's certificate is in. */
 function imapsVerifies(port: number, ca: string): Promise<boolean> {

@@ -10,12 +10,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import t from 'tap';
+import { axeViolations } from '../chromium.js';
 import { chromium, type Page } from 'playwright-core';
 import { docker, execIn, testRuntime, waitFor } from '../helpers.js';
 
-const axeSource: string = createRequire(import.meta.url)('axe-core').source;
 const DOMAIN = 'quartier.test';
 const MAIL_HOST = `mail.${DOMAIN}`;
 
@@ -32,14 +31,6 @@ function throwawayCa(dir: string, name: string, host?: string): { ca: string; ce
   return { ca: fs.readFileSync(f('ca.pem'), 'utf8'), cert: fs.readFileSync(f('leaf.pem'), 'utf8'), key: fs.readFileSync(f('leaf.key'), 'utf8') };
 }
 
-async function axeViolations(page: Page): Promise<{ id: string; impact: string; nodes: string[] }[]> {
-  await page.addScriptTag({ content: axeSource });
-  return page.evaluate(async () => {
-    type R = { violations: { id: string; impact: string; nodes: { target: string[] }[] }[] };
-    const r = await (window as unknown as { axe: { run(o: unknown): Promise<R> } }).axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')) }));
-  });
-}
 
 t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, hardening', async (t) => {
   const started = Date.now();
