@@ -43,9 +43,15 @@ write_line() {
   now=$(date +%s)
   if [ "$now" -le "$old_mtime" ]; then touch -d "@$((old_mtime + 1))" "$tmp"; fi
   mv "$tmp" "$state/passwd"
+  # Dovecot also looks at the file at most once per second of its event loop (db-passwd-file.c, passwd_file_sync:
+  # `last_sync_time == ioloop_time`): a login in the second of this write may have looked already and would keep the
+  # old copy until the next second. Returning only once that second is over means every login that follows the
+  # operation's answer sees the change.
+  written=$(date +%s)
   regen_maps
   postfix reload >/dev/null 2>&1 || true
   doveadm auth cache flush >/dev/null 2>&1 || true
+  while [ "$(date +%s)" -le "$written" ]; do sleep 0.05; done
 }
 hash_of() { printf '%s' "$1" | openssl passwd -6 -stdin; }
 quota_field() { printf 'userdb_quota_rule=*:storage=%sM' "$1"; }

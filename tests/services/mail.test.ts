@@ -283,6 +283,33 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   await t.rejects(imap('bob', 'bob-secret-22'), 'the old password no longer works');
   t.ok((await subjects('bob', 'bob-new-secret')).length >= 1, 'the new one does');
 
+  // The whole kind: every change to an account is seen by the very next login, while another resident keeps signing
+  // in. Dovecot looks at its passwd file at most once a second; alice's logins keep that look fresh, so a change
+  // answered within the second of an earlier look used to leave the old password (or a suspended account) working.
+  const signIn = async (user: string, pass: string) => { const c = await imap(user, pass); await c.logout().catch(() => undefined); };
+  let churn = true;
+  let churned = 0;
+  const churning = (async () => { while (churn) { await signIn('alice', 'alice-secret-1').then(() => { churned++; }, () => undefined); } })();
+  let current = 'bob-new-secret';
+  let stale = 0;
+  const ROUNDS = 3;
+  for (let i = 0; i < ROUNDS; i++) {
+    const next = `bob-round-${i}-${Math.random().toString(36).slice(2, 8)}`;
+    t.equal((await app.inject({ method: 'PATCH', url: '/api/instances/courriel/accounts/bob', payload: { password: next } })).statusCode, 200);
+    if (await signIn('bob', current).then(() => true, () => false)) stale++;
+    if (!(await signIn('bob', next).then(() => true, () => false))) stale++;
+    t.equal((await app.inject({ method: 'POST', url: '/api/instances/courriel/accounts/bob/suspend' })).json().state, 'suspended');
+    if (await signIn('bob', next).then(() => true, () => false)) stale++;
+    t.equal((await app.inject({ method: 'POST', url: '/api/instances/courriel/accounts/bob/resume' })).json().state, 'active');
+    if (!(await signIn('bob', next).then(() => true, () => false))) stale++;
+    current = next;
+  }
+  churn = false;
+  await churning;
+  t.ok(churned > ROUNDS * 3, `alice signed in ${churned} times meanwhile`);
+  t.equal(stale, 0, `${ROUNDS * 3} changes under steady logins: each seen by the very next login`);
+  t.equal((await app.inject({ method: 'PATCH', url: '/api/instances/courriel/accounts/bob', payload: { password: 'bob-new-secret' } })).statusCode, 200);
+
   // Over quota: a 1 MB mailbox refuses a 2 MB message, and Postfix tells the sender.
   t.equal((await app.inject({ method: 'PATCH', url: '/api/instances/courriel/accounts/bob', payload: { quotaMb: 1 } })).json().quotaMb, 1);
   await send('alice', 'alice-secret-1', `bob@${DOMAIN}`, 'Trop gros', { attachments: [{ filename: 'big.bin', content: Buffer.alloc(2 * 1024 * 1024, 7) }] });
