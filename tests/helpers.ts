@@ -66,8 +66,10 @@ export function subnetPoolSlice(index: number): string {
 const usedPortBases = new Set<number>();
 function portBase(): number {
   for (;;) {
-    const base = 30000 + crypto.randomInt(0, 300) * 100;
-    if (usedPortBases.size >= 300 || !usedPortBases.has(base)) { usedPortBases.add(base); return base; }
+    // Below Linux's ephemeral ports (32768 and up): Docker's random host ports and every client socket come from
+    // there, and an instance port inside that range once met one ("port is already allocated").
+    const base = 20000 + crypto.randomInt(0, 127) * 100;
+    if (usedPortBases.size >= 127 || !usedPortBases.has(base)) { usedPortBases.add(base); return base; }
   }
 }
 
