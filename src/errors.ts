@@ -34,6 +34,8 @@ export const Errors = {
   CATTERY_ERR_INSUFFICIENT_STORAGE: createError('CATTERY_ERR_INSUFFICIENT_STORAGE', '%s', 507),
   CATTERY_ERR_INGRESS: createError('CATTERY_ERR_INGRESS', 'The front door (Caddy) refused its configuration: %s', 502),
   CATTERY_ERR_RESOLVER: createError('CATTERY_ERR_RESOLVER', 'The DNS resolver did not answer: %s', 503),
+  CATTERY_ERR_STATUTES: createError('CATTERY_ERR_STATUTES', 'The statutes do not allow this: %s', 422),
+  CATTERY_ERR_VOTE: createError('CATTERY_ERR_VOTE', 'Vote refused: %s', 409),
   CATTERY_ERR_UNSUPPORTED_MEDIA: createError('CATTERY_ERR_UNSUPPORTED_MEDIA', 'Unsupported body type: %s', 415),
 } as const;
 

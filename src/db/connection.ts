@@ -6,8 +6,11 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { drizzle, type BetterSQLite3Database } from 'drizzle-orm/better-sqlite3';
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator';
-import * as schema from './schema.js';
+import * as coreSchema from './schema.js';
+import * as governanceSchema from '../governance/schema.js';
 import { fail } from '../errors.js';
+
+const schema = { ...coreSchema, ...governanceSchema };
 
 export type Db = BetterSQLite3Database<typeof schema> & { $client: Database.Database };
 
