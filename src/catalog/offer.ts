@@ -5,13 +5,23 @@ import { isPlain, plainEnvOf } from './env.js';
 import type { Catalog } from './load.js';
 import type { Manifest } from './manifest.js';
 
-export function openServices(catalog: Catalog) {
-  return [...catalog.services.values()].filter((s) => s.manifest.openForSignup).map((s) => s.manifest);
+/** What the association decided for a service over its manifest (governance/settings.ts, by an admin or a vote). */
+export interface OfferSetting { openForSignup?: boolean | null; membersOnly?: boolean; defaultQuotaMb?: number | null }
+export type OfferSettings = ReadonlyMap<string, OfferSetting>;
+
+/** Whether residents may sign up for a service alone: the association's decision, else the manifest's. A service
+ * for members only is never open to a sign-up by a newcomer (an admin makes members' accounts). */
+export function isOpen(m: Manifest, s: OfferSetting | undefined): boolean {
+  return (s?.openForSignup ?? m.openForSignup) && !s?.membersOnly;
+}
+
+export function openServices(catalog: Catalog, settings: OfferSettings = new Map()) {
+  return [...catalog.services.values()].filter((s) => isOpen(s.manifest, settings.get(s.manifest.id))).map((s) => s.manifest);
 }
 
 /** The open services as a form lists them, in one language. */
-export function openServiceChoices(catalog: Catalog, lang: 'fr' | 'en') {
-  return openServices(catalog).map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang] }));
+export function openServiceChoices(catalog: Catalog, lang: 'fr' | 'en', settings: OfferSettings = new Map()) {
+  return openServices(catalog, settings).map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang] }));
 }
 
 /** The port a client reaches each of an instance's ports on, by name: the well-known number where the instance

@@ -32,6 +32,8 @@ export interface ServerEnergy {
   /** Manufacturing, transport and end of life, kgCO2e (manufacturer's PCF sheet or Boavizta). */
   embodiedKgCo2e: number;
   serviceLifeYears: number;
+  /** The energy the association allows this server per month, in kWh (its own target, or its members' decision). */
+  monthlyBudgetKwh?: number;
 }
 
 export const DESIRED = ['running', 'stopped', 'deleted'] as const;

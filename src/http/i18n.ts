@@ -1,9 +1,11 @@
 // Page texts, French first (residents read French), English for visitors and peers. Plain French: short sentences,
 // the words a resident uses ("mot de passe", "courriel"), no jargon.
+import { govEn, govFr } from './i18n-governance.js';
+
 export const LANGS = ['fr', 'en'] as const;
 export type Lang = (typeof LANGS)[number];
 
-const fr = {
+const coreFr = {
   'site.title': 'Services en ligne de l’association',
   'site.skip': 'Aller au contenu',
   'dash.title': 'Énergie et usage des serveurs',
@@ -124,9 +126,11 @@ const fr = {
   'err.CATTERY_ERR_RESOLVER': 'Le résolveur DNS ne répond pas : rien n’a pu être vérifié. Réessayez plus tard, ou vérifiez CATTERY_DNS_RESOLVERS.',
 } as const;
 
+const fr = { ...coreFr, ...govFr };
 export type MessageKey = keyof typeof fr;
 
 const en: Record<MessageKey, string> = {
+  ...govEn,
   'site.title': 'The association’s online services', 'site.skip': 'Skip to content',
   'dash.title': 'Servers\u2019 energy and usage',
   'dash.intro': 'What the association\u2019s servers draw, per service, with no personal data. CO2e counts the electricity ({grid} g per kWh) and the servers\u2019 manufacturing, spread over their service life.',

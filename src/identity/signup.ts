@@ -5,6 +5,7 @@
 import { and, desc, eq } from 'drizzle-orm';
 import { assignAccount, createAccount, usernameTaken, type AccountDeps } from '../accounts/accounts.js';
 import { openServices } from '../catalog/offer.js';
+import { serviceSettingsMap } from '../governance/settings.js';
 import { sessions, signups, users, type Signup, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { instanceForNewResidents } from '../orchestrator/instances.js';
@@ -34,7 +35,7 @@ function checkInput(deps: SignupDeps, input: SignupInput): void {
   checkName(input.name);
   if (input.email) checkEmail(input.email);
   if (input.termsVersion !== deps.termsVersion) throw fail('CATTERY_ERR_VALIDATION', `terms: version ${deps.termsVersion} must be accepted`);
-  const open = new Set(openServices(deps.catalog).map((m) => m.id));
+  const open = new Set(openServices(deps.catalog, serviceSettingsMap(deps.db)).map((m) => m.id));
   if (input.services.length === 0) throw fail('CATTERY_ERR_VALIDATION', 'services: choose at least one');
   const closed = input.services.find((s) => !open.has(s));
   if (closed !== undefined) throw fail('CATTERY_ERR_VALIDATION', `services: "${closed}" is not open for sign-up`);
@@ -103,7 +104,7 @@ export async function approveSignup(deps: SignupDeps, id: number, actor: string,
     for (const service of signup.services) {
       const inst = instanceForNewResidents(deps.db, service);
       if (!inst) throw fail('CATTERY_ERR_CONFLICT', `no instance of "${service}" takes new residents yet`);
-      const { account } = await createAccount(deps, inst.slug, { username: user.login, password: servicePassword, quotaMb: deps.defaultQuotaMb }, actor);
+      const { account } = await createAccount(deps, inst.slug, { username: user.login, password: servicePassword, quotaMb: serviceSettingsMap(deps.db).get(service)?.defaultQuotaMb ?? deps.defaultQuotaMb }, actor);
       assignAccount(deps.db, account.id, user.id);
     }
   } catch (err) {

@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { accountsOfUser } from '../../accounts/accounts.js';
 import { openServiceChoices, openServices } from '../../catalog/offer.js';
+import { serviceSettingsMap } from '../../governance/settings.js';
 import { accessOf, linkedAccessOf } from './access.js';
 import { mediatorSignup } from '../../identity/signup.js';
 import { langOf } from './render.js';
@@ -15,7 +16,7 @@ export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
   const page = { page: true } as const;
   const form = (reply: FastifyReply, values: SignupForm, errors: { field: string; key: string }[], status = 200) => {
     const lang = langOf(reply.request);
-    return reply.page('mediator', { services: openServiceChoices(deps.catalog, lang), values, errors, version: deps.config.termsVersion }, status);
+    return reply.page('mediator', { services: openServiceChoices(deps.catalog, lang, serviceSettingsMap(deps.db)), values, errors, version: deps.config.termsVersion }, status);
   };
 
   app.get('/mediator', { config: page, schema: { hide: true } }, async (_req, reply) => form(reply, {}, []));
@@ -28,7 +29,7 @@ export const mediatorPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
   }, async (req, reply) => {
     if (req.validationError) return form(reply, {}, [{ field: '', key: 'err.form' }], 400);
     const body = req.body as SignupForm;
-    const open = new Set(openServices(deps.catalog).map((m) => m.id));
+    const open = new Set(openServices(deps.catalog, serviceSettingsMap(deps.db)).map((m) => m.id));
     const errors = checkSignupForm(body, { needPassword: false, consentField: 'consent', termsVersion: deps.config.termsVersion, open });
     if (errors.length) return form(reply, { name: body.name, email: body.email, services: body.services }, errors, 400);
     const lang = langOf(req);

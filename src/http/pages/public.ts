@@ -7,7 +7,8 @@ import type { FastifyReply } from 'fastify';
 import { fail, isCatteryError } from '../../errors.js';
 import { passwordSignIn } from '../../identity/sign-in.js';
 import { createSession, endSession, sessionById } from '../../identity/sessions.js';
-import { openServiceChoices, openServices } from '../../catalog/offer.js';
+import { isOpen, openServiceChoices, openServices } from '../../catalog/offer.js';
+import { serviceSettingsMap } from '../../governance/settings.js';
 import { submitSignup } from '../../identity/signup.js';
 import { cookieOptions } from '../cookies.js';
 import { langOf } from './render.js';
@@ -32,15 +33,16 @@ export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async 
 
   app.get('/', { config: page, schema: { hide: true } }, async (req, reply) => {
     const lang = langOf(req);
+    const settings = serviceSettingsMap(deps.db);
     const all = [...deps.catalog.services.values()].map((s) => s.manifest)
-      .map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang], open: m.openForSignup }));
+      .map((m) => ({ id: m.id, name: m.name[lang], description: m.description[lang], open: isOpen(m, settings.get(m.id)), membersOnly: settings.get(m.id)?.membersOnly ?? false }));
     return reply.page('home', { services: all });
   });
 
   app.get('/terms', { config: page, schema: { hide: true } }, async (_req, reply) => reply.page('terms', { version: deps.config.termsVersion }));
 
   const signupForm = (reply: FastifyReply, values: SignupForm, errors: { field: string; key: string }[], status = 200) =>
-    reply.page('signup', { services: openServiceChoices(deps.catalog, langOf(reply.request)), values, errors, version: deps.config.termsVersion }, status);
+    reply.page('signup', { services: openServiceChoices(deps.catalog, langOf(reply.request), serviceSettingsMap(deps.db)), values, errors, version: deps.config.termsVersion }, status);
 
   app.get('/signup', { config: page, schema: { hide: true } }, async (_req, reply) => signupForm(reply, {}, []));
 
@@ -51,7 +53,7 @@ export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async 
   }, async (req, reply) => {
     if (req.validationError) return signupForm(reply, {}, [{ field: '', key: 'err.form' }], 400);
     const body = req.body as SignupForm;
-    const open = new Set(openServices(deps.catalog).map((m) => m.id));
+    const open = new Set(openServices(deps.catalog, serviceSettingsMap(deps.db)).map((m) => m.id));
     const errors = checkSignupForm(body, { needPassword: true, consentField: 'terms', termsVersion: deps.config.termsVersion, open });
     const kept = { name: body.name, email: body.email, services: body.services };
     if (errors.length) return signupForm(reply, kept, errors, 400);

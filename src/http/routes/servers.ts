@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/connection.js';
 import { addServer, listServers, setServerEnergy } from '../../orchestrator/servers.js';
 import { ErrorReply } from '../error-handler.js';
+import { EnergyInput } from '../../metering/energy-input.js';
 
 const ServerView = Type.Object({
   name: Type.String(), dockerEndpoint: Type.String(), site: Type.String(), publishAddress: Type.String(), createdAt: Type.String(),
@@ -18,19 +19,7 @@ const view = (s: { name: string; dockerEndpoint: string; site: string; publishAd
   name: s.name, dockerEndpoint: s.dockerEndpoint, site: s.site, publishAddress: s.publishAddress, createdAt: s.createdAt,
 });
 
-const Watts = Type.Number({ minimum: 0, maximum: 100_000 });
-const MeterUrl = Type.String({ pattern: '^https?://[^\\s]+$', maxLength: 500, description: 'http(s) URL of the meter' });
-const EnergyInput = Type.Object({
-  idleWatts: Watts, maxWatts: Watts,
-  curve: Type.Optional(Type.Array(Watts, { minItems: 11, maxItems: 11, description: 'watts at 0 %, 10 % … 100 % load (SPECpower_ssj2008)' })),
-  meter: Type.Optional(Type.Union([
-    Type.Object({ kind: Type.Literal('rapl') }, { additionalProperties: false }),
-    Type.Object({ kind: Type.Literal('http-json'), url: MeterUrl, field: Type.String({ pattern: '^[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)*$', maxLength: 100 }) }, { additionalProperties: false }),
-    Type.Object({ kind: Type.Literal('prometheus'), url: MeterUrl, metric: Type.String({ pattern: '^[a-zA-Z_:][a-zA-Z0-9_:]*$', maxLength: 200 }) }, { additionalProperties: false }),
-  ])),
-  embodiedKgCo2e: Type.Number({ minimum: 0, maximum: 100_000, description: 'manufacturer PCF sheet or Boavizta' }),
-  serviceLifeYears: Type.Number({ minimum: 1, maximum: 30 }),
-}, { additionalProperties: false });
+
 
 export const serverRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { db }) => {
   app.get('/api/servers', {
