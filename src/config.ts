@@ -92,6 +92,14 @@ export const ConfigSchema = Type.Object({
     /** Strict-Transport-Security max-age; 0 sends none. */
     hstsSeconds: Type.Integer({ minimum: 0, maximum: 63072000 }),
   }),
+  /** Where cattery's own mail (dues reminders) leaves from: an SMTP submission URL (smtps://user:pass@host:465 or
+   * smtp://…:587, STARTTLS required) and the From address. Without it, reminders are shown on pages only. */
+  mail: Type.Optional(Type.Object({
+    smtpUrl: Type.String({ pattern: '^smtps?://[^\\s]+$', maxLength: 500 }),
+    from: Type.String({ pattern: '^[^@\\s<>]{1,64}@[^@\\s<>]{1,253}$' }),
+    /** A PEM file of the CA the SMTP server's certificate chains to, when it is a private one (tests). */
+    caFile: Type.Optional(Type.String({ minLength: 1 })),
+  })),
   trustProxy: Type.Union([
     Type.Literal(false),
     Type.Integer({ minimum: 1, maximum: 16 }),
@@ -216,6 +224,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       ...(env.CATTERY_ACME_ROOT ? { acmeRootFile: path.resolve(env.CATTERY_ACME_ROOT) } : {}),
       hstsSeconds: num(env.CATTERY_HSTS_S, 31536000),
     },
+    ...(env.CATTERY_SMTP_URL ? { mail: {
+      smtpUrl: env.CATTERY_SMTP_URL, from: env.CATTERY_MAIL_FROM ?? '',
+      ...(env.CATTERY_SMTP_CA ? { caFile: path.resolve(env.CATTERY_SMTP_CA) } : {}),
+    } } : {}),
     ...overrides,
   };
   if (candidate.oidc && !candidate.oidc.redirectUrl) candidate.oidc = { ...candidate.oidc, redirectUrl: `${candidate.publicUrl}/auth/callback` };

@@ -28,6 +28,8 @@ import { INGRESS_UID } from './orchestrator/docker/index.js';
 import { listenForDoor } from './http/door-socket.js';
 import { createDkimKeys } from './ingress/dkim-keys.js';
 import { certificateHostOf } from './ingress/mail-host.js';
+import { governanceUpkeep } from './governance/upkeep.js';
+import { createMailer } from './governance/reminders.js';
 
 export interface Runtime {
   config: Config;
@@ -102,6 +104,8 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     const upkeepDeps: AccountDeps = { ...accountDeps, ...(opts.accountLimits ? { limits: opts.accountLimits } : {}) };
     const dkimKeys = createDkimKeys({ db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'ingress' }) });
     app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress, dkimKeys });
+    const governanceLog = log.child({ domain: 'governance' });
+    const mailer = config.mail ? createMailer(config.mail) : undefined;
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;
     return {
@@ -116,6 +120,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
           purgeExpiredSessions(db);
           // Usage an hour old at most: the per-account energy key is read from it.
           retryPendingAccounts(upkeepDeps).then(() => refreshStaleUsage(upkeepDeps, 3_600_000))
+            .then(() => governanceUpkeep({ accounts: upkeepDeps, mailer, publicUrl: config.publicUrl, log: governanceLog }))
             .catch((err) => log.warn({ err }, 'account upkeep failed')).finally(() => { retrying = false; });
         }, intervalSeconds * 1000);
         accountTimer.unref();

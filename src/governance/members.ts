@@ -142,6 +142,13 @@ export function updateMember(db: Db, id: number, patch: MemberPatch, actor: stri
   });
 }
 
+/** The roles a person's membership gives: member while admitted, board while they sit on it. */
+export function membershipRoles(db: Db, userId: number): ('member' | 'board')[] {
+  const m = db.select({ status: members.status, board: members.board }).from(members).where(eq(members.userId, userId)).get();
+  if (m?.status !== 'admitted') return [];
+  return m.board ? ['member', 'board'] : ['member'];
+}
+
 /** Admitted members per college: what the city sees (no names). Colleges without members are listed with 0. */
 export function countsByCollege(db: Db): { college: string; nameFr: string; nameEn: string; members: number }[] {
   const rows = db.select({ id: colleges.id, slug: colleges.slug, nameFr: colleges.nameFr, nameEn: colleges.nameEn,

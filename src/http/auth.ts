@@ -15,6 +15,7 @@ import { fail } from '../errors.js';
 import { readSession, type SessionPolicy } from '../identity/sessions.js';
 import { verifyApiToken } from '../identity/tokens.js';
 import type { Principal, Role } from '../identity/roles.js';
+import { membershipRoles } from '../governance/members.js';
 
 
 declare module 'fastify' {
@@ -55,7 +56,8 @@ export function createPrincipalResolver(opts: { db: Db; adminToken?: string | un
     const s = readSession(opts.db, opts.session, cookie);
     if (!s) return;
     request.user = s.user;
-    request.principal = { id: `user:${s.user.login}`, roles: s.user.roles as Role[], userId: s.user.id, sessionId: s.sessionId };
+    const roles = [...new Set([...(s.user.roles as Role[]), ...membershipRoles(opts.db, s.user.id)])];
+    request.principal = { id: `user:${s.user.login}`, roles, userId: s.user.id, sessionId: s.sessionId };
   };
 }
 

@@ -3,7 +3,7 @@
 // The city sees aggregates only: no route that returns one person's data lists it.
 import type { Role } from '../identity/roles.js';
 
-const SIGNED_IN: readonly Role[] = ['resident', 'mediator', 'admin', 'city', 'member'];
+const SIGNED_IN: readonly Role[] = ['resident', 'mediator', 'admin', 'city', 'member', 'board'];
 const PUBLIC: readonly Role[] = ['public'];
 const ADMIN: readonly Role[] = ['admin'];
 

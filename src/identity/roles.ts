@@ -1,8 +1,10 @@
 // The roles a person or a token can hold. Which role may call which route is the table in http/permissions.ts.
-export const ROLES = ['public', 'resident', 'mediator', 'admin', 'city', 'member', 'peer'] as const;
+export const ROLES = ['public', 'resident', 'mediator', 'admin', 'city', 'member', 'board', 'peer'] as const;
 export type Role = (typeof ROLES)[number];
 /** Roles a person can be given (public is everyone; peer is another hoster, by signature, not by login). */
-export const PERSON_ROLES = ['resident', 'mediator', 'admin', 'city', 'member'] as const satisfies readonly Role[];
+/** `member` and `board` also come from a person's membership (governance/members.ts membershipRoles): an admitted
+ * member is a member, one who sits on the board is board, for as long as that lasts. */
+export const PERSON_ROLES = ['resident', 'mediator', 'admin', 'city', 'member', 'board'] as const satisfies readonly Role[];
 export type PersonRole = (typeof PERSON_ROLES)[number];
 
 export interface Principal {
