@@ -12,7 +12,7 @@ CREATE TABLE `ballots` (
 	`poll_id` integer NOT NULL,
 	`college_id` integer,
 	`choice` text NOT NULL,
-	`member_id` integer,
+	`open_voter_id` integer,
 	FOREIGN KEY (`poll_id`) REFERENCES `polls`(`id`) ON UPDATE no action ON DELETE cascade
 ) WITHOUT ROWID;
 --> statement-breakpoint

@@ -62,8 +62,10 @@ export function statusesOn(db: Db, on = today(), ids?: number[]): Map<number, Re
   const grace = getSettings(db).graceDays;
   const rows = db.select({
     m: members,
-    free: sql<number | null>`(select ${duesCategories.amountCents} = 0 from ${duesCategories} where ${duesCategories.id} = ${members.categoryId})`,
-    until: sql<string | null>`(select max(${duesPayments.coversUntil}) from ${duesPayments} where ${duesPayments.memberId} = ${members.id})`,
+    // Written out with aliases: inside a subquery, drizzle's unqualified column names bind to the inner table
+    // ("id" of dues_payments, not of members).
+    free: sql<number | null>`(select c.amount_cents = 0 from dues_categories c where c.id = "members"."category_id")`,
+    until: sql<string | null>`(select max(p.covers_until) from dues_payments p where p.member_id = "members"."id")`,
   }).from(members).where(and(eq(members.status, 'admitted'), ids ? inArray(members.id, ids) : undefined)).all();
   return new Map(rows.map((r) => [r.m.id, { member: r.m, ...duesStatus({ member: r.m, free: r.free === 1, paidUntil: r.until, graceDays: grace, on }) }]));
 }

@@ -152,7 +152,8 @@ export function membershipRoles(db: Db, userId: number): ('member' | 'board')[] 
 /** Admitted members per college: what the city sees (no names). Colleges without members are listed with 0. */
 export function countsByCollege(db: Db): { college: string; nameFr: string; nameEn: string; members: number }[] {
   const rows = db.select({ id: colleges.id, slug: colleges.slug, nameFr: colleges.nameFr, nameEn: colleges.nameEn,
-    n: sql<number>`(select count(*) from ${members} where ${members.collegeId} = ${colleges.id} and ${members.status} = 'admitted')` })
+    // Written out with aliases: inside a subquery, drizzle's unqualified column names would bind to the wrong table.
+    n: sql<number>`(select count(*) from members m where m.college_id = "colleges"."id" and m.status = 'admitted')` })
     .from(colleges).orderBy(asc(colleges.id)).all();
   if (rows.length) return rows.map((r) => ({ college: r.slug, nameFr: r.nameFr, nameEn: r.nameEn, members: r.n }));
   const n = db.select({ n: sql<number>`count(*)` }).from(members).where(eq(members.status, 'admitted')).get()!.n;

@@ -215,7 +215,7 @@ export function castVote(db: Db, pollId: number, voterId: number, choice: unknow
     if (inserted.changes === 0) throw fail('CATTERY_ERR_VOTE', target === voterId ? 'you have already voted' : 'this member has already voted');
     db.insert(ballots).values({
       id: crypto.randomBytes(16).toString('base64url'), pollId, collegeId: cols.length ? member.collegeId : null, choice,
-      memberId: p.secret ? null : target,
+      openVoterId: p.secret ? null : target,
     }).run();
     // The journal says who voted, never what, for either kind: an open poll's choices are in its ballots.
     record(db, { actor: `member:${voterId}`, kind: 'poll.vote', pollId, memberId: target, detail: target === voterId ? null : { proxyOf: target } });

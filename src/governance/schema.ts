@@ -200,14 +200,15 @@ export const pollVoters = sqliteTable('poll_voters', {
 
 /** Ballots. Table made WITHOUT ROWID in its migration, keyed by a random id, with no time: the storage order is
  * random, so neither a column nor the order of insertion ties a secret ballot to its voter. `memberId` is set only
- * for an open poll. */
+ * for an open poll (openVoterId). */
 export const ballots = sqliteTable('ballots', {
   id: text('id').primaryKey(),
   pollId: integer('poll_id').notNull().references(() => polls.id, { onDelete: 'cascade' }),
   /** The voter's college (its result counts for the college's weight); null when the association has none. */
   collegeId: integer('college_id'),
   choice: text('choice', { mode: 'json' }).$type<unknown>().notNull(),
-  memberId: integer('member_id'),
+  /** An open poll's voter; always null for a secret one. Named apart from poll_voters.member_id on purpose. */
+  openVoterId: integer('open_voter_id'),
 }, (t) => [index('ballots_poll_idx').on(t.pollId, t.collegeId)]);
 
 /** What happened in the association's life, by whom: applications, admissions, payments, votes opened and closed,

@@ -52,6 +52,7 @@ import { ingressRoutes } from './routes/ingress.js';
 import type { Ingress } from '../ingress/ingress.js';
 import { serverRoutes } from './routes/servers.js';
 import { dnsRoutes } from './routes/dns.js';
+import { governanceRoutes } from './routes/governance.js';
 import { dnsPages } from './pages/dns.js';
 import { namesPages } from './pages/names.js';
 import type { DkimKeysOf } from '../ingress/dkim-keys.js';
@@ -252,6 +253,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector });
   const dnsDeps = { config: deps.config, db: deps.db, dkimKeys: deps.dkimKeys ?? (async () => []) };
   await app.register(dnsRoutes, { deps: dnsDeps });
+  await app.register(governanceRoutes, { deps: { accounts: deps.accounts } });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
