@@ -2,7 +2,7 @@
 // and period end (the table's key), and goes by email when the member has an address and cattery can send mail;
 // otherwise it is shown on the member's page and on the mediators' printable list, for members who have no email.
 import fs from 'node:fs';
-import { and, eq, isNull } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import nodemailer from 'nodemailer';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
@@ -14,11 +14,13 @@ import { duesReminders, members } from './schema.js';
 
 export interface Mailer { send(to: string, subject: string, text: string): Promise<void> }
 
-/** Mail through the association's SMTP submission server, its certificate verified (a private CA only by file). */
-export function createMailer(mail: NonNullable<Config['mail']>): Mailer {
-  const transport = nodemailer.createTransport(mail.smtpUrl, {
+/** Mail through the association's SMTP submission server, its certificate verified (a private CA only by file).
+ * `servername`: the name to verify when the URL gives an address (tests reach the server on loopback). */
+export function createMailer(mail: NonNullable<Config['mail']>, opts: { servername?: string } = {}): Mailer {
+  const transport = nodemailer.createTransport({
+    url: mail.smtpUrl,
     requireTLS: true,
-    tls: mail.caFile ? { ca: fs.readFileSync(mail.caFile, 'utf8') } : {},
+    tls: { ...(mail.caFile ? { ca: fs.readFileSync(mail.caFile, 'utf8') } : {}), ...(opts.servername ? { servername: opts.servername } : {}) },
     connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 30_000,
   } as never);
   return { async send(to, subject, text) { await transport.sendMail({ from: mail.from, to, subject, text }); } };
@@ -38,8 +40,13 @@ export function queueReminders(db: Db, canMail: boolean, on = today()): number {
     else if (s.status !== 'current') kind = 'after';
     if (!kind) continue;
     const email = emailOf(db, s.member);
-    const r = db.insert(duesReminders).values({ memberId: s.member.id, kind, periodUntil: until, channel: canMail && email ? 'email' : 'page' })
-      .onConflictDoNothing().run();
+    const channel = canMail && email ? 'email' as const : 'page' as const;
+    // A reminder shown on the page only (no address, or no mail server, back then) goes by email once it can.
+    const r = db.insert(duesReminders).values({ memberId: s.member.id, kind, periodUntil: until, channel })
+      .onConflictDoUpdate({
+        target: [duesReminders.memberId, duesReminders.kind, duesReminders.periodUntil], set: { channel },
+        setWhere: sql`${duesReminders.channel} = 'page' and ${channel} = 'email'`,
+      }).run();
     queued += r.changes;
   }
   return queued;
