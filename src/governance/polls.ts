@@ -8,7 +8,7 @@ import type { Db } from '../db/connection.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import { applyAction, checkAction, type Action, type ActionDeps } from './actions.js';
-import { statusesOn } from './dues.js';
+import { addDays, statusesOn, today } from './dues.js';
 import { record } from './journal.js';
 import { getMember } from './members.js';
 import { getSettings, listColleges } from './settings.js';
@@ -61,6 +61,21 @@ export function listMeetings(db: Db): Meeting[] {
 /** Members who may vote today: admitted, dues current or in grace; for a board meeting or poll, board members. */
 export function votingMembers(db: Db, electorate: 'members' | 'board' = 'members', on?: string): Member[] {
   return [...statusesOn(db, on).values()].filter((s) => s.status !== 'lapsed' && (electorate === 'members' || s.member.board)).map((s) => s.member);
+}
+
+/** Members with the right to vote on a day, counted per college by the database: the same rule as dues.ts
+ * duesStatus (free, or the last period paid, else the day before admission, plus the grace, not over yet), which
+ * tests/unit/governance-eligible.test.ts checks on generated members. */
+export function eligibleCounts(db: Db, electorate: 'members' | 'board', on = today()): Map<number | null, number> {
+  const grace = getSettings(db).graceDays;
+  const from = addDays(on, -grace);
+  const rows = db.$client.prepare(`
+    select m.college_id as college, count(*) as n from members m left join dues_categories c on c.id = m.category_id
+    where m.status = 'admitted' and (? = 'members' or m.board = 1)
+      and (c.amount_cents = 0 or coalesce((select max(p.covers_until) from dues_payments p where p.member_id = m.id),
+                                          date(substr(m.admitted_at, 1, 10), '-1 day')) >= ?)
+    group by m.college_id`).all(electorate, from) as { college: number | null; n: number }[];
+  return new Map(rows.map((r) => [r.college, r.n]));
 }
 
 function mayVote(db: Db, memberId: number, electorate: 'members' | 'board'): Member {
@@ -223,13 +238,17 @@ export function castVote(db: Db, pollId: number, voterId: number, choice: unknow
 }
 
 /** Counts a poll from its stored ballots: the colleges' weights, the voters' colleges, the electorate of today. */
-export function tallyPoll(db: Db, p: Poll): TallyResult {
+export function tallyPoll(db: Db, p: Poll, on = today()): TallyResult {
   const cols = listColleges(db);
-  const rows = db.select({ collegeId: ballots.collegeId, choice: ballots.choice }).from(ballots).where(eq(ballots.pollId, p.id)).all();
+  // Identical ballots of a college are read once with their number: the database counts, as a plain GROUP BY would,
+  // and each distinct choice is parsed once (bench/governance measures the difference).
+  const grouped = db.select({ collegeId: ballots.collegeId, choice: sql<string>`${ballots.choice}`, n: sql<number>`count(*)` }).from(ballots)
+    .where(eq(ballots.pollId, p.id)).groupBy(ballots.collegeId, ballots.choice).all();
+  const rows = grouped.map((g) => ({ collegeId: g.collegeId, choice: JSON.parse(g.choice) as unknown, count: g.n }));
   const eligible = new Map<number, number>();
-  for (const m of votingMembers(db, p.electorate)) {
-    const k = cols.length ? m.collegeId ?? -1 : NO_COLLEGE;
-    eligible.set(k, (eligible.get(k) ?? 0) + 1);
+  for (const [collegeId, n] of eligibleCounts(db, p.electorate, on)) {
+    const k = cols.length ? collegeId ?? -1 : NO_COLLEGE;
+    eligible.set(k, (eligible.get(k) ?? 0) + n);
   }
   return tally({
     kind: p.kind, options: p.options, colleges: cols.map((c) => ({ id: c.id, weightPct: c.weightPct })), ballots: rows, eligible,

@@ -19,7 +19,8 @@ export interface TallyInput {
   options: readonly string[];
   /** Empty: one member one vote, no colleges. */
   colleges: readonly CollegeWeight[];
-  ballots: readonly { collegeId: number | null; choice: unknown }[];
+  /** Each ballot with its voter's college; `count` identical ballots may come as one (default 1). */
+  ballots: readonly { collegeId: number | null; choice: unknown; count?: number }[];
   /** Members with the right to vote in this poll, per college (for the quorum). */
   eligible: ReadonlyMap<number, number>;
   quorumPct: number;
@@ -56,15 +57,17 @@ const EPS = 1e-12;
 export function tally(input: TallyInput): TallyResult {
   const weighted = input.colleges.length > 0;
   const key = (c: number | null) => (weighted ? c ?? -1 : NO_COLLEGE);
-  const groups = new Map<number, unknown[]>();
+  const groups = new Map<number, Weighted[]>();
   for (const b of input.ballots) {
     const k = key(b.collegeId);
+    const n = b.count ?? 1;
+    if (!(Number.isInteger(n) && n >= 1)) continue;
     if (!groups.has(k)) groups.set(k, []);
-    groups.get(k)!.push(b.choice);
+    groups.get(k)!.push({ choice: b.choice, n });
   }
   const colleges: CollegeWeight[] = weighted ? input.colleges.map((c) => ({ id: c.id, weightPct: c.weightPct })) : [{ id: NO_COLLEGE, weightPct: 100 }];
   // Ballots of a college that no longer exists count for nothing (a college is never deleted while it has members).
-  const present = new Set(colleges.filter((c) => (groups.get(c.id)?.length ?? 0) > 0).map((c) => c.id));
+  const present = new Set(colleges.filter((c) => size(groups.get(c.id)) > 0).map((c) => c.id));
   const quorum = checkQuorum(input, colleges, groups);
   const options = input.kind === 'proposal' ? [...PROPOSAL_CHOICES] : [...input.options];
   const count = COUNTERS[input.kind];
@@ -77,7 +80,7 @@ export function tally(input: TallyInput): TallyResult {
   const statutory = effectiveShares(colleges, new Set(colleges.map((c) => c.id)));
   const result: CollegeResult[] = perCollege.map(({ c, counts }) => ({
     collegeId: c.id, weightPct: pct(statutory.get(c.id) ?? 0), countedPct: pct(shares.get(c.id) ?? 0),
-    eligible: input.eligible.get(c.id) ?? 0, ballots: groups.get(c.id)?.length ?? 0, counts,
+    eligible: input.eligible.get(c.id) ?? 0, ballots: size(groups.get(c.id)), counts,
   }));
   const ballotsOf = new Map([...groups].filter(([id]) => shares.has(id)));
   const decided = count.decide(ballotsOf, shares, options, input);
@@ -86,39 +89,43 @@ export function tally(input: TallyInput): TallyResult {
   return { outcome, quorum, colleges: result, weighted: decided.weighted, winner: outcome === 'no_quorum' ? null : decided.winner, detail: decided.detail };
 }
 
-function checkQuorum(input: TallyInput, colleges: CollegeWeight[], groups: Map<number, unknown[]>): TallyResult['quorum'] {
-  const voted = [...groups.values()].reduce((s, g) => s + g.length, 0);
+function checkQuorum(input: TallyInput, colleges: CollegeWeight[], groups: Map<number, Weighted[]>): TallyResult['quorum'] {
+  const voted = [...groups.values()].reduce((s, g) => s + size(g), 0);
   const eligible = colleges.reduce((s, c) => s + (input.eligible.get(c.id) ?? 0), 0);
   const enough = (v: number, e: number) => (input.quorumPct <= 0 ? true : e > 0 && v * 100 >= input.quorumPct * e - EPS);
   const reached = input.quorumPerCollege && input.colleges.length > 0
-    ? colleges.every((c) => enough(groups.get(c.id)?.length ?? 0, input.eligible.get(c.id) ?? 0))
+    ? colleges.every((c) => enough(size(groups.get(c.id)), input.eligible.get(c.id) ?? 0))
     : enough(voted, eligible);
   return { requiredPct: input.quorumPct, perCollege: input.quorumPerCollege, reached, voted, eligible };
 }
 
 const pct = (x: number) => Math.round(x * 1e6) / 1e4;
+/** A distinct ballot and how many voters of the college cast it. */
+interface Weighted { choice: unknown; n: number }
+const size = (g: readonly Weighted[] | undefined) => (g ?? []).reduce((s, b) => s + b.n, 0);
 const decisive = (c: Record<string, number>) => (c.agree ?? 0) + (c.disagree ?? 0) + (c.block ?? 0);
 
 interface Counter {
-  counts(choices: unknown[], options: string[]): Record<string, number | number[]>;
-  decide(groups: Map<number, unknown[]>, shares: Map<number, number>, options: string[], input: TallyInput):
+  counts(choices: Weighted[], options: string[]): Record<string, number | number[]>;
+  decide(groups: Map<number, Weighted[]>, shares: Map<number, number>, options: string[], input: TallyInput):
     { outcome: PollOutcome; weighted: Record<string, number>; winner: string | null; detail?: unknown };
 }
 
 /** Each option's weighted share: per college, the share of its ballots that chose it, times the college's share. */
-function sharesOf(groups: Map<number, unknown[]>, shares: Map<number, number>, options: string[], pick: (choice: unknown) => string | null, among?: (o: string) => boolean) {
+function sharesOf(groups: Map<number, Weighted[]>, shares: Map<number, number>, options: string[], pick: (choice: unknown) => string | null, among?: (o: string) => boolean) {
   const out: Record<string, number> = Object.fromEntries(options.map((o) => [o, 0]));
   for (const [id, choices] of groups) {
     const w = shares.get(id) ?? 0;
-    const picked = choices.map(pick).filter((o): o is string => o !== null && (!among || among(o)));
-    if (!picked.length) continue;
-    for (const o of picked) out[o] = (out[o] ?? 0) + w / picked.length;
+    const picked = choices.map((b) => ({ o: pick(b.choice), n: b.n })).filter((x): x is { o: string; n: number } => x.o !== null && (!among || among(x.o)));
+    const total = picked.reduce((s, x) => s + x.n, 0);
+    if (!total) continue;
+    for (const x of picked) out[x.o] = (out[x.o] ?? 0) + (w * x.n) / total;
   }
   return out;
 }
 
 const single: Counter = {
-  counts: (choices, options) => Object.fromEntries(options.map((o) => [o, choices.filter((c) => c === o).length])),
+  counts: (choices, options) => Object.fromEntries(options.map((o) => [o, size(choices.filter((b) => b.choice === o))])),
   decide(groups, shares, options) {
     const w = sharesOf(groups, shares, options, (c) => (typeof c === 'string' ? c : null));
     const best = Math.max(...options.map((o) => w[o]!));
@@ -134,7 +141,7 @@ const proposal: Counter = {
   decide(groups, shares, options, input) {
     const w = sharesOf(groups, shares, options, (c) => (typeof c === 'string' ? c : null), (o) => o !== 'abstain');
     const weighted = Object.fromEntries(['agree', 'disagree', 'block'].map((o) => [o, pct(w[o]!)]));
-    const blocked = input.blockStops && [...groups.values()].some((g) => g.includes('block'));
+    const blocked = input.blockStops && [...groups.values()].some((g) => g.some((b) => b.choice === 'block'));
     const passed = !blocked && w.agree! > 0.5 + 1e-9;
     return { outcome: passed ? 'passed' : 'rejected', weighted, winner: passed ? 'agree' : (blocked ? 'block' : 'disagree'), detail: { blocked } };
   },
@@ -150,15 +157,16 @@ const gradesOf = (c: unknown, options: string[]): number[] | null => {
 const judgment: Counter = {
   counts: (choices, options) => Object.fromEntries(options.map((o, i) => {
     const per = GRADES.map(() => 0);
-    for (const c of choices) { const g = gradesOf(c, options); if (g) per[g[i]!]!++; }
+    for (const b of choices) { const g = gradesOf(b.choice, options); if (g) per[g[i]!]! += b.n; }
     return [o, per];
   })),
   decide(groups, shares, options) {
     // Each ballot weighs its college's share divided by the college's number of ballots.
     const dist = options.map(() => GRADES.map(() => 0));
     for (const [id, choices] of groups) {
-      const valid = choices.map((c) => gradesOf(c, options)).filter((g): g is number[] => g !== null);
-      for (const g of valid) g.forEach((grade, i) => { dist[i]![grade]! += (shares.get(id) ?? 0) / valid.length; });
+      const valid = choices.map((b) => ({ g: gradesOf(b.choice, options), n: b.n })).filter((x): x is { g: number[]; n: number } => x.g !== null);
+      const total = valid.reduce((s, x) => s + x.n, 0);
+      for (const x of valid) x.g.forEach((grade, i) => { dist[i]![grade]! += ((shares.get(id) ?? 0) * x.n) / total; });
     }
     const gauges = dist.map((d) => gauge(d));
     const order = options.map((_, i) => i).sort((a, b) => compareGauge(gauges[b]!, gauges[a]!));
@@ -196,14 +204,15 @@ const rankingOf = (c: unknown, options: string[]): string[] | null =>
   (Array.isArray(c) && c.length > 0 && c.every((o) => typeof o === 'string' && options.includes(o)) && new Set(c).size === c.length ? c as string[] : null);
 
 const ranked: Counter = {
-  counts: (choices, options) => Object.fromEntries(options.map((o) => [o, choices.filter((c) => rankingOf(c, options)?.[0] === o).length])),
+  counts: (choices, options) => Object.fromEntries(options.map((o) => [o, size(choices.filter((b) => rankingOf(b.choice, options)?.[0] === o))])),
   decide(groups, shares, options) {
     // Instant run-off: each ballot weighs its college's share over its number of ballots and goes to its highest
     // option still running; the weakest options drop out until one holds more than half of the ballots still counted.
     const ballots: { w: number; r: string[] }[] = [];
     for (const [id, choices] of groups) {
-      const valid = choices.map((c) => rankingOf(c, options)).filter((r): r is string[] => r !== null);
-      for (const r of valid) ballots.push({ w: (shares.get(id) ?? 0) / valid.length, r });
+      const valid = choices.map((b) => ({ r: rankingOf(b.choice, options), n: b.n })).filter((x): x is { r: string[]; n: number } => x.r !== null);
+      const total = valid.reduce((s, x) => s + x.n, 0);
+      for (const x of valid) ballots.push({ w: ((shares.get(id) ?? 0) * x.n) / total, r: x.r });
     }
     let running = [...options];
     const rounds: Record<string, number>[] = [];
