@@ -244,7 +244,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
     db: deps.db, catalog: deps.catalog, portRange: deps.config.portRange, subnetPool: deps.config.subnetPool,
     linkHostOf: (target: Instance) => certificateHostOf(deps.db, target),
   };
-  await app.register(catalogRoutes, { catalog: deps.catalog });
+  await app.register(catalogRoutes, { catalog: deps.catalog, db: deps.db });
   await app.register(serverRoutes, { db: deps.db });
   await app.register(instanceRoutes, { deps: instanceDeps, reconciler: deps.reconciler });
   await app.register(ingressRoutes, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });

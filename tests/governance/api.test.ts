@@ -197,6 +197,14 @@ t.test('governance: statutes, members, dues, meetings, secret polls, decisions t
   const open = (sqlite.prepare('select open_voter_id from ballots where poll_id = ?').all(failing.id) as { open_voter_id: number }[]).map((b) => b.open_voter_id).sort();
   t.same(open, people.slice(0, 6).map((p) => p.id).sort(), 'an open poll\'s ballots name their voter');
 
+  // A service kept for members: the catalog says so, the sign-up page no longer offers it, the home page tells why.
+  t.equal((await inject('PUT', '/api/services/files/settings', { membersOnly: true })).statusCode, 200);
+  const files = ((await app.inject({ method: 'GET', url: '/api/catalog', headers: { authorization: '' } })).json() as { id: string; openForSignup: boolean; membersOnly: boolean }[]).find((x) => x.id === 'files')!;
+  t.same([files.openForSignup, files.membersOnly], [false, true]);
+  t.notMatch((await app.inject('/signup')).body, /value="files"/, 'a members-only service is not offered to newcomers');
+  t.match((await app.inject({ url: '/', headers: { 'accept-language': 'fr' } })).body, /Réservé aux membres de l’association/);
+  t.equal((await inject('PUT', '/api/services/nope/settings', { membersOnly: true })).statusCode, 400, 'an unknown service is refused');
+
   // Member life ends: resignation and exclusion are journaled with their reasons.
   t.equal((await inject('POST', `/api/members/${people[6]!.id}/exclude`, { reason: 'Non-respect de la charte', decision: 'CA du 12 mars, décision 4' })).json().status, 'excluded');
   const rec = (await inject('GET', `/api/members/${people[6]!.id}`)).json();
