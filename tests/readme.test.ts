@@ -399,6 +399,35 @@ async function checkCurl(t: Test, r: Ran, where: string, api: Api, hosterId: str
     const slug = /\/api\/instances\/([a-z0-9-]+)/.exec(cmd)![1];
     t.equal(j?.slug, slug, `${where}: instance ${slug} read`);
     t.ok(j && 'desired' in j && 'observed' in j && 'ports' in j && 'lastError' in j, 'with desired and observed state, ports and last error');
+  } else if (/\/api\/governance\/colleges /.test(cmd)) {
+    t.same(j?.map((c: { slug: string }) => c.slug), sent.map((c: { slug: string }) => c.slug), `${where}: the colleges are set`);
+    const g = await api('/api/governance');
+    t.same(g.json?.colleges.map((c: { slug: string; weightPct: number }) => [c.slug, c.weightPct]), sent.map((c: { slug: string; weightPct: number }) => [c.slug, c.weightPct]), 'with their weights, afterwards');
+  } else if (/\/api\/governance\/settings /.test(cmd)) {
+    for (const [k, v] of Object.entries(sent)) t.equal(j?.[k], v, `${where}: ${k} is ${String(v)}`);
+  } else if (/\/api\/governance\/categories\/[a-z0-9-]+ /.test(cmd)) {
+    t.equal(j?.slug, /categories\/([a-z0-9-]+)/.exec(cmd)![1], `${where}: the dues category is stored`);
+    t.equal(j?.amountCents, sent.amountCents, `at ${sent.amountCents} cents`);
+  } else if (/-XPOST \S+\/api\/members /.test(cmd)) {
+    t.equal(j?.name, sent.name, `${where}: ${sent.name} applies`);
+    t.equal(j?.status, 'applicant', 'as an applicant');
+  } else if (/\/api\/members\/\d+\/admit/.test(cmd)) {
+    t.equal(j?.status, 'admitted', `${where}: the member is admitted`);
+  } else if (/\/api\/members\/\d+\/payments /.test(cmd)) {
+    t.equal(j?.payment?.amountCents, sent.amountCents, `${where}: the payment is recorded`);
+    t.equal(j?.member?.dues?.status, 'current', 'and the member\'s dues are current');
+  } else if (/\/api\/services\/[a-z0-9-]+\/settings /.test(cmd)) {
+    const id = /services\/([a-z0-9-]+)\/settings/.exec(cmd)![1];
+    t.equal(j?.membersOnly, sent.membersOnly, `${where}: ${id} is for members only`);
+    const cat = await api('/api/catalog');
+    t.equal((cat.json as { id: string; membersOnly: boolean }[]).find((x) => x.id === id)?.membersOnly, sent.membersOnly, 'and the catalog says so');
+  } else if (/-XPOST \S+\/api\/polls /.test(cmd)) {
+    t.equal(j?.title, sent.title, `${where}: the proposal is open`);
+    t.same(j?.action, sent.action, 'with its action');
+    const list = await api('/api/polls');
+    t.ok((list.json as { id: number }[]).some((p) => p.id === j?.id), 'it is listed afterwards');
+  } else if (/\/api\/decisions\b/.test(cmd)) {
+    t.ok(Array.isArray(j), `${where}: the public register answers without a token`);
   } else {
     t.fail(`${where}: this test does not know what this example should do; teach it: ${cmd}`);
   }
