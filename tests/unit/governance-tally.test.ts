@@ -343,6 +343,57 @@ t.test('ranked: an option nobody ranks never wins', async (t) => {
   ));
 });
 
+t.test('ranked: options tied for the fewest votes do not drop out together when, together, they could win', async (t) => {
+  // 34 / 33 / 33 %: B's and C's colleges (66 %) rank A last. Dropping B and C at once made A win; dropping either one
+  // gives the other 66 %: B or C wins depending on which tie-break, so nobody wins outright.
+  const input: TallyInput = {
+    kind: 'ranked', options: ['A', 'B', 'C'], quorumPct: 0, quorumPerCollege: false, blockStops: true,
+    colleges: [{ id: 1, weightPct: 34 }, { id: 2, weightPct: 33 }, { id: 3, weightPct: 33 }],
+    ballots: [{ collegeId: 1, choice: ['A', 'B', 'C'] }, { collegeId: 2, choice: ['B', 'C', 'A'] }, { collegeId: 3, choice: ['C', 'B', 'A'] }],
+    eligible: new Map([[1, 1], [2, 1], [3, 1]]),
+  };
+  const r = tally(input);
+  t.equal(r.winner, null, 'A, ranked last by 66 %, does not win');
+  t.equal(r.outcome, 'tied');
+  // When B's and C's voters both go on to A, A wins whichever of B and C drops out first.
+  const r2Ballots = [{ collegeId: 1, choice: ['A'] }, { collegeId: 2, choice: ['B', 'A'] }, { collegeId: 3, choice: ['C', 'A'] }];
+  const r2 = tally({ ...input, ballots: r2Ballots });
+  t.equal(r2.winner, 'A', 'the same winner for every tie-break: it wins');
+  t.equal(r2.outcome, 'decided');
+  // Options with no vote at all still drop out together, in one round (none of them could overtake anyone).
+  const r4 = tally({ ...input, options: ['A', 'B', 'C', 'D', 'E'], ballots: r2Ballots });
+  t.equal(r4.winner, 'A');
+  t.same((r4.detail as { rounds: Record<string, number>[] }).rounds.map((round) => Object.keys(round)), [['A', 'B', 'C', 'D', 'E'], ['A', 'B', 'C'], ['A', 'C']]);
+});
+
+t.test('ranked: the winner is the run-off\'s winner whichever way ties for the fewest votes are broken, else nobody', async (t) => {
+  let ties = 0;
+  holds(t, fc.property(pollArb('ranked', { maxOptions: 5, maxBallots: 5 }), (p) => {
+    const r = run(p);
+    const { winner } = rankedOracle(p);
+    assert.equal(r.winner, winner);
+    assert.equal(r.outcome, winner === null ? 'tied' : 'decided');
+    if (winner === null) ties++;
+  }), { numRuns: 1000 });
+  t.ok(ties > 20, `ties came up (${ties})`);
+});
+
+t.test('ranked: an option that a weighted majority ranks last never wins (full rankings)', async (t) => {
+  holds(t, fc.property(
+    pollArb('ranked', { minOptions: 3, maxOptions: 5, maxBallots: 5, choice: (opts) => fc.shuffledSubarray(opts, { minLength: opts.length }) }),
+    (p) => {
+      const shares = sharesAmong(p, voting(p));
+      for (const o of p.options) {
+        const last = sum([...shares].map(([k, s]) => {
+          const cs = p.byCollege.get(k)! as string[][];
+          return mul(s, q(cs.filter((r) => r[r.length - 1] === o).length, cs.length));
+        }));
+        if (cmp(last, HALF) > 0) assert.notEqual(run(p).winner, o, `${o} is ranked last by ${num(last)}`);
+      }
+    },
+  ), { numRuns: 1000 });
+});
+
 // ---- a college's share never moves when another college grows ------------------------------------------------------
 const KINDS: PollKind[] = ['proposal', 'single', 'judgment', 'ranked'];
 
