@@ -3,8 +3,9 @@
 // holds exactly at its boundary, blocks and abstentions do what the statutes say, each kind of poll picks the winner
 // its rule defines (checked against exact rational oracles written here, independently of the code under test), the
 // order of the ballots never matters, and an association without colleges is one member one vote. validChoice accepts
-// exactly the valid ballots of each kind.
+// exactly the valid ballots of each kind. The worked examples of docs/governance.md are checked against tally() here.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { GRADES, NO_COLLEGE, PROPOSAL_CHOICES, tally, validChoice, type TallyInput, type TallyResult } from '../../src/governance/tally.js';
@@ -638,6 +639,30 @@ t.test('validChoice accepts exactly the valid ballots of each kind: generated va
     holds(t, fc.property(optionsAnd(() => fc.jsonValue({ maxDepth: 2 })), ([options, c]) => {
       assert.equal(validChoice(kind, options, c), validOracle(kind, options, c), JSON.stringify(c));
     }), { numRuns: 300 });
+  }
+});
+
+// ---- the worked examples of docs/governance.md ----------------------------------------------------------------------
+t.test('docs/governance.md: every worked example\'s result is what tally() gives for its input', async (t) => {
+  const doc = fs.readFileSync(new URL('../../docs/governance.md', import.meta.url), 'utf8');
+  const blocks = [...doc.matchAll(/```json (tally-example|tally-result)\n([\s\S]*?)\n```/g)].map((m) => ({ tag: m[1]!, json: JSON.parse(m[2]!) }));
+  t.ok(blocks.length >= 16, `${blocks.length / 2} examples`);
+  for (let i = 0; i < blocks.length; i += 2) {
+    const [ex, shown] = [blocks[i]!, blocks[i + 1]!];
+    t.same([ex.tag, shown?.tag], ['tally-example', 'tally-result'], 'an example is followed by its result');
+    // The compact form of the page: ballots per college as [choice, how many] pairs.
+    const e = ex.json as { kind: PollKind; options?: string[]; colleges: { id: number; weightPct: number | null }[]; eligible: Record<string, number>; ballots: Record<string, [unknown, number][]>; quorumPct: number; quorumPerCollege: boolean; blockStops: boolean };
+    const r = tally({
+      kind: e.kind, options: e.options ?? [], quorumPct: e.quorumPct, quorumPerCollege: e.quorumPerCollege, blockStops: e.blockStops,
+      colleges: e.colleges.map((c) => ({ id: c.id, weightPct: c.weightPct })),
+      eligible: new Map(Object.entries(e.eligible).map(([k, v]) => [Number(k), v])),
+      ballots: Object.entries(e.ballots).flatMap(([k, list]) => list.flatMap(([choice, n]) => Array.from({ length: n }, () => ({ collegeId: e.colleges.length ? Number(k) : null, choice })))),
+    });
+    t.same({
+      outcome: r.outcome, winner: r.winner, weighted: r.weighted, quorum: r.quorum,
+      colleges: r.colleges.map((c) => ({ collegeId: c.collegeId, weightPct: c.weightPct, countedPct: c.countedPct, ballots: c.ballots })),
+      ...(r.detail !== undefined ? { detail: r.detail } : {}),
+    }, shown!.json, `example ${i / 2 + 1} (${e.kind})`);
   }
 });
 
