@@ -207,30 +207,52 @@ const ranked: Counter = {
   counts: (choices, options) => Object.fromEntries(options.map((o) => [o, size(choices.filter((b) => rankingOf(b.choice, options)?.[0] === o))])),
   decide(groups, shares, options) {
     // Instant run-off: each ballot weighs its college's share over its number of ballots and goes to its highest
-    // option still running; the weakest options drop out until one holds more than half of the ballots still counted.
+    // option still running; the weakest option drops out until one holds more than half of the ballots still counted.
     const ballots: { w: number; r: string[] }[] = [];
     for (const [id, choices] of groups) {
       const valid = choices.map((b) => ({ r: rankingOf(b.choice, options), n: b.n })).filter((x): x is { r: string[]; n: number } => x.r !== null);
       const total = valid.reduce((s, x) => s + x.n, 0);
       for (const x of valid) ballots.push({ w: ((shares.get(id) ?? 0) * x.n) / total, r: x.r });
     }
-    let running = [...options];
-    const rounds: Record<string, number>[] = [];
-    for (;;) {
+    // Options tied for the fewest votes drop out together only when together they hold fewer votes than any other
+    // option, so that none of them could overtake it (bulk exclusion). Otherwise the count is followed for each of them
+    // dropping out first, and an option wins only if it wins every way: dropping them all at once could elect an option
+    // that a majority ranks last (34/33/33 with B's and C's voters ranking A last elected A). Memoised by the options
+    // still running, so at most 2^options counts, and ties are rare in weighted polls.
+    const memo = new Map<string, { winner: string | null; rounds: Record<string, number>[] }>();
+    const count = (running: string[]): { winner: string | null; rounds: Record<string, number>[] } => {
+      const key = running.join('\u0000');
+      const known = memo.get(key);
+      if (known) return known;
       const t: Record<string, number> = Object.fromEntries(running.map((o) => [o, 0]));
       for (const b of ballots) { const top = b.r.find((o) => running.includes(o)); if (top) t[top]! += b.w; }
-      rounds.push(Object.fromEntries(Object.entries(t).map(([o, w]) => [o, pct(w)])));
+      const round = Object.fromEntries(Object.entries(t).map(([o, w]) => [o, pct(w)]));
       const live = Object.values(t).reduce((s, x) => s + x, 0);
-      const weighted = rounds[0]!;
-      if (live <= 0) return { outcome: 'tied', weighted, winner: null, detail: { rounds } };
       const lead = running.find((o) => t[o]! > live / 2 + 1e-9);
-      if (lead) return { outcome: 'decided', weighted, winner: lead, detail: { rounds } };
-      const low = Math.min(...running.map((o) => t[o]!));
-      const out = running.filter((o) => Math.abs(t[o]! - low) < 1e-9);
-      // Every option left is tied: nobody wins.
-      if (out.length === running.length) return { outcome: 'tied', weighted, winner: null, detail: { rounds } };
-      running = running.filter((o) => !out.includes(o));
-    }
+      let out: { winner: string | null; rounds: Record<string, number>[] };
+      if (live <= 0) out = { winner: null, rounds: [round] };
+      else if (lead) out = { winner: lead, rounds: [round] };
+      else {
+        const low = Math.min(...running.map((o) => t[o]!));
+        const weakest = running.filter((o) => Math.abs(t[o]! - low) < 1e-9);
+        const rest = running.filter((o) => !weakest.includes(o));
+        const together = weakest.reduce((s, o) => s + t[o]!, 0);
+        if (rest.length > 0 && (weakest.length === 1 || together < Math.min(...rest.map((o) => t[o]!)) - 1e-9)) {
+          const next = count(rest);
+          out = { winner: next.winner, rounds: [round, ...next.rounds] };
+        } else {
+          // The rounds shown follow the first way (in the options' order); the winner must be the same in all.
+          const ways = weakest.map((o) => count(running.filter((x) => x !== o)));
+          const winner = ways[0]!.winner !== null && ways.every((w) => w.winner === ways[0]!.winner) ? ways[0]!.winner : null;
+          out = { winner, rounds: [round, ...ways[0]!.rounds] };
+        }
+      }
+      memo.set(key, out);
+      return out;
+    };
+    const { winner, rounds } = count([...options]);
+    const weighted = rounds[0]!;
+    return { outcome: winner === null ? 'tied' : 'decided', weighted, winner, detail: { rounds } };
   },
 };
 
