@@ -235,6 +235,16 @@ export function castVote(db: Db, pollId: number, voterId: number, choice: unknow
     // The journal says who voted, never what, for either kind: an open poll's choices are in its ballots.
     record(db, { actor: `member:${voterId}`, kind: 'poll.vote', pollId, memberId: target, detail: target === voterId ? null : { proxyOf: target } });
   });
+  if (getPoll(db, pollId).secret) forgetWriteOrder(db);
+}
+
+/** SQLite's write-ahead log keeps each transaction's pages in commit order: the voter's row and their ballot would
+ * sit side by side in the -wal file until it is overwritten. A secret vote's transaction is therefore copied into the
+ * database at once and the log cut to nothing, so that no file pairs a ballot with its voter. A reader holding an old
+ * snapshot can make the cut wait (busy timeout) or fail: the next secret vote, and the poll's close, cut it again. */
+export function forgetWriteOrder(db: Db): boolean {
+  const r = db.$client.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+  return r[0]?.busy === 0;
 }
 
 /** Counts a poll from its stored ballots: the colleges' weights, the voters' colleges, the electorate of today. */
@@ -273,6 +283,7 @@ export function closeDuePolls(deps: PollDeps, now = new Date().toISOString()): P
       return r;
     });
     if (!result) continue;
+    if (p.secret) forgetWriteOrder(deps.db);
     if (result.outcome === 'passed' && p.action) runAction(deps, p.id, 'system');
     closed.push(getPoll(deps.db, p.id));
   }

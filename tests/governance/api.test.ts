@@ -1,6 +1,7 @@
 // Governance through the API and the domain, against a real database with the real migrations: the statutes'
 // checks (generated configurations), member life, dues, meetings and proxies, secret ballots kept apart from their
 // voters, polls closed on time and the decisions that act (and those that must not).
+import fs from 'node:fs';
 import t from 'tap';
 import fc from 'fast-check';
 import { eq } from 'drizzle-orm';
@@ -162,7 +163,16 @@ t.test('governance: statutes, members, dues, meetings, secret polls, decisions t
   }
   const options = crowd.map((_, i) => `option ${i}`);
   const many = (await inject('POST', '/api/polls', { kind: 'single', title: 'Ordre', secret: true, opensAt, closesAt, options })).json();
-  crowd.forEach((id, i) => castVote(db, many.id, id, options[i]));
+  // Every secret vote leaves the write-ahead log empty of its ballot: no file pairs it with its voter.
+  const wal = `${rt.config.dbFile}-wal`;
+  let inWal = 0;
+  crowd.forEach((id, i) => {
+    castVote(db, many.id, id, options[i]);
+    const ids = (sqlite.prepare('select id from ballots where poll_id = ?').all(many.id) as { id: string }[]).map((b) => b.id);
+    const log = fs.existsSync(wal) ? fs.readFileSync(wal) : Buffer.alloc(0);
+    inWal += ids.filter((b) => log.includes(Buffer.from(b))).length;
+  });
+  t.equal(inWal, 0, 'after each of 20 secret votes, no ballot is left in the -wal file');
   const seen = (sqlite.prepare('select choice from ballots where poll_id = ?').all(many.id) as { choice: string }[]).map((b) => JSON.parse(b.choice));
   t.same([...seen].sort(), [...options].sort(), 'every ballot is there');
   t.notSame(seen, options, 'the stored order is not the order of voting (chance of the same order: 1 in 20!)');
