@@ -90,7 +90,8 @@ export function tally(input: TallyInput): TallyResult {
 }
 
 function checkQuorum(input: TallyInput, colleges: CollegeWeight[], groups: Map<number, Weighted[]>): TallyResult['quorum'] {
-  const voted = [...groups.values()].reduce((s, g) => s + size(g), 0);
+  // Only ballots of a known college count: one of a college since removed counts for nothing, quorum included.
+  const voted = colleges.reduce((s, c) => s + size(groups.get(c.id)), 0);
   const eligible = colleges.reduce((s, c) => s + (input.eligible.get(c.id) ?? 0), 0);
   const enough = (v: number, e: number) => (input.quorumPct <= 0 ? true : e > 0 && v * 100 >= input.quorumPct * e - EPS);
   const reached = input.quorumPerCollege && input.colleges.length > 0
