@@ -196,7 +196,10 @@ export function listPolls(db: Db): Poll[] {
 
 /** The polls a member may vote in now, for themselves and for those whose proxy they hold, with what is left. */
 export function openPollsFor(db: Db, memberId: number, now = new Date().toISOString()) {
-  const open = db.select().from(polls).where(and(isNull(polls.closedAt), lte(polls.opensAt, now), sql`${polls.closesAt} > ${now}`)).orderBy(asc(polls.closesAt)).all();
+  const board = getMember(db, memberId).board;
+  const open = db.select().from(polls).where(and(isNull(polls.closedAt), lte(polls.opensAt, now), sql`${polls.closesAt} > ${now}`)).orderBy(asc(polls.closesAt)).all()
+    // A board vote is the board's: other members do not see it among theirs.
+    .filter((p) => p.electorate === 'members' || board);
   return open.map((p) => {
     const givers = p.meetingId ? db.select({ id: proxies.giverId }).from(proxies).where(and(eq(proxies.meetingId, p.meetingId), eq(proxies.holderId, memberId))).all().map((r) => r.id) : [];
     const gaveTo = p.meetingId ? db.select({ id: proxies.holderId }).from(proxies).where(and(eq(proxies.meetingId, p.meetingId), eq(proxies.giverId, memberId))).get()?.id ?? null : null;
