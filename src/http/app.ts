@@ -55,6 +55,8 @@ import { dnsRoutes } from './routes/dns.js';
 import { dnsPages } from './pages/dns.js';
 import { namesPages } from './pages/names.js';
 import type { DkimKeysOf } from '../ingress/dkim-keys.js';
+import { membershipPages } from './pages/membership.js';
+import { decisionPages } from './pages/decisions.js';
 
 export interface AppDeps {
   config: Config;
@@ -270,4 +272,6 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
   await app.register(dnsPages, { deps: dnsDeps });
   await app.register(namesPages, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });
+  await app.register(membershipPages, { deps: pageDeps });
+  await app.register(decisionPages, { deps: pageDeps });
 }

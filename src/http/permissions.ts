@@ -96,6 +96,16 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /admin/dns/check': ADMIN,
   'GET /admin/names': ADMIN,
   'POST /admin/names/:slug': ADMIN,
+  // governance pages (http/pages/membership.ts, votes.ts, decisions.ts, board.ts, members-admin.ts, dues-pages.ts):
+  // one's own membership is any signed-in person's; votes are members'; the register is public like the minutes; the
+  // board runs meetings and polls and, with the administrators, admits members; money and the treasurer's files are
+  // the administrators'; the mediators print the reminders of members without email. Never the city: no name.
+  'GET /me/membership': SIGNED_IN,
+  'POST /me/membership/apply': SIGNED_IN,
+  'POST /me/membership/resign': SIGNED_IN,
+  'GET /me/membership/export': SIGNED_IN,
+  'GET /decisions': PUBLIC,
+  'GET /decisions/:id': PUBLIC,
 };
 
 export const permissionKey = (method: string, url: string) => `${method} ${url}`;
