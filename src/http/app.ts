@@ -56,7 +56,9 @@ import { dnsPages } from './pages/dns.js';
 import { namesPages } from './pages/names.js';
 import type { DkimKeysOf } from '../ingress/dkim-keys.js';
 import { membershipPages } from './pages/membership.js';
+import { votePages } from './pages/votes.js';
 import { decisionPages } from './pages/decisions.js';
+import { boardPages } from './pages/board.js';
 
 export interface AppDeps {
   config: Config;
@@ -273,5 +275,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(dnsPages, { deps: dnsDeps });
   await app.register(namesPages, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });
   await app.register(membershipPages, { deps: pageDeps });
+  await app.register(votePages, { deps: pageDeps });
   await app.register(decisionPages, { deps: pageDeps });
+  await app.register(boardPages, { deps: pageDeps });
 }

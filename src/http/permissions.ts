@@ -104,8 +104,17 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /me/membership/apply': SIGNED_IN,
   'POST /me/membership/resign': SIGNED_IN,
   'GET /me/membership/export': SIGNED_IN,
+  'GET /votes': ['member', 'board'],
+  'POST /votes/:id': ['member', 'board'],
   'GET /decisions': PUBLIC,
   'GET /decisions/:id': PUBLIC,
+  'GET /board': ['board', 'admin'],
+  'POST /board/meetings': ['board', 'admin'],
+  'GET /board/meetings/:id': ['board', 'admin'],
+  'POST /board/meetings/:id/attendance': ['board', 'admin'],
+  'POST /board/meetings/:id/proxies': ['board', 'admin'],
+  'POST /board/meetings/:id/proxies/withdraw': ['board', 'admin'],
+  'POST /board/polls': ['board', 'admin'],
 };
 
 export const permissionKey = (method: string, url: string) => `${method} ${url}`;
