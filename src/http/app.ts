@@ -59,6 +59,8 @@ import { membershipPages } from './pages/membership.js';
 import { votePages } from './pages/votes.js';
 import { decisionPages } from './pages/decisions.js';
 import { boardPages } from './pages/board.js';
+import { memberAdminPages } from './pages/members-admin.js';
+import { duesPages } from './pages/dues-pages.js';
 
 export interface AppDeps {
   config: Config;
@@ -278,4 +280,6 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(votePages, { deps: pageDeps });
   await app.register(decisionPages, { deps: pageDeps });
   await app.register(boardPages, { deps: pageDeps });
+  await app.register(memberAdminPages, { deps: pageDeps });
+  await app.register(duesPages, { deps: pageDeps });
 }

@@ -115,6 +115,17 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /board/meetings/:id/proxies': ['board', 'admin'],
   'POST /board/meetings/:id/proxies/withdraw': ['board', 'admin'],
   'POST /board/polls': ['board', 'admin'],
+  'GET /admin/members': ['admin', 'board'],
+  'POST /admin/members': ['admin', 'board'],
+  'POST /admin/members/:id': ['admin', 'board'],
+  'POST /admin/members/:id/admit': ['admin', 'board'],
+  'POST /admin/members/:id/refuse': ['admin', 'board'],
+  'POST /admin/members/:id/exclude': ['admin', 'board'],
+  'POST /admin/members/:id/payments': ADMIN,
+  'GET /admin/dues': ADMIN,
+  'GET /admin/members.csv': ADMIN,
+  'GET /admin/payments.csv': ADMIN,
+  'GET /mediator/dues': ['mediator', 'admin'],
 };
 
 export const permissionKey = (method: string, url: string) => `${method} ${url}`;
