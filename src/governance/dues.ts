@@ -62,10 +62,10 @@ export function statusesOn(db: Db, on = today(), ids?: number[]): Map<number, Re
   const grace = getSettings(db).graceDays;
   const rows = db.select({
     m: members,
-    // Written out with aliases: inside a subquery, drizzle's unqualified column names bind to the inner table
-    // ("id" of dues_payments, not of members).
-    free: sql<number | null>`(select c.amount_cents = 0 from dues_categories c where c.id = "members"."category_id")`,
-    until: sql<string | null>`(select max(p.covers_until) from dues_payments p where p.member_id = "members"."id")`,
+    // Spelled out with their tables: drizzle writes a one-table select's columns bare ("id"), and inside the subquery
+    // a bare "id" is the inner table's, which left `until` uncorrelated (every member got the latest payment of all).
+    free: sql<number | null>`(select dc."amount_cents" = 0 from "dues_categories" dc where dc."id" = "members"."category_id")`,
+    until: sql<string | null>`(select max(dp."covers_until") from "dues_payments" dp where dp."member_id" = "members"."id")`,
   }).from(members).where(and(eq(members.status, 'admitted'), ids ? inArray(members.id, ids) : undefined)).all();
   return new Map(rows.map((r) => [r.m.id, { member: r.m, ...duesStatus({ member: r.m, free: r.free === 1, paidUntil: r.until, graceDays: grace, on }) }]));
 }

@@ -56,6 +56,12 @@ import { governanceRoutes } from './routes/governance.js';
 import { dnsPages } from './pages/dns.js';
 import { namesPages } from './pages/names.js';
 import type { DkimKeysOf } from '../ingress/dkim-keys.js';
+import { membershipPages } from './pages/membership.js';
+import { votePages } from './pages/votes.js';
+import { decisionPages } from './pages/decisions.js';
+import { boardPages } from './pages/board.js';
+import { memberAdminPages } from './pages/members-admin.js';
+import { duesPages } from './pages/dues-pages.js';
 
 export interface AppDeps {
   config: Config;
@@ -272,4 +278,10 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
   await app.register(dnsPages, { deps: dnsDeps });
   await app.register(namesPages, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });
+  await app.register(membershipPages, { deps: pageDeps });
+  await app.register(votePages, { deps: pageDeps });
+  await app.register(decisionPages, { deps: pageDeps });
+  await app.register(boardPages, { deps: pageDeps });
+  await app.register(memberAdminPages, { deps: pageDeps });
+  await app.register(duesPages, { deps: pageDeps });
 }

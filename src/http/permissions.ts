@@ -126,6 +126,36 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /admin/dns/check': ADMIN,
   'GET /admin/names': ADMIN,
   'POST /admin/names/:slug': ADMIN,
+  // governance pages (http/pages/membership.ts, votes.ts, decisions.ts, board.ts, members-admin.ts, dues-pages.ts):
+  // one's own membership is any signed-in person's; votes are members'; the register is public like the minutes; the
+  // board runs meetings and polls and, with the administrators, admits members; money and the treasurer's files are
+  // the administrators'; the mediators print the reminders of members without email. Never the city: no name.
+  'GET /me/membership': SIGNED_IN,
+  'POST /me/membership/apply': SIGNED_IN,
+  'POST /me/membership/resign': SIGNED_IN,
+  'GET /me/membership/export': SIGNED_IN,
+  'GET /votes': ['member', 'board'],
+  'POST /votes/:id': ['member', 'board'],
+  'GET /decisions': PUBLIC,
+  'GET /decisions/:id': PUBLIC,
+  'GET /board': ['board', 'admin'],
+  'POST /board/meetings': ['board', 'admin'],
+  'GET /board/meetings/:id': ['board', 'admin'],
+  'POST /board/meetings/:id/attendance': ['board', 'admin'],
+  'POST /board/meetings/:id/proxies': ['board', 'admin'],
+  'POST /board/meetings/:id/proxies/withdraw': ['board', 'admin'],
+  'POST /board/polls': ['board', 'admin'],
+  'GET /admin/members': ['admin', 'board'],
+  'POST /admin/members': ['admin', 'board'],
+  'POST /admin/members/:id': ['admin', 'board'],
+  'POST /admin/members/:id/admit': ['admin', 'board'],
+  'POST /admin/members/:id/refuse': ['admin', 'board'],
+  'POST /admin/members/:id/exclude': ['admin', 'board'],
+  'POST /admin/members/:id/payments': ADMIN,
+  'GET /admin/dues': ADMIN,
+  'GET /admin/members.csv': ADMIN,
+  'GET /admin/payments.csv': ADMIN,
+  'GET /mediator/dues': ['mediator', 'admin'],
 };
 
 export const permissionKey = (method: string, url: string) => `${method} ${url}`;

@@ -22,7 +22,7 @@ t.test('every page form refuses tossed pairs, foreign origins and other sites', 
   const forms = rt.app.routeTable.filter((r) => r.page && r.method === 'POST').map((r) => r.url.replace(/:(\w+)/g, (_m, p: string) => PARAMS[p] ?? 'x'));
   t.ok(forms.length >= 8, `${forms.length} page forms`);
   const policy = { idleMinutes: 60, maxHours: 1 };
-  const victim = await createUser(rt.db, { login: 'victim-admin', name: 'Victime', roles: ['admin', 'mediator', 'resident'] });
+  const victim = await createUser(rt.db, { login: 'victim-admin', name: 'Victime', roles: ['admin', 'mediator', 'resident', 'member', 'board'] });
   const attacker = await createUser(rt.db, { login: 'mallory', name: 'Mallory', roles: ['resident'] });
 
   /** A session (or none) and the CSRF cookie and token a page gives it. */
@@ -77,7 +77,8 @@ t.test('every page form refuses tossed pairs, foreign origins and other sites', 
   // page of the site (an <img> on a sibling instance's name carries the Lax session cookie), and goes on from
   // cattery's own page, the address bar, or a client that does not say.
   const acting = rt.app.routeTable.filter((r) => r.page && r.method === 'GET' && r.acts);
-  t.same(acting.map((r) => r.url), ['/me/accounts/:id/export'], 'the page GETs that act are declared');
+  t.same(acting.map((r) => r.url).sort(), ['/admin/members.csv', '/admin/payments.csv', '/me/accounts/:id/export', '/me/membership/export'],
+    'the page GETs that act are declared (an export of an account, of one\'s membership, the treasurer\'s files)');
   for (const route of acting) {
     const url = route.url.replace(/:(\w+)/g, (_m, p: string) => PARAMS[p] ?? '1');
     const session = createSession(rt.db, policy, victim.id, 'password');

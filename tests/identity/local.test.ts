@@ -277,7 +277,7 @@ t.test('a mediator\'s session, opened on a public computer, ends after its own s
 
 t.test('a first password opens only the page to choose one\'s own, on every page route', async (t) => {
   const rt = await runtime(t, { loginPerMinute: 1_000_000 });
-  const made = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'first-only', name: 'Première', roles: ['admin', 'mediator', 'city', 'resident'] } })).json();
+  const made = (await rt.app.inject({ method: 'POST', url: '/api/users', headers: OPERATOR, payload: { login: 'first-only', name: 'Première', roles: ['admin', 'mediator', 'city', 'resident', 'member', 'board'] } })).json();
   const b = pageBrowser(rt.app);
   t.equal((await b.post('/login', { login: 'first-only', password: made.firstPassword }, { csrfFrom: '/login' })).headers.location, '/me#password');
   const open = new Set(['GET /me', 'POST /me/password', 'POST /logout']);

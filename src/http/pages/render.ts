@@ -37,7 +37,8 @@ export function makePage(formTargets: string[]) {
     if ((req.query as { lang?: string } | undefined)?.lang === lang) this.setCookie(this.server.cookieNames.lang, lang, { ...cookieOptions(this.server.cookieNames.secure), maxAge: 365 * 86400 });
     const ctx: PageContext = {
       lang, t: translator(lang), csrf: this.generateCsrf({ userInfo: csrfBinding(req) }), path: req.url.split('?')[0] ?? '/',
-      user: req.user ? { name: req.user.name, login: req.user.login, roles: req.user.roles } : null,
+      // The session's roles, membership's included (auth.ts): a member's menu shows the votes.
+      user: req.user ? { name: req.user.name, login: req.user.login, roles: req.principal?.roles ?? req.user.roles } : null,
       otherLang: lang === 'fr' ? 'en' : 'fr',
     };
     pageHeaders(this, formTargets);
