@@ -218,13 +218,15 @@ export function castVote(db: Db, pollId: number, voterId: number, choice: unknow
     if (state === 'scheduled') throw fail('CATTERY_ERR_VOTE', `the vote opens at ${p.opensAt}`);
     if (state !== 'open') throw fail('CATTERY_ERR_VOTE', 'the vote is closed');
     if (!validChoice(p.kind, p.options, choice)) throw fail('CATTERY_ERR_VALIDATION', 'choice: not a valid ballot for this poll');
-    const member = mayVote(db, target, p.electorate);
+    // The proxy first: someone who does not hold it learns nothing about the other member (their dues, their seat).
     if (target !== voterId) {
       if (!p.meetingId) throw fail('CATTERY_ERR_VOTE', 'proxies are for a meeting\'s votes');
       const proxy = db.select().from(proxies).where(and(eq(proxies.meetingId, p.meetingId), eq(proxies.giverId, target))).get();
       if (proxy?.holderId !== voterId) throw fail('CATTERY_ERR_VOTE', 'you do not hold this member\'s proxy');
       mayVote(db, voterId, p.electorate);
-    } else if (p.meetingId) {
+    }
+    const member = mayVote(db, target, p.electorate);
+    if (target === voterId && p.meetingId) {
       const gave = db.select().from(proxies).where(and(eq(proxies.meetingId, p.meetingId), eq(proxies.giverId, voterId))).get();
       if (gave) throw fail('CATTERY_ERR_VOTE', 'you gave your proxy for this meeting: withdraw it to vote yourself');
     }

@@ -12,6 +12,7 @@ import { allocateSubnet } from '../../src/orchestrator/subnets.js';
 import { networkName } from '../../src/orchestrator/docker/container-spec.js';
 import { assignAccount, getAccount } from '../../src/accounts/accounts.js';
 import { createUser } from '../../src/identity/users.js';
+import { createSession } from '../../src/identity/sessions.js';
 import { addDays, today } from '../../src/governance/dues.js';
 import { pendingSuspension } from '../../src/governance/dues-gate.js';
 import { createMailer, queueReminders, sendReminders } from '../../src/governance/reminders.js';
@@ -65,6 +66,9 @@ t.test('lapsed dues suspend a members-only mailbox past the grace; a payment res
   await waitFor('the first message', async () => (await imapLogin('camille', 'camille-secret-1')).includes('Avant'), 30_000, 500);
   const notice = pendingSuspension({ db }, member.id);
   t.same(notice, { on: addDays(today(), 19), services: ['mail'] }, 'during the grace, "my services" can say which services stop, and when');
+  const cookie = `cattery_session=${createSession(db, { idleMinutes: 60, maxHours: 1 }, camille.id, 'password')}`;
+  const mine = await app.inject({ url: '/me', headers: { cookie, 'accept-language': 'fr' } });
+  t.match(mine.body, /si la cotisation n’est pas payée d’ici le .*ces services seront suspendus : Courriel/s, 'and "my services" says it, in French');
   await new Promise((r) => setTimeout(r, 2 * config.reconcileIntervalSeconds * 1000 + 1000));
   t.equal(getAccount(db, 'courriel', 'camille').state, 'active', 'in grace, nothing is suspended');
 

@@ -49,9 +49,9 @@ t.test('every route × every role', async (t) => {
       const expected = allowedRoles.includes('public') || allowedRoles.includes(caller.role as never);
       cells++;
       if (expected === DENIED.has(code)) t.fail(`${route.method} ${route.url} as ${caller.role}: expected ${expected ? 'allow' : 'deny'}, got ${r.statusCode} ${code}`);
-      // The city sees aggregates only: no route about other people or their accounts (/me is the caller's own), nor
+      // The city sees aggregates only: no route about other people or their accounts (/me and /api/me are the caller's own), nor
       // the association's members, their dues, their votes or the board's work (/board, not /dashboard).
-      if (caller.role === 'city' && !route.url.startsWith('/me') && /accounts|users|signups|mediator|admin|members|dues|votes|\/board\b/.test(route.url)) {
+      if (caller.role === 'city' && !/^\/(api\/)?me\b/.test(route.url) && /accounts|users|signups|mediator|admin|members|dues|votes|\/board\b/.test(route.url)) {
         if (!DENIED.has(code)) t.fail(`the city reached ${route.method} ${route.url}`);
       }
     }

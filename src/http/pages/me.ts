@@ -14,6 +14,9 @@ import { checkNewPassword, findUser } from '../../identity/users.js';
 import { accountFigure } from '../../metering/report.js';
 import { sendExport } from '../send-export.js';
 import type { PageDeps } from './deps.js';
+import { memberOfUser } from '../../governance/members.js';
+import { pendingSuspension } from '../../governance/dues-gate.js';
+import { day } from './gov-view.js';
 import { langOf } from './render.js';
 
 type Person = NonNullable<FastifyRequest['user']>;
@@ -88,7 +91,12 @@ function render(deps: PageDeps, req: FastifyRequest, reply: FastifyReply, extra:
       ? { profile: `/me/accounts/${account.id}/mail.mobileconfig`, autoconfig: deps.config.domains.includes(instance.config.env.MAIL_DOMAIN ?? '') }
       : null,
   }));
+  // Dues-gated services: the notice comes here too, on "my services", before the suspension (governance/dues-gate.ts).
+  const member = memberOfUser(deps.db, user.id);
+  const coming = member ? pendingSuspension(deps.accounts, member.id) : null;
+  const suspension = coming && { on: day(coming.on, lang), services: coming.services.map((id) => deps.catalog.services.get(id)?.manifest.name[lang] ?? id) };
   return reply.page('me', {
+    suspension,
     name: user.name, login: user.login, pending: user.status === 'pending', first: user.mustChangePassword,
     // The provider vouches for a linked person: no current local password is asked, a fresh sign-in there is.
     hasPassword: !!user.passwordHash && !linked, accounts, done: null, failed: [], errors: [],
