@@ -12,7 +12,13 @@ import { duesCategories, duesPayments, members, PAYMENT_METHODS, type DuesPaymen
 export type DuesStatus = 'current' | 'grace' | 'lapsed';
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
-export const today = (at = new Date()) => at.toISOString().slice(0, 10);
+/** The calendar day on the server's clock, in its own time zone (TZ; a French association's server runs on Paris
+ * time): a payment at 00:30 in Paris on 1 January is on the new year's day, not on 31 December as UTC would say. */
+export const today = (at = new Date()) => {
+  const p = new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(at);
+  const get = (t: string) => p.find((x) => x.type === t)!.value;
+  return `${get('year')}-${get('month')}-${get('day')}`;
+};
 export function addDays(day: string, n: number): string {
   const d = new Date(`${day}T00:00:00Z`);
   d.setUTCDate(d.getUTCDate() + n);
@@ -20,13 +26,18 @@ export function addDays(day: string, n: number): string {
 }
 const isDay = (s: string) => DAY.test(s) && !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s);
 
-/** The period a payment covers: the calendar year (the next one when this one is already paid), or N days from
- * the payment (from the end of the period already paid, when that is later). */
+/** From this day of the year (1 October), a yearly payment also covers the next year: dues paid on 31 December buy
+ * a year, not a day (the usual rule of associations' statutes: "toute adhésion prise après le 1er octobre vaut pour
+ * l'année suivante"). */
+export const LATE_IN_YEAR = '10-01';
+
+/** The period a payment covers: the calendar year (the next one when this one is already paid; this one and the next
+ * from 1 October), or N days from the payment (from the end of the period already paid, when that is later). */
 export function coverage(category: { period: 'year' | 'days'; periodDays: number | null }, paidOn: string, paidUntil: string | null): { from: string; until: string } {
   const start = paidUntil && paidUntil >= paidOn ? addDays(paidUntil, 1) : paidOn;
   if (category.period === 'year') {
-    const year = start.slice(0, 4);
-    return { from: start, until: `${year}-12-31` };
+    const year = Number(start.slice(0, 4));
+    return { from: start, until: `${start.slice(5) >= LATE_IN_YEAR ? year + 1 : year}-12-31` };
   }
   return { from: start, until: addDays(start, (category.periodDays ?? 365) - 1) };
 }

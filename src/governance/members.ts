@@ -4,6 +4,7 @@ import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
 import { users } from '../db/schema.js';
 import { fail } from '../errors.js';
+import { statusesOn, today } from './dues.js';
 import { memberHistory, record } from './journal.js';
 import { listColleges } from './settings.js';
 import { colleges, duesCategories, members, pollVoters, polls, type Member, type MemberStatus } from './schema.js';
@@ -142,11 +143,13 @@ export function updateMember(db: Db, id: number, patch: MemberPatch, actor: stri
   });
 }
 
-/** The roles a person's membership gives: member while admitted, board while they sit on it. */
+/** The roles a person's membership gives: member while admitted, board while they sit on it with their dues not
+ * lapsed (a board member past the grace may not admit members or run meetings until they pay). */
 export function membershipRoles(db: Db, userId: number): ('member' | 'board')[] {
-  const m = db.select({ status: members.status, board: members.board }).from(members).where(eq(members.userId, userId)).get();
+  const m = db.select({ id: members.id, status: members.status, board: members.board }).from(members).where(eq(members.userId, userId)).get();
   if (m?.status !== 'admitted') return [];
-  return m.board ? ['member', 'board'] : ['member'];
+  if (!m.board) return ['member'];
+  return statusesOn(db, today(), [m.id]).get(m.id)?.status === 'lapsed' ? ['member'] : ['member', 'board'];
 }
 
 /** Admitted members per college: what the city sees (no names). Colleges without members are listed with 0. */

@@ -84,7 +84,6 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /api/members/:id/exclude': ['admin', 'board'],
   'GET /api/members/:id/payments': ADMIN,
   'POST /api/members/:id/payments': ADMIN,
-  'GET /api/me/membership': SIGNED_IN,
   'GET /api/meetings': ['admin', 'board', 'member'],
   'POST /api/meetings': ['admin', 'board'],
   'GET /api/meetings/:id': ['admin', 'board'],

@@ -11,6 +11,7 @@ import { castVote, closeDuePolls, giveProxy } from '../../src/governance/polls.j
 import { collegeProblems } from '../../src/governance/rules.js';
 import { polls } from '../../src/governance/schema.js';
 import { serviceSettingsMap } from '../../src/governance/settings.js';
+import { today } from '../../src/governance/dues.js';
 
 const COLLEGES = [
   { slug: 'habitants', nameFr: 'Habitantes et habitants', nameEn: 'Residents', weightPct: 40 },
@@ -72,16 +73,17 @@ t.test('governance: statutes, members, dues, meetings, secret polls, decisions t
 
   // Dues: a just-admitted member is in grace; a payment makes them current until the end of the year.
   t.equal((await inject('GET', `/api/members/${people[0]!.id}`)).json().member.dues.status, 'grace');
-  const year = new Date().toISOString().slice(0, 4);
+  // A yearly payment covers this calendar year, and the next one too from 1 October (dues.ts LATE_IN_YEAR).
+  const covered = Number(today().slice(0, 4)) + (today().slice(5) >= '10-01' ? 1 : 0);
   for (const p of people) {
     const paid = await inject('POST', `/api/members/${p.id}/payments`, { amountCents: 1500, method: 'cheque', reference: `CHQ-${p.id}` });
     t.equal(paid.statusCode, 201, paid.body);
-    t.equal(paid.json().payment.coversUntil, `${year}-12-31`);
+    t.equal(paid.json().payment.coversUntil, `${covered}-12-31`);
     t.equal(paid.json().member.dues.status, 'current');
   }
   t.equal((await inject('POST', `/api/members/${people[0]!.id}/payments`, { amountCents: 1500, method: 'transfer' })).statusCode, 400, 'a transfer needs its reference');
   const ahead = await inject('POST', `/api/members/${people[0]!.id}/payments`, { amountCents: 1500, method: 'cash' });
-  t.equal(ahead.json().payment.coversUntil, `${Number(year) + 1}-12-31`, 'paying again covers the next year');
+  t.equal(ahead.json().payment.coversUntil, `${covered + 1}-12-31`, 'paying again covers the next year');
 
   // The city sees counts per college, never a name.
   const counts = await inject('GET', '/api/governance/counts');

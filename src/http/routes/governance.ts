@@ -6,14 +6,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AccountDeps } from '../../accounts/accounts.js';
 import { duesGatePass } from '../../governance/dues-gate.js';
 import { paymentsOf, recordPayment, statusesOn, today } from '../../governance/dues.js';
-import { admit, applyForMembership, countsByCollege, exclude, getMember, listMembers, memberOfUser, memberRecord, refuse, resign, updateMember } from '../../governance/members.js';
+import { admit, applyForMembership, countsByCollege, exclude, getMember, listMembers, memberRecord, refuse, resign, updateMember } from '../../governance/members.js';
 import { createMeeting, createPoll, decisions, getPoll, listMeetings, listPolls, meetingState, markPresent, giveProxy, pollState, runAction, turnout } from '../../governance/polls.js';
 import { LEGAL_FORMS, MEMBER_STATUS, PAYMENT_METHODS, POLL_KINDS, type Member, type Poll } from '../../governance/schema.js';
 import {
   SLUG, getSettings, listCategories, listColleges, replaceColleges, serviceSettingsMap, setServiceSettings, updateSettings, upsertCategory,
 } from '../../governance/settings.js';
 import { Action } from '../../governance/actions.js';
-import { fail } from '../../errors.js';
 import { ErrorReply } from '../error-handler.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -198,16 +197,6 @@ export const governanceRoutes: FastifyPluginAsyncTypebox<{ deps: GovernanceRoute
     const gate = await duesGatePass(deps.accounts, today(), req.params.id);
     reply.code(201);
     return { payment, member: memberView(getMember(db, req.params.id)), resumed: gate.resumed };
-  });
-
-  app.get('/api/me/membership', {
-    schema: { tags: ['governance'], summary: 'My own membership record: status, dues, journal, the polls I voted in', response: { 200: Type.Object({ member: MemberView, history: Type.Array(Any), payments: Type.Array(PaymentView), voted: Type.Array(Any) }), 404: ErrorReply } },
-  }, async (req) => {
-    // A token has no person behind it: only a signed-in person has a membership of their own.
-    const m = req.principal?.userId !== undefined ? memberOfUser(db, req.principal.userId) : undefined;
-    if (!m) throw fail('CATTERY_ERR_NOT_FOUND', 'no membership for this caller');
-    const r = memberRecord(db, m.id);
-    return { member: memberView(r.member), history: r.history, payments: paymentsOf(db, m.id), voted: r.voted };
   });
 
   // ── meetings and polls ──
