@@ -12,6 +12,7 @@ import csrf from '@fastify/csrf-protection';
 import rateLimit from '@fastify/rate-limit';
 import view from '@fastify/view';
 import { Eta } from 'eta';
+import AjvCompiler from '@fastify/ajv-compiler';
 import type { preValidationHookHandler } from 'fastify';
 import type { AccountDeps } from '../accounts/accounts.js';
 import type { Catalog } from '../catalog/load.js';
@@ -124,6 +125,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     trustProxy,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, verbose: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // A JSON body is typed as sent: Ajv's type coercion, which querystrings, params and form bodies need ('5' → 5), would
+  // turn `"secret": null` into false (an open ballot) or an out-of-range `0` of a nullable number into null (a
+  // college's weight 0 into "equal weights"). So API bodies are checked without coercion, everything else with it.
+  const compilers = AjvCompiler();
+  const ajvOptions = { removeAdditional: false, allErrors: false, verbose: true } as const;
+  const coercing = compilers({}, { customOptions: { ...ajvOptions, coerceTypes: 'array' } });
+  const exact = compilers({}, { customOptions: { ...ajvOptions, coerceTypes: false } });
+  app.setValidatorCompiler((route) => (route.httpPart === 'body' && route.url.startsWith('/api/') ? exact : coercing)(route));
 
   // A TCP peer that reset before Node read its address has none; whatever it queued would be read without one. Such
   // a connection is closed at once: no request is ever handled with an unknown peer.

@@ -47,6 +47,12 @@ t.test('governance: statutes, members, dues, meetings, secret polls, decisions t
     }
   }), { numRuns: 60, examples: [[[50, 30, 20]], [[60, 20, 20]], [[40, 40, 10, 10]], [[34, 33, 33]], [[9, 41, 50]]] });
   t.pass(`SCIC configurations: ${acceptedRight} accepted, ${refusedRight} refused, each as rules.ts says, nothing changed by a refusal`);
+  // JSON is typed as sent: no coercion turns a bad value into an allowed one (0 into "equal weights", null into false).
+  for (const bad of [0, -5, '40', null, true]) {
+    const r = await inject('PUT', '/api/governance/colleges', COLLEGES.map((c, i) => (i === 0 ? { ...c, weightPct: bad } : c)));
+    if (bad === null) t.equal(r.statusCode, 422, 'a null weight among set ones is the statutes\' refusal (mixed weights)');
+    else t.equal(r.statusCode, 400, `a weight of ${JSON.stringify(bad)} is refused as such`);
+  }
   const wrong = await inject('PUT', '/api/governance/colleges', [{ slug: 'a', nameFr: 'A', nameEn: 'A', weightPct: 60 }, { slug: 'b', nameFr: 'B', nameEn: 'B', weightPct: 20 }, { slug: 'c', nameFr: 'C', nameEn: 'C', weightPct: 20 }]);
   t.match(wrong.json().message, /at most 50 % \(loi 1947, art\. 19 octies\)/, 'the refusal cites the article');
 
@@ -111,6 +117,9 @@ t.test('governance: statutes, members, dues, meetings, secret polls, decisions t
   });
   t.equal(proposal.statusCode, 201, proposal.body);
   const pollId = proposal.json().id as number;
+  for (const secret of [null, 'true', 0]) {
+    t.equal((await inject('POST', '/api/polls', { kind: 'proposal', title: 'x', secret, opensAt, closesAt })).statusCode, 400, `secret: ${JSON.stringify(secret)} is refused, not read as an open ballot`);
+  }
   t.equal((await inject('POST', '/api/polls', { kind: 'single', title: 'x', secret: false, opensAt, closesAt, options: ['a', 'b'], action: { type: 'dues.graceDays', days: 3 } })).statusCode, 400, 'only a proposal carries an action');
   t.equal((await inject('POST', '/api/polls', { kind: 'proposal', title: 'x', secret: false, opensAt, closesAt, action: { type: 'service.signup', service: 'nope', open: true } })).statusCode, 400, 'an action on an unknown service is refused when proposed');
 
