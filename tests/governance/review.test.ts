@@ -19,7 +19,9 @@ import { duesGatePass } from '../../src/governance/dues-gate.js';
 import { addDays, recordPayment, today } from '../../src/governance/dues.js';
 import { admit, applyForMembership, resign } from '../../src/governance/members.js';
 import { updateSettings, upsertCategory } from '../../src/governance/settings.js';
-import { duesHolds } from '../../src/governance/schema.js';
+import { duesHolds, governanceJournal, polls } from '../../src/governance/schema.js';
+import { castVote, closeDuePolls, createMeeting, createPoll, giveProxy, withdrawProxy } from '../../src/governance/polls.js';
+import { serviceSettingsMap, setServiceSettings } from '../../src/governance/settings.js';
 
 /** A runtime with no timers (no reconciler, no upkeep): nothing but the test moves. */
 async function bare(t: Test): Promise<Runtime> {
@@ -71,7 +73,6 @@ async function lapsedMember(rt: Runtime, login: string) {
   admit(db, m.id, 'test');
   recordPayment(db, m.id, { amountCents: 300, method: 'cash', paidOn: addDays(today(), -40) }, 'test');
   const acc = padsAccount(rt, u.id, login);
-  const { setServiceSettings } = await import('../../src/governance/settings.js');
   setServiceSettings(db, rt.catalog, 'pads', { membersOnly: true }, 'test');
   return { user: u, member: m, account: acc };
 }
@@ -144,4 +145,149 @@ t.test('dues gate: a former member held for lapsed dues who joins again and pays
   t.equal(stateOf(rt, account.id).state, 'active', 'a paid-up member\'s account is active');
 });
 
-void and; void getAccount;
+/** Members always current (a free category), admitted, in an association without colleges. */
+async function freeMembers(rt: Runtime, n: number, prefix = 'm') {
+  upsertCategory(rt.db, { slug: 'libre', nameFr: 'Libre', nameEn: 'Free', amountCents: 0, period: 'year' }, 'test');
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const m = applyForMembership(rt.db, { kind: 'person', name: `Membre ${prefix}${i}`, category: 'libre' }, 'test');
+    admit(rt.db, m.id, 'test');
+    out.push(m.id);
+  }
+  return out;
+}
+const iso = (ms: number) => new Date(ms).toISOString();
+const journalKinds = (rt: Runtime, pollId: number, kind: string) =>
+  rt.db.select().from(governanceJournal).where(and(eq(governanceJournal.pollId, pollId), eq(governanceJournal.kind, kind))).all().length;
+
+t.test('decisions that act: a passed decision whose action was never tried (a stop between the count and the action) acts at the next pass', async (t) => {
+  const rt = await bare(t);
+  const deps = { db: rt.db, catalog: rt.catalog };
+  const [a, b] = await freeMembers(rt, 2);
+  setServiceSettings(rt.db, rt.catalog, 'pads', { openForSignup: false }, 'test');
+  const p = createPoll(deps, { kind: 'proposal', title: 'Ouvrir les pads', secret: true, opensAt: iso(Date.now() - 60_000), closesAt: iso(Date.now() + 60_000), action: { type: 'service.signup', service: 'pads', open: true } }, 'test');
+  castVote(rt.db, p.id, a!, 'agree');
+  castVote(rt.db, p.id, b!, 'agree');
+  // What the count's transaction leaves when the process stops right after it: closed, passed, action not tried.
+  rt.db.update(polls).set({ closedAt: iso(Date.now()), outcome: 'passed', result: {} }).where(eq(polls.id, p.id)).run();
+  closeDuePolls(deps, iso(Date.now() + 120_000));
+  const after = rt.db.select().from(polls).where(eq(polls.id, p.id)).get()!;
+  t.equal(after.actionStatus, 'applied', 'the action is applied once the timer runs again');
+  t.equal(serviceSettingsMap(rt.db).get('pads')?.openForSignup, true);
+});
+
+t.test('decisions that act: the later decision on a setting stands (retries of an older one, two decisions due at once)', async (t) => {
+  const rt = await bare(t);
+  const deps = { db: rt.db, catalog: rt.catalog };
+  const voters = await freeMembers(rt, 2);
+  const now = Date.now();
+  const propose = (title: string, action: object, closesAt: number) => createPoll(deps, { kind: 'proposal', title, secret: false, opensAt: iso(now - 60_000), closesAt: iso(closesAt), action }, 'test');
+  const pass = (id: number) => { for (const v of voters) castVote(rt.db, id, v, 'agree', { now: iso(now) }); };
+  // "Open pads" passes first, but its action fails (its service left the catalog meanwhile, as in api.test.ts).
+  const older = propose('Ouvrir les pads', { type: 'service.signup', service: 'pads', open: true }, now + 1_000);
+  pass(older.id);
+  rt.db.update(polls).set({ action: { type: 'service.signup', service: 'gone', open: true } }).where(eq(polls.id, older.id)).run();
+  closeDuePolls(deps, iso(now + 1_500));
+  t.equal(rt.db.select().from(polls).where(eq(polls.id, older.id)).get()!.actionStatus, 'failed');
+  rt.db.update(polls).set({ action: { type: 'service.signup', service: 'pads', open: true } }).where(eq(polls.id, older.id)).run();
+  // Then "close pads" passes and is applied.
+  const newer = propose('Fermer les pads', { type: 'service.signup', service: 'pads', open: false }, now + 2_000);
+  pass(newer.id);
+  closeDuePolls(deps, iso(now + 2_500));
+  t.equal(serviceSettingsMap(rt.db).get('pads')?.openForSignup, false);
+  // An admin retries the old one: it must not reopen pads against the later decision.
+  const retried = await rt.app.inject({ method: 'POST', url: `/api/polls/${older.id}/apply` });
+  t.equal(retried.json().actionStatus, 'failed', 'the retry does not act');
+  t.match(retried.json().actionError, new RegExp(`decision ${newer.id}`), 'and says which decision stands');
+  t.equal(serviceSettingsMap(rt.db).get('pads')?.openForSignup, false, 'pads stays closed, as decided last');
+
+  // Two decisions due in the same pass (cattery was stopped): the one decided last is applied last, whatever their ids.
+  const last = propose('Pads pour tous', { type: 'service.membersOnly', service: 'pads', membersOnly: false }, now + 4_000);
+  const first = propose('Pads pour les membres', { type: 'service.membersOnly', service: 'pads', membersOnly: true }, now + 3_000);
+  pass(last.id); pass(first.id);
+  closeDuePolls(deps, iso(now + 5_000));
+  t.equal(serviceSettingsMap(rt.db).get('pads')?.membersOnly, false, 'the decision that closed last is the one in force');
+  t.equal(rt.db.select().from(polls).where(eq(polls.id, first.id)).get()!.actionStatus, 'applied', 'the earlier one was applied, in its turn');
+});
+
+t.test('decisions that act: a server\'s power decision sets the curve and budget, keeps the server\'s meter, and cannot set a meter URL', async (t) => {
+  const rt = await bare(t);
+  const deps = { db: rt.db, catalog: rt.catalog };
+  const voters = await freeMembers(rt, 1);
+  const energy = { idleWatts: 40, maxWatts: 120, embodiedKgCo2e: 300, serviceLifeYears: 6 };
+  t.equal((await rt.app.inject({ method: 'PUT', url: '/api/servers/local/energy', payload: { ...energy, meter: { kind: 'rapl' } } })).statusCode, 200);
+  const now = Date.now();
+  const meterUrl = await rt.app.inject({ method: 'POST', url: '/api/polls', payload: {
+    kind: 'proposal', title: 'Compteur', secret: false, opensAt: iso(now - 1000), closesAt: iso(now + 1000),
+    action: { type: 'server.energy', server: 'local', energy: { ...energy, meter: { kind: 'http-json', url: 'http://169.254.169.254/latest', field: 'w' } } },
+  } });
+  t.equal(meterUrl.statusCode, 400, 'a decision does not point cattery at a URL (an admin\'s setting)');
+  const p = createPoll(deps, { kind: 'proposal', title: 'Budget', secret: false, opensAt: iso(now - 1000), closesAt: iso(now + 1000),
+    action: { type: 'server.energy', server: 'local', energy: { ...energy, monthlyBudgetKwh: 50 } } }, 'test');
+  castVote(rt.db, p.id, voters[0]!, 'agree', { now: iso(now) });
+  closeDuePolls(deps, iso(now + 2000));
+  const server = rt.db.select().from(servers).where(eq(servers.name, 'local')).get()!;
+  t.equal(server.energy?.monthlyBudgetKwh, 50, 'the budget decided is set');
+  t.same(server.energy?.meter, { kind: 'rapl' }, 'the server\'s meter is still there');
+});
+
+t.test('decisions that act: two closes at once count and act once; rejected, blocked and failed-quorum decisions apply nothing', async (t) => {
+  const rt = await bare(t);
+  const deps = { db: rt.db, catalog: rt.catalog };
+  const v = await freeMembers(rt, 4);
+  const now = Date.now();
+  const mk = (title: string, quorumPct = 0) => createPoll(deps, { kind: 'proposal', title, secret: true, quorumPct, opensAt: iso(now - 1000), closesAt: iso(now + 1000), action: { type: 'dues.graceDays', days: 0 } }, 'test');
+  const passed = mk('Passe');
+  for (const m of v) castVote(rt.db, passed.id, m, 'agree', { now: iso(now) });
+  const rejected = mk('Rejetée');
+  ['agree', 'disagree', 'disagree', 'abstain'].forEach((c, i) => castVote(rt.db, rejected.id, v[i]!, c, { now: iso(now) }));
+  const blocked = mk('Bloquée');
+  ['agree', 'agree', 'agree', 'block'].forEach((c, i) => castVote(rt.db, blocked.id, v[i]!, c, { now: iso(now) }));
+  const quiet = mk('Sans quorum', 75);
+  ['agree', 'agree'].forEach((c, i) => castVote(rt.db, quiet.id, v[i]!, c, { now: iso(now) }));
+  const at = iso(now + 2000);
+  const [one, two] = await Promise.all([Promise.resolve().then(() => closeDuePolls(deps, at)), Promise.resolve().then(() => closeDuePolls(deps, at))]);
+  t.equal(one!.length + two!.length, 4, 'each poll closed by one of the two');
+  t.equal(journalKinds(rt, passed.id, 'poll.close'), 1, 'counted once');
+  t.equal(journalKinds(rt, passed.id, 'decision.applied'), 1, 'acted once');
+  const get = (id: number) => rt.db.select().from(polls).where(eq(polls.id, id)).get()!;
+  t.same([rejected, blocked, quiet].map((p) => [get(p.id).outcome, get(p.id).actionStatus]), [['rejected', 'none'], ['rejected', 'none'], ['no_quorum', 'none']]);
+  t.equal(rt.db.select().from(governanceJournal).where(eq(governanceJournal.kind, 'settings.update')).all().length, 1, 'only the passed decision changed the settings');
+});
+
+t.test('hostile admin input to a poll: impossible dates, __proto__, extra keys, absurd numbers, control characters', async (t) => {
+  const rt = await bare(t);
+  const now = Date.now();
+  const base = { kind: 'single', title: 'Choix', secret: true, opensAt: iso(now), closesAt: iso(now + 86_400_000), options: ['a', 'b'] };
+  const post = (payload: unknown) => rt.app.inject({ method: 'POST', url: '/api/polls', payload: payload as object });
+  const refused: [string, unknown][] = [
+    ['29 February of a common year', { ...base, closesAt: '2027-02-29T18:00:00Z' }],
+    ['30 February', { ...base, opensAt: '2026-02-30T10:00:00Z' }],
+    ['an option named __proto__', { ...base, kind: 'judgment', options: ['__proto__', 'b'] }],
+    ['an action with a key of its own', { ...base, kind: 'proposal', options: undefined, action: { type: 'dues.graceDays', days: 3, also: 1 } }],
+    ['an action of no known type', { ...base, kind: 'proposal', options: undefined, action: { type: 'users.admin', login: 'x' } }],
+    ['a negative quorum', { ...base, quorumPct: -1 }],
+    ['a quorum over 100', { ...base, quorumPct: 101 }],
+    ['a fractional quorum', { ...base, quorumPct: 33.3 }],
+    ['a bell in the title', { ...base, title: 'Vote\u0007' }],
+    ['a title of 201 characters', { ...base, title: 'x'.repeat(201) }],
+    ['the same option twice (after trimming)', { ...base, options: [' a', 'a'] }],
+    ['21 options', { ...base, options: Array.from({ length: 21 }, (_, i) => `o${i}`) }],
+    ['a close before the opening', { ...base, closesAt: iso(now - 1) }],
+    ['a date without a time', { ...base, closesAt: '2027-01-01' }],
+    ['a body key the API does not know', { ...base, createdBy: 'user:someone' }],
+  ];
+  for (const [what, payload] of refused) t.equal((await post(payload)).statusCode, 400, what);
+  const proto = await rt.app.inject({ method: 'POST', url: '/api/polls', headers: { 'content-type': 'application/json' }, payload: `{"kind":"proposal","title":"x","secret":true,"opensAt":"${base.opensAt}","closesAt":"${base.closesAt}","action":{"type":"dues.graceDays","days":3,"__proto__":{"days":0}}}` });
+  t.equal(proto.statusCode, 400, '__proto__ in the JSON body is refused before any handler');
+  const leap = await post({ ...base, closesAt: '2028-02-29T18:00:00Z' });
+  t.equal(leap.statusCode, 201, '29 February of a leap year is a day');
+  t.equal(leap.json().closesAt, '2028-02-29T18:00:00.000Z');
+  const named = await post({ ...base, options: ['constructor', 'toString', 'hasOwnProperty'] });
+  t.equal(named.statusCode, 201, 'options named like an object\'s own properties are plain choices');
+  const members = await freeMembers(rt, 3);
+  ['constructor', 'toString', 'toString'].forEach((c, i) => castVote(rt.db, named.json().id, members[i]!, c));
+  closeDuePolls({ db: rt.db, catalog: rt.catalog }, iso(now + 86_400_001));
+  const r = (await rt.app.inject(`/api/polls/${named.json().id}`)).json();
+  t.same([r.outcome, r.result.winner, r.result.colleges[0].counts], ['decided', 'toString', { constructor: 1, toString: 2, hasOwnProperty: 0 }], 'and are counted as such');
+});
