@@ -17,7 +17,12 @@ import type { Engine } from '../../src/orchestrator/docker/engine.js';
 import { createUser } from '../../src/identity/users.js';
 import { duesGatePass } from '../../src/governance/dues-gate.js';
 import { addDays, recordPayment, today } from '../../src/governance/dues.js';
-import { admit, applyForMembership, resign } from '../../src/governance/members.js';
+import { admit, applyForMembership, exclude, membershipRoles, resign, updateMember } from '../../src/governance/members.js';
+import { coverage } from '../../src/governance/dues.js';
+import { createSession } from '../../src/identity/sessions.js';
+import { createPrincipalResolver } from '../../src/http/auth.js';
+import { sessionPolicy } from '../../src/http/pages/deps.js';
+import type { FastifyRequest } from 'fastify';
 import { updateSettings, upsertCategory } from '../../src/governance/settings.js';
 import { duesHolds, governanceJournal, polls } from '../../src/governance/schema.js';
 import { castVote, closeDuePolls, createMeeting, createPoll, giveProxy, withdrawProxy } from '../../src/governance/polls.js';
@@ -290,4 +295,119 @@ t.test('hostile admin input to a poll: impossible dates, __proto__, extra keys, 
   closeDuePolls({ db: rt.db, catalog: rt.catalog }, iso(now + 86_400_001));
   const r = (await rt.app.inject(`/api/polls/${named.json().id}`)).json();
   t.same([r.outcome, r.result.winner, r.result.colleges[0].counts], ['decided', 'toString', { constructor: 1, toString: 2, hasOwnProperty: 0 }], 'and are counted as such');
+});
+
+t.test('a hostile member: twice, early, late, for another without their proxy, chained or extra proxies, while lapsed', async (t) => {
+  const rt = await bare(t);
+  const { db } = rt;
+  const [m0, m1, m2, m3, m4, m5] = await freeMembers(rt, 6);
+  updateMember(db, m0!, { board: true }, 'test');
+  const lapsed = (await lapsedMember(rt, 'lucie')).member.id;
+  const applicant = applyForMembership(db, { kind: 'person', name: 'Candidate', category: 'libre' }, 'test').id;
+  const gone = (await freeMembers(rt, 1, 'r'))[0]!;
+  resign(db, gone, 'test');
+  const meeting = createMeeting(db, { kind: 'general', title: 'AG', startsAt: iso(Date.now()) }, 'test');
+  giveProxy(db, meeting.id, m1!, m0!, 'test');
+  t.throws(() => giveProxy(db, meeting.id, m2!, m0!, 'test'), /at most 1 proxy/, 'no more proxies than the statutes allow');
+  t.throws(() => giveProxy(db, meeting.id, m0!, m3!, 'test'), /carries proxies of others/, 'a holder does not pass the proxies on');
+  t.throws(() => giveProxy(db, meeting.id, m3!, m1!, 'test'), /has given their own/, 'nor does one who gave theirs collect others');
+  t.throws(() => giveProxy(db, meeting.id, lapsed, m3!, 'test'), /dues/, 'a lapsed member has no vote to give');
+  t.throws(() => giveProxy(db, meeting.id, m3!, lapsed, 'test'), /dues/, 'nor to carry');
+  t.throws(() => giveProxy(db, meeting.id, applicant, m3!, 'test'), /admitted/, 'an applicant has none');
+
+  const T0 = Date.now() + 10_000; const T1 = T0 + 60_000;
+  const p = createPoll({ db, catalog: rt.catalog }, { kind: 'proposal', title: 'AG', secret: true, meetingId: meeting.id, opensAt: iso(T0), closesAt: iso(T1) }, 'test');
+  t.throws(() => castVote(db, p.id, m3!, 'agree', { now: iso(T0 - 1) }), /opens at/, 'a millisecond early is refused');
+  castVote(db, p.id, m3!, 'agree', { now: iso(T0) });
+  t.throws(() => castVote(db, p.id, m4!, 'agree', { now: iso(T1) }), /closed/, 'at the closing time is too late');
+  castVote(db, p.id, m4!, 'agree', { now: iso(T1 - 1) });
+  castVote(db, p.id, m0!, 'disagree', { now: iso(T0), forMemberId: m1! });
+  t.throws(() => castVote(db, p.id, m0!, 'agree', { now: iso(T0), forMemberId: m1! }), /already voted/, 'a proxy is used once');
+  t.throws(() => castVote(db, p.id, m1!, 'agree', { now: iso(T0) }), /gave your proxy/, 'the giver does not vote too');
+  t.throws(() => castVote(db, p.id, m0!, 'agree', { now: iso(T0), forMemberId: m2! }), /do not hold/, 'no vote for a member whose proxy one does not hold');
+  t.throws(() => castVote(db, p.id, m2!, 'agree', { now: iso(T0), forMemberId: m1! }), /do not hold/);
+  withdrawProxy(db, meeting.id, m1!, 'test');
+  t.throws(() => castVote(db, p.id, m1!, 'agree', { now: iso(T0) }), /already voted/, 'withdrawing the proxy after it was used gives no second vote');
+  t.throws(() => castVote(db, p.id, lapsed, 'agree', { now: iso(T0) }), /dues/, 'lapsed: no vote');
+  t.throws(() => castVote(db, p.id, applicant, 'agree', { now: iso(T0) }), /admitted/, 'applicant: no vote');
+  t.throws(() => castVote(db, p.id, gone, 'agree', { now: iso(T0) }), /admitted/, 'resigned: no vote');
+  t.throws(() => castVote(db, p.id, m5!, { agree: true }, { now: iso(T0) }), /not a valid ballot/, 'a ballot of another shape');
+  const tries = await Promise.allSettled(Array.from({ length: 20 }, () => Promise.resolve().then(() => castVote(db, p.id, m5!, 'agree', { now: iso(T0) }))));
+  t.equal(tries.filter((r) => r.status === 'fulfilled').length, 1, 'twenty tries at once: one ballot');
+  const open = createPoll({ db, catalog: rt.catalog }, { kind: 'proposal', title: 'Hors AG', secret: false, opensAt: iso(T0), closesAt: iso(T1) }, 'test');
+  t.throws(() => castVote(db, open.id, m0!, 'agree', { now: iso(T0), forMemberId: m2! }), /meeting/, 'no proxy outside a meeting\'s votes');
+  const board = createPoll({ db, catalog: rt.catalog }, { kind: 'proposal', title: 'CA', secret: true, electorate: 'board', opensAt: iso(T0), closesAt: iso(T1) }, 'test');
+  t.throws(() => castVote(db, board.id, m3!, 'agree', { now: iso(T0) }), /board/, 'a board vote is the board\'s');
+  updateSettings(db, { maxProxies: 0 }, 'test');
+  t.throws(() => giveProxy(db, meeting.id, m5!, m4!, 'test'), /at most 0/, 'statutes with no proxies: none');
+
+  // What a member, or anyone, can read of the secret poll once it is counted: totals, never a voter.
+  closeDuePolls({ db, catalog: rt.catalog }, iso(T1));
+  const read = await rt.app.inject({ method: 'GET', url: '/api/decisions', headers: { authorization: '' } });
+  t.equal(read.statusCode, 200);
+  t.notMatch(read.body, /Membre|lucie|createdBy|open_?voter|castBy|"test"/i, 'the public register names nobody');
+  const counted = read.json().find((d: { id: number }) => d.id === p.id);
+  t.same(counted.result.colleges[0].counts, { agree: 3, abstain: 0, disagree: 1, block: 0 }, 'the proxy\'s ballot counted once');
+});
+
+// ── findings left to the lead: each test runs, and its assertion of the wanted behaviour is marked todo ───────────────────────────────
+
+t.test('dues by the calendar year: paying on 31 December buys one day', async (t) => {
+  const todo = 'policy: a payment late in the year (from remindDays before its end, say) could cover the next year too';
+  t.equal(coverage({ period: 'year', periodDays: null }, '2026-12-31', null).until, '2027-12-31', 'a year\'s dues paid on 31 December cover the next year', { todo });
+  t.ok(coverage({ period: 'year', periodDays: null }, '2026-12-03', null).until >= '2027-12-31', 'a member paying on 3 December is covered for more than 28 days', { todo });
+});
+
+t.test('"today" is UTC: in France, a payment at 00:30 on 1 January is recorded on 31 December', async (t) => {
+  const todo = 'the association\'s time zone (a setting, Europe/Paris by default) for calendar days: payments, the gate, reminders';
+  t.equal(today(new Date('2026-12-31T23:30:00Z')), '2027-01-01', 'it is 1 January in Paris', { todo });
+});
+
+t.test('resigning before the dues lapse keeps a members-only service for good', async (t) => {
+  const todo = 'policy: a former member (resigned, excluded) could be gated like a lapsed one once their paid period and grace are over';
+  const rt = await bare(t);
+  const { member, account } = await lapsedMember(rt, 'eve');
+  resign(rt.db, member.id, 'test');
+  await duesGatePass({ ...rt.accounts, engineFor: () => fakeEngine([]) });
+  t.equal(stateOf(rt, account.id).state, 'suspended', 'a former member whose dues are not paid loses the members-only service', { todo });
+});
+
+t.test('one board member alone can make a decision act, in a minute, with no quorum', async (t) => {
+  const todo = 'a poll carrying an action could require a quorum, a minimum duration, or a meeting';
+  const rt = await bare(t);
+  const [boardMember] = await freeMembers(rt, 3);
+  updateMember(rt.db, boardMember!, { board: true }, 'test');
+  const now = Date.now();
+  // A board member may create polls (POST /api/polls is admin and board); the default quorum of a poll is 0.
+  const p = createPoll({ db: rt.db, catalog: rt.catalog }, { kind: 'proposal', title: 'Délai de grâce', secret: true, electorate: 'board', opensAt: iso(now), closesAt: iso(now + 60_000), action: { type: 'dues.graceDays', days: 0 } }, 'user:board');
+  castVote(rt.db, p.id, boardMember!, 'agree', { now: iso(now) });
+  closeDuePolls({ db: rt.db, catalog: rt.catalog }, iso(now + 60_000));
+  t.not(rt.db.select().from(polls).where(eq(polls.id, p.id)).get()!.actionStatus, 'applied', 'a decision that acts needs more than one person and one minute', { todo });
+});
+
+t.test('roles: a lapsed board member keeps the board role; a person role "board" needs no membership', async (t) => {
+  const todo = 'membershipRoles could give board only with dues current or in grace; member and board could be left out of the roles an admin gives a person';
+  const rt = await bare(t);
+  const { member, user } = await lapsedMember(rt, 'fanny');
+  updateMember(rt.db, member.id, { board: true }, 'test');
+  t.same(membershipRoles(rt.db, user.id), ['member'], 'past the grace, no board powers (admit, exclude, polls that act)', { todo });
+  const outsider = await createUser(rt.db, { login: 'gaspard', name: 'Gaspard', roles: ['resident', 'board'] });
+  const excludedM = applyForMembership(rt.db, { kind: 'person', name: 'Gaspard', userId: outsider.id, category: 'mois' }, 'test');
+  admit(rt.db, excludedM.id, 'test');
+  exclude(rt.db, excludedM.id, 'test', 'raison', 'AG 2026');
+  const token = createSession(rt.db, sessionPolicy(rt.config), outsider.id, 'password');
+  const req = { routeOptions: { url: '/x', config: { page: true } }, cookies: { [rt.app.cookieNames.session]: token }, server: rt.app, headers: {}, principal: null, user: null } as unknown as FastifyRequest;
+  createPrincipalResolver({ db: rt.db, session: sessionPolicy(rt.config) })(req);
+  t.notOk(req.principal?.roles.includes('board'), 'an excluded member keeps no board role', { todo });
+});
+
+t.test('GET /api/me/membership can never answer a person: the API takes tokens only, and a token has no person', async (t) => {
+  const todo = 'drop the route, or serve it as a page (the pages branch)';
+  const rt = await bare(t);
+  const u = await createUser(rt.db, { login: 'hugo', name: 'Hugo', roles: ['resident'] });
+  const m = applyForMembership(rt.db, { kind: 'person', name: 'Hugo', userId: u.id }, 'test');
+  admit(rt.db, m.id, 'test');
+  const token = createSession(rt.db, sessionPolicy(rt.config), u.id, 'password');
+  const r = await rt.app.inject({ method: 'GET', url: '/api/me/membership', headers: { authorization: null as unknown as string, cookie: `${rt.app.cookieNames.session}=${token}` } });
+  t.equal(r.statusCode, 200, `a signed-in member reads their membership (${r.statusCode})`, { todo });
 });
