@@ -57,7 +57,7 @@ function fakeEngine(calls: string[], hold: (op: string) => Promise<void> = async
 }
 
 /** A pads instance the database believes is running, and an account in it for a person (no container anywhere). */
-function padsAccount(rt: Runtime, userId: number, username: string, slug = 'pads-a', observed: 'running' | 'stopped' = 'running') {
+function padsAccount(rt: Runtime, userId: number | null, username: string, slug = 'pads-a', observed: 'running' | 'stopped' = 'running') {
   const { db } = rt;
   let inst = db.select().from(instances).where(eq(instances.slug, slug)).get();
   if (!inst) {
@@ -164,6 +164,35 @@ async function freeMembers(rt: Runtime, n: number, prefix = 'm') {
 const iso = (ms: number) => new Date(ms).toISOString();
 const journalKinds = (rt: Runtime, pollId: number, kind: string) =>
   rt.db.select().from(governanceJournal).where(and(eq(governanceJournal.pollId, pollId), eq(governanceJournal.kind, kind))).all().length;
+
+t.test('dues gate, what holds: idempotent, never a deletion, a pending suspension on a stopped instance, a service no longer for members, a resignation while held, accounts of nobody', async (t) => {
+  const rt = await bare(t);
+  const { db } = rt;
+  const { member, account, user } = await lapsedMember(rt, 'ines');
+  const stopped = padsAccount(rt, user.id, 'ines', 'pads-b', 'stopped');
+  const nobodys = padsAccount(rt, null, 'nobody');
+  const calls: string[] = [];
+  const deps: AccountDeps = { ...rt.accounts, engineFor: () => fakeEngine(calls) };
+  t.same((await duesGatePass(deps)).suspended.sort(), ['pads-a/ines', 'pads-b/ines']);
+  t.equal(stateOf(rt, account.id).state, 'suspended');
+  t.same([stateOf(rt, stopped.id).state, stateOf(rt, stopped.id).pending?.suspended], ['active', true], 'on a stopped instance the suspension waits, held');
+  t.same(await duesGatePass(deps), { suspended: [], resumed: [], failed: [] }, 'a second pass changes nothing');
+  recordPayment(db, member.id, { amountCents: 300, method: 'cash' }, 'test');
+  t.same((await duesGatePass(deps, today(), member.id)).resumed.sort(), ['pads-a/ines', 'pads-b/ines'], 'the payment resumes both');
+  t.same([stateOf(rt, account.id).state, stateOf(rt, stopped.id).state, stateOf(rt, stopped.id).pending?.suspended], ['active', 'active', undefined], 'the waiting suspension is dropped, not applied later');
+  // Lapsed again; then the service is no longer for members only: resumed.
+  const later = addDays(today(), 36);
+  t.same((await duesGatePass(deps, later)).suspended.sort(), ['pads-a/ines', 'pads-b/ines']);
+  setServiceSettings(db, rt.catalog, 'pads', { membersOnly: false }, 'test');
+  t.same((await duesGatePass(deps, later)).resumed.sort(), ['pads-a/ines', 'pads-b/ines'], 'no longer members-only: resumed though still lapsed');
+  setServiceSettings(db, rt.catalog, 'pads', { membersOnly: true }, 'test');
+  await duesGatePass(deps, later);
+  resign(db, member.id, 'test');
+  await duesGatePass(deps, later);
+  t.equal(stateOf(rt, account.id).state, 'suspended', 'resigned while held: the account stays suspended (never deleted)');
+  t.equal(stateOf(rt, nobodys.id).state, 'active', 'an account with no person behind it is never touched');
+  t.ok(calls.every((c) => c === 'suspend' || c === 'resume'), `only suspensions and resumptions ran: ${calls.join(' ')}`);
+});
 
 t.test('decisions that act: a passed decision whose action was never tried (a stop between the count and the action) acts at the next pass', async (t) => {
   const rt = await bare(t);
