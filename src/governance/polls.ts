@@ -231,6 +231,13 @@ export function castVote(db: Db, pollId: number, voterId: number, choice: unknow
       const proxy = db.select().from(proxies).where(and(eq(proxies.meetingId, p.meetingId), eq(proxies.giverId, target))).get();
       if (proxy?.holderId !== voterId) throw fail('CATTERY_ERR_VOTE', 'you do not hold this member\'s proxy');
       mayVote(db, voterId, p.electorate);
+      // The statutes' limit is on the votes one member casts for others, not only on the proxies held at one moment: a
+      // proxy withdrawn once used and another given would let a holder vote for more members than the statutes allow.
+      if (db.select().from(pollVoters).where(and(eq(pollVoters.pollId, pollId), eq(pollVoters.memberId, target))).get()) throw fail('CATTERY_ERR_VOTE', 'this member has already voted');
+      const max = getSettings(db).maxProxies;
+      const castForOthers = db.select({ n: sql<number>`count(*)` }).from(pollVoters)
+        .where(and(eq(pollVoters.pollId, pollId), eq(pollVoters.castBy, voterId), sql`${pollVoters.memberId} <> ${voterId}`)).get()!.n;
+      if (castForOthers >= max) throw fail('CATTERY_ERR_VOTE', `a member votes for at most ${max} other${max === 1 ? '' : 's'} (statutes)`);
     }
     const member = mayVote(db, target, p.electorate);
     if (target === voterId && p.meetingId) {

@@ -379,6 +379,21 @@ t.test('a hostile member: twice, early, late, for another without their proxy, c
   t.same(counted.result.colleges[0].counts, { agree: 3, abstain: 0, disagree: 1, block: 0 }, 'the proxy\'s ballot counted once');
 });
 
+t.test('a hostile holder: a proxy withdrawn once used and another given does not let them vote for more members than the statutes allow', async (t) => {
+  const rt = await bare(t);
+  const { db } = rt;
+  const [holder, first, second] = await freeMembers(rt, 3);
+  const meeting = createMeeting(db, { kind: 'general', title: 'AG', startsAt: iso(Date.now()) }, 'test');
+  const p = createPoll({ db, catalog: rt.catalog }, { kind: 'proposal', title: 'AG', secret: true, meetingId: meeting.id, opensAt: iso(Date.now() - 1000), closesAt: iso(Date.now() + 60_000) }, 'test');
+  giveProxy(db, meeting.id, first!, holder!, 'test');
+  castVote(db, p.id, holder!, 'agree', { forMemberId: first! });
+  withdrawProxy(db, meeting.id, first!, 'test');
+  giveProxy(db, meeting.id, second!, holder!, 'test');
+  t.throws(() => castVote(db, p.id, holder!, 'agree', { forMemberId: second! }), /at most 1 other/, 'the second proxy vote in the same poll is refused (statutes: 1)');
+  castVote(db, p.id, holder!, 'agree');
+  t.pass('the holder still votes for themselves');
+});
+
 // ── findings left to the lead: each test runs, and its assertion of the wanted behaviour is marked todo ───────────────────────────────
 
 t.test('dues by the calendar year: paying on 31 December buys one day', async (t) => {
