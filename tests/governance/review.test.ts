@@ -326,6 +326,51 @@ t.test('hostile admin input to a poll: impossible dates, __proto__, extra keys, 
   t.same([r.outcome, r.result.winner, r.result.colleges[0].counts], ['decided', 'toString', { constructor: 1, toString: 2, hasOwnProperty: 0 }], 'and are counted as such');
 });
 
+t.test('hostile admin input to members, dues and settings: absurd numbers, control characters, impossible days, payments in advance', async (t) => {
+  const rt = await bare(t);
+  const inject = (method: string, url: string, payload: unknown) => rt.app.inject({ method: method as 'POST', url, payload: payload as object });
+  upsertCategory(rt.db, { slug: 'normale', nameFr: 'Normale', nameEn: 'Normal', amountCents: 1500, period: 'year' }, 'test');
+  const m = (await inject('POST', '/api/members', { kind: 'person', name: 'Jeanne', category: 'normale' })).json();
+  await inject('POST', `/api/members/${m.id}/admit`, undefined);
+  const refused: [string, string, string, unknown][] = [
+    ['a negative payment', 'POST', `/api/members/${m.id}/payments`, { amountCents: -1, method: 'cash' }],
+    ['a payment of 1e12 cents', 'POST', `/api/members/${m.id}/payments`, { amountCents: 1e12, method: 'cash' }],
+    ['a reference with a line break', 'POST', `/api/members/${m.id}/payments`, { amountCents: 1500, method: 'cheque', reference: 'CHQ\r\n1' }],
+    ['a payment on 29 February of a common year', 'POST', `/api/members/${m.id}/payments`, { amountCents: 1500, method: 'cash', paidOn: '2027-02-29' }],
+    ['a payment recorded in advance', 'POST', `/api/members/${m.id}/payments`, { amountCents: 1500, method: 'cash', paidOn: addDays(today(), 3) }],
+    ['a name with a line break (CSV exports)', 'POST', '/api/members', { kind: 'person', name: 'Jean\nDupont' }],
+    ['a name of 201 characters', 'POST', '/api/members', { kind: 'person', name: 'x'.repeat(201) }],
+    ['an extra key on a member', 'POST', '/api/members', { kind: 'person', name: 'Jean', status: 'admitted' }],
+    ['board set on an application', 'POST', '/api/members', { kind: 'person', name: 'Jean', board: true }],
+    ['a grace of 366 days', 'PATCH', '/api/governance/settings', { graceDays: 366 }],
+    ['11 proxies', 'PATCH', '/api/governance/settings', { maxProxies: 11 }],
+    ['a negative reminder delay', 'PATCH', '/api/governance/settings', { remindDays: -1 }],
+    ['a college weight over 100', 'PUT', '/api/governance/colleges', [{ slug: 'a', nameFr: 'A', nameEn: 'A', weightPct: 100.5 }]],
+    ['a college slug __proto__', 'PUT', '/api/governance/colleges', [{ slug: '__proto__', nameFr: 'A', nameEn: 'A', weightPct: null }]],
+    ['a period of 0 days', 'PUT', '/api/governance/categories/zero', { nameFr: 'Z', nameEn: 'Z', amountCents: 1, period: 'days', periodDays: 0 }],
+  ];
+  for (const [what, method, url, payload] of refused) t.equal((await inject(method, url, payload)).statusCode, 400, what);
+  // The app's Ajv coerces types (coerceTypes 'array', for query strings): where a field may be null, a value its
+  // bounds refuse is turned into null instead of refused. A college's weight of 0 becomes "equal weights", a quota of
+  // 0 "the manifest's", `secret: null` an open ballot.
+  const todo = 'no type coercion for JSON bodies (keep it for query strings only)';
+  const zero = await inject('PUT', '/api/governance/colleges', [{ slug: 'a', nameFr: 'A', nameEn: 'A', weightPct: 0 }]);
+  t.equal(zero.statusCode, 400, `a college weight of 0 is refused (${zero.statusCode} ${zero.body})`, { todo });
+  const quota = await inject('PUT', '/api/services/pads/settings', { defaultQuotaMb: 0 });
+  t.equal(quota.statusCode, 400, `a quota of 0 MB is refused (${quota.statusCode} ${quota.body})`, { todo });
+  const open = await inject('POST', '/api/polls', { kind: 'proposal', title: 'x', secret: null, opensAt: iso(Date.now()), closesAt: iso(Date.now() + 1000) });
+  t.equal(open.statusCode, 400, `a ballot neither secret nor open is refused (${open.statusCode}, secret: ${open.json().secret})`, { todo });
+  t.equal((await inject('POST', `/api/members/${m.id}/payments`, { amountCents: 1500, method: 'cash', paidOn: addDays(today(), 1) })).statusCode, 201, 'a payment dated tomorrow (a treasurer east of UTC) is taken');
+});
+
+t.test('unicode tricks in names and options', async (t) => {
+  const rt = await bare(t);
+  const todo = 'names and choices could be normalised (NFC) and refuse bidirectional controls (\\p{Cf}), as they refuse \\p{Cc}';
+  t.throws(() => applyForMembership(rt.db, { kind: 'person', name: 'Alice \u202Eecilа' }, 'test'), /name/, 'a right-to-left override in a member name (printed lists, CSV)', { todo });
+  t.throws(() => createPoll({ db: rt.db, catalog: rt.catalog }, { kind: 'single', title: 'Choix', secret: true, opensAt: iso(Date.now()), closesAt: iso(Date.now() + 1000), options: ['café', 'cafe\u0301'] }, 'test'),
+    /once/, 'two options that look the same (NFC and NFD)', { todo });
+});
+
 t.test('a hostile member: twice, early, late, for another without their proxy, chained or extra proxies, while lapsed', async (t) => {
   const rt = await bare(t);
   const { db } = rt;
