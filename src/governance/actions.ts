@@ -17,7 +17,9 @@ export const Action = Type.Union([
   Type.Object({ type: Type.Literal('service.membersOnly'), service: Service, membersOnly: Type.Boolean() }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('service.defaultQuota'), service: Service, quotaMb: Type.Integer({ minimum: 1, maximum: QUOTA_MAX_MB }) }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('dues.graceDays'), days: Type.Integer({ minimum: 0, maximum: 365 }) }, { additionalProperties: false }),
-  Type.Object({ type: Type.Literal('server.energy'), server: Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' }), energy: EnergyInput }, { additionalProperties: false }),
+  // A power curve and a budget, not a meter: a meter is a URL cattery fetches from inside the server's network, an
+  // admin's setting; the server's own meter is kept when a decision changes the rest (applyAction).
+  Type.Object({ type: Type.Literal('server.energy'), server: Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' }), energy: Type.Omit(EnergyInput, ['meter'], { additionalProperties: false }) }, { additionalProperties: false }),
 ]);
 export type Action = Static<typeof Action>;
 export const ACTION_TYPES = ['service.signup', 'service.membersOnly', 'service.defaultQuota', 'dues.graceDays', 'server.energy'] as const;
@@ -47,7 +49,20 @@ export function applyAction(deps: ActionDeps, decisionId: number, action: Action
     case 'service.membersOnly': setServiceSettings(deps.db, deps.catalog, action.service, { membersOnly: action.membersOnly }, actor, decisionId); return;
     case 'service.defaultQuota': setServiceSettings(deps.db, deps.catalog, action.service, { defaultQuotaMb: action.quotaMb }, actor, decisionId); return;
     case 'dues.graceDays': updateSettings(deps.db, { graceDays: action.days }, actor, decisionId); return;
-    case 'server.energy': setServerEnergy(deps.db, action.server, action.energy); return;
+    case 'server.energy': {
+      const meter = listServers(deps.db).find((x) => x.name === action.server)?.energy?.meter;
+      setServerEnergy(deps.db, action.server, { ...action.energy, ...(meter ? { meter } : {}) });
+      return;
+    }
+  }
+}
+
+/** What an action sets, so that two decisions on the same setting can be told apart from two on different ones. */
+export function actionTarget(a: Action): string {
+  switch (a.type) {
+    case 'service.signup': case 'service.membersOnly': case 'service.defaultQuota': return `${a.type}:${a.service}`;
+    case 'server.energy': return `${a.type}:${a.server}`;
+    case 'dues.graceDays': return a.type;
   }
 }
 

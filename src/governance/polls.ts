@@ -7,7 +7,7 @@ import { and, asc, desc, eq, isNotNull, isNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
-import { applyAction, checkAction, type Action, type ActionDeps } from './actions.js';
+import { actionTarget, applyAction, checkAction, type Action, type ActionDeps } from './actions.js';
 import { addDays, statusesOn, today } from './dues.js';
 import { record } from './journal.js';
 import { getMember } from './members.js';
@@ -17,7 +17,11 @@ import { attendance, ballots, meetings, pollVoters, polls, proxies, POLL_KINDS, 
 
 const isoOrFail = (field: string, v: string) => {
   const t = Date.parse(v);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(v) || Number.isNaN(t)) throw fail('CATTERY_ERR_VALIDATION', `${field}: a date and time such as 2026-06-20T14:00:00Z`);
+  // Date.parse rolls a day the month does not have over into the next month (2027-02-29 is 1 March): refused, so a
+  // vote closes on the day written or not at all.
+  const day = v.slice(0, 10);
+  const realDay = !Number.isNaN(Date.parse(`${day}T00:00:00Z`)) && new Date(`${day}T00:00:00Z`).toISOString().startsWith(day);
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(v) || Number.isNaN(t) || !realDay) throw fail('CATTERY_ERR_VALIDATION', `${field}: a date and time such as 2026-06-20T14:00:00Z`);
   return new Date(t).toISOString();
 };
 const text = (field: string, v: string | undefined, max: number, required = true) => {
@@ -162,6 +166,9 @@ export function createPoll(deps: ActionDeps, input: PollInput, actor: string): P
   const options = input.kind === 'proposal' ? [] : (input.options ?? []).map((o, i) => text(`options/${i}`, o, 200));
   if (input.kind !== 'proposal' && (options.length < 2 || options.length > 20)) throw fail('CATTERY_ERR_VALIDATION', 'options: from 2 to 20 choices');
   if (new Set(options).size !== options.length) throw fail('CATTERY_ERR_VALIDATION', 'options: each choice once');
+  // A judgment ballot is an object keyed by the options: one named __proto__ cannot be a key of an object built by
+  // assignment (a form's handler), so nobody could grade it and every such ballot would be refused.
+  if (options.includes('__proto__')) throw fail('CATTERY_ERR_VALIDATION', 'options: "__proto__" cannot be a choice');
   const opensAt = isoOrFail('opensAt', input.opensAt);
   const closesAt = isoOrFail('closesAt', input.closesAt);
   if (closesAt <= opensAt) throw fail('CATTERY_ERR_VALIDATION', 'closesAt: after opensAt');
@@ -224,6 +231,13 @@ export function castVote(db: Db, pollId: number, voterId: number, choice: unknow
       const proxy = db.select().from(proxies).where(and(eq(proxies.meetingId, p.meetingId), eq(proxies.giverId, target))).get();
       if (proxy?.holderId !== voterId) throw fail('CATTERY_ERR_VOTE', 'you do not hold this member\'s proxy');
       mayVote(db, voterId, p.electorate);
+      // The statutes' limit is on the votes one member casts for others, not only on the proxies held at one moment: a
+      // proxy withdrawn once used and another given would let a holder vote for more members than the statutes allow.
+      if (db.select().from(pollVoters).where(and(eq(pollVoters.pollId, pollId), eq(pollVoters.memberId, target))).get()) throw fail('CATTERY_ERR_VOTE', 'this member has already voted');
+      const max = getSettings(db).maxProxies;
+      const castForOthers = db.select({ n: sql<number>`count(*)` }).from(pollVoters)
+        .where(and(eq(pollVoters.pollId, pollId), eq(pollVoters.castBy, voterId), sql`${pollVoters.memberId} <> ${voterId}`)).get()!.n;
+      if (castForOthers >= max) throw fail('CATTERY_ERR_VOTE', `a member votes for at most ${max} other${max === 1 ? '' : 's'} (statutes)`);
     }
     const member = mayVote(db, target, p.electorate);
     if (target === voterId && p.meetingId) {
@@ -276,7 +290,8 @@ export interface PollDeps extends ActionDeps { log?: Logger }
 /** Closes every poll whose time is up: counted once, published, and a passed proposal's action applied. Called on
  * the reconciler's timer; idempotent (a poll is closed in the transaction that counts it). */
 export function closeDuePolls(deps: PollDeps, now = new Date().toISOString()): Poll[] {
-  const due = deps.db.select().from(polls).where(and(isNull(polls.closedAt), lte(polls.closesAt, now))).all();
+  // In the order they were decided: two due at once (cattery was stopped) act as they would have, the later last.
+  const due = deps.db.select().from(polls).where(and(isNull(polls.closedAt), lte(polls.closesAt, now))).orderBy(asc(polls.closesAt), asc(polls.id)).all();
   const closed: Poll[] = [];
   for (const p of due) {
     const result = deps.db.transaction(() => {
@@ -292,6 +307,11 @@ export function closeDuePolls(deps: PollDeps, now = new Date().toISOString()): P
     if (result.outcome === 'passed' && p.action) runAction(deps, p.id, 'system');
     closed.push(getPoll(deps.db, p.id));
   }
+  // A decision counted as passed whose action was never tried: the process stopped between the count (committed) and
+  // the action. Level-triggered, as the reconciler: it is tried now.
+  const untried = deps.db.select({ id: polls.id }).from(polls)
+    .where(and(isNotNull(polls.closedAt), eq(polls.outcome, 'passed'), isNotNull(polls.action), eq(polls.actionStatus, 'none'))).all();
+  for (const { id } of untried) runAction(deps, id, 'system');
   return closed;
 }
 
@@ -301,6 +321,13 @@ export function runAction(deps: PollDeps, pollId: number, actor: string): Poll {
   if (p.outcome !== 'passed' || !p.action) throw fail('CATTERY_ERR_CONFLICT', `decision ${pollId} has no action to apply (${p.outcome ?? 'not closed'})`);
   if (p.actionStatus === 'applied') return p;
   try {
+    // A retry must not undo a later decision on the same setting that was applied meanwhile (close pads, decided after
+    // an "open pads" whose action failed): the later decision stands, and this one says why it did not act.
+    const target = actionTarget(p.action as Action);
+    const later = deps.db.select().from(polls).where(and(isNotNull(polls.closedAt), eq(polls.actionStatus, 'applied'))).all()
+      .find((q) => q.id !== p.id && q.action && actionTarget(q.action as Action) === target
+        && (q.closesAt > p.closesAt || (q.closesAt === p.closesAt && q.id > p.id)));
+    if (later) throw fail('CATTERY_ERR_CONFLICT', `decision ${later.id}, made later on the same setting, has been applied: decision ${pollId} does not undo it`);
     deps.db.transaction(() => {
       applyAction(deps, pollId, p.action as Action);
       deps.db.update(polls).set({ actionStatus: 'applied', actionError: null, actionAt: new Date().toISOString() }).where(eq(polls.id, pollId)).run();

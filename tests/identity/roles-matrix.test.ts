@@ -50,8 +50,8 @@ t.test('every route × every role', async (t) => {
       cells++;
       if (expected === DENIED.has(code)) t.fail(`${route.method} ${route.url} as ${caller.role}: expected ${expected ? 'allow' : 'deny'}, got ${r.statusCode} ${code}`);
       // The city sees aggregates only: no route about other people or their accounts (/me and /api/me are the caller's own), nor
-      // the association's members, their dues, their votes or the board's work (/board, not /dashboard).
-      if (caller.role === 'city' && !/^\/(api\/)?me\b/.test(route.url) && /accounts|users|signups|mediator|admin|members|dues|votes|\/board\b/.test(route.url)) {
+      // the association's members, their dues, their votes, the meetings (attendance, proxies) or the board's work (/board, not /dashboard).
+      if (caller.role === 'city' && !/^\/(api\/)?me\b/.test(route.url) && /accounts|users|signups|mediator|admin|members|dues|votes|meetings|\/board\b/.test(route.url)) {
         if (!DENIED.has(code)) t.fail(`the city reached ${route.method} ${route.url}`);
       }
     }
