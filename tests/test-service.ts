@@ -22,7 +22,9 @@ export function busyboxService(id: string, extra: Record<string, unknown>): Reco
   return {
     id, openForSignup: false,
     image: { production: 'busybox:1.36.1', local: { base: 'busybox', dockerfile: 'Dockerfile' } },
-    command: ['/bin/sh', '-c', 'echo ok > /tmp/index.html && exec httpd -f -p 8080 -h /tmp'],
+    // httpd as PID 1 would ignore SIGTERM (the kernel drops a signal PID 1 has no handler for), and every stop or
+    // restart waited Docker's 10 s grace before its SIGKILL: the shell stays PID 1 and ends the server on TERM.
+    command: ['/bin/sh', '-c', "echo ok > /tmp/index.html || exit 1; httpd -f -p 8080 -h /tmp & trap 'kill $!; exit 0' TERM; wait"],
     user: '65534:65534',
     ports: [{ name: 'http', container: 8080, protocol: 'tcp', publish: true }],
     volumes: [{ name: 'data', path: '/data', sizeMb: 16 }],

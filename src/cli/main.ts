@@ -5,13 +5,16 @@ import { parseArgs } from 'node:util';
 import { formatCatalogErrors, loadCatalog } from '../catalog/load.js';
 import { ManifestSchema } from '../catalog/manifest.js';
 import { loadConfig } from '../config.js';
-import { applyMigrations, openDb } from '../db/connection.js';
 import { isCatteryError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { buildImages, buildWorkDir, connectEngine, ping } from '../orchestrator/docker/index.js';
-import { createRuntime, loadValidCatalog } from '../runtime.js';
 import { firstPassword } from '../identity/passwords.js';
-import { createUser, hasAdmin } from '../identity/users.js';
+
+// The database, the engine and the whole runtime are loaded by the commands that use them: `catalog check` and
+// `catalog schema` (run by CI and the tests) then start without dockerode, drizzle and Fastify, in a third of the time.
+const database = () => import('../db/connection.js');
+const engineSurface = () => import('../orchestrator/docker/index.js');
+const runtime = () => import('../runtime.js');
+const users = () => import('../identity/users.js');
 
 const USAGE = `usage: cattery <command>
   serve [--build-images]        run the API, the reconciler and the timers
@@ -33,6 +36,7 @@ export function manifestJsonSchema(): string {
 }
 
 async function engineOrExplain(endpoint: string, hosterId: string, log: Logger) {
+  const { connectEngine, ping } = await engineSurface();
   const engine = connectEngine(endpoint, { hosterId, timeoutSeconds: 10, log });
   try {
     await ping(engine);
@@ -67,6 +71,7 @@ export async function main(argv: string[]): Promise<number> {
     const config = loadConfig();
     const log = createLogger(config.logLevel);
     if (cmd === 'migrate') {
+      const { applyMigrations, openDb } = await database();
       const db = openDb(config.dbFile);
       applyMigrations(db);
       db.$client.close();
@@ -77,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { name: { type: 'string' }, role: { type: 'string' } } });
       const login = positionals[0];
       if (!login || !values.name || !values.role) throw new Error('usage: cattery users add LOGIN --name NAME --role admin[,mediator…]');
+      const [{ applyMigrations, openDb }, { createUser }] = await Promise.all([database(), users()]);
       const db = openDb(config.dbFile);
       try {
         applyMigrations(db);
@@ -89,6 +95,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'images' && sub === 'build') {
       const { values } = parseArgs({ args: rest, options: { only: { type: 'string' } } });
       const engine = await engineOrExplain(config.dockerEndpoint, config.hosterId, log);
+      const [{ buildImages, buildWorkDir }, { loadValidCatalog }] = await Promise.all([engineSurface(), runtime()]);
       const catalog = loadValidCatalog(config);
       const refs = await buildImages(engine, catalog, {
         mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: out,
@@ -101,6 +108,7 @@ export async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: [sub, ...rest].filter((x): x is string => x !== undefined), options: { 'build-images': { type: 'boolean' } } });
       if (values['build-images']) {
         const engine = await engineOrExplain(config.dockerEndpoint, config.hosterId, log);
+        const [{ buildImages, buildWorkDir }, { loadValidCatalog }] = await Promise.all([engineSurface(), runtime()]);
         await buildImages(engine, loadValidCatalog(config), { mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: (l) => log.info(l) });
       }
       return await serve(config, log);
@@ -115,6 +123,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(config: ReturnType<typeof loadConfig>, log: Logger): Promise<number> {
+  const [{ createRuntime }, { hasAdmin }] = await Promise.all([runtime(), users()]);
   const rt = await createRuntime(config, log);
   if (!config.adminToken && !hasAdmin(rt.db)) log.warn('no administrator yet: add one with `cattery users add LOGIN --name NAME --role admin`');
   // Without an engine the API still serves; the reconciler converges once the engine answers.
