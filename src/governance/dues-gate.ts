@@ -3,13 +3,13 @@
 // payment resumes them. Level-triggered like the reconciler: each pass compares who should be held with who is, so
 // it is idempotent, and a suspension that cannot be applied now is left pending for the account timer. Never a
 // deletion. Only the accounts this pass suspended (dues_holds) are ever resumed by it.
-import { and, eq, gte, ne, or, sql } from 'drizzle-orm';
+import { and, eq, gte, inArray, isNotNull, ne, or, sql } from 'drizzle-orm';
 import { accountsOfUser, changeAccount, type AccountDeps } from '../accounts/accounts.js';
 import { accounts, instances, operations } from '../db/schema.js';
-import { statusesOn, today } from './dues.js';
+import { addDays, paidUntilOf, statusesOn, today } from './dues.js';
 import { record } from './journal.js';
-import { serviceSettingsMap } from './settings.js';
-import { duesHolds, governanceJournal, members } from './schema.js';
+import { getSettings, serviceSettingsMap } from './settings.js';
+import { duesHolds, governanceJournal, members, type Member } from './schema.js';
 
 export const GATE_ACTOR = 'governance:dues';
 
@@ -43,6 +43,26 @@ function waived(deps: Pick<AccountDeps, 'db'>, memberId: number, accountId: numb
   )).get();
 }
 
+/** Former members (resigned, excluded) keep what they paid for: their members-only accounts are held once their last
+ * paid period (or their leaving, if later) and the grace are over, as a lapsed member's would be. Otherwise resigning
+ * just before a lapse kept a members-only service for good. */
+function endedPastGrace(db: AccountDeps['db'], on: string): { member: Member; graceUntil: string }[] {
+  const grace = getSettings(db).graceDays;
+  return db.select().from(members).where(and(inArray(members.status, ['resigned', 'excluded']), isNotNull(members.userId))).all().flatMap((m) => {
+    const paid = paidUntilOf(db, m.id);
+    const left = (m.leftAt ?? m.appliedAt).slice(0, 10);
+    const graceUntil = addDays(paid !== null && paid > left ? paid : left, grace);
+    return on > graceUntil ? [{ member: m, graceUntil }] : [];
+  });
+}
+
+/** Read again just before a suspension: a payment recorded while the pass awaited an earlier account is seen. */
+function stillGated(db: AccountDeps['db'], on: string, memberId: number): boolean {
+  const st = statusesOn(db, on, [memberId]).get(memberId);
+  if (st) return st.status === 'lapsed';
+  return endedPastGrace(db, on).some((e) => e.member.id === memberId);
+}
+
 async function gatePass(deps: AccountDeps, on: string, onlyMember: number | undefined): Promise<GateOutcome> {
   const { db } = deps;
   const out: GateOutcome = { suspended: [], resumed: [], failed: [] };
@@ -50,15 +70,17 @@ async function gatePass(deps: AccountDeps, on: string, onlyMember: number | unde
   const statuses = statusesOn(db, on);
   const held = new Set(db.select({ id: duesHolds.accountId }).from(duesHolds).all().map((r) => r.id));
 
-  // Suspend: an admitted member past the grace, with an active account in a members-only service not held yet.
-  for (const s of statuses.values()) {
-    if (s.status !== 'lapsed' || s.member.userId === null) continue;
+  // Suspend: a member past the grace (or a former member past their paid period and grace), with an active account
+  // in a members-only service not held yet.
+  const candidates = [...[...statuses.values()].filter((s) => s.status === 'lapsed'), ...endedPastGrace(db, on)];
+  for (const s of candidates) {
+    if (s.member.userId === null) continue;
     if (onlyMember !== undefined && s.member.id !== onlyMember) continue;
     for (const { account, instance } of accountsOfUser(db, s.member.userId)) {
       if (!gated.has(instance.service) || held.has(account.id) || account.state !== 'active') continue;
       if (waived(deps, s.member.id, account.id, s.graceUntil)) continue;
       // Read again: a payment recorded while this pass awaited an earlier account's suspension is seen here.
-      if (statusesOn(db, on, [s.member.id]).get(s.member.id)?.status !== 'lapsed') continue;
+      if (!stillGated(db, on, s.member.id)) continue;
       const name = `${instance.slug}/${account.username}`;
       // The hold is written first: a crash between the two leaves an account held and active, which the next pass
       // sees (held, member lapsed) and suspends; the reverse would leave it suspended and forgotten.

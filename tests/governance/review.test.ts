@@ -452,13 +452,24 @@ t.test('"today" is UTC: in France, a payment at 00:30 on 1 January is recorded o
   t.equal(today(new Date('2026-12-31T23:30:00Z')), '2027-01-01', 'it is 1 January in Paris', { todo });
 });
 
-t.test('resigning before the dues lapse keeps a members-only service for good', async (t) => {
-  const todo = 'policy: a former member (resigned, excluded) could be gated like a lapsed one once their paid period and grace are over';
+t.test('resigning before the dues lapse does not keep a members-only service for good', async (t) => {
   const rt = await bare(t);
   const { member, account } = await lapsedMember(rt, 'eve');
   resign(rt.db, member.id, 'test');
-  await duesGatePass({ ...rt.accounts, engineFor: () => fakeEngine([]) });
-  t.equal(stateOf(rt, account.id).state, 'suspended', 'a former member whose dues are not paid loses the members-only service', { todo });
+  const gate = { ...rt.accounts, engineFor: () => fakeEngine([]) };
+  await duesGatePass(gate);
+  t.equal(stateOf(rt, account.id).state, 'active', 'a former member keeps the service through the grace after leaving');
+  await duesGatePass(gate, addDays(today(), 6));
+  t.equal(stateOf(rt, account.id).state, 'suspended', 'past it, a former member whose dues are not paid loses the members-only service');
+  t.ok(held(rt, account.id), 'held by the dues gate (resumed if they join again and pay)');
+  // One who paid for the year and resigns keeps it until the end of what they paid, and the grace.
+  const { member: paid, account: theirs } = await lapsedMember(rt, 'fanny');
+  recordPayment(rt.db, paid.id, { amountCents: 300, method: 'cash' }, 'test');
+  resign(rt.db, paid.id, 'test');
+  await duesGatePass(gate, addDays(today(), 20));
+  t.equal(stateOf(rt, theirs.id).state, 'active', 'within the period paid, a former member keeps the service');
+  await duesGatePass(gate, addDays(today(), 40));
+  t.equal(stateOf(rt, theirs.id).state, 'suspended', 'after it and the grace, not');
 });
 
 t.test('one board member alone can make a decision act, in a minute, with no quorum', async (t) => {
