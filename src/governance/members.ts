@@ -22,11 +22,13 @@ export interface MemberInput {
 const EMAIL = /^[^\s@<>()[\]\\,;:"]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$/;
 
 function checkText(field: string, v: string | null | undefined, max: number, required: boolean): string | null {
-  const s = v?.trim() ?? '';
+  // One spelling per text (NFC): "é" typed two ways is one name, as a reader sees it.
+  const s = v?.trim().normalize('NFC') ?? '';
   if (!s) { if (required) throw fail('CATTERY_ERR_VALIDATION', `${field}: required`); return null; }
   if (s.length > max) throw fail('CATTERY_ERR_VALIDATION', `${field}: at most ${max} characters`);
-  // Control characters would break the CSV exports and the printed lists.
-  if (/\p{Cc}/u.test(s)) throw fail('CATTERY_ERR_VALIDATION', `${field}: no control characters`);
+  // Control characters would break the CSV exports and the printed lists; invisible format characters (a right-to-left
+  // override) would make a name read as another.
+  if (/[\p{Cc}\p{Cf}]/u.test(s)) throw fail('CATTERY_ERR_VALIDATION', `${field}: no control or invisible formatting characters`);
   return s;
 }
 

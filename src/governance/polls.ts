@@ -25,9 +25,11 @@ const isoOrFail = (field: string, v: string) => {
   return new Date(t).toISOString();
 };
 const text = (field: string, v: string | undefined, max: number, required = true) => {
-  const s = (v ?? '').trim();
+  // One spelling per text (NFC): two options that look the same are the same option.
+  const s = (v ?? '').trim().normalize('NFC');
   if (required && !s) throw fail('CATTERY_ERR_VALIDATION', `${field}: required`);
   if (s.length > max) throw fail('CATTERY_ERR_VALIDATION', `${field}: at most ${max} characters`);
+  if (/[\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(s)) throw fail('CATTERY_ERR_VALIDATION', `${field}: no bidirectional controls`);
   if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s)) throw fail('CATTERY_ERR_VALIDATION', `${field}: no control characters`);
   return s;
 };
