@@ -18,11 +18,12 @@ import { createUser } from '../../src/identity/users.js';
 import { duesGatePass } from '../../src/governance/dues-gate.js';
 import { addDays, recordPayment, today } from '../../src/governance/dues.js';
 import { admit, applyForMembership, exclude, membershipRoles, resign, updateMember } from '../../src/governance/members.js';
-import { coverage } from '../../src/governance/dues.js';
 import { createSession } from '../../src/identity/sessions.js';
 import { createPrincipalResolver } from '../../src/http/auth.js';
 import { sessionPolicy } from '../../src/http/pages/deps.js';
 import type { FastifyRequest } from 'fastify';
+import { ballotOf } from '../../src/http/pages/votes.js';
+import { validChoice } from '../../src/governance/tally.js';
 import { updateSettings, upsertCategory } from '../../src/governance/settings.js';
 import { duesHolds, governanceJournal, polls } from '../../src/governance/schema.js';
 import { castVote, closeDuePolls, createMeeting, createPoll, giveProxy, withdrawProxy } from '../../src/governance/polls.js';
@@ -314,6 +315,10 @@ t.test('hostile admin input to a poll: impossible dates, __proto__, extra keys, 
   for (const [what, payload] of refused) t.equal((await post(payload)).statusCode, 400, what);
   const proto = await rt.app.inject({ method: 'POST', url: '/api/polls', headers: { 'content-type': 'application/json' }, payload: `{"kind":"proposal","title":"x","secret":true,"opensAt":"${base.opensAt}","closesAt":"${base.closesAt}","action":{"type":"dues.graceDays","days":3,"__proto__":{"days":0}}}` });
   t.equal(proto.statusCode, 400, '__proto__ in the JSON body is refused before any handler');
+  // Why an option named __proto__ is refused: the votes page builds a judgment ballot by assignment, which no ballot
+  // for such a poll could then pass.
+  const built = ballotOf({ kind: 'judgment', options: ['__proto__', 'b'] }, { grade_0: '3', grade_1: '2' } as never);
+  t.notOk('choice' in built && validChoice('judgment', ['__proto__', 'b'], built.choice), 'the page\'s ballot for such a poll is never valid');
   const leap = await post({ ...base, closesAt: '2028-02-29T18:00:00Z' });
   t.equal(leap.statusCode, 201, '29 February of a leap year is a day');
   t.equal(leap.json().closesAt, '2028-02-29T18:00:00.000Z');
@@ -350,16 +355,15 @@ t.test('hostile admin input to members, dues and settings: absurd numbers, contr
     ['a period of 0 days', 'PUT', '/api/governance/categories/zero', { nameFr: 'Z', nameEn: 'Z', amountCents: 1, period: 'days', periodDays: 0 }],
   ];
   for (const [what, method, url, payload] of refused) t.equal((await inject(method, url, payload)).statusCode, 400, what);
-  // API bodies are checked without type coercion (http/app.ts; query strings keep it): where a field may be null, a
-  // value its bounds refuse was turned into null instead of refused (a college's weight of 0 became "equal weights",
-  // a quota of 0 "the manifest's", `secret: null` an open ballot).
+  // Without type coercion on JSON bodies (main, a343ac7): a value a nullable field's bounds refuse is refused, not
+  // turned into null (a weight of 0 was "equal weights", a quota of 0 "the manifest's", `secret: null` an open ballot).
   const zero = await inject('PUT', '/api/governance/colleges', [{ slug: 'a', nameFr: 'A', nameEn: 'A', weightPct: 0 }]);
   t.equal(zero.statusCode, 400, `a college weight of 0 is refused (${zero.statusCode} ${zero.body})`);
   const quota = await inject('PUT', '/api/services/pads/settings', { defaultQuotaMb: 0 });
   t.equal(quota.statusCode, 400, `a quota of 0 MB is refused (${quota.statusCode} ${quota.body})`);
   const open = await inject('POST', '/api/polls', { kind: 'proposal', title: 'x', secret: null, opensAt: iso(Date.now()), closesAt: iso(Date.now() + 1000) });
   t.equal(open.statusCode, 400, `a ballot neither secret nor open is refused (${open.statusCode}, secret: ${open.json().secret})`);
-  t.equal((await inject('POST', `/api/members/${m.id}/payments`, { amountCents: 1500, method: 'cash', paidOn: addDays(today(), 1) })).statusCode, 201, 'a payment dated tomorrow (a treasurer east of UTC) is taken');
+  t.equal((await inject('POST', `/api/members/${m.id}/payments`, { amountCents: 1500, method: 'cash', paidOn: addDays(today(), 1) })).statusCode, 201, 'a payment dated tomorrow (a treasurer on a slower clock) is taken');
 });
 
 t.test('unicode tricks in names and options', async (t) => {
@@ -439,17 +443,6 @@ t.test('a hostile holder: a proxy withdrawn once used and another given does not
 
 // ── findings left to the lead: each test runs, and its assertion of the wanted behaviour is marked todo ───────────────────────────────
 
-t.test('dues by the calendar year: paying on 31 December buys one day', async (t) => {
-  const todo = 'policy: a payment late in the year (from remindDays before its end, say) could cover the next year too';
-  t.equal(coverage({ period: 'year', periodDays: null }, '2026-12-31', null).until, '2027-12-31', 'a year\'s dues paid on 31 December cover the next year', { todo });
-  t.ok(coverage({ period: 'year', periodDays: null }, '2026-12-03', null).until >= '2027-12-31', 'a member paying on 3 December is covered for more than 28 days', { todo });
-});
-
-t.test('"today" is UTC: in France, a payment at 00:30 on 1 January is recorded on 31 December', async (t) => {
-  const todo = 'the association\'s time zone (a setting, Europe/Paris by default) for calendar days: payments, the gate, reminders';
-  t.equal(today(new Date('2026-12-31T23:30:00Z')), '2027-01-01', 'it is 1 January in Paris', { todo });
-});
-
 t.test('resigning before the dues lapse does not keep a members-only service for good', async (t) => {
   const rt = await bare(t);
   const { member, account } = await lapsedMember(rt, 'eve');
@@ -483,12 +476,12 @@ t.test('one board member alone can make a decision act, in a minute, with no quo
   t.not(rt.db.select().from(polls).where(eq(polls.id, p.id)).get()!.actionStatus, 'applied', 'a decision that acts needs more than one person and one minute', { todo });
 });
 
-t.test('roles: a lapsed board member keeps the board role; a person role "board" needs no membership', async (t) => {
-  const todo = 'membershipRoles could give board only with dues current or in grace; member and board could be left out of the roles an admin gives a person';
+t.test('roles: a lapsed board member loses the board role (fixed on main); a person role "board" outlives an exclusion', async (t) => {
   const rt = await bare(t);
+  const todo = 'member and board could be left out of the roles an admin gives a person (PERSON_ROLES), as they come from the membership';
   const { member, user } = await lapsedMember(rt, 'fanny');
   updateMember(rt.db, member.id, { board: true }, 'test');
-  t.same(membershipRoles(rt.db, user.id), ['member'], 'past the grace, no board powers (admit, exclude, polls that act)', { todo });
+  t.same(membershipRoles(rt.db, user.id), ['member'], 'past the grace, no board powers (admit, exclude, polls that act)');
   const outsider = await createUser(rt.db, { login: 'gaspard', name: 'Gaspard', roles: ['resident', 'board'] });
   const excludedM = applyForMembership(rt.db, { kind: 'person', name: 'Gaspard', userId: outsider.id, category: 'mois' }, 'test');
   admit(rt.db, excludedM.id, 'test');
@@ -499,13 +492,3 @@ t.test('roles: a lapsed board member keeps the board role; a person role "board"
   t.notOk(req.principal?.roles.includes('board'), 'an excluded member keeps no board role', { todo });
 });
 
-t.test('GET /api/me/membership can never answer a person: the API takes tokens only, and a token has no person', async (t) => {
-  const todo = 'drop the route, or serve it as a page (the pages branch)';
-  const rt = await bare(t);
-  const u = await createUser(rt.db, { login: 'hugo', name: 'Hugo', roles: ['resident'] });
-  const m = applyForMembership(rt.db, { kind: 'person', name: 'Hugo', userId: u.id }, 'test');
-  admit(rt.db, m.id, 'test');
-  const token = createSession(rt.db, sessionPolicy(rt.config), u.id, 'password');
-  const r = await rt.app.inject({ method: 'GET', url: '/api/me/membership', headers: { authorization: null as unknown as string, cookie: `${rt.app.cookieNames.session}=${token}` } });
-  t.equal(r.statusCode, 200, `a signed-in member reads their membership (${r.statusCode})`, { todo });
-});
