@@ -15,6 +15,8 @@ import { createRuntime, type Runtime } from '../src/runtime.js';
 import { detachUnder } from '../src/orchestrator/sized-volumes.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
+/** The catalog every test runtime knows: the shipped services and the test fixtures (the probe). */
+export const TEST_CATALOG = [path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')];
 export const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 
 /** Tests speak as the operator (CATTERY_ADMIN_TOKEN) unless they say otherwise. */
@@ -97,7 +99,7 @@ export function testConfig(t: Test, overrides: Partial<Config> = {}): Config {
   sweepDeadLoops();
   return loadConfig({
     CATTERY_DATA_DIR: dataDir,
-    CATTERY_CATALOG: [path.join(ROOT, 'services'), path.join(ROOT, 'tests/fixtures/services')].join(':'),
+    CATTERY_CATALOG: TEST_CATALOG.join(':'),
     CATTERY_HOSTER_ID: hosterId,
     CATTERY_PORT_RANGE: `${base}-${base + 99}`,
     CATTERY_PORT: '0',
