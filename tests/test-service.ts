@@ -12,7 +12,7 @@ import { buildImages, buildWorkDir } from '../src/orchestrator/docker/images.js'
 import type { ExecLimits } from '../src/orchestrator/docker/index.js';
 import { detachUnder } from '../src/orchestrator/sized-volumes.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
-import { ROOT, asOperator, removeHosterObjects, testConfig } from './helpers.js';
+import { ROOT, asOperator, quickHealthChecks, removeHosterObjects, testConfig } from './helpers.js';
 
 /** An account operation that reads its input and answers ok. */
 export const OK_OP = ['/bin/sh', '-c', 'cat >/dev/null; echo \'{"ok":true,"bytes":1,"items":1}\''];
@@ -63,6 +63,7 @@ export async function runtimeWithService(t: Test, manifest: Record<string, unkno
   const catDir = await serviceCatalog(t, manifest);
   const config = testConfig(t, { catalogDirs: [...(opts.withCatalog ? [path.join(ROOT, 'services')] : []), catDir], ...opts.config });
   const rt = await createRuntime(config, pino({ level: config.logLevel }), { maxBackoffSeconds: 2, ...(opts.accountLimits ? { accountLimits: opts.accountLimits } : {}) });
+  quickHealthChecks(rt.catalog);
   rt.start(config.reconcileIntervalSeconds);
   asOperator(rt.app);
   t.teardown(async () => { await rt.close(); await removeHosterObjects(config.hosterId); await detachUnder(config.dataDir); });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Test } from 'tap';
-import { TEST_CATALOG, asOperator, claimSubnetPool, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
+import { TEST_CATALOG, asOperator, claimSubnetPool, quickHealthChecks, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { ACME_DIRECTORY, startAcmeCa, wireAcmeCa, type AcmeCa } from './acme.js';
 
@@ -63,6 +63,7 @@ export async function startDoor(t: Test, names: string[], opts: { catalogDirs?: 
     done();
   } });
   const rt = await createRuntime(config, pino({ level: 'info' }, sink), { maxBackoffSeconds: 2 });
+  quickHealthChecks(rt.catalog);
   rt.start(config.reconcileIntervalSeconds);
   asOperator(rt.app);
   t.teardown(async () => { await rt.close(); await removeHosterObjects(hosterId); });
