@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { formatCatalogErrors, loadCatalog, type Catalog } from './catalog/load.js';
+import { loadValidCatalog, type Catalog } from './catalog/load.js';
 import type { Config } from './config.js';
 import { applyMigrations, openDb, type Db } from './db/connection.js';
 import { fail } from './errors.js';
@@ -50,12 +50,6 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export function loadValidCatalog(config: Config): Catalog {
-  const catalog = loadCatalog(config.catalogDirs);
-  if (catalog.errors.length) throw fail('CATTERY_ERR_MANIFEST_INVALID', `the catalog has errors:\n${formatCatalogErrors(catalog.errors)}`);
-  return catalog;
-}
-
 export async function createRuntime(config: Config, log: Logger, opts: { maxBackoffSeconds?: number; accountLimits?: ExecLimits } = {}): Promise<Runtime> {
   // Everything cattery writes (database, archives, volume images, secrets) is its user's alone; explicit modes
   // are set as well, this covers what a library creates (SQLite's WAL and SHM).
@@ -65,7 +59,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
   const db = openDb(config.dbFile);
   try {
     applyMigrations(db);
-    const catalog = loadValidCatalog(config);
+    const catalog = loadValidCatalog(config.catalogDirs);
     ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress);
     const events = createEventBus();
     const orchestratorLog = log.child({ domain: 'orchestrator' });

@@ -12,7 +12,7 @@ import { buildImages, buildWorkDir } from '../src/orchestrator/docker/images.js'
 import type { ExecLimits } from '../src/orchestrator/docker/index.js';
 import { detachUnder } from '../src/orchestrator/sized-volumes.js';
 import { createRuntime, type Runtime } from '../src/runtime.js';
-import { ROOT, asOperator, removeHosterObjects, testConfig } from './helpers.js';
+import { ROOT, asOperator, quickHealthChecks, removeHosterObjects, testConfig } from './helpers.js';
 
 /** An account operation that reads its input and answers ok. */
 export const OK_OP = ['/bin/sh', '-c', 'cat >/dev/null; echo \'{"ok":true,"bytes":1,"items":1}\''];
@@ -38,23 +38,32 @@ export function busyboxService(id: string, extra: Record<string, unknown>): Reco
   };
 }
 
-/** Write the service to a catalog folder of the test's, build its image, and start a runtime that knows it (and,
- * with `withCatalog`, the real catalog too), cleaned up at the test's end. */
-export async function runtimeWithService(t: Test, manifest: Record<string, unknown>, opts: {
-  withCatalog?: boolean; config?: Partial<Config>; accountLimits?: ExecLimits;
-} = {}): Promise<{ rt: Runtime; config: Config }> {
+/** Write the service to a catalog folder of the test's and build its image (cached by the hash of its files, as
+ * every service's); the folder is removed at the test's end. */
+export async function serviceCatalog(t: Test, manifest: Record<string, unknown>): Promise<string> {
   const id = String(manifest.id);
   const catDir = fs.mkdtempSync(path.join(os.tmpdir(), `cattery-${id}-`));
   t.teardown(() => fs.rmSync(catDir, { recursive: true, force: true }));
   fs.mkdirSync(path.join(catDir, id));
   fs.writeFileSync(path.join(catDir, id, 'service.json'), JSON.stringify(manifest, null, 2));
   fs.copyFileSync(path.join(ROOT, 'tests/fixtures/services/probe/Dockerfile'), path.join(catDir, id, 'Dockerfile'));
-  const config = testConfig(t, { catalogDirs: [...(opts.withCatalog ? [path.join(ROOT, 'services')] : []), catDir], ...opts.config });
-  const catalog = loadCatalog(config.catalogDirs);
+  const catalog = loadCatalog([catDir]);
   t.same(catalog.errors, []);
-  const engine = connectEngine(config.dockerEndpoint, { hosterId: config.hosterId, timeoutSeconds: 60, log: pino({ level: 'silent' }) });
-  await buildImages(engine, catalog, { mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), only: [id], progress: () => undefined });
+  const build = testConfig(t);
+  const engine = connectEngine(build.dockerEndpoint, { hosterId: build.hosterId, timeoutSeconds: 60, log: pino({ level: 'silent' }) });
+  await buildImages(engine, catalog, { mirror: build.debianMirror, workDir: buildWorkDir(build.dataDir), only: [id], progress: () => undefined });
+  return catDir;
+}
+
+/** Write the service to a catalog folder of the test's, build its image, and start a runtime that knows it (and,
+ * with `withCatalog`, the real catalog too), cleaned up at the test's end. */
+export async function runtimeWithService(t: Test, manifest: Record<string, unknown>, opts: {
+  withCatalog?: boolean; config?: Partial<Config>; accountLimits?: ExecLimits;
+} = {}): Promise<{ rt: Runtime; config: Config }> {
+  const catDir = await serviceCatalog(t, manifest);
+  const config = testConfig(t, { catalogDirs: [...(opts.withCatalog ? [path.join(ROOT, 'services')] : []), catDir], ...opts.config });
   const rt = await createRuntime(config, pino({ level: config.logLevel }), { maxBackoffSeconds: 2, ...(opts.accountLimits ? { accountLimits: opts.accountLimits } : {}) });
+  quickHealthChecks(rt.catalog);
   rt.start(config.reconcileIntervalSeconds);
   asOperator(rt.app);
   t.teardown(async () => { await rt.close(); await removeHosterObjects(config.hosterId); await detachUnder(config.dataDir); });

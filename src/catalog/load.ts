@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import AjvModule from 'ajv';
+import { fail } from '../errors.js';
 import { ManifestSchema, type Manifest } from './manifest.js';
 import { checkPolicy } from './policy.js';
 import { checkEnvironment } from './env.js';
@@ -99,4 +100,12 @@ export function loadCatalog(dirs: readonly string[]): Catalog {
 
 export function formatCatalogErrors(errors: CatalogError[]): string {
   return errors.map((e) => `${e.file}: ${e.field}: ${e.message} [${e.code}]`).join('\n');
+}
+
+/** The catalog in these folders, or CATTERY_ERR_MANIFEST_INVALID naming every error: what `cattery serve` and
+ * `cattery images build` run on. */
+export function loadValidCatalog(dirs: readonly string[]): Catalog {
+  const catalog = loadCatalog(dirs);
+  if (catalog.errors.length) throw fail('CATTERY_ERR_MANIFEST_INVALID', `the catalog has errors:\n${formatCatalogErrors(catalog.errors)}`);
+  return catalog;
 }

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatCatalogErrors, loadCatalog } from '../catalog/load.js';
+import { formatCatalogErrors, loadCatalog, loadValidCatalog } from '../catalog/load.js';
 import { ManifestSchema } from '../catalog/manifest.js';
 import { loadConfig } from '../config.js';
 import { isCatteryError } from '../errors.js';
@@ -95,8 +95,8 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'images' && sub === 'build') {
       const { values } = parseArgs({ args: rest, options: { only: { type: 'string' } } });
       const engine = await engineOrExplain(config.dockerEndpoint, config.hosterId, log);
-      const [{ buildImages, buildWorkDir }, { loadValidCatalog }] = await Promise.all([engineSurface(), runtime()]);
-      const catalog = loadValidCatalog(config);
+      const { buildImages, buildWorkDir } = await engineSurface();
+      const catalog = loadValidCatalog(config.catalogDirs);
       const refs = await buildImages(engine, catalog, {
         mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: out,
         ...(values.only ? { only: values.only.split(',') } : {}),
@@ -108,8 +108,8 @@ export async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: [sub, ...rest].filter((x): x is string => x !== undefined), options: { 'build-images': { type: 'boolean' } } });
       if (values['build-images']) {
         const engine = await engineOrExplain(config.dockerEndpoint, config.hosterId, log);
-        const [{ buildImages, buildWorkDir }, { loadValidCatalog }] = await Promise.all([engineSurface(), runtime()]);
-        await buildImages(engine, loadValidCatalog(config), { mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: (l) => log.info(l) });
+        const { buildImages, buildWorkDir } = await engineSurface();
+        await buildImages(engine, loadValidCatalog(config.catalogDirs), { mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: (l) => log.info(l) });
       }
       return await serve(config, log);
     }

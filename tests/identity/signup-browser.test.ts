@@ -63,13 +63,17 @@ t.test('residents sign up alone or with a mediator; every page accessible and li
   const created = await rt.app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'mail', slug: 'courriel', env: { MAIL_DOMAIN: DOMAIN } } });
   t.equal(created.statusCode, 202, created.body);
   const ports = created.json().ports as Record<string, number>;
-  await waitFor('mail healthy', async () => (await rt.app.inject('/api/instances/courriel')).json().observed === 'healthy', 150_000, 500);
+  // The mail instance comes up while the resident signs up and the administrator opens her page: nothing before the
+  // approval reaches it (a self sign-up only records a pending request). Awaited before the approval.
+  const mailHealthy = waitFor('mail healthy', async () => (await rt.app.inject('/api/instances/courriel')).json().observed === 'healthy', 150_000, 500);
+  mailHealthy.catch(() => undefined); // awaited below; a rejection meanwhile is not an unhandled one
   const base = await rt.app.listen({ host: '127.0.0.1', port });
   await createUser(rt.db, { login: 'admin', name: 'Administratrice', roles: ['admin'], password: 'admin-password-long' });
   await createUser(rt.db, { login: 'camille', name: 'Camille Aidante', roles: ['mediator'], password: 'mediatrice-password' });
 
-  // IMAP takes a login only after STARTTLS; the one trust anchor is the instance's own certificate.
-  const ca = (await execIn(`${rt.config.hosterId}-courriel`, ['cat', '/var/lib/cattery-mail/tls/cert.pem'])).out.replace(/^[^-]*/, '');
+  // IMAP takes a login only after STARTTLS; the one trust anchor is the instance's own certificate (read once the
+  // instance is healthy, below).
+  let ca = '';
   const imapSubjects = async (login: string, pass: string) => {
     const c = new ImapFlow({ host: '127.0.0.1', port: ports.imap!, secure: false, auth: { user: `${login}@${DOMAIN}`, pass }, logger: false, doSTARTTLS: true, tls: { ca, servername: `mail.${DOMAIN}` } });
     c.on('error', () => undefined);
@@ -132,6 +136,8 @@ t.test('residents sign up alone or with a mediator; every page accessible and li
   await visit(a, `${base}/admin`, base, seen);
   await audit('admin', adminCtx, a, `${base}/admin`);
   t.match(await a.locator('table').first().textContent(), /Inès Garnier/);
+  await mailHealthy;
+  ca = (await execIn(`${rt.config.hosterId}-courriel`, ['cat', '/var/lib/cattery-mail/tls/cert.pem'])).out.replace(/^[^-]*/, '');
   await a.getByRole('button', { name: 'Accepter Inès Garnier' }).click();
   await a.waitForURL(`${base}/admin`);
   t.match(await a.locator('main').textContent(), /Aucune demande en attente/);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Test } from 'tap';
-import { asOperator, claimSubnetPool, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
+import { TEST_CATALOG, asOperator, claimSubnetPool, quickHealthChecks, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { ACME_DIRECTORY, startAcmeCa, wireAcmeCa, type AcmeCa } from './acme.js';
 
@@ -43,15 +43,15 @@ export function plainGet(port: number, host: string, p = '/'): Promise<Answer> {
 export interface Door { rt: Runtime; ca: AcmeCa; ports: { http: number; https: number }; hosterId: string; clients: string[] }
 
 /** cattery with the door on, the CA wired to answer for `names`; `clients` collects the addresses cattery's request
- * log gives to requests for /healthz?door=1. */
-export async function startDoor(t: Test, names: string[]): Promise<Door> {
+ * log gives to requests for /healthz?door=1. `catalogDirs`: catalog folders of the test's, beside the usual ones. */
+export async function startDoor(t: Test, names: string[], opts: { catalogDirs?: string[] } = {}): Promise<Door> {
   const scratch = fs.mkdtempSync(path.join(fs.realpathSync('/tmp'), 'cattery-acme-'));
   t.teardown(() => fs.rmSync(scratch, { recursive: true, force: true }));
   const hosterId = `t${Math.random().toString(16).slice(2, 10)}`;
   const pool = `10.${claimSubnetPool()}.0.0/16`; // this file's pool, as testConfig gives it
   const ca = await startAcmeCa(t, hosterId, scratch, pool);
   const config = testConfig(t, {
-    hosterId, domains: [DOMAIN], publicUrl: `https://cattery.${DOMAIN}`, logLevel: 'info', subnetPool: pool,
+    catalogDirs: [...TEST_CATALOG, ...(opts.catalogDirs ?? [])], hosterId, domains: [DOMAIN], publicUrl: `https://cattery.${DOMAIN}`, logLevel: 'info', subnetPool: pool,
     ingress: { enabled: true, bindAddress: '127.0.0.1', httpPort: 0, httpsPort: 0, acmeDirectory: ACME_DIRECTORY, acmeRootFile: ca.rootFile, hstsSeconds: 31536000 },
   });
   const clients: string[] = [];
@@ -63,6 +63,7 @@ export async function startDoor(t: Test, names: string[]): Promise<Door> {
     done();
   } });
   const rt = await createRuntime(config, pino({ level: 'info' }, sink), { maxBackoffSeconds: 2 });
+  quickHealthChecks(rt.catalog);
   rt.start(config.reconcileIntervalSeconds);
   asOperator(rt.app);
   t.teardown(async () => { await rt.close(); await removeHosterObjects(hosterId); });

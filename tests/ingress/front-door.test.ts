@@ -16,7 +16,7 @@ t.test('the front door serves instances over HTTPS with certificates from the as
   t.equal(set.statusCode, 200, set.body);
   t.same(set.json().hostnames, [`probe.${DOMAIN}`, `www.probe.${DOMAIN}`], 'stored lower-case, without the final dot');
 
-  const page = await waitFor('the instance over HTTPS', () => get(ports.https, `probe.${DOMAIN}`, ca.rootPem).then((a) => (a.status === 200 ? a : undefined)), 120_000, 1000);
+  const page = await waitFor('the instance over HTTPS', () => get(ports.https, `probe.${DOMAIN}`, ca.rootPem).then((a) => (a.status === 200 ? a : undefined)), 120_000, 250);
   t.match(page.body, /bonjour-door/, 'the instance answers through the door, its certificate verified against the CA root');
   t.equal(page.headers['strict-transport-security'], 'max-age=31536000', 'HSTS');
 

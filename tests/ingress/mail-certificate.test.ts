@@ -48,7 +48,7 @@ t.test('the mail instance serves the certificate the front door obtained for its
   const ports = made.json().ports as Record<string, number>;
   t.equal((await rt.app.inject({ method: 'PUT', url: '/api/instances/courriel/hostnames', payload: { hostnames: [MAIL_HOST] } })).statusCode, 200);
 
-  const banner = await waitFor('IMAPS with the door\'s certificate', () => implicitTls(ports.imaps!, ca.rootPem).catch(() => undefined), 300_000, 2000);
+  const banner = await waitFor('IMAPS with the door\'s certificate', () => implicitTls(ports.imaps!, ca.rootPem).catch(() => undefined), 300_000, 500);
   t.match(banner, /^\* OK/, 'IMAPS on 993 verifies against the ACME CA for mail.<domain>');
   t.match(await implicitTls(ports.submissions!, ca.rootPem), /^220 /, 'submissions on 465 too');
   t.equal(await startTls(ports.submission!, ca.rootPem), `DNS:${MAIL_HOST}`, 'and submission on 587 after STARTTLS');

@@ -65,8 +65,8 @@ t.test('the webmail on the sheet, through the front door, in Chromium trusting t
   t.match(address, new RegExp(`^[a-z0-9._-]+@${DOMAIN.replace('.', '\\.')}$`), 'and the whole address to sign in with');
 
   // The door serves the webmail with its certificate, and the mail instance has the door's certificate for its host.
-  await waitFor('the webmail over HTTPS', () => get(ports.https, WEBMAIL_HOST, ca.rootPem).then((a) => a.status === 200, () => false), 240_000, 1000);
-  await waitFor('the mail instance with the door\'s certificate', () => imapsVerifies(mail.json().ports.imaps, ca.rootPem), 300_000, 2000);
+  await waitFor('the webmail over HTTPS', () => get(ports.https, WEBMAIL_HOST, ca.rootPem).then((a) => a.status === 200, () => false), 240_000, 250);
+  await waitFor('the mail instance with the door\'s certificate', () => imapsVerifies(mail.json().ports.imaps, ca.rootPem), 300_000, 500);
   t.comment(`door, mail, webmail and both certificates ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
   // A browser profile that trusts the association's CA root: its own NSS database, as an administrator would set a

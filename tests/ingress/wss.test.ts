@@ -19,7 +19,7 @@ t.test('a pad converges between two clients over WSS through the door', async (t
   const made = await rt.app.inject({ method: 'POST', url: '/api/instances?wait=true', payload: { service: 'pads', slug: 'pads' } });
   t.equal(made.statusCode, 201, made.body);
   t.equal((await rt.app.inject({ method: 'PUT', url: '/api/instances/pads/hostnames', payload: { hostnames: [`pads.${DOMAIN}`] } })).statusCode, 200);
-  await waitFor('pads over HTTPS', () => get(ports.https, `pads.${DOMAIN}`, ca.rootPem).then((a) => a.status === 200), 300_000, 1000);
+  await waitFor('pads over HTTPS', () => get(ports.https, `pads.${DOMAIN}`, ca.rootPem).then((a) => a.status === 200), 300_000, 250);
   // The name resolves to the door on loopback; the certificate is checked for the name against the CA's root.
   const lookup = (_h: string, o: { all?: boolean }, cb: (...a: unknown[]) => void) =>
     (o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4));

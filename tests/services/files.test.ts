@@ -7,15 +7,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import tar from 'tar-fs';
 import { USERNAME_PATTERN, refreshStaleUsage } from '../../src/accounts/accounts.js';
-import { docker, execIn, testRuntime, waitFor } from '../helpers.js';
+import { docker, execIn, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
 import { PROBES, newMarker, type ProbeCtx } from './probes.js';
 
-t.test('file spaces: put, get, propfind, privacy, quota, traversal, suspend, export, delete', async (t) => {
-  const rt = await testRuntime(t);
+// The four tests below run in two lanes at the same time (the lanes at the end of the file), each test with its own
+// runtime and instance, each lane with its own quarter of the file's subnet pool: most of a test's time is spent
+// waiting on its container, and the file took as long as its four tests one after another (as in pads.test.ts).
+type Body = (t: Test, subnetPool: string) => Promise<void>;
+const lanes: [string, Body][][] = [[], []];
+const lane = (n: 0 | 1, name: string, body: Body) => { lanes[n]!.push([name, body]); };
+
+lane(0, 'file spaces: put, get, propfind, privacy, quota, traversal, suspend, export, delete', async (t, subnetPool) => {
+  const rt = await testRuntime(t, { subnetPool });
   const { app, config } = rt;
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'files', slug: 'fichiers' } });
   t.equal(created.statusCode, 202, created.body);
@@ -109,8 +116,8 @@ function chunkedPut(url: string, headers: Record<string, string>, bytes: number)
   });
 }
 
-t.test('quota on every write: COPY, MOVE, chunked PUT; credential cache; event loop', async (t) => {
-  const rt = await testRuntime(t);
+lane(1, 'quota on every write: COPY, MOVE, chunked PUT; credential cache; event loop', async (t, subnetPool) => {
+  const rt = await testRuntime(t, { subnetPool });
   const { app, config } = rt;
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'files', slug: 'quota' } });
   t.equal(created.statusCode, 202, created.body);
@@ -213,8 +220,8 @@ async function pool(n: number, conc: number, fn: (i: number) => Promise<unknown>
   await Promise.all(Array.from({ length: Math.min(n, conc) }, async () => { while (i < n) { const k = i++; await fn(k); } }));
 }
 
-t.test('a hostile resident: generated write sequences stay within quota, never restart the service, never stall another resident', async (t) => {
-  const rt = await testRuntime(t);
+lane(0, 'a hostile resident: generated write sequences stay within quota, never restart the service, never stall another resident', async (t, subnetPool) => {
+  const rt = await testRuntime(t, { subnetPool });
   const { app, config } = rt;
   // A lower entry cap than the default (20000), so that a test can reach it.
   const CAP = 4000;
@@ -350,8 +357,8 @@ t.test('a hostile resident: generated write sequences stay within quota, never r
 // account in files and pads (created, signs in with its password only, holds its data, deleted), the others are
 // refused by cattery; and the account store, as each service reads it, finds nothing under any of them but an
 // account of its own.
-t.test('usernames that are Object.prototype names are ordinary accounts in files and pads', async (t) => {
-  const rt = await testRuntime(t);
+lane(1, 'usernames that are Object.prototype names are ordinary accounts in files and pads', async (t, subnetPool) => {
+  const rt = await testRuntime(t, { subnetPool });
   const { app, config } = rt;
   const names = [...new Set([...Object.getOwnPropertyNames(Object.prototype), '__proto__'])];
   const valid = new RegExp(USERNAME_PATTERN);
@@ -401,3 +408,13 @@ t.test('usernames that are Object.prototype names are ordinary accounts in files
     t.same(JSON.parse(r.out.slice(r.out.indexOf('{'))), { bad: [], verified: [], proto: null }, `${id}: the store has no prototype and finds no prototype name`);
   }
 });
+
+// Lane 1: the first walk-through, then the hostile resident; lane 2: the quota test (its burst of 60 scrypts and
+// the event-loop measurement come before the hostile resident's latency probe starts), then the prototype names.
+// Each lane's tests one after another, each test's runtime torn down before the next one starts.
+t.jobs = 2;
+for (const [n, tests] of lanes.entries()) {
+  t.test(`files, lane ${n + 1} of ${lanes.length}`, async (t) => {
+    for (const [name, body] of tests) await t.test(name, (t) => body(t, subnetPoolSlice(n)));
+  });
+}

@@ -47,6 +47,25 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const good = throwawayCa(tmp, 'good', MAIL_HOST);
   const other = throwawayCa(tmp, 'other');
+
+  // Two webmail instances linked to the mail instance: the administrator names it, and the link fills in the mail
+  // host (the name on its certificate), the domain and the ports: IMAPS on 993 and submissions on 465, implicit TLS.
+  // One trusts the CA that signed the mail certificate, the other another CA (it must refuse to talk to the mail
+  // server: verification is never off). A neighbouring instance (the probe) is on none of the links. Asked for at
+  // once with the mail instance, so that they all come up together: a link needs its target's row, not its health
+  // (links.ts linkStatus), and a webmail talks to the mail server only when someone signs in.
+  const webmailEnv = (ca: string) => ({ WEBMAIL_TLS_CA: Buffer.from(ca).toString('base64'), WEBMAIL_ASSOCIATION: 'Chatons_du_Quartier_%C3%A0_Saint-%C3%89tienne' });
+  const wm = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'webmail', slug: 'webmail', links: { mail: 'courriel' }, env: webmailEnv(good.ca) } });
+  t.equal(wm.statusCode, 202, wm.body);
+  t.same(wm.json().links, { mail: 'courriel' });
+  t.same(wm.json().linkedEnv, {
+    MAIL_DOMAIN: DOMAIN, WEBMAIL_IMAP_HOST: MAIL_HOST, WEBMAIL_IMAP_PORT: '993', WEBMAIL_SMTP_HOST: MAIL_HOST, WEBMAIL_SMTP_PORT: '465',
+  }, 'the link fills in the mail host, its domain and its ports: nothing typed by hand');
+  const wrongCa = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'webmail', slug: 'webmail-autre-ca', links: { mail: 'courriel' }, env: webmailEnv(other.ca) } });
+  t.equal(wrongCa.statusCode, 202, wrongCa.body);
+  const neighbour = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'probe', slug: 'voisin' } });
+  t.equal(neighbour.statusCode, 202, neighbour.body);
+
   await healthy('courriel');
   const mailContainer = `${config.hosterId}-courriel`;
   // Installed the way cattery's front door does it (services/mail/admin.sh tls-install: checked, then Postfix and
@@ -60,22 +79,6 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
     const r = await app.inject({ method: 'POST', url: '/api/instances/courriel/accounts', payload: { username, password, quotaMb: 50 } });
     t.equal(r.statusCode, 201, r.body);
   }
-
-  // Two webmail instances linked to the mail instance: the administrator names it, and the link fills in the mail
-  // host (the name on its certificate), the domain and the ports: IMAPS on 993 and submissions on 465, implicit TLS.
-  // One trusts the CA that signed the mail certificate, the other another CA (it must refuse to talk to the mail
-  // server: verification is never off). A neighbouring instance (the probe) is on none of the links.
-  const webmailEnv = (ca: string) => ({ WEBMAIL_TLS_CA: Buffer.from(ca).toString('base64'), WEBMAIL_ASSOCIATION: 'Chatons_du_Quartier_%C3%A0_Saint-%C3%89tienne' });
-  const wm = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'webmail', slug: 'webmail', links: { mail: 'courriel' }, env: webmailEnv(good.ca) } });
-  t.equal(wm.statusCode, 202, wm.body);
-  t.same(wm.json().links, { mail: 'courriel' });
-  t.same(wm.json().linkedEnv, {
-    MAIL_DOMAIN: DOMAIN, WEBMAIL_IMAP_HOST: MAIL_HOST, WEBMAIL_IMAP_PORT: '993', WEBMAIL_SMTP_HOST: MAIL_HOST, WEBMAIL_SMTP_PORT: '465',
-  }, 'the link fills in the mail host, its domain and its ports: nothing typed by hand');
-  const wrongCa = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'webmail', slug: 'webmail-autre-ca', links: { mail: 'courriel' }, env: webmailEnv(other.ca) } });
-  t.equal(wrongCa.statusCode, 202, wrongCa.body);
-  const neighbour = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'probe', slug: 'voisin' } });
-  t.equal(neighbour.statusCode, 202, neighbour.body);
   await healthy('webmail');
   await healthy('webmail-autre-ca');
   await healthy('voisin');
