@@ -77,12 +77,17 @@ function journal(
   journalEntry(db, { slug, kind: `account.${kind}`, actor, status, detail, error });
 }
 
+/** An instance past its start whose container runs: its account operations are tried. */
+const canOperate = (inst: Instance) => inst.observed === 'healthy' || inst.observed === 'running' || inst.observed === 'unhealthy';
+
 /** Run one operation of the manifest's adapter inside the instance's container. */
 async function runOp(deps: AccountDeps, inst: Instance, op: Op, input: Record<string, unknown>): Promise<Record<string, unknown>> {
   const m = deps.catalog.services.get(inst.service)?.manifest;
   const spec = m?.accounts?.operations[op];
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "${op}" account operation`);
-  if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
+  // `unhealthy` is a running container whose check fails or is late (a loaded machine, a broken link): the operation
+  // is tried, since a suspension must not wait for a health check; a service that cannot do it answers an error.
+  if (!canOperate(inst)) throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
   const r = await execWithInput(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, inst.slug), spec.exec,
     JSON.stringify(input), deps.limits ?? DEFAULT_LIMITS, `${op} of ${inst.slug}`);
   let out: Record<string, unknown> = {};
@@ -166,7 +171,9 @@ async function applyQueuedCreate(deps: AccountDeps, slug: string, username: stri
     return true;
   }
   if (inst.observed !== 'healthy' && inst.observed !== 'running') {
-    if (isComingUp(inst)) return false;
+    // Unhealthy (a check late on a loaded machine, or a start slower than the bound) may still come good: the
+    // queued first password waits for it rather than be forgotten by a create the service is not ready for.
+    if (isComingUp(inst) || (inst.observed === 'unhealthy' && inst.desired === 'running')) return false;
     setState(deps.db, acc.id, 'failed', { lastError: `${slug} did not come up (${inst.observed}${inst.lastError ? `: ${inst.lastError}` : ''}); create the account again`, pending: withoutCreate(acc.pending) });
     journal(deps.db, slug, 'create', actor, { username }, 'failed', `instance ${inst.observed}`);
     return true;
@@ -342,7 +349,7 @@ export async function exportAccount(deps: AccountDeps, slug: string, username: s
   const inst = getInstance(deps.db, slug);
   const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.export;
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
-  if (inst.observed !== 'healthy' && inst.observed !== 'running') throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
+  if (!canOperate(inst)) throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
   const limits = exportLimits(deps, acc.quotaMb);
   const dir = claimExportStaging(deps.stagingDir ?? os.tmpdir(), { slug, username }, actor, limits.maxBytes);
   const file = path.join(dir, 'export.tar');

@@ -77,7 +77,7 @@ export function createDkimKeys(deps: DkimKeysDeps): DkimKeysOf {
   return async (domain) => {
     const d = domain.toLowerCase();
     const running = listInstances(deps.db, { service: deps.service ?? 'mail' })
-      .filter((i) => i.desired === 'running' && (i.observed === 'healthy' || i.observed === 'running') && mailDomainOf(deps, i) === d);
+      .filter((i) => i.desired === 'running' && (i.observed === 'healthy' || i.observed === 'running' || i.observed === 'unhealthy') && mailDomainOf(deps, i) === d);
     const bySelector = new Map<string, DkimKey>();
     for (const keys of await Promise.all(running.map((i) => keysOf(deps, i, d)))) {
       for (const k of keys) if (!bySelector.has(k.selector)) bySelector.set(k.selector, k);
