@@ -7,7 +7,9 @@ import type { Page } from 'playwright-core';
 
 const axeSource: string = createRequire(import.meta.url)('axe-core').source;
 
-const CHANGED = /ERR_NETWORK_CHANGED|ERR_NETWORK_IO_SUSPENDED/;
+// Chromium also restarts a navigation itself when the network changes under it: playwright then reports the first
+// one "interrupted by another navigation" to the same address.
+const CHANGED = /ERR_NETWORK_CHANGED|ERR_NETWORK_IO_SUSPENDED|is interrupted by another navigation/;
 
 /** `step` once more when it failed because the network changed under Chromium, at most `attempts` times in all. */
 export async function steadily<T>(step: () => Promise<T>, attempts = 5): Promise<T> {

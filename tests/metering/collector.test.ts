@@ -48,14 +48,21 @@ t.test('metering real containers', async (t) => {
   const by = (slug: string) => (c.prepare("SELECT SUM(energy_j) e, SUM(cpu_seconds) cpu, SUM(idle_share_j) i FROM meter_samples WHERE slug = ?").get(slug) as { e: number; cpu: number; i: number });
   const burner = by('burner'), calm = by('calm');
   const active = (c.prepare("SELECT SUM(energy_j) e FROM meter_samples WHERE scope IN ('other', 'instance')").get() as { e: number }).e;
-  // What the burner gets depends on the other test file running beside this one (2 cores, tap's 2 jobs; the front
-  // door's tests run Caddy and an ACME CA): a quarter of a core is plenty to tell it from the sleeper.
-  t.ok(burner.cpu > 1.5, `the burner used ${burner.cpu.toFixed(2)} CPU seconds in about 6 s`);
+  // What the burner gets depends on what runs beside this file (2 cores, tap's 2 jobs, containers of other tests):
+  // on a loaded CI machine it got 0.9 CPU s in 6 s. A busy loop gets a few percent of a core even at a load of 20.
+  t.ok(burner.cpu > 0.3, `the burner used ${burner.cpu.toFixed(2)} CPU seconds in about 6 s`);
   t.ok(calm.cpu < 0.1, `the sleeper used ${calm.cpu.toFixed(3)}`);
   t.ok(burner.e > 0.9 * (burner.e + calm.e), `the burner has ${burner.e.toFixed(1)} J of the containers' ${(burner.e + calm.e).toFixed(1)} J`);
-  // "other" is the host's own work, the neighbouring test file's included: the burner's share of it is the machine's
-  // load, not cattery's doing; the attribution itself is the 90 % check above.
-  t.ok(burner.e > 0.1 * active, `and a fair part of the active energy a busy test machine leaves (${(burner.e / active * 100).toFixed(0)} %)`);
+  // The attribution, whatever the load: in every pass the burner's part of the active energy ("other" is the host's
+  // own work, the neighbouring tests' included) is its part of the CPU time.
+  const perPass = c.prepare(`SELECT ts, SUM(CASE WHEN slug = 'burner' THEN energy_j ELSE 0 END) be, SUM(energy_j) ae,
+      SUM(CASE WHEN slug = 'burner' THEN cpu_seconds ELSE 0 END) bc, SUM(cpu_seconds) ac
+    FROM meter_samples WHERE scope IN ('other', 'instance') GROUP BY ts`).all() as { ts: string; be: number; ae: number; bc: number; ac: number }[];
+  t.equal(perPass.length, 3);
+  for (const p of perPass) {
+    t.ok(p.ac > 0 && Math.abs(p.be / p.ae - p.bc / p.ac) < 1e-6, `pass ${p.ts}: the burner has ${(p.be / p.ae * 100).toFixed(1)} % of the active energy for ${(p.bc / p.ac * 100).toFixed(1)} % of the CPU time`);
+  }
+  t.ok(burner.e > 0 && active > burner.e, `and a part of the active energy the busy test machine leaves (${(burner.e / active * 100).toFixed(0)} %)`);
   t.equal(Math.round(burner.i * 1e6), Math.round(calm.i * 1e6), 'idle shared equally under the equal policy, apart from active energy');
   const mem = c.prepare("SELECT mem_byte_seconds / seconds m FROM meter_samples WHERE slug = 'calm' LIMIT 1").get() as { m: number };
   t.ok(mem.m > 0 && mem.m < 32 * 1024 * 1024, `working set ${mem.m} bytes, under the limit`);
