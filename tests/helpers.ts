@@ -174,6 +174,11 @@ export async function testRuntime(t: Test, overrides: Partial<Config> = {}): Pro
   return rt;
 }
 
+/** How long a test waits for an instance to become healthy: a bound, not a measure. Locally a service is healthy in
+ * 5 to 30 s; a CI machine was seen 2 to 4 times slower with the whole suite beside it, and a bound missed there is a
+ * failure far from its cause. */
+export const HEALTHY_WITHIN_MS = 360_000;
+
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, everyMs = 250): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

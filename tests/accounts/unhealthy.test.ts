@@ -4,7 +4,7 @@
 // service whose health the test turns off, on the real engine.
 import t from 'tap';
 import { busyboxService, runtimeWithService } from '../test-service.js';
-import { execIn, waitFor } from '../helpers.js';
+import { execIn, HEALTHY_WITHIN_MS, waitFor } from '../helpers.js';
 
 // Each operation appends its name and input to a log in the volume, and answers ok (export: a tar of that log).
 const logged = (op: string) => ['/bin/sh', '-c', `in=$(cat); echo "${op} $in" >> /data/ops; echo '{"ok":true,"bytes":1,"items":1}'`];
@@ -29,11 +29,11 @@ t.test('every account operation reaches an unhealthy instance', async (t) => {
   const container = `${config.hosterId}-sick`;
   const observed = async () => (await app.inject('/api/instances/sick')).json().observed as string;
   t.equal((await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'sickly', slug: 'sick' } })).statusCode, 202);
-  await waitFor('sick healthy', async () => (await observed()) === 'healthy', 120_000, 250);
+  await waitFor('sick healthy', async () => (await observed()) === 'healthy', HEALTHY_WITHIN_MS, 250);
   t.equal((await app.inject({ method: 'POST', url: '/api/instances/sick/accounts', payload: { username: 'ana', password: 'le mot de passe d’Ana', quotaMb: 5 } })).statusCode, 201);
 
   t.equal((await execIn(container, ['touch', '/tmp/sick'], '65534')).code, 0);
-  await waitFor('sick unhealthy', async () => (await observed()) === 'unhealthy', 120_000, 250);
+  await waitFor('sick unhealthy', async () => (await observed()) === 'unhealthy', HEALTHY_WITHIN_MS, 250);
   const ops = async () => (await execIn(container, ['cat', '/data/ops'])).out.split('\n').filter(Boolean).map((l) => l.split(' ')[0]);
   const steps: [string, () => Promise<{ statusCode: number; body: string }>, number][] = [
     ['create', () => app.inject({ method: 'POST', url: '/api/instances/sick/accounts', payload: { username: 'bea', password: 'le mot de passe de Béa', quotaMb: 5 } }), 201],
@@ -58,5 +58,5 @@ t.test('every account operation reaches an unhealthy instance', async (t) => {
 
   // And it comes back by itself once its check passes.
   t.equal((await execIn(container, ['rm', '/tmp/sick'], '65534')).code, 0);
-  await waitFor('sick healthy again', async () => (await observed()) === 'healthy', 120_000, 250);
+  await waitFor('sick healthy again', async () => (await observed()) === 'healthy', HEALTHY_WITHIN_MS, 250);
 });

@@ -3,7 +3,7 @@
 // the restarted instance has converged; restarts asked in a burst, or while a pass is acting, are neither lost nor
 // left open.
 import t from 'tap';
-import { docker, testRuntime, waitFor } from '../helpers.js';
+import { docker, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 
 t.test('restart: once per intent, closed, waited for, refused when not meant to run', async (t) => {
   const rt = await testRuntime(t);
@@ -26,7 +26,7 @@ t.test('restart: once per intent, closed, waited for, refused when not meant to 
   const burst = await Promise.all(Array.from({ length: 5 }, () => app.inject({ method: 'POST', url: '/api/instances/rst/restart' })));
   t.same(burst.map((r) => r.statusCode), [202, 202, 202, 202, 202]);
   await waitFor('burst closed', async () => (await ops()).every((o) => o.kind !== 'restart' || o.status === 'done'), 60_000, 250);
-  await waitFor('healthy after the burst', async () => (await app.inject('/api/instances/rst')).json().observed === 'healthy', 60_000, 250);
+  await waitFor('healthy after the burst', async () => (await app.inject('/api/instances/rst')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 250);
   const settled = await startedAt();
   t.not(settled, after, 'restarted by the burst');
   await new Promise((r) => setTimeout(r, 4000));

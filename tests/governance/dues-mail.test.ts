@@ -7,7 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
-import { execIn, testRuntime, waitFor } from '../helpers.js';
+import { execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 import { allocateSubnet } from '../../src/orchestrator/subnets.js';
 import { networkName } from '../../src/orchestrator/docker/container-spec.js';
 import { assignAccount, getAccount } from '../../src/accounts/accounts.js';
@@ -29,7 +29,7 @@ t.test('lapsed dues suspend a members-only mailbox past the grace; a payment res
   t.equal(created.statusCode, 202, created.body);
   const ports = created.json().ports as Record<string, number>;
   await dnsBeside(t, { name: `${config.hosterId}-knot`, network: networkName(config.hosterId, 'courriel'), address: resolver, label: config.hosterId, zones: {} });
-  await waitFor('mail healthy', async () => (await app.inject('/api/instances/courriel')).json().observed === 'healthy', 150_000, 500);
+  await waitFor('mail healthy', async () => (await app.inject('/api/instances/courriel')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   const ca = (await execIn(`${config.hosterId}-courriel`, ['cat', '/var/lib/cattery-mail/tls/cert.pem'])).out.replace(/^[^-]*/, '');
   const tls = { ca, servername: `mail.${DOMAIN}` };
 

@@ -10,7 +10,7 @@ import { createApiToken } from '../../src/identity/tokens.js';
 import { connectEngine } from '../../src/orchestrator/docker/engine.js';
 import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
 import type { Runtime } from '../../src/runtime.js';
-import { execIn, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
+import { execIn, HEALTHY_WITHIN_MS, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
 import { PROBES, type ProbeCtx } from '../services/probes.js';
 import { pageBrowser } from '../page-browser.js';
 
@@ -24,7 +24,7 @@ t.test('disable, enable and reject reach the person\'s accounts in the files ser
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'files', slug: 'fichiers' } });
   t.equal(created.statusCode, 202, created.body);
   const base = `http://127.0.0.1:${created.json().ports.http}`;
-  const healthy = () => waitFor('files healthy', async () => (await app.inject('/api/instances/fichiers')).json().observed === 'healthy', 300_000, 500);
+  const healthy = () => waitFor('files healthy', async () => (await app.inject('/api/instances/fichiers')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   await healthy();
 
   const deps: SignupDeps = {
@@ -133,7 +133,7 @@ t.test('every service open for sign-up: disable refuses, enable lets in, reject 
     ctx[id] = { container: `${rt.config.hosterId}-p-${id}`, ports: r.json().ports, env };
   }
   const observed = async (id: string) => (await rt.app.inject(`/api/instances/p-${id}`)).json().observed as string;
-  for (const id of ids) await waitFor(`${id} healthy`, async () => (await observed(id)) === 'healthy', 240_000, 500);
+  for (const id of ids) await waitFor(`${id} healthy`, async () => (await observed(id)) === 'healthy', HEALTHY_WITHIN_MS, 500);
   const logins = async (login: string, pass: string, only = ids) =>
     Object.fromEntries(await Promise.all(only.map(async (id) => [id, await PROBES[id]!.login(ctx[id]!, login, pass)] as const)));
   const all = (v: boolean, only = ids) => Object.fromEntries(only.map((id) => [id, v]));

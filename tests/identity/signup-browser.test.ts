@@ -7,7 +7,7 @@ import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { createUser } from '../../src/identity/users.js';
-import { execIn, testRuntime, waitFor } from '../helpers.js';
+import { execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 import { freePort } from './provider.js';
 
 const DOMAIN = 'quartier.test';
@@ -65,7 +65,7 @@ t.test('residents sign up alone or with a mediator; every page accessible and li
   const ports = created.json().ports as Record<string, number>;
   // The mail instance comes up while the resident signs up and the administrator opens her page: nothing before the
   // approval reaches it (a self sign-up only records a pending request). Awaited before the approval.
-  const mailHealthy = waitFor('mail healthy', async () => (await rt.app.inject('/api/instances/courriel')).json().observed === 'healthy', 150_000, 500);
+  const mailHealthy = waitFor('mail healthy', async () => (await rt.app.inject('/api/instances/courriel')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   mailHealthy.catch(() => undefined); // awaited below; a rejection meanwhile is not an unhandled one
   const base = await rt.app.listen({ host: '127.0.0.1', port });
   await createUser(rt.db, { login: 'admin', name: 'Administratrice', roles: ['admin'], password: 'admin-password-long' });

@@ -17,7 +17,7 @@ import t from 'tap';
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import crypto from 'node:crypto';
-import { docker, execIn, testConfig, testRuntime, waitFor } from '../helpers.js';
+import { docker, execIn, HEALTHY_WITHIN_MS, testConfig, testRuntime, waitFor } from '../helpers.js';
 import { allocateSubnet } from '../../src/orchestrator/subnets.js';
 import { networkName } from '../../src/orchestrator/docker/container-spec.js';
 import { getInstance } from '../../src/orchestrator/instances.js';
@@ -72,7 +72,7 @@ t.test('mail between a cattery mail instance and an independent server, through 
   const net = networkName(config.hosterId, SLUG);
   const ca = testCa(t);
 
-  await waitFor('mail healthy', async () => (await app.inject(`/api/instances/${SLUG}`)).json().observed === 'healthy', 180_000, 500);
+  await waitFor('mail healthy', async () => (await app.inject(`/api/instances/${SLUG}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   const inspected = await docker.getContainer(container).inspect();
   t.equal(inspected.NetworkSettings.Networks[net]?.IPAddress, mailIp, `the mail container has ${mailIp}, the address cattery publishes`);
   // camille's mailbox holds 1 MB: a larger message taken on port 25 is refused by her mailbox afterwards, and

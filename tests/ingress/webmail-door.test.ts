@@ -11,7 +11,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { chromium } from 'playwright-core';
-import { waitFor } from '../helpers.js';
+import { HEALTHY_WITHIN_MS, waitFor } from '../helpers.js';
 import { axeViolations, navigationOutcome, openSteadily } from '../chromium.js';
 import { pageBrowser } from '../page-browser.js';
 import { DOMAIN, get, startDoor } from './door.js';
@@ -46,7 +46,7 @@ t.test('the webmail on the sheet, through the front door, in Chromium trusting t
     t.equal((await app.inject({ method: 'PUT', url: `/api/instances/${slug}/hostnames`, payload: { hostnames: [name] } })).statusCode, 200);
   }
   for (const slug of ['courriel', 'webmail']) {
-    await waitFor(`${slug} healthy`, async () => (await app.inject(`/api/instances/${slug}`)).json().observed === 'healthy', 240_000, 500);
+    await waitFor(`${slug} healthy`, async () => (await app.inject(`/api/instances/${slug}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   }
 
   // A mediator signs Marie up for mail; the sheet says where her webmail is and how to sign in.

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { loadCatalog } from '../../src/catalog/load.js';
 import { connectEngine } from '../../src/orchestrator/docker/engine.js';
 import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
-import { ROOT, testRuntime, waitFor } from '../helpers.js';
+import { HEALTHY_WITHIN_MS, ROOT, testRuntime, waitFor } from '../helpers.js';
 import { freePort } from '../identity/provider.js';
 import { PROBES, imapOptions, mailCert } from './probes.js';
 import { pageBrowser } from '../page-browser.js';
@@ -43,7 +43,7 @@ t.test('every access text signs the resident in, exactly as shown', async (t) =>
     ctxs.set(id, { container: `${rt.config.hosterId}-acc-${id}`, ports: r.json().ports });
   }
   for (const s of withAccess) {
-    await waitFor(`${s.manifest.id} healthy`, async () => (await rt.app.inject(`/api/instances/acc-${s.manifest.id}`)).json().observed === 'healthy', 180_000, 500);
+    await waitFor(`${s.manifest.id} healthy`, async () => (await rt.app.inject(`/api/instances/acc-${s.manifest.id}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   }
 
   const password = 'ma phrase du quartier';

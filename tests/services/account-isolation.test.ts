@@ -13,7 +13,7 @@ import { loadCatalog } from '../../src/catalog/load.js';
 import { ACCOUNT_OPERATIONS } from '../../src/catalog/manifest.js';
 import { connectEngine } from '../../src/orchestrator/docker/engine.js';
 import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
-import { ROOT, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
+import { HEALTHY_WITHIN_MS, ROOT, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
 import { PROBES, newMarker, signedIn, type ProbeCtx } from './probes.js';
 
 const SEED = Number(process.env.ISOLATION_SEED ?? Date.now() % 2 ** 31);
@@ -126,7 +126,7 @@ for (const svc of chosen) {
     const slug = `iso-${id}`;
     const created = await rt.app.inject({ method: 'POST', url: '/api/instances', payload: { service: id, slug, ...(Object.keys(probe.env).length ? { env: probe.env } : {}) } });
     t.equal(created.statusCode, 202, created.body);
-    await waitFor(`${id} healthy`, async () => (await rt.app.inject(`/api/instances/${slug}`)).json().observed === 'healthy', 180_000, 500);
+    await waitFor(`${id} healthy`, async () => (await rt.app.inject(`/api/instances/${slug}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
     const ctx: ProbeCtx = { container: `${rt.config.hosterId}-${slug}`, ports: created.json().ports, env: probe.env };
     const api = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, payload?: object) =>
       rt.app.inject({ method, url: `/api/instances/${slug}/accounts${path}`, ...(payload ? { payload } : {}) });

@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import tar from 'tar-fs';
 import { USERNAME_PATTERN, refreshStaleUsage } from '../../src/accounts/accounts.js';
-import { docker, execIn, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
+import { docker, execIn, HEALTHY_WITHIN_MS, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
 import { PROBES, newMarker, type ProbeCtx } from './probes.js';
 
 // The four tests below run in two lanes at the same time (the lanes at the end of the file), each test with its own
@@ -27,7 +27,7 @@ lane(0, 'file spaces: put, get, propfind, privacy, quota, traversal, suspend, ex
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'files', slug: 'fichiers' } });
   t.equal(created.statusCode, 202, created.body);
   const base = `http://127.0.0.1:${created.json().ports.http}`;
-  await waitFor('files healthy', async () => (await app.inject('/api/instances/fichiers')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('files healthy', async () => (await app.inject('/api/instances/fichiers')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   const mk = (username: string, password: string, quotaMb: number) =>
     app.inject({ method: 'POST', url: '/api/instances/fichiers/accounts', payload: { username, password, quotaMb } });
   t.equal((await mk('alice', 'alice-secret-1', 1)).statusCode, 201);
@@ -122,7 +122,7 @@ lane(1, 'quota on every write: COPY, MOVE, chunked PUT; credential cache; event 
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'files', slug: 'quota' } });
   t.equal(created.statusCode, 202, created.body);
   const base = `http://127.0.0.1:${created.json().ports.http}`;
-  await waitFor('files healthy', async () => (await app.inject('/api/instances/quota')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('files healthy', async () => (await app.inject('/api/instances/quota')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   t.equal((await app.inject({ method: 'POST', url: '/api/instances/quota/accounts', payload: { username: 'carla', password: 'carla-secret-1:x', quotaMb: 1 } })).statusCode, 201);
   const carla = { authorization: `Basic ${Buffer.from('carla:carla-secret-1:x').toString('base64')}` };
   const ls = async () => (await execIn(`${config.hosterId}-quota`, ['find', '/srv/files/carla', '-type', 'f'])).out.trim().split('\n').filter(Boolean).sort();
@@ -229,7 +229,7 @@ lane(0, 'a hostile resident: generated write sequences stay within quota, never 
   t.equal(created.statusCode, 202, created.body);
   const base = `http://127.0.0.1:${created.json().ports.http}`;
   const container = `${config.hosterId}-hostile`;
-  await waitFor('files healthy', async () => (await app.inject('/api/instances/hostile')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('files healthy', async () => (await app.inject('/api/instances/hostile')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   const MB = 1024 * 1024;
   const accounts: Record<string, number> = { mallory: 2, crowd: 64, bob: 5 };
   for (const [u, q] of Object.entries(accounts)) {
@@ -369,7 +369,7 @@ lane(1, 'usernames that are Object.prototype names are ordinary accounts in file
     t.equal(created.statusCode, 202, created.body);
     instances[id] = { ctx: { container: `${config.hosterId}-proto-${id}`, ports: created.json().ports, env: PROBES[id]!.env }, code: `/opt/${id}/accounts-store.cjs` };
   }
-  for (const id of Object.keys(instances)) await waitFor(`${id} healthy`, async () => (await app.inject(`/api/instances/proto-${id}`)).json().observed === 'healthy', 240_000, 500);
+  for (const id of Object.keys(instances)) await waitFor(`${id} healthy`, async () => (await app.inject(`/api/instances/proto-${id}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
 
   for (const [id, { ctx, code }] of Object.entries(instances)) {
     const probe = PROBES[id]!;
@@ -379,7 +379,7 @@ lane(1, 'usernames that are Object.prototype names are ordinary accounts in file
     const mark = newMarker();
     await probe.seed(ctx, 'voisin', 'voisin-secret-1', mark);
     // A loaded host can make an instance miss a health check for a while: account operations wait for it.
-    const healthy = () => waitFor(`proto-${id} healthy`, async () => (await app.inject(`/api/instances/proto-${id}`)).json().observed === 'healthy', 120_000, 500);
+    const healthy = () => waitFor(`proto-${id} healthy`, async () => (await app.inject(`/api/instances/proto-${id}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
     for (const name of names) {
       const password = `pw-${name}-secret-1`;
       await healthy();

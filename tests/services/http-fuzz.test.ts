@@ -7,7 +7,7 @@ import net from 'node:net';
 import t from 'tap';
 import fc from 'fast-check';
 import type { AddressInfo } from 'node:net';
-import { docker, testRuntime, waitFor } from '../helpers.js';
+import { docker, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 
 const PER_TARGET = 240;
 const BATCH = 40;
@@ -96,7 +96,7 @@ t.test('no request stops an HTTP service of the catalog, nor cattery itself', as
     targets.push({ name: svc.manifest.id, port: created.json().ports.http, health: '/', container: `${config.hosterId}-${slug}` });
   }
   for (const x of targets) {
-    await waitFor(`${x.name} healthy`, async () => (await app.inject(`/api/instances/fz-${x.name}`)).json().observed === 'healthy', 180_000, 500);
+    await waitFor(`${x.name} healthy`, async () => (await app.inject(`/api/instances/fz-${x.name}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   }
   // An account in the services that have them, so that authenticated requests reach the deeper handlers too.
   for (const x of targets.filter((x) => catalog.services.get(x.name)?.manifest.accounts)) {

@@ -12,7 +12,7 @@ import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import { dkimSign, dkimVerify } from 'mailauth';
 import { pino } from 'pino';
-import { docker, execIn, testRuntime, waitFor } from '../helpers.js';
+import { docker, execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 import { allocateSubnet } from '../../src/orchestrator/subnets.js';
 import { networkName } from '../../src/orchestrator/docker/container-spec.js';
 import { connectEngine } from '../../src/orchestrator/docker/engine.js';
@@ -113,7 +113,7 @@ t.test('mail: DKIM on every message sent, TLS with an installed certificate, SPF
     zones: zones(signer.publicKey.export({ format: 'der', type: 'spki' }).toString('base64')),
   });
 
-  await waitFor('mail healthy', async () => (await app.inject(`/api/instances/${SLUG}`)).json().observed === 'healthy', 180_000, 500);
+  await waitFor('mail healthy', async () => (await app.inject(`/api/instances/${SLUG}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   await waitFor('the instance resolves through the test DNS', async () => /192\.0\.2\.25/.test((await execIn(container, ['getent', 'hosts', HOST])).out), 30_000, 500);
   t.pass(`mail healthy and resolving through ${resolver} (${Date.now() - started} ms)`);
 

@@ -2,7 +2,7 @@
 // instances never share one, the image carries none, and a restart serves the same certificate.
 import crypto from 'node:crypto';
 import t from 'tap';
-import { execIn, testRuntime, waitFor } from '../helpers.js';
+import { execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 
 const KEY = '/var/lib/cattery-mail/tls/key.pem';
 const CERT = '/var/lib/cattery-mail/tls/cert.pem';
@@ -10,7 +10,7 @@ const CERT = '/var/lib/cattery-mail/tls/cert.pem';
 t.test('mail: a key of its own per instance, kept across a restart', async (t) => {
   const rt = await testRuntime(t, { healthTimeoutSeconds: 180 });
   const { app, config } = rt;
-  const healthy = (slug: string) => waitFor(`${slug} healthy`, async () => (await app.inject(`/api/instances/${slug}`)).json().observed === 'healthy', 180_000, 500);
+  const healthy = (slug: string) => waitFor(`${slug} healthy`, async () => (await app.inject(`/api/instances/${slug}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   for (const [slug, domain] of [['mail-a', 'a-quartier.test'], ['mail-b', 'b-quartier.test']]) {
     const r = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'mail', slug, env: { MAIL_DOMAIN: domain } } });
     t.ok([201, 202].includes(r.statusCode), r.body);

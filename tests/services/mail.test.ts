@@ -11,7 +11,7 @@ import nodemailer from 'nodemailer';
 import net from 'node:net';
 import fc from 'fast-check';
 import { ImapFlow } from 'imapflow';
-import { execIn, testRuntime, waitFor } from '../helpers.js';
+import { execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 import { accessText } from '../../src/catalog/offer.js';
 import { getInstance } from '../../src/orchestrator/instances.js';
 import { allocateSubnet } from '../../src/orchestrator/subnets.js';
@@ -35,7 +35,7 @@ t.test('mailboxes: send, read, refuse, suspend, quota, export, delete', async (t
   t.equal(getInstance(rt.db, 'courriel').config.subnet, subnet, 'the instance got the subnet the test predicted');
   const ports = created.json().ports as Record<string, number>;
   await dnsBeside(t, { name: `${config.hosterId}-knot`, network: networkName(config.hosterId, 'courriel'), address: resolver, label: config.hosterId, zones: {} });
-  await waitFor('mail healthy', async () => (await app.inject('/api/instances/courriel')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('mail healthy', async () => (await app.inject('/api/instances/courriel')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
 
   // The only trust anchor: the instance's own certificate, read out of its container; names as the cert says.
   const container = `${config.hosterId}-courriel`;

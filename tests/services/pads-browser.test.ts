@@ -1,13 +1,13 @@
 // The pad editor as residents use it: two Chromium pages on the same pad, typing at once, converge.
 import t from 'tap';
 import { chromium } from 'playwright-core';
-import { testRuntime, waitFor } from '../helpers.js';
+import { HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 
 t.test('two browsers edit one pad and converge', async (t) => {
   const rt = await testRuntime(t);
   const created = await rt.app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'pads', slug: 'pads-web' } });
   const base = `http://127.0.0.1:${created.json().ports.http}`;
-  await waitFor('pads healthy', async () => (await rt.app.inject('/api/instances/pads-web')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('pads healthy', async () => (await rt.app.inject('/api/instances/pads-web')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
 
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',

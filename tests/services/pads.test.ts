@@ -17,7 +17,7 @@ import tar from 'tar-fs';
 import WebSocket from 'ws';
 import * as Y from 'yjs';
 import { WebsocketProvider } from 'y-websocket';
-import { docker, execIn, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
+import { docker, execIn, HEALTHY_WITHIN_MS, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
 
 // The five tests below run in two lanes at the same time (the lanes at the end of the file), each test with its own
 // runtime and instance, each lane with its own quarter of the file's subnet pool: most of a test's time is spent
@@ -41,7 +41,7 @@ lane(0, 'pads: convergence, privacy, persistence, export, deletion', async (t, s
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'pads', slug: 'pads' } });
   t.equal(created.statusCode, 202, created.body);
   const base = `ws://127.0.0.1:${created.json().ports.http}`;
-  await waitFor('pads healthy', async () => (await app.inject('/api/instances/pads')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('pads healthy', async () => (await app.inject('/api/instances/pads')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   t.equal((await app.inject({ method: 'POST', url: '/api/instances/pads/accounts', payload: { username: 'lea', password: 'lea-secret-123', quotaMb: 10 } })).statusCode, 201);
 
   const clients: ReturnType<typeof client>[] = [];
@@ -78,7 +78,7 @@ lane(0, 'pads: convergence, privacy, persistence, export, deletion', async (t, s
 
   const restarted = await app.inject({ method: 'POST', url: '/api/instances/pads/restart?wait=true' });
   t.equal(restarted.statusCode, 200);
-  await waitFor('pads healthy again', async () => (await app.inject('/api/instances/pads')).json().observed === 'healthy', 60_000, 500);
+  await waitFor('pads healthy again', async () => (await app.inject('/api/instances/pads')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   const again = open('private/lea/journal', 'lea:lea-secret-123');
   await waitFor('text after restart', () => again.provider.synced && again.text.toString().includes('atelier numérique'), 30_000);
   t.pass('the text survived a restart of the instance');
@@ -113,7 +113,7 @@ lane(0, 'pads: public pads capped in number and size, idle expiry, private pads 
   t.equal(created.statusCode, 202, created.body);
   const port = created.json().ports.http;
   const base = `ws://127.0.0.1:${port}`;
-  await waitFor('pads healthy', async () => (await app.inject('/api/instances/caps')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('pads healthy', async () => (await app.inject('/api/instances/caps')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   t.equal((await app.inject({ method: 'POST', url: '/api/instances/caps/accounts', payload: { username: 'lea', password: 'lea-secret-123', quotaMb: 1 } })).statusCode, 201);
   const clients: ReturnType<typeof client>[] = [];
   t.teardown(() => { for (const c of clients) { c.provider.destroy(); c.doc.destroy(); } });
@@ -187,7 +187,7 @@ lane(1, 'pads: a changed password stops opening private pads at once; many paral
   const { app } = rt;
   const created = await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'pads', slug: 'auth' } });
   const port = created.json().ports.http;
-  await waitFor('pads healthy', async () => (await app.inject('/api/instances/auth')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('pads healthy', async () => (await app.inject('/api/instances/auth')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   t.equal((await app.inject({ method: 'POST', url: '/api/instances/auth/accounts', payload: { username: 'lea', password: 'lea:secret-123', quotaMb: 1 } })).statusCode, 201);
   const get = (auth: string) => fetch(`http://127.0.0.1:${port}/private/lea/x`, { headers: { authorization: `Basic ${Buffer.from(auth).toString('base64')}` } }).then((r) => r.status);
   t.equal(await get('lea:lea:secret-123'), 200, 'a password with a colon opens her pad');
@@ -297,7 +297,7 @@ lane(0, 'pads: no Yjs message of any type, size or count from an anonymous clien
   const port: number = created.json().ports.http;
   const base = `ws://127.0.0.1:${port}`;
   const container = `${config.hosterId}-wire`;
-  await waitFor('pads healthy', async () => (await app.inject('/api/instances/wire')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('pads healthy', async () => (await app.inject('/api/instances/wire')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   const before = await containerState(container);
 
   // A burst: one kind of message, in a generated size and count, on both sides of the frame limit (1 MB + 64 KB: a
@@ -362,7 +362,7 @@ lane(1, 'pads: insert/delete cycles keep stored bytes within each limit plus its
   const port: number = created.json().ports.http;
   const base = `ws://127.0.0.1:${port}`;
   const container = `${config.hosterId}-store`;
-  await waitFor('pads healthy', async () => (await app.inject('/api/instances/store')).json().observed === 'healthy', 120_000, 500);
+  await waitFor('pads healthy', async () => (await app.inject('/api/instances/store')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
   const QUOTA_MB = 20;
   t.equal((await app.inject({ method: 'POST', url: '/api/instances/store/accounts', payload: { username: 'lea', password: 'lea-secret-123', quotaMb: QUOTA_MB } })).statusCode, 201);
   const LEA = 'lea:lea-secret-123';

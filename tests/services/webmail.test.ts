@@ -13,7 +13,7 @@ import path from 'node:path';
 import t from 'tap';
 import { axeViolations } from '../chromium.js';
 import { chromium, type Page } from 'playwright-core';
-import { docker, execIn, testRuntime, waitFor } from '../helpers.js';
+import { docker, execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 
 const DOMAIN = 'quartier.test';
 const MAIL_HOST = `mail.${DOMAIN}`;
@@ -37,7 +37,7 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   // The association's domain, so that the mail instance may be given another name below (no front door here).
   const rt = await testRuntime(t, { healthTimeoutSeconds: 180, domains: [DOMAIN] });
   const { app, config } = rt;
-  const healthy = (slug: string) => waitFor(`${slug} healthy`, async () => (await app.inject(`/api/instances/${slug}`)).json().observed === 'healthy', 180_000, 500);
+  const healthy = (slug: string) => waitFor(`${slug} healthy`, async () => (await app.inject(`/api/instances/${slug}`)).json().observed === 'healthy', HEALTHY_WITHIN_MS, 500);
 
   // The mail instance, with a certificate for mail.<domain> from a throwaway CA put in place of its own (the
   // entrypoint keeps a valid certificate for its name across restarts); Dovecot and Postfix reload it.
