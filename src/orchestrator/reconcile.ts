@@ -106,7 +106,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const ctx = { server, engine, runtime: containerRuntime(engine) };
     const passDeps: PassDeps = { ...deps, sizedDir: rows.length ? sizedOn(server) : undefined };
     const now = Date.now();
+    // On shutdown, instances not begun yet are left to the next start's pass (the state is level-triggered): a stop
+    // waits for the Docker calls in flight only, not for a whole queue of creations on a loaded machine.
     await Promise.all(rows.map((inst) => limit(async () => {
+      if (scheduler.isStopping()) return;
       if (!isDue(inst.nextAttemptAt, scheduler.takeForced(inst.slug), now)) return;
       failed.delete(inst.slug);
       try {
@@ -116,6 +119,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         onFailure(inst, err);
       }
     })));
+    if (scheduler.isStopping()) return;
     // Links once their instances' containers are there: a container made again in this pass joins again at once.
     if (!(await convergeLinks(passDeps, ctx, rows, managed))) scheduler.retryIn(backoffSeconds(1, deps.maxBackoffSeconds));
     await sweepOrphans(passDeps, engine, managed, new Set(rows.map((r) => r.slug)));

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import path from 'node:path';
 import t from 'tap';
-import { OPERATOR, OPERATOR_TOKEN, ROOT, TEST_CATALOG, docker, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
+import { HEALTHY_WITHIN_MS, OPERATOR, OPERATOR_TOKEN, ROOT, TEST_CATALOG, docker, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
 import { busyboxService, serviceCatalog } from '../test-service.js';
 
 // The probe's web server and health check, checked every 3 s instead of every second: with 40 of them, the
@@ -64,7 +64,7 @@ t.test('restart and kill -9 during 20 creations', async (t) => {
   await waitFor('20 healthy after restart', async () => {
     const l = await list();
     return l.length === 20 && l.every((i) => i.observed === 'healthy');
-  }, 120_000, 500);
+  }, HEALTHY_WITHIN_MS, 500);
   await checkEngine(20);
 
   t.same(await createBatch('kill'), Array(20).fill(202));
@@ -75,7 +75,7 @@ t.test('restart and kill -9 during 20 creations', async (t) => {
   await waitFor('40 healthy after kill -9', async () => {
     const l = await list();
     return l.length === 40 && l.every((i) => i.observed === 'healthy');
-  }, 180_000, 500).catch(async (err) => {
+  }, HEALTHY_WITHIN_MS, 500).catch(async (err) => {
     t.comment(JSON.stringify((await list()).filter((i) => i.observed !== 'healthy')));
     throw err;
   });
