@@ -14,6 +14,26 @@ test_objects() {
     docker volume ls --format '{{.Name}}' 2>/dev/null | sed 's/^/v /'
   } | grep -E '^[cnv] t[0-9a-f]{8}-' | sort -u
 }
+# What an earlier run left behind when it was killed: its containers restart with the engine (unless-stopped) and
+# run their health checks for ever, which made a whole later run two to four times slower. Removed when older than any
+# run of a test file (tap stops a file after 15 minutes): a suite running beside this one keeps its own.
+remove_stale() {
+  command -v docker >/dev/null 2>&1 || return 0
+  local cutoff=$(( $(date +%s) - ${CATTERY_TEST_STALE_S:-3600} )) kind name created at removed=0
+  for kind in container network volume; do
+    while read -r name created; do
+      [ -n "$name" ] || continue
+      # Networks print "2026-12-03 12:10:09.6 +0000 UTC", which date reads without its last word.
+      at=$(date -d "${created% UTC}" +%s 2>/dev/null) || continue
+      [ "$at" -lt "$cutoff" ] || continue
+      docker "$kind" rm $([ "$kind" = container ] && echo -f) "$name" >/dev/null 2>&1 && removed=$((removed + 1))
+    done < <(docker "$kind" ls $([ "$kind" = container ] && echo -a) --format '{{.Name'"$([ "$kind" = container ] && echo s)"'}}' 2>/dev/null \
+      | grep -E '^t[0-9a-f]{8}-' \
+      | xargs -r docker "$kind" inspect -f '{{.Name}} {{'"$([ "$kind" = volume ] && echo .CreatedAt || echo .Created)"'}}' 2>/dev/null | sed 's#^/##')
+  done
+  [ "$removed" -eq 0 ] || echo "# removed $removed Docker objects that an earlier, interrupted run of the tests left behind"
+}
+remove_stale
 before=$(mktemp)
 test_objects >"$before"
 # tap rebuilds its Test class for the configured plugins (package.json drops @tapjs/typescript: tsx loads the tests)
