@@ -37,6 +37,7 @@ export const Errors = {
   CATTERY_ERR_STATUTES: createError('CATTERY_ERR_STATUTES', 'The statutes do not allow this: %s', 422),
   CATTERY_ERR_VOTE: createError('CATTERY_ERR_VOTE', 'Vote refused: %s', 409),
   CATTERY_ERR_UNSUPPORTED_MEDIA: createError('CATTERY_ERR_UNSUPPORTED_MEDIA', 'Unsupported body type: %s', 415),
+  CATTERY_ERR_BACKUP: createError('CATTERY_ERR_BACKUP', 'Backup failed: %s', 502),
 } as const;
 
 export type ErrorCode = keyof typeof Errors;

@@ -24,7 +24,8 @@ import { sealKeyFrom } from './accounts/sealed.js';
 import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
 import { createIngress, type Ingress } from './ingress/ingress.js';
-import { INGRESS_UID } from './orchestrator/docker/index.js';
+import { INGRESS_UID, serviceImageRef, systemImage } from './orchestrator/docker/index.js';
+import type { BackupDeps } from './backups/backups.js';
 import { listenForDoor } from './http/door-socket.js';
 import { createDkimKeys } from './ingress/dkim-keys.js';
 import { certificateHostOf } from './ingress/mail-host.js';
@@ -40,6 +41,8 @@ export interface Runtime {
   engines: EngineRegistry;
   /** What every account operation needs, built once: the API, the pages and the upkeep timer share it. */
   accounts: AccountDeps;
+  /** What backups and restores need (backups/). */
+  backups: BackupDeps;
   collector: Collector;
   /** The front door of each server (ingress/); idle unless config.ingress.enabled. */
   ingress: Ingress;
@@ -96,6 +99,11 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     // A test shortens the deadline of the upkeep timer's operations only (tests/accounts/limits.test.ts); requests
     // keep the defaults.
     const upkeepDeps: AccountDeps = { ...accountDeps, ...(opts.accountLimits ? { limits: opts.accountLimits } : {}) };
+    const backups: BackupDeps = {
+      db, catalog, hosterId: config.hosterId, dataDir: config.dataDir, image: serviceImageRef(systemImage('backup')),
+      engineFor: engines.engineFor, log: log.child({ domain: 'backups' }),
+      localServer: () => ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress),
+    };
     const dkimKeys = createDkimKeys({ db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'ingress' }) });
     app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress, dkimKeys });
     const governanceLog = log.child({ domain: 'governance' });
@@ -103,7 +111,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     let accountTimer: NodeJS.Timeout | undefined;
     let retrying = false;
     return {
-      config, db, catalog, events, reconciler, engines, accounts: accountDeps, app, log, collector, ingress,
+      config, db, catalog, events, reconciler, engines, accounts: accountDeps, backups, app, log, collector, ingress,
       start(intervalSeconds) {
         sweepExportStaging(stagingDir);
         reconciler.start(intervalSeconds);

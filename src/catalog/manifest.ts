@@ -119,6 +119,9 @@ export const ManifestSchema = Type.Object({
     operations: Type.Partial(Type.Object(Object.fromEntries(ACCOUNT_OPERATIONS.map((op) => [op, Operation])))),
     upstream: Type.Optional(Type.String({ description: 'How these operations map onto the production image.' })),
   }, { additionalProperties: false })),
+  backup: Type.Optional(Type.Object({
+    maxPauseSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'The container is paused (frozen, as at a power cut: what its files hold is what the service would find after one) for the copy of its volumes: never longer than this; a copy that would take longer fails, and the service runs again' }),
+  }, { additionalProperties: false, description: 'How a backup takes this service\'s volumes consistently (src/backups/)' })),
   links: Type.Optional(Type.Array(Link, { maxItems: 8, description: 'Other instances an instance of this service talks to, named when it is made (POST /api/instances `links`)' })),
 }, { additionalProperties: false, $id: 'https://cattery.example/schemas/service.json', title: 'Cattery service manifest' });
 

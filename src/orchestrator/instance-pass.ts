@@ -8,7 +8,7 @@ import type { Instance, Observed, Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
-  LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, ROLE_INGRESS, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
+  LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, ROLE_BACKUP, ROLE_INGRESS, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
   ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, instanceLabels, isLocalEndpoint, listManaged,
   networkName, removeNetwork, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
 } from './docker/index.js';
@@ -175,8 +175,10 @@ export async function destroyInstance(deps: PassDeps, ctx: ServerContext, inst: 
  * database restored from an old backup must not wipe residents' files. */
 export async function sweepOrphans(deps: PassDeps, engine: Engine, managed: Managed, known: Set<string>): Promise<void> {
   // The front door belongs to no instance: it is the ingress domain's to keep or remove; link networks are the
-  // link pass's (link-pass.ts), which removes them with either of their instances.
-  const orphan = (labels: Record<string, string> | undefined) => labels?.[LABEL_ROLE] !== ROLE_INGRESS && labels?.[LABEL_ROLE] !== ROLE_LINK
+  // link pass's (link-pass.ts), which removes them with either of their instances; a backup's restic container is
+  // its run's (one-shot.ts), which may last longer than a pass.
+  const mine = new Set([ROLE_INGRESS, ROLE_LINK, ROLE_BACKUP]);
+  const orphan = (labels: Record<string, string> | undefined) => !mine.has(labels?.[LABEL_ROLE] ?? '')
     && !known.has(labels?.[LABEL_INSTANCE] ?? '');
   for (const c of managed.containers.filter((x) => orphan(x.Labels))) {
     deps.log.info({ container: c.Names[0] }, 'removing orphan container');

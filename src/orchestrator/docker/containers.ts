@@ -88,3 +88,16 @@ export async function createOrAdopt(
     return { id: info.Id, how: 'adopted' };
   }
 }
+
+/** Freeze a container's processes (cgroup freezer) for a consistent copy of its volumes; true when it was running
+ * and is paused now, false when there was nothing to pause (stopped, absent). */
+export async function pauseContainer(engine: Engine, name: string): Promise<boolean> {
+  const info = await call(engine, `inspect ${name}`, (d) => d.getContainer(name).inspect()).catch(unless(404));
+  if (!info || !info.State.Running || info.State.Paused) return false;
+  await call(engine, `pause ${name}`, (d) => d.getContainer(name).pause());
+  return true;
+}
+
+export async function unpauseContainer(engine: Engine, name: string): Promise<void> {
+  await call(engine, `unpause ${name}`, (d) => d.getContainer(name).unpause()).catch(unless(404, 409));
+}

@@ -12,6 +12,8 @@ export const LABEL_SERVICE = 'cattery.service';
 export const LABEL_ROLE = 'cattery.role';
 /** The front door's container, network and volume (ingress/): the hoster's own, not an instance's. */
 export const ROLE_INGRESS = 'ingress';
+/** restic's one-shot containers (src/backups/): each run removes its own, by name, before and after. */
+export const ROLE_BACKUP = 'backup';
 
 /** An engine on this host's socket: its cgroups, /proc and iptables are this host's. */
 export const isLocalEndpoint = (endpoint: string) => endpoint.startsWith('unix://');

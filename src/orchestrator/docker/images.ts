@@ -41,10 +41,12 @@ export interface BuildUnit { manifest: Pick<Manifest, 'id' | 'image'>; dir: stri
 /** Images cattery runs for itself and offers to nobody, built like a service's from deploy/<id>/ (this file is
  * three folders below the package root, in src/ and in dist/ alike). */
 const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export function systemImage(id: 'ingress'): BuildUnit {
-  return { dir: path.join(PACKAGE_ROOT, 'deploy', id), manifest: { id, image: { production: 'caddy:2.6', local: { base: 'debian', dockerfile: 'Dockerfile' } } } };
+const PRODUCTION_IMAGES = { ingress: 'caddy:2.6', backup: 'restic/restic:0.14.0' } as const;
+export type SystemImageId = keyof typeof PRODUCTION_IMAGES;
+export function systemImage(id: SystemImageId): BuildUnit {
+  return { dir: path.join(PACKAGE_ROOT, 'deploy', id), manifest: { id, image: { production: PRODUCTION_IMAGES[id], local: { base: 'debian', dockerfile: 'Dockerfile' } } } };
 }
-export const SYSTEM_IMAGES = ['ingress'] as const;
+export const SYSTEM_IMAGES = ['ingress', 'backup'] as const;
 
 /** Files several services build with live once, in <catalog folder>/_shared/. */
 function sharedPath(svc: BuildUnit, name: string): string {

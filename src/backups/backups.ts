@@ -1,0 +1,360 @@
+// Backups with restic: repositories (a folder, SFTP, S3), one tagged snapshot per instance and one for cattery itself
+// (its database through SQLite's online backup API, its secret), retention, checks, and restores. restic runs in a
+// one-shot container of cattery's own image (deploy/backup) with the volumes it copies mounted read-only: it reads
+// every resident's files without cattery binding a volume's host path, and works the same on another server's engine.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { desc, eq } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { Catalog } from '../catalog/load.js';
+import type { Db } from '../db/connection.js';
+import type { Instance, Server } from '../db/schema.js';
+import { fail } from '../errors.js';
+import { getInstance, listInstances, serverOf } from '../orchestrator/instances.js';
+import {
+  ROLE_BACKUP, containerName, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
+} from '../orchestrator/docker/index.js';
+import { backupRepositories, backupRuns, type BackupRepository, type BackupRun, type RunKind } from './schema.js';
+import {
+  IN, backupArgs, checkArgs, forgetArgs, initArgs, parseBackupOutput, parseRepoUrl, parseSnapshots, resticError, restoreArgs,
+  snapshotsArgs, type RepoLocation, type Snapshot,
+} from './restic.js';
+
+export interface BackupDeps {
+  db: Db;
+  catalog: Catalog;
+  hosterId: string;
+  dataDir: string;
+  /** cattery's own restic image (deploy/backup), by its hash tag. */
+  image: string;
+  engineFor: (server: Server) => Engine;
+  log: Logger;
+  /** The local engine, for the hoster's own snapshot (cattery's database lives beside it). */
+  localServer: () => Server;
+}
+
+/** A container's pause never lasts longer than this unless its manifest says otherwise. */
+export const DEFAULT_MAX_PAUSE_SECONDS = 300;
+const NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+const dirs = (dataDir: string) => {
+  // Beside data/backups (the archives a delete leaves): restic's keys, cache, SSH identity and staging.
+  const root = path.join(dataDir, 'restic');
+  return { root, keys: path.join(root, 'keys'), cache: path.join(root, 'cache'), ssh: path.join(root, 'ssh'), stage: path.join(root, 'stage') };
+};
+
+function ensureDir(p: string): void {
+  fs.mkdirSync(p, { recursive: true, mode: 0o700 });
+  fs.chmodSync(p, 0o700);
+}
+
+export const passwordFile = (dataDir: string, repo: Pick<BackupRepository, 'name'>) => path.join(dirs(dataDir).keys, `${repo.name}.password`);
+
+/** The mounts every restic run of this repository needs: its password (read-only), the cache, SSH, a local folder. */
+function repoMounts(deps: BackupDeps, repo: BackupRepository, loc: RepoLocation): OneShotMount[] {
+  const d = dirs(deps.dataDir);
+  ensureDir(d.cache);
+  const mounts: OneShotMount[] = [
+    { kind: 'bind', source: passwordFile(deps.dataDir, repo), target: IN.password, readOnly: true },
+    { kind: 'bind', source: d.cache, target: IN.cache, readOnly: false },
+  ];
+  if (loc.kind === 'local') {
+    ensureDir(loc.path);
+    mounts.push({ kind: 'bind', source: loc.path, target: IN.repo, readOnly: false });
+  }
+  // known_hosts is written at the first connection: the folder is mounted writable.
+  if (loc.kind === 'sftp') mounts.push({ kind: 'bind', source: d.ssh, target: IN.ssh, readOnly: false });
+  return mounts;
+}
+
+function networkOf(repo: BackupRepository, loc: RepoLocation): string {
+  if (loc.kind === 'local') return 'none';
+  return repo.network ?? 'bridge';
+}
+
+function s3Env(loc: RepoLocation): Record<string, string> {
+  if (loc.kind !== 's3') return {};
+  const id = process.env.CATTERY_BACKUP_S3_ACCESS_KEY_ID, secret = process.env.CATTERY_BACKUP_S3_SECRET_ACCESS_KEY;
+  if (!id || !secret) throw fail('CATTERY_ERR_CONFIG', 'an S3 repository needs CATTERY_BACKUP_S3_ACCESS_KEY_ID and CATTERY_BACKUP_S3_SECRET_ACCESS_KEY');
+  return { AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret };
+}
+
+let runSeq = 0;
+async function restic(deps: BackupDeps, engine: Engine, repo: BackupRepository, argv: string[], o: {
+  mounts?: OneShotMount[]; timeoutMs?: number; capAdd?: string[]; entrypoint?: string[]; scratch?: string[];
+} = {}) {
+  const loc = parseRepoUrl(repo.url);
+  return runOneShot(engine, {
+    name: `${deps.hosterId}-restic-${process.pid}-${++runSeq}`, image: deps.image, argv, role: ROLE_BACKUP,
+    mounts: [...repoMounts(deps, repo, loc), ...(o.mounts ?? [])], env: s3Env(loc), network: networkOf(repo, loc),
+    capAdd: o.capAdd, timeoutMs: o.timeoutMs ?? 3_600_000, ...(o.entrypoint ? { entrypoint: o.entrypoint } : {}),
+    ...(o.scratch ? { scratch: o.scratch } : {}),
+  });
+}
+
+export function getRepository(db: Db, name: string): BackupRepository {
+  const row = db.select().from(backupRepositories).where(eq(backupRepositories.name, name)).get();
+  if (!row) throw fail('CATTERY_ERR_NOT_FOUND', `No backup repository "${name}"`);
+  return row;
+}
+
+export const listRepositories = (db: Db): BackupRepository[] => db.select().from(backupRepositories).all();
+
+/** The SSH key cattery signs in to SFTP repositories with (made once, 0600): its public half goes on the remote. */
+export async function sshPublicKey(deps: BackupDeps): Promise<string> {
+  const d = dirs(deps.dataDir);
+  ensureDir(d.ssh);
+  const key = path.join(d.ssh, 'id_ed25519');
+  if (!fs.existsSync(key)) {
+    // OpenSSH's own format, made by ssh-keygen in the backup image (Node writes PKCS#8, which ssh reads for some key
+    // types only).
+    const r = await runOneShot(deps.engineFor(deps.localServer()), {
+      name: `${deps.hosterId}-restic-keygen`, image: deps.image, role: ROLE_BACKUP, network: 'none', timeoutMs: 60_000,
+      argv: ['-c', `umask 077 && ssh-keygen -q -t ed25519 -N '' -C 'cattery-backup@${deps.hosterId}' -f ${IN.ssh}/id_ed25519`],
+      entrypoint: ['/bin/sh'], mounts: [{ kind: 'bind', source: d.ssh, target: IN.ssh, readOnly: false }],
+    });
+    if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', `ssh-keygen: ${r.stderr.slice(-300)}`);
+  }
+  return fs.readFileSync(`${key}.pub`, 'utf8').trim();
+}
+
+/** A new repository: its password made here (or given, to reach an existing one), written 0600, then `restic init`
+ * (or, with a given password, a listing that proves it opens). A refusal removes what this call wrote. */
+export async function addRepository(deps: BackupDeps, input: {
+  name: string; url: string; network?: string | null; everyHours?: number; password?: string;
+}, actor: string): Promise<BackupRepository> {
+  if (!NAME.test(input.name)) throw fail('CATTERY_ERR_VALIDATION', 'a repository name is 1 to 32 lower-case letters, digits and -, starting with a letter');
+  const loc = parseRepoUrl(input.url);
+  if (input.network != null && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(input.network)) throw fail('CATTERY_ERR_VALIDATION', 'a network is a Docker network name');
+  if (input.everyHours !== undefined && !(Number.isInteger(input.everyHours) && input.everyHours >= 0 && input.everyHours <= 24 * 31)) {
+    throw fail('CATTERY_ERR_VALIDATION', 'everyHours is a whole number of hours, 0 to 744');
+  }
+  if (deps.db.select().from(backupRepositories).where(eq(backupRepositories.name, input.name)).get()) {
+    throw fail('CATTERY_ERR_CONFLICT', `A backup repository "${input.name}" exists`);
+  }
+  if (loc.kind === 'sftp') await sshPublicKey(deps);
+  const d = dirs(deps.dataDir);
+  ensureDir(d.root);
+  ensureDir(d.keys);
+  const file = passwordFile(deps.dataDir, input);
+  const password = input.password ?? crypto.randomBytes(32).toString('base64url');
+  fs.writeFileSync(file, `${password}\n`, { mode: 0o600, flag: 'w' });
+  fs.chmodSync(file, 0o600);
+  const row = deps.db.insert(backupRepositories).values({
+    name: input.name, url: input.url, network: input.network ?? null, ...(input.everyHours !== undefined ? { everyHours: input.everyHours } : {}),
+  }).returning().get();
+  const engine = deps.engineFor(deps.localServer());
+  const r = await restic(deps, engine, row, input.password ? snapshotsArgs(loc) : initArgs(loc), { timeoutMs: 120_000 });
+  if (r.exitCode !== 0) {
+    deps.db.delete(backupRepositories).where(eq(backupRepositories.id, row.id)).run();
+    fs.rmSync(file, { force: true });
+    throw fail('CATTERY_ERR_BACKUP', `${input.password ? 'the repository does not open' : 'restic init'}: ${r.timedOut ? 'timed out' : resticError(r.stderr, r.exitCode)}`);
+  }
+  deps.log.info({ repository: row.name, url: row.url, actor }, 'backup repository added');
+  return row;
+}
+
+/** What an association prints and keeps away from the server: without it, a dead server's backups cannot be read. */
+export async function recoverySheet(deps: BackupDeps, name: string): Promise<string> {
+  const repo = getRepository(deps.db, name);
+  const password = fs.readFileSync(passwordFile(deps.dataDir, repo), 'utf8').trim();
+  const loc = parseRepoUrl(repo.url);
+  const lines = [
+    `cattery — recovery sheet / fiche de secours — ${deps.hosterId}`,
+    `Printed / imprimée le ${new Date().toISOString().slice(0, 10)}. Keep it on paper, away from the server. / À garder sur papier, loin du serveur.`,
+    '',
+    `Repository / dépôt : ${repo.url}`,
+    `Password / mot de passe : ${password}`,
+    `Hoster id / identifiant : ${deps.hosterId}`,
+    ...(loc.kind === 'sftp' ? [`SSH key cattery signs in with (public half) / clé SSH (partie publique) : ${await sshPublicKey(deps)}`,
+      'The private key is in the backup of cattery itself; a new machine gets a new key: add its public half on the remote first.'] : []),
+    '',
+    'On a new machine / sur une nouvelle machine :',
+    '  1. git clone, npm ci, then / puis : bash deploy/ensure-engine.sh && node bin/cattery.js images build',
+    '  2. printf \'%s\\n\' \'<password>\' > restic-password && chmod 600 restic-password',
+    `  3. CATTERY_HOSTER_ID=${deps.hosterId} node bin/cattery.js restore --from '${repo.url}' --password-file restic-password`,
+    '  4. node bin/cattery.js serve',
+    '',
+    `Without cattery, restic alone reads it: restic -r '${loc.kind === 'sftp' ? `sftp:${loc.user}@${loc.host}:${loc.path}` : repo.url}' snapshots`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function startRun(db: Db, repo: BackupRepository, kind: RunKind, target: string, actor: string): BackupRun {
+  return db.insert(backupRuns).values({ repositoryId: repo.id, kind, target, actor }).returning().get();
+}
+
+function endRun(db: Db, run: BackupRun, started: number, fields: Partial<BackupRun>): BackupRun {
+  return db.update(backupRuns).set({ status: 'done', ...fields, durationMs: Date.now() - started, finishedAt: new Date().toISOString() })
+    .where(eq(backupRuns.id, run.id)).returning().get();
+}
+
+/** One instance's volumes as one snapshot tagged `instance:<slug>`. Its container is paused for the copy (a power
+ * cut's consistency, which every service's storage survives) and never longer than its manifest allows: a copy
+ * that would take longer is stopped, recorded as failed, and the service goes on. */
+export async function backupInstance(deps: BackupDeps, repoName: string, slug: string, actor: string): Promise<BackupRun> {
+  const repo = getRepository(deps.db, repoName);
+  const inst = getInstance(deps.db, slug);
+  const m = deps.catalog.services.get(inst.service)?.manifest;
+  if (!m) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', inst.service);
+  const loc = parseRepoUrl(repo.url);
+  const run = startRun(deps.db, repo, 'backup', `instance:${slug}`, actor);
+  const started = Date.now();
+  const engine = deps.engineFor(serverOf(deps.db, inst));
+  const maxPause = m.backup?.maxPauseSeconds ?? DEFAULT_MAX_PAUSE_SECONDS;
+  const name = containerName(deps.hosterId, slug);
+  let paused = false;
+  try {
+    paused = m.volumes.length > 0 && await pauseContainer(engine, name);
+    const r = await restic(deps, engine, repo, backupArgs(loc, {
+      host: deps.hosterId, tags: ['cattery', `instance:${slug}`, `service:${inst.service}`],
+      paths: m.volumes.map((v) => `${IN.data}/${v.name}`),
+    }), {
+      mounts: m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, slug, v.name), target: `${IN.data}/${v.name}`, readOnly: true })),
+      // Reading every resident's files whatever their owner and mode; nothing else.
+      capAdd: ['DAC_READ_SEARCH'], timeoutMs: paused ? maxPause * 1000 : 6 * 3_600_000,
+    });
+    const summary = parseBackupOutput(r.stdout);
+    if (r.exitCode !== 0 || !summary) {
+      const why = r.timedOut ? `the copy took longer than the ${maxPause} s the service may stay paused` : resticError(r.stderr, r.exitCode);
+      return endRun(deps.db, run, started, { status: 'failed', error: why, consistency: paused ? 'paused' : 'live' });
+    }
+    return endRun(deps.db, run, started, {
+      snapshotId: summary.snapshotId, bytesAdded: summary.dataAdded, bytesProcessed: summary.totalBytesProcessed,
+      filesProcessed: summary.totalFilesProcessed, consistency: paused ? 'paused' : 'stopped',
+    });
+  } catch (err) {
+    return endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 400) });
+  } finally {
+    if (paused) await unpauseContainer(engine, name).catch((err) => deps.log.error({ err, slug }, 'container left paused after a backup'));
+  }
+}
+
+/** cattery itself: its database through SQLite's online backup API (a consistent copy while it serves; never the
+ * file and its -wal), its secret, and what it was started with, as one snapshot tagged `hoster`. */
+export async function backupHoster(deps: BackupDeps, repoName: string, actor: string, extraFiles: string[] = []): Promise<BackupRun> {
+  const repo = getRepository(deps.db, repoName);
+  const loc = parseRepoUrl(repo.url);
+  const run = startRun(deps.db, repo, 'backup', 'hoster', actor);
+  const started = Date.now();
+  const stage = path.join(dirs(deps.dataDir).stage, `hoster-${process.pid}-${run.id}`);
+  try {
+    ensureDir(dirs(deps.dataDir).stage);
+    ensureDir(stage);
+    await deps.db.$client.backup(path.join(stage, 'cattery.db'));
+    fs.chmodSync(path.join(stage, 'cattery.db'), 0o600);
+    for (const f of [path.join(deps.dataDir, 'secret.key'), ...extraFiles]) {
+      if (fs.existsSync(f)) fs.copyFileSync(f, path.join(stage, path.basename(f)));
+    }
+    fs.writeFileSync(path.join(stage, 'hoster.json'), JSON.stringify({ hosterId: deps.hosterId, at: new Date().toISOString() }, null, 2), { mode: 0o600 });
+    const r = await restic(deps, deps.engineFor(deps.localServer()), repo,
+      backupArgs(loc, { host: deps.hosterId, tags: ['cattery', 'hoster'], paths: [`${IN.data}/hoster`] }),
+      { mounts: [{ kind: 'bind', source: stage, target: `${IN.data}/hoster`, readOnly: true }], timeoutMs: 3_600_000 });
+    const summary = parseBackupOutput(r.stdout);
+    if (r.exitCode !== 0 || !summary) return endRun(deps.db, run, started, { status: 'failed', error: r.timedOut ? 'timed out' : resticError(r.stderr, r.exitCode) });
+    return endRun(deps.db, run, started, {
+      snapshotId: summary.snapshotId, bytesAdded: summary.dataAdded, bytesProcessed: summary.totalBytesProcessed,
+      filesProcessed: summary.totalFilesProcessed, consistency: 'dump',
+    });
+  } catch (err) {
+    return endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 400) });
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+}
+
+/** Everything to one repository: cattery first, then each instance that is meant to exist, then the retention. */
+export async function backupAll(deps: BackupDeps, repoName: string, actor: string): Promise<BackupRun[]> {
+  const runs = [await backupHoster(deps, repoName, actor)];
+  for (const inst of listInstances(deps.db).filter((i) => i.desired !== 'deleted')) runs.push(await backupInstance(deps, repoName, inst.slug, actor));
+  runs.push(await forget(deps, repoName, actor));
+  return runs;
+}
+
+/** The retention: each instance's (and cattery's) snapshots kept 7 daily, 4 weekly, 12 monthly by default. */
+export async function forget(deps: BackupDeps, repoName: string, actor: string): Promise<BackupRun> {
+  const repo = getRepository(deps.db, repoName);
+  const run = startRun(deps.db, repo, 'forget', 'all', actor);
+  const started = Date.now();
+  const r = await restic(deps, deps.engineFor(deps.localServer()), repo, forgetArgs(parseRepoUrl(repo.url), repo));
+  if (r.exitCode !== 0) return endRun(deps.db, run, started, { status: 'failed', error: resticError(r.stderr, r.exitCode) });
+  return endRun(deps.db, run, started, {});
+}
+
+/** `restic check` reading a subset of the data (a different part each time restic chooses it at random). */
+export async function check(deps: BackupDeps, repoName: string, actor: string, subset = '5%'): Promise<BackupRun> {
+  if (!/^(?:[1-9][0-9]?%|100%|[0-9]{1,4}\/[0-9]{1,4})$/.test(subset)) throw fail('CATTERY_ERR_VALIDATION', 'a subset is a percentage (5%) or n/m');
+  const repo = getRepository(deps.db, repoName);
+  const run = startRun(deps.db, repo, 'check', 'all', actor);
+  const started = Date.now();
+  const r = await restic(deps, deps.engineFor(deps.localServer()), repo, checkArgs(parseRepoUrl(repo.url), subset));
+  if (r.exitCode !== 0) return endRun(deps.db, run, started, { status: 'failed', error: resticError(`${r.stdout}\n${r.stderr}`, r.exitCode) });
+  return endRun(deps.db, run, started, {});
+}
+
+export async function listSnapshots(deps: BackupDeps, repoName: string, tag?: string): Promise<Snapshot[]> {
+  if (tag !== undefined && !/^[a-z]+(?::[a-z0-9-]+)?$/.test(tag)) throw fail('CATTERY_ERR_VALIDATION', 'a tag is hoster, instance:<slug> or service:<id>');
+  const repo = getRepository(deps.db, repoName);
+  const r = await restic(deps, deps.engineFor(deps.localServer()), repo, snapshotsArgs(parseRepoUrl(repo.url), tag), { timeoutMs: 300_000 });
+  if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', resticError(r.stderr, r.exitCode));
+  return parseSnapshots(r.stdout);
+}
+
+/** An instance's volumes as they were in a snapshot (its newest by default), written into `into`'s volumes: the same
+ * instance (its container paused meanwhile, then restarted by the caller) or a new one beside it, created stopped.
+ * A volume's files that the snapshot does not hold are removed first: the volume is the snapshot's, not a mix. */
+export async function restoreVolumes(deps: BackupDeps, repoName: string, from: { slug: string; snapshot?: string }, into: Instance, actor: string): Promise<BackupRun> {
+  const repo = getRepository(deps.db, repoName);
+  const loc = parseRepoUrl(repo.url);
+  const m = deps.catalog.services.get(into.service)?.manifest;
+  if (!m) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', into.service);
+  const snaps = await listSnapshots(deps, repoName, `instance:${from.slug}`);
+  const snap = from.snapshot ? snaps.find((s) => s.id.startsWith(from.snapshot!)) : snaps.at(-1);
+  if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot${from.snapshot ? ` ${from.snapshot}` : ''} of "${from.slug}" in "${repoName}"`);
+  const run = startRun(deps.db, repo, 'restore', `instance:${into.slug}`, actor);
+  const started = Date.now();
+  const engine = deps.engineFor(serverOf(deps.db, into));
+  const mounts = m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, into.slug, v.name), target: `${IN.data}/${v.name}`, readOnly: false }));
+  // Restoring writes files as their owners: the capabilities to set owners and modes, nothing else.
+  const caps = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID'];
+  const name = containerName(deps.hosterId, into.slug);
+  const paused = await pauseContainer(engine, name);
+  try {
+    const wipe = await restic(deps, engine, repo, ['-c', m.volumes.map((v) => `find '${IN.data}/${v.name}' -mindepth 1 -delete`).join(' && ') || 'true'],
+      { mounts, capAdd: caps, entrypoint: ['/bin/sh'], timeoutMs: 600_000 });
+    if (wipe.exitCode !== 0) return endRun(deps.db, run, started, { status: 'failed', error: `emptying the volumes: ${wipe.stderr.slice(-300)}` });
+    const r = await restic(deps, engine, repo, restoreArgs(loc, snap.id), { mounts, capAdd: caps, timeoutMs: 6 * 3_600_000, scratch: [IN.data] });
+    if (r.exitCode !== 0) return endRun(deps.db, run, started, { status: 'failed', snapshotId: snap.id, error: resticError(r.stderr, r.exitCode) });
+    return endRun(deps.db, run, started, { snapshotId: snap.id });
+  } finally {
+    if (paused) await unpauseContainer(engine, name).catch(() => undefined);
+  }
+}
+
+export function lastRuns(db: Db, repoName: string, limit = 50): BackupRun[] {
+  const repo = getRepository(db, repoName);
+  return db.select().from(backupRuns).where(eq(backupRuns.repositoryId, repo.id)).orderBy(desc(backupRuns.id)).limit(limit).all();
+}
+
+/** The last successful backup of each target, for /metrics and the admin page. */
+export function lastSuccess(db: Db): { repository: string; target: string; at: string }[] {
+  return db.$client.prepare(`SELECT r.name repository, b.target target, MAX(b.finished_at) at FROM backup_runs b JOIN backup_repositories r ON r.id = b.repository_id
+    WHERE b.kind = 'backup' AND b.status = 'done' GROUP BY r.name, b.target`).all() as { repository: string; target: string; at: string }[];
+}
+
+
+/** cattery's own snapshot (its newest, or the one named) into `targetDir` (0700): cattery.db, secret.key,
+ * hoster.json. What `cattery restore` starts from on a new machine. */
+export async function restoreHosterFiles(deps: BackupDeps, repoName: string, targetDir: string, snapshot?: string): Promise<Snapshot> {
+  const repo = getRepository(deps.db, repoName);
+  const snaps = await listSnapshots(deps, repoName, 'hoster');
+  const snap = snapshot ? snaps.find((s) => s.id.startsWith(snapshot)) : snaps.filter((s) => s.host === deps.hosterId).at(-1);
+  if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot of cattery itself${snapshot ? ` ${snapshot}` : ` for "${deps.hosterId}"`} in "${repoName}"`);
+  ensureDir(targetDir);
+  const r = await restic(deps, deps.engineFor(deps.localServer()), repo, restoreArgs(parseRepoUrl(repo.url), snap.id), {
+    mounts: [{ kind: 'bind', source: targetDir, target: `${IN.data}/hoster`, readOnly: false }], scratch: [IN.data], timeoutMs: 600_000,
+  });
+  if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', resticError(r.stderr, r.exitCode));
+  return snap;
+}

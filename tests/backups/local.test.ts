@@ -1,0 +1,97 @@
+// Backups to a local restic repository, on the real engine with cattery's restic image: an instance's volume and
+// cattery itself as tagged snapshots, the password file 0600 and the recovery sheet, a restore into place that gives
+// back exactly the snapshot (files added since are gone, files changed are as they were), cattery's database copied
+// through SQLite's online backup while it serves, and clear, recorded failures: a wrong password, a corrupted pack.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import t from 'tap';
+import {
+  addRepository, backupHoster, backupInstance, check, listSnapshots, passwordFile, recoverySheet, restoreHosterFiles, restoreVolumes,
+} from '../../src/backups/backups.js';
+import { getInstance } from '../../src/orchestrator/instances.js';
+import { HEALTHY_WITHIN_MS, execIn, testRuntime, waitFor } from '../helpers.js';
+
+t.test('an instance and cattery to a local repository, and back', async (t) => {
+  const rt = await testRuntime(t);
+  const { app, config } = rt;
+  const deps = rt.backups;
+  const repoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-restic-'));
+  t.teardown(() => fs.rmSync(repoDir, { recursive: true, force: true }));
+  const container = `${config.hosterId}-sonde`;
+  t.equal((await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'probe', slug: 'sonde' } })).statusCode, 202);
+  await waitFor('sonde healthy', async () => (await app.inject('/api/instances/sonde')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 250);
+  const sh = (script: string) => execIn(container, ['sh', '-c', script], '65534');
+  t.equal((await sh('mkdir -p /data/boite && echo "lettre du lundi" > /data/boite/1 && echo "garde" > /data/keep')).code, 0);
+
+  const repo = await addRepository(deps, { name: 'local', url: `${repoDir}/repo` }, 'test');
+  const pw = passwordFile(config.dataDir, repo);
+  t.equal(fs.statSync(pw).mode & 0o777, 0o600, 'the password file is 0600');
+  t.equal(fs.statSync(path.dirname(pw)).mode & 0o777, 0o700, 'in a 0700 folder');
+  const password = fs.readFileSync(pw, 'utf8').trim();
+  t.ok(password.length >= 40, 'a long random password');
+  const sheet = await recoverySheet(deps, 'local');
+  t.match(sheet, password, 'the sheet gives the password');
+  t.match(sheet, `${repoDir}/repo`, 'and the repository');
+  t.match(sheet, /cattery\.js restore --from/, 'and the restore command');
+  t.ok(fs.existsSync(path.join(repoDir, 'repo', 'config')), 'restic made its repository');
+  await t.rejects(addRepository(deps, { name: 'local', url: `${repoDir}/other` }, 'test'), { code: 'CATTERY_ERR_CONFLICT' });
+  await t.rejects(addRepository(deps, { name: 'bad', url: 'ftp://nowhere/x' }, 'test'), { code: 'CATTERY_ERR_VALIDATION' });
+
+  const first = await backupInstance(deps, 'local', 'sonde', 'test');
+  t.equal(first.status, 'done', first.error ?? 'first backup');
+  t.equal(first.consistency, 'paused', 'taken with the container paused');
+  t.ok((first.bytesProcessed ?? 0) > 0 && first.snapshotId, `snapshot ${first.snapshotId}, ${first.bytesProcessed} bytes read`);
+  t.equal((await app.inject('/api/instances/sonde')).json().observed, 'healthy', 'the service runs again after the copy');
+  const paused = (await execIn(container, ['true'])).code;
+  t.equal(paused, 0, 'and is not left paused');
+
+  const hoster = await backupHoster(deps, 'local', 'test');
+  t.equal(hoster.status, 'done', hoster.error ?? 'cattery itself');
+
+  const snaps = await listSnapshots(deps, 'local');
+  t.same(snaps.map((s) => s.tags.filter((x) => x !== 'cattery').sort()), [['instance:sonde', 'service:probe'], ['hoster']], 'two snapshots, tagged');
+  t.ok(snaps.every((s) => s.host === config.hosterId), 'under the hoster id');
+
+  // cattery's database in its snapshot is a consistent copy of the live one (online backup, WAL included): it opens,
+  // passes SQLite's integrity check, and holds the instance; the secret came along, 0600.
+  const back = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-hoster-'));
+  t.teardown(() => fs.rmSync(back, { recursive: true, force: true }));
+  await restoreHosterFiles(deps, 'local', back);
+  const copy = new Database(path.join(back, 'cattery.db'), { readonly: true });
+  t.equal((copy.prepare('PRAGMA integrity_check').get() as { integrity_check: string }).integrity_check, 'ok', 'the database copy is whole');
+  t.same(copy.prepare('SELECT slug FROM instances').all(), [{ slug: 'sonde' }], 'and holds the instance');
+  copy.close();
+  t.equal(fs.readFileSync(path.join(back, 'secret.key'), 'utf8'), fs.readFileSync(path.join(config.dataDir, 'secret.key'), 'utf8'), 'the secret came along');
+  t.equal(fs.statSync(path.join(back, 'secret.key')).mode & 0o777, 0o600, 'still 0600');
+
+  // Changes after the backup, then a restore into place: the volume is the snapshot's again.
+  t.equal((await sh('echo "lettre du mardi" > /data/boite/2 && echo "abîmé" > /data/keep')).code, 0);
+  const restored = await restoreVolumes(deps, 'local', { slug: 'sonde' }, getInstance(rt.db, 'sonde'), 'test');
+  t.equal(restored.status, 'done', restored.error ?? 'restored');
+  t.equal((await sh('cat /data/keep')).out.trim(), 'garde', 'a changed file is as it was');
+  t.equal((await sh('cat /data/boite/1')).out.trim(), 'lettre du lundi', 'a kept file is there');
+  t.equal((await sh('test -e /data/boite/2; echo $?')).out.trim(), '1', 'a file made after the snapshot is gone');
+  t.equal((await sh('stat -c %u /data/boite/1')).out.trim(), '65534', 'owners are kept');
+
+  // A check reads the data; a wrong password and a corrupted pack each give a clear, recorded error.
+  const ok = await check(deps, 'local', 'test', '100%');
+  t.equal(ok.status, 'done', ok.error ?? 'check passes');
+  fs.writeFileSync(pw, 'not the password\n', { mode: 0o600 });
+  const wrong = await backupInstance(deps, 'local', 'sonde', 'test');
+  t.equal(wrong.status, 'failed');
+  t.match(wrong.error ?? '', /password/i, `a wrong password says so: ${wrong.error}`);
+  fs.writeFileSync(pw, `${password}\n`, { mode: 0o600 });
+  const packs = fs.readdirSync(path.join(repoDir, 'repo', 'data'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
+  const victim = path.join(packs[0]!.parentPath ?? (packs[0] as unknown as { path: string }).path, packs[0]!.name);
+  const bytes = fs.readFileSync(victim);
+  fs.chmodSync(victim, 0o600);
+  bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+  fs.writeFileSync(victim, bytes);
+  const bad = await check(deps, 'local', 'test', '100%');
+  t.equal(bad.status, 'failed', 'a flipped byte in a pack fails the check');
+  t.ok(bad.error, `with restic's reason: ${bad.error}`);
+  t.teardown(() => fs.chmodSync(victim, 0o600));
+
+});
