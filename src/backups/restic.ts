@@ -112,6 +112,10 @@ export function resticError(stderr: string, exitCode: number): string {
   const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('{'));
   // "Fatal: There were 1 errors" says little: the lines before it ("ignoring error for …") say which file and why.
   const detail = lines.filter((l) => /^ignoring error|^error:/i.test(l)).slice(0, 3);
+  // ssh's own words come before restic's "unable to start the sftp session": they are the reason an admin can act on.
+  const ssh = lines.filter((l) => /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|Permission denied|timed out|No route to host|Connection refused|Could not resolve|Network is unreachable/i.test(l))
+    .filter((l) => !/^Fatal:/.test(l)).slice(0, 2);
+  detail.push(...ssh);
   const fatal = lines.filter((l) => /^Fatal:|error|wrong password|no space|denied|refused|timed out|unreachable/i.test(l));
   return [...detail, fatal.at(-1) ?? lines.at(-1) ?? `restic exited with ${exitCode}`].join('; ').slice(0, 600);
 }
