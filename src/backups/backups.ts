@@ -34,6 +34,13 @@ export interface BackupDeps {
   localServer: () => Server;
 }
 
+/** What a restic run needs of a repository: where it is, how to reach it, its password file. A registered
+ * repository gives it (accessOf); `cattery restore --from` on a new machine gives it by hand. */
+export interface RepoAccess { url: string; network: string | null; passwordFile: string }
+
+export const accessOf = (dataDir: string, repo: BackupRepository): RepoAccess =>
+  ({ url: repo.url, network: repo.network, passwordFile: passwordFile(dataDir, repo) });
+
 /** A container's pause never lasts longer than this unless its manifest says otherwise. */
 export const DEFAULT_MAX_PAUSE_SECONDS = 300;
 const NAME = /^[a-z][a-z0-9-]{0,31}$/;
@@ -52,11 +59,12 @@ function ensureDir(p: string): void {
 export const passwordFile = (dataDir: string, repo: Pick<BackupRepository, 'name'>) => path.join(dirs(dataDir).keys, `${repo.name}.password`);
 
 /** The mounts every restic run of this repository needs: its password (read-only), the cache, SSH, a local folder. */
-function repoMounts(deps: BackupDeps, repo: BackupRepository, loc: RepoLocation): OneShotMount[] {
+function repoMounts(deps: Pick<BackupDeps, 'dataDir'>, repo: RepoAccess, loc: RepoLocation): OneShotMount[] {
   const d = dirs(deps.dataDir);
   ensureDir(d.cache);
+  if (loc.kind === 'sftp') ensureDir(d.ssh);
   const mounts: OneShotMount[] = [
-    { kind: 'bind', source: passwordFile(deps.dataDir, repo), target: IN.password, readOnly: true },
+    { kind: 'bind', source: repo.passwordFile, target: IN.password, readOnly: true },
     { kind: 'bind', source: d.cache, target: IN.cache, readOnly: false },
   ];
   if (loc.kind === 'local') {
@@ -68,7 +76,7 @@ function repoMounts(deps: BackupDeps, repo: BackupRepository, loc: RepoLocation)
   return mounts;
 }
 
-function networkOf(repo: BackupRepository, loc: RepoLocation): string {
+function networkOf(repo: RepoAccess, loc: RepoLocation): string {
   if (loc.kind === 'local') return 'none';
   return repo.network ?? 'bridge';
 }
@@ -81,7 +89,10 @@ function s3Env(loc: RepoLocation): Record<string, string> {
 }
 
 let runSeq = 0;
-async function restic(deps: BackupDeps, engine: Engine, repo: BackupRepository, argv: string[], o: {
+/** What running restic needs, without the database: `cattery restore` runs it before there is one. */
+export type ResticDeps = Pick<BackupDeps, 'hosterId' | 'dataDir' | 'image'>;
+
+async function restic(deps: ResticDeps, engine: Engine, repo: RepoAccess, argv: string[], o: {
   mounts?: OneShotMount[]; timeoutMs?: number; capAdd?: string[]; entrypoint?: string[]; scratch?: string[];
 } = {}) {
   const loc = parseRepoUrl(repo.url);
@@ -101,15 +112,19 @@ export function getRepository(db: Db, name: string): BackupRepository {
 
 export const listRepositories = (db: Db): BackupRepository[] => db.select().from(backupRepositories).all();
 
+/** Whether this machine has its SSH key for SFTP repositories yet. */
+export const hasSshKey = (dataDir: string) => fs.existsSync(path.join(dirs(dataDir).ssh, 'id_ed25519'));
+
 /** The SSH key cattery signs in to SFTP repositories with (made once, 0600): its public half goes on the remote. */
-export async function sshPublicKey(deps: BackupDeps): Promise<string> {
+export async function sshPublicKey(deps: ResticDeps, engine: Engine): Promise<string> {
   const d = dirs(deps.dataDir);
+  ensureDir(d.root);
   ensureDir(d.ssh);
   const key = path.join(d.ssh, 'id_ed25519');
   if (!fs.existsSync(key)) {
     // OpenSSH's own format, made by ssh-keygen in the backup image (Node writes PKCS#8, which ssh reads for some key
     // types only).
-    const r = await runOneShot(deps.engineFor(deps.localServer()), {
+    const r = await runOneShot(engine, {
       name: `${deps.hosterId}-restic-keygen`, image: deps.image, role: ROLE_BACKUP, network: 'none', timeoutMs: 60_000,
       argv: ['-c', `umask 077 && ssh-keygen -q -t ed25519 -N '' -C 'cattery-backup@${deps.hosterId}' -f ${IN.ssh}/id_ed25519`],
       entrypoint: ['/bin/sh'], mounts: [{ kind: 'bind', source: d.ssh, target: IN.ssh, readOnly: false }],
@@ -133,7 +148,7 @@ export async function addRepository(deps: BackupDeps, input: {
   if (deps.db.select().from(backupRepositories).where(eq(backupRepositories.name, input.name)).get()) {
     throw fail('CATTERY_ERR_CONFLICT', `A backup repository "${input.name}" exists`);
   }
-  if (loc.kind === 'sftp') await sshPublicKey(deps);
+  if (loc.kind === 'sftp') await sshPublicKey(deps, deps.engineFor(deps.localServer()));
   const d = dirs(deps.dataDir);
   ensureDir(d.root);
   ensureDir(d.keys);
@@ -145,7 +160,7 @@ export async function addRepository(deps: BackupDeps, input: {
     name: input.name, url: input.url, network: input.network ?? null, ...(input.everyHours !== undefined ? { everyHours: input.everyHours } : {}),
   }).returning().get();
   const engine = deps.engineFor(deps.localServer());
-  const r = await restic(deps, engine, row, input.password ? snapshotsArgs(loc) : initArgs(loc), { timeoutMs: 120_000 });
+  const r = await restic(deps, engine, accessOf(deps.dataDir, row), input.password ? snapshotsArgs(loc) : initArgs(loc), { timeoutMs: 120_000 });
   if (r.exitCode !== 0) {
     deps.db.delete(backupRepositories).where(eq(backupRepositories.id, row.id)).run();
     fs.rmSync(file, { force: true });
@@ -167,8 +182,8 @@ export async function recoverySheet(deps: BackupDeps, name: string): Promise<str
     `Repository / dépôt : ${repo.url}`,
     `Password / mot de passe : ${password}`,
     `Hoster id / identifiant : ${deps.hosterId}`,
-    ...(loc.kind === 'sftp' ? [`SSH key cattery signs in with (public half) / clé SSH (partie publique) : ${await sshPublicKey(deps)}`,
-      'The private key is in the backup of cattery itself; a new machine gets a new key: add its public half on the remote first.'] : []),
+    ...(loc.kind === 'sftp' ? [`SSH key cattery signs in with (public half) / clé SSH (partie publique) : ${await sshPublicKey(deps, deps.engineFor(deps.localServer()))}`,
+      'A new machine makes its own key: `cattery restore` prints it; add it on the remote, then run the restore again.'] : []),
     '',
     'On a new machine / sur une nouvelle machine :',
     '  1. git clone, npm ci, then / puis : bash deploy/ensure-engine.sh && node bin/cattery.js images build',
@@ -207,7 +222,7 @@ export async function backupInstance(deps: BackupDeps, repoName: string, slug: s
   let paused = false;
   try {
     paused = m.volumes.length > 0 && await pauseContainer(engine, name);
-    const r = await restic(deps, engine, repo, backupArgs(loc, {
+    const r = await restic(deps, engine, accessOf(deps.dataDir, repo), backupArgs(loc, {
       host: deps.hosterId, tags: ['cattery', `instance:${slug}`, `service:${inst.service}`],
       paths: m.volumes.map((v) => `${IN.data}/${v.name}`),
     }), {
@@ -248,7 +263,7 @@ export async function backupHoster(deps: BackupDeps, repoName: string, actor: st
       if (fs.existsSync(f)) fs.copyFileSync(f, path.join(stage, path.basename(f)));
     }
     fs.writeFileSync(path.join(stage, 'hoster.json'), JSON.stringify({ hosterId: deps.hosterId, at: new Date().toISOString() }, null, 2), { mode: 0o600 });
-    const r = await restic(deps, deps.engineFor(deps.localServer()), repo,
+    const r = await restic(deps, deps.engineFor(deps.localServer()), accessOf(deps.dataDir, repo),
       backupArgs(loc, { host: deps.hosterId, tags: ['cattery', 'hoster'], paths: [`${IN.data}/hoster`] }),
       { mounts: [{ kind: 'bind', source: stage, target: `${IN.data}/hoster`, readOnly: true }], timeoutMs: 3_600_000 });
     const summary = parseBackupOutput(r.stdout);
@@ -277,7 +292,7 @@ export async function forget(deps: BackupDeps, repoName: string, actor: string):
   const repo = getRepository(deps.db, repoName);
   const run = startRun(deps.db, repo, 'forget', 'all', actor);
   const started = Date.now();
-  const r = await restic(deps, deps.engineFor(deps.localServer()), repo, forgetArgs(parseRepoUrl(repo.url), repo));
+  const r = await restic(deps, deps.engineFor(deps.localServer()), accessOf(deps.dataDir, repo), forgetArgs(parseRepoUrl(repo.url), repo));
   if (r.exitCode !== 0) return endRun(deps.db, run, started, { status: 'failed', error: resticError(r.stderr, r.exitCode) });
   return endRun(deps.db, run, started, {});
 }
@@ -288,15 +303,18 @@ export async function check(deps: BackupDeps, repoName: string, actor: string, s
   const repo = getRepository(deps.db, repoName);
   const run = startRun(deps.db, repo, 'check', 'all', actor);
   const started = Date.now();
-  const r = await restic(deps, deps.engineFor(deps.localServer()), repo, checkArgs(parseRepoUrl(repo.url), subset));
+  const r = await restic(deps, deps.engineFor(deps.localServer()), accessOf(deps.dataDir, repo), checkArgs(parseRepoUrl(repo.url), subset));
   if (r.exitCode !== 0) return endRun(deps.db, run, started, { status: 'failed', error: resticError(`${r.stdout}\n${r.stderr}`, r.exitCode) });
   return endRun(deps.db, run, started, {});
 }
 
 export async function listSnapshots(deps: BackupDeps, repoName: string, tag?: string): Promise<Snapshot[]> {
+  return snapshotsAt(deps, deps.engineFor(deps.localServer()), accessOf(deps.dataDir, getRepository(deps.db, repoName)), tag);
+}
+
+export async function snapshotsAt(deps: ResticDeps, engine: Engine, access: RepoAccess, tag?: string): Promise<Snapshot[]> {
   if (tag !== undefined && !/^[a-z]+(?::[a-z0-9-]+)?$/.test(tag)) throw fail('CATTERY_ERR_VALIDATION', 'a tag is hoster, instance:<slug> or service:<id>');
-  const repo = getRepository(deps.db, repoName);
-  const r = await restic(deps, deps.engineFor(deps.localServer()), repo, snapshotsArgs(parseRepoUrl(repo.url), tag), { timeoutMs: 300_000 });
+  const r = await restic(deps, engine, access, snapshotsArgs(parseRepoUrl(access.url), tag), { timeoutMs: 300_000 });
   if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', resticError(r.stderr, r.exitCode));
   return parseSnapshots(r.stdout);
 }
@@ -306,27 +324,36 @@ export async function listSnapshots(deps: BackupDeps, repoName: string, tag?: st
  * A volume's files that the snapshot does not hold are removed first: the volume is the snapshot's, not a mix. */
 export async function restoreVolumes(deps: BackupDeps, repoName: string, from: { slug: string; snapshot?: string }, into: Instance, actor: string): Promise<BackupRun> {
   const repo = getRepository(deps.db, repoName);
-  const loc = parseRepoUrl(repo.url);
-  const m = deps.catalog.services.get(into.service)?.manifest;
-  if (!m) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', into.service);
-  const snaps = await listSnapshots(deps, repoName, `instance:${from.slug}`);
-  const snap = from.snapshot ? snaps.find((s) => s.id.startsWith(from.snapshot!)) : snaps.at(-1);
-  if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot${from.snapshot ? ` ${from.snapshot}` : ''} of "${from.slug}" in "${repoName}"`);
   const run = startRun(deps.db, repo, 'restore', `instance:${into.slug}`, actor);
   const started = Date.now();
-  const engine = deps.engineFor(serverOf(deps.db, into));
+  try {
+    const snap = await restoreVolumesAt(deps, deps.engineFor(serverOf(deps.db, into)), accessOf(deps.dataDir, repo), from, into);
+    return endRun(deps.db, run, started, { snapshotId: snap.id });
+  } catch (err) {
+    return endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 600) });
+  }
+}
+
+export async function restoreVolumesAt(deps: ResticDeps & Pick<BackupDeps, 'catalog'>, engine: Engine, access: RepoAccess,
+  from: { slug: string; snapshot?: string }, into: Pick<Instance, 'slug' | 'service'>): Promise<Snapshot> {
+  const loc = parseRepoUrl(access.url);
+  const m = deps.catalog.services.get(into.service)?.manifest;
+  if (!m) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', into.service);
+  const snaps = (await snapshotsAt(deps, engine, access, `instance:${from.slug}`)).filter((s) => s.host === deps.hosterId);
+  const snap = from.snapshot ? snaps.find((s) => s.id.startsWith(from.snapshot!)) : snaps.at(-1);
+  if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot${from.snapshot ? ` ${from.snapshot}` : ''} of "${from.slug}" for "${deps.hosterId}"`);
   const mounts = m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, into.slug, v.name), target: `${IN.data}/${v.name}`, readOnly: false }));
   // Restoring writes files as their owners: the capabilities to set owners and modes, nothing else.
   const caps = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID'];
   const name = containerName(deps.hosterId, into.slug);
   const paused = await pauseContainer(engine, name);
   try {
-    const wipe = await restic(deps, engine, repo, ['-c', m.volumes.map((v) => `find '${IN.data}/${v.name}' -mindepth 1 -delete`).join(' && ') || 'true'],
+    const wipe = await restic(deps, engine, access, ['-c', m.volumes.map((v) => `find '${IN.data}/${v.name}' -mindepth 1 -delete`).join(' && ') || 'true'],
       { mounts, capAdd: caps, entrypoint: ['/bin/sh'], timeoutMs: 600_000 });
-    if (wipe.exitCode !== 0) return endRun(deps.db, run, started, { status: 'failed', error: `emptying the volumes: ${wipe.stderr.slice(-300)}` });
-    const r = await restic(deps, engine, repo, restoreArgs(loc, snap.id), { mounts, capAdd: caps, timeoutMs: 6 * 3_600_000, scratch: [IN.data] });
-    if (r.exitCode !== 0) return endRun(deps.db, run, started, { status: 'failed', snapshotId: snap.id, error: resticError(r.stderr, r.exitCode) });
-    return endRun(deps.db, run, started, { snapshotId: snap.id });
+    if (wipe.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', `emptying the volumes: ${wipe.stderr.slice(-300)}`);
+    const r = await restic(deps, engine, access, restoreArgs(loc, snap.id), { mounts, capAdd: caps, timeoutMs: 6 * 3_600_000, scratch: [IN.data] });
+    if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', resticError(r.stderr, r.exitCode));
+    return snap;
   } finally {
     if (paused) await unpauseContainer(engine, name).catch(() => undefined);
   }
@@ -344,16 +371,16 @@ export function lastSuccess(db: Db): { repository: string; target: string; at: s
 }
 
 
-/** cattery's own snapshot (its newest, or the one named) into `targetDir` (0700): cattery.db, secret.key,
- * hoster.json. What `cattery restore` starts from on a new machine. */
-export async function restoreHosterFiles(deps: BackupDeps, repoName: string, targetDir: string, snapshot?: string): Promise<Snapshot> {
-  const repo = getRepository(deps.db, repoName);
-  const snaps = await listSnapshots(deps, repoName, 'hoster');
+/** cattery's own snapshot (its newest for this hoster id, or the one named) into `targetDir` (0700): cattery.db,
+ * secret.key, hoster.json. What `cattery restore` starts from on a new machine. */
+export async function restoreHosterFiles(deps: ResticDeps, engine: Engine, access: RepoAccess, targetDir: string, snapshot?: string): Promise<Snapshot> {
+  const snaps = await snapshotsAt(deps, engine, access, 'hoster');
   const snap = snapshot ? snaps.find((s) => s.id.startsWith(snapshot)) : snaps.filter((s) => s.host === deps.hosterId).at(-1);
-  if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot of cattery itself${snapshot ? ` ${snapshot}` : ` for "${deps.hosterId}"`} in "${repoName}"`);
+  if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot of cattery itself${snapshot ? ` ${snapshot}` : ` for "${deps.hosterId}"`} in ${access.url}`);
   ensureDir(targetDir);
-  const r = await restic(deps, deps.engineFor(deps.localServer()), repo, restoreArgs(parseRepoUrl(repo.url), snap.id), {
+  const r = await restic(deps, engine, access, restoreArgs(parseRepoUrl(access.url), snap.id), {
     mounts: [{ kind: 'bind', source: targetDir, target: `${IN.data}/hoster`, readOnly: false }], scratch: [IN.data], timeoutMs: 600_000,
+    capAdd: ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID'],
   });
   if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', resticError(r.stderr, r.exitCode));
   return snap;

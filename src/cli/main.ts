@@ -1,4 +1,4 @@
-// `cattery <command>`: serve, migrate, users add, images build, catalog check, catalog schema.
+// `cattery <command>`: serve, migrate, users add, images build, catalog check, catalog schema, backup, restore.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,6 +25,10 @@ const USAGE = `usage: cattery <command>
   users add LOGIN --name NAME --role ROLE[,ROLE]
                                 add a person (the first administrator, say); prints a first password to change
                                 at the first sign-in
+  backup add|sheet|run|snapshots|check|restore …
+                                backups with restic (cattery backup, alone, says how)
+  restore --from URL --password-file FILE
+                                a whole hoster on a new machine, from its backups and the recovery sheet
 Configuration comes from CATTERY_* environment variables (see README).`;
 
 function out(line: string) {
@@ -70,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
     process.umask(0o077);
     const config = loadConfig();
     const log = createLogger(config.logLevel);
+    if (cmd === 'backup') return await (await import('./backup.js')).backupCommand(sub, rest, config, log);
+    if (cmd === 'restore') return await (await import('./backup.js')).restoreCommand([sub, ...rest].filter((x): x is string => x !== undefined), config, log);
     if (cmd === 'migrate') {
       const { applyMigrations, openDb } = await database();
       const db = openDb(config.dbFile);

@@ -51,15 +51,22 @@ function act(deps: PassDeps, slug: string, kind: string, detail?: Record<string,
 }
 
 /** Network and volumes first: they outlive generations, so they carry generation 0. */
-async function ensureSurroundings(deps: PassDeps, ctx: ServerContext, inst: Instance): Promise<void> {
+/** An instance's volumes, made as a pass makes them (sized where the engine is local): a restore fills them before
+ * the instance's first container starts (backups/, `cattery restore`). */
+export async function ensureInstanceVolumes(deps: Pick<PassDeps, 'catalog' | 'hosterId' | 'sizedDir'>, engine: Engine, inst: Instance): Promise<void> {
   const m = deps.catalog.services.get(inst.service)!.manifest;
+  const labels = { ...instanceLabels(deps.hosterId, inst), [LABEL_GENERATION]: '0' };
+  await Promise.all(m.volumes.map((v) => {
+    const vname = volumeName(deps.hosterId, inst.slug, v.name);
+    return deps.sizedDir ? ensureSizedVolume(engine, deps.sizedDir, vname, labels, v.sizeMb) : ensureVolume(engine, vname, labels);
+  }));
+}
+
+async function ensureSurroundings(deps: PassDeps, ctx: ServerContext, inst: Instance): Promise<void> {
   const labels = { ...instanceLabels(deps.hosterId, inst), [LABEL_GENERATION]: '0' };
   const [networkId] = await Promise.all([
     ensureNetwork(ctx.engine, networkName(deps.hosterId, inst.slug), labels, inst.config.subnet),
-    ...m.volumes.map((v) => {
-      const vname = volumeName(deps.hosterId, inst.slug, v.name);
-      return deps.sizedDir ? ensureSizedVolume(ctx.engine, deps.sizedDir, vname, labels, v.sizeMb) : ensureVolume(ctx.engine, vname, labels);
-    }),
+    ensureInstanceVolumes(deps, ctx.engine, inst),
   ]);
   // Before any container joins it (firewall.ts).
   if (isLocalEndpoint(ctx.server.dockerEndpoint)) await deps.firewall?.guard(bridgeOf(networkId));

@@ -254,3 +254,10 @@ export function publicInstance(row: Instance, serverName?: string) {
     lastError: row.lastError, attempts: row.attempts, createdAt: row.createdAt, updatedAt: row.updatedAt,
   };
 }
+
+/** A database restored on another machine (`cattery restore`) knows nothing of this machine's engine yet: every
+ * instance is pending until the reconciler has seen its new container, so that nothing reads "healthy" from the
+ * old machine's last pass. */
+export function forgetObservations(db: Db): number {
+  return db.update(instances).set({ observed: 'pending', containerId: null, updatedAt: new Date().toISOString() }).run().changes;
+}

@@ -8,7 +8,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import {
-  addRepository, backupHoster, backupInstance, check, listSnapshots, passwordFile, recoverySheet, restoreHosterFiles, restoreVolumes,
+  accessOf, addRepository, backupHoster, backupInstance, check, listSnapshots, passwordFile, recoverySheet, restoreHosterFiles, restoreVolumes,
 } from '../../src/backups/backups.js';
 import { getInstance } from '../../src/orchestrator/instances.js';
 import { HEALTHY_WITHIN_MS, execIn, testRuntime, waitFor } from '../helpers.js';
@@ -58,7 +58,7 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   // passes SQLite's integrity check, and holds the instance; the secret came along, 0600.
   const back = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-hoster-'));
   t.teardown(() => fs.rmSync(back, { recursive: true, force: true }));
-  await restoreHosterFiles(deps, 'local', back);
+  await restoreHosterFiles(deps, rt.engines.engineFor(deps.localServer()), accessOf(config.dataDir, repo), back);
   const copy = new Database(path.join(back, 'cattery.db'), { readonly: true });
   t.equal((copy.prepare('PRAGMA integrity_check').get() as { integrity_check: string }).integrity_check, 'ok', 'the database copy is whole');
   t.same(copy.prepare('SELECT slug FROM instances').all(), [{ slug: 'sonde' }], 'and holds the instance');

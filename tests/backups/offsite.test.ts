@@ -1,20 +1,11 @@
 // Off-site backups over SFTP, to a real OpenSSH server (Debian's openssh-server in a container of the test's, on a
 // network of its own): cattery's own SSH key, the remote's host key pinned at the first connection, and the failures
-// an association meets — the remote unreachable, its disk full, its host key changed — each a clear, recorded error
+// an association meets — the remote unreachable, its host key changed — each a clear, recorded error
 // that leaves the snapshots already there usable.
 import t from 'tap';
 import { addRepository, backupInstance, check, listSnapshots, sshPublicKey } from '../../src/backups/backups.js';
-import { allocateSubnet } from '../../src/orchestrator/subnets.js';
 import { HEALTHY_WITHIN_MS, docker, execIn, subnetPoolSlice, testRuntime, waitFor } from '../helpers.js';
-import { hostIn, startBeside, testImage } from '../services/beside.js';
-
-const SSHD_DOCKERFILE = [
-  'ARG BASE',
-  'FROM ${BASE}',
-  'RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server && rm -rf /var/lib/apt/lists/* \\',
-  ' && useradd --create-home --shell /bin/sh backup2 && install -d -m 0755 /run/sshd',
-  '',
-].join('\n');
+import { startSftpRemote } from './sftp-remote.js';
 
 t.test('backups over SFTP to another machine', async (t) => {
   // The runtime's instances take their networks from one quarter of this file's pool, the remote's from another.
@@ -24,25 +15,11 @@ t.test('backups over SFTP to another machine', async (t) => {
   t.equal((await app.inject({ method: 'POST', url: '/api/instances', payload: { service: 'probe', slug: 'sonde' } })).statusCode, 202);
   const container = `${config.hosterId}-sonde`;
 
-  // The remote: its own network, a user whose authorized key is cattery's, its backups on a small file system.
-  const subnet = allocateSubnet(subnetPoolSlice(1), []);
-  const network = `${config.hosterId}-offsite`;
-  await docker.createNetwork({ Name: network, Labels: { 'cattery.test': config.hosterId }, IPAM: { Config: [{ Subnet: subnet }] } });
-  const address = hostIn(subnet, 10);
-  const key = await sshPublicKey(deps);
+  // The remote: its own network, a user whose authorized key is cattery's.
+  const key = await sshPublicKey(deps, rt.engines.engineFor(deps.localServer()));
   t.match(key, /^ssh-ed25519 [A-Za-z0-9+/=]+ cattery-backup@/, 'cattery has an SSH key of its own');
-  const remote = await startBeside(t, {
-    name: `${config.hosterId}-remote`, image: await testImage('sshd', SSHD_DOCKERFILE), network, address, label: config.hosterId,
-    files: { '/home/backup2/.ssh/authorized_keys': `${key}\n` },
-    cmd: ['sh', '-c', [
-      'set -eu', 'ssh-keygen -A >/dev/null',
-      'chown -R backup2:backup2 /home/backup2/.ssh && chmod 0700 /home/backup2/.ssh && chmod 0600 /home/backup2/.ssh/authorized_keys',
-      // A 12 MB disk for the backups: enough for the first ones, not for a large file later.
-      'install -d -o backup2 -m 0700 /srv/backups',
-      'exec /usr/sbin/sshd -D -e -o PasswordAuthentication=no',
-    ].join('\n')],
-  });
-  void remote;
+  const remote = await startSftpRemote(t, { hosterId: config.hosterId, subnetPool: subnetPoolSlice(1), key });
+  const { network, address } = remote;
   await waitFor('sonde healthy', async () => (await app.inject('/api/instances/sonde')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 250);
   t.equal((await execIn(container, ['sh', '-c', 'echo "courrier important" > /data/lettre'], '65534')).code, 0);
 
