@@ -26,6 +26,7 @@ import { createCollector, type Collector } from './metering/collector.js';
 import { createIngress, type Ingress } from './ingress/ingress.js';
 import { INGRESS_UID, serviceImageRef, systemImage } from './orchestrator/docker/index.js';
 import type { BackupDeps } from './backups/backups.js';
+import { createBackupSchedule } from './backups/schedule.js';
 import { listenForDoor } from './http/door-socket.js';
 import { createDkimKeys } from './ingress/dkim-keys.js';
 import { certificateHostOf } from './ingress/mail-host.js';
@@ -109,6 +110,8 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     const governanceLog = log.child({ domain: 'governance' });
     const mailer = config.mail ? createMailer(config.mail) : undefined;
     let accountTimer: NodeJS.Timeout | undefined;
+    let backupTimer: NodeJS.Timeout | undefined;
+    const backupSchedule = createBackupSchedule(backups, log.child({ domain: 'backups' }));
     let retrying = false;
     return {
       config, db, catalog, events, reconciler, engines, accounts: accountDeps, backups, app, log, collector, ingress,
@@ -116,6 +119,9 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
         sweepExportStaging(stagingDir);
         reconciler.start(intervalSeconds);
         collector.start(config.meterIntervalSeconds);
+        // A look a minute is plenty for periods counted in hours; a backup in progress holds the next look.
+        backupTimer = setInterval(() => { void backupSchedule.tick(); }, 60_000);
+        backupTimer.unref();
         accountTimer = setInterval(() => {
           if (retrying) return;
           retrying = true;
@@ -129,6 +135,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       },
       async close() {
         clearInterval(accountTimer);
+        clearInterval(backupTimer);
         await collector.stop();
         for (const s of doorServers) s.closeAllConnections();
         await Promise.all(doorServers.map((s) => new Promise((resolve) => s.close(resolve))));

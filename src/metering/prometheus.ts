@@ -11,8 +11,10 @@ export interface Prometheus {
   scrape(): Promise<string>;
 }
 
-export function createPrometheus(db: Db, collector: Collector): Prometheus {
+/** `extra` registers other domains' metrics on the same registry (backups/metrics.ts): one scrape, one page. */
+export function createPrometheus(db: Db, collector: Collector, extra: ((registry: Registry) => void)[] = []): Prometheus {
   const registry = new Registry();
+  for (const add of extra) add(registry);
   let totals: LineTotal[] = [];
   new Gauge({
     name: 'cattery_server_power_watts', help: 'Server power over the last metering pass', labelNames: ['server', 'method', 'model'],

@@ -83,6 +83,13 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   t.equal(wrong.status, 'failed');
   t.match(wrong.error ?? '', /password/i, `a wrong password says so: ${wrong.error}`);
   fs.writeFileSync(pw, `${password}\n`, { mode: 0o600 });
+  // /metrics says when each target last got a snapshot, and that the newest run of the instance failed.
+  const metrics = (await app.inject('/metrics')).body;
+  const last = new RegExp(`cattery_backup_last_success_timestamp_seconds\\{repository="local",target="instance:sonde"\\} (\\d+(?:\\.\\d+)?)`).exec(metrics);
+  t.ok(last && Math.abs(Number(last[1]) - Date.parse(first.finishedAt!) / 1000) < 1, `the last success of sonde: ${last?.[1]}`);
+  t.match(metrics, 'cattery_backup_last_success_timestamp_seconds{repository="local",target="hoster"}', 'and of cattery itself');
+  t.match(metrics, 'cattery_backup_last_run_failed{repository="local",target="instance:sonde"} 1', 'the failed run shows');
+  t.match(metrics, 'cattery_backup_last_run_failed{repository="local",target="hoster"} 0');
   const packs = fs.readdirSync(path.join(repoDir, 'repo', 'data'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
   const victim = path.join(packs[0]!.parentPath ?? (packs[0] as unknown as { path: string }).path, packs[0]!.name);
   const bytes = fs.readFileSync(victim);

@@ -8,6 +8,7 @@ import type { Db } from '../../db/connection.js';
 import { fail } from '../../errors.js';
 import type { Collector } from '../../metering/collector.js';
 import { createPrometheus } from '../../metering/prometheus.js';
+import { registerBackupMetrics } from '../../backups/metrics.js';
 import { accountFigure, energyReport, topConsumers } from '../../metering/report.js';
 import { USERNAME_PATTERN } from '../../accounts/accounts.js';
 import { SLUG_PATTERN } from '../../orchestrator/instances.js';
@@ -79,7 +80,7 @@ export const meteringRoutes: FastifyPluginAsyncTypebox<{ db: Db; config: Config;
     socket.on('error', off);
   });
 
-  const prometheus = createPrometheus(db, collector);
+  const prometheus = createPrometheus(db, collector, [(registry) => registerBackupMetrics(registry, db)]);
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     reply.header('content-type', prometheus.contentType);
     return prometheus.scrape();
