@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import {
   LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, ROLE_BACKUP, ROLE_INGRESS, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
   ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, instanceLabels, isLocalEndpoint, listManaged,
-  networkName, removeNetwork, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
+  networkName, removeNetwork, ROLE_ARCHIVE, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
 } from './docker/index.js';
 import { adoption, isConverged, nextAction, observedOf, planUnits } from './converge.js';
 import type { EventBus } from './events.js';
@@ -170,6 +170,9 @@ export async function destroyInstance(deps: PassDeps, ctx: ServerContext, inst: 
   publish(deps, inst, 'deleted', null);
 }
 
+/** A day: an archive is a copy to this host's disk; a helper older than that was left by a crash. */
+const ARCHIVE_HELPER_GRACE_S = 24 * 3600;
+
 /** Objects with our hoster label and no instance row (a crash, or a row removed by hand): containers and
  * networks hold no data and go. Volumes stay, with a warning: data is never dropped without an archive, and a
  * database restored from an old backup must not wipe residents' files. */
@@ -180,7 +183,10 @@ export async function sweepOrphans(deps: PassDeps, engine: Engine, managed: Mana
   const mine = new Set([ROLE_INGRESS, ROLE_LINK, ROLE_BACKUP]);
   const orphan = (labels: Record<string, string> | undefined) => !mine.has(labels?.[LABEL_ROLE] ?? '')
     && !known.has(labels?.[LABEL_INSTANCE] ?? '');
-  for (const c of managed.containers.filter((x) => orphan(x.Labels))) {
+  // An archive helper of a volume with no row (housekeeping.ts) has no row by definition: it is let be while its
+  // archive may still be read, and swept once older than any archive takes (a crash left it).
+  const reading = (c: Managed['containers'][number]) => c.Labels?.[LABEL_ROLE] === ROLE_ARCHIVE && Date.now() / 1000 - c.Created < ARCHIVE_HELPER_GRACE_S;
+  for (const c of managed.containers.filter((x) => orphan(x.Labels) && !reading(x))) {
     deps.log.info({ container: c.Names[0] }, 'removing orphan container');
     await ensureContainerRemoved(engine, c.Id, c.Names[0] ?? c.Id);
   }
@@ -191,5 +197,5 @@ export async function sweepOrphans(deps: PassDeps, engine: Engine, managed: Mana
       .catch((err) => deps.log.warn({ err, network: n.Name }, 'orphan network not removed'));
   }
   const vols = managed.volumes.filter((x) => orphan(x.Labels)).map((v) => v.Name);
-  if (vols.length) deps.log.warn({ volumes: vols }, 'volumes with no instance are kept; remove them by hand once archived');
+  if (vols.length) deps.log.warn({ volumes: vols }, 'volumes with no instance are kept: archive and drop them with `cattery volumes` or on /admin');
 }
