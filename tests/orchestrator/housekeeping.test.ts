@@ -95,6 +95,23 @@ t.test('orphan volumes and unused images', async (t) => {
     await waitFor('the orphan container swept', async () => (await docker.listContainers({ all: true, filters: { name: [`${hoster}-orph`] } })).length === 0);
     t.ok(await docker.getVolume(name).inspect(), 'the reconciler keeps the volume');
 
+    // An orphan's archive helper has no row either: the reconciler's sweep lets it be while it may be read, and
+    // still removes a plain container with no row in the same pass.
+    const probeImage = serviceImageRef(rt.catalog.services.get('probe')!);
+    const made = [];
+    for (const [cname, labels] of [[`${hoster}-ghost-data-archive`, { 'cattery.role': 'archive' }], [`${hoster}-ghost`, {}]] as const) {
+      made.push(await docker.createContainer({
+        name: cname, Image: probeImage, Entrypoint: ['/nonexistent'], NetworkDisabled: true,
+        Labels: { 'cattery.hoster': hoster, 'cattery.instance': 'ghost', ...labels },
+      }));
+    }
+    await rt.reconciler.trigger('test');
+    const ghosts = async () => (await docker.listContainers({ all: true, filters: { label: ['cattery.instance=ghost', `cattery.hoster=${hoster}`] } })).map((c) => c.Names[0]);
+    await waitFor('the plain orphan container swept', async () => !(await ghosts()).includes(`/${hoster}-ghost`));
+    t.same(await ghosts(), [`/${hoster}-ghost-data-archive`], 'only the helper is left');
+    t.ok(await made[0]!.inspect(), 'a young archive helper is not swept');
+    await made[0]!.remove({ force: true });
+
     const listed = (await app.inject('/api/volumes/orphans')).json();
     t.equal(listed.length, 1, JSON.stringify(listed));
     t.match(listed[0], { name, slug: 'orph', service: 'probe', volume: 'data', sizeBytes: 16 * 1024 * 1024, archive: null, server: 'local' });
