@@ -36,6 +36,9 @@ export const Errors = {
   CATTERY_ERR_RESOLVER: createError('CATTERY_ERR_RESOLVER', 'The DNS resolver did not answer: %s', 503),
   CATTERY_ERR_STATUTES: createError('CATTERY_ERR_STATUTES', 'The statutes do not allow this: %s', 422),
   CATTERY_ERR_VOTE: createError('CATTERY_ERR_VOTE', 'Vote refused: %s', 409),
+  CATTERY_ERR_VOLUME_CLAIMED: createError('CATTERY_ERR_VOLUME_CLAIMED', 'An instance uses this volume: %s', 409),
+  CATTERY_ERR_VOLUME_IN_USE: createError('CATTERY_ERR_VOLUME_IN_USE', 'A container uses this volume: %s', 409),
+  CATTERY_ERR_VOLUME_NOT_ARCHIVED: createError('CATTERY_ERR_VOLUME_NOT_ARCHIVED', 'Archive this volume first, or drop it with force: %s', 409),
   CATTERY_ERR_UNSUPPORTED_MEDIA: createError('CATTERY_ERR_UNSUPPORTED_MEDIA', 'Unsupported body type: %s', 415),
   CATTERY_ERR_BACKUP: createError('CATTERY_ERR_BACKUP', 'Backup failed: %s', 502),
 } as const;

@@ -1,4 +1,5 @@
-// `cattery <command>`: serve, migrate, users add, images build, catalog check, catalog schema, backup, restore.
+// `cattery <command>`: serve, migrate, users add, images build, images gc, volumes orphans/archive/drop, catalog check,
+// catalog schema, backup, restore.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,11 +16,20 @@ const database = () => import('../db/connection.js');
 const engineSurface = () => import('../orchestrator/docker/index.js');
 const runtime = () => import('../runtime.js');
 const users = () => import('../identity/users.js');
+const housekeeping = () => import('../orchestrator/housekeeping.js');
 
 const USAGE = `usage: cattery <command>
   serve [--build-images]        run the API, the reconciler and the timers
   migrate                       apply database migrations and exit
   images build [--only ID,...]  build the local images of the catalog (Debian base with debootstrap)
+  images gc [--apply] [--only ID,...]
+                                list the hash-tagged images nothing uses (catalog, instances, containers); --apply
+                                removes them
+  volumes orphans               list the volumes whose instance has no row
+  volumes archive NAME [--server S]
+                                copy an orphan volume to data/backups/NAME-<time>.tar.gz
+  volumes drop NAME [--server S] [--force]
+                                remove an orphan volume; refused unless archived first (or --force)
   catalog check [--dir DIR]     validate service manifests; exit 1 on any error
   catalog schema [--out FILE]   write the manifest JSON Schema (services/schema.json)
   users add LOGIN --name NAME --role ROLE[,ROLE]
@@ -110,6 +120,7 @@ export async function main(argv: string[]): Promise<number> {
       out(`images ready: ${refs.join(' ')}`);
       return 0;
     }
+    if (cmd === 'volumes' || (cmd === 'images' && sub === 'gc')) return await housekeep(config, log, cmd, sub, rest);
     if (cmd === 'serve') {
       const { values } = parseArgs({ args: [sub, ...rest].filter((x): x is string => x !== undefined), options: { 'build-images': { type: 'boolean' } } });
       if (values['build-images']) {
@@ -126,6 +137,54 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`cattery: ${(err as Error).message}${code}\n`);
     return 1;
   }
+}
+
+const mb = (bytes: number | null) => (bytes === null ? '?' : `${(bytes / 1e6).toFixed(1)} MB`);
+
+/** `volumes …` and `images gc`: the database and the engines, no HTTP app; every act journaled as `cli`. */
+async function housekeep(config: ReturnType<typeof loadConfig>, log: Logger, cmd: string, sub: string | undefined, rest: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: rest, allowPositionals: true,
+    options: { server: { type: 'string' }, force: { type: 'boolean' }, apply: { type: 'boolean' }, only: { type: 'string' } },
+  });
+  const [{ applyMigrations, openDb }, hk, { connectEngine }] = await Promise.all([database(), housekeeping(), engineSurface()]);
+  const db = openDb(config.dbFile);
+  try {
+    applyMigrations(db);
+    const deps = {
+      db, catalog: loadValidCatalog(config.catalogDirs), hosterId: config.hosterId, log,
+      engineFor: (s: { dockerEndpoint: string }) => connectEngine(s.dockerEndpoint, { hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log }),
+      backupsDir: path.join(config.dataDir, 'backups'), volumesDir: path.join(config.dataDir, 'volumes'),
+    };
+    const actor = 'cli';
+    if (cmd === 'images') {
+      const r = await hk.collectImages(deps, { apply: values.apply === true, actor, ...(values.only ? { only: values.only.split(',') } : {}) });
+      for (const i of r.images) out(`${r.applied ? (i.removed ? 'removed ' : `kept (${i.error}) `) : 'would remove '}${i.ref}  ${mb(i.bytes)}  (${i.server})`);
+      out(r.images.length === 0 ? 'no unused image' : `${r.applied ? 'freed' : 'would free'} ${mb(r.bytes)}${r.applied ? '' : ' (run with --apply to remove)'}`);
+      return r.images.some((i) => i.error) ? 1 : 0;
+    }
+    const name = positionals[0];
+    if (sub === 'orphans') {
+      const list = await hk.listOrphanVolumes(deps);
+      for (const v of list) {
+        out(`${v.name}  instance ${v.slug}${v.service ? ` (${v.service})` : ''}  server ${v.server}  size ${mb(v.sizeBytes)}  used ${mb(v.usedBytes)}  created ${v.createdAt}  ${v.archive ? `archived ${v.archive.file}` : 'not archived'}`);
+      }
+      out(list.length ? `${list.length} orphan volume(s)` : 'no orphan volume');
+      return 0;
+    }
+    if (sub === 'archive' && name) {
+      const r = await hk.archiveOrphanVolume(deps, name, { actor, server: values.server });
+      out(`${name} archived to ${r.file} (${mb(r.bytes)})`);
+      return 0;
+    }
+    if (sub === 'drop' && name) {
+      await hk.dropOrphanVolume(deps, name, { actor, server: values.server, force: values.force === true });
+      out(`${name} dropped`);
+      return 0;
+    }
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  } finally { db.$client.close(); }
 }
 
 async function serve(config: ReturnType<typeof loadConfig>, log: Logger): Promise<number> {

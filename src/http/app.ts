@@ -1,6 +1,7 @@
 // The Fastify app, built as a plugin tree from its dependencies; `cattery serve` (cli/main.ts) only listens and shuts
 // down.
 import crypto from 'node:crypto';
+import path from 'node:path';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
@@ -63,6 +64,8 @@ import { decisionPages } from './pages/decisions.js';
 import { boardPages } from './pages/board.js';
 import { memberAdminPages } from './pages/members-admin.js';
 import { duesPages } from './pages/dues-pages.js';
+import { housekeepingRoutes } from './routes/housekeeping.js';
+import type { HousekeepingDeps } from '../orchestrator/housekeeping.js';
 
 export interface AppDeps {
   config: Config;
@@ -270,6 +273,12 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   const dnsDeps = { config: deps.config, db: deps.db, dkimKeys: deps.dkimKeys ?? (async () => []) };
   await app.register(dnsRoutes, { deps: dnsDeps });
   await app.register(governanceRoutes, { deps: { accounts: deps.accounts } });
+  const housekeeping: HousekeepingDeps = {
+    db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, engineFor: deps.accounts.engineFor,
+    backupsDir: path.join(deps.config.dataDir, 'backups'), volumesDir: path.join(deps.config.dataDir, 'volumes'),
+    log: deps.log.child({ domain: 'orchestrator' }),
+  };
+  await app.register(housekeepingRoutes, { deps: housekeeping });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
@@ -284,7 +293,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(residentPages, { deps: pageDeps });
   await app.register(mailClientPages, { deps: pageDeps });
   await app.register(mediatorPages, { deps: pageDeps });
-  await app.register(adminPages, { deps: pageDeps });
+  await app.register(adminPages, { deps: pageDeps, housekeeping });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
   await app.register(dnsPages, { deps: dnsDeps });
   await app.register(namesPages, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });

@@ -124,6 +124,17 @@ const coreFr = {
   'dns.checked': 'Vérifié le {date} : {present} présents, {missing} absents, {different} différents.',
   'dns.state.present': 'Présent', 'dns.state.missing': 'Absent', 'dns.state.different': 'Différent',
   'err.CATTERY_ERR_RESOLVER': 'Le résolveur DNS ne répond pas : rien n’a pu être vérifié. Réessayez plus tard, ou vérifiez CATTERY_DNS_RESOLVERS.',
+  'vol.title': 'Volumes sans instance',
+  'vol.intro': 'Des données restées sur le serveur alors qu’aucune instance ne les utilise (une suppression interrompue, une base restaurée plus ancienne). Rien n’est effacé tout seul : archivez d’abord, puis supprimez.',
+  'vol.none': 'Aucun volume sans instance.', 'vol.unavailable': 'Le moteur Docker ne répond pas : la liste n’a pas pu être lue.',
+  'vol.col.volume': 'Volume', 'vol.col.server': 'Serveur', 'vol.col.size': 'Taille', 'vol.col.created': 'Créé le', 'vol.col.archive': 'Archive',
+  'vol.notarchived': 'Pas encore archivé', 'vol.archive': 'Archiver', 'vol.drop': 'Supprimer',
+  'vol.force': 'Supprimer sans archive (les données seront perdues)',
+  'vol.done.archived': 'Le volume est archivé dans data/backups.', 'vol.done.dropped': 'Le volume est supprimé.',
+  'vol.done.not-archived': 'Rien n’a été supprimé : archivez d’abord ce volume, ou cochez « supprimer sans archive ».',
+  'vol.done.in-use': 'Rien n’a été supprimé : un conteneur utilise encore ce volume.',
+  'vol.done.claimed': 'Rien n’a été fait : une instance utilise ce volume.',
+  'vol.done.gone': 'Ce volume n’existe plus.',
 } as const;
 
 const fr = { ...coreFr, ...govFr };
@@ -229,6 +240,17 @@ const en: Record<MessageKey, string> = {
   'dns.checked': 'Checked on {date}: {present} present, {missing} missing, {different} different.',
   'dns.state.present': 'Present', 'dns.state.missing': 'Missing', 'dns.state.different': 'Different',
   'err.CATTERY_ERR_RESOLVER': 'The DNS resolver does not answer: nothing could be checked. Try again later, or check CATTERY_DNS_RESOLVERS.',
+  'vol.title': 'Volumes with no instance',
+  'vol.intro': 'Data left on the server while no instance uses it (an interrupted delete, an older database restored). Nothing is removed on its own: archive first, then drop.',
+  'vol.none': 'No volume without an instance.', 'vol.unavailable': 'The Docker engine does not answer: the list could not be read.',
+  'vol.col.volume': 'Volume', 'vol.col.server': 'Server', 'vol.col.size': 'Size', 'vol.col.created': 'Created', 'vol.col.archive': 'Archive',
+  'vol.notarchived': 'Not archived yet', 'vol.archive': 'Archive', 'vol.drop': 'Drop',
+  'vol.force': 'Drop without an archive (the data will be lost)',
+  'vol.done.archived': 'The volume is archived in data/backups.', 'vol.done.dropped': 'The volume is dropped.',
+  'vol.done.not-archived': 'Nothing was dropped: archive this volume first, or tick “drop without an archive”.',
+  'vol.done.in-use': 'Nothing was dropped: a container still uses this volume.',
+  'vol.done.claimed': 'Nothing was done: an instance uses this volume.',
+  'vol.done.gone': 'This volume no longer exists.',
 };
 
 const messages: Record<Lang, Record<MessageKey, string>> = { fr, en };

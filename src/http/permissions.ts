@@ -27,6 +27,11 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /api/instances/:slug/restart': ADMIN,
   'POST /api/instances/:slug/upgrade': ADMIN,
   'GET /api/instances/:slug/operations': ADMIN,
+  // housekeeping (orchestrator/housekeeping.ts): volumes no instance claims, unused images
+  'GET /api/volumes/orphans': ADMIN,
+  'POST /api/volumes/orphans/:name/archive': ADMIN,
+  'POST /api/volumes/orphans/:name/drop': ADMIN,
+  'POST /api/images/gc': ADMIN,
   // the front door
   'GET /api/instances/:slug/hostnames': ADMIN,
   'PUT /api/instances/:slug/hostnames': ADMIN,
@@ -121,6 +126,8 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /dashboard': ['admin', 'city'],
   'POST /admin/signups/:id/approve': ADMIN,
   'POST /admin/signups/:id/reject': ADMIN,
+  'POST /admin/volumes/:name/archive': ADMIN,
+  'POST /admin/volumes/:name/drop': ADMIN,
   'GET /admin/dns': ADMIN,
   'POST /admin/dns/check': ADMIN,
   'GET /admin/names': ADMIN,

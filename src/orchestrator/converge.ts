@@ -2,7 +2,7 @@
 // No engine, no database, no clock of their own (`now` is an argument), so each is unit-tested
 // (tests/orchestrator/converge.test.ts); the acting code (instance-pass.ts) only carries them out.
 import type { Desired, Observed } from '../db/schema.js';
-import { LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, type Adoption, type Unit, type UnitState } from './docker/index.js';
+import { LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, ROLE_ARCHIVE, type Adoption, type Unit, type UnitState } from './docker/index.js';
 
 /** Doubling retries, 2 s after the first failure, capped (5 minutes unless a test asks for less). */
 export const DEFAULT_MAX_BACKOFF_SECONDS = 300;
@@ -79,7 +79,7 @@ export function nextAction(desired: Desired, st: Pick<UnitState, 'running'>, res
 export function unitsBySlug(units: Unit[]): Map<string, Unit[]> {
   const bySlug = new Map<string, Unit[]>();
   for (const u of units) {
-    if (u.labels[LABEL_ROLE] === 'archive') continue;
+    if (u.labels[LABEL_ROLE] === ROLE_ARCHIVE) continue;
     const slug = u.labels[LABEL_INSTANCE] ?? '';
     bySlug.set(slug, [...(bySlug.get(slug) ?? []), u]);
   }

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import {
   LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, ROLE_BACKUP, ROLE_INGRESS, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
   ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, instanceLabels, isLocalEndpoint, listManaged,
-  networkName, removeNetwork, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
+  networkName, removeNetwork, ROLE_ARCHIVE, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
 } from './docker/index.js';
 import { adoption, isConverged, nextAction, observedOf, planUnits } from './converge.js';
 import type { EventBus } from './events.js';
@@ -177,17 +177,24 @@ export async function destroyInstance(deps: PassDeps, ctx: ServerContext, inst: 
   publish(deps, inst, 'deleted', null);
 }
 
+/** A day: an archive is a copy to this host's disk; a helper older than that was left by a crash. */
+const ARCHIVE_HELPER_GRACE_S = 24 * 3600;
+
 /** Objects with our hoster label and no instance row (a crash, or a row removed by hand): containers and
  * networks hold no data and go. Volumes stay, with a warning: data is never dropped without an archive, and a
  * database restored from an old backup must not wipe residents' files. */
 export async function sweepOrphans(deps: PassDeps, engine: Engine, managed: Managed, known: Set<string>): Promise<void> {
   // The front door belongs to no instance: it is the ingress domain's to keep or remove; link networks are the
-  // link pass's (link-pass.ts), which removes them with either of their instances; a backup's restic container is
-  // its run's (one-shot.ts), which may last longer than a pass.
-  const mine = new Set([ROLE_INGRESS, ROLE_LINK, ROLE_BACKUP]);
+  // link pass's (link-pass.ts), which removes them with either of their instances.
+  const mine = new Set([ROLE_INGRESS, ROLE_LINK]);
   const orphan = (labels: Record<string, string> | undefined) => !mine.has(labels?.[LABEL_ROLE] ?? '')
     && !known.has(labels?.[LABEL_INSTANCE] ?? '');
-  for (const c of managed.containers.filter((x) => orphan(x.Labels))) {
+  // An archive helper of a volume with no row (housekeeping.ts) has no row by definition, nor has a backup's restic
+  // container (one-shot.ts, removed by its run): each is let be while it may still be working, and swept once older
+  // than any archive or backup takes (a crash left it).
+  const reading = (c: Managed['containers'][number]) => (c.Labels?.[LABEL_ROLE] === ROLE_ARCHIVE || c.Labels?.[LABEL_ROLE] === ROLE_BACKUP)
+    && Date.now() / 1000 - c.Created < ARCHIVE_HELPER_GRACE_S;
+  for (const c of managed.containers.filter((x) => orphan(x.Labels) && !reading(x))) {
     deps.log.info({ container: c.Names[0] }, 'removing orphan container');
     await ensureContainerRemoved(engine, c.Id, c.Names[0] ?? c.Id);
   }
@@ -198,5 +205,5 @@ export async function sweepOrphans(deps: PassDeps, engine: Engine, managed: Mana
       .catch((err) => deps.log.warn({ err, network: n.Name }, 'orphan network not removed'));
   }
   const vols = managed.volumes.filter((x) => orphan(x.Labels)).map((v) => v.Name);
-  if (vols.length) deps.log.warn({ volumes: vols }, 'volumes with no instance are kept; remove them by hand once archived');
+  if (vols.length) deps.log.warn({ volumes: vols }, 'volumes with no instance are kept: archive and drop them with `cattery volumes` or on /admin');
 }

@@ -8,7 +8,7 @@ import { instances, servers, type Desired, type Instance, type InstanceConfig, t
 import { fail } from '../errors.js';
 import { instanceEnvProblem } from '../catalog/env.js';
 import { serviceImageRef } from './docker/index.js';
-import { closePending, journal, notePendingError } from './journal.js';
+import { closePending, dropUnderWay, journal, notePendingError } from './journal.js';
 import { allocateSubnet } from './subnets.js';
 import { linkView, makeLinks, usedSubnets, type LinkHostOf, type LinkRequest } from './links.js';
 
@@ -105,6 +105,11 @@ export function createInstance(deps: InstanceDeps, input: CreateInstanceInput, a
     const server = getServer(db, input.server);
     if (db.select({ id: instances.id }).from(instances).where(eq(instances.slug, input.slug)).get()) {
       throw fail('CATTERY_ERR_CONFLICT', `An instance named "${input.slug}" already exists`);
+    }
+    // A volume this instance would use (same name) is being dropped (housekeeping.ts): its row must not appear
+    // between the drop's check and the removal.
+    if (dropUnderWay(db, input.slug)) {
+      throw fail('CATTERY_ERR_CONFLICT', `A volume named for "${input.slug}" is being dropped: try again in a minute`);
     }
     const m = svc.manifest;
     const subnet = allocateSubnet(deps.subnetPool, usedSubnets(db));

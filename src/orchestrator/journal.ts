@@ -1,7 +1,7 @@
 // The operations table: one journal of every change asked for (status pending: an intent the reconciler closes once
 // the instance shows it) and every action taken (done or failed, with its error). This file is its only writer; the
 // journal outlives the instances it speaks of (no foreign key).
-import { and, desc, eq, inArray, lte, max, sql } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, lte, max, sql } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
 import { operations, type Operation } from '../db/schema.js';
 
@@ -68,4 +68,48 @@ export function lastEntryWith(db: Db, slug: string, kinds: string[], detail: Rec
   return db.select({ kind: operations.kind }).from(operations)
     .where(and(eq(operations.instanceSlug, slug), inArray(operations.kind, kinds), ...conds))
     .orderBy(desc(operations.id)).limit(1).get()?.kind;
+}
+
+/** An act that takes a while (an archive, a drop): written as running first, so that others can see it under way,
+ * then finished with its outcome. Returns its id. */
+export function begin(db: Db, e: Omit<Entry, 'status'>): number {
+  return db.insert(operations).values({
+    instanceSlug: e.slug, kind: e.kind, actor: e.actor, status: 'running', detail: e.detail ?? null,
+  }).returning({ id: operations.id }).get().id;
+}
+
+export function finish(db: Db, id: number, outcome: { status: 'done' | 'failed'; error?: string; detail?: Record<string, unknown> }): void {
+  db.update(operations).set({
+    status: outcome.status, error: outcome.error ?? null, finishedAt: new Date().toISOString(),
+    ...(outcome.detail ? { detail: outcome.detail } : {}),
+  }).where(eq(operations.id, id)).run();
+}
+
+/** The newest finished-with-success entry of `kind` for this slug whose detail holds these values, written at or
+ * after `since` (an ISO time). */
+export function lastDoneWith(db: Db, slug: string, kind: string, detail: Record<string, string>, since: string): Operation | undefined {
+  const conds = Object.entries(detail).map(([k, v]) => sql`json_extract(${operations.detail}, ${`$.${k}`}) = ${v}`);
+  return db.select().from(operations)
+    .where(and(eq(operations.instanceSlug, slug), eq(operations.kind, kind), eq(operations.status, 'done'), gte(operations.createdAt, since), ...conds))
+    .orderBy(desc(operations.id)).limit(1).get();
+}
+
+/** Whether an entry of `kind` still running since `since` names `slug` in its detail's `claimedBy` list. */
+export function runningClaim(db: Db, kind: string, slug: string, since: string): Operation | undefined {
+  return db.select().from(operations).where(and(
+    eq(operations.kind, kind), eq(operations.status, 'running'), gte(operations.createdAt, since),
+    sql`exists (select 1 from json_each(${operations.detail}, '$.claimedBy') where json_each.value = ${slug})`,
+  )).limit(1).get();
+}
+
+/** A drop of a volume with no row (housekeeping.ts) holds a claim on the slugs whose instance would use that volume,
+ * from the moment it checked that no row claims it until the volume is gone: a new instance of one of those slugs
+ * waits (createInstance refuses), so that the drop never removes the data of an instance created meanwhile. The
+ * claim lapses after `claimSeconds` should cattery stop mid-drop: the drop's Docker calls each have a deadline
+ * far below it. */
+export const VOLUME_DROP = { kind: 'volume-drop', claimSeconds: 600 } as const;
+
+export function dropUnderWay(db: Db, slug: string): boolean {
+  const since = new Date(Date.now() - VOLUME_DROP.claimSeconds * 1000).toISOString();
+  return runningClaim(db, VOLUME_DROP.kind, slug, since) !== undefined;
 }

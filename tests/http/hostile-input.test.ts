@@ -71,7 +71,9 @@ t.test('hostile input on every documented route and every page form', async (t) 
     query: hostileQuery,
     body: hostileBody,
     formFields: fc.array(fc.tuple(hostileKey, hostileString), { maxLength: 8 }),
-    keepCsrf: fc.boolean(),
+    // Three times in four: the comment below says "most of the time", and at one in two the page forms were reached
+    // past the CSRF check 21 to 28 times in 10,000 requests, a hair above the 20 the test asks for.
+    keepCsrf: fc.integer({ min: 0, max: 3 }).map((n) => n > 0),
   });
   await fc.assert(fc.asyncProperty(sample, async ({ route, params, query, body, formFields, keepCsrf }) => {
     let i = 0;

@@ -1,27 +1,73 @@
-// Administrators' pages: sign-ups waiting (approve, reject) and the accounts of every instance.
+// Administrators' pages: sign-ups waiting (approve, reject), the accounts of every instance, and the volumes no
+// instance claims (archive, drop: orchestrator/housekeeping.ts).
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { isCatteryError, type ErrorCode } from '../../errors.js';
+import {
+  VOLUME_NAME_PATTERN, archiveOrphanVolume, dropOrphanVolume, listOrphanVolumes, type HousekeepingDeps, type OrphanVolume,
+} from '../../orchestrator/housekeeping.js';
 import { accountsWithOwners } from '../../identity/person-accounts.js';
 import { approveSignup, listSignups, rejectSignup } from '../../identity/signup.js';
 import { signupDeps, type PageDeps } from './deps.js';
 
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 const CsrfOnly = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false });
+const VolumeParams = Type.Object({ name: Type.String({ pattern: VOLUME_NAME_PATTERN }) });
+const VolumeForm = Type.Object({
+  _csrf: Type.Optional(Type.String({ maxLength: 200 })),
+  server: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' })),
+  force: Type.Optional(Type.Literal('on')),
+}, { additionalProperties: false });
+/** What a volume form's answer says: a fixed word the page turns into its own sentence (never a text from the link). */
+const VOLUME_NOTES = ['archived', 'dropped', 'not-archived', 'in-use', 'claimed', 'gone'] as const;
+const NOTE_OF: Partial<Record<ErrorCode, (typeof VOLUME_NOTES)[number]>> = {
+  CATTERY_ERR_VOLUME_NOT_ARCHIVED: 'not-archived', CATTERY_ERR_VOLUME_IN_USE: 'in-use', CATTERY_ERR_VOLUME_CLAIMED: 'claimed',
+  CATTERY_ERR_NOT_FOUND: 'gone',
+};
 
-export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
+/** The housekeeping act, then back to /admin with its outcome; a refusal of the family is an outcome too. */
+async function volumeAct(act: () => Promise<unknown>, done: (typeof VOLUME_NOTES)[number]): Promise<string> {
+  try {
+    await act();
+    return `/admin?vol=${done}#volumes`;
+  } catch (err) {
+    const note = isCatteryError(err) ? NOTE_OF[err.code] : undefined;
+    if (!note) throw err;
+    return `/admin?vol=${note}#volumes`;
+  }
+}
+
+export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeeping: HousekeepingDeps }> = async (app, { deps, housekeeping: hk }) => {
   const page = { page: true } as const;
 
   app.get('/admin', {
     config: page,
-    schema: { hide: true, querystring: Type.Object({ failed: Type.Optional(Type.Integer({ minimum: 1 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) },
+    schema: {
+      hide: true,
+      querystring: Type.Object({
+        failed: Type.Optional(Type.Integer({ minimum: 1 })), lang: Type.Optional(Type.String({ maxLength: 5 })),
+        vol: Type.Optional(Type.Union(VOLUME_NOTES.map((n) => Type.Literal(n)))),
+      }),
+    },
   }, async (req, reply) => {
     const waiting = listSignups(deps, { status: 'pending' });
     const failed = listSignups(deps, { status: 'failed' });
     // The link names a sign-up, never a text: what the alert says comes from the sign-up's own row, so a link
     // from elsewhere cannot put words of its choosing in the administrator's page.
     const error = req.query.failed ? failed.find((s) => s.id === req.query.failed)?.lastError ?? null : null;
-    return reply.page('admin', { waiting, failed, accounts: accountsWithOwners(deps.db), error });
+    // The engine may be down: the rest of the page still serves, the section says it could not be read.
+    let orphans: OrphanVolume[] | null = null;
+    try { orphans = await listOrphanVolumes(hk); } catch (err) { req.log.warn({ err }, 'orphan volumes not listed'); }
+    return reply.page('admin', { waiting, failed, accounts: accountsWithOwners(deps.db), error, orphans, volNote: req.query.vol ?? null });
   });
+
+  app.post('/admin/volumes/:name/archive', { config: page, schema: { hide: true, params: VolumeParams, body: VolumeForm } }, async (req, reply) =>
+    reply.redirect(await volumeAct(() => archiveOrphanVolume(hk, req.params.name, { actor: req.principal!.id, server: req.body.server }), 'archived'), 303));
+
+  app.post('/admin/volumes/:name/drop', { config: page, schema: { hide: true, params: VolumeParams, body: VolumeForm } }, async (req, reply) =>
+    reply.redirect(await volumeAct(() => dropOrphanVolume(hk, req.params.name, {
+      actor: req.principal!.id, server: req.body.server, force: req.body.force === 'on',
+    }), 'dropped'), 303));
 
   app.post('/admin/signups/:id/approve', { config: page, schema: { hide: true, params: IdParams, body: CsrfOnly } }, async (req, reply) => {
     try {

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Manifest } from '../../catalog/manifest.js';
 import type { Instance } from '../../db/schema.js';
-import { LABEL_ROLE, call, type Engine } from './engine.js';
+import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, ROLE_ARCHIVE, call, type Engine } from './engine.js';
 import { ensureContainerRemoved } from './containers.js';
 import { containerName, instanceLabels, volumeName } from './container-spec.js';
 
@@ -27,7 +27,7 @@ export async function archiveVolumes(
   const helper = await call(engine, `create ${name}`, (d) => d.createContainer({
     name,
     Image: inst.image,
-    Labels: { ...instanceLabels(engine.hosterId, inst), [LABEL_ROLE]: 'archive' },
+    Labels: { ...instanceLabels(engine.hosterId, inst), [LABEL_ROLE]: ROLE_ARCHIVE },
     Entrypoint: ['/nonexistent'],
     NetworkDisabled: true,
     HostConfig: {
@@ -51,4 +51,38 @@ export async function archiveVolumes(
     await call(engine, `remove ${name}`, (d) => d.getContainer(helper.id).remove({ force: true })).catch(() => undefined);
   }
   return dir;
+}
+
+/** One volume with no instance row (orchestrator/housekeeping.ts) to one .tar.gz file (0600, in a 0700 folder), the
+ * same way: a never-started helper mounts it read-only at /volume and Docker's archive API reads it. Any image will
+ * do for the helper: nothing in it runs. Returns the archive's size in bytes. */
+export async function archiveVolumeTo(
+  engine: Engine, args: { volume: string; slug: string; image: string; file: string },
+): Promise<number> {
+  const dir = path.dirname(args.file);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dir, 0o700);
+  const name = `${args.volume}-archive`;
+  await ensureContainerRemoved(engine, name, name);
+  const helper = await call(engine, `create ${name}`, (d) => d.createContainer({
+    name,
+    Image: args.image,
+    // The instance's slug, so that whatever removes that instance's objects removes this too; the role, so that the
+    // reconciler neither takes it for the instance's container nor sweeps it while it is read (instance-pass.ts).
+    Labels: { [LABEL_HOSTER]: engine.hosterId, [LABEL_INSTANCE]: args.slug, [LABEL_ROLE]: ROLE_ARCHIVE },
+    Entrypoint: ['/nonexistent'],
+    NetworkDisabled: true,
+    HostConfig: { Mounts: [{ Type: 'volume' as const, Source: args.volume, Target: '/volume', ReadOnly: true }], CapDrop: ['ALL'] },
+  }));
+  // Written under a temporary name and renamed: a crash or a refusal never leaves a file that looks like an archive.
+  const partial = `${args.file}.partial`;
+  try {
+    const stream = await engine.docker.getContainer(helper.id).getArchive({ path: '/volume/.' });
+    await pipeline(stream, zlib.createGzip(), fs.createWriteStream(partial, { mode: 0o600, flags: 'wx' }));
+    fs.renameSync(partial, args.file);
+    return fs.statSync(args.file).size;
+  } finally {
+    fs.rmSync(partial, { force: true });
+    await call(engine, `remove ${name}`, (d) => d.getContainer(helper.id).remove({ force: true })).catch(() => undefined);
+  }
 }

@@ -10,6 +10,8 @@ export const LABEL_HOSTER = 'cattery.hoster';
 export const LABEL_SERVICE = 'cattery.service';
 /** Helper containers (the archive helper) carry it; instances do not. */
 export const LABEL_ROLE = 'cattery.role';
+/** The never-started helper that lends Docker's archive API a container to read volumes from (archive.ts). */
+export const ROLE_ARCHIVE = 'archive';
 /** The front door's container, network and volume (ingress/): the hoster's own, not an instance's. */
 export const ROLE_INGRESS = 'ingress';
 /** restic's one-shot containers (src/backups/): each run removes its own, by name, before and after. */

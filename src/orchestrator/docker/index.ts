@@ -7,7 +7,7 @@ export type ContainerInfo = Docker.ContainerInfo;
 export type ContainerCreateOptions = Docker.ContainerCreateOptions;
 
 export {
-  LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, ROLE_BACKUP, ROLE_INGRESS, call, connectEngine, dockerOptions,
+  LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, ROLE_ARCHIVE, ROLE_BACKUP, ROLE_INGRESS, call, connectEngine, dockerOptions,
   ensureNetwork, ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, isLocalEndpoint, isOurs,
   listManaged, ping, removeNetwork, statusOf, translateDockerError, unless, type Engine, type Managed,
 } from './engine.js';
@@ -18,8 +18,11 @@ export {
 export { parseEventChunk, watchContainerEvents, type InstanceEvent } from './events.js';
 export { containerName, instanceLabels, networkName, volumeName, buildContainerSpec, environmentOf } from './container-spec.js';
 export { containerRuntime, type InstanceRuntime, type UnitWanted } from './instance-runtime.js';
-export { archiveVolumes } from './archive.js';
+export { archiveVolumeTo, archiveVolumes } from './archive.js';
 export { runOneShot, type OneShotMount, type OneShotResult, type OneShotSpec } from './one-shot.js';
+export {
+  containersUsingVolume, findOurVolume, imagesInUse, listImages, listOurVolumes, removeImageRef, removeVolume, type ImageInfo, type VolumeInfo,
+} from './inventory.js';
 export {
   LABEL_LINK_SOURCE, LABEL_LINK_TARGET, ROLE_LINK, ensureLinkMembers, ensureLinkNetwork, linkAddresses, linkNetworkName, removeLinkNetwork,
   type LinkNetworkWanted,
