@@ -274,6 +274,14 @@ t.test('cattery commands and API examples, as written, on a real server', async 
   if (!up) return;
   t.ok(fs.existsSync(path.join(ROOT, 'dist/cli/main.js')), 'bin/cattery.js finds its compiled CLI');
 
+  // The README's backup example writes a restic repository to an absolute folder: this run's own, or the test says
+  // so rather than touch one it did not make; removed once the test is over.
+  const repoDirs = [...README.matchAll(/^node bin\/cattery\.js backup add \S+ (\/\S+)$/gm)].map((m) => m[1]!);
+  for (const d of repoDirs) {
+    if (fs.existsSync(d)) { t.fail(`${d} exists (an earlier run of this test, killed?): remove it to run the README's backup example`); return; }
+    t.teardown(() => fs.rmSync(d, { recursive: true, force: true }));
+  }
+
   let aLine: string | undefined;
   const rewrite = (c: string) => c.replace(/\b(localhost|127\.0\.0\.1):8080\b/g, `$1:${port}`);
 
@@ -309,6 +317,26 @@ t.test('cattery commands and API examples, as written, on a real server', async 
 type Api = (p: string, init?: RequestInit, bearer?: string) => Promise<{ status: number; text: string; json: any }>;
 
 async function checkCli(t: Test, r: Ran, where: string, api: Api, dataDir: string): Promise<void> {
+  const backup = /^node bin\/cattery\.js backup (add|sheet|run|snapshots) (\S+)(?: (\S+))?$/.exec(r.cmd);
+  if (backup) {
+    const [, sub, name, where2] = backup;
+    if (sub === 'add') {
+      t.match(r.body, `repository ${name} ready at ${where2}`, `${where}: the repository is made`);
+      t.ok(fs.existsSync(path.join(where2!, 'config')), `${where}: restic's repository is in ${where2}`);
+      t.equal(fs.statSync(path.join(dataDir, 'restic', 'keys', `${name}.password`)).mode & 0o777, 0o600, `${where}: its password file is 0600`);
+    } else if (sub === 'sheet') {
+      const pw = fs.readFileSync(path.join(dataDir, 'restic', 'keys', `${name}.password`), 'utf8').trim();
+      t.match(r.body, `Password / mot de passe : ${pw}`, `${where}: the sheet gives the repository's password`);
+      t.match(r.body, /restore --from/, `${where}: and the restore command`);
+    } else if (sub === 'run') {
+      const lines = r.body.trim().split('\n');
+      t.ok(lines.length >= 2 && lines.every((l) => l.startsWith('ok ')), `${where}: every run ok:\n${r.body}`);
+      t.match(r.body, /^ok {3}backup hoster snapshot [0-9a-f]{8}/m, `${where}: cattery itself is in it`);
+    } else {
+      t.match(r.body, /^[0-9a-f]{8} \S+ \S+ cattery,hoster$/m, `${where}: the snapshots are listed, cattery's own among them`);
+    }
+    return;
+  }
   const add = /^node bin\/cattery\.js users add (\S+) --name "([^"]+)" --role (\S+)$/.exec(r.cmd);
   if (!add) { t.fail(`${where}: this test does not know what \`${r.cmd}\` should print: teach it`); return; }
   const [, login, name, roles] = add;
