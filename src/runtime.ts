@@ -106,7 +106,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       localServer: () => ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress),
     };
     const dkimKeys = createDkimKeys({ db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'ingress' }) });
-    app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress, dkimKeys });
+    app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress, dkimKeys, backups });
     const governanceLog = log.child({ domain: 'governance' });
     const mailer = config.mail ? createMailer(config.mail) : undefined;
     let accountTimer: NodeJS.Timeout | undefined;

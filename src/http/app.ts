@@ -65,6 +65,8 @@ import { boardPages } from './pages/board.js';
 import { memberAdminPages } from './pages/members-admin.js';
 import { duesPages } from './pages/dues-pages.js';
 import { housekeepingRoutes } from './routes/housekeeping.js';
+import { backupRoutes } from './routes/backups.js';
+import type { BackupDeps } from '../backups/backups.js';
 import type { HousekeepingDeps } from '../orchestrator/housekeeping.js';
 
 export interface AppDeps {
@@ -83,6 +85,8 @@ export interface AppDeps {
   ingress?: Ingress;
   /** The DKIM keys a domain's mail instance signs with (ingress/dkim-keys.ts); none known without it. */
   dkimKeys?: DkimKeysOf;
+  /** Backups (backups/): the API and the admin page's section; without it (tests of other domains) neither. */
+  backups?: BackupDeps;
 }
 
 
@@ -279,6 +283,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
     log: deps.log.child({ domain: 'orchestrator' }),
   };
   await app.register(housekeepingRoutes, { deps: housekeeping });
+  if (deps.backups) await app.register(backupRoutes, { deps: deps.backups });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
@@ -293,7 +298,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(residentPages, { deps: pageDeps });
   await app.register(mailClientPages, { deps: pageDeps });
   await app.register(mediatorPages, { deps: pageDeps });
-  await app.register(adminPages, { deps: pageDeps, housekeeping });
+  await app.register(adminPages, { deps: pageDeps, housekeeping, backups: deps.backups });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
   await app.register(dnsPages, { deps: dnsDeps });
   await app.register(namesPages, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });

@@ -32,6 +32,10 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /api/volumes/orphans/:name/archive': ADMIN,
   'POST /api/volumes/orphans/:name/drop': ADMIN,
   'POST /api/images/gc': ADMIN,
+  // backups (backups/)
+  'GET /api/backups': ADMIN,
+  'GET /api/backups/:name/runs': ADMIN,
+  'POST /api/backups/:name/run': ADMIN,
   // the front door
   'GET /api/instances/:slug/hostnames': ADMIN,
   'PUT /api/instances/:slug/hostnames': ADMIN,
@@ -128,6 +132,7 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /admin/signups/:id/reject': ADMIN,
   'POST /admin/volumes/:name/archive': ADMIN,
   'POST /admin/volumes/:name/drop': ADMIN,
+  'POST /admin/backups/:name/run': ADMIN,
   'GET /admin/dns': ADMIN,
   'POST /admin/dns/check': ADMIN,
   'GET /admin/names': ADMIN,

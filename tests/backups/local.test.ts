@@ -11,6 +11,9 @@ import {
   accessOf, addRepository, backupHoster, backupInstance, check, listSnapshots, passwordFile, recoverySheet, restoreHosterFiles, restoreVolumes,
 } from '../../src/backups/backups.js';
 import { getInstance } from '../../src/orchestrator/instances.js';
+import { createSession } from '../../src/identity/sessions.js';
+import { createUser } from '../../src/identity/users.js';
+import { pageBrowser } from '../page-browser.js';
 import { HEALTHY_WITHIN_MS, execIn, testRuntime, waitFor } from '../helpers.js';
 
 t.test('an instance and cattery to a local repository, and back', async (t) => {
@@ -90,6 +93,19 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   t.match(metrics, 'cattery_backup_last_success_timestamp_seconds{repository="local",target="hoster"}', 'and of cattery itself');
   t.match(metrics, 'cattery_backup_last_run_failed{repository="local",target="instance:sonde"} 1', 'the failed run shows');
   t.match(metrics, 'cattery_backup_last_run_failed{repository="local",target="hoster"} 0');
+  // The admin sees it at a glance: the API and the admin page say which target is failing, and why.
+  const state = (await app.inject('/api/backups')).json() as { name: string; targets: { target: string; state: string; lastError: string | null }[] }[];
+  t.same(state.map((r) => [r.name, r.targets.map((x) => [x.target, x.state])]), [['local', [['hoster', 'ok'], ['instance:sonde', 'failed']]]], 'GET /api/backups');
+  t.match(state[0]!.targets[1]!.lastError ?? '', /password/i);
+  const admin = await createUser(rt.db, { login: 'bk-admin', name: 'Admin', roles: ['admin'] });
+  const browser = pageBrowser(app, { authorization: null });
+  browser.jar.set('cattery_session', createSession(rt.db, { idleMinutes: 60, maxHours: 1 }, admin.id, 'password'));
+  const adminPage = (await browser.get('/admin?lang=fr')).body;
+  t.match(adminPage, /<h2 id="backups">Sauvegardes<\/h2>/, 'the admin page has the backups');
+  t.match(adminPage, /<td>sonde<\/td><td class="err">en échec<\/td>/, 'and says which one fails');
+  t.match(adminPage, /1 élément\(s\) à regarder/, 'with a summary first');
+  t.equal((await app.inject({ method: 'GET', url: '/api/backups/nowhere/runs' })).statusCode, 404);
+  t.ok(((await app.inject('/api/backups/local/runs')).json() as unknown[]).length >= 4, 'the runs, newest first');
   const packs = fs.readdirSync(path.join(repoDir, 'repo', 'data'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
   const victim = path.join(packs[0]!.parentPath ?? (packs[0] as unknown as { path: string }).path, packs[0]!.name);
   const bytes = fs.readFileSync(victim);
@@ -100,5 +116,15 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   t.equal(bad.status, 'failed', 'a flipped byte in a pack fails the check');
   t.ok(bad.error, `with restic's reason: ${bad.error}`);
   t.teardown(() => fs.chmodSync(victim, 0o600));
+  fs.writeFileSync(victim, (() => { bytes[Math.floor(bytes.length / 2)] ^= 0xff; return bytes; })());
+
+  // A backup asked now (from the page, then the API) starts in the background; a second one meanwhile is refused.
+  const asked = await browser.post('/admin/backups/local/run', {}, { csrfFrom: '/admin' });
+  t.equal(asked.headers.location, '/admin?backup=started#backups', 'the page starts it');
+  t.equal((await app.inject({ method: 'POST', url: '/api/backups/local/run' })).statusCode, 409, 'one run at a time per repository');
+  t.equal((await browser.post('/admin/backups/local/run', {}, { csrfFrom: '/admin' })).headers.location, '/admin?backup=busy#backups', 'and the page says so');
+  await waitFor('the run asked now to finish', async () => ((await app.inject('/api/backups')).json() as { targets: { state: string }[] }[])[0]!.targets.every((x) => x.state !== 'running'), 120_000, 500);
+  const after = (await app.inject('/api/backups')).json() as { targets: { target: string; state: string }[] }[];
+  t.same(after[0]!.targets.map((x) => x.state), ['ok', 'ok'], 'and brings every target up to date');
 
 });

@@ -1,6 +1,9 @@
 // Administrators' pages: sign-ups waiting (approve, reject), the accounts of every instance, and the volumes no
 // instance claims (archive, drop: orchestrator/housekeeping.ts).
 import { Type } from '@sinclair/typebox';
+import type { BackupDeps } from '../../backups/backups.js';
+import { backupState } from '../../backups/status.js';
+import { startBackupNow } from '../routes/backups.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isCatteryError, type ErrorCode } from '../../errors.js';
 import {
@@ -37,7 +40,7 @@ async function volumeAct(act: () => Promise<unknown>, done: (typeof VOLUME_NOTES
   }
 }
 
-export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeeping: HousekeepingDeps }> = async (app, { deps, housekeeping: hk }) => {
+export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeeping: HousekeepingDeps; backups?: BackupDeps }> = async (app, { deps, housekeeping: hk, backups }) => {
   const page = { page: true } as const;
 
   app.get('/admin', {
@@ -47,6 +50,7 @@ export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeepin
       querystring: Type.Object({
         failed: Type.Optional(Type.Integer({ minimum: 1 })), lang: Type.Optional(Type.String({ maxLength: 5 })),
         vol: Type.Optional(Type.Union(VOLUME_NOTES.map((n) => Type.Literal(n)))),
+        backup: Type.Optional(Type.Union([Type.Literal('started'), Type.Literal('busy')])),
       }),
     },
   }, async (req, reply) => {
@@ -58,7 +62,21 @@ export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeepin
     // The engine may be down: the rest of the page still serves, the section says it could not be read.
     let orphans: OrphanVolume[] | null = null;
     try { orphans = await listOrphanVolumes(hk); } catch (err) { req.log.warn({ err }, 'orphan volumes not listed'); }
-    return reply.page('admin', { waiting, failed, accounts: accountsWithOwners(deps.db), error, orphans, volNote: req.query.vol ?? null });
+    return reply.page('admin', {
+      waiting, failed, accounts: accountsWithOwners(deps.db), error, orphans, volNote: req.query.vol ?? null,
+      backups: backups ? backupState(deps.db) : null, backupNote: req.query.backup ?? null,
+    });
+  });
+
+  app.post('/admin/backups/:name/run', { config: page, schema: { hide: true, params: Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }) }) } }, async (req, reply) => {
+    if (!backups) return reply.redirect('/admin', 303);
+    try {
+      startBackupNow(backups, req.params.name, req.principal!.id);
+      return reply.redirect('/admin?backup=started#backups', 303);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'CATTERY_ERR_CONFLICT') return reply.redirect('/admin?backup=busy#backups', 303);
+      throw err;
+    }
   });
 
   app.post('/admin/volumes/:name/archive', { config: page, schema: { hide: true, params: VolumeParams, body: VolumeForm } }, async (req, reply) =>

@@ -1,0 +1,53 @@
+// Backups through the API (backups/): the state of every repository and target, a repository's recent runs, and a
+// run asked now (started in the background, one at a time per repository; its progress is in the runs). Admins only.
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { backupAll, getRepository, lastRuns, type BackupDeps } from '../../backups/backups.js';
+import { backupState } from '../../backups/status.js';
+import { fail } from '../../errors.js';
+import { ErrorReply } from '../error-handler.js';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+const RepoParams = Type.Object({ name: Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' }) });
+const TargetView = Type.Object({
+  target: Type.String(), state: Type.Union(['ok', 'late', 'failed', 'never', 'running'].map((s) => Type.Literal(s))),
+  lastSuccessAt: Nullable(Type.String()), lastError: Nullable(Type.String()), bytesAdded: Nullable(Type.Integer()), durationMs: Nullable(Type.Integer()),
+});
+const RepoView = Type.Object({
+  name: Type.String(), url: Type.String(), everyHours: Type.Integer(), targets: Type.Array(TargetView),
+  lastCheck: Nullable(Type.Object({ at: Type.String(), status: Type.String(), error: Nullable(Type.String()) })),
+});
+const RunView = Type.Object({
+  id: Type.Integer(), kind: Type.String(), target: Type.String(), status: Type.String(), snapshotId: Nullable(Type.String()),
+  bytesAdded: Nullable(Type.Integer()), bytesProcessed: Nullable(Type.Integer()), filesProcessed: Nullable(Type.Integer()),
+  durationMs: Nullable(Type.Integer()), consistency: Nullable(Type.String()), error: Nullable(Type.String()), actor: Type.String(),
+  startedAt: Type.String(), finishedAt: Nullable(Type.String()),
+});
+
+/** One run at a time per repository, whoever asks (the API, the page); the schedule has its own guard. */
+const running = new Set<string>();
+export function startBackupNow(deps: BackupDeps, name: string, actor: string): void {
+  getRepository(deps.db, name);
+  if (running.has(name)) throw fail('CATTERY_ERR_CONFLICT', `A backup to "${name}" is running`);
+  running.add(name);
+  backupAll(deps, name, actor)
+    .catch((err) => deps.log.error({ err, repository: name }, 'backup asked now failed'))
+    .finally(() => running.delete(name));
+}
+
+export const backupRoutes: FastifyPluginAsyncTypebox<{ deps: BackupDeps }> = async (app, { deps }) => {
+  app.get('/api/backups', {
+    schema: { tags: ['backups'], summary: 'Every repository and, for cattery itself and each instance, the state of its backups', response: { 200: Type.Array(RepoView) } },
+  }, async () => backupState(deps.db));
+
+  app.get('/api/backups/:name/runs', {
+    schema: { tags: ['backups'], summary: 'A repository\'s last 50 runs (backups, checks, retention, restores)', params: RepoParams, response: { 200: Type.Array(RunView), 404: ErrorReply } },
+  }, async (req) => lastRuns(deps.db, req.params.name));
+
+  app.post('/api/backups/:name/run', {
+    schema: { tags: ['backups'], summary: 'Back up cattery and every instance to this repository now (202: started; see the runs)', params: RepoParams, response: { 202: Type.Object({ started: Type.Boolean() }), 404: ErrorReply, 409: ErrorReply } },
+  }, async (req, reply) => {
+    startBackupNow(deps, req.params.name, req.principal?.id ?? 'anonymous');
+    return reply.code(202).send({ started: true });
+  });
+};
