@@ -17,7 +17,7 @@ import {
 } from '../orchestrator/docker/index.js';
 import { backupRepositories, backupRuns, type BackupRepository, type BackupRun, type RunKind } from './schema.js';
 import {
-  IN, backupArgs, checkArgs, forgetArgs, initArgs, parseBackupOutput, parseRepoUrl, parseSnapshots, resticError, restoreArgs,
+  IN, backupArgs, checkArgs, commonArgs, forgetArgs, initArgs, parseBackupOutput, parseRepoUrl, parseSnapshots, resticError, restoreArgs,
   snapshotsArgs, type RepoLocation, type Snapshot,
 } from './restic.js';
 
@@ -88,20 +88,67 @@ function s3Env(loc: RepoLocation): Record<string, string> {
   return { AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret };
 }
 
-let runSeq = 0;
 /** What running restic needs, without the database: `cattery restore` runs it before there is one. */
 export type ResticDeps = Pick<BackupDeps, 'hosterId' | 'dataDir' | 'image'>;
+
+let runSeq = 0;
+
+export const lockFile = (dataDir: string, url: string) =>
+  path.join(dirs(dataDir).root, 'locks', `${crypto.createHash('sha256').update(url).digest('hex').slice(0, 20)}.pid`);
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** Whether a cattery process (this one or a CLI beside it) is running restic on this repository now. */
+export function repoBusy(dataDir: string, url: string): boolean {
+  try { return alive(Number(fs.readFileSync(lockFile(dataDir, url), 'utf8'))); } catch { return false; }
+}
+
+/** One restic at a time per repository across cattery's processes (serve, the CLI): a pid file, taken or refused.
+ * restic's own locks cannot tell a dead container's lock from a live one (each run is PID 1 of its own container),
+ * so cattery, holding this, may clear them: after a run that failed or was stopped, and before check and prune. */
+function takeRepoLock(dataDir: string, url: string): () => void {
+  const file = lockFile(dataDir, url);
+  ensureDir(path.dirname(file));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return () => fs.rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(fs.readFileSync(file, 'utf8'));
+      if (Number.isInteger(holder) && holder > 0 && alive(holder)) throw fail('CATTERY_ERR_CONFLICT', `restic is already working on this repository (cattery process ${holder}): try again when it is done`);
+      fs.rmSync(file, { force: true }); // left by a cattery that died
+    }
+  }
+  throw fail('CATTERY_ERR_CONFLICT', 'restic is already working on this repository');
+}
+
+const EXCLUSIVE = new Set(['check', 'forget', 'prune']);
 
 async function restic(deps: ResticDeps, engine: Engine, repo: RepoAccess, argv: string[], o: {
   mounts?: OneShotMount[]; timeoutMs?: number; capAdd?: string[]; entrypoint?: string[]; scratch?: string[];
 } = {}) {
   const loc = parseRepoUrl(repo.url);
-  return runOneShot(engine, {
-    name: `${deps.hosterId}-restic-${process.pid}-${++runSeq}`, image: deps.image, argv, role: ROLE_BACKUP,
-    mounts: [...repoMounts(deps, repo, loc), ...(o.mounts ?? [])], env: s3Env(loc), network: networkOf(repo, loc),
-    capAdd: o.capAdd, timeoutMs: o.timeoutMs ?? 3_600_000, ...(o.entrypoint ? { entrypoint: o.entrypoint } : {}),
-    ...(o.scratch ? { scratch: o.scratch } : {}),
+  const once = (args: string[], extra: typeof o) => runOneShot(engine, {
+    name: `${deps.hosterId}-restic-${process.pid}-${++runSeq}`, image: deps.image, argv: args, role: ROLE_BACKUP,
+    mounts: [...repoMounts(deps, repo, loc), ...(extra.mounts ?? [])], env: s3Env(loc), network: networkOf(repo, loc),
+    capAdd: extra.capAdd, timeoutMs: extra.timeoutMs ?? 3_600_000, ...(extra.entrypoint ? { entrypoint: extra.entrypoint } : {}),
+    ...(extra.scratch ? { scratch: extra.scratch } : {}),
   });
+  // A step around restic (emptying volumes) does not touch the repository.
+  if (o.entrypoint) return once(argv, o);
+  const release = takeRepoLock(deps.dataDir, repo.url);
+  try {
+    const unlock = () => once([...commonArgs(loc), 'unlock', '--remove-all'], { timeoutMs: 120_000 });
+    if (argv.some((a) => EXCLUSIVE.has(a))) await unlock();
+    const r = await once(argv, o);
+    if (r.exitCode !== 0 || r.timedOut) await unlock().catch(() => undefined);
+    return r;
+  } finally {
+    release();
+  }
 }
 
 export function getRepository(db: Db, name: string): BackupRepository {

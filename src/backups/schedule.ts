@@ -3,7 +3,7 @@
 // next period, not in a loop). Called from the runtime's timer; one pass at a time.
 import type { Logger } from 'pino';
 import type { BackupDeps } from './backups.js';
-import { backupAll, check, listRepositories } from './backups.js';
+import { backupAll, check, listRepositories, repoBusy } from './backups.js';
 
 /** Whether a period of `hours` has passed since `last` (ISO time, or none yet). 0 hours: never by itself. */
 export function isDue(hours: number, last: string | null | undefined, now: number): boolean {
@@ -28,6 +28,8 @@ export function createBackupSchedule(deps: BackupDeps, log: Logger) {
       busy = true;
       try {
         for (const repo of listRepositories(deps.db)) {
+          // A run asked by hand (the page, the CLI) is at work there: the schedule looks again at its next tick.
+          if (repoBusy(deps.dataDir, repo.url)) continue;
           if (isDue(repo.everyHours, lastStarted(deps, repo.id, 'backup'), now)) {
             const runs = await backupAll(deps, repo.name, 'schedule');
             const failed = runs.filter((r) => r.status === 'failed');

@@ -2,13 +2,14 @@
 // cattery itself as tagged snapshots, the password file 0600 and the recovery sheet, a restore into place that gives
 // back exactly the snapshot (files added since are gone, files changed are as they were), cattery's database copied
 // through SQLite's online backup while it serves, and clear, recorded failures: a wrong password, a corrupted pack.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import {
-  accessOf, addRepository, backupHoster, backupInstance, check, listSnapshots, passwordFile, recoverySheet, restoreHosterFiles, restoreVolumes,
+  accessOf, addRepository, lockFile, backupHoster, backupInstance, check, listSnapshots, passwordFile, recoverySheet, restoreHosterFiles, restoreVolumes,
 } from '../../src/backups/backups.js';
 import { getInstance } from '../../src/orchestrator/instances.js';
 import { createSession } from '../../src/identity/sessions.js';
@@ -117,6 +118,22 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   t.ok(bad.error, `with restic's reason: ${bad.error}`);
   t.teardown(() => fs.chmodSync(victim, 0o600));
   fs.writeFileSync(victim, (() => { bytes[Math.floor(bytes.length / 2)] ^= 0xff; return bytes; })());
+
+  // One restic per repository across cattery's processes: a live holder (a CLI run beside serve) makes a run a clear,
+  // recorded refusal; a holder that died leaves nothing in the way.
+  const holder = spawn('sleep', ['30']);
+  t.teardown(() => { holder.kill(); });
+  fs.mkdirSync(path.dirname(lockFile(config.dataDir, repo.url)), { recursive: true });
+  fs.writeFileSync(lockFile(config.dataDir, repo.url), String(holder.pid));
+  const refused = await backupInstance(deps, 'local', 'sonde', 'test');
+  t.equal(refused.status, 'failed');
+  t.match(refused.error ?? '', /already working on this repository/, `a live holder: ${refused.error}`);
+  t.equal((await app.inject({ method: 'POST', url: '/api/backups/local/run' })).statusCode, 409, 'and a run asked now is refused');
+  holder.kill();
+  await new Promise((r) => holder.once('exit', r));
+  const freed = await backupInstance(deps, 'local', 'sonde', 'test');
+  t.equal(freed.status, 'done', freed.error ?? 'a dead holder is no obstacle');
+  t.notOk(fs.existsSync(lockFile(config.dataDir, repo.url)), 'and the run leaves no lock behind');
 
   // A backup asked now (from the page, then the API) starts in the background; a second one meanwhile is refused.
   const asked = await browser.post('/admin/backups/local/run', {}, { csrfFrom: '/admin' });

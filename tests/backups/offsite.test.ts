@@ -1,6 +1,6 @@
 // Off-site backups over SFTP, to a real OpenSSH server (Debian's openssh-server in a container of the test's, on a
 // network of its own): cattery's own SSH key, the remote's host key pinned at the first connection, and the failures
-// an association meets — the remote unreachable, its host key changed — each a clear, recorded error
+// an association meets — the remote unreachable, its disk full, its host key changed — each a clear, recorded error
 // that leaves the snapshots already there usable.
 import t from 'tap';
 import { addRepository, backupInstance, check, listSnapshots, sshPublicKey } from '../../src/backups/backups.js';
@@ -18,7 +18,8 @@ t.test('backups over SFTP to another machine', async (t) => {
   // The remote: its own network, a user whose authorized key is cattery's.
   const key = await sshPublicKey(deps, rt.engines.engineFor(deps.localServer()));
   t.match(key, /^ssh-ed25519 [A-Za-z0-9+/=]+ cattery-backup@/, 'cattery has an SSH key of its own');
-  const remote = await startSftpRemote(t, { hosterId: config.hosterId, subnetPool: subnetPoolSlice(1), key });
+  // Its backups' disk holds 12 MB: enough for the first backups, not for a large file later.
+  const remote = await startSftpRemote(t, { hosterId: config.hosterId, subnetPool: subnetPoolSlice(1), key, diskMb: 12 });
   const { network, address } = remote;
   await waitFor('sonde healthy', async () => (await app.inject('/api/instances/sonde')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 250);
   t.equal((await execIn(container, ['sh', '-c', 'echo "courrier important" > /data/lettre'], '65534')).code, 0);
@@ -43,6 +44,20 @@ t.test('backups over SFTP to another machine', async (t) => {
   t.equal((await listSnapshots(deps, 'offsite', 'instance:sonde')).length, 1, 'the earlier snapshot is still there');
   const checked = await check(deps, 'offsite', 'test', '100%');
   t.equal(checked.status, 'done', checked.error ?? 'and the repository checks whole');
+
+  // The remote's disk fills up: a clear, recorded error; the snapshot there still restores and checks whole, and once
+  // there is room again the next backup works.
+  t.equal((await execIn(container, ['sh', '-c', 'head -c 14000000 /dev/urandom > /data/gros'], '65534')).code, 0);
+  const full = await backupInstance(deps, 'offsite', 'sonde', 'test');
+  t.equal(full.status, 'failed', 'a full disk on the remote fails the backup');
+  t.match(full.error ?? '', /no space|space left|quota|failure/i, `and says so: ${full.error}`);
+  t.equal((await app.inject('/api/instances/sonde')).json().observed, 'healthy', 'the service runs on');
+  t.equal((await listSnapshots(deps, 'offsite', 'instance:sonde')).length, 1, 'no snapshot half-made');
+  t.equal((await execIn(container, ['rm', '/data/gros'], '65534')).code, 0);
+  const afterFull = await check(deps, 'offsite', 'test', '100%');
+  t.equal(afterFull.status, 'done', afterFull.error ?? 'the repository checks whole after the failure');
+  const again = await backupInstance(deps, 'offsite', 'sonde', 'test');
+  t.equal(again.status, 'done', again.error ?? 'and the next backup, with room, works');
 
   // A changed host key (another machine answering at that address) is refused: cattery pinned the first one.
   t.equal((await execIn(`${config.hosterId}-remote`, ['sh', '-c', 'rm /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && kill -HUP 1'])).code, 0);

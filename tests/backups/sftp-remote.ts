@@ -16,7 +16,8 @@ const SSHD_DOCKERFILE = [
 
 export interface SftpRemote { name: string; network: string; address: string; url: (path: string) => string; authorize(key: string): Promise<void> }
 
-export async function startSftpRemote(t: Test, o: { hosterId: string; subnetPool: string; key: string }): Promise<SftpRemote> {
+/** `diskMb`: the backups' folder is a file system of that size (a remote whose disk fills up). */
+export async function startSftpRemote(t: Test, o: { hosterId: string; subnetPool: string; key: string; diskMb?: number }): Promise<SftpRemote> {
   const subnet = allocateSubnet(o.subnetPool, []);
   const network = `${o.hosterId}-offsite`;
   await docker.createNetwork({ Name: network, Labels: { 'cattery.test': o.hosterId }, IPAM: { Config: [{ Subnet: subnet }] } });
@@ -24,6 +25,7 @@ export async function startSftpRemote(t: Test, o: { hosterId: string; subnetPool
   const name = `${o.hosterId}-remote`;
   await startBeside(t, {
     name, image: await testImage('sshd', SSHD_DOCKERFILE), network, address, label: o.hosterId, memoryMb: 256,
+    ...(o.diskMb ? { tmpfs: { '/srv/backups': `size=${o.diskMb}m` } } : {}),
     files: { '/home/backup2/.ssh/authorized_keys': `${o.key}\n` },
     cmd: ['sh', '-c', [
       'set -eu', 'ssh-keygen -A >/dev/null',

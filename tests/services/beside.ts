@@ -62,6 +62,8 @@ export interface BesideOptions {
   /** The test's label value (its hoster id): how a leftover is recognised as this test's. */
   label: string;
   memoryMb?: number;
+  /** tmpfs mounts: path → options (a small disk that fills up). */
+  tmpfs?: Record<string, string>;
 }
 
 export async function startBeside(t: Test, o: BesideOptions): Promise<Beside> {
@@ -72,7 +74,7 @@ export async function startBeside(t: Test, o: BesideOptions): Promise<Beside> {
     Labels: { 'cattery.test': o.label },
     ExposedPorts: Object.fromEntries((o.publish ?? []).map((p) => [`${p}/tcp`, {}])),
     HostConfig: {
-      NetworkMode: o.network, Memory: (o.memoryMb ?? 64) * 1024 * 1024,
+      NetworkMode: o.network, Memory: (o.memoryMb ?? 64) * 1024 * 1024, ...(o.tmpfs ? { Tmpfs: o.tmpfs } : {}),
       PortBindings: Object.fromEntries((o.publish ?? []).map((p) => [`${p}/tcp`, [{ HostIp: '127.0.0.1', HostPort: '' }]])),
     },
     NetworkingConfig: { EndpointsConfig: { [o.network]: { IPAMConfig: { IPv4Address: o.address } } } },

@@ -2,7 +2,7 @@
 // run asked now (started in the background, one at a time per repository; its progress is in the runs). Admins only.
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { backupAll, getRepository, lastRuns, type BackupDeps } from '../../backups/backups.js';
+import { backupAll, getRepository, lastRuns, repoBusy, type BackupDeps } from '../../backups/backups.js';
 import { backupState } from '../../backups/status.js';
 import { fail } from '../../errors.js';
 import { ErrorReply } from '../error-handler.js';
@@ -27,8 +27,8 @@ const RunView = Type.Object({
 /** One run at a time per repository, whoever asks (the API, the page); the schedule has its own guard. */
 const running = new Set<string>();
 export function startBackupNow(deps: BackupDeps, name: string, actor: string): void {
-  getRepository(deps.db, name);
-  if (running.has(name)) throw fail('CATTERY_ERR_CONFLICT', `A backup to "${name}" is running`);
+  const repo = getRepository(deps.db, name);
+  if (running.has(name) || repoBusy(deps.dataDir, repo.url)) throw fail('CATTERY_ERR_CONFLICT', `A backup to "${name}" is running`);
   running.add(name);
   backupAll(deps, name, actor)
     .catch((err) => deps.log.error({ err, repository: name }, 'backup asked now failed'))
