@@ -10,10 +10,11 @@ import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import type { Instance, Server } from '../db/schema.js';
-import { fail } from '../errors.js';
-import { getInstance, listInstances, serverOf } from '../orchestrator/instances.js';
+import { fail, isCatteryError } from '../errors.js';
+import { createInstance, getInstance, listInstances, serverOf, updateInstance, type InstanceDeps } from '../orchestrator/instances.js';
+import { ensureInstanceVolumes } from '../orchestrator/instance-pass.js';
 import {
-  ROLE_BACKUP, containerName, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
+  ROLE_BACKUP, containerName, isLocalEndpoint, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
 } from '../orchestrator/docker/index.js';
 import { backupRepositories, backupRuns, type BackupRepository, type BackupRun, type RunKind } from './schema.js';
 import {
@@ -377,7 +378,10 @@ export async function restoreVolumes(deps: BackupDeps, repoName: string, from: {
     const snap = await restoreVolumesAt(deps, deps.engineFor(serverOf(deps.db, into)), accessOf(deps.dataDir, repo), from, into);
     return endRun(deps.db, run, started, { snapshotId: snap.id });
   } catch (err) {
-    return endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 600) });
+    const failed = endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 600) });
+    // What the caller asked wrong (no such snapshot) is its error; what restic met is the run's.
+    if (isCatteryError(err) && err.statusCode < 500) throw err;
+    return failed;
   }
 }
 
@@ -431,4 +435,18 @@ export async function restoreHosterFiles(deps: ResticDeps, engine: Engine, acces
   });
   if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', resticError(r.stderr, r.exitCode));
   return snap;
+}
+
+/** An instance as it was in a snapshot, as a new instance beside it (to compare, or to take a resident's file back
+ * by hand): made stopped, its volumes filled from the snapshot, then started. The original is not touched. */
+export async function restoreBeside(deps: BackupDeps, instanceDeps: InstanceDeps, repoName: string,
+  from: { slug: string; snapshot?: string }, newSlug: string, actor: string): Promise<{ run: BackupRun; instance: Instance }> {
+  const orig = getInstance(deps.db, from.slug);
+  const server = serverOf(deps.db, orig);
+  const made = createInstance(instanceDeps, { service: orig.service, slug: newSlug, server: server.name, env: orig.config.env, desired: 'stopped' }, actor);
+  const engine = deps.engineFor(server);
+  await ensureInstanceVolumes({ catalog: deps.catalog, hosterId: deps.hosterId, sizedDir: isLocalEndpoint(server.dockerEndpoint) ? path.join(deps.dataDir, 'volumes') : undefined }, engine, made);
+  const run = await restoreVolumes(deps, repoName, from, made, actor);
+  const instance = run.status === 'done' ? updateInstance(instanceDeps, newSlug, { desired: 'running' }, actor, 'start') : made;
+  return { run, instance };
 }

@@ -270,6 +270,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(catalogRoutes, { catalog: deps.catalog, db: deps.db });
   await app.register(serverRoutes, { db: deps.db });
   await app.register(instanceRoutes, { deps: instanceDeps, reconciler: deps.reconciler });
+  if (deps.backups) await app.register(backupRoutes, { deps: deps.backups, instanceDeps, reconciler: deps.reconciler });
   await app.register(ingressRoutes, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });
   await app.register(accountRoutes, { deps: deps.accounts });
   await app.register(eventRoutes, { events: deps.events });
@@ -283,7 +284,6 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
     log: deps.log.child({ domain: 'orchestrator' }),
   };
   await app.register(housekeepingRoutes, { deps: housekeeping });
-  if (deps.backups) await app.register(backupRoutes, { deps: deps.backups });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,

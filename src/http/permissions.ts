@@ -36,6 +36,7 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /api/backups': ADMIN,
   'GET /api/backups/:name/runs': ADMIN,
   'POST /api/backups/:name/run': ADMIN,
+  'POST /api/backups/:name/restore': ADMIN,
   // the front door
   'GET /api/instances/:slug/hostnames': ADMIN,
   'PUT /api/instances/:slug/hostnames': ADMIN,

@@ -79,6 +79,22 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   t.equal((await sh('test -e /data/boite/2; echo $?')).out.trim(), '1', 'a file made after the snapshot is gone');
   t.equal((await sh('stat -c %u /data/boite/1')).out.trim(), '65534', 'owners are kept');
 
+  // Or beside it, as a new instance to compare: the snapshot's data there, the original left as it is now.
+  t.equal((await sh('echo "depuis" > /data/aujourdhui')).code, 0);
+  const beside = await app.inject({ method: 'POST', url: '/api/backups/local/restore', payload: { instance: 'sonde', into: 'sonde-hier' } });
+  t.equal(beside.statusCode, 200, beside.body.slice(0, 300));
+  t.equal(beside.json().run.status, 'done', beside.json().run.error ?? 'restored beside');
+  await waitFor('sonde-hier healthy', async () => (await app.inject('/api/instances/sonde-hier')).json().observed === 'healthy', HEALTHY_WITHIN_MS, 250);
+  const hier = (script: string) => execIn(`${config.hosterId}-sonde-hier`, ['sh', '-c', script], '65534');
+  t.equal((await hier('cat /data/keep /data/boite/1')).out, 'garde\nlettre du lundi\n', 'the copy holds the snapshot');
+  t.equal((await hier('test -e /data/aujourdhui; echo $?')).out.trim(), '1', 'and not what came after');
+  t.equal((await sh('cat /data/aujourdhui')).out.trim(), 'depuis', 'the original is untouched');
+  t.equal((await app.inject({ method: 'POST', url: '/api/backups/local/restore', payload: { instance: 'sonde', into: 'sonde-hier' } })).statusCode, 409, 'a slug taken is refused');
+  const none = await app.inject({ method: 'POST', url: '/api/backups/local/restore', payload: { instance: 'sonde', snapshot: 'ffffffff' } });
+  t.equal(none.statusCode, 404, 'a snapshot that does not exist is a clear error');
+  t.match(none.json().message, /No snapshot ffffffff/);
+  t.equal((await sh('cat /data/aujourdhui')).out.trim(), 'depuis', 'and touches nothing');
+
   // A check reads the data; a wrong password and a corrupted pack each give a clear, recorded error.
   const ok = await check(deps, 'local', 'test', '100%');
   t.equal(ok.status, 'done', ok.error ?? 'check passes');
@@ -96,7 +112,7 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   t.match(metrics, 'cattery_backup_last_run_failed{repository="local",target="hoster"} 0');
   // The admin sees it at a glance: the API and the admin page say which target is failing, and why.
   const state = (await app.inject('/api/backups')).json() as { name: string; targets: { target: string; state: string; lastError: string | null }[] }[];
-  t.same(state.map((r) => [r.name, r.targets.map((x) => [x.target, x.state])]), [['local', [['hoster', 'ok'], ['instance:sonde', 'failed']]]], 'GET /api/backups');
+  t.same(state.map((r) => [r.name, r.targets.map((x) => [x.target, x.state])]), [['local', [['hoster', 'ok'], ['instance:sonde', 'failed'], ['instance:sonde-hier', 'never']]]], 'GET /api/backups');
   t.match(state[0]!.targets[1]!.lastError ?? '', /password/i);
   const admin = await createUser(rt.db, { login: 'bk-admin', name: 'Admin', roles: ['admin'] });
   const browser = pageBrowser(app, { authorization: null });
@@ -104,7 +120,7 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   const adminPage = (await browser.get('/admin?lang=fr')).body;
   t.match(adminPage, /<h2 id="backups">Sauvegardes<\/h2>/, 'the admin page has the backups');
   t.match(adminPage, /<td>sonde<\/td><td class="err">en échec<\/td>/, 'and says which one fails');
-  t.match(adminPage, /1 élément\(s\) à regarder/, 'with a summary first');
+  t.match(adminPage, /2 élément\(s\) à regarder/, 'with a summary first');
   t.equal((await app.inject({ method: 'GET', url: '/api/backups/nowhere/runs' })).statusCode, 404);
   t.ok(((await app.inject('/api/backups/local/runs')).json() as unknown[]).length >= 4, 'the runs, newest first');
   const packs = fs.readdirSync(path.join(repoDir, 'repo', 'data'), { recursive: true, withFileTypes: true }).filter((d) => d.isFile());
@@ -140,8 +156,8 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   t.equal(asked.headers.location, '/admin?backup=started#backups', 'the page starts it');
   t.equal((await app.inject({ method: 'POST', url: '/api/backups/local/run' })).statusCode, 409, 'one run at a time per repository');
   t.equal((await browser.post('/admin/backups/local/run', {}, { csrfFrom: '/admin' })).headers.location, '/admin?backup=busy#backups', 'and the page says so');
-  await waitFor('the run asked now to finish', async () => ((await app.inject('/api/backups')).json() as { targets: { state: string }[] }[])[0]!.targets.every((x) => x.state !== 'running'), 120_000, 500);
+  await waitFor('the run asked now to finish', async () => ((await app.inject('/api/backups')).json() as { targets: { state: string }[] }[])[0]!.targets.every((x) => x.state === 'ok' || x.state === 'failed'), 120_000, 500);
   const after = (await app.inject('/api/backups')).json() as { targets: { target: string; state: string }[] }[];
-  t.same(after[0]!.targets.map((x) => x.state), ['ok', 'ok'], 'and brings every target up to date');
+  t.same(after[0]!.targets.map((x) => x.state), ['ok', 'ok', 'ok'], 'and brings every target up to date');
 
 });

@@ -2,7 +2,9 @@
 // run asked now (started in the background, one at a time per repository; its progress is in the runs). Admins only.
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { backupAll, getRepository, lastRuns, repoBusy, type BackupDeps } from '../../backups/backups.js';
+import { backupAll, getRepository, lastRuns, repoBusy, restoreBeside, restoreVolumes, type BackupDeps } from '../../backups/backups.js';
+import { getInstance, publicInstance, type InstanceDeps } from '../../orchestrator/instances.js';
+import type { Reconciler } from '../../orchestrator/reconcile.js';
 import { backupState } from '../../backups/status.js';
 import { fail } from '../../errors.js';
 import { ErrorReply } from '../error-handler.js';
@@ -35,7 +37,7 @@ export function startBackupNow(deps: BackupDeps, name: string, actor: string): v
     .finally(() => running.delete(name));
 }
 
-export const backupRoutes: FastifyPluginAsyncTypebox<{ deps: BackupDeps }> = async (app, { deps }) => {
+export const backupRoutes: FastifyPluginAsyncTypebox<{ deps: BackupDeps; instanceDeps: InstanceDeps; reconciler: Reconciler }> = async (app, { deps, instanceDeps, reconciler }) => {
   app.get('/api/backups', {
     schema: { tags: ['backups'], summary: 'Every repository and, for cattery itself and each instance, the state of its backups', response: { 200: Type.Array(RepoView) } },
   }, async () => backupState(deps.db));
@@ -49,5 +51,30 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ deps: BackupDeps }> = asy
   }, async (req, reply) => {
     startBackupNow(deps, req.params.name, req.principal?.id ?? 'anonymous');
     return reply.code(202).send({ started: true });
+  });
+
+  app.post('/api/backups/:name/restore', {
+    schema: {
+      tags: ['backups'], params: RepoParams,
+      summary: 'Put an instance back as it was in a snapshot (its newest by default): into place (its volumes emptied and filled, then it restarts), or `into` a new instance beside it, to compare. The answer is the run: its status says whether restic did it, and why not',
+      body: Type.Object({
+        instance: Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' }), snapshot: Type.Optional(Type.String({ pattern: '^[0-9a-f]{8,64}$' })),
+        into: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' })),
+      }, { additionalProperties: false }),
+      response: { 200: Type.Object({ run: RunView, instance: Type.Unknown() }), 404: ErrorReply, 409: ErrorReply, 502: ErrorReply },
+    },
+  }, async (req) => {
+    const actor = req.principal?.id ?? 'anonymous';
+    const from = { slug: req.body.instance, ...(req.body.snapshot ? { snapshot: req.body.snapshot } : {}) };
+    if (req.body.into) {
+      const { run, instance } = await restoreBeside(deps, instanceDeps, req.params.name, from, req.body.into, actor);
+      // A failed run is the answer (its status and restic's reason); the new instance stays stopped.
+      if (run.status === 'done') await reconciler.trigger('restored beside', instance.slug);
+      return { run, instance: publicInstance(instance) };
+    }
+    const run = await restoreVolumes(deps, req.params.name, from, getInstance(deps.db, req.body.instance), actor);
+    // The service reads its data again from the start.
+    if (run.status === 'done' && getInstance(deps.db, req.body.instance).desired === 'running') await reconciler.restart(req.body.instance, actor);
+    return { run, instance: publicInstance(getInstance(deps.db, req.body.instance)) };
   });
 };
