@@ -27,7 +27,9 @@ export interface Unit {
 }
 
 export function unitOf(c: Docker.ContainerInfo): Unit {
-  return { id: c.Id, names: c.Names, labels: c.Labels, running: c.State === 'running' };
+  // A paused container (a backup copying its volumes) is a running one, frozen: `docker start` would refuse it (409),
+  // and a pass must not fail the instance for the copy's minutes.
+  return { id: c.Id, names: c.Names, labels: c.Labels, running: c.State === 'running' || c.State === 'paused' };
 }
 
 /** Whether a container of ours (same hoster) found under the wanted name is this generation's, an older one, or
@@ -90,10 +92,13 @@ export async function createOrAdopt(
 }
 
 /** Freeze a container's processes (cgroup freezer) for a consistent copy of its volumes; true when it was running
- * and is paused now, false when there was nothing to pause (stopped, absent). */
+ * and is paused now, false when there was nothing to pause (stopped, absent). A container paused already belongs to
+ * another run (a backup or a restore): refused, since that run's unpause would let the service (and whatever a
+ * resident runs in it) write in the middle of this one's copy. */
 export async function pauseContainer(engine: Engine, name: string): Promise<boolean> {
   const info = await call(engine, `inspect ${name}`, (d) => d.getContainer(name).inspect()).catch(unless(404));
-  if (!info || !info.State.Running || info.State.Paused) return false;
+  if (info?.State.Paused) throw fail('CATTERY_ERR_CONFLICT', `${name} is paused: another backup or restore of it is under way`);
+  if (!info || !info.State.Running) return false;
   await call(engine, `pause ${name}`, (d) => d.getContainer(name).pause());
   return true;
 }
