@@ -107,6 +107,9 @@ export async function convergeInstance(
   const startedNow = inst.desired === 'running' && !listedRunning;
   if (startedNow) await ctx.runtime.ensureStarted(id, name);
   let state = await ctx.runtime.state(id, name);
+  // A backup or a restore holds it paused and unpauses it (backups/): nothing to do, and nothing true to observe
+  // (Docker's health check fails against a frozen container). The next pass after the copy looks again.
+  if (state.paused) return;
   // A restart asked for is carried out once, then closed by its id: a unit this pass just started is fresh already.
   const restartId = pendingRestart(deps.db, inst.slug);
   const action = nextAction(inst.desired, state, restartId !== undefined && !startedNow);

@@ -16,6 +16,8 @@ export interface UnitState {
   /** Docker's health status when the image has a health check: starting, healthy, unhealthy. */
   health: string | undefined;
   startedAt: string;
+  /** Frozen for a backup's copy (its health check then fails by itself: not an observation of the service). */
+  paused?: boolean;
 }
 
 /** One container as a listing shows it. */
@@ -54,7 +56,7 @@ export async function restartContainer(engine: Engine, id: string, name: string)
 
 export async function unitState(engine: Engine, id: string, name: string): Promise<UnitState> {
   const st = (await call(engine, `inspect ${name}`, (d) => d.getContainer(id).inspect())).State;
-  return { running: st.Running, exitCode: st.ExitCode, error: st.Error, health: st.Health?.Status, startedAt: st.StartedAt };
+  return { running: st.Running, exitCode: st.ExitCode, error: st.Error, health: st.Health?.Status, startedAt: st.StartedAt, paused: st.Paused };
 }
 
 /** The pid of a running container's first process (its cgroups are read through it). */
