@@ -13,7 +13,7 @@ import type { Instance, Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { getInstance, listInstances, serverOf } from '../orchestrator/instances.js';
 import {
-  ROLE_BACKUP, containerName, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
+  LABEL_HOLDS, ROLE_BACKUP, containerName, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
 } from '../orchestrator/docker/index.js';
 import { backupRepositories, backupRuns, type BackupRepository, type BackupRun, type RunKind } from './schema.js';
 import {
@@ -147,7 +147,9 @@ let runSeq = 0;
 export type ResticDeps = Pick<BackupDeps, 'hosterId' | 'dataDir' | 'image'>;
 
 async function restic(deps: ResticDeps, engine: Engine, repo: RepoAccess, argv: string[], o: {
-  mounts?: OneShotMount[]; timeoutMs?: number; capAdd?: string[]; entrypoint?: string[]; scratch?: string[];
+  mounts?: OneShotMount[]; timeoutMs?: number | (() => number); capAdd?: string[]; entrypoint?: string[]; scratch?: string[];
+  /** The instance this run holds paused, paused by `pause` once restic's container exists (a pass sees it held). */
+  holds?: { slug: string; pause: () => Promise<void> };
 } = {}) {
   const loc = parseRepoUrl(repo.url);
   return runOneShot(engine, {
@@ -155,6 +157,7 @@ async function restic(deps: ResticDeps, engine: Engine, repo: RepoAccess, argv: 
     mounts: [...repoMounts(deps, repo, loc), ...(o.mounts ?? [])], env: s3Env(loc), network: networkOf(repo, loc),
     capAdd: o.capAdd, timeoutMs: o.timeoutMs ?? 3_600_000, ...(o.entrypoint ? { entrypoint: o.entrypoint } : {}),
     ...(o.scratch ? { scratch: o.scratch } : {}),
+    ...(o.holds ? { labels: { [LABEL_HOLDS]: o.holds.slug }, beforeStart: o.holds.pause } : {}),
   });
 }
 
@@ -277,14 +280,14 @@ export async function backupInstance(deps: BackupDeps, repoName: string, slug: s
   const name = containerName(deps.hosterId, slug);
   let paused = false;
   try {
-    paused = m.volumes.length > 0 && await pauseContainer(engine, name);
     const r = await restic(deps, engine, accessOf(deps.dataDir, repo), backupArgs(loc, {
       host: deps.hosterId, tags: ['cattery', `instance:${slug}`, `service:${inst.service}`],
       paths: m.volumes.map((v) => `${IN.data}/${v.name}`),
     }), {
       mounts: m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, slug, v.name), target: `${IN.data}/${v.name}`, readOnly: true })),
       // Reading every resident's files whatever their owner and mode; nothing else.
-      capAdd: ['DAC_READ_SEARCH'], timeoutMs: paused ? maxPause * 1000 : 6 * 3_600_000,
+      capAdd: ['DAC_READ_SEARCH'], timeoutMs: () => (paused ? maxPause * 1000 : 6 * 3_600_000),
+      holds: { slug, pause: async () => { paused = m.volumes.length > 0 && await pauseContainer(engine, name); } },
     });
     const summary = parseBackupOutput(r.stdout);
     if (r.exitCode !== 0 || !summary) {
@@ -440,12 +443,15 @@ export async function restoreVolumesAt(deps: ResticDeps & Pick<BackupDeps, 'cata
   // Restoring writes files as their owners: the capabilities to set owners and modes, nothing else.
   const caps = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID'];
   const name = containerName(deps.hosterId, into.slug);
-  const paused = await pauseContainer(engine, name);
+  let paused = false;
   try {
-    const wipe = await restic(deps, engine, access, ['-c', m.volumes.map((v) => `find '${IN.data}/${v.name}' -mindepth 1 -delete`).join(' && ') || 'true'],
-      { mounts, capAdd: caps, entrypoint: ['/bin/sh'], timeoutMs: 600_000 });
-    if (wipe.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', `emptying the volumes: ${wipe.stderr.slice(-300)}`);
-    const r = await restic(deps, engine, access, restoreArgs(loc, snap.id), { mounts, capAdd: caps, timeoutMs: 6 * 3_600_000, scratch: [IN.data] });
+    // Emptied and filled by one container, which holds the instance paused from before the first file goes to the
+    // last (a pass unpauses a paused instance that nothing holds).
+    const wipe = m.volumes.map((v) => `find '${IN.data}/${v.name}' -mindepth 1 -delete`).join(' && ') || 'true';
+    const r = await restic(deps, engine, access, ['-c', `${wipe} || { echo 'Fatal: emptying the volumes failed' >&2; exit 1; }; exec /usr/bin/restic "$@"`, 'restic', ...restoreArgs(loc, snap.id)], {
+      mounts, capAdd: caps, entrypoint: ['/bin/sh'], timeoutMs: 6 * 3_600_000, scratch: [IN.data],
+      holds: { slug: into.slug, pause: async () => { paused = await pauseContainer(engine, name); } },
+    });
     if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', resticError(r.stderr, r.exitCode));
     return snap;
   } finally {

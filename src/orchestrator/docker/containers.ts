@@ -3,7 +3,7 @@
 // here, once.
 import type Docker from 'dockerode';
 import { fail } from '../../errors.js';
-import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, call, statusOf, unless, type Engine } from './engine.js';
+import { LABEL_HOLDS, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, ROLE_BACKUP, call, statusOf, unless, type Engine } from './engine.js';
 
 /** The seconds Docker waits after SIGTERM before it kills a container being stopped or restarted. */
 const STOP_GRACE_SECONDS = 10;
@@ -103,6 +103,12 @@ export async function pauseContainer(engine: Engine, name: string): Promise<bool
   if (!info || !info.State.Running) return false;
   await call(engine, `pause ${name}`, (d) => d.getContainer(name).pause());
   return true;
+}
+
+/** Whether a restic container of ours (created or running) holds this instance paused. */
+export async function pauseHeld(engine: Engine, slug: string): Promise<boolean> {
+  const filters = { label: [`${LABEL_HOSTER}=${engine.hosterId}`, `${LABEL_ROLE}=${ROLE_BACKUP}`, `${LABEL_HOLDS}=${slug}`], status: ['created', 'running'] };
+  return (await call(engine, 'list containers', (d) => d.listContainers({ all: true, filters }))).length > 0;
 }
 
 export async function unpauseContainer(engine: Engine, name: string): Promise<void> {
