@@ -14,7 +14,7 @@ import { fail, isCatteryError } from '../errors.js';
 import { createInstance, getInstance, listInstances, serverOf, updateInstance, type InstanceDeps } from '../orchestrator/instances.js';
 import { ensureInstanceVolumes } from '../orchestrator/instance-pass.js';
 import {
-  ROLE_BACKUP, containerName, isLocalEndpoint, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
+  LABEL_HOLDS, ROLE_BACKUP, containerName, isLocalEndpoint, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
 } from '../orchestrator/docker/index.js';
 import { backupRepositories, backupRuns, type BackupRepository, type BackupRun, type RunKind } from './schema.js';
 import {
@@ -57,6 +57,49 @@ function ensureDir(p: string): void {
   fs.chmodSync(p, 0o700);
 }
 
+/** Folders a local repository must neither be in nor hold: cattery's data folder (its database, keys, volume
+ * images) and Docker's (every volume's host path). */
+const ENGINE_ROOTS = ['/var/lib/docker', '/var/lib/containerd'];
+
+/** A path with its symbolic links resolved as far as it exists (the rest, not made yet, appended). */
+function resolvedPath(p: string): string {
+  let head = path.resolve(p);
+  const tail: string[] = [];
+  for (;;) {
+    try { return path.join(fs.realpathSync(head), ...tail.reverse()); } catch { /* not there yet: its parent */ }
+    const up = path.dirname(head);
+    if (up === head) return path.join(head, ...tail.reverse());
+    tail.push(path.basename(head));
+    head = up;
+  }
+}
+
+const within = (inner: string, outer: string) => inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
+
+/** Why a local folder cannot be a repository, or null. restic writes its packs there (a repository in cattery's data
+ * folder or in a volume's host path mixes them with what they back up, hands them to a resident, or is backed up
+ * into itself), and cattery makes the folder 0700: an existing folder that is not a restic repository (/, /etc, a
+ * home) is refused rather than taken over. */
+export function localRepoProblem(dataDir: string, repoPath: string): string | null {
+  const repo = resolvedPath(repoPath);
+  for (const root of [resolvedPath(dataDir), ...ENGINE_ROOTS.map(resolvedPath)]) {
+    if (within(repo, root) || within(root, repo)) return `a local repository is outside ${root} and does not hold it`;
+  }
+  let entries: string[];
+  try { entries = fs.readdirSync(repo); } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    return `${repo} is not a folder cattery can use (${(err as NodeJS.ErrnoException).code})`;
+  }
+  if (entries.length && !entries.includes('config')) return `${repo} holds files and is not a restic repository: use a new or empty folder`;
+  return null;
+}
+
+function assertLocalRepo(dataDir: string, loc: RepoLocation): void {
+  if (loc.kind !== 'local') return;
+  const why = localRepoProblem(dataDir, loc.path);
+  if (why) throw fail('CATTERY_ERR_VALIDATION', why);
+}
+
 export const passwordFile = (dataDir: string, repo: Pick<BackupRepository, 'name'>) => path.join(dirs(dataDir).keys, `${repo.name}.password`);
 
 /** The mounts every restic run of this repository needs: its password (read-only), the cache, SSH, a local folder. */
@@ -69,6 +112,7 @@ function repoMounts(deps: Pick<BackupDeps, 'dataDir'>, repo: RepoAccess, loc: Re
     { kind: 'bind', source: d.cache, target: IN.cache, readOnly: false },
   ];
   if (loc.kind === 'local') {
+    assertLocalRepo(deps.dataDir, loc);
     ensureDir(loc.path);
     mounts.push({ kind: 'bind', source: loc.path, target: IN.repo, readOnly: false });
   }
@@ -77,8 +121,18 @@ function repoMounts(deps: Pick<BackupDeps, 'dataDir'>, repo: RepoAccess, loc: Re
   return mounts;
 }
 
+/** A Docker network restic's container may join: a plain name. Not `host` (the host's own interfaces and loopback
+ * services) and not `container:…` (another container's, a resident's, namespace). */
+export function networkProblem(network: string): string | null {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(network)) return 'a network is a Docker network name';
+  if (network === 'host') return 'restic never joins the host network: name a Docker network (or none for the default bridge)';
+  return null;
+}
+
 function networkOf(repo: RepoAccess, loc: RepoLocation): string {
   if (loc.kind === 'local') return 'none';
+  const why = repo.network == null ? null : networkProblem(repo.network);
+  if (why) throw fail('CATTERY_ERR_VALIDATION', why);
   return repo.network ?? 'bridge';
 }
 
@@ -129,7 +183,9 @@ function takeRepoLock(dataDir: string, url: string): () => void {
 const EXCLUSIVE = new Set(['check', 'forget', 'prune']);
 
 async function restic(deps: ResticDeps, engine: Engine, repo: RepoAccess, argv: string[], o: {
-  mounts?: OneShotMount[]; timeoutMs?: number; capAdd?: string[]; entrypoint?: string[]; scratch?: string[];
+  mounts?: OneShotMount[]; timeoutMs?: number | (() => number); capAdd?: string[]; entrypoint?: string[]; scratch?: string[];
+  /** The instance this run holds paused, paused by `pause` once restic's container exists (a pass sees it held). */
+  holds?: { slug: string; pause: () => Promise<void> };
 } = {}) {
   const loc = parseRepoUrl(repo.url);
   const once = (args: string[], extra: typeof o) => runOneShot(engine, {
@@ -137,9 +193,8 @@ async function restic(deps: ResticDeps, engine: Engine, repo: RepoAccess, argv: 
     mounts: [...repoMounts(deps, repo, loc), ...(extra.mounts ?? [])], env: s3Env(loc), network: networkOf(repo, loc),
     capAdd: extra.capAdd, timeoutMs: extra.timeoutMs ?? 3_600_000, ...(extra.entrypoint ? { entrypoint: extra.entrypoint } : {}),
     ...(extra.scratch ? { scratch: extra.scratch } : {}),
+    ...(extra.holds ? { labels: { [LABEL_HOLDS]: extra.holds.slug }, beforeStart: extra.holds.pause } : {}),
   });
-  // A step around restic (emptying volumes) does not touch the repository.
-  if (o.entrypoint) return once(argv, o);
   const release = takeRepoLock(deps.dataDir, repo.url);
   try {
     const unlock = () => once([...commonArgs(loc), 'unlock', '--remove-all'], { timeoutMs: 120_000 });
@@ -189,7 +244,9 @@ export async function addRepository(deps: BackupDeps, input: {
 }, actor: string): Promise<BackupRepository> {
   if (!NAME.test(input.name)) throw fail('CATTERY_ERR_VALIDATION', 'a repository name is 1 to 32 lower-case letters, digits and -, starting with a letter');
   const loc = parseRepoUrl(input.url);
-  if (input.network != null && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(input.network)) throw fail('CATTERY_ERR_VALIDATION', 'a network is a Docker network name');
+  assertLocalRepo(deps.dataDir, loc);
+  const badNetwork = input.network == null ? null : networkProblem(input.network);
+  if (badNetwork) throw fail('CATTERY_ERR_VALIDATION', badNetwork);
   if (input.everyHours !== undefined && !(Number.isInteger(input.everyHours) && input.everyHours >= 0 && input.everyHours <= 24 * 31)) {
     throw fail('CATTERY_ERR_VALIDATION', 'everyHours is a whole number of hours, 0 to 744');
   }
@@ -269,14 +326,14 @@ export async function backupInstance(deps: BackupDeps, repoName: string, slug: s
   const name = containerName(deps.hosterId, slug);
   let paused = false;
   try {
-    paused = m.volumes.length > 0 && await pauseContainer(engine, name);
     const r = await restic(deps, engine, accessOf(deps.dataDir, repo), backupArgs(loc, {
       host: deps.hosterId, tags: ['cattery', `instance:${slug}`, `service:${inst.service}`],
       paths: m.volumes.map((v) => `${IN.data}/${v.name}`),
     }), {
       mounts: m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, slug, v.name), target: `${IN.data}/${v.name}`, readOnly: true })),
       // Reading every resident's files whatever their owner and mode; nothing else.
-      capAdd: ['DAC_READ_SEARCH'], timeoutMs: paused ? maxPause * 1000 : 6 * 3_600_000,
+      capAdd: ['DAC_READ_SEARCH'], timeoutMs: () => (paused ? maxPause * 1000 : 6 * 3_600_000),
+      holds: { slug, pause: async () => { paused = m.volumes.length > 0 && await pauseContainer(engine, name); } },
     });
     const summary = parseBackupOutput(r.stdout);
     if (r.exitCode !== 0 || !summary) {
@@ -294,6 +351,20 @@ export async function backupInstance(deps: BackupDeps, repoName: string, slug: s
   }
 }
 
+/** What a run killed midway left in the staging folder (a copy of cattery.db and its secret, kept by nobody): removed
+ * when the process that staged it is gone. */
+export function sweepStage(dataDir: string): string[] {
+  const stage = dirs(dataDir).stage;
+  let names: string[];
+  try { names = fs.readdirSync(stage); } catch { return []; }
+  const gone = names.filter((n) => {
+    const m = /^hoster-(\d+)-\d+$/.exec(n);
+    return !m || !alive(Number(m[1]));
+  });
+  for (const n of gone) fs.rmSync(path.join(stage, n), { recursive: true, force: true });
+  return gone;
+}
+
 /** cattery itself: its database through SQLite's online backup API (a consistent copy while it serves; never the
  * file and its -wal), its secret, and what it was started with, as one snapshot tagged `hoster`. */
 export async function backupHoster(deps: BackupDeps, repoName: string, actor: string, extraFiles: string[] = []): Promise<BackupRun> {
@@ -303,6 +374,8 @@ export async function backupHoster(deps: BackupDeps, repoName: string, actor: st
   const started = Date.now();
   const stage = path.join(dirs(deps.dataDir).stage, `hoster-${process.pid}-${run.id}`);
   try {
+    const left = sweepStage(deps.dataDir);
+    if (left.length) deps.log.warn({ left }, 'staged copies of cattery left by an interrupted backup removed');
     ensureDir(dirs(deps.dataDir).stage);
     ensureDir(stage);
     await deps.db.$client.backup(path.join(stage, 'cattery.db'));
@@ -345,9 +418,27 @@ export async function forget(deps: BackupDeps, repoName: string, actor: string):
   return endRun(deps.db, run, started, {});
 }
 
+/** What `restic check --read-data-subset` takes: a percentage, or the n-th of m parts (restic refuses 0/m and n > m,
+ * after the run is recorded as a failed check). */
+export function validSubset(subset: string): boolean {
+  if (/^(?:[1-9][0-9]?%|100%)$/.test(subset)) return true;
+  const m = /^([1-9][0-9]{0,3})\/([1-9][0-9]{0,3})$/.exec(subset);
+  return !!m && Number(m[1]) <= Number(m[2]);
+}
+
+/** The snapshot a prefix names among `snaps`: 8 hexadecimal digits at least (restic's short id), and one snapshot
+ * only. A prefix of one or two digits matched whichever came first, and a restore into place wiped the volumes for
+ * it. */
+export function pickSnapshot(snaps: Snapshot[], prefix: string): Snapshot | undefined {
+  if (!/^[0-9a-f]{8,64}$/.test(prefix)) throw fail('CATTERY_ERR_VALIDATION', 'a snapshot id is 8 to 64 hexadecimal digits (restic snapshots shows them)');
+  const found = snaps.filter((s) => s.id.startsWith(prefix));
+  if (found.length > 1) throw fail('CATTERY_ERR_VALIDATION', `${prefix} names ${found.length} snapshots: give more of its id`);
+  return found[0];
+}
+
 /** `restic check` reading a subset of the data (a different part each time restic chooses it at random). */
 export async function check(deps: BackupDeps, repoName: string, actor: string, subset = '5%'): Promise<BackupRun> {
-  if (!/^(?:[1-9][0-9]?%|100%|[0-9]{1,4}\/[0-9]{1,4})$/.test(subset)) throw fail('CATTERY_ERR_VALIDATION', 'a subset is a percentage (5%) or n/m');
+  if (!validSubset(subset)) throw fail('CATTERY_ERR_VALIDATION', 'a subset is a percentage (1% to 100%) or n/m with 1 ≤ n ≤ m');
   const repo = getRepository(deps.db, repoName);
   const run = startRun(deps.db, repo, 'check', 'all', actor);
   const started = Date.now();
@@ -391,18 +482,21 @@ export async function restoreVolumesAt(deps: ResticDeps & Pick<BackupDeps, 'cata
   const m = deps.catalog.services.get(into.service)?.manifest;
   if (!m) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', into.service);
   const snaps = (await snapshotsAt(deps, engine, access, `instance:${from.slug}`)).filter((s) => s.host === deps.hosterId);
-  const snap = from.snapshot ? snaps.find((s) => s.id.startsWith(from.snapshot!)) : snaps.at(-1);
+  const snap = from.snapshot ? pickSnapshot(snaps, from.snapshot) : snaps.at(-1);
   if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot${from.snapshot ? ` ${from.snapshot}` : ''} of "${from.slug}" for "${deps.hosterId}"`);
   const mounts = m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, into.slug, v.name), target: `${IN.data}/${v.name}`, readOnly: false }));
   // Restoring writes files as their owners: the capabilities to set owners and modes, nothing else.
   const caps = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID'];
   const name = containerName(deps.hosterId, into.slug);
-  const paused = await pauseContainer(engine, name);
+  let paused = false;
   try {
-    const wipe = await restic(deps, engine, access, ['-c', m.volumes.map((v) => `find '${IN.data}/${v.name}' -mindepth 1 -delete`).join(' && ') || 'true'],
-      { mounts, capAdd: caps, entrypoint: ['/bin/sh'], timeoutMs: 600_000 });
-    if (wipe.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', `emptying the volumes: ${wipe.stderr.slice(-300)}`);
-    const r = await restic(deps, engine, access, restoreArgs(loc, snap.id), { mounts, capAdd: caps, timeoutMs: 6 * 3_600_000, scratch: [IN.data] });
+    // Emptied and filled by one container, which holds the instance paused from before the first file goes to the
+    // last (a pass unpauses a paused instance that nothing holds).
+    const wipe = m.volumes.map((v) => `find '${IN.data}/${v.name}' -mindepth 1 -delete`).join(' && ') || 'true';
+    const r = await restic(deps, engine, access, ['-c', `${wipe} || { echo 'Fatal: emptying the volumes failed' >&2; exit 1; }; exec /usr/bin/restic "$@"`, 'restic', ...restoreArgs(loc, snap.id)], {
+      mounts, capAdd: caps, entrypoint: ['/bin/sh'], timeoutMs: 6 * 3_600_000, scratch: [IN.data],
+      holds: { slug: into.slug, pause: async () => { paused = await pauseContainer(engine, name); } },
+    });
     if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', resticError(r.stderr, r.exitCode));
     return snap;
   } finally {
@@ -426,7 +520,7 @@ export function lastSuccess(db: Db): { repository: string; target: string; at: s
  * secret.key, hoster.json. What `cattery restore` starts from on a new machine. */
 export async function restoreHosterFiles(deps: ResticDeps, engine: Engine, access: RepoAccess, targetDir: string, snapshot?: string): Promise<Snapshot> {
   const snaps = await snapshotsAt(deps, engine, access, 'hoster');
-  const snap = snapshot ? snaps.find((s) => s.id.startsWith(snapshot)) : snaps.filter((s) => s.host === deps.hosterId).at(-1);
+  const snap = snapshot ? pickSnapshot(snaps, snapshot) : snaps.filter((s) => s.host === deps.hosterId).at(-1);
   if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot of cattery itself${snapshot ? ` ${snapshot}` : ` for "${deps.hosterId}"`} in ${access.url}`);
   ensureDir(targetDir);
   const r = await restic(deps, engine, access, restoreArgs(parseRepoUrl(access.url), snap.id), {

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import {
   LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, ROLE_BACKUP, ROLE_INGRESS, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
   ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, instanceLabels, isLocalEndpoint, listManaged,
-  networkName, removeNetwork, ROLE_ARCHIVE, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
+  networkName, pauseHeld, removeNetwork, unpauseContainer, ROLE_ARCHIVE, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
 } from './docker/index.js';
 import { adoption, isConverged, nextAction, observedOf, planUnits } from './converge.js';
 import type { EventBus } from './events.js';
@@ -107,6 +107,15 @@ export async function convergeInstance(
   const startedNow = inst.desired === 'running' && !listedRunning;
   if (startedNow) await ctx.runtime.ensureStarted(id, name);
   let state = await ctx.runtime.state(id, name);
+  if (state.paused) {
+    // A backup or a restore holds it paused and unpauses it (backups/): nothing to do, and nothing true to observe
+    // (Docker's health check fails against a frozen container). The next pass after the copy looks again.
+    if (await pauseHeld(ctx.engine, inst.slug)) return;
+    // Paused with no run holding it: a crash between the pause and the unpause left the service frozen.
+    await unpauseContainer(ctx.engine, name);
+    act(deps, inst.slug, 'unpaused', { why: 'paused with no backup or restore holding it' });
+    state = await ctx.runtime.state(id, name);
+  }
   // A restart asked for is carried out once, then closed by its id: a unit this pass just started is fresh already.
   const restartId = pendingRestart(deps.db, inst.slug);
   const action = nextAction(inst.desired, state, restartId !== undefined && !startedNow);

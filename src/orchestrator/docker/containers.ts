@@ -3,7 +3,7 @@
 // here, once.
 import type Docker from 'dockerode';
 import { fail } from '../../errors.js';
-import { LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, call, statusOf, unless, type Engine } from './engine.js';
+import { LABEL_HOLDS, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, ROLE_BACKUP, call, statusOf, unless, type Engine } from './engine.js';
 
 /** The seconds Docker waits after SIGTERM before it kills a container being stopped or restarted. */
 const STOP_GRACE_SECONDS = 10;
@@ -16,6 +16,8 @@ export interface UnitState {
   /** Docker's health status when the image has a health check: starting, healthy, unhealthy. */
   health: string | undefined;
   startedAt: string;
+  /** Frozen for a backup's copy (its health check then fails by itself: not an observation of the service). */
+  paused?: boolean;
 }
 
 /** One container as a listing shows it. */
@@ -27,7 +29,9 @@ export interface Unit {
 }
 
 export function unitOf(c: Docker.ContainerInfo): Unit {
-  return { id: c.Id, names: c.Names, labels: c.Labels, running: c.State === 'running' };
+  // A paused container (a backup copying its volumes) is a running one, frozen: `docker start` would refuse it (409),
+  // and a pass must not fail the instance for the copy's minutes.
+  return { id: c.Id, names: c.Names, labels: c.Labels, running: c.State === 'running' || c.State === 'paused' };
 }
 
 /** Whether a container of ours (same hoster) found under the wanted name is this generation's, an older one, or
@@ -52,7 +56,7 @@ export async function restartContainer(engine: Engine, id: string, name: string)
 
 export async function unitState(engine: Engine, id: string, name: string): Promise<UnitState> {
   const st = (await call(engine, `inspect ${name}`, (d) => d.getContainer(id).inspect())).State;
-  return { running: st.Running, exitCode: st.ExitCode, error: st.Error, health: st.Health?.Status, startedAt: st.StartedAt };
+  return { running: st.Running, exitCode: st.ExitCode, error: st.Error, health: st.Health?.Status, startedAt: st.StartedAt, paused: st.Paused };
 }
 
 /** The pid of a running container's first process (its cgroups are read through it). */
@@ -90,12 +94,21 @@ export async function createOrAdopt(
 }
 
 /** Freeze a container's processes (cgroup freezer) for a consistent copy of its volumes; true when it was running
- * and is paused now, false when there was nothing to pause (stopped, absent). */
+ * and is paused now, false when there was nothing to pause (stopped, absent). A container paused already belongs to
+ * another run (a backup or a restore): refused, since that run's unpause would let the service (and whatever a
+ * resident runs in it) write in the middle of this one's copy. */
 export async function pauseContainer(engine: Engine, name: string): Promise<boolean> {
   const info = await call(engine, `inspect ${name}`, (d) => d.getContainer(name).inspect()).catch(unless(404));
-  if (!info || !info.State.Running || info.State.Paused) return false;
+  if (info?.State.Paused) throw fail('CATTERY_ERR_CONFLICT', `${name} is paused: another backup or restore of it is under way`);
+  if (!info || !info.State.Running) return false;
   await call(engine, `pause ${name}`, (d) => d.getContainer(name).pause());
   return true;
+}
+
+/** Whether a restic container of ours (created or running) holds this instance paused. */
+export async function pauseHeld(engine: Engine, slug: string): Promise<boolean> {
+  const filters = { label: [`${LABEL_HOSTER}=${engine.hosterId}`, `${LABEL_ROLE}=${ROLE_BACKUP}`, `${LABEL_HOLDS}=${slug}`], status: ['created', 'running'] };
+  return (await call(engine, 'list containers', (d) => d.listContainers({ all: true, filters }))).length > 0;
 }
 
 export async function unpauseContainer(engine: Engine, name: string): Promise<void> {

@@ -16,6 +16,9 @@ export const ROLE_ARCHIVE = 'archive';
 export const ROLE_INGRESS = 'ingress';
 /** restic's one-shot containers (src/backups/): each run removes its own, by name, before and after. */
 export const ROLE_BACKUP = 'backup';
+/** On a restic container that copies or restores an instance's volumes: the instance it holds paused. A paused
+ * instance no live container holds was left so by a crash, and a pass unpauses it (containers.ts). */
+export const LABEL_HOLDS = 'cattery.holds';
 
 /** An engine on this host's socket: its cgroups, /proc and iptables are this host's. */
 export const isLocalEndpoint = (endpoint: string) => endpoint.startsWith('unix://');

@@ -7,12 +7,12 @@ export type ContainerInfo = Docker.ContainerInfo;
 export type ContainerCreateOptions = Docker.ContainerCreateOptions;
 
 export {
-  LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, ROLE_ARCHIVE, ROLE_BACKUP, ROLE_INGRESS, call, connectEngine, dockerOptions,
+  LABEL_GENERATION, LABEL_HOLDS, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, ROLE_ARCHIVE, ROLE_BACKUP, ROLE_INGRESS, call, connectEngine, dockerOptions,
   ensureNetwork, ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, isLocalEndpoint, isOurs,
   listManaged, ping, removeNetwork, statusOf, translateDockerError, unless, type Engine, type Managed,
 } from './engine.js';
 export {
-  containerPid, createOrAdopt, ensureContainerRemoved, ensureStarted, ensureStopped, pauseContainer, restartContainer, unpauseContainer,
+  containerPid, createOrAdopt, pauseHeld, ensureContainerRemoved, ensureStarted, ensureStopped, pauseContainer, restartContainer, unpauseContainer,
   runningInstanceContainers, unitOf, unitState, type Adoption, type Unit, type UnitState,
 } from './containers.js';
 export { parseEventChunk, watchContainerEvents, type InstanceEvent } from './events.js';

@@ -28,10 +28,15 @@ export interface OneShotSpec {
   scratch?: string[];
   /** Added to an empty set (every other capability dropped). */
   capAdd?: string[];
-  timeoutMs: number;
+  /** A function: read once beforeStart has run (a paused service's deadline is shorter). */
+  timeoutMs: number | (() => number);
   /** Output kept: the last bytes of stderr and the whole stdout up to this cap (restic's JSON lines). */
   maxStdoutBytes?: number;
   role: string;
+  /** More labels (LABEL_HOLDS: the instance this run holds paused). */
+  labels?: Record<string, string>;
+  /** Run once the container exists and before it starts (the pause: a pass then sees who holds it). */
+  beforeStart?: () => Promise<void>;
 }
 
 export interface OneShotResult { exitCode: number; stdout: string; stderr: string; timedOut: boolean }
@@ -44,7 +49,7 @@ export async function runOneShot(engine: Engine, spec: OneShotSpec): Promise<One
     Cmd: spec.argv,
     ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
     Env: Object.entries(spec.env ?? {}).map(([k, v]) => `${k}=${v}`),
-    Labels: { [LABEL_HOSTER]: engine.hosterId, [LABEL_ROLE]: spec.role },
+    Labels: { ...spec.labels, [LABEL_HOSTER]: engine.hosterId, [LABEL_ROLE]: spec.role },
     User: '0:0',
     HostConfig: {
       Mounts: spec.mounts.map((m) => ({ Type: m.kind, Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
@@ -66,13 +71,17 @@ export async function runOneShot(engine: Engine, spec: OneShotSpec): Promise<One
   stderr.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-4000); });
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
+  let stream: NodeJS.ReadWriteStream | undefined;
   try {
-    const stream = await call(engine, `attach ${spec.name}`, () => container.attach({ stream: true, stdout: true, stderr: true }));
+    stream = await call(engine, `attach ${spec.name}`, () => container.attach({ stream: true, stdout: true, stderr: true }));
+    const attached = stream;
     engine.docker.modem.demuxStream(stream, stdout, stderr);
-    const ended = new Promise<void>((resolve) => { stream.on('end', resolve); stream.on('close', resolve); stream.on('error', () => resolve()); });
+    const ended = new Promise<void>((resolve) => { attached.on('end', resolve); attached.on('close', resolve); attached.on('error', () => resolve()); });
+    await spec.beforeStart?.();
     await call(engine, `start ${spec.name}`, () => container.start());
     const waited = container.wait() as Promise<{ StatusCode: number }>;
-    const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), spec.timeoutMs); });
+    const ms = typeof spec.timeoutMs === 'function' ? spec.timeoutMs() : spec.timeoutMs;
+    const deadline = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), ms); });
     const first = await Promise.race([waited, deadline]);
     if (first === 'timeout') {
       timedOut = true;
@@ -86,6 +95,9 @@ export async function runOneShot(engine: Engine, spec: OneShotSpec): Promise<One
     throw fail('CATTERY_ERR_ENGINE', `${spec.name}: ${(e as Error).message}`, e);
   } finally {
     clearTimeout(timer);
+    // A container that never started (beforeStart refused) never ends its attach stream: closed here, or the socket
+    // keeps the process alive.
+    (stream as { destroy?: () => void } | undefined)?.destroy?.();
     await container.remove({ force: true }).catch(() => undefined);
   }
 }
