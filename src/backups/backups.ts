@@ -404,6 +404,13 @@ export async function backupHoster(deps: BackupDeps, repoName: string, actor: st
 export async function backupAll(deps: BackupDeps, repoName: string, actor: string): Promise<BackupRun[]> {
   const runs = [await backupHoster(deps, repoName, actor)];
   for (const inst of listInstances(deps.db).filter((i) => i.desired !== 'deleted')) runs.push(await backupInstance(deps, repoName, inst.slug, actor));
+  // An instance whose backup failed is tried once more after the others (a moment of load, a remote that blinked):
+  // both runs are recorded; what is returned is each target's last.
+  for (const [i, r] of runs.entries()) {
+    if (r.status !== 'failed' || !r.target.startsWith('instance:')) continue;
+    const slug = r.target.slice('instance:'.length);
+    if (listInstances(deps.db).some((x) => x.slug === slug && x.desired !== 'deleted')) runs[i] = await backupInstance(deps, repoName, slug, actor);
+  }
   runs.push(await forget(deps, repoName, actor));
   return runs;
 }
