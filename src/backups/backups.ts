@@ -163,13 +163,25 @@ export function repoBusy(dataDir: string, url: string): boolean {
 /** One restic at a time per repository across cattery's processes (serve, the CLI): a pid file, taken or refused.
  * restic's own locks cannot tell a dead container's lock from a live one (each run is PID 1 of its own container),
  * so cattery, holding this, may clear them: after a run that failed or was stopped, and before check and prune. */
+const held = new Map<string, number>();
 function takeRepoLock(dataDir: string, url: string): () => void {
   const file = lockFile(dataDir, url);
+  // Held already by this process (a whole backupAll holds it from its first step to its last): taken again inside.
+  const depth = held.get(file);
+  if (depth) {
+    held.set(file, depth + 1);
+    return () => { held.set(file, held.get(file)! - 1); };
+  }
   ensureDir(path.dirname(file));
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       fs.writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
-      return () => fs.rmSync(file, { force: true });
+      held.set(file, 1);
+      return () => {
+        const left = held.get(file)! - 1;
+        held.set(file, left);
+        if (left === 0) { held.delete(file); fs.rmSync(file, { force: true }); }
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = Number(fs.readFileSync(file, 'utf8'));
@@ -195,6 +207,8 @@ async function restic(deps: ResticDeps, engine: Engine, repo: RepoAccess, argv: 
     ...(extra.scratch ? { scratch: extra.scratch } : {}),
     ...(extra.holds ? { labels: { [LABEL_HOLDS]: extra.holds.slug }, beforeStart: extra.holds.pause } : {}),
   });
+  // Listing snapshots only reads (restic takes a shared lock of its own): it needs no turn, and never waits for a backup.
+  if (argv.includes('snapshots')) return once(argv, o);
   const release = takeRepoLock(deps.dataDir, repo.url);
   try {
     const unlock = () => once([...commonArgs(loc), 'unlock', '--remove-all'], { timeoutMs: 120_000 });
@@ -402,6 +416,16 @@ export async function backupHoster(deps: BackupDeps, repoName: string, actor: st
 
 /** Everything to one repository: cattery first, then each instance that is meant to exist, then the retention. */
 export async function backupAll(deps: BackupDeps, repoName: string, actor: string): Promise<BackupRun[]> {
+  // The repository is this run's from its first step to its last: a command beside it waits for the whole.
+  const release = takeRepoLock(deps.dataDir, getRepository(deps.db, repoName).url);
+  try {
+    return await backupAllHeld(deps, repoName, actor);
+  } finally {
+    release();
+  }
+}
+
+async function backupAllHeld(deps: BackupDeps, repoName: string, actor: string): Promise<BackupRun[]> {
   const runs = [await backupHoster(deps, repoName, actor)];
   for (const inst of listInstances(deps.db).filter((i) => i.desired !== 'deleted')) runs.push(await backupInstance(deps, repoName, inst.slug, actor));
   // An instance whose backup failed is tried once more after the others (a moment of load, a remote that blinked):

@@ -67,6 +67,13 @@ export async function backupCommand(sub: string | undefined, rest: string[], con
       return 0;
     }
     if (sub === 'sheet') { process.stdout.write(await b.recoverySheet(deps, name)); return 0; }
+    // A backup already at work on this repository (cattery serve's schedule, another shell): this one waits its turn.
+    if (sub === 'run' || sub === 'check' || sub === 'restore') {
+      const repo = b.getRepository(deps.db, name);
+      if (b.repoBusy(config.dataDir, repo.url)) out(`a backup to ${name} is running (cattery serve's schedule, or another command): waiting for it to finish…`);
+      const until = Date.now() + 6 * 3_600_000;
+      while (b.repoBusy(config.dataDir, repo.url) && Date.now() < until) await new Promise((r) => setTimeout(r, 2000));
+    }
     if (sub === 'run') {
       const runs = values.instance ? [await b.backupInstance(deps, name, values.instance, 'cli')] : await b.backupAll(deps, name, 'cli');
       for (const r of runs) out(runLine(r));
