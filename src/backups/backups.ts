@@ -381,7 +381,7 @@ export function sweepStage(dataDir: string): string[] {
 
 /** cattery itself: its database through SQLite's online backup API (a consistent copy while it serves; never the
  * file and its -wal), its secret, and what it was started with, as one snapshot tagged `hoster`. */
-export async function backupHoster(deps: BackupDeps, repoName: string, actor: string, extraFiles: string[] = []): Promise<BackupRun> {
+export async function backupHoster(deps: BackupDeps, repoName: string, actor: string): Promise<BackupRun> {
   const repo = getRepository(deps.db, repoName);
   const loc = parseRepoUrl(repo.url);
   const run = startRun(deps.db, repo, 'backup', 'hoster', actor);
@@ -394,8 +394,10 @@ export async function backupHoster(deps: BackupDeps, repoName: string, actor: st
     ensureDir(stage);
     await deps.db.$client.backup(path.join(stage, 'cattery.db'));
     fs.chmodSync(path.join(stage, 'cattery.db'), 0o600);
-    for (const f of [path.join(deps.dataDir, 'secret.key'), ...extraFiles]) {
-      if (fs.existsSync(f)) fs.copyFileSync(f, path.join(stage, path.basename(f)));
+    const secret = path.join(deps.dataDir, 'secret.key');
+    if (fs.existsSync(secret)) {
+      fs.copyFileSync(secret, path.join(stage, 'secret.key'));
+      fs.chmodSync(path.join(stage, 'secret.key'), 0o600);
     }
     fs.writeFileSync(path.join(stage, 'hoster.json'), JSON.stringify({ hosterId: deps.hosterId, at: new Date().toISOString() }, null, 2), { mode: 0o600 });
     const r = await restic(deps, deps.engineFor(deps.localServer()), accessOf(deps.dataDir, repo),

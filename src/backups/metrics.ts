@@ -2,6 +2,7 @@
 // whether its newest run failed. An association's alerting (or the city's) then sees a late or failing backup.
 import { Gauge, type Registry } from 'prom-client';
 import type { Db } from '../db/connection.js';
+import { lastSuccess } from './backups.js';
 
 export function registerBackupMetrics(registry: Registry, db: Db): void {
   new Gauge({
@@ -9,8 +10,7 @@ export function registerBackupMetrics(registry: Registry, db: Db): void {
     labelNames: ['repository', 'target'], registers: [registry],
     collect() {
       this.reset();
-      const rows = db.$client.prepare(`SELECT r.name repository, b.target target, MAX(b.finished_at) at FROM backup_runs b
-        JOIN backup_repositories r ON r.id = b.repository_id WHERE b.kind = 'backup' AND b.status = 'done' GROUP BY r.name, b.target`).all() as { repository: string; target: string; at: string }[];
+      const rows = lastSuccess(db);
       for (const r of rows) this.set({ repository: r.repository, target: r.target }, Date.parse(r.at) / 1000);
     },
   });
