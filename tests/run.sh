@@ -57,6 +57,12 @@ if [ -n "$leaked" ]; then
   done <<<"$leaked"
 fi
 rm -f "$before"
+# CI keeps only the end of what the suite printed: name every failure there, with the file it is in.
+failures=$(awk '/^# Subtest: tests\//{file=$3} /^ *not ok /{sub(/^ +/,""); print "#   " file ": " substr($0,1,200)}' "$log")
+if [ -n "$failures" ]; then
+  echo "# failures (file: test):"
+  printf '%s\n' "$failures" | tail -40
+fi
 summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -1)
 total=$(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")

@@ -4,7 +4,7 @@
 import type { Test } from 'tap';
 import { allocateSubnet } from '../../src/orchestrator/subnets.js';
 import { docker, execIn } from '../helpers.js';
-import { hostIn, startBeside, testImage } from '../services/beside.js';
+import { hostIn, removeNetwork, startBeside, testImage } from '../services/beside.js';
 
 const SSHD_DOCKERFILE = [
   'ARG BASE',
@@ -21,6 +21,9 @@ export async function startSftpRemote(t: Test, o: { hosterId: string; subnetPool
   const subnet = allocateSubnet(o.subnetPool, []);
   const network = `${o.hosterId}-offsite`;
   await docker.createNetwork({ Name: network, Labels: { 'cattery.test': o.hosterId }, IPAM: { Config: [{ Subnet: subnet }] } });
+  // Removed even when the remote never starts (its image build failed, say); startBeside's own teardown removes it
+  // after its container otherwise, and whatever a backup left attached is cut off first.
+  t.teardown(() => removeNetwork(network));
   const address = hostIn(subnet, 10);
   const name = `${o.hosterId}-remote`;
   await startBeside(t, {

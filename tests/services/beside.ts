@@ -66,6 +66,16 @@ export interface BesideOptions {
   tmpfs?: Record<string, string>;
 }
 
+/** Removes a test's network, cutting off first whatever is still attached to it (a helper container a failed test left
+ *  running); a network already gone is fine. */
+export async function removeNetwork(name: string): Promise<void> {
+  const net = docker.getNetwork(name);
+  const info = await net.inspect().catch(() => undefined);
+  if (!info) return;
+  for (const id of Object.keys(info.Containers ?? {})) await net.disconnect({ Container: id, Force: true }).catch(() => undefined);
+  await net.remove().catch(() => undefined);
+}
+
 export async function startBeside(t: Test, o: BesideOptions): Promise<Beside> {
   // The reconciler makes the instance's network shortly after the instance is asked for.
   await waitFor(`the network ${o.network}`, async () => (await docker.listNetworks({ filters: { name: [o.network] } })).some((n) => n.Name === o.network), 60_000, 250);
@@ -81,7 +91,7 @@ export async function startBeside(t: Test, o: BesideOptions): Promise<Beside> {
   });
   t.teardown(async () => {
     await container.remove({ force: true }).catch(() => undefined);
-    await docker.getNetwork(o.network).remove().catch(() => undefined);
+    await removeNetwork(o.network);
   });
   if (o.files && Object.keys(o.files).length) {
     const files = pack();
