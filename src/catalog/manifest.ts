@@ -50,7 +50,10 @@ const Link = Type.Object({
   }),
 }, { additionalProperties: false });
 
-export const ACCOUNT_OPERATIONS = ['create', 'setPassword', 'suspend', 'resume', 'setQuota', 'usage', 'export', 'delete'] as const;
+// `import` is export's inverse: stdin is one line of JSON ({"username", "quotaMb"}) then the tar stream an export of
+// the same service wrote; the account's data becomes the archive's, whole or not at all (a refused archive changes
+// nothing). It restores one resident from a backup (src/backups/) and receives a resident who moves here.
+export const ACCOUNT_OPERATIONS = ['create', 'setPassword', 'suspend', 'resume', 'setQuota', 'usage', 'export', 'import', 'delete'] as const;
 
 export const ManifestSchema = Type.Object({
   $schema: Type.Optional(Type.String()),
@@ -121,6 +124,14 @@ export const ManifestSchema = Type.Object({
   }, { additionalProperties: false })),
   backup: Type.Optional(Type.Object({
     maxPauseSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'The container is paused (frozen, as at a power cut: what its files hold is what the service would find after one) for the copy of its volumes: never longer than this; a copy that would take longer fails, and the service runs again' }),
+    dump: Type.Optional(Type.Object({
+      exec: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'argv run inside the running container: writes a consistent copy of the live state under a volume (whole, then renamed into place) and exits 0' }),
+      exclude: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}/[^\\0]{1,200}$' }), {
+        minItems: 1, maxItems: 16, uniqueItems: true,
+        description: '<volume>/<path> of the live files the dump stands for: left out of the snapshot. A restore leaves them absent, and the service rebuilds them from the dump when it starts',
+      }),
+      timeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 600 }),
+    }, { additionalProperties: false, description: 'The service\'s own dump: taken while it runs, so the backup does not pause it' })),
   }, { additionalProperties: false, description: 'How a backup takes this service\'s volumes consistently (src/backups/)' })),
   links: Type.Optional(Type.Array(Link, { maxItems: 8, description: 'Other instances an instance of this service talks to, named when it is made (POST /api/instances `links`)' })),
 }, { additionalProperties: false, $id: 'https://cattery.example/schemas/service.json', title: 'Cattery service manifest' });
