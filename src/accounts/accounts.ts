@@ -13,7 +13,7 @@ import type { Db } from '../db/connection.js';
 import { accounts, instances, type Account, type AccountState, type Instance, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
-import { DEFAULT_LIMITS, containerName, execToFile, execWithInput, type Engine, type ExecLimits } from '../orchestrator/docker/index.js';
+import { DEFAULT_LIMITS, containerName, execFromFile, execToFile, execWithInput, type Engine, type ExecLimits } from '../orchestrator/docker/index.js';
 import { getInstance, serverOf } from '../orchestrator/instances.js';
 import { journal as journalEntry } from '../orchestrator/journal.js';
 import { seal, unseal } from './sealed.js';
@@ -45,6 +45,9 @@ export interface AccountDeps {
 const exportLimits = (deps: AccountDeps, quotaMb: number): ExecLimits => ({
   timeoutMs: Math.max(10 * (deps.limits ?? DEFAULT_LIMITS).timeoutMs, 600_000), maxBytes: (quotaMb * 2 + 64) * 1024 * 1024,
 });
+
+/** The largest archive an import into an account of this quota accepts: what its export may weigh. */
+export const importLimitBytes = (deps: AccountDeps, quotaMb: number): number => exportLimits(deps, quotaMb).maxBytes;
 
 export function checkUsername(u: string): void {
   if (!USERNAME.test(u) || u.includes('..')) throw fail('CATTERY_ERR_VALIDATION', 'username: 2 to 32 lowercase letters, digits, dots, dashes or underscores, starting with a letter');
@@ -373,6 +376,55 @@ export async function exportAccount(deps: AccountDeps, slug: string, username: s
   stream.size = fs.statSync(file).size;
   stream.once('close', drop);
   return stream;
+}
+
+/** What the service's export of `username` writes, to `file` (created 0600), from any container of the service:
+ * an instance's, or one cattery made beside it from a snapshot (which has no account rows of its own). */
+export async function exportToFile(deps: AccountDeps, inst: Pick<Instance, 'slug' | 'service' | 'serverId'>, username: string, quotaMb: number, file: string): Promise<void> {
+  checkUsername(username);
+  const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.export;
+  if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
+  const code = await execToFile(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, inst.slug), spec.exec,
+    JSON.stringify({ username }), file, exportLimits(deps, quotaMb));
+  if (code !== 0) throw fail('CATTERY_ERR_ACCOUNT_OPERATION', `the export of ${username} from ${inst.slug} failed (exit ${code})`);
+}
+
+/** The account's data replaced, whole, by an archive its service's export wrote (a snapshot's copy of it, or a
+ * resident moving here): the service's import reads a line of JSON then the tar, checks every member, and swaps the
+ * account's data only once all of it is in. A refused archive changes nothing; the account keeps its state. */
+export async function importAccount(deps: AccountDeps, slug: string, username: string, file: string, actor: string): Promise<Account> {
+  checkUsername(username);
+  const acc = getAccount(deps.db, slug, username);
+  const inst = getInstance(deps.db, slug);
+  const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.import;
+  if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "import" account operation`);
+  if (acc.state !== 'active' && acc.state !== 'suspended') throw fail('CATTERY_ERR_CONFLICT', `The account "${username}" is ${acc.state}: nothing can be imported into it now`);
+  if (!canOperate(inst)) throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
+  const limits = exportLimits(deps, acc.quotaMb);
+  const size = fs.statSync(file).size;
+  // What an export of this account may weigh is what an import may: refused before a byte is sent.
+  if (size > limits.maxBytes) throw fail('CATTERY_ERR_TOO_LARGE', `the archive (${size} bytes) is larger than ${username}'s quota allows (${limits.maxBytes} bytes at most)`);
+  const detail = { username, bytes: size };
+  let r;
+  try {
+    r = await execFromFile(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, slug), spec.exec,
+      `${JSON.stringify({ username, quotaMb: acc.quotaMb })}\n`, file, { timeoutMs: limits.timeoutMs, maxBytes: (deps.limits ?? DEFAULT_LIMITS).maxBytes }, `import of ${username} into ${slug}`);
+  } catch (err) {
+    journal(deps.db, slug, 'import', actor, detail, 'failed', (err as Error).message);
+    throw err;
+  }
+  let out: Record<string, unknown> = {};
+  try { out = JSON.parse(r.stdout.toString() || '{}'); } catch { /* reported below */ }
+  if (r.exitCode !== 0 || out.ok !== true) {
+    const why = typeof out.error === 'string' ? out.error.slice(0, 300) : `import exited with ${r.exitCode}`;
+    deps.log.warn({ slug, username, exitCode: r.exitCode, stderr: r.stderr }, 'account import refused');
+    journal(deps.db, slug, 'import', actor, detail, 'failed', why);
+    throw fail('CATTERY_ERR_ACCOUNT_OPERATION', `the import into ${username} was refused, and nothing of the account changed: ${why}`);
+  }
+  journal(deps.db, slug, 'import', actor, detail, 'done');
+  // The usage the account had is no longer true: the next usage pass reads it again.
+  deps.db.update(accounts).set({ usageAt: null, updatedAt: new Date().toISOString() }).where(eq(accounts.id, acc.id)).run();
+  return getAccount(deps.db, slug, username);
 }
 
 /** Purge the account's data from the service, then forget it. Deleting an unknown account succeeds. The intent is

@@ -11,10 +11,11 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import type { Instance, Server } from '../db/schema.js';
 import { fail, isCatteryError } from '../errors.js';
-import { createInstance, getInstance, listInstances, serverOf, updateInstance, type InstanceDeps } from '../orchestrator/instances.js';
+import { exportToFile, getAccount, importAccount, type AccountDeps } from '../accounts/accounts.js';
+import { createInstance, findInstance, getInstance, listInstances, serverOf, updateInstance, type InstanceDeps } from '../orchestrator/instances.js';
 import { ensureInstanceVolumes } from '../orchestrator/instance-pass.js';
 import {
-  LABEL_HOLDS, ROLE_BACKUP, containerName, isLocalEndpoint, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
+  LABEL_HOLDS, ROLE_BACKUP, containerName, execWithInput, isLocalEndpoint, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
 } from '../orchestrator/docker/index.js';
 import { backupRepositories, backupRuns, type BackupRepository, type BackupRun, type RunKind } from './schema.js';
 import {
@@ -340,29 +341,49 @@ export async function backupInstance(deps: BackupDeps, repoName: string, slug: s
   const name = containerName(deps.hosterId, slug);
   let paused = false;
   try {
+    // A service with a dump of its own writes it while it runs: the live files it stands for are left out and the
+    // container is not paused. Without a dump (or when the dump fails: logged, and the pause is the fallback), the
+    // container is paused for the copy; a stopped one is copied as it is.
+    const dumped = m.backup?.dump && m.volumes.length > 0 ? await takeDump(deps, engine, name, m.backup.dump, slug) : false;
     const r = await restic(deps, engine, accessOf(deps.dataDir, repo), backupArgs(loc, {
       host: deps.hosterId, tags: ['cattery', `instance:${slug}`, `service:${inst.service}`],
       paths: m.volumes.map((v) => `${IN.data}/${v.name}`),
+      exclude: dumped ? m.backup!.dump!.exclude.map((p) => `${IN.data}/${p}`) : [],
     }), {
       mounts: m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, slug, v.name), target: `${IN.data}/${v.name}`, readOnly: true })),
       // Reading every resident's files whatever their owner and mode; nothing else.
       capAdd: ['DAC_READ_SEARCH'], timeoutMs: () => (paused ? maxPause * 1000 : 6 * 3_600_000),
-      holds: { slug, pause: async () => { paused = m.volumes.length > 0 && await pauseContainer(engine, name); } },
+      holds: { slug, pause: async () => { paused = !dumped && m.volumes.length > 0 && await pauseContainer(engine, name); } },
     });
+    const consistency = dumped ? 'dump' : paused ? 'paused' : 'stopped';
     const summary = parseBackupOutput(r.stdout);
     if (r.exitCode !== 0 || !summary) {
       const why = r.timedOut ? `the copy took longer than the ${maxPause} s the service may stay paused` : resticError(r.stderr, r.exitCode);
-      return endRun(deps.db, run, started, { status: 'failed', error: why, consistency: paused ? 'paused' : 'live' });
+      return endRun(deps.db, run, started, { status: 'failed', error: why, consistency });
     }
     return endRun(deps.db, run, started, {
       snapshotId: summary.snapshotId, bytesAdded: summary.dataAdded, bytesProcessed: summary.totalBytesProcessed,
-      filesProcessed: summary.totalFilesProcessed, consistency: paused ? 'paused' : 'stopped',
+      filesProcessed: summary.totalFilesProcessed, consistency,
     });
   } catch (err) {
     return endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 400) });
   } finally {
     if (paused) await unpauseContainer(engine, name).catch((err) => deps.log.error({ err, slug }, 'container left paused after a backup'));
   }
+}
+
+/** The service's own dump, run in its running container; true when it wrote one (exit 0 within its time). */
+async function takeDump(deps: BackupDeps, engine: Engine, container: string, dump: { exec: string[]; timeoutSeconds?: number }, slug: string): Promise<boolean> {
+  const running = await engine.docker.getContainer(container).inspect().then((i) => i.State.Running && !i.State.Paused, () => false);
+  if (!running) return false;
+  try {
+    const r = await execWithInput(engine, container, dump.exec, '', { timeoutMs: (dump.timeoutSeconds ?? 600) * 1000, maxBytes: 1024 * 1024 }, `dump of ${slug}`);
+    if (r.exitCode === 0) return true;
+    deps.log.warn({ slug, exitCode: r.exitCode, stderr: r.stderr }, 'the service\'s dump failed: its volumes are copied paused instead');
+  } catch (err) {
+    deps.log.warn({ err, slug }, 'the service\'s dump failed: its volumes are copied paused instead');
+  }
+  return false;
 }
 
 /** What a run killed midway left in the staging folder (a copy of cattery.db and its secret, kept by nobody): removed
@@ -576,4 +597,59 @@ export async function restoreBeside(deps: BackupDeps, instanceDeps: InstanceDeps
   const run = await restoreVolumes(deps, repoName, from, made, actor);
   const instance = run.status === 'done' ? updateInstance(instanceDeps, newSlug, { desired: 'running' }, actor, 'start') : made;
   return { run, instance };
+}
+
+/** Where the account's data as it was before a restore is kept (a restore loses nothing): data/backups/accounts. */
+export const replacedDir = (dataDir: string) => path.join(dataDir, 'backups', 'accounts');
+
+/** One resident's data in one service put back as it was in a snapshot, the others' left as they are: the instance
+ * is restored beside (a new instance, made, filled and started by the reconciler), the service's own export takes
+ * the resident's data there, the live account's current data is kept in data/backups/accounts (0600), and the
+ * service's import replaces the live account's data with the snapshot's. The instance beside is dropped after. */
+export async function restoreAccount(deps: BackupDeps, accountDeps: AccountDeps, instanceDeps: InstanceDeps,
+  converge: (slug: string) => Promise<void>, repoName: string,
+  target: { slug: string; username: string; snapshot?: string }, actor: string): Promise<{ run: BackupRun; keptAt: string | null }> {
+  const repo = getRepository(deps.db, repoName);
+  const acc = getAccount(deps.db, target.slug, target.username);
+  const live = getInstance(deps.db, target.slug);
+  const m = deps.catalog.services.get(live.service)?.manifest;
+  if (!m?.accounts?.operations.export || !m.accounts.operations.import) {
+    throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${live.service} service cannot export and import one account`);
+  }
+  // The instance beside: a name of its own that says what it is for, within the slug pattern.
+  const besideSlug = `${target.slug.slice(0, 26)}-restore-${crypto.randomBytes(3).toString('hex')}`;
+  const run = startRun(deps.db, repo, 'restore', `account:${target.slug}/${target.username}`, actor);
+  const started = Date.now();
+  const stage = path.join(dirs(deps.dataDir).stage, `account-${besideSlug}`);
+  let keptAt: string | null = null;
+  try {
+    const made = await restoreBeside(deps, instanceDeps, repoName, { slug: target.slug, ...(target.snapshot ? { snapshot: target.snapshot } : {}) }, besideSlug, actor);
+    if (made.run.status !== 'done') throw fail('CATTERY_ERR_BACKUP', made.run.error ?? 'the snapshot could not be restored');
+    // The run of the volumes' restore is the instance beside's; this run is the account's.
+    deps.db.delete(backupRuns).where(eq(backupRuns.id, made.run.id)).run();
+    await converge(besideSlug);
+    ensureDir(stage);
+    const fromSnapshot = path.join(stage, 'snapshot.tar');
+    await exportToFile(accountDeps, getInstance(deps.db, besideSlug), target.username, acc.quotaMb, fromSnapshot);
+    // What the account holds now is kept, whole, before it is replaced.
+    ensureDir(path.join(deps.dataDir, 'backups'));
+    ensureDir(replacedDir(deps.dataDir));
+    keptAt = path.join(replacedDir(deps.dataDir), `${target.slug}-${target.username}-${new Date().toISOString().replace(/[:.]/g, '-')}.tar`);
+    await exportToFile(accountDeps, live, target.username, acc.quotaMb, keptAt);
+    await importAccount(accountDeps, target.slug, target.username, fromSnapshot, actor);
+    return { run: endRun(deps.db, run, started, { snapshotId: made.run.snapshotId, bytesProcessed: fs.statSync(fromSnapshot).size }), keptAt };
+  } catch (err) {
+    const failed = endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 600) });
+    if (isCatteryError(err) && err.statusCode < 500 && err.code !== 'CATTERY_ERR_ACCOUNT_OPERATION') throw err;
+    return { run: failed, keptAt };
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+    // The instance beside held a copy of every resident's data: dropped, not archived.
+    if (findInstance(deps.db, besideSlug)) {
+      try {
+        updateInstance(instanceDeps, besideSlug, { desired: 'deleted', purge: true }, actor, 'delete');
+        await converge(besideSlug).catch(() => undefined);
+      } catch (err) { deps.log.error({ err, slug: besideSlug }, 'the instance a resident\'s restore made beside was not dropped: delete it with purge'); }
+    }
+  }
 }

@@ -61,8 +61,11 @@ export interface Retention { keepDaily: number; keepWeekly: number; keepMonthly:
 export const initArgs = (loc: RepoLocation) => [...commonArgs(loc), 'init', '--repository-version', '2'];
 
 /** One snapshot of the given folders, tagged so that a restore finds it by instance (or `hoster`) alone. */
-export function backupArgs(loc: RepoLocation, o: { host: string; tags: string[]; paths: string[] }): string[] {
-  return [...commonArgs(loc), '--json', 'backup', '--host', o.host, '--compression', 'auto', ...o.tags.flatMap((t) => ['--tag', t]), ...o.paths];
+export function backupArgs(loc: RepoLocation, o: { host: string; tags: string[]; paths: string[]; exclude?: string[] }): string[] {
+  // An exclude is a path restic matches as a pattern: its glob characters are escaped, so that it names one path.
+  const literal = (p: string) => p.replace(/[\\*?[\]]/g, (c) => `\\${c}`);
+  return [...commonArgs(loc), '--json', 'backup', '--host', o.host, '--compression', 'auto', ...o.tags.flatMap((t) => ['--tag', t]),
+    ...(o.exclude ?? []).flatMap((p) => ['--exclude', literal(p)]), ...o.paths];
 }
 
 export const snapshotsArgs = (loc: RepoLocation, tag?: string) => [...commonArgs(loc), '--json', 'snapshots', ...(tag ? ['--tag', tag] : [])];

@@ -55,8 +55,21 @@ export function parseManifest(file: string, text: string): { manifest?: Manifest
     ...checkEnvironment(data).map((v) => ({ file, ...v })),
     ...checkLinks(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_INVALID' as const })),
     ...checkAccess(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_INVALID' as const })),
+    ...checkDumpExcludes(data).map((v) => ({ file, ...v, code: 'CATTERY_ERR_MANIFEST_INVALID' as const })),
   ];
   return unsafe.length ? { errors: unsafe } : { manifest: data, errors: [] };
+}
+
+/** A dump's excludes name live files inside one of the service's own volumes: a path that climbs out, or names no
+ * volume, would leave out what the dump does not stand for. */
+export function checkDumpExcludes(m: Manifest): { field: string; message: string }[] {
+  const volumes = new Set(m.volumes.map((v) => v.name));
+  return (m.backup?.dump?.exclude ?? []).flatMap((p, i) => {
+    const [vol, ...rest] = p.split('/');
+    if (!volumes.has(vol!)) return [{ field: `/backup/dump/exclude/${i}`, message: `${p}: no volume named ${vol}` }];
+    if (rest.some((seg) => seg === '' || seg === '.' || seg === '..')) return [{ field: `/backup/dump/exclude/${i}`, message: `${p}: a path inside the volume, without empty, . or .. segments` }];
+    return [];
+  });
 }
 
 export function loadCatalog(dirs: readonly string[]): Catalog {

@@ -37,6 +37,7 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /api/backups/:name/runs': ADMIN,
   'POST /api/backups/:name/run': ADMIN,
   'POST /api/backups/:name/restore': ADMIN,
+  'POST /api/backups/:name/restore-account': ADMIN,
   // the front door
   'GET /api/instances/:slug/hostnames': ADMIN,
   'PUT /api/instances/:slug/hostnames': ADMIN,
@@ -53,6 +54,7 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /api/instances/:slug/accounts/:username/suspend': ADMIN,
   'POST /api/instances/:slug/accounts/:username/resume': ADMIN,
   'GET /api/instances/:slug/accounts/:username/export': ADMIN,
+  'POST /api/instances/:slug/accounts/:username/import': ADMIN,
   // identity
   'GET /api/me': SIGNED_IN,
   'GET /api/users': ADMIN,

@@ -92,3 +92,20 @@ t.test('a hoster backup killed midway leaves no copy of cattery.db behind', asyn
   t.same(sweepStage(dataDir), [`hoster-${dead}-3`], 'the dead run\'s staging is removed');
   t.same(fs.readdirSync(stage), [`hoster-${process.pid}-4`], 'a live run\'s is kept');
 });
+
+t.test('a dump\'s excludes name a path inside one of the service\'s volumes, and reach restic as that one path', async (t) => {
+  const { checkDumpExcludes } = await import('../../src/catalog/load.js');
+  const { backupArgs, parseRepoUrl } = await import('../../src/backups/restic.js');
+  const m = (exclude: string[]) => ({ volumes: [{ name: 'pads', path: '/var/lib/pads', sizeMb: 10 }], backup: { dump: { exec: ['x'], exclude } } }) as never;
+  t.same(checkDumpExcludes(m(['pads/db', 'pads/a b/c'])), [], 'paths inside the volume');
+  fc.assert(fc.property(fc.array(fc.constantFrom('..', '.', '', 'db'), { minLength: 1, maxLength: 4 }).filter((s) => s.some((x) => x === '..' || x === '.' || x === '')), (segs) =>
+    checkDumpExcludes(m([['pads', ...segs].join('/')])).length === 1), { numRuns: 200 });
+  t.equal(checkDumpExcludes(m(['other/db'])).length, 1, 'a volume the service does not have');
+  // Glob characters in a path are escaped: restic leaves out that one path, not every path the pattern matches.
+  fc.assert(fc.property(fc.stringMatching(/^[a-z*?[\]\\]{1,12}$/), (name) => {
+    const args = backupArgs(parseRepoUrl('/srv/r'), { host: 'h', tags: [], paths: ['/x'], exclude: [`/x/${name}`] });
+    const pattern = args[args.indexOf('--exclude') + 1]!;
+    // Unescaping gives the path back, and no glob character is left bare.
+    return pattern.replace(/\\(.)/g, '$1') === `/x/${name}` && !/(^|[^\\])(\\\\)*[*?[\]]/.test(pattern.replace(/\\[\\*?[\]]/g, ''));
+  }), { numRuns: 300 });
+});

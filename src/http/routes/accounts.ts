@@ -1,11 +1,18 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
-  PASSWORD_MAX, PASSWORD_MIN, QUOTA_MAX_MB, USERNAME_PATTERN, changeAccount, createAccount, deleteAccount, exportAccount, getAccount, listAccounts,
-  publicAccount, refreshUsage, type AccountDeps,
+  PASSWORD_MAX, PASSWORD_MIN, QUOTA_MAX_MB, USERNAME_PATTERN, changeAccount, createAccount, deleteAccount, exportAccount, getAccount, importAccount,
+  importLimitBytes, listAccounts, publicAccount, refreshUsage, type AccountDeps,
 } from '../../accounts/accounts.js';
 import { ACCOUNT_STATES } from '../../db/schema.js';
 import { ErrorReply } from '../error-handler.js';
+import { fail } from '../../errors.js';
 import { SLUG_PATTERN } from '../../orchestrator/instances.js';
 import { sendExport } from '../send-export.js';
 
@@ -84,6 +91,36 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
   }, async (req, reply) => {
     const stream = await exportAccount(deps, req.params.slug, req.params.username, actor(req));
     return sendExport(req, reply, stream, `${req.params.slug}-${req.params.username}.tar`);
+  });
+
+  // An archive arrives as the raw body (application/x-tar), staged to a 0600 file within the account's bound before
+  // the service sees a byte: the body is never held in memory, and a cut upload is never imported.
+  app.addContentTypeParser('application/x-tar', (_req, payload, done) => done(null, payload));
+  app.post('/api/instances/:slug/accounts/:username/import', {
+    schema: {
+      tags: ['accounts'], params: AccParams, response: { 200: AccountView, ...Errors, 413: ErrorReply, 415: ErrorReply },
+      summary: 'Replace the account\'s data, whole, with an archive its service\'s export wrote (Content-Type: application/x-tar). A refused archive changes nothing',
+    },
+  }, async (req, reply) => {
+    const { slug, username } = req.params;
+    if (!(req.headers['content-type'] ?? '').startsWith('application/x-tar')) throw fail('CATTERY_ERR_UNSUPPORTED_MEDIA', 'send the archive as application/x-tar');
+    const max = importLimitBytes(deps, getAccount(deps.db, slug, username).quotaMb);
+    const dir = fs.mkdtempSync(path.join(deps.stagingDir ?? os.tmpdir(), 'import-'));
+    const file = path.join(dir, `${crypto.randomUUID()}.tar`);
+    try {
+      let bytes = 0;
+      const body = req.body as Readable;
+      await pipeline(body, async function* cap(src: AsyncIterable<Buffer>) {
+        for await (const c of src) {
+          bytes += c.length;
+          if (bytes > max) throw fail('CATTERY_ERR_TOO_LARGE', `the archive is larger than ${username}'s quota allows (${max} bytes at most)`);
+          yield c;
+        }
+      }, fs.createWriteStream(file, { flags: 'wx', mode: 0o600 }));
+      return reply.send(publicAccount(await importAccount(deps, slug, username, file, actor(req))));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   app.delete('/api/instances/:slug/accounts/:username', {

@@ -2,8 +2,9 @@
 // run asked now (started in the background, one at a time per repository; its progress is in the runs). Admins only.
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { backupAll, getRepository, lastRuns, repoBusy, restoreBeside, restoreVolumes, type BackupDeps } from '../../backups/backups.js';
-import { getInstance, publicInstance, type InstanceDeps } from '../../orchestrator/instances.js';
+import { backupAll, getRepository, lastRuns, repoBusy, restoreAccount, restoreBeside, restoreVolumes, type BackupDeps } from '../../backups/backups.js';
+import { USERNAME_PATTERN, type AccountDeps } from '../../accounts/accounts.js';
+import { findInstance, getInstance, publicInstance, type InstanceDeps } from '../../orchestrator/instances.js';
 import type { Reconciler } from '../../orchestrator/reconcile.js';
 import { backupState } from '../../backups/status.js';
 import { fail } from '../../errors.js';
@@ -37,7 +38,15 @@ export function startBackupNow(deps: BackupDeps, name: string, actor: string): v
     .finally(() => running.delete(name));
 }
 
-export const backupRoutes: FastifyPluginAsyncTypebox<{ deps: BackupDeps; instanceDeps: InstanceDeps; reconciler: Reconciler }> = async (app, { deps, instanceDeps, reconciler }) => {
+export const backupRoutes: FastifyPluginAsyncTypebox<{ deps: BackupDeps; instanceDeps: InstanceDeps; accountDeps: AccountDeps; reconciler: Reconciler }> = async (app, { deps, instanceDeps, accountDeps, reconciler }) => {
+  /** A pass now, and the instance where it was asked to be (running and healthy, or gone). */
+  const converge = async (slug: string) => {
+    const inst = findInstance(deps.db, slug);
+    if (!inst) return;
+    await reconciler.trigger('a resident\'s restore', slug);
+    await reconciler.waitConverged(slug, inst.generation);
+  };
+
   app.get('/api/backups', {
     schema: { tags: ['backups'], summary: 'Every repository and, for cattery itself and each instance, the state of its backups', response: { 200: Type.Array(RepoView) } },
   }, async () => backupState(deps.db));
@@ -76,5 +85,21 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ deps: BackupDeps; instanc
     // The service reads its data again from the start.
     if (run.status === 'done' && getInstance(deps.db, req.body.instance).desired === 'running') await reconciler.restart(req.body.instance, actor);
     return { run, instance: publicInstance(getInstance(deps.db, req.body.instance)) };
+  });
+
+  app.post('/api/backups/:name/restore-account', {
+    schema: {
+      tags: ['backups'], params: RepoParams,
+      summary: 'Put one resident\'s data in one instance back as it was in a snapshot (its newest by default), the other residents\' left as they are: through the service\'s own export (from the snapshot, restored beside) and import. What the account held before is kept in data/backups/accounts. The answer is the run',
+      body: Type.Object({
+        instance: Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' }), username: Type.String({ pattern: USERNAME_PATTERN, maxLength: 32 }),
+        snapshot: Type.Optional(Type.String({ pattern: '^[0-9a-f]{8,64}$' })),
+      }, { additionalProperties: false }),
+      response: { 200: Type.Object({ run: RunView, kept: Type.Boolean({ description: 'The account\'s data from before the restore is kept on the server' }) }), 404: ErrorReply, 409: ErrorReply, 502: ErrorReply },
+    },
+  }, async (req) => {
+    const { run, keptAt } = await restoreAccount(deps, accountDeps, instanceDeps, converge, req.params.name,
+      { slug: req.body.instance, username: req.body.username, ...(req.body.snapshot ? { snapshot: req.body.snapshot } : {}) }, req.principal?.id ?? 'anonymous');
+    return { run, kept: keptAt !== null };
   });
 };

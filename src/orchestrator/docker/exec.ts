@@ -14,7 +14,10 @@ export interface ExecLimits { timeoutMs: number; maxBytes: number }
 /** An operation answers with a line of JSON: a megabyte is generous. 60 s covers a Maildir's du on a slow disk. */
 export const DEFAULT_LIMITS: ExecLimits = { timeoutMs: 60_000, maxBytes: 1024 * 1024 };
 
-async function startExec(engine: Engine, container: string, argv: string[], input: string) {
+/** stdin: a string, or a header line followed by a file's bytes (an import's archive), streamed with back-pressure. */
+type Input = string | { header: string; file: string };
+
+async function startExec(engine: Engine, container: string, argv: string[], input: Input) {
   const exec = await call(engine, `exec in ${container}`, (d) => d.getContainer(container).exec({
     Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false,
   }));
@@ -25,15 +28,26 @@ async function startExec(engine: Engine, container: string, argv: string[], inpu
   stream.on('end', () => { stdout.end(); stderr.end(); });
   stream.on('error', (err) => { stdout.destroy(err); stderr.destroy(err); });
   // Half-close after the input: the operation reads stdin to its end.
-  stream.write(input);
-  (stream as unknown as { end(): void }).end();
+  const half = () => (stream as unknown as { end(): void }).end();
+  if (typeof input === 'string') {
+    stream.write(input);
+    half();
+  } else {
+    stream.write(input.header);
+    const file = fs.createReadStream(input.file);
+    file.on('error', (err) => (stream as unknown as { destroy(e: Error): void }).destroy(err));
+    // An operation that refuses early stops reading: the rest of the file is not forced on it, and its answer is read.
+    stream.on('error', () => file.destroy());
+    file.pipe(stream as unknown as NodeJS.WritableStream, { end: false });
+    file.on('end', half);
+  }
   return { exec, stream, stdout, stderr };
 }
 
 /** Pipe the operation's stdout into `sink` within the limits; resolves with the exit code. On a breach the
  * connection is cut (Docker has no call to kill an exec: the process is left to the container's pids limit and
  * ends with it) and a clear error is thrown. */
-async function runLimited(engine: Engine, container: string, argv: string[], input: string, limits: ExecLimits, sink: Writable, what: string): Promise<{ exitCode: number; stderr: string }> {
+async function runLimited(engine: Engine, container: string, argv: string[], input: Input, limits: ExecLimits, sink: Writable, what: string): Promise<{ exitCode: number; stderr: string }> {
   const { exec, stream, stdout, stderr } = await startExec(engine, container, argv, input);
   let errText = '';
   stderr.on('data', (c: Buffer) => { errText = (errText + c.toString()).slice(-2000); });
@@ -63,6 +77,16 @@ export async function execWithInput(engine: Engine, container: string, argv: str
   const sink = new PassThrough();
   sink.on('data', (c: Buffer) => chunks.push(c));
   const r = await runLimited(engine, container, argv, input, limits, sink, what);
+  return { exitCode: r.exitCode, stdout: Buffer.concat(chunks), stderr: r.stderr };
+}
+
+/** For an import: a header line (the operation's JSON) then the file's bytes on stdin; the answer as for any
+ * operation (a line of JSON, capped), within the limits' time. */
+export async function execFromFile(engine: Engine, container: string, argv: string[], header: string, file: string, limits: ExecLimits, what = `import in ${container}`): Promise<ExecResult> {
+  const chunks: Buffer[] = [];
+  const sink = new PassThrough();
+  sink.on('data', (c: Buffer) => chunks.push(c));
+  const r = await runLimited(engine, container, argv, { header, file }, limits, sink, what);
   return { exitCode: r.exitCode, stdout: Buffer.concat(chunks), stderr: r.stderr };
 }
 

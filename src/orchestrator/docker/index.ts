@@ -31,7 +31,7 @@ export {
   INGRESS_UID, buildIngressSpec, ensureIngressContainer, ensureIngressNetworks, ingressNames, readIngressFile, removeIngress,
   type IngressContainer, type IngressWanted,
 } from './ingress.js';
-export { DEFAULT_LIMITS, execToFile, execWithInput, type ExecLimits, type ExecResult } from './exec.js';
+export { DEFAULT_LIMITS, execFromFile, execToFile, execWithInput, type ExecLimits, type ExecResult } from './exec.js';
 export {
   BUSYBOX_PATH, SYSTEM_IMAGES, baseImageRef, buildImages, buildWorkDir, ensureBaseImage, ensureServiceImage, serviceImageRef, systemImage,
   type BuildUnit,
