@@ -151,6 +151,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => {
     reply.header('x-cattery-error', 'CATTERY_ERR_NOT_FOUND');
     if (req.headers.accept?.includes('text/html')) return reply.page('error', { code: 'CATTERY_ERR_NOT_FOUND', detail: '', requestId: req.id }, 404);
+    // Only echoed in the message (no route matched, so nothing is decided from it).
     const path = (req.url.split('?')[0] ?? '').slice(0, 200);
     return reply.code(404).send({ statusCode: 404, code: 'CATTERY_ERR_NOT_FOUND', error: 'Not Found', message: `No route ${req.method} ${path}` });
   });

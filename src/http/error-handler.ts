@@ -50,6 +50,7 @@ export async function errorHandler(err: FastifyError, request: FastifyRequest, r
     // A page asked without a session sends the person to sign in, and back here afterwards.
     if (code === 'CATTERY_ERR_PASSWORD_CHANGE_REQUIRED' && request.method === 'GET') return reply.redirect('/me#password', 303);
     if (code === 'CATTERY_ERR_UNAUTHENTICATED') {
+      // Where to come back to, not a decision: /login accepts only a local path as `next`.
       const next = request.method === 'GET' ? request.url : '/me';
       return reply.redirect(`/login?next=${encodeURIComponent(next)}`, 303);
     }

@@ -36,6 +36,7 @@ export function makePage(formTargets: string[]) {
     const lang = langOf(req);
     if ((req.query as { lang?: string } | undefined)?.lang === lang) this.setCookie(this.server.cookieNames.lang, lang, { ...cookieOptions(this.server.cookieNames.secure), maxAge: 365 * 86400 });
     const ctx: PageContext = {
+      // `path` only marks the menu's current entry and builds the language switch link: no decision is made from it.
       lang, t: translator(lang), csrf: this.generateCsrf({ userInfo: csrfBinding(req) }), path: req.url.split('?')[0] ?? '/',
       // The session's roles, membership's included (auth.ts): a member's menu shows the votes.
       user: req.user ? { name: req.user.name, login: req.user.login, roles: req.principal?.roles ?? req.user.roles } : null,
