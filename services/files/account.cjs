@@ -1,12 +1,15 @@
 // cattery's account adapter for the files service: `node account.cjs <operation>`, one JSON object on stdin
-// (secrets included), one JSON object on stdout; export writes a tar stream instead.
+// (secrets included), one JSON object on stdout; export writes a tar stream instead, import reads one after a line of
+// JSON (import.cjs).
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { ROOT, withLock, usageOf, storeOperation, serveOperation } = require('./accounts-store.cjs');
 
-serveOperation((op, req, out) => {
+// import reads its own input (a line of JSON, then the archive); every other operation reads one JSON object.
+if (process.argv[2] === 'import') require('./import.cjs').importOperation();
+else serveOperation((op, req, out) => {
   const user = req.username;
   const dir = path.join(ROOT, user);
   if (storeOperation(op, req, out)) {

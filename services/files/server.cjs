@@ -56,8 +56,10 @@ const MAX_ENTRIES = envInt('FILES_MAX_ENTRIES', 20_000);
 
 const accountOf = (user) => (validUsername(user) ? entryOf(readUsers(), user) : undefined);
 const quotaOf = (user) => { const a = accountOf(user); return a && Number.isInteger(a.quotaMb) && a.quotaMb > 0 ? a.quotaMb * MB : null; };
-/** Which account of that name this is: a deleted name created again is another account (accounts-store `id`). */
-const generationOf = (user) => { const a = accountOf(user); return a ? String(a.id || 'before-ids') : null; };
+/** Which account of that name this is, and which tree of it: a deleted name created again is another account
+ * (accounts-store `id`), and a space replaced whole by an import is another tree (`dataGen`, set by import.cjs):
+ * usage, dead properties and locks kept about the one before are dropped. */
+const generationOf = (user) => { const a = accountOf(user); return a ? `${a.id || 'before-ids'}/${a.dataGen || ''}` : null; };
 const allocated = (n) => Math.ceil(Math.max(0, n) / BLOCK) * BLOCK;
 
 // ---- Usage per space, never walked on the request path -------------------------------------------------------

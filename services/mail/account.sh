@@ -8,7 +8,13 @@ set -eu
 umask 077
 . /usr/local/lib/cattery-mail.sh
 op="${1:-}"
-input=$(cat)
+# import's input is one line of JSON, then the archive: `read` takes the line byte by byte from the pipe and leaves
+# the archive on stdin for the operation itself. Every other operation's input is all of stdin.
+if [ "$op" = import ]; then
+  IFS= read -r input || [ -n "$input" ] || input=''
+else
+  input=$(cat)
+fi
 field() { printf '%s' "$input" | jq -er --arg k "$1" '.[$k] // empty'; }
 fail() { jq -cn --arg e "$1" '{ok:false,error:$e}'; exit 1; }
 
@@ -61,6 +67,8 @@ rest_of() { printf '%s\n' "$cur" | cut -d: -f3-; }
 # A suspended account's password is "{SHA512-CRYPT}!<hash>": the "!" makes every password check fail.
 SCHEME='{SHA512-CRYPT}'
 
+. /usr/local/lib/cattery-mail-import.sh
+
 case "$op" in
   create)
     pass=$(field password) || fail "password missing"
@@ -105,6 +113,7 @@ case "$op" in
     [ -n "$(line_of)" ] || fail "no such account"
     if [ ! -d "$maildir" ]; then mkdir -p "$maildir"; chown mail:mail "$maildir"; fi
     exec tar -C "/var/mail/vhosts/$domain" -cf - -- "$user" ;;
+  import) import_archive ;;
   delete)
     write_line ""
     # $user has been checked above (no "/", no ".."): this is this account's folder and nothing else.
