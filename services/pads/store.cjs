@@ -227,4 +227,91 @@ async function snapshot(name) {
   } finally { scratch.destroy(); }
 }
 
-module.exports = { init, stateOf, compact, settle, sizeAfter, storedOf, namesWith, remove, snapshot, index };
+// ---- Import: an account's pads replaced whole (import.cjs validates the archive, this writes it). ----
+
+// What an import took away, per pad: Yjs clients whose items the replaced pad held past what the imported state
+// holds (client → the imported state's clock for it, 0 if absent). An editor still holding the replaced pad would
+// send those items back on reconnection (a CRDT merges, it never forgets), so a connection that announces or sends
+// any of them is closed with 4409 (wire.cjs) instead: the pad's own editor then reloads it afresh. Kept in memory
+// (a restart forgets it). What it cannot see: a stale editor whose only changes were deletions of imported text.
+const fences = new Map();
+
+/** Whether clocks a connection announces (a state vector, or an update's end clocks) reach into a fenced range. */
+function staleFor(name, clocks) {
+  const fence = fences.get(name);
+  if (!fence) return false;
+  for (const [client, clock] of clocks) if (fence.has(client) && clock > fence.get(client)) return true;
+  return false;
+}
+
+const mergeClocks = (into, sv) => { for (const [c, k] of sv) if (k > (into.get(c) ?? 0)) into.set(c, k); };
+
+/** Take a pad's open copy out of use: nothing of it is stored again, its clients are closed (4409: the pad was
+ * replaced; y-websocket's editor reloads), and the next connection loads the pad from the store. Its connections are
+ * taken from it first, so that y-websocket's close handler does not remove a newer copy of the same name from
+ * `docs`. Returns the state vector the copy held, or null when the pad was not open. */
+function retire(name) {
+  const open = utils.docs.get(name);
+  if (!open) return null;
+  if (open.padStore) open.padStore.dead = true;
+  utils.docs.delete(name);
+  const sv = Y.decodeStateVector(Y.encodeStateVector(open));
+  const conns = [...open.conns.keys()];
+  open.conns.clear();
+  for (const conn of conns) { try { conn.close(4409, 'pad replaced'); } catch { conn.terminate(); } }
+  open.destroy();
+  return sv;
+}
+
+/** Replace every pad under `prefix` (one account's private pads) by `pads` (full name → Yjs state), whole or not at
+ * all: one LevelDB batch deletes every key of the old pads and writes the new ones (each as a single update, as
+ * compaction leaves it), so a failure or a crash leaves the old pads as they were. Runs in the store's queue of
+ * transactions: every update stored before it is in the old pads, none after it is written (their copies are
+ * retired first). */
+function replace(prefix, pads) {
+  return tx(async (db) => {
+    const old = namesWith(prefix);
+    const taken = new Map();
+    for (const name of new Set([...old, ...pads.keys()])) {
+      const sv = retire(name);
+      if (sv) taken.set(name, sv);
+    }
+    const ops = [];
+    for (const name of old) {
+      const sv = taken.get(name) ?? new Map();
+      ops.push({ type: 'del', key: svKey(name) });
+      for await (const { key, value } of db.createReadStream({ gte: ['v1', name], lt: ['v1', name, 'zzzzzzz'] })) {
+        ops.push({ type: 'del', key });
+        if (key[2] === 'update') mergeClocks(sv, Y.decodeStateVector(Y.encodeStateVectorFromUpdate(value)));
+      }
+      taken.set(name, sv);
+    }
+    for (const [name, state] of pads) {
+      ops.push(
+        { type: 'put', key: updKey(name, 0), value: Buffer.from(state) },
+        { type: 'put', key: svKey(name), value: svValue(0, Y.encodeStateVectorFromUpdate(state)) },
+        { type: 'put', key: metaKey(name, 'bytes'), value: bytesValue(state.length) },
+      );
+    }
+    await db.batch(ops);
+    for (const name of old) index.delete(name);
+    for (const [name, state] of pads) index.set(name, state.length);
+    for (const name of new Set([...taken.keys(), ...pads.keys()])) {
+      const sv = taken.get(name) ?? new Map();
+      const now = pads.has(name) ? Y.decodeStateVector(Y.encodeStateVectorFromUpdate(pads.get(name))) : new Map();
+      // A client fenced by an earlier import stays fenced, at the clock this state holds for it.
+      const fence = new Map([...(fences.get(name) ?? new Map()).keys()].map((c) => [c, now.get(c) ?? 0]));
+      for (const [c, k] of sv) if (k > (now.get(c) ?? 0)) fence.set(c, now.get(c) ?? 0);
+      if (fence.size) fences.set(name, fence); else fences.delete(name);
+    }
+  });
+}
+
+// ---- The online dump (dump.cjs writes it): every key and value of the LevelDB, from one snapshot. ----
+
+/** A stream of every { key, value } of the store as LevelDB holds them (raw bytes), read from one snapshot: a
+ * LevelDB iterator reads the snapshot taken when it is made, and it is made inside the store's queue, between two
+ * of its writes. Consumed outside the queue: edits go on being stored while it is read. */
+const rawSnapshot = () => tx(async (db) => db.createReadStream({ keyEncoding: 'binary', valueEncoding: 'binary' }));
+
+module.exports = { init, stateOf, compact, settle, sizeAfter, storedOf, namesWith, remove, snapshot, index, replace, staleFor, rawSnapshot };
