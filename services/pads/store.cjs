@@ -20,6 +20,8 @@ const BITS32 = 0xffffffff;
 const updKey = (name, clock) => ['v1', name, 'update', clock];
 const metaKey = (name, key) => ['v1', name, 'meta', key];
 const svKey = (name) => ['v1_sv', name];
+// Import fences (below), in a namespace of their own: not a pad for y-leveldb's getAllDocNames (['v1_sv', …]).
+const fenceKey = (name) => ['v1_fence', name];
 const LOAD = Symbol('load');
 
 /** Run `f(db)` in y-leveldb's queue of transactions (so that its own getMeta/setMeta/clearDocument stay ordered
@@ -40,6 +42,8 @@ const bytesValue = (n) => Buffer.from(lbuf.encodeAny(n));
 
 /** Every stored pad's name and stored bytes (the sum of its updates' lengths as LevelDB holds them). */
 const index = new Map();
+/** Per pad an import replaced: client → clock (see `replace`). */
+const fences = new Map();
 
 /** Read every pad's stored bytes at start: the `bytes` meta, or (a pad written before this module) the sum of its
  * updates' lengths, read one at a time and then written as its meta. */
@@ -56,6 +60,12 @@ async function init() {
     }
     index.set(name, bytes);
   }
+  await tx(async (db) => {
+    for await (const { key, value } of db.createReadStream({ gte: ['v1_fence'], lt: ['v1_fencf'] })) {
+      const clocks = lbuf.decodeAny(value);
+      fences.set(key[1], new Map(Object.entries(clocks).map(([c, k]) => [Number(c), k])));
+    }
+  });
 }
 
 /** Apply a pad's stored updates, one at a time, to a fresh document; with the stored bytes and clock range. */
@@ -233,8 +243,8 @@ async function snapshot(name) {
 // holds (client → the imported state's clock for it, 0 if absent). An editor still holding the replaced pad would
 // send those items back on reconnection (a CRDT merges, it never forgets), so a connection that announces or sends
 // any of them is closed with 4409 (wire.cjs) instead: the pad's own editor then reloads it afresh. Kept in memory
-// (a restart forgets it). What it cannot see: a stale editor whose only changes were deletions of imported text.
-const fences = new Map();
+// (stored beside the pads, written in the import's batch, read at start). What it cannot see: a stale editor whose
+// only changes were deletions of imported text.
 
 /** Whether clocks a connection announces (a state vector, or an update's end clocks) reach into a fenced range. */
 function staleFor(name, clocks) {
@@ -293,17 +303,22 @@ function replace(prefix, pads) {
         { type: 'put', key: metaKey(name, 'bytes'), value: bytesValue(state.length) },
       );
     }
-    await db.batch(ops);
-    for (const name of old) index.delete(name);
-    for (const [name, state] of pads) index.set(name, state.length);
-    for (const name of new Set([...taken.keys(), ...pads.keys()])) {
+    const fenced = new Map();
+    for (const name of new Set([...taken.keys(), ...pads.keys(), ...[...fences.keys()].filter((n) => n.startsWith(prefix))])) {
       const sv = taken.get(name) ?? new Map();
       const now = pads.has(name) ? Y.decodeStateVector(Y.encodeStateVectorFromUpdate(pads.get(name))) : new Map();
       // A client fenced by an earlier import stays fenced, at the clock this state holds for it.
       const fence = new Map([...(fences.get(name) ?? new Map()).keys()].map((c) => [c, now.get(c) ?? 0]));
       for (const [c, k] of sv) if (k > (now.get(c) ?? 0)) fence.set(c, now.get(c) ?? 0);
-      if (fence.size) fences.set(name, fence); else fences.delete(name);
+      fenced.set(name, fence);
+      ops.push(fence.size
+        ? { type: 'put', key: fenceKey(name), value: Buffer.from(lbuf.encodeAny(Object.fromEntries(fence))) }
+        : { type: 'del', key: fenceKey(name) });
     }
+    await db.batch(ops);
+    for (const name of old) index.delete(name);
+    for (const [name, state] of pads) index.set(name, state.length);
+    for (const [name, fence] of fenced) { if (fence.size) fences.set(name, fence); else fences.delete(name); }
   });
 }
 

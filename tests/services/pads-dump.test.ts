@@ -75,7 +75,7 @@ t.test('pads dump: taken while editing, then the store rebuilt from it', async (
   await sleep(500);
   const dump = () => execIn(container, ['/usr/bin/node', '/opt/pads/dump.cjs']);
   let answered = 0;
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 2; i++) {
     const before = typist.text.toString();
     const pending = dump();
     // The server answers while the dump runs (no timing asserted: a bound of 30 s for a page is liveness).
@@ -86,7 +86,7 @@ t.test('pads dump: taken while editing, then the store rebuilt from it', async (
     t.equal(JSON.parse(r.out).ok, true);
     t.ok(typist.text.toString().length > before.length, 'the client kept typing during the dump');
   }
-  t.equal(answered, 3, 'the server answered during each dump');
+  t.equal(answered, 2, 'the server answered during each dump');
   typing = false;
   await typed;
   // The last dump, once typing stopped and the text is stored: the state the restore must give back.
