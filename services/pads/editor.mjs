@@ -13,6 +13,11 @@ const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.ho
 const provider = new WebsocketProvider(wsBase, room, doc);
 const text = doc.getText('content');
 const status = document.getElementById('status');
+// 4409: the pad was replaced (an import of the account). This editor's copy holds the pad as it was, and a Yjs
+// provider would merge it back on reconnection: the page is loaded again, with a fresh copy of the pad.
+provider.on('connection-close', (event) => {
+  if (event && event.code === 4409) { provider.destroy(); status.textContent = 'Ce pad a été remplacé : rechargement…'; location.reload(); }
+});
 provider.on('status', (e) => { status.textContent = e.status === 'connected' ? 'Connecté : vos modifications sont partagées.' : 'Connexion…'; });
 
 const view = new EditorView({

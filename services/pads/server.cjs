@@ -4,9 +4,16 @@
 // container only. No request may stop the process: every target, header and message is parsed without throwing, and
 // each handler's failure ends that request only (see `guard`).
 'use strict';
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
+
+// A restore leaves the live LevelDB out (it is in no backup): rebuilt from the dump before anything opens it
+// (y-websocket's utils opens it when first required, below). A dump that is not whole stops the start: starting
+// empty would hide the loss.
+if (spawnSync(process.execPath, [path.join(__dirname, 'dump.cjs'), 'restore'], { stdio: 'inherit' }).status !== 0) process.exit(1);
+
 const { WebSocketServer } = require('ws');
 const utils = require('y-websocket/bin/utils');
 const { parseBasic, verifyCredential, validUsername } = require('./accounts-store.cjs');
@@ -14,6 +21,8 @@ const limits = require('./limits.cjs');
 const store = require('./store.cjs');
 const wire = require('./wire.cjs');
 const { tarHeader, TAR_END } = require('./tar.cjs');
+const { importAccount, Refused } = require('./import.cjs');
+const { writeDump } = require('./dump.cjs');
 const { targetOf, log, guard, lastResort } = require('./http-safety.cjs');
 
 const PAD = /^[A-Za-z0-9_-]{1,64}$/;
@@ -89,6 +98,9 @@ async function exportTar(user, res) {
   }
 }
 
+const JSON_TYPE = { 'content-type': 'application/json' };
+let dumping = Promise.resolve();
+
 async function internal(req, res, url) {
   if (url.pathname === '/_cattery/pads/expire' && req.method === 'POST') {
     // The idle sweep on demand, optionally as of another date (`at`, ms since the epoch): maintenance from inside
@@ -105,8 +117,38 @@ async function internal(req, res, url) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ limits: limits.LIMITS, slack, names: [...limits.publicNames], stored }));
     return;
   }
+  if (url.pathname === '/_cattery/pads/dump' && req.method === 'POST') {
+    // One dump at a time; each from its own snapshot (store.rawSnapshot), streamed to the file (dump.cjs).
+    const run = dumping.then(async () => writeDump(await store.rawSnapshot()));
+    dumping = run.catch(() => undefined);
+    try {
+      const r = await run;
+      res.writeHead(200, JSON_TYPE).end(JSON.stringify({ ok: true, ...r }));
+    } catch (err) {
+      log('error', 'dump failed', err);
+      res.writeHead(500, JSON_TYPE).end(JSON.stringify({ ok: false, error: 'the dump failed (see the service log)' }));
+    }
+    return;
+  }
   const user = url.searchParams.get('user');
   if (!validUsername(user)) { res.writeHead(400).end(); return; }
+  if (url.pathname === '/_cattery/pads/import' && req.method === 'POST') {
+    const q = url.searchParams.get('quotaMb');
+    try {
+      const r = await importAccount(user, q && /^[0-9]{1,9}$/.test(q) ? Number(q) : 0, req);
+      res.writeHead(200, JSON_TYPE).end(JSON.stringify({ ok: true, ...r }));
+    } catch (err) {
+      if (!(err instanceof Refused)) log('error', 'import failed', err);
+      const status = err instanceof Refused ? err.status : 500;
+      const error = err instanceof Refused ? err.message : 'the import failed (see the service log)';
+      // What the client still sends is read and dropped (bounded), so that it reads this answer, not a reset.
+      res.writeHead(status, { ...JSON_TYPE, connection: 'close' }).end(JSON.stringify({ ok: false, error }));
+      let left = 64 * 1024 * 1024;
+      req.on('data', (c) => { left -= c.length; if (left < 0) req.destroy(); });
+      req.resume();
+    }
+    return;
+  }
   const prefix = `private/${user}/`;
   if (url.pathname === '/_cattery/pads/usage' && req.method === 'GET') {
     // From the stored bytes the store keeps for every pad: nothing is loaded.

@@ -20,6 +20,8 @@ const BITS32 = 0xffffffff;
 const updKey = (name, clock) => ['v1', name, 'update', clock];
 const metaKey = (name, key) => ['v1', name, 'meta', key];
 const svKey = (name) => ['v1_sv', name];
+// Import fences (below), in a namespace of their own: not a pad for y-leveldb's getAllDocNames (['v1_sv', …]).
+const fenceKey = (name) => ['v1_fence', name];
 const LOAD = Symbol('load');
 
 /** Run `f(db)` in y-leveldb's queue of transactions (so that its own getMeta/setMeta/clearDocument stay ordered
@@ -40,6 +42,8 @@ const bytesValue = (n) => Buffer.from(lbuf.encodeAny(n));
 
 /** Every stored pad's name and stored bytes (the sum of its updates' lengths as LevelDB holds them). */
 const index = new Map();
+/** Per pad an import replaced: client → clock (see `replace`). */
+const fences = new Map();
 
 /** Read every pad's stored bytes at start: the `bytes` meta, or (a pad written before this module) the sum of its
  * updates' lengths, read one at a time and then written as its meta. */
@@ -56,6 +60,12 @@ async function init() {
     }
     index.set(name, bytes);
   }
+  await tx(async (db) => {
+    for await (const { key, value } of db.createReadStream({ gte: ['v1_fence'], lt: ['v1_fencf'] })) {
+      const clocks = lbuf.decodeAny(value);
+      fences.set(key[1], new Map(Object.entries(clocks).map(([c, k]) => [Number(c), k])));
+    }
+  });
 }
 
 /** Apply a pad's stored updates, one at a time, to a fresh document; with the stored bytes and clock range. */
@@ -227,4 +237,96 @@ async function snapshot(name) {
   } finally { scratch.destroy(); }
 }
 
-module.exports = { init, stateOf, compact, settle, sizeAfter, storedOf, namesWith, remove, snapshot, index };
+// ---- Import: an account's pads replaced whole (import.cjs validates the archive, this writes it). ----
+
+// What an import took away, per pad: Yjs clients whose items the replaced pad held past what the imported state
+// holds (client → the imported state's clock for it, 0 if absent). An editor still holding the replaced pad would
+// send those items back on reconnection (a CRDT merges, it never forgets), so a connection that announces or sends
+// any of them is closed with 4409 (wire.cjs) instead: the pad's own editor then reloads it afresh. Kept in memory
+// (stored beside the pads, written in the import's batch, read at start). What it cannot see: a stale editor whose
+// only changes were deletions of imported text.
+
+/** Whether clocks a connection announces (a state vector, or an update's end clocks) reach into a fenced range. */
+function staleFor(name, clocks) {
+  const fence = fences.get(name);
+  if (!fence) return false;
+  for (const [client, clock] of clocks) if (fence.has(client) && clock > fence.get(client)) return true;
+  return false;
+}
+
+const mergeClocks = (into, sv) => { for (const [c, k] of sv) if (k > (into.get(c) ?? 0)) into.set(c, k); };
+
+/** Take a pad's open copy out of use: nothing of it is stored again, its clients are closed (4409: the pad was
+ * replaced; y-websocket's editor reloads), and the next connection loads the pad from the store. Its connections are
+ * taken from it first, so that y-websocket's close handler does not remove a newer copy of the same name from
+ * `docs`. Returns the state vector the copy held, or null when the pad was not open. */
+function retire(name) {
+  const open = utils.docs.get(name);
+  if (!open) return null;
+  if (open.padStore) open.padStore.dead = true;
+  utils.docs.delete(name);
+  const sv = Y.decodeStateVector(Y.encodeStateVector(open));
+  const conns = [...open.conns.keys()];
+  open.conns.clear();
+  for (const conn of conns) { try { conn.close(4409, 'pad replaced'); } catch { conn.terminate(); } }
+  open.destroy();
+  return sv;
+}
+
+/** Replace every pad under `prefix` (one account's private pads) by `pads` (full name → Yjs state), whole or not at
+ * all: one LevelDB batch deletes every key of the old pads and writes the new ones (each as a single update, as
+ * compaction leaves it), so a failure or a crash leaves the old pads as they were. Runs in the store's queue of
+ * transactions: every update stored before it is in the old pads, none after it is written (their copies are
+ * retired first). */
+function replace(prefix, pads) {
+  return tx(async (db) => {
+    const old = namesWith(prefix);
+    const taken = new Map();
+    for (const name of new Set([...old, ...pads.keys()])) {
+      const sv = retire(name);
+      if (sv) taken.set(name, sv);
+    }
+    const ops = [];
+    for (const name of old) {
+      const sv = taken.get(name) ?? new Map();
+      ops.push({ type: 'del', key: svKey(name) });
+      for await (const { key, value } of db.createReadStream({ gte: ['v1', name], lt: ['v1', name, 'zzzzzzz'] })) {
+        ops.push({ type: 'del', key });
+        if (key[2] === 'update') mergeClocks(sv, Y.decodeStateVector(Y.encodeStateVectorFromUpdate(value)));
+      }
+      taken.set(name, sv);
+    }
+    for (const [name, state] of pads) {
+      ops.push(
+        { type: 'put', key: updKey(name, 0), value: Buffer.from(state) },
+        { type: 'put', key: svKey(name), value: svValue(0, Y.encodeStateVectorFromUpdate(state)) },
+        { type: 'put', key: metaKey(name, 'bytes'), value: bytesValue(state.length) },
+      );
+    }
+    const fenced = new Map();
+    for (const name of new Set([...taken.keys(), ...pads.keys(), ...[...fences.keys()].filter((n) => n.startsWith(prefix))])) {
+      const sv = taken.get(name) ?? new Map();
+      const now = pads.has(name) ? Y.decodeStateVector(Y.encodeStateVectorFromUpdate(pads.get(name))) : new Map();
+      // A client fenced by an earlier import stays fenced, at the clock this state holds for it.
+      const fence = new Map([...(fences.get(name) ?? new Map()).keys()].map((c) => [c, now.get(c) ?? 0]));
+      for (const [c, k] of sv) if (k > (now.get(c) ?? 0)) fence.set(c, now.get(c) ?? 0);
+      fenced.set(name, fence);
+      ops.push(fence.size
+        ? { type: 'put', key: fenceKey(name), value: Buffer.from(lbuf.encodeAny(Object.fromEntries(fence))) }
+        : { type: 'del', key: fenceKey(name) });
+    }
+    await db.batch(ops);
+    for (const name of old) index.delete(name);
+    for (const [name, state] of pads) index.set(name, state.length);
+    for (const [name, fence] of fenced) { if (fence.size) fences.set(name, fence); else fences.delete(name); }
+  });
+}
+
+// ---- The online dump (dump.cjs writes it): every key and value of the LevelDB, from one snapshot. ----
+
+/** A stream of every { key, value } of the store as LevelDB holds them (raw bytes), read from one snapshot: a
+ * LevelDB iterator reads the snapshot taken when it is made, and it is made inside the store's queue, between two
+ * of its writes. Consumed outside the queue: edits go on being stored while it is read. */
+const rawSnapshot = () => tx(async (db) => db.createReadStream({ keyEncoding: 'binary', valueEncoding: 'binary' }));
+
+module.exports = { init, stateOf, compact, settle, sizeAfter, storedOf, namesWith, remove, snapshot, index, replace, staleFor, rawSnapshot };

@@ -11,6 +11,7 @@
 //   receives: those are no-ops), as are states over WIRE.awarenessState and messages over WIRE.awarenessMax.
 // - sync messages must be well formed (a malformed one closes the connection with 4400, instead of y-websocket
 //   logging an error for each); updates pass the storage limits (limits.cjs); other message types are dropped.
+//   On a pad an import replaced, a connection that announces or sends what the import took away is closed (4409).
 // - slow consumers: a connection whose outgoing buffer passes WIRE.buffered (plus the size of any large message
 //   it was sent, a pad's initial sync) is cut, so that a client that stops reading cannot make the server hold
 //   everything the pad's other clients send.
@@ -166,14 +167,16 @@ function verdict(ws, c, name, doc, bytes, charge) {
     type = decoding.readVarUint(d);
   } catch { return { close: 4400, reason: 'malformed message' }; }
   if (type === 0) {
-    let sub; let payload;
+    let sub; let payload; let clocks;
     try {
       sub = decoding.readVarUint(d);
       payload = decoding.readVarUint8Array(d);
-      if (sub === 0) Y.decodeStateVector(payload);
-      else if (sub === 1 || sub === 2) Y.parseUpdateMeta(payload);
+      if (sub === 0) clocks = Y.decodeStateVector(payload);
+      else if (sub === 1 || sub === 2) clocks = Y.parseUpdateMeta(payload).to;
       else return { close: 4400, reason: 'unknown sync message' };
     } catch { return { close: 4400, reason: 'malformed sync message' }; }
+    // An editor that still holds what an import took away from this pad (store.cjs, fences): closed, never merged.
+    if (store.staleFor(name, clocks)) return { close: 4409, reason: 'pad replaced' };
     if (sub === 0) {
       // The answer is the part of the pad the client lacks: at most all of it.
       charge(store.stateOf(doc).logical);
