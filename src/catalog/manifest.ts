@@ -123,7 +123,7 @@ export const ManifestSchema = Type.Object({
     upstream: Type.Optional(Type.String({ description: 'How these operations map onto the production image.' })),
   }, { additionalProperties: false })),
   backup: Type.Optional(Type.Object({
-    maxPauseSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'The container is paused (frozen, as at a power cut: what its files hold is what the service would find after one) for the copy of its volumes: never longer than this; a copy that would take longer fails, and the service runs again' }),
+    maxPauseSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600, description: 'The container is paused (frozen, as at a power cut: what its files hold is what the service would find after one) for the copy of its volumes: never longer than this; a copy that would take longer fails, and the service runs again' })),
     dump: Type.Optional(Type.Object({
       exec: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'argv run inside the running container: writes a consistent copy of the live state under a volume (whole, then renamed into place) and exits 0' }),
       exclude: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}/[^\\0]{1,200}$' }), {
