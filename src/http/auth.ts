@@ -80,7 +80,8 @@ export async function checkRoles(request: FastifyRequest, _reply: FastifyReply):
 
 const FIRST_PASSWORD_ROUTES: ReadonlySet<string> = new Set(['GET /me', 'HEAD /me', 'POST /me/password', 'POST /logout']);
 
-/** The media types a route's body may have: forms on pages only, JSON on the API only. Anything else with a body is
+/** The media types a route's body may have: forms on pages only, JSON on the API only (or the one type an API route
+ * declares). Anything else with a body is
  * refused before it is parsed (415), so the form parser, registered for the pages, never feeds an API handler. */
 export function checkBodyType(request: FastifyRequest): void {
   if (!request.routeOptions.url) return;
@@ -88,6 +89,9 @@ export function checkBodyType(request: FastifyRequest): void {
   const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
   if (!hasBody) return;
   const media = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  const wanted = credentialOf(request) === 'cookie' ? 'application/x-www-form-urlencoded' : 'application/json';
+  // An API route may declare another raw type in its config (`bodyType`: an import's application/x-tar); a cookie
+  // (a page's credential, which a same-site form could send) never gets more than a form.
+  const declared = (request.routeOptions.config as { bodyType?: string } | undefined)?.bodyType;
+  const wanted = credentialOf(request) === 'cookie' ? 'application/x-www-form-urlencoded' : declared ?? 'application/json';
   if (media !== wanted) throw fail('CATTERY_ERR_UNSUPPORTED_MEDIA', `this route takes ${wanted}`);
 }

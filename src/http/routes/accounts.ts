@@ -97,6 +97,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
   // the service sees a byte: the body is never held in memory, and a cut upload is never imported.
   app.addContentTypeParser('application/x-tar', (_req, payload, done) => done(null, payload));
   app.post('/api/instances/:slug/accounts/:username/import', {
+    config: { bodyType: 'application/x-tar' },
     schema: {
       tags: ['accounts'], params: AccParams, response: { 200: AccountView, ...Errors, 413: ErrorReply, 415: ErrorReply },
       summary: 'Replace the account\'s data, whole, with an archive its service\'s export wrote (Content-Type: application/x-tar). A refused archive changes nothing',
