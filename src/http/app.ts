@@ -66,6 +66,7 @@ import { memberAdminPages } from './pages/members-admin.js';
 import { duesPages } from './pages/dues-pages.js';
 import { housekeepingRoutes } from './routes/housekeeping.js';
 import { backupRoutes } from './routes/backups.js';
+import { publicationRoutes } from './routes/publication.js';
 import type { BackupDeps } from '../backups/backups.js';
 import type { HousekeepingDeps } from '../orchestrator/housekeeping.js';
 
@@ -285,6 +286,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
     log: deps.log.child({ domain: 'orchestrator' }),
   };
   await app.register(housekeepingRoutes, { deps: housekeeping });
+  await app.register(publicationRoutes, { deps: { db: deps.db, catalog: deps.catalog, config: deps.config } });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
