@@ -142,5 +142,5 @@ t.test('the ChatonsInfos files', async (t) => {
   }
   t.equal(parseProperties((await get('/.well-known/chatonsinfos/pads.properties')).body).get('service.registration'), 'Member', 'members only → Member');
   t.equal((await get('/.well-known/chatonsinfos/webmail.properties')).statusCode, 404, 'a catalog service not offered has no file');
-  t.equal((await get('/.well-known/chatonsinfos/..%2F.properties')).statusCode, 400);
+  t.equal((await get('/.well-known/chatonsinfos/..%2F.properties')).statusCode, 404);
 });

@@ -102,9 +102,10 @@ t.test('open data', async (t) => {
     const future = new Date(Date.UTC(new Date().getUTCFullYear() + 1, 0, 1)).toISOString().slice(0, 7);
     t.equal((await get(`/open-data/usage-per-service/${future}.csv`)).statusCode, 404, 'a month to come has no figures');
     for (const bad of ['2026-13.csv', 'latest.json', '..%2Fschema.json', '2026-1.csv']) {
-      t.equal((await get(`/open-data/usage-per-service/${bad}`)).statusCode, 400, `${bad} refused`);
+      t.equal((await get(`/open-data/usage-per-service/${bad}`)).statusCode, 404, `${bad}: no such file`);
     }
-    t.equal((await get('/open-data/nope/latest.csv')).statusCode, 400, 'an unknown dataset');
+    t.equal((await get('/open-data/nope/latest.csv')).statusCode, 404, 'an unknown dataset');
+    t.equal((await get('/open-data/nope/schema.json')).statusCode, 404, 'an unknown dataset\'s schema');
     const pkg = await get('/open-data/datapackage.json');
     t.equal(pkg.statusCode, 200);
     t.equal((pkg.json() as { resources: unknown[] }).resources.length, 3);
