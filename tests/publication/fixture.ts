@@ -14,6 +14,8 @@ export interface Truth {
   signups: Map<string, Map<string, [number, number]>>;
   /** month → college → members at the month's end. */
   members: Map<string, Map<string, number>>;
+  /** service → each account's bytes (all months: storage is published for the month in progress only). */
+  bytes: Map<string, number[]>;
   services: string[];
   months: string[];
 }
@@ -41,7 +43,7 @@ export async function generate(rt: Runtime, seed: number, now = new Date()): Pro
     inst.set(s, { id: i.id, slug: i.slug });
   }
   const months = lastMonths(now, 3);
-  const truth: Truth = { accounts: new Map(), signups: new Map(), members: new Map(), services: [...SERVICES], months };
+  const truth: Truth = { accounts: new Map(), signups: new Map(), members: new Map(), bytes: new Map(SERVICES.map((s) => [s, []])), services: [...SERVICES], months };
   const addUser = c.prepare("INSERT INTO users (login, name, roles) VALUES (?, ?, '[\"resident\"]')");
   const addAccount = c.prepare("INSERT INTO accounts (instance_id, username, state, quota_mb, usage_bytes, usage_items, user_id, created_at) VALUES (?, ?, 'active', 100, ?, ?, ?, ?)");
   const addSignup = c.prepare("INSERT INTO signups (user_id, services, terms_version, channel, mediator_login, consent_at, status, created_at) VALUES (?, ?, 'v1', ?, ?, ?, 'approved', ?)");
@@ -58,8 +60,11 @@ export async function generate(rt: Runtime, seed: number, now = new Date()): Pro
         const login = `u${++n}`;
         const user = addUser.run(login, `Résidente ${n}`).lastInsertRowid as number;
         const at = new Date(start + rand(27) * 86_400_000 + rand(86_400_000)).toISOString();
-        // One resident holds most of the storage now and then: the dominance rule's case.
-        addAccount.run(inst.get(s)!.id, login, rand(10) === 0 ? 50_000_000 : 1000 + rand(100_000), rand(50), user, at);
+        // One resident of `files` holds most of its storage: the dominance rule's case.
+        const big = s === 'files' && !truth.bytes.get(s)!.length;
+        const bytes = big ? 50_000_000 : 1000 + rand(100_000);
+        addAccount.run(inst.get(s)!.id, login, bytes, rand(50), user, at);
+        truth.bytes.get(s)!.push(bytes);
         const channel = rand(3) === 0 ? 'mediator' : 'self';
         addSignup.run(user, JSON.stringify([s]), channel, channel === 'mediator' ? 'med' : null, at, at);
         split[channel === 'self' ? 0 : 1]++;

@@ -78,7 +78,20 @@ t.test('open data', async (t) => {
       // Storage is the month in progress only; there the dominance rule holds too (the fixture plants large accounts).
       const storage = usage.filter((r) => r.indicateur === 'Stockage utilisé');
       t.equal(storage.length > 0, month === current, `${month}: storage only for the month in progress`);
-      for (const r of storage) if (r.service !== 'total' && r.valeur !== '') { const n = truth.accounts.get(month)!.get(r.service!) ?? 0; t.ok(n === 0 || n >= MIN, `storage of ${r.service}: ${n} residents`); }
+      for (const r of storage) {
+        if (r.service === 'total' || r.valeur === '') continue;
+        const b = truth.bytes.get(r.service!) ?? [];
+        const sum = b.reduce((a, x) => a + x, 0);
+        t.ok(b.length === 0 || b.length >= MIN, `storage of ${r.service}: ${b.length} residents`);
+        t.equal(Number(r.valeur), sum, `storage of ${r.service}: the true sum`);
+        t.ok(sum === 0 || Math.max(...b) <= 0.85 * sum, `storage of ${r.service}: no account over 85 %`);
+      }
+      if (month === current) {
+        // The fixture plants a resident holding most of a service's storage among many: withheld all the same.
+        const dominated = [...truth.bytes].filter(([, b]) => b.length >= MIN && Math.max(...b) > 0.85 * b.reduce((a, x) => a + x, 0)).map(([s]) => s);
+        t.ok(dominated.length > 0, 'the dominance rule is exercised');
+        for (const s of dominated) t.equal(storage.find((r) => r.service === s)!.valeur, '', `storage of ${s}: one account dominates, withheld`);
+      }
     }
   });
 
