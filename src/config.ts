@@ -8,6 +8,15 @@ import { FRENCH_GRID_GCO2E_PER_KWH } from './metering/energy-model.js';
 
 const Slug = Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}$' });
 
+/** INSEE's threshold for counts of persons (docs/publication.md): configurable upward only. */
+export const MIN_GROUP_FLOOR = 11;
+// ChatonsInfos' enumerations (organization.type, organization.status.level, host.server.type, host.provider.type).
+export const ORG_TYPES = ['ASSOCIATION', 'INFORMAL', 'COOPERATIVE', 'MICROCOMPANY', 'COMPANY', 'INDIVIDUAL', 'OTHER'] as const;
+export const ORG_STATUSES = ['ACTIVE', 'IDLE', 'AWAY'] as const;
+export const SERVER_TYPES = ['NANO', 'PHYSICAL', 'VIRTUAL', 'SHARED', 'CLOUD'] as const;
+export const PROVIDER_TYPES = ['HOME', 'HOSTEDBAY', 'HOSTEDSERVER', 'OUTSOURCED'] as const;
+const DATE_OR_EMPTY = '^(\\d{4}-\\d{2}-\\d{2})?$';
+
 // A domain or hostname as the association writes it: lower-case LDH labels (ingress/hostnames.ts checks the rest).
 const DomainName = Type.String({ pattern: '^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$' });
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
@@ -100,6 +109,42 @@ export const ConfigSchema = Type.Object({
     /** A PEM file of the CA the SMTP server's certificate chains to, when it is a private one (tests). */
     caFile: Type.Optional(Type.String({ minLength: 1 })),
   })),
+  /** What the association publishes (src/publication/): open data, ChatonsInfos. */
+  publication: Type.Object({
+    /** INSEE's statistical secrecy: a cell with fewer persons than this is not published (docs/publication.md). 11 is
+     * the floor; an association may only raise it. */
+    minGroup: Type.Integer({ minimum: MIN_GROUP_FLOOR, maximum: 1000 }),
+    /** Who publishes: the organization file of ChatonsInfos and the open data's `administration_rattachement`. */
+    organization: Type.Object({
+      name: Type.String({ maxLength: 200 }),
+      description: Type.String({ maxLength: 2000 }),
+      website: Type.String({ pattern: '^(https?://[^\\s]{1,500})?$' }),
+      /** ChatonsInfos organization.type. */
+      type: Type.Union(ORG_TYPES.map((t) => Type.Literal(t))),
+      /** ChatonsInfos organization.status.level. */
+      status: Type.Union(ORG_STATUSES.map((t) => Type.Literal(t))),
+      /** The day the association was founded, and the day it joined the CHATONS (ISO 8601 dates, or empty). */
+      startDate: Type.String({ pattern: DATE_OR_EMPTY }),
+      chatonsSince: Type.String({ pattern: DATE_OR_EMPTY }),
+      contactEmail: Type.String({ pattern: '^([^@\\s]{1,64}@[^@\\s]{1,253})?$' }),
+      contactUrl: Type.String({ pattern: '^(https?://[^\\s]{1,500})?$' }),
+      legalUrl: Type.String({ pattern: '^(https?://[^\\s]{1,500})?$' }),
+      /** Latitude,longitude in decimal degrees, or empty. */
+      geolocation: Type.String({ pattern: '^(-?\\d{1,2}(\\.\\d{1,8})?,-?\\d{1,3}(\\.\\d{1,8})?)?$' }),
+      address: Type.String({ maxLength: 300 }),
+      /** The city's INSEE code (Code officiel géographique), written in the open data's `code_insee`; or empty. */
+      inseeCode: Type.String({ pattern: '^([0-9][0-9AB][0-9]{3})?$' }),
+    }),
+    /** Where the services run (ChatonsInfos host.*). */
+    host: Type.Object({
+      name: Type.String({ maxLength: 200 }),
+      serverType: Type.Union(SERVER_TYPES.map((t) => Type.Literal(t))),
+      providerType: Type.Union(PROVIDER_TYPES.map((t) => Type.Literal(t))),
+      countryName: Type.String({ maxLength: 100 }),
+      /** ISO 3166-1 alpha-2. */
+      countryCode: Type.String({ pattern: '^[A-Z]{2}$' }),
+    }),
+  }),
   trustProxy: Type.Union([
     Type.Literal(false),
     Type.Integer({ minimum: 1, maximum: 16 }),
@@ -160,6 +205,15 @@ function parseTrustProxy(v: string | undefined): Config['trustProxy'] {
   return entries;
 }
 
+/** CATTERY_SECRET_MIN_GROUP: a whole number of persons, never below INSEE's 11 (it may only be raised). */
+function minGroup(v: string | undefined): number {
+  if (v === undefined || v.trim() === '') return MIN_GROUP_FLOOR;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw fail('CATTERY_ERR_CONFIG', `CATTERY_SECRET_MIN_GROUP: "${v.slice(0, 20)}" is not a whole number of persons`);
+  if (n < MIN_GROUP_FLOOR) throw fail('CATTERY_ERR_CONFIG', `CATTERY_SECRET_MIN_GROUP: ${n} is below ${MIN_GROUP_FLOOR}, INSEE's threshold of statistical secrecy; it may only be raised`);
+  return n;
+}
+
 /** Read the configuration from an environment (process.env by default) and validate it. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const dataDir = path.resolve(env.CATTERY_DATA_DIR ?? 'data');
@@ -209,6 +263,31 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     idlePolicy: (env.CATTERY_IDLE_POLICY ?? 'reserved') as Config['idlePolicy'],
     gridGCo2ePerKwh: num(env.CATTERY_GRID_GCO2E_PER_KWH, FRENCH_GRID_GCO2E_PER_KWH),
     trustProxy: parseTrustProxy(env.CATTERY_TRUST_PROXY),
+    publication: {
+      minGroup: minGroup(env.CATTERY_SECRET_MIN_GROUP),
+      organization: {
+        name: env.CATTERY_ORG_NAME ?? '',
+        description: env.CATTERY_ORG_DESCRIPTION ?? '',
+        website: env.CATTERY_ORG_WEBSITE ?? '',
+        type: (env.CATTERY_ORG_TYPE || 'ASSOCIATION') as Config['publication']['organization']['type'],
+        status: (env.CATTERY_ORG_STATUS || 'ACTIVE') as Config['publication']['organization']['status'],
+        startDate: env.CATTERY_ORG_START_DATE ?? '',
+        chatonsSince: env.CATTERY_ORG_CHATONS_SINCE ?? '',
+        contactEmail: env.CATTERY_ORG_CONTACT_EMAIL ?? '',
+        contactUrl: env.CATTERY_ORG_CONTACT_URL ?? '',
+        legalUrl: env.CATTERY_ORG_LEGAL_URL ?? '',
+        geolocation: env.CATTERY_ORG_GEOLOCATION ?? '',
+        address: env.CATTERY_ORG_ADDRESS ?? '',
+        inseeCode: env.CATTERY_ORG_INSEE_CODE ?? '',
+      },
+      host: {
+        name: env.CATTERY_HOST_NAME ?? '',
+        serverType: (env.CATTERY_HOST_SERVER_TYPE || 'PHYSICAL') as Config['publication']['host']['serverType'],
+        providerType: (env.CATTERY_HOST_PROVIDER_TYPE || 'HOSTEDSERVER') as Config['publication']['host']['providerType'],
+        countryName: env.CATTERY_HOST_COUNTRY_NAME ?? 'France',
+        countryCode: env.CATTERY_HOST_COUNTRY_CODE || 'FR',
+      },
+    },
     domains: list(env.CATTERY_DOMAINS).map((d) => d.toLowerCase().replace(/\.$/, '')),
     ...(env.CATTERY_PUBLIC_IPV4 ? { publicIpv4: env.CATTERY_PUBLIC_IPV4 } : {}),
     ...(env.CATTERY_PUBLIC_IPV6 ? { publicIpv6: env.CATTERY_PUBLIC_IPV6 } : {}),
@@ -234,6 +313,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   if (candidate.oidc === undefined) delete candidate.oidc;
   if (candidate.secret === undefined) delete candidate.secret;
   if (candidate.adminToken === undefined) delete candidate.adminToken;
+  // Before the schema's own check, so that a threshold below INSEE's says why in words.
+  if (candidate.publication.minGroup < MIN_GROUP_FLOOR) throw fail('CATTERY_ERR_CONFIG', `publication.minGroup: ${candidate.publication.minGroup} is below ${MIN_GROUP_FLOOR}, INSEE's threshold of statistical secrecy; it may only be raised`);
   const first = [...Value.Errors(ConfigSchema, candidate)][0];
   if (first) throw fail('CATTERY_ERR_CONFIG', `${first.path || '/'}: ${first.message}`);
   if (Array.isArray(candidate.trustProxy)) {

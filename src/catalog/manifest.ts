@@ -61,6 +61,15 @@ export const ManifestSchema = Type.Object({
   name: Text,
   description: Text,
   openForSignup: Type.Boolean({ description: 'Residents may ask for an account themselves.' }),
+  software: Type.Optional(Type.Object({
+    name: Type.String({ minLength: 1, maxLength: 100, description: 'The software as its authors name it (Nextcloud, Etherpad…)' }),
+    license: Type.String({
+      pattern: '^[A-Za-z0-9.+-]{1,64}( (AND|OR|WITH) [A-Za-z0-9.+-]{1,64}){0,4}$',
+      description: 'Its licence as an SPDX identifier or expression (https://spdx.org/licenses/): AGPL-3.0-or-later, Apache-2.0…',
+    }),
+    source: Type.String({ pattern: '^https://[^\\s]{1,300}$', description: 'Where its source code is' }),
+    website: Type.Optional(Type.String({ pattern: '^https://[^\\s]{1,300}$' })),
+  }, { additionalProperties: false, description: 'What the service runs, published in its ChatonsInfos file (software.*); its version is the production image\'s tag.' })),
   access: Type.Optional(Type.Object({ fr: Type.String({ minLength: 1, maxLength: 500 }), en: Type.String({ minLength: 1, maxLength: 500 }) }, {
     additionalProperties: false,
     description: 'How a resident reaches their account, printed on the sign-up sheet and shown on "my services". Placeholders: {login}, {host}, {web} (https://<its front-door name> when it has one, else http://{host}:<its web port>), {port.<name>}, {env.<NAME>}.',

@@ -165,6 +165,19 @@ export function countsByCollege(db: Db): { college: string; nameFr: string; name
   return [{ college: '', nameFr: 'Membres', nameEn: 'Members', members: n }];
 }
 
+/** Members per college on an instant (ISO 8601): admitted before it and not left by then; for the open data
+ * (src/publication/), which publishes past months as they were. A member's college is the one they have now: moves
+ * between colleges are not kept. Colleges with no member are listed with 0. */
+export function countsByCollegeOn(db: Db, at: string): { college: string; nameFr: string; nameEn: string; members: number }[] {
+  const c = db.$client;
+  const counted = c.prepare(`SELECT college_id id, COUNT(*) n FROM members WHERE admitted_at IS NOT NULL AND admitted_at < ?
+    AND (left_at IS NULL OR left_at >= ?) GROUP BY college_id`).all(at, at) as { id: number | null; n: number }[];
+  const by = new Map(counted.map((r) => [r.id, r.n]));
+  const list = listColleges(db);
+  if (!list.length) return [{ college: '', nameFr: 'Membres', nameEn: 'Members', members: counted.reduce((a, r) => a + r.n, 0) }];
+  return list.map((col) => ({ college: col.slug, nameFr: col.nameFr, nameEn: col.nameEn, members: by.get(col.id) ?? 0 }));
+}
+
 /** A member's own record, whole: what they see and export. Their votes are listed by poll; a secret ballot's
  * choice is nobody's to show, not even theirs (it is not linked to them anywhere). */
 export function memberRecord(db: Db, id: number) {

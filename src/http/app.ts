@@ -66,6 +66,7 @@ import { memberAdminPages } from './pages/members-admin.js';
 import { duesPages } from './pages/dues-pages.js';
 import { housekeepingRoutes } from './routes/housekeeping.js';
 import { backupRoutes } from './routes/backups.js';
+import { publicationRoutes } from './routes/publication.js';
 import type { BackupDeps } from '../backups/backups.js';
 import type { HousekeepingDeps } from '../orchestrator/housekeeping.js';
 
@@ -93,7 +94,7 @@ export interface AppDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     /** Every route with its method, as registered: what the role matrix test walks. */
-    routeTable: { method: string; url: string; page: boolean; acts: boolean }[];
+    routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean }[];
   }
 }
 
@@ -189,7 +190,7 @@ async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookie
 /** The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
  * Every form a page posts is checked for its CSRF token, by construction rather than by remembering. */
 function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookHandler): void {
-  const routeTable: { method: string; url: string; page: boolean; acts: boolean }[] = [];
+  const routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean }[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/documentation')) return;
@@ -201,10 +202,12 @@ function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookH
       return;
     }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true, acts: route.config?.acts === true });
+    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true, acts: route.config?.acts === true, cacheable: route.config?.cacheable === true });
     for (const m of methods) {
       const roles = PERMISSIONS[permissionKey(m, route.url)];
       if (!roles?.length) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} has no line in http/permissions.ts`);
+      // What a cache keeps, anyone behind it may get: only an answer for everyone may be cached.
+      if (route.config?.cacheable && !(roles.length === 1 && roles[0] === 'public')) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} is cacheable but not public`);
       route.config = { ...(route.config ?? {}), roles };
     }
     if (route.config?.page && route.config?.acts && methods.includes('GET')) {
@@ -285,6 +288,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
     log: deps.log.child({ domain: 'orchestrator' }),
   };
   await app.register(housekeepingRoutes, { deps: housekeeping });
+  await app.register(publicationRoutes, { deps: { db: deps.db, catalog: deps.catalog, config: deps.config } });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,

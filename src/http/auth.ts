@@ -23,6 +23,9 @@ declare module 'fastify' {
     roles?: readonly Role[]; page?: boolean;
     /** A page GET that does something: checked for the site it comes from (csrf.ts checkOwnSite). */
     acts?: boolean;
+    /** The answer is the same for everyone and holds no person's data (published figures): caches may keep it. Only
+     * a public route may say so (app.ts refuses the rest). */
+    cacheable?: boolean;
   }
   interface FastifyRequest { principal: Principal | null; user: User | null }
 }

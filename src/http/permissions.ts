@@ -106,6 +106,14 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /api/polls/:id': ['admin', 'board', 'member'],
   'POST /api/polls/:id/apply': ADMIN,
   'GET /api/decisions': PUBLIC,
+  // publication (publication/): open data and the ChatonsInfos files are for anyone, by design; every figure in them
+  // has been through statistical secrecy (publication/suppression.ts), so no person can be read from them
+  'GET /open-data/datapackage.json': PUBLIC,
+  'GET /open-data/:dataset/schema.json': PUBLIC,
+  'GET /open-data/:dataset/:file': PUBLIC,
+  'GET /.well-known/chatonsinfos/': PUBLIC,
+  'GET /.well-known/chatonsinfos/organization.properties': PUBLIC,
+  'GET /.well-known/chatonsinfos/:file': PUBLIC,
   // pages
   'GET /': PUBLIC,
   'GET /assets/cattery.css': PUBLIC,

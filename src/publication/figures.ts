@@ -1,0 +1,124 @@
+// The month's figures the association publishes, read from the tables where they live (accounts, sign-ups, metering
+// rollups, members), each table then put through statistical secrecy (suppression.ts) once, so that the open data and
+// the ChatonsInfos files show the same cells hidden. Reads across domains, never writes (as metering/report.ts does).
+import type { Catalog } from '../catalog/load.js';
+import type { Db } from '../db/connection.js';
+import { countsByCollegeOn } from '../governance/members.js';
+import { J_PER_KWH, accountKey } from '../metering/energy-model.js';
+import { energyBetween } from '../metering/store.js';
+import { DOMINANCE, suppress, type Cell, type Rules, type Suppressed } from './suppression.js';
+
+export const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
+
+/** The month's bounds, [start, end) in UTC. */
+export function monthBounds(month: string): { start: Date; end: Date; first: string; last: string } {
+  const m = MONTH.exec(month);
+  if (!m) throw new Error(`not a month: ${month}`);
+  const y = Number(m[1]), mo = Number(m[2]);
+  const start = new Date(Date.UTC(y, mo - 1, 1)), end = new Date(Date.UTC(y, mo, 1));
+  return { start, end, first: start.toISOString().slice(0, 10), last: new Date(end.getTime() - 86_400_000).toISOString().slice(0, 10) };
+}
+
+export const monthOf = (d: Date) => d.toISOString().slice(0, 7);
+export const previousMonth = (d: Date) => monthOf(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1)));
+
+/** A suppressed table with the names of its rows and columns; the last row and column are the totals. */
+export interface Table { rows: string[]; cols: string[]; t: Suppressed }
+
+export interface MonthFigures {
+  month: string;
+  /** Stocks at the month's end: accounts per service. */
+  accounts: Table;
+  /** Sign-ups approved in the month per service: alone, with a mediator (the total column: all sign-ups). */
+  signups: Table;
+  /** Storage used per service, as last measured: only for the month in progress (no history is kept). */
+  storage?: Table;
+  /** Energy of the service's instances over the month, kWh (idle and other processes apart, as metering reports). */
+  energy: Table;
+  /** Admitted members per college at the month's end. */
+  members: Table;
+}
+
+const count = (n: number): Cell => ({ persons: n, value: n, top: n > 0 ? 1 : 0 });
+
+/** Services with anything to say: every catalog service, and any service rows still name. */
+function serviceIds(db: Db, catalog: Catalog): string[] {
+  const seen = new Set(catalog.services.keys());
+  for (const r of db.$client.prepare('SELECT DISTINCT service FROM instances UNION SELECT DISTINCT service FROM meter_lines WHERE scope = \'instance\'').all() as { service: string }[]) {
+    if (r.service) seen.add(r.service);
+  }
+  return [...seen].sort();
+}
+
+interface AccountRow { service: string; slug: string; bytes: number | null; items: number | null; userId: number | null }
+
+function accountsAt(db: Db, at: string): AccountRow[] {
+  // Accounts that existed at the instant and are not on their way out. A deleted account leaves no row, so a past
+  // month counts only the accounts that still exist (docs/publication.md).
+  return db.$client.prepare(`SELECT i.service service, i.slug slug, a.usage_bytes bytes, a.usage_items items, a.user_id userId
+    FROM accounts a JOIN instances i ON i.id = a.instance_id WHERE a.created_at < ? AND a.state IN ('active', 'suspended', 'pending')`)
+    .all(at) as AccountRow[];
+}
+
+export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rules, now = new Date()): MonthFigures {
+  const { start, end } = monthBounds(month);
+  const endIso = end.toISOString();
+  const services = serviceIds(db, catalog);
+  const accounts = accountsAt(db, endIso);
+  const bySvc = new Map<string, AccountRow[]>(services.map((s) => [s, []]));
+  for (const a of accounts) bySvc.get(a.service)?.push(a);
+
+  const accountsT: Table = { rows: services, cols: ['accounts'], t: suppress(services.map((s) => [count(bySvc.get(s)!.length)]), rules) };
+
+  const signupRows = db.$client.prepare(`SELECT services, channel FROM signups WHERE status = 'approved' AND created_at >= ? AND created_at < ?`)
+    .all(start.toISOString(), endIso) as { services: string; channel: 'self' | 'mediator' }[];
+  const su = new Map(services.map((s) => [s, { self: 0, mediator: 0 }]));
+  for (const r of signupRows) for (const s of JSON.parse(r.services) as string[]) { const x = su.get(s); if (x) x[r.channel]++; }
+  const signupsT: Table = { rows: services, cols: ['self', 'mediator'], t: suppress(services.map((s) => [count(su.get(s)!.self), count(su.get(s)!.mediator)]), rules) };
+
+  let storageT: Table | undefined;
+  if (month === monthOf(now)) {
+    storageT = {
+      rows: services, cols: ['bytes'],
+      t: suppress(services.map((s) => {
+        const measured = bySvc.get(s)!.filter((a) => a.bytes !== null);
+        return [{ persons: measured.length, value: measured.reduce((x, a) => x + a.bytes!, 0), top: measured.reduce((x, a) => Math.max(x, a.bytes!), 0) }];
+      }), rules),
+    };
+  }
+
+  // Energy per service: its instances' lines; the largest account's part is its instance's energy times the account's
+  // key (metering's own per-account model), which the dominance rule needs.
+  const energyBySlug = new Map<string, { service: string; j: number }>();
+  for (const r of energyBetween(db, start, end)) {
+    if (r.scope !== 'instance') continue;
+    const e = energyBySlug.get(r.slug) ?? { service: r.service, j: 0 };
+    e.j += r.energyJ;
+    energyBySlug.set(r.slug, e);
+  }
+  const energyCells = services.map((s): Cell[] => {
+    let value = 0, top = 0;
+    const accs = bySvc.get(s)!;
+    for (const [slug, e] of energyBySlug) {
+      if (e.service !== s) continue;
+      const kwh = e.j / J_PER_KWH;
+      value += kwh;
+      const inInstance = accs.filter((a) => a.slug === slug).map((a) => ({ bytes: a.bytes ?? 0, items: a.items ?? 0 }));
+      for (const a of inInstance) top = Math.max(top, kwh * accountKey(a, inInstance));
+    }
+    return [{ persons: accs.length, value, top }];
+  });
+  const energyT: Table = { rows: services, cols: ['kwh'], t: suppress(energyCells, rules) };
+
+  const colleges = countsByCollegeOn(db, endIso);
+  const membersT: Table = { rows: colleges.map((c) => c.college || 'members'), cols: ['members'], t: suppress(colleges.map((c) => [count(c.members)]), rules) };
+
+  return { month, accounts: accountsT, signups: signupsT, ...(storageT ? { storage: storageT } : {}), energy: energyT, members: membersT };
+}
+
+export const rulesOf = (minGroup: number): Rules => ({ minGroup, dominance: DOMINANCE });
+
+/** A cell as published: its value, or null when secret. */
+export function published(t: Table, row: number, col: number): number | null {
+  return t.t.hidden[row]![col] ? null : t.t.cells[row]![col]!.value;
+}
