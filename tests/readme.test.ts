@@ -317,6 +317,11 @@ t.test('cattery commands and API examples, as written, on a real server', async 
 type Api = (p: string, init?: RequestInit, bearer?: string) => Promise<{ status: number; text: string; json: any }>;
 
 async function checkCli(t: Test, r: Ran, where: string, api: Api, dataDir: string): Promise<void> {
+  if (r.cmd === 'node bin/cattery.js backup key') {
+    t.match(r.body.trim(), /^ssh-ed25519 [A-Za-z0-9+/=]+ cattery-backup@\S+$/, `${where}: prints cattery's SSH public key`);
+    t.equal(fs.statSync(path.join(dataDir, 'restic', 'ssh', 'id_ed25519')).mode & 0o777, 0o600, `${where}: its private half is 0600`);
+    return;
+  }
   const backup = /^node bin\/cattery\.js backup (add|sheet|run|snapshots) (\S+)(?: (\S+))?$/.exec(r.cmd);
   if (backup) {
     const [, sub, name, where2] = backup;

@@ -10,6 +10,8 @@ import type { Logger } from '../log.js';
 const USAGE = `usage:
   cattery backup add NAME URL [--network NET] [--every-hours H]
                                 a repository: a folder, sftp:user@host:/path or s3:https://host/bucket; restic init
+  cattery backup key            print cattery's SSH public key (made the first time): add it to the SFTP remote's
+                                authorized_keys before \`backup add NAME sftp:…\`
   cattery backup sheet NAME     print the recovery sheet (the password and how to restore; keep it on paper)
   cattery backup run NAME [--instance SLUG]
                                 back up cattery and every instance (or one), then apply the retention
@@ -53,14 +55,21 @@ export async function backupCommand(sub: string | undefined, rest: string[], con
     options: { network: { type: 'string' }, 'every-hours': { type: 'string' }, instance: { type: 'string' }, tag: { type: 'string' }, subset: { type: 'string' }, snapshot: { type: 'string' } },
   });
   const name = positionals[0];
-  if (!sub || !name) throw new Error(USAGE);
+  if (!sub || (!name && sub !== 'key')) throw new Error(USAGE);
   const deps = await open(config, log);
   try {
+    if (sub === 'key') { out(await b.sshPublicKey(deps, deps.engineFor(deps.localServer()))); return 0; }
+    if (!name) throw new Error(USAGE);
     if (sub === 'add') {
       const url = positionals[1];
       if (!url) throw new Error(USAGE);
       const everyHours = values['every-hours'] !== undefined ? Number(values['every-hours']) : undefined;
-      const repo = await b.addRepository(deps, { name, url, network: values.network ?? null, ...(everyHours !== undefined ? { everyHours } : {}) }, 'cli');
+      const repo = await b.addRepository(deps, { name, url, network: values.network ?? null, ...(everyHours !== undefined ? { everyHours } : {}) }, 'cli')
+        .catch(async (err: Error) => {
+          // The usual first failure over SFTP: the remote does not know cattery's key yet. Say which key to add.
+          if (url.startsWith('sftp:')) out(`cattery signs in to the remote with this key; add it to the remote account's ~/.ssh/authorized_keys, then run this command again:\n${await b.sshPublicKey(deps, deps.engineFor(deps.localServer()))}`);
+          throw err;
+        });
       out(`repository ${repo.name} ready at ${repo.url}`);
       if (url.startsWith('sftp:')) out(`cattery signs in with this key (add it to the remote's authorized_keys): ${await b.sshPublicKey(deps, deps.engineFor(deps.localServer()))}`);
       out(`Print the recovery sheet now and keep it away from the server: cattery backup sheet ${repo.name}`);
