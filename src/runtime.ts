@@ -96,6 +96,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'accounts' }),
       // Exports are staged in cattery's own data folder (0700), never the shared system temp folder.
       stagingDir, sealKey: sealKeyFrom(secret),
+      keptDir: path.join(config.dataDir, 'backups', 'accounts'),
     };
     // A test shortens the deadline of the upkeep timer's operations only (tests/accounts/limits.test.ts); requests
     // keep the defaults.

@@ -31,7 +31,9 @@ maildir="/var/mail/vhosts/$domain/$user"
 export CATTERY_ADDR="$addr"
 
 exec 9>"$state/lock"
-flock 9
+# An import takes the lock only around its own short steps (import.sh): receiving and checking an archive takes as
+# long as the upload, and another resident's operation must not wait behind it.
+[ "$op" = import ] || flock 9
 
 # The account's line, found by its whole first field; empty when there is none.
 line_of() { awk -F: '$1 == ENVIRON["CATTERY_ADDR"] { print; exit }' "$state/passwd"; }

@@ -31,12 +31,15 @@ import_archive() {
   [ -n "$(line_of)" ] || fail "no such account"
   vhost="/var/mail/vhosts/$domain"
   mkdir -p "$vhost"; chown mail:mail "$vhost"
-  # Leftovers of this account's earlier imports (a crash): this account's only ("@" ends the name), removed.
+  # Leftovers of this account's earlier imports (a crash): this account's only ("@" ends the name), removed. Under
+  # the lock, then released: the archive is received and checked without it.
+  flock 9
   for old in "$vhost/.import-$user@"*; do
     [ -e "$old" ] || continue
     rm -rf -- "$old"
   done
   stage=$(mktemp -d "$vhost/.import-$user@XXXXXX") || fail "cannot make a staging folder"
+  flock -u 9
   trap 'rm -rf -- "$stage"' EXIT
   trap 'exit 1' HUP INT TERM
 
@@ -112,6 +115,11 @@ import_archive() {
   find "$new" -type d -exec chmod 0700 {} +
   find "$new" -type f -exec chmod 0600 {} +
 
+  # The swap, under the lock: the account still there (not deleted while the archive came in), nothing else
+  # changing the accounts meanwhile.
+  flock 9
+  [ -n "$(line_of)" ] || fail "no such account (deleted during the import)"
+  [ -d "$stage/tree" ] || fail "the import was interrupted (another import of this account began)"
   if [ ! -d "$maildir" ]; then mkdir "$maildir"; chown mail:mail "$maildir"; fi
   # renameat2 has no command in bookworm (util-linux's exch is 2.40, coreutils' mv --exchange 9.5): Python's ctypes
   # calls glibc's. Should the file system refuse the flag, two renames, the old one moved aside first.

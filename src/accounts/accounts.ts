@@ -38,7 +38,14 @@ export interface AccountDeps {
   stagingDir?: string;
   /** Seals a first password queued while its instance starts (sealed.ts); without it nothing is queued. */
   sealKey?: Buffer;
+  /** Where a restore keeps what an account held before (data/backups/accounts, a folder per account id): removed
+   * with the account. */
+  keptDir?: string;
 }
+
+/** The folder of the copies a restore kept of one account: named by the account's id, never by a name another
+ * account could share a prefix with. */
+export const keptDirOf = (root: string, accountId: number) => path.join(root, String(accountId));
 
 /** An export may be as large as the account's data: its quota twice over (a service's own overhead, a quota lowered
  * after the fact) plus 64 MB, and ten minutes, whichever comes first. */
@@ -338,10 +345,11 @@ function readClaim(dir: string): { actor: string; worst: number; written: number
   return { actor: String(claim.actor ?? ''), worst: Number(claim.worst) || 0, written };
 }
 
-/** Staging folders left by a crash hold no lock anyone waits for: they go at start. */
+/** Staging folders left by a crash (an export's, an import's upload, a resident's restore) hold no lock anyone
+ * waits for: they go at start. */
 export function sweepExportStaging(root: string): void {
   if (!fs.existsSync(root)) return;
-  for (const n of fs.readdirSync(root).filter((x) => x.startsWith('export-'))) fs.rmSync(path.join(root, n), { recursive: true, force: true });
+  for (const n of fs.readdirSync(root).filter((x) => /^(export|import|restore)-/.test(x))) fs.rmSync(path.join(root, n), { recursive: true, force: true });
 }
 
 /** The account's data as the service's export gives it (a tar stream), staged whole in a 0600 file first and sent
@@ -384,22 +392,40 @@ export async function exportToFile(deps: AccountDeps, inst: Pick<Instance, 'slug
   checkUsername(username);
   const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.export;
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
-  const code = await execToFile(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, inst.slug), spec.exec,
-    JSON.stringify({ username }), file, exportLimits(deps, quotaMb));
-  if (code !== 0) throw fail('CATTERY_ERR_ACCOUNT_OPERATION', `the export of ${username} from ${inst.slug} failed (exit ${code})`);
+  let code: number;
+  try {
+    code = await execToFile(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, inst.slug), spec.exec,
+      JSON.stringify({ username }), file, exportLimits(deps, quotaMb));
+  } catch (err) {
+    // What a cut export wrote is no copy of anything: it does not stay to be taken for one.
+    fs.rmSync(file, { force: true });
+    throw err;
+  }
+  if (code !== 0) {
+    fs.rmSync(file, { force: true });
+    throw fail('CATTERY_ERR_ACCOUNT_OPERATION', `the export of ${username} from ${inst.slug} failed (exit ${code})`);
+  }
+}
+
+/** Whether an archive may be imported into the account now (it exists, active or suspended, its instance runs):
+ * checked before a restore makes anything, and again by the import itself. */
+export function checkImportable(deps: AccountDeps, slug: string, username: string): Account {
+  checkUsername(username);
+  const acc = getAccount(deps.db, slug, username);
+  const inst = getInstance(deps.db, slug);
+  if (!deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.import) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "import" account operation`);
+  if (acc.state !== 'active' && acc.state !== 'suspended') throw fail('CATTERY_ERR_CONFLICT', `The account "${username}" is ${acc.state}: nothing can be imported into it now`);
+  if (!canOperate(inst)) throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
+  return acc;
 }
 
 /** The account's data replaced, whole, by an archive its service's export wrote (a snapshot's copy of it, or a
  * resident moving here): the service's import reads a line of JSON then the tar, checks every member, and swaps the
  * account's data only once all of it is in. A refused archive changes nothing; the account keeps its state. */
 export async function importAccount(deps: AccountDeps, slug: string, username: string, file: string, actor: string): Promise<Account> {
-  checkUsername(username);
-  const acc = getAccount(deps.db, slug, username);
+  const acc = checkImportable(deps, slug, username);
   const inst = getInstance(deps.db, slug);
-  const spec = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations.import;
-  if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no "import" account operation`);
-  if (acc.state !== 'active' && acc.state !== 'suspended') throw fail('CATTERY_ERR_CONFLICT', `The account "${username}" is ${acc.state}: nothing can be imported into it now`);
-  if (!canOperate(inst)) throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
+  const spec = deps.catalog.services.get(inst.service)!.manifest.accounts!.operations.import!;
   const limits = exportLimits(deps, acc.quotaMb);
   const size = fs.statSync(file).size;
   // What an export of this account may weigh is what an import may: refused before a byte is sent.
@@ -411,6 +437,11 @@ export async function importAccount(deps: AccountDeps, slug: string, username: s
       `${JSON.stringify({ username, quotaMb: acc.quotaMb })}\n`, file, { timeoutMs: limits.timeoutMs, maxBytes: (deps.limits ?? DEFAULT_LIMITS).maxBytes }, `import of ${username} into ${slug}`);
   } catch (err) {
     journal(deps.db, slug, 'import', actor, detail, 'failed', (err as Error).message);
+    // Docker has no call to stop an exec: an import cut at its deadline may still finish inside the service. Said
+    // as it is, not as "nothing changed".
+    if (/did not finish within/.test((err as Error).message)) {
+      throw fail('CATTERY_ERR_ACCOUNT_OPERATION', `the import into ${username} did not finish in time; it may still complete inside the service: look at the account before trying again (${(err as Error).message})`);
+    }
     throw err;
   }
   let out: Record<string, unknown> = {};
@@ -449,6 +480,8 @@ export async function deleteAccount(deps: AccountDeps, slug: string, username: s
     tx.delete(accounts).where(eq(accounts.id, acc.id)).run();
     journal(tx as unknown as Db, slug, 'delete', actor, { username }, 'done');
   });
+  // The copies a restore kept of this account's data go with it.
+  if (deps.keptDir) fs.rmSync(keptDirOf(deps.keptDir, acc.id), { recursive: true, force: true });
   return true;
 }
 

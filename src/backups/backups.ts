@@ -11,7 +11,7 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import type { Instance, Server } from '../db/schema.js';
 import { fail, isCatteryError } from '../errors.js';
-import { exportToFile, getAccount, importAccount, type AccountDeps } from '../accounts/accounts.js';
+import { checkImportable, exportToFile, importAccount, keptDirOf, type AccountDeps } from '../accounts/accounts.js';
 import { createInstance, findInstance, getInstance, listInstances, serverOf, updateInstance, type InstanceDeps } from '../orchestrator/instances.js';
 import { ensureInstanceVolumes } from '../orchestrator/instance-pass.js';
 import {
@@ -588,10 +588,11 @@ export async function restoreHosterFiles(deps: ResticDeps, engine: Engine, acces
 /** An instance as it was in a snapshot, as a new instance beside it (to compare, or to take a resident's file back
  * by hand): made stopped, its volumes filled from the snapshot, then started. The original is not touched. */
 export async function restoreBeside(deps: BackupDeps, instanceDeps: InstanceDeps, repoName: string,
-  from: { slug: string; snapshot?: string }, newSlug: string, actor: string): Promise<{ run: BackupRun; instance: Instance }> {
+  from: { slug: string; snapshot?: string }, newSlug: string, actor: string, onMade?: () => void): Promise<{ run: BackupRun; instance: Instance }> {
   const orig = getInstance(deps.db, from.slug);
   const server = serverOf(deps.db, orig);
   const made = createInstance(instanceDeps, { service: orig.service, slug: newSlug, server: server.name, env: orig.config.env, desired: 'stopped' }, actor);
+  onMade?.();
   const engine = deps.engineFor(server);
   await ensureInstanceVolumes({ catalog: deps.catalog, hosterId: deps.hosterId, sizedDir: isLocalEndpoint(server.dockerEndpoint) ? path.join(deps.dataDir, 'volumes') : undefined }, engine, made);
   const run = await restoreVolumes(deps, repoName, from, made, actor);
@@ -599,45 +600,59 @@ export async function restoreBeside(deps: BackupDeps, instanceDeps: InstanceDeps
   return { run, instance };
 }
 
-/** Where the account's data as it was before a restore is kept (a restore loses nothing): data/backups/accounts. */
+/** Where the account's data as it was before a restore is kept (a restore loses nothing): data/backups/accounts,
+ * a folder per account id, removed with the account. */
 export const replacedDir = (dataDir: string) => path.join(dataDir, 'backups', 'accounts');
 
 /** One resident's data in one service put back as it was in a snapshot, the others' left as they are: the instance
  * is restored beside (a new instance, made, filled and started by the reconciler), the service's own export takes
- * the resident's data there, the live account's current data is kept in data/backups/accounts (0600), and the
- * service's import replaces the live account's data with the snapshot's. The instance beside is dropped after. */
+ * the resident's data there, the live account's current data is kept in data/backups/accounts/<account id> (0600),
+ * and the service's import replaces the live account's data with the snapshot's. The instance beside is dropped
+ * after. A snapshot taken before the account was made is refused: its data under that name was someone else's. */
 export async function restoreAccount(deps: BackupDeps, accountDeps: AccountDeps, instanceDeps: InstanceDeps,
   converge: (slug: string) => Promise<void>, repoName: string,
   target: { slug: string; username: string; snapshot?: string }, actor: string): Promise<{ run: BackupRun; keptAt: string | null }> {
   const repo = getRepository(deps.db, repoName);
-  const acc = getAccount(deps.db, target.slug, target.username);
+  // Everything the import will ask, asked before anything is made.
+  const acc = checkImportable(accountDeps, target.slug, target.username);
   const live = getInstance(deps.db, target.slug);
-  const m = deps.catalog.services.get(live.service)?.manifest;
-  if (!m?.accounts?.operations.export || !m.accounts.operations.import) {
-    throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${live.service} service cannot export and import one account`);
+  if (!deps.catalog.services.get(live.service)?.manifest.accounts?.operations.export) {
+    throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${live.service} service cannot export one account`);
   }
-  // The instance beside: a name of its own that says what it is for, within the slug pattern.
+  const snaps = (await listSnapshots(deps, repoName, `instance:${target.slug}`)).filter((s) => s.host === deps.hosterId);
+  const snap = target.snapshot ? pickSnapshot(snaps, target.snapshot) : snaps.at(-1);
+  if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot${target.snapshot ? ` ${target.snapshot}` : ''} of "${target.slug}" for "${deps.hosterId}"`);
+  if (Date.parse(snap.time) < Date.parse(acc.createdAt)) {
+    throw fail('CATTERY_ERR_CONFLICT', `Snapshot ${snap.shortId} (${snap.time.slice(0, 19)}) was taken before the account "${target.username}" was made (${acc.createdAt.slice(0, 19)}): what it holds under that name belonged to someone else`);
+  }
+  // The instance beside: a name of its own that says what it is for, within the slug pattern, and never one that
+  // exists (only what this restore made is dropped at the end).
   const besideSlug = `${target.slug.slice(0, 26)}-restore-${crypto.randomBytes(3).toString('hex')}`;
+  if (findInstance(deps.db, besideSlug)) throw fail('CATTERY_ERR_CONFLICT', `An instance "${besideSlug}" exists already: try again`);
   const run = startRun(deps.db, repo, 'restore', `account:${target.slug}/${target.username}`, actor);
   const started = Date.now();
-  const stage = path.join(dirs(deps.dataDir).stage, `account-${besideSlug}`);
+  const stageRoot = accountDeps.stagingDir ?? path.join(deps.dataDir, 'tmp');
+  const stage = path.join(stageRoot, `restore-${besideSlug}`);
+  let made = false;
   let keptAt: string | null = null;
   try {
-    const made = await restoreBeside(deps, instanceDeps, repoName, { slug: target.slug, ...(target.snapshot ? { snapshot: target.snapshot } : {}) }, besideSlug, actor);
-    if (made.run.status !== 'done') throw fail('CATTERY_ERR_BACKUP', made.run.error ?? 'the snapshot could not be restored');
+    const beside = await restoreBeside(deps, instanceDeps, repoName, { slug: target.slug, snapshot: snap.id }, besideSlug, actor, () => { made = true; });
+    if (beside.run.status !== 'done') throw fail('CATTERY_ERR_BACKUP', beside.run.error ?? 'the snapshot could not be restored');
     // The run of the volumes' restore is the instance beside's; this run is the account's.
-    deps.db.delete(backupRuns).where(eq(backupRuns.id, made.run.id)).run();
+    deps.db.delete(backupRuns).where(eq(backupRuns.id, beside.run.id)).run();
     await converge(besideSlug);
+    ensureDir(stageRoot);
     ensureDir(stage);
     const fromSnapshot = path.join(stage, 'snapshot.tar');
     await exportToFile(accountDeps, getInstance(deps.db, besideSlug), target.username, acc.quotaMb, fromSnapshot);
     // What the account holds now is kept, whole, before it is replaced.
-    ensureDir(path.join(deps.dataDir, 'backups'));
-    ensureDir(replacedDir(deps.dataDir));
-    keptAt = path.join(replacedDir(deps.dataDir), `${target.slug}-${target.username}-${new Date().toISOString().replace(/[:.]/g, '-')}.tar`);
-    await exportToFile(accountDeps, live, target.username, acc.quotaMb, keptAt);
+    const keptRoot = accountDeps.keptDir ?? replacedDir(deps.dataDir);
+    for (const d of [path.dirname(keptRoot), keptRoot, keptDirOf(keptRoot, acc.id)]) ensureDir(d);
+    const keptFile = path.join(keptDirOf(keptRoot, acc.id), `${target.slug}-${target.username}-${new Date().toISOString().replace(/[:.]/g, '-')}.tar`);
+    await exportToFile(accountDeps, live, target.username, acc.quotaMb, keptFile);
+    keptAt = keptFile;
     await importAccount(accountDeps, target.slug, target.username, fromSnapshot, actor);
-    return { run: endRun(deps.db, run, started, { snapshotId: made.run.snapshotId, bytesProcessed: fs.statSync(fromSnapshot).size }), keptAt };
+    return { run: endRun(deps.db, run, started, { snapshotId: snap.id, bytesProcessed: fs.statSync(fromSnapshot).size }), keptAt };
   } catch (err) {
     const failed = endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 600) });
     if (isCatteryError(err) && err.statusCode < 500 && err.code !== 'CATTERY_ERR_ACCOUNT_OPERATION') throw err;
@@ -645,7 +660,7 @@ export async function restoreAccount(deps: BackupDeps, accountDeps: AccountDeps,
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
     // The instance beside held a copy of every resident's data: dropped, not archived.
-    if (findInstance(deps.db, besideSlug)) {
+    if (made && findInstance(deps.db, besideSlug)) {
       try {
         updateInstance(instanceDeps, besideSlug, { desired: 'deleted', purge: true }, actor, 'delete');
         await converge(besideSlug).catch(() => undefined);

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
-  PASSWORD_MAX, PASSWORD_MIN, QUOTA_MAX_MB, USERNAME_PATTERN, changeAccount, createAccount, deleteAccount, exportAccount, getAccount, importAccount,
+  PASSWORD_MAX, PASSWORD_MIN, QUOTA_MAX_MB, USERNAME_PATTERN, changeAccount, checkImportable, createAccount, deleteAccount, exportAccount, getAccount, importAccount,
   importLimitBytes, listAccounts, publicAccount, refreshUsage, type AccountDeps,
 } from '../../accounts/accounts.js';
 import { ACCOUNT_STATES } from '../../db/schema.js';
@@ -104,9 +104,13 @@ export const accountRoutes: FastifyPluginAsyncTypebox<{ deps: AccountDeps }> = a
     },
   }, async (req, reply) => {
     const { slug, username } = req.params;
-    if (!(req.headers['content-type'] ?? '').startsWith('application/x-tar')) throw fail('CATTERY_ERR_UNSUPPORTED_MEDIA', 'send the archive as application/x-tar');
-    const max = importLimitBytes(deps, getAccount(deps.db, slug, username).quotaMb);
-    const dir = fs.mkdtempSync(path.join(deps.stagingDir ?? os.tmpdir(), 'import-'));
+    // checkBodyType (auth.ts) let only the declared type through; checked again here, as a media type is compared.
+    if ((req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() !== 'application/x-tar') throw fail('CATTERY_ERR_UNSUPPORTED_MEDIA', 'send the archive as application/x-tar');
+    // Nothing is received for an account that cannot take it now.
+    const max = importLimitBytes(deps, checkImportable(deps, slug, username).quotaMb);
+    const root = deps.stagingDir ?? os.tmpdir();
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    const dir = fs.mkdtempSync(path.join(root, 'import-'));
     const file = path.join(dir, `${crypto.randomUUID()}.tar`);
     try {
       let bytes = 0;

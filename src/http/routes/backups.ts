@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { backupAll, getRepository, lastRuns, repoBusy, restoreAccount, restoreBeside, restoreVolumes, type BackupDeps } from '../../backups/backups.js';
 import { USERNAME_PATTERN, type AccountDeps } from '../../accounts/accounts.js';
-import { findInstance, getInstance, publicInstance, type InstanceDeps } from '../../orchestrator/instances.js';
+import { SLUG_PATTERN, findInstance, getInstance, publicInstance, type InstanceDeps } from '../../orchestrator/instances.js';
 import type { Reconciler } from '../../orchestrator/reconcile.js';
 import { backupState } from '../../backups/status.js';
 import { fail } from '../../errors.js';
@@ -67,8 +67,8 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ deps: BackupDeps; instanc
       tags: ['backups'], params: RepoParams,
       summary: 'Put an instance back as it was in a snapshot (its newest by default): into place (its volumes emptied and filled, then it restarts), or `into` a new instance beside it, to compare. The answer is the run: its status says whether restic did it, and why not',
       body: Type.Object({
-        instance: Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' }), snapshot: Type.Optional(Type.String({ pattern: '^[0-9a-f]{8,64}$' })),
-        into: Type.Optional(Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' })),
+        instance: Type.String({ pattern: SLUG_PATTERN }), snapshot: Type.Optional(Type.String({ pattern: '^[0-9a-f]{8,64}$' })),
+        into: Type.Optional(Type.String({ pattern: SLUG_PATTERN })),
       }, { additionalProperties: false }),
       response: { 200: Type.Object({ run: RunView, instance: Type.Unknown() }), 404: ErrorReply, 409: ErrorReply, 502: ErrorReply },
     },
@@ -92,7 +92,7 @@ export const backupRoutes: FastifyPluginAsyncTypebox<{ deps: BackupDeps; instanc
       tags: ['backups'], params: RepoParams,
       summary: 'Put one resident\'s data in one instance back as it was in a snapshot (its newest by default), the other residents\' left as they are: through the service\'s own export (from the snapshot, restored beside) and import. What the account held before is kept in data/backups/accounts. The answer is the run',
       body: Type.Object({
-        instance: Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' }), username: Type.String({ pattern: USERNAME_PATTERN, maxLength: 32 }),
+        instance: Type.String({ pattern: SLUG_PATTERN }), username: Type.String({ pattern: USERNAME_PATTERN, maxLength: 32 }),
         snapshot: Type.Optional(Type.String({ pattern: '^[0-9a-f]{8,64}$' })),
       }, { additionalProperties: false }),
       response: { 200: Type.Object({ run: RunView, kept: Type.Boolean({ description: 'The account\'s data from before the restore is kept on the server' }) }), 404: ErrorReply, 409: ErrorReply, 502: ErrorReply },
