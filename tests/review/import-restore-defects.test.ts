@@ -60,7 +60,9 @@ t.test('POST /api/instances/:slug/accounts/:username/import', async (t) => {
   // calls the route (tests/services/import.test.ts execs the operation directly; resident.test.ts goes through
   // importAccount).
   t.test('DEFECT: an application/x-tar body reaches the route (not a 415 from checkBodyType)', async (t) => {
-    for (const ct of ['application/x-tar', 'application/x-tar; charset=binary']) {
+    // Media types are case-insensitive (RFC 9110 §8.3.1): the route's own startsWith('application/x-tar') would still
+    // refuse the upper-case one once checkBodyType lets it through (src/http/routes/accounts.ts:106).
+    for (const ct of ['application/x-tar', 'application/x-tar; charset=binary', 'APPLICATION/X-TAR']) {
       const r = await rt.app.inject({ method: 'POST', url: '/api/instances/imp/accounts/alice/import', headers: { ...OPERATOR, 'content-type': ct }, payload: TAR });
       // The instance is stopped: the import's own answer is a 409 (instance not running), after staging.
       t.not(r.statusCode, 415, `${ct}: ${r.body}`);
