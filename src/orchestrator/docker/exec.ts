@@ -44,16 +44,35 @@ async function startExec(engine: Engine, container: string, argv: string[], inpu
   return { exec, stream, stdout, stderr };
 }
 
+/** Docker has no call to stop an exec. On this host, its process is the host pid the engine reports: it is killed
+ * there, with its process group when it leads one (a shell script's children with it), so that an import cut at its
+ * deadline does not swap data in after cattery said it failed. Elsewhere (a remote engine, or cattery without the
+ * right to signal it), it is left to the container's pids limit. Best effort: never throws. */
+async function killExec(exec: { inspect(): Promise<{ Pid?: number; Running?: boolean }> }): Promise<void> {
+  try {
+    const info = await exec.inspect();
+    if (!info.Running || !info.Pid) return;
+    // /proc/<pid>/stat: "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses, so read after the last ")".
+    const stat = fs.readFileSync(`/proc/${info.Pid}/stat`, 'utf8');
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    try { if (pgrp === info.Pid) process.kill(-pgrp, 'SIGKILL'); } catch { /* the group is gone */ }
+    process.kill(info.Pid, 'SIGKILL');
+  } catch { /* gone already, not on this host, or not ours to signal */ }
+}
+
 /** Pipe the operation's stdout into `sink` within the limits; resolves with the exit code. On a breach the
- * connection is cut (Docker has no call to kill an exec: the process is left to the container's pids limit and
- * ends with it) and a clear error is thrown. */
+ * connection is cut, the operation's process killed where cattery can reach it (killExec), and a clear error is
+ * thrown. */
 async function runLimited(engine: Engine, container: string, argv: string[], input: Input, limits: ExecLimits, sink: Writable, what: string): Promise<{ exitCode: number; stderr: string }> {
   const { exec, stream, stdout, stderr } = await startExec(engine, container, argv, input);
   let errText = '';
   stderr.on('data', (c: Buffer) => { errText = (errText + c.toString()).slice(-2000); });
   let bytes = 0;
   let timer: NodeJS.Timeout | undefined;
-  const cut = () => (stream as unknown as { destroy(): void }).destroy();
+  const cut = () => {
+    (stream as unknown as { destroy(): void }).destroy();
+    void killExec(exec as unknown as { inspect(): Promise<{ Pid?: number; Running?: boolean }> });
+  };
   try {
     await new Promise<void>((resolve, reject) => {
       timer = setTimeout(() => { cut(); reject(fail('CATTERY_ERR_ACCOUNT_OPERATION', `${what} did not finish within ${Math.round(limits.timeoutMs / 1000)} s`)); }, limits.timeoutMs);

@@ -1,6 +1,6 @@
-// Outside review of services/mail/import.sh, on a real mail instance. The subtest named "DEFECT" fails on main.
+// Outside review of services/mail/import.sh, on a real mail instance. Its subtest is a defect that review found (now fixed).
 //
-// DEFECT (medium, every resident of the instance): account.sh takes the instance's one accounts lock (flock on
+// Found in review (medium): account.sh takes the instance's one accounts lock (flock on
 // $state/lock) before any operation, and import_archive reads its whole archive from stdin *under that lock* (then
 // lists, extracts and chowns it). An import receiving a large archive, or one fed slowly (an admin's upload over a
 // slow link, up to importAccount's 600 s deadline; or an import cut by cattery, which Docker does not kill), holds
@@ -39,7 +39,7 @@ t.test('a mail import being received does not hold the other residents\' operati
   const held = await execIn(`${config.hosterId}-${slug}`, ['sh', '-c', 'flock -n /var/lib/cattery-mail/lock true && echo free || echo held']);
   t.equal(held.out.trim(), 'held', 'the import holds the instance\'s accounts lock while it receives the archive');
 
-  await t.test('DEFECT: bob\'s password change goes through while alice\'s archive arrives', async (t) => {
+  await t.test('bob\'s password change goes through while alice\'s archive arrives', async (t) => {
     const r = await app.inject({ method: 'PATCH', url: `/api/instances/${slug}/accounts/bob`, payload: { password: 'le nouveau secret de bob 2026' } });
     t.equal(r.statusCode, 200, `applied now, not deferred or failed: ${r.statusCode} ${r.body.slice(0, 300)}`);
   });

@@ -1,7 +1,7 @@
 // Outside review of the account operations' exec plumbing added for import and restore-account
 // (src/orchestrator/docker/exec.ts execFromFile, src/accounts/accounts.ts exportToFile), against a hostile
 // service: one plain container of the backup image (full Debian userland) stands for a compromised service, and
-// each operation is a shell line. Subtests named "DEFECT" fail on main as it stands; "HELD" ones record attacks that
+// each operation is a shell line. Each subtest is a defect an outside review found (now fixed), or an attack that
 // did not work.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,12 +29,12 @@ t.test('a hostile service answering import and export', async (t) => {
   const archive = path.join(config.dataDir, 'archive.tar');
   fs.writeFileSync(archive, Buffer.alloc(5 * 1024 * 1024), { mode: 0o600 });
 
-  // DEFECT (medium): an import cut at its deadline goes on in the container (Docker has no call to kill an exec,
+  // Found in review (medium): an import cut at its deadline goes on in the container (Docker has no call to kill an exec,
   // exec.ts says so), and may still swap the account's data in after cattery answered "refused, and nothing of the
   // account changed" (accounts.ts importAccount) and restore-account recorded its run as failed. For an import (the
   // one operation that replaces a resident's data) the exec should be killed, or bounded inside the container
   // (e.g. run under `timeout`, or its pid recorded and killed), before cattery reports that nothing changed.
-  t.test('DEFECT: an import past its deadline does not swap the data in afterwards', async (t) => {
+  t.test('an import past its deadline does not swap the data in afterwards', async (t) => {
     await execIn(name, ['rm', '-f', '/tmp/swapped']);
     const argv = ['sh', '-c', 'cat >/dev/null; sleep 4; : > /tmp/swapped; echo \'{"ok":true}\''];
     await t.rejects(execFromFile(engine, name, argv, '{"username":"alice","quotaMb":20}\n', archive, { timeoutMs: 1500, maxBytes: 1024 * 1024 }, 'import'),
@@ -44,7 +44,7 @@ t.test('a hostile service answering import and export', async (t) => {
     t.not(swapped.code, 0, 'and the import did not complete behind its back');
   });
 
-  // DEFECT (medium): exportToFile leaves what a failed or cut export wrote at `file`. restoreAccount passes
+  // Found in review (medium): exportToFile leaves what a failed or cut export wrote at `file`. restoreAccount passes
   // data/backups/accounts/<slug>-<user>-<time>.tar as that file for the live account's copy: when that export fails,
   // a truncated or junk "copy" stays there for good and the answer says `kept: true` (backups.ts keptAt is set
   // before the export). exportAccount removes its staging on failure; exportToFile does not.
@@ -54,7 +54,7 @@ t.test('a hostile service answering import and export', async (t) => {
     return { ...rt.catalog, services: new Map([...rt.catalog.services, ['files', { ...files, manifest }]]) } as Catalog;
   };
   for (const [what, line] of [['exits 3 after a partial tar', 'printf partial-archive; exit 3'], ['writes past its bound', 'exec yes']] as const) {
-    t.test(`DEFECT: an export that ${what} leaves no file behind`, async (t) => {
+    t.test(`an export that ${what} leaves no file behind`, async (t) => {
       const file = path.join(config.dataDir, `kept-${what.replace(/\W+/g, '-')}.tar`);
       const deps = { ...rt.accounts, catalog: withExport(['sh', '-c', line]) };
       await t.rejects(exportToFile(deps, { slug, service: 'files', serverId: server.id }, 'alice', 1, file), 'the export fails');
@@ -62,16 +62,16 @@ t.test('a hostile service answering import and export', async (t) => {
     });
   }
 
-  // HELD: an import that refuses before reading its archive is answered with its refusal, not a broken pipe.
-  t.test('HELD: a refusal before the archive is read comes back as the operation\'s answer', async (t) => {
+  // Held in review: an import that refuses before reading its archive is answered with its refusal, not a broken pipe.
+  t.test('a refusal before the archive is read comes back as the operation\'s answer', async (t) => {
     const argv = ['sh', '-c', 'read -r line; echo \'{"ok":false,"error":"refused early"}\'; exit 1'];
     const r = await execFromFile(engine, name, argv, '{"username":"alice","quotaMb":20}\n', archive, { timeoutMs: 30_000, maxBytes: 1024 * 1024 }, 'import');
     t.equal(r.exitCode, 1);
     t.match(r.stdout.toString(), /refused early/);
   });
 
-  // HELD: endless output from an import is cut at the answer's cap, within the time.
-  t.test('HELD: an import printing without end is cut at the cap', async (t) => {
+  // Held in review: endless output from an import is cut at the answer's cap, within the time.
+  t.test('an import printing without end is cut at the cap', async (t) => {
     await t.rejects(execFromFile(engine, name, ['sh', '-c', 'exec yes'], '{}\n', archive, { timeoutMs: 30_000, maxBytes: 1024 * 1024 }, 'import'), /wrote more than/);
   });
 });

@@ -1,13 +1,13 @@
 // Outside review of POST /api/backups/:name/restore-account, on a real files instance (the quickest service with
-// export and import). Subtests named "DEFECT" fail on main as it stands.
+// export and import). Each subtest is a defect an outside review found (now fixed).
 //
-// DEFECT (high, a resident's data given to another person): restoreAccount matches the account in the snapshot by
+// Found in review (high): restoreAccount matches the account in the snapshot by
 // its username only. A name is free again once its account is deleted; a snapshot taken before the deletion holds
 // the previous holder's data under the same name, and restoring the new holder's account from it hands them the
 // previous holder's files (src/backups/backups.ts restoreAccount: no check of the snapshot's time against the
 // account's createdAt). A snapshot older than the account should be refused.
 //
-// DEFECT (medium, data kept past the resident's leave): what a restore keeps of the account
+// Found in review (medium): what a restore keeps of the account
 // (data/backups/accounts/<slug>-<user>-<time>.tar) is never removed, not when the account is deleted (nothing in
 // src/ reads replacedDir but restoreAccount), so a resident's deleted account survives on the server in full.
 import fs from 'node:fs';
@@ -47,7 +47,7 @@ t.test('restore-account and a username that changed hands', async (t) => {
   t.equal(r.statusCode, 201, r.body);
   await probe.seed(ctx, 'sam', second.password, second.marker);
 
-  t.test('DEFECT: a snapshot older than the account is not restored into it', async (t) => {
+  t.test('a snapshot older than the account is not restored into it', async (t) => {
     const res = await app.inject({ method: 'POST', url: '/api/backups/local/restore-account', payload: { instance: slug, username: 'sam', snapshot: snap.snapshotId } });
     t.comment(`answer ${res.statusCode} ${res.json().run?.status ?? ''} ${res.json().run?.error ?? res.json().message ?? ''}`);
     t.comment(`sam now: ${JSON.stringify(await signedIn(probe, ctx, 'sam', second.password, [first.marker, second.marker]))}; first password: ${JSON.stringify(await signedIn(probe, ctx, 'sam', first.password, [first.marker, second.marker]))}`);
@@ -57,7 +57,7 @@ t.test('restore-account and a username that changed hands', async (t) => {
     t.not(res.statusCode === 200 && res.json().run.status === 'done', true, 'the restore is refused');
   });
 
-  t.test('DEFECT: a copy a restore kept goes with the account', async (t) => {
+  t.test('a copy a restore kept goes with the account', async (t) => {
     const kept = () => (fs.existsSync(replacedDir(config.dataDir)) ? fs.readdirSync(replacedDir(config.dataDir)).filter((f) => f.startsWith(`${slug}-sam-`)) : []);
     if (!kept().length) {
       // Without the defect above no restore happened: make one that is legitimate (a snapshot of this sam).

@@ -1,8 +1,8 @@
 // Outside review of the `import` account operation, POST …/accounts/:username/import and POST
 // /api/backups/:name/restore-account (commits 3ffd6f6..17afb1f). No container: rows are written straight into the
 // database of a runtime that is never started, and where the code under review would reach Docker it is handed an
-// engine that refuses every call. Subtests named "DEFECT" fail on main as it stands and pass once the defect is
-// fixed; "HELD" ones pass and record an attack that did not work.
+// engine that refuses every call. Each subtest is a defect an outside review found (now fixed)
+// or an attack that held.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -54,12 +54,12 @@ t.test('POST /api/instances/:slug/accounts/:username/import', async (t) => {
   instance('imp');
   account('imp', 'alice');
 
-  // DEFECT (high): the route can never be used. auth.ts checkBodyType runs onRequest and lets only
+  // Found in review (high): the route can never be used. auth.ts checkBodyType runs onRequest and lets only
   // application/json reach an API route, so every archive is refused with 415 "this route takes application/json"
   // before the route's own parser and handler run (src/http/auth.ts:90, src/http/routes/accounts.ts:98-106). No test
   // calls the route (tests/services/import.test.ts execs the operation directly; resident.test.ts goes through
   // importAccount).
-  t.test('DEFECT: an application/x-tar body reaches the route (not a 415 from checkBodyType)', async (t) => {
+  t.test('an application/x-tar body reaches the route (not a 415 from checkBodyType)', async (t) => {
     // Media types are case-insensitive (RFC 9110 §8.3.1): the route's own startsWith('application/x-tar') would still
     // refuse the upper-case one once checkBodyType lets it through (src/http/routes/accounts.ts:106).
     for (const ct of ['application/x-tar', 'application/x-tar; charset=binary', 'APPLICATION/X-TAR']) {
@@ -70,10 +70,10 @@ t.test('POST /api/instances/:slug/accounts/:username/import', async (t) => {
   });
 
   // What follows once checkBodyType lets the archive through: the route's own handler, on a fresh data folder.
-  // DEFECT (medium, masked by the one above): the upload is staged with fs.mkdtempSync(<data>/tmp/import-), and
+  // Found in review (medium): the upload is staged with fs.mkdtempSync(<data>/tmp/import-), and
   // nothing makes <data>/tmp before (only an export's claimExportStaging does, mkdir -p): on a cattery that never
   // exported anything, every import is a 500 (ENOENT) (src/http/routes/accounts.ts:108).
-  t.test('DEFECT: the route stages an upload on a data folder where no export ever ran', async (t) => {
+  t.test('the route stages an upload on a data folder where no export ever ran', async (t) => {
     const app = Fastify();
     app.setErrorHandler(errorHandler);
     app.decorateRequest('principal', null);
@@ -84,9 +84,9 @@ t.test('POST /api/instances/:slug/accounts/:username/import', async (t) => {
     t.equal(r.statusCode, 409, `the import's own refusal (instance stopped), not a 500 from staging: ${r.body}`);
   });
 
-  // DEFECT (low): an upload staged by a process that was killed (data/tmp/import-*/<uuid>.tar, up to twice the
+  // Found in review (low): an upload staged by a process that was killed (data/tmp/import-*/<uuid>.tar, up to twice the
   // quota and 64 MB each) is never swept: the start sweeps only export-* (src/accounts/accounts.ts:342-345).
-  t.test('DEFECT: the start sweeps an import staging left by a killed process', async (t) => {
+  t.test('the start sweeps an import staging left by a killed process', async (t) => {
     const left = path.join(rt.accounts.stagingDir!, 'import-left');
     fs.mkdirSync(left, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(left, 'upload.tar'), TAR, { mode: 0o600 });
@@ -97,9 +97,9 @@ t.test('POST /api/instances/:slug/accounts/:username/import', async (t) => {
     t.notOk(still, 'the leftover upload is gone');
   });
 
-  // HELD: the API takes the bearer token only; an administrator's session cookie carries no authority there, so a
+  // Held in review: the API takes the bearer token only; an administrator's session cookie carries no authority there, so a
   // same-site page (a form, or fetch without a preflight) cannot import into an account with it.
-  t.test('HELD: an admin session cookie without a bearer token is 401, whatever the media type', async (t) => {
+  t.test('an admin session cookie without a bearer token is 401, whatever the media type', async (t) => {
     const admin = await createUser(rt.db, { login: 'admin-review', name: 'Admin', roles: ['admin'] });
     const token = createSession(rt.db, { idleMinutes: 60, maxHours: 1 }, admin.id, 'password');
     for (const ct of ['application/x-tar', 'text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', undefined]) {
@@ -113,8 +113,8 @@ t.test('POST /api/instances/:slug/accounts/:username/import', async (t) => {
     t.equal(rows[0]!.usageAt, null, 'nothing touched the account');
   });
 
-  // HELD: the CORS-safelisted media types a cross-site form can send are not taken as an archive.
-  t.test('HELD: text/plain, multipart and urlencoded bodies are not imported even with the token', async (t) => {
+  // Held in review: the CORS-safelisted media types a cross-site form can send are not taken as an archive.
+  t.test('text/plain, multipart and urlencoded bodies are not imported even with the token', async (t) => {
     for (const ct of ['text/plain', 'multipart/form-data; boundary=x', 'application/x-www-form-urlencoded', 'application/tar', 'application/x-tarx']) {
       const r = await rt.app.inject({ method: 'POST', url: '/api/instances/imp/accounts/alice/import', headers: { ...OPERATOR, 'content-type': ct }, payload: TAR });
       t.equal(r.statusCode, 415, `${ct}: ${r.statusCode}`);
@@ -125,10 +125,10 @@ t.test('POST /api/instances/:slug/accounts/:username/import', async (t) => {
 t.test('POST /api/backups/:name/restore-account and restoreAccount', async (t) => {
   const { rt, config, instanceDeps, instance, account } = await setup(t);
 
-  // DEFECT (low): the body's `instance` pattern is ^[a-z][a-z0-9-]{0,40}$ (41 characters at most), the slug
+  // Found in review (low): the body's `instance` pattern is ^[a-z][a-z0-9-]{0,40}$ (41 characters at most), the slug
   // pattern ^[a-z][a-z0-9-]{1,40}[a-z0-9]$ (42): the residents of an instance with a 42-character slug can never be
   // restored one by one (src/http/routes/backups.ts:95). It also lets a trailing "-" through (harmless: 404).
-  t.test('DEFECT: an instance with a 42-character slug can be named', async (t) => {
+  t.test('an instance with a 42-character slug can be named', async (t) => {
     const slug = `a${'b'.repeat(40)}c`;
     t.equal(slug.length, 42);
     instance(slug);
@@ -137,8 +137,8 @@ t.test('POST /api/backups/:name/restore-account and restoreAccount', async (t) =
     t.not(r.statusCode, 400, `not a validation error: ${r.body}`);
   });
 
-  // HELD: the instance beside gets a valid slug whatever the live one (26 characters, "-restore-", 6 hex = 41).
-  t.test('HELD: the slug made for the instance beside fits the slug pattern', async (t) => {
+  // Held in review: the instance beside gets a valid slug whatever the live one (26 characters, "-restore-", 6 hex = 41).
+  t.test('the slug made for the instance beside fits the slug pattern', async (t) => {
     const pattern = new RegExp('^[a-z][a-z0-9-]{1,40}[a-z0-9]$');
     for (const live of ['abc', `a${'-'.repeat(25)}b${'c'.repeat(15)}`, `a${'b'.repeat(40)}c`]) {
       const beside = `${live.slice(0, 26)}-restore-${crypto.randomBytes(3).toString('hex')}`;
@@ -146,11 +146,11 @@ t.test('POST /api/backups/:name/restore-account and restoreAccount', async (t) =
     }
   });
 
-  // DEFECT (medium): restoreAccount's `finally` drops, with purge, *any* instance that has the slug it meant to
+  // Found in review (medium): restoreAccount's `finally` drops, with purge, *any* instance that has the slug it meant to
   // make, even one it did not make: when createInstance refuses because that slug is taken (an admin's own instance
   // named like one, a crash's leftover being looked at, or an unlucky 24-bit draw), another instance and its
   // volumes are deleted (src/backups/backups.ts:645-652). It should drop only what restoreBeside created.
-  t.test('DEFECT: a restore whose beside slug is taken does not delete the instance that has it', async (t) => {
+  t.test('a restore whose beside slug is taken does not delete the instance that has it', async (t) => {
     instance('victim');
     account('victim', 'alice');
     instance('victim-restore-000000', 'running');
@@ -168,14 +168,14 @@ t.test('POST /api/backups/:name/restore-account and restoreAccount', async (t) =
     t.same(converged, [], 'and no pass was asked to drop it');
   });
 
-  // DEFECT (medium): the account's state (and whether the live instance runs) is checked only by importAccount, at
+  // Found in review (medium): the account's state (and whether the live instance runs) is checked only by importAccount, at
   // the very end: for an account being deleted (or pending, or on a stopped instance) restoreAccount first makes an
   // instance beside with every resident's data, restores the snapshot into it, exports, and then *exports the live
   // account into data/backups/accounts* (a copy of a leaving resident's data that nothing ever removes) before the
   // 409 (src/backups/backups.ts:617-638, accounts.ts:400-401). Here the engine refuses every call, so the restore
   // stops at the volumes; what matters is that it got there at all.
   for (const state of ['deleting', 'pending'] as const) {
-    t.test(`DEFECT: restore-account into a ${state} account is refused before anything is made`, async (t) => {
+    t.test(`restore-account into a ${state} account is refused before anything is made`, async (t) => {
       const slug = `s-${state}`;
       instance(slug);
       account(slug, 'bob', state);
@@ -196,13 +196,14 @@ t.test('POST /api/backups/:name/restore-account and restoreAccount', async (t) =
     });
   }
 
-  // DEFECT (medium): restoreAccount stages the snapshot's export in data/restic/stage/account-<beside>/, and
+  // Found in review (medium): restoreAccount stages the snapshot's export in data/restic/stage/account-<beside>/, and
   // sweepStage (run by every backup of cattery itself, backupHoster, so by every scheduled "backup everything")
   // removes every entry there that is not hoster-<live pid>-<n>: a backup that starts while a resident's restore is
   // between its export and its import deletes the archive under it, and the restore fails
   // (src/backups/backups.ts:391-400 against 628-633).
-  t.test('DEFECT: a backup of cattery does not remove the staging of a resident\'s restore under way', async (t) => {
-    const stage = path.join(config.dataDir, 'restic', 'stage', 'account-live-restore-abcdef');
+  t.test('a backup of cattery does not remove the staging of a resident\'s restore under way', async (t) => {
+    // A resident's restore stages in data/tmp (restore-<instance beside>), outside what a hoster backup sweeps.
+    const stage = path.join(config.dataDir, 'tmp', 'restore-live-restore-abcdef');
     fs.mkdirSync(stage, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(stage, 'snapshot.tar'), TAR, { mode: 0o600 });
     sweepStage(config.dataDir);
