@@ -9,7 +9,7 @@ import t from 'tap';
 import { pino } from 'pino';
 import { createRuntime } from '../../src/runtime.js';
 import { exportToFile } from '../../src/accounts/accounts.js';
-import { execFromFile, serviceImageRef, systemImage } from '../../src/orchestrator/docker/index.js';
+import { execFromFile, execWithInput, serviceImageRef, systemImage } from '../../src/orchestrator/docker/index.js';
 import type { Catalog } from '../../src/catalog/load.js';
 import { docker, execIn, removeHosterObjects, testConfig } from '../helpers.js';
 
@@ -28,6 +28,20 @@ t.test('a hostile service answering import and export', async (t) => {
   await c.start();
   const archive = path.join(config.dataDir, 'archive.tar');
   fs.writeFileSync(archive, Buffer.alloc(5 * 1024 * 1024), { mode: 0o600 });
+
+  // A backup pauses a service's container for its copy: an operation asked meanwhile waits for the pause to end
+  // (within its deadline) rather than failing with Docker's conflict.
+  t.test('an operation asked while a backup holds the container paused waits for it', async (t) => {
+    await c.pause();
+    const unpause = new Promise((r) => setTimeout(r, 2000)).then(() => c.unpause());
+    const r = await execWithInput(engine, name, ['sh', '-c', 'cat >/dev/null; echo \'{"ok":true}\''], '{}', { timeoutMs: 30_000, maxBytes: 1024 });
+    await unpause;
+    t.equal(r.exitCode, 0, 'it ran once the pause ended');
+    t.equal(r.stdout.toString().trim(), '{"ok":true}');
+    await c.pause();
+    await t.rejects(execWithInput(engine, name, ['true'], '', { timeoutMs: 1500, maxBytes: 1024 }), 'a pause past its deadline is still an error');
+    await c.unpause();
+  });
 
   // Found in review (medium): an import cut at its deadline goes on in the container (Docker has no call to kill an exec,
   // exec.ts says so), and may still swap the account's data in after cattery answered "refused, and nothing of the

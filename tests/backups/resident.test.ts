@@ -74,9 +74,12 @@ t.test('one resident restored to yesterday, the others as they are today, in eve
     t.same(other!.data.sort(), [yesterday.get('alice2'), today.get('alice2')].sort(), 'alice2 has today\'s data, untouched');
 
     // What alice held before the restore is on the server, 0600, in the service's export format.
-    const kept = fs.readdirSync(replacedDir(config.dataDir)).filter((f) => f.startsWith(`r-${id}-alice-`));
+    // In a folder of the account's own (by its id): removed with the account.
+    const accountId = rt.db.$client.prepare("SELECT a.id FROM accounts a JOIN instances i ON i.id = a.instance_id WHERE i.slug = ? AND a.username = 'alice'").pluck().get(`r-${id}`) as number;
+    const keptDir = path.join(replacedDir(config.dataDir), String(accountId));
+    const kept = fs.readdirSync(keptDir).filter((f) => f.startsWith(`r-${id}-alice-`));
     t.equal(kept.length, 1, 'one copy kept');
-    const keptFile = path.join(replacedDir(config.dataDir), kept[0]!);
+    const keptFile = path.join(keptDir, kept[0]!);
     t.equal(fs.statSync(keptFile).mode & 0o777, 0o600, 'kept 0600');
     if (id !== 'pads') t.ok(probe.exported(await tarFiles(keptFile), 'alice').includes(today.get('alice')!), 'and it holds today\'s data');
   })));

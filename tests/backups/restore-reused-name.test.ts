@@ -58,7 +58,10 @@ t.test('restore-account and a username that changed hands', async (t) => {
   });
 
   t.test('a copy a restore kept goes with the account', async (t) => {
-    const kept = () => (fs.existsSync(replacedDir(config.dataDir)) ? fs.readdirSync(replacedDir(config.dataDir)).filter((f) => f.startsWith(`${slug}-sam-`)) : []);
+    // Every copy of sam's, wherever under data/backups/accounts (a folder per account id).
+    const kept = () => (fs.existsSync(replacedDir(config.dataDir))
+      ? (fs.readdirSync(replacedDir(config.dataDir), { recursive: true }) as string[]).filter((f) => path.basename(f).startsWith(`${slug}-sam-`))
+      : []);
     if (!kept().length) {
       // Without the defect above no restore happened: make one that is legitimate (a snapshot of this sam).
       const own = await backupInstance(rt.backups, 'local', slug, 'test');

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { fail } from '../../errors.js';
 import type { Engine } from './engine.js';
-import { call } from './engine.js';
+import { call, statusOf } from './engine.js';
 
 export interface ExecResult { exitCode: number; stdout: Buffer; stderr: string }
 export interface ExecLimits { timeoutMs: number; maxBytes: number }
@@ -17,10 +17,25 @@ export const DEFAULT_LIMITS: ExecLimits = { timeoutMs: 60_000, maxBytes: 1024 * 
 /** stdin: a string, or a header line followed by a file's bytes (an import's archive), streamed with back-pressure. */
 type Input = string | { header: string; file: string };
 
-async function startExec(engine: Engine, container: string, argv: string[], input: Input) {
-  const exec = await call(engine, `exec in ${container}`, (d) => d.getContainer(container).exec({
+/** A backup pauses a container for its copy (src/backups/): an operation asked meanwhile (a password change, a
+ * resident's restore) waits for the pause to end, within its own deadline, instead of failing with a conflict. */
+async function waitUnpaused(engine: Engine, container: string, until: number): Promise<boolean> {
+  for (;;) {
+    const paused = await engine.docker.getContainer(container).inspect().then((i) => i.State.Paused, () => false);
+    if (!paused) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+async function startExec(engine: Engine, container: string, argv: string[], input: Input, deadline = Date.now() + DEFAULT_LIMITS.timeoutMs) {
+  const create = () => call(engine, `exec in ${container}`, (d) => d.getContainer(container).exec({
     Cmd: argv, AttachStdin: true, AttachStdout: true, AttachStderr: true, Tty: false,
   }));
+  const exec = await create().catch(async (err) => {
+    if (statusOf(err) === 409 && await waitUnpaused(engine, container, deadline)) return create();
+    throw err;
+  });
   const stream = await call(engine, `start exec in ${container}`, () => exec.start({ hijack: true, stdin: true }));
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -64,7 +79,7 @@ async function killExec(exec: { inspect(): Promise<{ Pid?: number; Running?: boo
  * connection is cut, the operation's process killed where cattery can reach it (killExec), and a clear error is
  * thrown. */
 async function runLimited(engine: Engine, container: string, argv: string[], input: Input, limits: ExecLimits, sink: Writable, what: string): Promise<{ exitCode: number; stderr: string }> {
-  const { exec, stream, stdout, stderr } = await startExec(engine, container, argv, input);
+  const { exec, stream, stdout, stderr } = await startExec(engine, container, argv, input, Date.now() + limits.timeoutMs);
   let errText = '';
   stderr.on('data', (c: Buffer) => { errText = (errText + c.toString()).slice(-2000); });
   let bytes = 0;
