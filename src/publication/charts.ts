@@ -28,8 +28,13 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 
 /** Numbers as the reader writes them: `1 234,5` in French (narrow no-break space, decimal comma), `1,234.5` in English. */
 export function formatNumber(n: number, lang: Lang, digits = 0): string {
-  return new Intl.NumberFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(n);
+  // A formatter costs far more to build than to use: one per language and number of digits.
+  const key = `${lang}${digits}`;
+  let f = formatters.get(key);
+  if (!f) { f = new Intl.NumberFormat(lang === 'fr' ? 'fr-FR' : 'en-GB', { minimumFractionDigits: digits, maximumFractionDigits: digits }); formatters.set(key, f); }
+  return f.format(n);
 }
+const formatters = new Map<string, Intl.NumberFormat>();
 
 /** Round ticks (1, 2, 2.5 or 5 times a power of ten) from 0 to at least `max`, about `count` of them. */
 export function niceTicks(max: number, count = 5): number[] {

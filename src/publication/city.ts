@@ -6,11 +6,11 @@
 // by one account, is not drawn on its own (docs/publication.md, "Dashboards").
 import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
-import { J_PER_KWH, accountKey } from '../metering/energy-model.js';
+import { J_PER_KWH } from '../metering/energy-model.js';
 import { energyReport } from '../metering/report.js';
 import { energyBetween, type EnergyRow } from '../metering/store.js';
 import { rounded, type Chart, type Lang, type Series } from './charts.js';
-import { monthBounds, monthFigures, monthOf, published, rulesOf, type Table } from './figures.js';
+import { liveAccounts, topKey, monthBounds, monthFigures, monthOf, published, rulesOf, type Table } from './figures.js';
 import { suppress } from './suppression.js';
 
 export const GRAINS = ['day', 'week', 'month', 'year'] as const;
@@ -79,7 +79,9 @@ function servicesShown(db: Db, rows: EnergyRow[], services: string[], minGroup: 
   const bySlug = new Map<string, { bytes: number; items: number }[]>();
   const persons = new Map<string, number>();
   for (const a of accs) {
-    bySlug.set(a.slug, [...(bySlug.get(a.slug) ?? []), { bytes: a.bytes ?? 0, items: a.items ?? 0 }]);
+    const l = bySlug.get(a.slug) ?? [];
+    l.push({ bytes: a.bytes ?? 0, items: a.items ?? 0 });
+    bySlug.set(a.slug, l);
     persons.set(a.service, (persons.get(a.service) ?? 0) + 1);
   }
   const cells = services.map((s) => {
@@ -88,8 +90,7 @@ function servicesShown(db: Db, rows: EnergyRow[], services: string[], minGroup: 
       if (r.scope !== 'instance' || r.service !== s) continue;
       const kwh = r.energyJ / J_PER_KWH;
       value += kwh;
-      const inInstance = bySlug.get(r.slug) ?? [];
-      for (const a of inInstance) top = Math.max(top, kwh * accountKey(a, inInstance));
+      top = Math.max(top, kwh * topKey(bySlug.get(r.slug) ?? []));
     }
     return [{ persons: persons.get(s) ?? 0, value, top }];
   });
@@ -159,7 +160,8 @@ export function usageCharts(db: Db, catalog: Catalog, o: CityOptions, collegeNam
   const now = o.now ?? new Date();
   const w = TXT[o.lang];
   const months = usageMonths(now).filter((m) => monthBounds(m).start <= now);
-  const figs = months.map((m) => monthFigures(db, catalog, m, rulesOf(o.minGroup), now));
+  const live = liveAccounts(db);
+  const figs = months.map((m) => monthFigures(db, catalog, m, rulesOf(o.minGroup), now, live));
   const svcName = (id: string) => catalog.services.get(id)?.manifest.name[o.lang] ?? id;
   // One series per row of a table (rows may differ between months: a college added); a row a month lacks is 0.
   const byRow = (pick: (f: (typeof figs)[number]) => Table, name: (k: string) => string, col = 0): Series[] => {
