@@ -79,7 +79,8 @@ export function svg(c: Chart, lang: Lang): string {
   const digits = tickDigits(ticks);
   const f = (v: number) => Number(v.toFixed(1));
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H + 18 * Math.ceil(c.series.length / 3)}" role="img" aria-labelledby="${c.id}-t ${c.id}-d" class="chart">`);
+  const legendRows = Math.ceil((c.series.length + 1) / 3);
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H + 18 * legendRows}" role="img" aria-labelledby="${c.id}-t ${c.id}-d" class="chart">`);
   parts.push(`<title id="${c.id}-t">${esc(c.title)}</title><desc id="${c.id}-d">${esc(c.desc)}</desc>`);
   for (const t of ticks) {
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${f(y(t))}" y2="${f(y(t))}" stroke="#ddd"/>`);
@@ -114,12 +115,19 @@ export function svg(c: Chart, lang: Lang): string {
         parts.push(`<rect x="${f(x(i) - bw / 2)}" y="${f(y(acc + v))}" width="${f(bw)}" height="${f(y(acc) - y(acc + v))}" fill="${colourOf(k)}"/>`);
         acc += v;
       });
+      // A bar missing a part must not read as complete: a dashed box on top says something is withheld.
+      if (c.series.some((s) => s.values[i] === null)) parts.push(`<rect x="${f(x(i) - bw / 2)}" y="${f(y(acc) - 8)}" width="${f(bw)}" height="8" fill="none" stroke="#333" stroke-dasharray="2 2"/>`);
     }
   }
+  const withheld = c.kind === 'stacked' && c.series.some((s) => s.values.includes(null));
   c.series.forEach((s, k) => {
     const lx = L + (k % 3) * 190, ly = H - 8 + 18 * Math.floor(k / 3);
     parts.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${colourOf(k)}"/><text x="${lx + 14}" y="${ly}" font-size="11">${esc(s.name)}</text>`);
   });
+  if (withheld) {
+    const k = c.series.length, lx = L + (k % 3) * 190, ly = H - 8 + 18 * Math.floor(k / 3);
+    parts.push(`<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="none" stroke="#333" stroke-dasharray="2 2"/><text x="${lx + 14}" y="${ly}" font-size="11">${lang === 'fr' ? 'valeur retenue (secret) ou inconnue' : 'value withheld (secret) or unknown'}</text>`);
+  }
   parts.push('</svg>');
   return parts.join('');
 }
@@ -143,13 +151,19 @@ export function summary(c: Chart, lang: Lang): string {
     return vs.some((v) => v !== null) ? vs.reduce<number>((a, v) => a + (v ?? 0), 0) : null;
   });
   const known = sums.map((v, i) => ({ v, i })).filter((p): p is { v: number; i: number } => p.v !== null);
-  const fmt = (v: number) => `${formatNumber(v, lang, c.digits)} ${c.unit}`;
+  const partial = (i: number) => c.series.some((s) => s.values[i] === null);
+  const fmt0 = (v: number) => `${formatNumber(v, lang, c.digits)} ${c.unit}`;
+  // A sum with a part withheld says so, rather than pass for the whole.
+  let at = -1;
+  const fmt = (v: number) => fmt0(v) + (at >= 0 && partial(at) ? (lang === 'fr' ? ' (sans les valeurs retenues)' : ' (without the withheld values)') : '');
   if (!known.length) return lang === 'fr' ? `${c.title}, de ${c.labels[0]} à ${c.labels[n - 1]} : valeurs retenues par le secret statistique.` : `${c.title}, ${c.labels[0]} to ${c.labels[n - 1]}: values withheld by statistical secrecy.`;
   const last = known[known.length - 1]!, peak = known.reduce((a, p) => (p.v > a.v ? p : a));
   const what = c.kind === 'stacked' || c.series.length > 1 ? (lang === 'fr' ? 'au total ' : 'in total ') : '';
+  at = last.i; const lastText = fmt(last.v);
+  at = peak.i; const peakText = fmt(peak.v);
   return lang === 'fr'
-    ? `${c.title}, de ${c.labels[0]} à ${c.labels[n - 1]} : ${what}${fmt(last.v)} en ${c.labels[last.i]}, au plus haut ${fmt(peak.v)} en ${c.labels[peak.i]}.`
-    : `${c.title}, ${c.labels[0]} to ${c.labels[n - 1]}: ${what}${fmt(last.v)} in ${c.labels[last.i]}, highest ${fmt(peak.v)} in ${c.labels[peak.i]}.`;
+    ? `${c.title}, de ${c.labels[0]} à ${c.labels[n - 1]} : ${what}${lastText} en ${c.labels[last.i]}, au plus haut ${peakText} en ${c.labels[peak.i]}.`
+    : `${c.title}, ${c.labels[0]} to ${c.labels[n - 1]}: ${what}${lastText} in ${c.labels[last.i]}, highest ${peakText} in ${c.labels[peak.i]}.`;
 }
 
 /** The same numbers as a CSV (RFC 4180, CRLF; a text cell never read as a formula: OWASP "CSV injection"); a withheld

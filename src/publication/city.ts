@@ -8,7 +8,7 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import { J_PER_KWH } from '../metering/energy-model.js';
 import { energyReport } from '../metering/report.js';
-import { energyBetween, type EnergyRow } from '../metering/store.js';
+import { energyBetween, energyByPeriods, type EnergyRow } from '../metering/store.js';
 import { rounded, type Chart, type Lang, type Series } from './charts.js';
 import { liveAccounts, topKey, monthBounds, monthFigures, monthOf, published, rulesOf, type Table } from './figures.js';
 import { suppress } from './suppression.js';
@@ -104,9 +104,10 @@ export function energyCharts(db: Db, catalog: Catalog, grain: Grain, o: CityOpti
   const w = TXT[o.lang];
   const { bounds, labels } = buckets(grain, now);
   const n = labels.length;
+  const periods = energyByPeriods(db, bounds.map((b) => (b > now ? now : b)));
   const per = bounds.slice(0, -1).map((from, i) => {
     const to = bounds[i + 1]! > now ? now : bounds[i + 1]!;
-    const rows = from < now ? energyBetween(db, from, to) : [];
+    const rows = periods[i] ?? [];
     const ro = { from, to, gridGPerKwh: o.gridGPerKwh };
     return { rows, byServer: energyReport(db, 'server', ro, rows).figures, byService: energyReport(db, 'service', ro, rows).figures };
   });
@@ -161,7 +162,9 @@ export function usageCharts(db: Db, catalog: Catalog, o: CityOptions, collegeNam
   const w = TXT[o.lang];
   const months = usageMonths(now).filter((m) => monthBounds(m).start <= now);
   const live = liveAccounts(db);
-  const figs = months.map((m) => monthFigures(db, catalog, m, rulesOf(o.minGroup), now, live));
+  // Each month's energy read in one sweep (each line's running total once per month's bound).
+  const energy = energyByPeriods(db, [...months.map((m) => monthBounds(m).start), monthBounds(months[months.length - 1]!).end]);
+  const figs = months.map((m, i) => monthFigures(db, catalog, m, rulesOf(o.minGroup), now, live, energy[i]));
   const svcName = (id: string) => catalog.services.get(id)?.manifest.name[o.lang] ?? id;
   // One series per row of a table (rows may differ between months: a college added); a row a month lacks is 0.
   const byRow = (pick: (f: (typeof figs)[number]) => Table, name: (k: string) => string, col = 0): Series[] => {

@@ -5,7 +5,7 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import { countsByCollegeOn } from '../governance/members.js';
 import { J_PER_KWH, accountKey } from '../metering/energy-model.js';
-import { energyBetween } from '../metering/store.js';
+import { energyBetween, type EnergyRow } from '../metering/store.js';
 import { DOMINANCE, suppress, type Cell, type Rules, type Suppressed } from './suppression.js';
 
 export const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
@@ -60,8 +60,9 @@ export function liveAccounts(db: Db): AccountRow[] {
     FROM accounts a JOIN instances i ON i.id = a.instance_id WHERE a.state IN ('active', 'suspended', 'pending')`).all() as AccountRow[];
 }
 
-/** A month's suppressed tables. `live` (liveAccounts) may be handed in when several months are read at once. */
-export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rules, now = new Date(), live: AccountRow[] = liveAccounts(db)): MonthFigures {
+/** A month's suppressed tables. `live` (liveAccounts) and the month's `energy` rows (metering's energyByPeriods) may be
+ * handed in when several months are read at once. */
+export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rules, now = new Date(), live: AccountRow[] = liveAccounts(db), energy?: EnergyRow[]): MonthFigures {
   const { start, end } = monthBounds(month);
   const endIso = end.toISOString();
   const services = serviceIds(db, catalog);
@@ -91,7 +92,7 @@ export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
   // Energy per service: its instances' lines; the largest account's part is its instance's energy times the account's
   // key (metering's own per-account model), which the dominance rule needs.
   const energyBySlug = new Map<string, { service: string; j: number }>();
-  for (const r of energyBetween(db, start, end)) {
+  for (const r of energy ?? energyBetween(db, start, end)) {
     if (r.scope !== 'instance') continue;
     const e = energyBySlug.get(r.slug) ?? { service: r.service, j: 0 };
     e.j += r.energyJ;

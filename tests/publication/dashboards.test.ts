@@ -12,6 +12,8 @@ import { createSession } from '../../src/identity/sessions.js';
 import { createUser } from '../../src/identity/users.js';
 import { testConfig } from '../helpers.js';
 import { generate, type Truth } from './fixture.js';
+import { buckets } from '../../src/publication/city.js';
+import { energyBetween, energyByPeriods } from '../../src/metering/store.js';
 
 const MIN = 11;
 const DENIED = new Set(['CATTERY_ERR_UNAUTHENTICATED', 'CATTERY_ERR_FORBIDDEN']);
@@ -145,6 +147,15 @@ t.test('every chart has its table, summary and CSV with the same numbers; SVG we
       t.match(c.headers['content-type'], /^text\/csv/);
       t.same(tableRows(b.table, lang), csvRows(c.body), `${url} ${b.id}: the table and the CSV hold the same numbers`);
     }
+  }
+  // The city's charts read metering's running totals once per bound: the same rows as energyBetween period by period.
+  for (const grain of ['day', 'week', 'month', 'year'] as const) {
+    const now = new Date();
+    const bounds = buckets(grain, now).bounds.map((b) => (b > now ? now : b));
+    const swept = energyByPeriods(rt.db, bounds);
+    const each = bounds.slice(1).map((to, i) => energyBetween(rt.db, bounds[i]!, to));
+    t.same(swept, each, `${grain}: energyByPeriods equals energyBetween for each period`);
+    t.ok(each.some((rows) => rows.length > 0), `${grain}: some energy to compare`);
   }
   // A resident sees only their own accounts.
   const other = owner[1]!;
