@@ -43,6 +43,7 @@ import { mailClientPages } from './pages/mail-client.js';
 import { mediatorPages } from './pages/mediator.js';
 import { adminPages } from './pages/admin.js';
 import { dashboardPages } from './pages/dashboard.js';
+import { chartPages } from './pages/charts.js';
 import { identityRoutes } from './routes/identity.js';
 import { meteringRoutes } from './routes/metering.js';
 import type { Collector } from '../metering/collector.js';
@@ -305,6 +306,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(mediatorPages, { deps: pageDeps });
   await app.register(adminPages, { deps: pageDeps, housekeeping, backups: deps.backups });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
+  await app.register(chartPages, { deps: pageDeps });
   await app.register(dnsPages, { deps: dnsDeps });
   await app.register(namesPages, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });
   await app.register(membershipPages, { deps: pageDeps });

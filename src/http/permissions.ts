@@ -139,6 +139,14 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /mediator/signup': ['mediator', 'admin'],
   'GET /admin': ADMIN,
   'GET /dashboard': ['admin', 'city'],
+  // the dashboards as charts (http/pages/charts.ts): the city's is aggregates after statistical secrecy; the health
+  // page names instances and operations (administrators only); a resident's shows their own accounts only
+  'GET /dashboard/city': ['admin', 'city'],
+  'GET /dashboard/city/:file': ['admin', 'city'],
+  'GET /admin/health': ADMIN,
+  'GET /admin/health/:file': ADMIN,
+  'GET /me/usage': SIGNED_IN,
+  'GET /me/usage/:file': SIGNED_IN,
   'POST /admin/signups/:id/approve': ADMIN,
   'POST /admin/signups/:id/reject': ADMIN,
   'POST /admin/volumes/:name/archive': ADMIN,

@@ -5,7 +5,7 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import { countsByCollegeOn } from '../governance/members.js';
 import { J_PER_KWH, accountKey } from '../metering/energy-model.js';
-import { energyBetween } from '../metering/store.js';
+import { energyBetween, type EnergyRow } from '../metering/store.js';
 import { DOMINANCE, suppress, type Cell, type Rules, type Suppressed } from './suppression.js';
 
 export const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
@@ -50,21 +50,23 @@ function serviceIds(db: Db, catalog: Catalog): string[] {
   return [...seen].sort();
 }
 
-interface AccountRow { service: string; slug: string; bytes: number | null; items: number | null; userId: number | null }
+interface AccountRow { service: string; slug: string; bytes: number | null; items: number | null; userId: number | null; createdAt: string }
 
-function accountsAt(db: Db, at: string): AccountRow[] {
-  // Accounts that existed at the instant and are not on their way out. A deleted account leaves no row, so a past
-  // month counts only the accounts that still exist (docs/publication.md).
-  return db.$client.prepare(`SELECT i.service service, i.slug slug, a.usage_bytes bytes, a.usage_items items, a.user_id userId
-    FROM accounts a JOIN instances i ON i.id = a.instance_id WHERE a.created_at < ? AND a.state IN ('active', 'suspended', 'pending')`)
-    .all(at) as AccountRow[];
+/** Every account not on its way out, read once: several months' figures filter it by creation time. */
+export function liveAccounts(db: Db): AccountRow[] {
+  // Accounts that exist and are not on their way out. A deleted account leaves no row, so a past month counts only
+  // the accounts that still exist (docs/publication.md).
+  return db.$client.prepare(`SELECT i.service service, i.slug slug, a.usage_bytes bytes, a.usage_items items, a.user_id userId, a.created_at createdAt
+    FROM accounts a JOIN instances i ON i.id = a.instance_id WHERE a.state IN ('active', 'suspended', 'pending')`).all() as AccountRow[];
 }
 
-export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rules, now = new Date()): MonthFigures {
+/** A month's suppressed tables. `live` (liveAccounts) and the month's `energy` rows (metering's energyByPeriods) may be
+ * handed in when several months are read at once. */
+export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rules, now = new Date(), live: AccountRow[] = liveAccounts(db), energy?: EnergyRow[]): MonthFigures {
   const { start, end } = monthBounds(month);
   const endIso = end.toISOString();
   const services = serviceIds(db, catalog);
-  const accounts = accountsAt(db, endIso);
+  const accounts = live.filter((a) => a.createdAt < endIso);
   const bySvc = new Map<string, AccountRow[]>(services.map((s) => [s, []]));
   for (const a of accounts) bySvc.get(a.service)?.push(a);
 
@@ -90,11 +92,17 @@ export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
   // Energy per service: its instances' lines; the largest account's part is its instance's energy times the account's
   // key (metering's own per-account model), which the dominance rule needs.
   const energyBySlug = new Map<string, { service: string; j: number }>();
-  for (const r of energyBetween(db, start, end)) {
+  for (const r of energy ?? energyBetween(db, start, end)) {
     if (r.scope !== 'instance') continue;
     const e = energyBySlug.get(r.slug) ?? { service: r.service, j: 0 };
     e.j += r.energyJ;
     energyBySlug.set(r.slug, e);
+  }
+  const bySlug = new Map<string, { bytes: number; items: number }[]>();
+  for (const a of accounts) {
+    const l = bySlug.get(a.slug) ?? [];
+    l.push({ bytes: a.bytes ?? 0, items: a.items ?? 0 });
+    bySlug.set(a.slug, l);
   }
   const energyCells = services.map((s): Cell[] => {
     let value = 0, top = 0;
@@ -103,8 +111,8 @@ export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
       if (e.service !== s) continue;
       const kwh = e.j / J_PER_KWH;
       value += kwh;
-      const inInstance = accs.filter((a) => a.slug === slug).map((a) => ({ bytes: a.bytes ?? 0, items: a.items ?? 0 }));
-      for (const a of inInstance) top = Math.max(top, kwh * accountKey(a, inInstance));
+      const inInstance = bySlug.get(slug) ?? [];
+      top = Math.max(top, kwh * topKey(inInstance));
     }
     return [{ persons: accs.length, value, top }];
   });
@@ -114,6 +122,16 @@ export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
   const membersT: Table = { rows: colleges.map((c) => c.college || 'members'), cols: ['members'], t: suppress(colleges.map((c) => [count(c.members)]), rules) };
 
   return { month, accounts: accountsT, signups: signupsT, ...(storageT ? { storage: storageT } : {}), energy: energyT, members: membersT };
+}
+
+/** The largest account's key in an instance (metering's accountKey). The key is linear in an account's bytes and
+ * items once the instance's sums are known, so the largest is found in one pass and the model asked once for it. */
+export function topKey(all: { bytes: number; items: number }[]): number {
+  if (!all.length) return 0;
+  const sb = all.reduce((a, x) => a + x.bytes, 0) || 1, si = all.reduce((a, x) => a + x.items, 0) || 1;
+  let best = all[0]!;
+  for (const a of all) if (a.bytes / sb + a.items / si > best.bytes / sb + best.items / si) best = a;
+  return accountKey(best, all);
 }
 
 export const rulesOf = (minGroup: number): Rules => ({ minGroup, dominance: DOMINANCE });
