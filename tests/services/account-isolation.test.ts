@@ -263,7 +263,7 @@ for (const svc of chosen) {
       }
     });
     const limit = Math.max(RESERVE_MS, BUDGET_MS - (Date.now() - startedAt));
-    await fc.assert(property, { numRuns: Number(process.env.ISOLATION_RUNS ?? 3), seed: SEED, endOnFailure: true, interruptAfterTimeLimit: limit })
+    await fc.assert(property, { numRuns: Number(process.env.ISOLATION_RUNS ?? 2), seed: SEED, endOnFailure: true, interruptAfterTimeLimit: limit })
       .then(() => t.pass(`${id}: ${run} generated sequences (seed ${SEED})`), (err: Error) => t.fail(`${id}: seed ${SEED} (ISOLATION_SEED=${SEED} to replay)\n${(err.cause as Error | undefined)?.message ?? ''}\n${err.message}`));
   });
 }

@@ -16,7 +16,7 @@ import { docker, execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../help
 import { PROBES, imapOptions, newMarker, type ProbeCtx } from './probes.js';
 
 const SEED = Number(process.env.IMPORT_SEED ?? Date.now() % 2 ** 31);
-const RUNS = Number(process.env.IMPORT_RUNS ?? 25);
+const RUNS = Number(process.env.IMPORT_RUNS ?? 15);
 const DOMAIN = 'quartier.test';
 const USERS = ['alice', 'alice2', 'alic', 'bob'] as const;
 const PASS: Record<string, string> = Object.fromEntries(USERS.map((u) => [u, `${u}-secret-import`]));

@@ -152,11 +152,13 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   await a.fill('#compose-subject', 'Fête des voisins');
   await a.fill('#composebody', 'Bonjour Bob, rendez-vous samedi dans la cour.');
   await a.locator('button.send, a.send').first().click();
-  await a.getByText('Le courriel a été envoyé avec succès.').waitFor({ timeout: 30_000 });
+  // A bound, not a measure: Roundcube sends through the linked mail instance's submission port, which took more than
+  // 30 s once under the whole suite's load.
+  await a.getByText('Le courriel a été envoyé avec succès.').waitFor({ timeout: 120_000 });
   t.pass('alice sends to bob from the webmail');
   // Signing out ends the session: the mailbox asks for a login again.
   // (Roundcube leaves the compose page by itself once the message is sent.)
-  await a.waitForURL((u) => !u.search.includes('_action=compose'), { timeout: 30_000 });
+  await a.waitForURL((u) => !u.search.includes('_action=compose'), { timeout: 60_000 });
   await inMailbox(a);
   // (A command given while Roundcube is still loading the list is dropped: wait until it is idle, as a person would.)
   await a.waitForFunction(() => !(window as unknown as { rcmail: { busy: boolean } }).rcmail.busy);
