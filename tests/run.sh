@@ -58,7 +58,7 @@ if [ -n "$leaked" ]; then
 fi
 rm -f "$before"
 # CI keeps only the end of what the suite printed: name every failure there, with the file it is in.
-failures=$(awk '/^# Subtest: tests\//{file=$3} /^ *not ok /{sub(/^ +/,""); print "#   " file ": " substr($0,1,200)}' "$log")
+failures=$(awk '/^# Subtest: tests\//{file=$3} /^ *not ok / && !/# TODO/{sub(/^ +/,""); print "#   " file ": " substr($0,1,200)}' "$log")
 if [ -n "$failures" ]; then
   echo "# failures (file: test):"
   printf '%s\n' "$failures" | tail -40
@@ -67,7 +67,8 @@ summary=$(grep -E '^# \{ total: [0-9]+' "$log" | tail -1)
 total=$(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")
 pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
 fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
-total=${total:-0}; pass=${pass:-0}; fail=${fail:-$((total - pass))}
+# tap omits `fail:` when nothing failed; its todos are neither passes nor failures.
+total=${total:-0}; pass=${pass:-0}; fail=${fail:-0}
 rm -f "$log"
 if [ -n "$leaked" ]; then fail=$((fail + 1)); status=1; fi
 if [ "$status" -ne 0 ] && [ "$fail" -eq 0 ]; then fail=1; fi
