@@ -100,13 +100,21 @@ async function runOp(deps: AccountDeps, inst: Instance, op: Op, input: Record<st
   if (!canOperate(inst)) throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
   const r = await execWithInput(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, inst.slug), spec.exec,
     JSON.stringify(input), deps.limits ?? DEFAULT_LIMITS, `${op} of ${inst.slug}`);
-  let out: Record<string, unknown> = {};
-  try { out = JSON.parse(r.stdout.toString() || '{}'); } catch { /* reported below */ }
-  if (r.exitCode !== 0 || out.ok !== true) {
+  const { out, refusal } = answerOf(r, op, 200);
+  if (refusal) {
     deps.log.warn({ slug: inst.slug, op, exitCode: r.exitCode, stderr: r.stderr }, 'account operation failed');
-    throw fail('CATTERY_ERR_ACCOUNT_OPERATION', typeof out.error === 'string' ? out.error.slice(0, 200) : `${op} exited with ${r.exitCode}`);
+    throw fail('CATTERY_ERR_ACCOUNT_OPERATION', refusal);
   }
   return out;
+}
+
+/** An operation's answer: its line of JSON, and why it failed when it did not exit 0 with `ok: true` (its own
+ * words when it gave some, else its exit code). */
+function answerOf(r: { exitCode: number; stdout: Buffer }, op: string, maxWords: number): { out: Record<string, unknown>; refusal: string | null } {
+  let out: Record<string, unknown> = {};
+  try { out = JSON.parse(r.stdout.toString() || '{}'); } catch { /* reported below */ }
+  if (r.exitCode === 0 && out.ok === true) return { out, refusal: null };
+  return { out, refusal: typeof out.error === 'string' ? out.error.slice(0, maxWords) : `${op} exited with ${r.exitCode}` };
 }
 
 function setState(db: Db, id: number, state: AccountState, extra: Partial<Account> = {}) {
@@ -444,10 +452,8 @@ export async function importAccount(deps: AccountDeps, slug: string, username: s
     }
     throw err;
   }
-  let out: Record<string, unknown> = {};
-  try { out = JSON.parse(r.stdout.toString() || '{}'); } catch { /* reported below */ }
-  if (r.exitCode !== 0 || out.ok !== true) {
-    const why = typeof out.error === 'string' ? out.error.slice(0, 300) : `import exited with ${r.exitCode}`;
+  const why = answerOf(r, 'import', 300).refusal;
+  if (why) {
     deps.log.warn({ slug, username, exitCode: r.exitCode, stderr: r.stderr }, 'account import refused');
     journal(deps.db, slug, 'import', actor, detail, 'failed', why);
     throw fail('CATTERY_ERR_ACCOUNT_OPERATION', `the import into ${username} was refused, and nothing of the account changed: ${why}`);

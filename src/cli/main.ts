@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (cmd === 'catalog' && sub === 'schema') {
       const { values } = parseArgs({ args: rest, options: { out: { type: 'string' } } });
-      if (values.out) fs.writeFileSync(values.out, manifestJsonSchema()); else process.stdout.write(manifestJsonSchema());
+      if (values.out) fs.writeFileSync(values.out, manifestJsonSchema(), { mode: 0o644 }); // public: no resident's data else process.stdout.write(manifestJsonSchema());
       return 0;
     }
     // From here on files hold residents' data or secrets: cattery's user only, from the first one (cattery.db,
