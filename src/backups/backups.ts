@@ -515,7 +515,11 @@ export async function snapshotsAt(deps: ResticDeps, engine: Engine, access: Repo
 /** An instance's volumes as they were in a snapshot (its newest by default), written into `into`'s volumes: the same
  * instance (its container paused meanwhile, then restarted by the caller) or a new one beside it, created stopped.
  * A volume's files that the snapshot does not hold are removed first: the volume is the snapshot's, not a mix. */
-export async function restoreVolumes(deps: BackupDeps, repoName: string, from: { slug: string; snapshot?: string }, into: Instance, actor: string): Promise<BackupRun> {
+/** Which snapshot of an instance: its newest, one named by an id prefix, or one a caller has already listed
+ * (`found`: not listed again). */
+export interface SnapshotOf { slug: string; snapshot?: string; found?: Snapshot }
+
+export async function restoreVolumes(deps: BackupDeps, repoName: string, from: SnapshotOf, into: Instance, actor: string): Promise<BackupRun> {
   const repo = getRepository(deps.db, repoName);
   const run = startRun(deps.db, repo, 'restore', `instance:${into.slug}`, actor);
   const started = Date.now();
@@ -531,12 +535,12 @@ export async function restoreVolumes(deps: BackupDeps, repoName: string, from: {
 }
 
 export async function restoreVolumesAt(deps: ResticDeps & Pick<BackupDeps, 'catalog'>, engine: Engine, access: RepoAccess,
-  from: { slug: string; snapshot?: string }, into: Pick<Instance, 'slug' | 'service'>): Promise<Snapshot> {
+  from: SnapshotOf, into: Pick<Instance, 'slug' | 'service'>): Promise<Snapshot> {
   const loc = parseRepoUrl(access.url);
   const m = deps.catalog.services.get(into.service)?.manifest;
   if (!m) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', into.service);
-  const snaps = (await snapshotsAt(deps, engine, access, `instance:${from.slug}`)).filter((s) => s.host === deps.hosterId);
-  const snap = from.snapshot ? pickSnapshot(snaps, from.snapshot) : snaps.at(-1);
+  const snaps = from.found ? [] : (await snapshotsAt(deps, engine, access, `instance:${from.slug}`)).filter((s) => s.host === deps.hosterId);
+  const snap = from.found ?? (from.snapshot ? pickSnapshot(snaps, from.snapshot) : snaps.at(-1));
   if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot${from.snapshot ? ` ${from.snapshot}` : ''} of "${from.slug}" for "${deps.hosterId}"`);
   const mounts = m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, into.slug, v.name), target: `${IN.data}/${v.name}`, readOnly: false }));
   // Restoring writes files as their owners: the capabilities to set owners and modes, nothing else.
@@ -588,7 +592,7 @@ export async function restoreHosterFiles(deps: ResticDeps, engine: Engine, acces
 /** An instance as it was in a snapshot, as a new instance beside it (to compare, or to take a resident's file back
  * by hand): made stopped, its volumes filled from the snapshot, then started. The original is not touched. */
 export async function restoreBeside(deps: BackupDeps, instanceDeps: InstanceDeps, repoName: string,
-  from: { slug: string; snapshot?: string }, newSlug: string, actor: string, onMade?: () => void): Promise<{ run: BackupRun; instance: Instance }> {
+  from: SnapshotOf, newSlug: string, actor: string, onMade?: () => void): Promise<{ run: BackupRun; instance: Instance }> {
   const orig = getInstance(deps.db, from.slug);
   const server = serverOf(deps.db, orig);
   const made = createInstance(instanceDeps, { service: orig.service, slug: newSlug, server: server.name, env: orig.config.env, desired: 'stopped' }, actor);
@@ -636,7 +640,7 @@ export async function restoreAccount(deps: BackupDeps, accountDeps: AccountDeps,
   let made = false;
   let keptAt: string | null = null;
   try {
-    const beside = await restoreBeside(deps, instanceDeps, repoName, { slug: target.slug, snapshot: snap.id }, besideSlug, actor, () => { made = true; });
+    const beside = await restoreBeside(deps, instanceDeps, repoName, { slug: target.slug, found: snap }, besideSlug, actor, () => { made = true; });
     if (beside.run.status !== 'done') throw fail('CATTERY_ERR_BACKUP', beside.run.error ?? 'the snapshot could not be restored');
     // The run of the volumes' restore is the instance beside's; this run is the account's.
     deps.db.delete(backupRuns).where(eq(backupRuns.id, beside.run.id)).run();
