@@ -29,7 +29,7 @@ import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import type { Instance, User } from '../db/schema.js';
 import { certificateHostOf } from '../ingress/mail-host.js';
 import { webAddressOf } from '../ingress/web-address.js';
-import { checkFormOrigin, checkOwnSite, csrfBinding, csrfHmacKey } from './csrf.js';
+import { checkFormOrigin, checkOwnSite, checkSocketOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
 import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { cookieNames, cookieOptions } from './cookies.js';
 import { DOOR_PEER, REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
@@ -95,7 +95,7 @@ export interface AppDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     /** Every route with its method, as registered: what the role matrix test walks. */
-    routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean }[];
+    routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean }[];
   }
 }
 
@@ -161,7 +161,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const secureCookies = deps.config.publicUrl.startsWith('https://');
   app.decorate('cookieNames', cookieNames(secureCookies));
   await registerPlugins(app as unknown as FastifyInstance, deps, secureCookies);
-  enforcePermissions(app as unknown as FastifyInstance, checkFormOrigin(new URL(deps.config.publicUrl).origin));
+  enforcePermissions(app as unknown as FastifyInstance, checkFormOrigin(new URL(deps.config.publicUrl).origin), checkSocketOrigin(new URL(deps.config.publicUrl).origin));
   const oidc = deps.config.oidc ? createOidc(deps.config.oidc, deps.log.child({ domain: 'identity' })) : undefined;
   guardRequests(app as unknown as FastifyInstance, deps, oidc);
   await registerRoutes(app as unknown as FastifyInstance, deps, oidc, secureCookies);
@@ -189,9 +189,10 @@ async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookie
 }
 
 /** The one table (permissions.ts) gives every route its roles; a route missing from it stops the build of the app.
- * Every form a page posts is checked for its CSRF token, by construction rather than by remembering. */
-function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookHandler): void {
-  const routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean }[] = [];
+ * Every form a page posts is checked for its CSRF token, and every WebSocket a page opens for its Origin, by
+ * construction rather than by remembering. */
+function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookHandler, socketOrigin: preValidationHookHandler): void {
+  const routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean }[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/documentation')) return;
@@ -203,7 +204,7 @@ function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookH
       return;
     }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true, acts: route.config?.acts === true, cacheable: route.config?.cacheable === true });
+    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true, acts: route.config?.acts === true, cacheable: route.config?.cacheable === true, websocket: route.websocket === true });
     for (const m of methods) {
       const roles = PERMISSIONS[permissionKey(m, route.url)];
       if (!roles?.length) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} has no line in http/permissions.ts`);
@@ -213,6 +214,9 @@ function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookH
     }
     if (route.config?.page && route.config?.acts && methods.includes('GET')) {
       route.preValidation = [checkOwnSite, ...(route.preValidation ? [route.preValidation].flat() : [])];
+    }
+    if (route.config?.page && route.websocket) {
+      route.preValidation = [socketOrigin, ...(route.preValidation ? [route.preValidation].flat() : [])];
     }
     if (route.config?.page && methods.includes('POST')) {
       // preValidation: the token is a form field, so the body must be parsed; and the check comes before the schema's.
@@ -306,7 +310,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(mediatorPages, { deps: pageDeps });
   await app.register(adminPages, { deps: pageDeps, housekeeping, backups: deps.backups });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
-  await app.register(chartPages, { deps: pageDeps });
+  await app.register(chartPages, { deps: pageDeps, collector: deps.collector });
   await app.register(dnsPages, { deps: dnsDeps });
   await app.register(namesPages, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });
   await app.register(membershipPages, { deps: pageDeps });

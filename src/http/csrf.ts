@@ -33,6 +33,18 @@ export function checkFormOrigin(publicOrigin: string) {
   };
 }
 
+/** preValidation on every WebSocket a page opens with the session cookie (a page route with `websocket`). A browser
+ * sends the cookie on a WebSocket opened by any page of the same site, and a WebSocket is not bound by the same-origin
+ * policy (cross-site WebSocket hijacking): the handshake's Origin is the only thing that says whose page opened it.
+ * Browsers always send it on a WebSocket, so a handshake without one is refused too. */
+export function checkSocketOrigin(publicOrigin: string) {
+  return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    const origin = req.headers.origin;
+    if (origin !== undefined && (origin === publicOrigin || origin === `${req.protocol}://${req.host}`)) return;
+    throw fail('CATTERY_ERR_CSRF', origin === undefined ? 'a WebSocket without an Origin' : 'a WebSocket opened from another origin');
+  };
+}
+
 /** preValidation on a page GET that does something (config `acts`: an export staged in the container, say). A GET
  * carries the session cookie from a same-site page too (an <img> on a sibling instance's name; SameSite=Lax lets
  * it through), and has no CSRF token: a browser that says where the request comes from must say it is cattery's own

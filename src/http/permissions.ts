@@ -117,6 +117,7 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   // pages
   'GET /': PUBLIC,
   'GET /assets/cattery.css': PUBLIC,
+  'GET /assets/live-power.js': PUBLIC,
   'GET /terms': PUBLIC,
   'GET /signup': PUBLIC,
   'POST /signup': PUBLIC,
@@ -139,6 +140,8 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /mediator/signup': ['mediator', 'admin'],
   'GET /admin': ADMIN,
   'GET /dashboard': ['admin', 'city'],
+  // the power figure of the dashboards, live: a page WebSocket (cookie, Origin checked), aggregates only
+  'GET /dashboard/live': ['admin', 'city'],
   // the dashboards as charts (http/pages/charts.ts): the city's is aggregates after statistical secrecy; the health
   // page names instances and operations (administrators only); a resident's shows their own accounts only
   'GET /dashboard/city': ['admin', 'city'],

@@ -86,4 +86,30 @@ t.test('every page form refuses tossed pairs, foreign origins and other sites', 
     for (const site of ['same-site', 'cross-site', 'SAME-ORIGIN', 'same-origin, same-site', '']) t.ok(csrfRefused(await get(site)), `GET ${url} with Sec-Fetch-Site "${site}": refused`);
     for (const site of ['same-origin', 'none', undefined]) t.notOk(csrfRefused(await get(site)), `GET ${url} with Sec-Fetch-Site ${site ?? 'absent'}: past the check`);
   }
+  // Every WebSocket a page opens with the session cookie (cross-site WebSocket hijacking: a same-site page's script
+  // opens one, the browser adds the cookie, and no same-origin policy stops it reading the messages). The handshake
+  // must come from cattery's own origin: any other origin, or none, is refused before the socket opens.
+  const sockets = rt.app.routeTable.filter((r) => r.page && r.websocket);
+  t.same(sockets.map((r) => r.url), ['/dashboard/live'], 'the page WebSockets are declared (the dashboards\' live power)');
+  const open = async (url: string, headers: Record<string, string>) => {
+    try {
+      const ws = await rt.app.injectWS(url, { headers: { host: 'asso.example:8080', ...headers } });
+      ws.terminate();
+      return 'open';
+    } catch (err) { return String((err as Error).message); }
+  };
+  for (const route of sockets) {
+    const session = createSession(rt.db, policy, victim.id, 'password');
+    t.equal(await open(route.url, { cookie: `cattery_session=${session}`, origin: 'http://asso.example:8080' }), 'open', `${route.url}: opens from cattery's own origin`);
+    // A page sends a browser without a session to the sign-in page (303): not a socket either way.
+    t.match(await open(route.url, { origin: 'http://asso.example:8080' }), /: 303$/, `${route.url}: refused without a session`);
+    const resident = createSession(rt.db, policy, attacker.id, 'password');
+    t.match(await open(route.url, { cookie: `cattery_session=${resident}`, origin: 'http://asso.example:8080' }), /: 403$/, `${route.url}: refused to a role the table does not name`);
+    t.match(await open(route.url, { cookie: `cattery_session=${session}` }), /: 403$/, `${route.url}: refused without an Origin`);
+  }
+  await fc.assert(fc.asyncProperty(fc.constantFrom(...sockets.map((r) => r.url)), foreignOrigin, async (url, origin) => {
+    const session = createSession(rt.db, policy, victim.id, 'password');
+    return /: 403$/.test(await open(url, { cookie: `cattery_session=${session}`, origin }));
+  }), { numRuns: 100 });
+  t.pass('no page WebSocket opened from a foreign origin');
 });

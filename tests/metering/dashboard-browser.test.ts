@@ -74,4 +74,41 @@ t.test('the city reads the dashboard', async (t) => {
     return r.violations.map((v) => v.id);
   });
   t.same(violations, [], 'axe: no violation on the dashboard');
+  // With JavaScript on, the power figures follow the metering passes through the page's WebSocket.
+  await t.test('the power figure is live with JavaScript on, and whole without it', async (t) => {
+    const live = await browser.newContext({ locale: 'fr-FR' });
+    t.teardown(() => live.close());
+    await live.addCookies(await ctx.cookies());
+    const city = await live.newPage();
+    const requests: string[] = [];
+    let scriptBytes = 0;
+    city.on('request', (r) => requests.push(r.url()));
+    city.on('response', async (r) => { if (r.url().endsWith('/live-power.js')) scriptBytes = (await r.body()).length; });
+    const socket = city.waitForEvent('websocket');
+    await city.goto(`${base}/dashboard/city`);
+    t.equal(new URL((await socket).url()).pathname, '/dashboard/live', 'the page opens its live socket');
+    city.on('console', (m) => t.comment(`console: ${m.text()}`));
+    await rt.collector.pass(); // the first pass only takes the counters' starting values
+    await new Promise((r) => setTimeout(r, 1000));
+    const first = await rt.collector.pass();
+    t.ok(first.length > 0, 'a pass with readings');
+    const total = first.reduce((sum, r) => sum + r.watts, 0);
+    await city.locator('[data-live="total"]').filter({ hasText: (Math.round(total * 10) / 10).toFixed(1) }).waitFor({ timeout: 20_000 });
+    t.pass(`the city page shows the new total (${total.toFixed(1)} W) without a reload`);
+    t.ok(scriptBytes > 0 && scriptBytes < 5 * 1024, `the script is ${scriptBytes} bytes (< 5 KB)`);
+    t.same(requests.filter((u) => new URL(u).origin !== new URL(base).origin && !u.startsWith('data:')), [], 'nothing from elsewhere');
+
+    const energy = await live.newPage();
+    await energy.goto(`${base}/dashboard`);
+    await energy.waitForEvent('websocket');
+    const before = await energy.locator('[data-live="at"]').getAttribute('datetime');
+    const second = await rt.collector.pass();
+    t.not(second[0]!.at, before);
+    await energy.locator(`[data-live="at"][datetime="${second[0]!.at}"]`).waitFor({ timeout: 20_000 });
+    t.equal(await energy.locator(`tr[data-server="${serverId}"] [data-live="watts"]`).textContent(), `${second[0]!.watts.toFixed(1)} W`, 'the server\'s row follows the pass');
+
+    const still = await ctx.newPage(); // JavaScript off: the same figures, server-rendered
+    await still.goto(`${base}/dashboard/city`);
+    t.match(await still.locator('[data-live="total"]').textContent(), /^\d+[.,]\d$/, 'without a script the page still shows the last reading');
+  });
 });

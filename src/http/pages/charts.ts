@@ -1,6 +1,7 @@
 // The dashboards drawn as charts (publication/charts.ts): the city's (aggregates, after statistical secrecy), the
 // administrators' (health, capacity, backups) and a resident's own. Each chart comes with its table, a one-sentence
-// summary and a CSV of the same numbers at `<page>/<chart>.csv`; all of them rendered from one value. No script.
+// summary and a CSV of the same numbers at `<page>/<chart>.csv`; all of them rendered from one value. The only script
+// is the city page's live power figure (live-power.js), and the page is whole without it.
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
@@ -16,6 +17,8 @@ import type { PageDeps } from './deps.js';
 import { langOf } from './render.js';
 import { translator } from '../i18n.js';
 import { me } from './me.js';
+import { livePower } from './dashboard.js';
+import type { Collector } from '../../metering/collector.js';
 
 const page = { page: true } as const;
 const Lang = Type.Optional(Type.String({ maxLength: 5 }));
@@ -38,7 +41,7 @@ function sendCsv(reply: FastifyReply, charts: Chart[], file: string, periodHeade
   return reply.send(csv(c, periodHeader));
 }
 
-export const chartPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
+export const chartPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; collector: Collector }> = async (app, { deps, collector }) => {
   const collegeNames = (lang: Lang) => { const m = new Map(listColleges(deps.db).map((c) => [c.slug, lang === 'fr' ? c.nameFr : c.nameEn])); return (s: string) => m.get(s) ?? s; };
   const city = (lang: Lang, grain: Grain) => cityCharts(deps.db, deps.catalog, grain, { minGroup: deps.config.publication.minGroup, gridGPerKwh: deps.config.gridGCo2ePerKwh, lang }, collegeNames(lang));
 
@@ -51,6 +54,7 @@ export const chartPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (
       title: tr('charts.city.title'), grain, grains: GRAINS, min: deps.config.publication.minGroup, openDataMonth: previousMonth(new Date()),
       blocks: charts.map((c) => block(c, lang, tr, `/dashboard/city/${c.id}.csv?grain=${grain}&lang=${lang}`)),
       energyCount: charts.filter((c) => c.id.startsWith('energy-') || c.id.startsWith('co2-')).length,
+      live: livePower(collector.current()), script: true,
     });
   });
 

@@ -21,10 +21,12 @@ export function langOf(req: FastifyRequest): Lang {
   return pickLang(req.query, req.cookies?.[req.server.cookieNames.lang], req.headers['accept-language']);
 }
 
-export function pageHeaders(reply: FastifyReply, formTargets: string[]): void {
+/** `script`: the page loads one of cattery's own scripts (the live power's), which may open a WebSocket back to cattery.
+ * Every other page runs no script at all. */
+export function pageHeaders(reply: FastifyReply, formTargets: string[], script = false): void {
   reply.header('content-type', 'text/html; charset=utf-8');
   reply.header('content-security-policy',
-    `default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' ${formTargets.join(' ')}; frame-ancestors 'none'; base-uri 'none'`);
+    `default-src 'none'; style-src 'self'; img-src 'self' data:; ${script ? "script-src 'self'; connect-src 'self'; " : ''}form-action 'self' ${formTargets.join(' ')}; frame-ancestors 'none'; base-uri 'none'`);
   reply.header('referrer-policy', 'same-origin');
   reply.header('x-frame-options', 'DENY');
   reply.header('cache-control', 'no-store');
@@ -42,7 +44,7 @@ export function makePage(formTargets: string[]) {
       user: req.user ? { name: req.user.name, login: req.user.login, roles: req.principal?.roles ?? req.user.roles } : null,
       otherLang: lang === 'fr' ? 'en' : 'fr',
     };
-    pageHeaders(this, formTargets);
+    pageHeaders(this, formTargets, data.script === true);
     this.code(status);
     return this.view(template, { ...ctx, ...data });
   };
