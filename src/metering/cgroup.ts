@@ -95,6 +95,27 @@ function v2Usage(roots: Roots, paths: Map<string, string>): Omit<ContainerUsage,
   return { cpuNs: (cpu.get('usage_usec') ?? 0) * 1000, memoryBytes: Math.max(0, usage - (mem.get('inactive_file') ?? 0)), blkReadBytes, blkWriteBytes };
 }
 
+/** Where Docker puts a container's cgroup, relative to a hierarchy's root: the cgroupfs driver (Debian's docker.io
+ * default), then the systemd driver. */
+const layouts = (id: string) => [`/docker/${id}`, `/system.slice/docker-${id}.scope`];
+
+/** A running container's cgroup found from its id alone, with a pid inside it (for its network namespace): no call to
+ * Docker. undefined when the container has no cgroup there (not started yet, gone, or a layout cattery does not know:
+ * a --cgroup-parent). The pid is whichever process is in the cgroup now, so a restarted container is followed too. */
+export function containerCgroup(roots: Roots, version: CgroupVersion, id: string): { pid: number; paths: Map<string, string> } | undefined {
+  if (!/^[0-9a-f]{12,64}$/.test(id)) return undefined;
+  const hierarchy = version === 2 ? '' : 'memory';
+  for (const rel of layouts(id)) {
+    let procs: string;
+    try { procs = read(path.join(roots.cgroup, hierarchy, rel, 'cgroup.procs')); } catch { continue; }
+    const pid = Number(procs.split('\n').find((l) => l.trim() !== ''));
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    const paths = new Map<string, string>(version === 2 ? [['', rel]] : ['cpu', 'cpuacct', 'memory', 'blkio'].map((c) => [c, rel]));
+    return { pid, paths };
+  }
+  return undefined;
+}
+
 /** Everything about one running container, from its main pid. Throws when the pid is gone (container stopped).
  * `paths` (cgroupPaths of the pid) may be kept by the caller: they do not change while the container runs. */
 export function readContainerUsage(roots: Roots, version: CgroupVersion, pid: number, paths = cgroupPaths(roots, pid)): ContainerUsage {

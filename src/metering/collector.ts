@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import {
   LABEL_INSTANCE, LABEL_SERVICE, containerPid, containerStats, isLocalEndpoint, runningInstanceContainers, type Engine, type Unit,
 } from '../orchestrator/docker/index.js';
-import { HOST_ROOTS, cgroupPaths, cgroupVersion, readContainerUsage, readHostCpu, readHostMemory, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
+import { HOST_ROOTS, cgroupPaths, cgroupVersion, containerCgroup, readContainerUsage, readHostCpu, readHostMemory, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
 import { splitEnergy, type IdlePolicy } from './energy-model.js';
 import { DEFAULT_SERVER_ENERGY, curveWatts, modelName, readExternalMeter } from './power.js';
 import { findRaplDomains, raplDeltaJoules, readRapl, type RaplDomain } from './rapl.js';
@@ -55,8 +55,9 @@ export interface Collector {
   stop(): Promise<void>;
   current(): PowerReading[];
   onPower(listener: (r: PowerReading[]) => void): () => void;
-  /** Which reader served the last pass: how many containers by cgroup files, how many by the stats API. */
-  readers(): { cgroup: number; stats: number };
+  /** Which reader served the last pass: how many containers by cgroup files, how many by the stats API, and how many
+   * were left out for a moment (unreadable while others were). */
+  readers(): { cgroup: number; stats: number; skipped: number };
 }
 
 interface PassFigures {
@@ -127,16 +128,24 @@ function splitPass(f: PassFigures): { lines: MeterLine[]; reading: PowerReading 
   return { lines, reading };
 }
 
-/** A container's usage: its cgroup files through its pid on this host's engine (the pid and paths remembered while it
- * runs), else Docker's stats API; counts which reader served each container. */
+/** A container's usage from the kernel's cgroup files when its engine is this host's: found by the container's id
+ * (cgroup.ts containerCgroup), else through its pid (one inspect, remembered while it runs). Docker's stats API only
+ * when the cgroup files cannot be read on this host at all (cattery in a container without the host's /sys/fs/cgroup,
+ * a remote engine): a container that is not readable for a moment while others are (just created, restarting, being
+ * removed) is left out of this pass. Asking the stats API for it instead waited about a second per container inside
+ * dockerd, exactly while a bulk provisioning needed dockerd (issue 15: bench/provision's bulk figure). Its counters
+ * are cumulative, so the next pass counts what it used. */
 function createUsageReader(opts: { roots: Roots; version: ReturnType<typeof cgroupVersion>; log: Logger; useStatsApi: boolean }) {
   const { roots, version, log } = opts;
   const pids = new Map<string, { pid: number; paths: Map<string, string> }>();
-  let counts = { cgroup: 0, stats: 0 };
-  async function read(engine: Engine, id: string, local: boolean): Promise<ContainerUsage> {
+  let counts = { cgroup: 0, stats: 0, skipped: 0 };
+  /** Whether this host's cgroup files have served a container: then one that cannot be read is a moment's state. */
+  let cgroupWorks = false;
+  async function read(engine: Engine, id: string, local: boolean): Promise<ContainerUsage | undefined> {
     if (local && !opts.useStatsApi) {
       try {
-        let known = pids.get(id);
+        const found = containerCgroup(roots, version, id);
+        let known = found ?? pids.get(id);
         if (known === undefined) {
           const pid = await containerPid(engine, id);
           known = { pid, paths: cgroupPaths(roots, pid) };
@@ -144,10 +153,16 @@ function createUsageReader(opts: { roots: Roots; version: ReturnType<typeof cgro
         }
         const u = readContainerUsage(roots, version, known.pid, known.paths);
         counts.cgroup++;
+        cgroupWorks = true;
         return u;
       } catch (err) {
         pids.delete(id);
-        log.debug({ err, id }, 'cgroup files unreadable; asking the stats API');
+        if (cgroupWorks) {
+          counts.skipped++;
+          log.debug({ err, id }, 'cgroup files of a container unreadable for now; left out of this pass');
+          return undefined;
+        }
+        log.debug({ err, id }, 'cgroup files unreadable on this host; asking the stats API');
       }
     }
     counts.stats++;
@@ -159,13 +174,14 @@ function createUsageReader(opts: { roots: Roots; version: ReturnType<typeof cgro
       const usage = new Map<string, ContainerUsage>();
       for (const c of containers) {
         try {
-          usage.set(c.id, await read(engine, c.id, local));
+          const u = await read(engine, c.id, local);
+          if (u) usage.set(c.id, u);
         } catch (err) { log.warn({ err, id: c.id }, 'no usage for a container this pass'); }
       }
       for (const id of pids.keys()) if (!usage.has(id) && !containers.some((c) => c.id === id)) pids.delete(id);
       return usage;
     },
-    resetCounts() { counts = { cgroup: 0, stats: 0 }; },
+    resetCounts() { counts = { cgroup: 0, stats: 0, skipped: 0 }; },
     counts: () => counts,
   };
 }

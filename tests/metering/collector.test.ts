@@ -38,7 +38,7 @@ t.test('metering real containers', async (t) => {
 
   await rt.collector.pass();
   for (let i = 0; i < 3; i++) { await sleep(2000); await rt.collector.pass(); }
-  t.same(rt.collector.readers(), { cgroup: 2, stats: 0 }, 'both read from cgroup files, no stats API call');
+  t.same(rt.collector.readers(), { cgroup: 2, stats: 0, skipped: 0 }, 'both read from cgroup files, no stats API call');
 
   const c = rt.db.$client;
   const passes = c.prepare(`SELECT ts, SUM(CASE WHEN scope = 'server' THEN energy_j ELSE 0 END) server, SUM(CASE WHEN scope != 'server' THEN energy_j ELSE 0 END) parts
@@ -72,9 +72,30 @@ t.test('metering real containers', async (t) => {
   await viaStats.pass();
   await sleep(2000);
   const readings = await viaStats.pass();
-  t.same(viaStats.readers(), { cgroup: 0, stats: 2 });
+  t.same(viaStats.readers(), { cgroup: 0, stats: 2, skipped: 0 });
   const burnW = readings[0]!.instances.find((i) => i.slug === 'burner')!.watts;
   t.ok(burnW > 5 * readings[0]!.instances.find((i) => i.slug === 'calm')!.watts, 'the stats API tells the same story');
+
+  // A container listed as running but unreadable a moment later (created, restarting or removed between the list and
+  // the read: what a bulk provisioning does all the time) is left out of that pass, not asked from the stats API,
+  // whose answer waits about a second inside dockerd (issue 15). Here a listed container that no longer exists.
+  const ghost = { Id: 'f'.repeat(64), Names: ['/ghost'], State: 'running', Labels: { 'cattery.hoster': config.hosterId, 'cattery.instance': 'ghost', 'cattery.service': 'probe', 'cattery.generation': '1' } };
+  const withGhost = (server: Parameters<typeof rt.reconciler.engineFor>[0]) => {
+    const e = rt.reconciler.engineFor(server);
+    const docker = new Proxy(e.docker, {
+      get(target, prop) {
+        if (prop === 'listContainers') return async (o: object) => [...await target.listContainers(o), ghost];
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    return { ...e, docker };
+  };
+  const haunted = createCollector({ db: rt.db, catalog: rt.catalog, engineFor: withGhost, log: rt.log, idlePolicy: 'none', retentionHours: 48, hourlyRetentionDays: 730 });
+  await haunted.pass();
+  const seen = await haunted.pass();
+  t.same(haunted.readers(), { cgroup: 2, stats: 0, skipped: 1 }, 'the real containers from their cgroups; the vanished one left out, no stats API call');
+  t.same(seen[0]!.instances.map((i) => i.slug).sort(), ['burner', 'calm'], 'and the pass goes on with the others');
 
   // The API: the city reads aggregates, an administrator one account, the city never.
   const city = (await rt.app.inject({ method: 'POST', url: '/api/tokens', headers: OPERATOR, payload: { name: 'mairie', roles: ['city'] } })).json().token as string;

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import fc from 'fast-check';
-import { cgroupVersion, readContainerUsage, readHostCpu, readHostMemory } from '../../src/metering/cgroup.js';
+import { cgroupVersion, containerCgroup, readContainerUsage, readHostCpu, readHostMemory } from '../../src/metering/cgroup.js';
 import { findRaplDomains, raplDeltaJoules, readRapl } from '../../src/metering/rapl.js';
 import { curveWatts } from '../../src/metering/power.js';
 import { accountKey, carbon, splitEnergy } from '../../src/metering/energy-model.js';
@@ -30,6 +30,25 @@ t.test('cgroup v2: cpu.stat, memory.current − inactive_file, io.stat', async (
   t.same(readContainerUsage(roots, 2, 777), {
     cpuNs: 2_500_000_000, memoryBytes: 10485760 - 4194304, blkReadBytes: 8292, blkWriteBytes: 4296, netRxBytes: 736, netTxBytes: 420,
   });
+});
+
+t.test('a container\'s cgroup found from its id alone (no Docker call): cgroupfs on v1, systemd scope on v2', async (t) => {
+  const id = 'e8876abda71924ce30c16540058320f6b0d357bdf1f468ef730d4023708cf57a';
+  const v1 = { cgroup: path.join(F, 'v1/cgroup'), proc: path.join(F, 'v1/proc') };
+  const v2 = { cgroup: path.join(F, 'v2/cgroup'), proc: path.join(F, 'v2/proc') };
+  const one = containerCgroup(v1, 1, id)!;
+  t.equal(one.pid, 4242, 'v1: the first process of the memory cgroup');
+  t.same(readContainerUsage(v1, 1, one.pid, one.paths), readContainerUsage(v1, 1, 4242), 'v1: the same usage as through /proc/<pid>/cgroup');
+  const two = containerCgroup(v2, 2, id)!;
+  t.equal(two.pid, 777);
+  t.same(readContainerUsage(v2, 2, two.pid, two.paths), readContainerUsage(v2, 2, 777), 'v2: the same usage as through /proc/<pid>/cgroup');
+  t.equal(containerCgroup(v1, 1, 'a'.repeat(64)), undefined, 'a container with no cgroup (not started, gone)');
+  for (const bad of ['../../../etc', `${id}/..`, '', 'E8876ABD', id + 'x', 'abc']) t.equal(containerCgroup(v1, 1, bad), undefined, `an id that is not one: ${JSON.stringify(bad)}`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cg-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.cpSync(path.join(F, 'v1/cgroup'), dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'memory/docker', id, 'cgroup.procs'), '');
+  t.equal(containerCgroup({ cgroup: dir, proc: v1.proc }, 1, id), undefined, 'a cgroup with no process left (the container exited)');
 });
 
 t.test('RAPL: package domains only, and a counter that wraps', async (t) => {
