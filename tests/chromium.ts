@@ -84,27 +84,37 @@ export interface Weight {
   parts: [string, number][];
 }
 
-/** Open `url` in `page` (a fresh context, so nothing comes from a cache) and weigh what Chromium pulls until `ready`
- * resolves (by default: the load event, then no request for half a second). */
+/** Open `url` in `page` (its cache off, so nothing comes from an earlier visit) and weigh what Chromium pulls until
+ * `ready` resolves (by default: the load event, then every request it started finished). */
 export async function weighPage(page: Page, url: string, ready?: () => Promise<unknown>): Promise<Weight> {
   const origin = new URL(url).origin;
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
+  // Every byte counted as a first visit would pull it: nothing from Chromium's cache (a context may be reused).
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
   const urls = new Map<string, string>();
+  const pending = new Set<string>();
   const parts = new Map<string, number>();
   const foreign: string[] = [];
   const note = (u: string) => { if (!u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin && !foreign.includes(u)) foreign.push(u); };
-  cdp.on('Network.requestWillBeSent', (e: { requestId: string; request: { url: string } }) => { urls.set(e.requestId, e.request.url); note(e.request.url); });
+  cdp.on('Network.requestWillBeSent', (e: { requestId: string; request: { url: string } }) => {
+    urls.set(e.requestId, e.request.url);
+    if (!e.request.url.startsWith('data:')) pending.add(e.requestId);
+    note(e.request.url);
+  });
   cdp.on('Network.webSocketCreated', (e: { url: string }) => note(e.url.replace(/^ws/, 'http')));
+  cdp.on('Network.loadingFailed', (e: { requestId: string }) => pending.delete(e.requestId));
   cdp.on('Network.loadingFinished', (e: { requestId: string; encodedDataLength: number }) => {
+    pending.delete(e.requestId);
     const u = urls.get(e.requestId) ?? e.requestId;
     parts.set(u, (parts.get(u) ?? 0) + e.encodedDataLength);
   });
   try {
     // A navigation Chromium restarts (the network changed under it) is weighed from its new start.
-    await steadily(() => { parts.clear(); foreign.length = 0; return page.goto(url); });
+    await steadily(() => { parts.clear(); pending.clear(); foreign.length = 0; return page.goto(url); });
     if (ready) await ready();
-    else await page.waitForLoadState('networkidle');
+    // The load event may reach the test before this session has heard the last loadingFinished: wait for them (a bound).
+    for (const deadline = Date.now() + 10_000; pending.size && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
   } finally {
     await cdp.detach().catch(() => undefined);
   }
