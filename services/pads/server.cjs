@@ -24,9 +24,14 @@ const { tarHeader, TAR_END } = require('./tar.cjs');
 const { importAccount, Refused } = require('./import.cjs');
 const { writeDump } = require('./dump.cjs');
 const { targetOf, log, guard, lastResort } = require('./http-safety.cjs');
+const staticAsset = require('./static.cjs');
 
 const PAD = /^[A-Za-z0-9_-]{1,64}$/;
-const EDITOR = fs.readFileSync(path.join(__dirname, 'public', 'editor.js'));
+// The bundle, compressed once; its versioned address (/editor.<hash>.js) may be kept for good by any cache, since a
+// new bundle gets a new address, and the page (never stored) always names the current one.
+const EDITOR = staticAsset.precompress(fs.readFileSync(path.join(__dirname, 'public', 'editor.js')));
+const EDITOR_PATH = `/editor.${EDITOR.version}.js`;
+const SCRIPT = { 'content-type': 'text/javascript; charset=utf-8' };
 // Pad and account names in the page match the routes' patterns ([A-Za-z0-9._-]), so they need no escaping.
 const PAGE = `<!doctype html>
 <html lang="fr">
@@ -37,8 +42,8 @@ const PAGE = `<!doctype html>
 <body><main><h1>Pad « {{pad}} »</h1>
 <p>{{notice}}</p>
 <p id="status" role="status">Connexion…</p>
-<div id="editor" data-room="{{room}}" aria-label="Texte du pad"></div></main>
-<script type="module" src="/editor.js"></script></body></html>`;
+<div id="editor" data-room="{{room}}"></div></main>
+<script type="module" src="{{editor}}"></script></body></html>`;
 const port = Number(process.env.PORT || 1234);
 
 /** The account these credentials open, or null; malformed credentials are no credentials. */
@@ -189,12 +194,19 @@ async function handle(req, res) {
     }
     const room = pad ? `public/${pad[1]}` : `private/${own[1]}/${own[2]}`;
     const notice = pad ? 'Toute personne qui a ce lien peut lire et écrire ce pad.' : 'Ce pad est privé : vous seul·e pouvez l’ouvrir.';
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'" })
-      .end(PAGE.replaceAll('{{pad}}', pad ? pad[1] : own[2]).replace('{{room}}', room).replace('{{notice}}', notice));
+    // Compressed per request (it names the pad); it holds no secret, so compressing what it reflects reveals nothing.
+    staticAsset.sendPage(req, res, PAGE.replaceAll('{{pad}}', pad ? pad[1] : own[2]).replace('{{room}}', room).replace('{{notice}}', notice).replace('{{editor}}', EDITOR_PATH), {
+      'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self'; connect-src 'self'; style-src 'self' 'unsafe-inline'",
+    });
+    return;
+  }
+  if (url.pathname === EDITOR_PATH) {
+    staticAsset.sendAsset(req, res, EDITOR, { ...SCRIPT, 'cache-control': 'public, max-age=31536000, immutable' });
     return;
   }
   if (url.pathname === '/editor.js') {
-    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'public, max-age=3600' }).end(EDITOR);
+    // The unversioned address, for a page loaded before an upgrade: revalidated each time (a 304 when unchanged).
+    staticAsset.sendAsset(req, res, EDITOR, { ...SCRIPT, 'cache-control': 'no-cache' });
     return;
   }
   res.writeHead(200, TEXT).end('cattery pads: open /p/<pad> in a browser, or connect a Yjs client to /public/<pad> or /private/<account>/<pad>\n');

@@ -34,6 +34,7 @@ import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
 import { cookieNames, cookieOptions } from './cookies.js';
 import { DOOR_PEER, REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
+import { compressReply } from './compress.js';
 import { PERMISSIONS, permissionKey } from './permissions.js';
 import { makePage } from './pages/render.js';
 import { VIEWS_DIR, sessionPolicy } from './pages/deps.js';
@@ -251,6 +252,8 @@ function guardRequests(app: FastifyInstance, deps: AppDeps, oidc: Oidc | undefin
     // a route says otherwise (the style sheet).
     if (reply.getHeader('cache-control') === undefined) reply.header('cache-control', 'no-store');
   });
+  // Pages and the stylesheet compressed for the person's own browser only (compress.ts: streams, ETags and BREACH).
+  app.addHook('onSend', compressReply);
 }
 
 /** Every domain's routes and pages, each plugin handed only what it needs. */

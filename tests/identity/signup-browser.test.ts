@@ -1,42 +1,22 @@
 // Sign-up as residents and mediators do it, in Chromium: a resident alone with JavaScript off, an administrator
 // approving, the mailbox receiving mail; a mediator's sign-up with consent recorded and the printed sheet; and on
 // every page, axe-core finds no WCAG 2.1 AA violation and the page stays under 100 KB with nothing from elsewhere.
-import { createRequire } from 'node:module';
 import t from 'tap';
 import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { createUser } from '../../src/identity/users.js';
 import { execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
+import { PAGE_BUDGET as BUDGET, axeViolations, launchChromium as launch, weighPage } from '../chromium.js';
 import { freePort } from './provider.js';
 
 const DOMAIN = 'quartier.test';
-const axeSource: string = createRequire(import.meta.url)('axe-core').source;
-const BUDGET = 100 * 1024;
 
-async function launch(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<Browser> {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  t.teardown(() => browser.close());
-  return browser;
-}
-
-/** Go to a page the way a person does, counting every byte it pulls and every origin it asks. */
-async function visit(page: Page, url: string, base: string, seen: { bytes: number; foreign: string[] }) {
-  seen.bytes = 0;
-  const onResponse = async (res: import('playwright-core').Response) => {
-    const sizes = await res.request().sizes().catch(() => ({ responseBodySize: 0, responseHeadersSize: 0 }));
-    seen.bytes += sizes.responseBodySize + sizes.responseHeadersSize;
-  };
-  const onRequest = (req: import('playwright-core').Request) => { if (!req.url().startsWith(base) && !req.url().startsWith('data:')) seen.foreign.push(req.url()); };
-  page.on('response', onResponse);
-  page.on('request', onRequest);
-  await page.goto(url);
-  await page.waitForLoadState('networkidle');
-  page.off('response', onResponse);
-  page.off('request', onRequest);
+/** Go to a page the way a person does, counting every byte it pulls (tests/chromium.ts) and every origin it asks. */
+async function visit(page: Page, url: string, _base: string, seen: { bytes: number; foreign: string[] }) {
+  const w = await weighPage(page, url);
+  seen.bytes = w.bytes;
+  seen.foreign.push(...w.foreign);
 }
 
 async function axe(context: BrowserContext, url: string, cookies: Awaited<ReturnType<BrowserContext['cookies']>>, html?: string) {
@@ -47,12 +27,7 @@ async function axe(context: BrowserContext, url: string, cookies: Awaited<Return
     await page.route(url, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: html }));
   }
   await page.goto(url);
-  await page.addScriptTag({ content: axeSource });
-  const result = await page.evaluate(async () => {
-    const r = await (window as unknown as { axe: { run(o: unknown): Promise<{ violations: { id: string; nodes: { target: string[] }[] }[] }> } })
-      .axe.run({ runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
-    return r.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  });
+  const result = (await axeViolations(page)).map((v) => `${v.id}: ${v.nodes.join(', ')}`);
   await page.close();
   return result;
 }
