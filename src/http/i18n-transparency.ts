@@ -47,6 +47,7 @@ export const transpFr = {
   'tr.col.package': 'Paquet', 'tr.col.version': 'Version', 'tr.col.origin': 'Origine', 'tr.col.licence': 'Licence', 'tr.col.verdict': 'Libre ?',
   'tr.verdict.free': 'libre', 'tr.verdict.nonfree': 'NON LIBRE', 'tr.verdict.unverified': 'à vérifier',
   'tr.nolicence': 'non indiquée',
+  'tr.sw.build': 'npm, pour construire la page',
 
   'tr.req.title': 'Registre des demandes des autorités',
   'tr.req.intro': 'Chaque demande reçue d’une autorité (justice, police, administration) ou d’un ayant droit est enregistrée. Nous publions leur nombre par année et par nature, jamais une date précise ni le contenu d’une demande.',
@@ -128,6 +129,7 @@ export const transpEn: Record<keyof typeof transpFr, string> = {
   'tr.col.package': 'Package', 'tr.col.version': 'Version', 'tr.col.origin': 'Origin', 'tr.col.licence': 'Licence', 'tr.col.verdict': 'Free?',
   'tr.verdict.free': 'free', 'tr.verdict.nonfree': 'NON-FREE', 'tr.verdict.unverified': 'to check',
   'tr.nolicence': 'not stated',
+  'tr.sw.build': 'npm, to build the page',
 
   'tr.req.title': 'Register of requests from authorities',
   'tr.req.intro': 'Every request received from an authority (courts, police, administration) or a rights holder is recorded. We publish how many per year and kind, never an exact date nor what a request said.',

@@ -8,6 +8,8 @@ import { debianNames, debianToSpdx, debianVerdict, npmVerdict, osiApproved, type
 
 export interface PackageLine {
   kind: 'debian' | 'npm';
+  /** npm: a development package a bundle is built from (docker/software.ts). */
+  build: boolean;
   name: string; version: string; source: string; section: string;
   /** As written by the package (Debian short names or an SPDX expression). */
   licences: string[];
@@ -27,13 +29,13 @@ export function packageLines(inv: SoftwareInventory): PackageLine[] {
   const deb = inv.debian.map((p): PackageLine => {
     const names = p.licenses.flatMap(debianNames);
     return {
-      kind: 'debian', name: p.name, version: p.version, source: p.source, section: p.section, licences: p.licenses,
+      kind: 'debian', build: false, name: p.name, version: p.version, source: p.source, section: p.section, licences: p.licenses,
       osi: names.filter((n) => { const id = debianToSpdx(n); return id !== undefined && osiApproved(id); }).length,
       verdict: debianVerdict(p.section),
     };
   });
   const npm = inv.npm.map((p): PackageLine => ({
-    kind: 'npm', name: p.name, version: p.version, source: p.name, section: '', licences: p.license ? [p.license] : [],
+    kind: 'npm', build: p.build === true, name: p.name, version: p.version, source: p.name, section: '', licences: p.license ? [p.license] : [],
     osi: p.license && npmVerdict(p.license) === 'free' ? 1 : 0, verdict: npmVerdict(p.license),
   }));
   return [...deb, ...npm];

@@ -21,7 +21,12 @@ export interface DebianPackage {
   copyright: 'dep5' | 'other' | 'none';
   licenses: string[];
 }
-export interface NpmPackage { name: string; version: string; license: string | null }
+export interface NpmPackage {
+  name: string; version: string; license: string | null;
+  /** A development package of a service whose image holds a bundle built from them (pads' editor): its code may be
+   * in what the browser receives, so it is listed too, marked. */
+  build?: true;
+}
 
 export interface SoftwareInventory {
   service: string;
@@ -77,17 +82,20 @@ export function parseDpkgOutput(out: string): DebianPackage[] {
   return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** The npm packages a service ships: package-lock.json (v2/v3 `packages`), development ones left out (the image is
- * built with --omit=dev or pruned so). */
+/** The npm packages a service ships: package-lock.json (v2/v3 `packages`). Development ones are left out (the image
+ * is built with --omit=dev, or pruned so), except where a build script bundles them into a file the image serves
+ * (images.ts runs `npm run build` then), where they are kept, marked `build`. */
 export function npmPackagesOf(dir: string): NpmPackage[] {
   const file = path.join(dir, 'package-lock.json');
   if (!fs.existsSync(file)) return [];
+  const pkgFile = path.join(dir, 'package.json');
+  const bundles = fs.existsSync(pkgFile) && Boolean((JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as { scripts?: Record<string, string> }).scripts?.build);
   const lock = JSON.parse(fs.readFileSync(file, 'utf8')) as { packages?: Record<string, { version?: string; license?: unknown; dev?: boolean; link?: boolean; name?: string }> };
   const out: NpmPackage[] = [];
   for (const [key, p] of Object.entries(lock.packages ?? {})) {
-    if (key === '' || p.dev || p.link || !key.includes('node_modules/')) continue;
+    if (key === '' || (p.dev && !bundles) || p.link || !key.includes('node_modules/')) continue;
     const name = p.name ?? key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
-    out.push({ name, version: p.version ?? '', license: typeof p.license === 'string' ? p.license : null });
+    out.push({ name, version: p.version ?? '', license: typeof p.license === 'string' ? p.license : null, ...(p.dev ? { build: true as const } : {}) });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
 }
