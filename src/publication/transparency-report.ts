@@ -67,29 +67,33 @@ export function yearReport(d: { db: Db; catalog: Catalog; config: Config }, year
 
 export interface PdfOptions { chromium: string; cacheDir: string }
 
-/** A closed year's report never changes: printed once, kept as a file. The year in progress is printed again when
- * its file is older than an hour (the open data's own cache time), so that a public URL cannot make the server launch
- * Chromium at every request. One print at a time. */
-const CURRENT_YEAR_MAX_AGE_MS = 3_600_000;
-let printing: Promise<unknown> = Promise.resolve();
-
 export const reportPdfFile = (cacheDir: string, year: number, lang: string) => path.join(cacheDir, `report-${year}-${lang}.pdf`);
 
-export async function reportPdf(o: PdfOptions, year: number, lang: string, complete: boolean, html: () => string): Promise<Buffer> {
-  const file = reportPdfFile(o.cacheDir, year, lang);
-  const fresh = () => fs.existsSync(file) && (complete || Date.now() - fs.statSync(file).mtimeMs < CURRENT_YEAR_MAX_AGE_MS);
-  if (fresh()) return fs.readFileSync(file);
-  const job = printing.then(async () => {
-    if (fresh()) return fs.readFileSync(file);
-    const pdf = await printPdf(o.chromium, html());
-    fs.mkdirSync(o.cacheDir, { recursive: true, mode: 0o755 });
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, pdf, { mode: 0o644 });
-    fs.renameSync(tmp, file);
-    return pdf;
-  });
-  printing = job.catch(() => undefined);
-  return job;
+/** A closed year's report never changes: printed once, kept as a file. The year in progress is printed again when
+ * its file is older than an hour (the open data's own cache time), so that a public URL cannot make the server launch
+ * Chromium at every request; and one print at a time per printer (one per app). */
+const CURRENT_YEAR_MAX_AGE_MS = 3_600_000;
+
+export type ReportPrinter = (year: number, lang: string, complete: boolean, html: () => string) => Promise<Buffer>;
+
+export function reportPrinter(o: PdfOptions): ReportPrinter {
+  let printing: Promise<unknown> = Promise.resolve();
+  return (year, lang, complete, html) => {
+    const file = reportPdfFile(o.cacheDir, year, lang);
+    const fresh = () => fs.existsSync(file) && (complete || Date.now() - fs.statSync(file).mtimeMs < CURRENT_YEAR_MAX_AGE_MS);
+    if (fresh()) return Promise.resolve(fs.readFileSync(file));
+    const job = printing.then(async () => {
+      if (fresh()) return fs.readFileSync(file);
+      const pdf = await printPdf(o.chromium, html());
+      fs.mkdirSync(o.cacheDir, { recursive: true, mode: 0o755 });
+      const tmp = `${file}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, pdf, { mode: 0o644 });
+      fs.renameSync(tmp, file);
+      return pdf;
+    });
+    printing = job.catch(() => undefined);
+    return job;
+  };
 }
 
 /** Print an HTML document to A4 PDF with Chromium through playwright-core, every request blocked: the document must
@@ -110,6 +114,9 @@ export async function printPdf(chromium: string, html: string): Promise<Buffer> 
     const page = await context.newPage();
     await page.setContent(html, { waitUntil: 'load', timeout: 30_000 });
     return await page.pdf({ format: 'A4', printBackground: true, margin: { top: '15mm', bottom: '15mm', left: '12mm', right: '12mm' }, tagged: true });
+  } catch (err) {
+    // Chromium crashed or timed out while printing: the same condition for the reader as no Chromium at all.
+    throw fail('CATTERY_ERR_PDF_UNAVAILABLE', 'Chromium did not print the report', err);
   } finally {
     await browser.close().catch(() => undefined);
   }

@@ -23,7 +23,7 @@ import { connectEngine } from '../../src/orchestrator/docker/engine.js';
 import { buildImages, buildWorkDir, serviceImageRef } from '../../src/orchestrator/docker/images.js';
 import { CONTAINER_LOG } from '../../src/orchestrator/docker/container-spec.js';
 import { inventoryFile, npmPackagesOf, readInventory, softwareDir } from '../../src/orchestrator/docker/software.js';
-import { debianVerdict, npmVerdict } from '../../src/publication/licences.js';
+import { debianToSpdx, debianVerdict, npmVerdict } from '../../src/publication/licences.js';
 import { ANSWERS, AUTHORITY_KINDS, REQUEST_TYPES } from '../../src/publication/schema.js';
 import { reportCacheDir, reportPdfFile } from '../../src/publication/transparency-report.js';
 import { pageBrowser } from '../page-browser.js';
@@ -102,6 +102,11 @@ t.test('transparency pages', async (t) => {
     for (const [expr, v] of [['UNLICENSED', 'nonfree'], ['SEE LICENSE IN LICENSE.txt', 'nonfree'], ['MIT', 'free'], ['(MIT OR CC0-1.0)', 'free'],
       ['CC0-1.0', 'unverified'], ['MIT AND CC-BY-NC-4.0', 'unverified'], ['BUSL-1.1', 'unverified'], ['not a licence', 'unverified']] as const) {
       t.equal(npmVerdict(expr), v, `${expr}: ${v}`);
+    }
+    // Debian's short names (DEP-5 §7) as SPDX identifiers, where one exists.
+    for (const [deb, id] of [['GPL-2+', 'GPL-2.0-or-later'], ['LGPL-2.1', 'LGPL-2.1-only'], ['GPL-3', 'GPL-3.0-only'], ['Expat', 'MIT'], ['BSD-3-clause', 'BSD-3-Clause'],
+      ['Apache-2.0', 'Apache-2.0'], ['GFDL-1.2+', 'GFDL-1.2-or-later'], ['GPL-2+ with OpenSSL exception', 'GPL-2.0-or-later'], ['public-domain', undefined]] as const) {
+      t.equal(debianToSpdx(deb), id, `${deb} → ${id}`);
     }
     // An image of the same kind with such packages (its inventory file written as the build writes it): flagged.
     const probeRef = serviceImageRef(rt.catalog.services.get('probe')!);

@@ -13,7 +13,7 @@ import { formatNumber, type Lang } from '../../publication/charts.js';
 import { listRequests, recordRequest, registerCounts, validDay } from '../../publication/register.js';
 import { ANSWERS, AUTHORITY_KINDS, REQUEST_TYPES } from '../../publication/schema.js';
 import { transparencyFacts } from '../../publication/transparency.js';
-import { reportCacheDir, reportPdf, yearReport, type YearReport } from '../../publication/transparency-report.js';
+import { reportCacheDir, reportPrinter, yearReport, type YearReport } from '../../publication/transparency-report.js';
 import { softwareByImage, softwareTotals } from '../../publication/transparency-software.js';
 import { translator } from '../i18n.js';
 import { VIEWS_DIR, type PageDeps } from './deps.js';
@@ -44,6 +44,7 @@ export const transparencyPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = 
   // Chromium prints it with every request blocked.
   const eta = new Eta({ views: VIEWS_DIR, autoEscape: true, cache: true });
   const css = () => fs.readFileSync(path.join(VIEWS_DIR, 'cattery.css'), 'utf8');
+  const printReport = reportPrinter({ chromium: deps.config.chromium, cacheDir: reportCacheDir(deps.config.dataDir) });
 
   app.get('/transparency', { config: page, schema: { hide: true, querystring: Query } }, async (req, reply) => {
     const lang = langOf(req);
@@ -84,7 +85,7 @@ export const transparencyPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = 
       const body = eta.render('./transparency-report', { lang, t: tr, title, ...reportData(r, lang), pdf: false });
       return `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><title>${title}</title><style>${css()}</style></head><body><main>${body}</main></body></html>`;
     };
-    const pdf = await reportPdf({ chromium: deps.config.chromium, cacheDir: reportCacheDir(deps.config.dataDir) }, r.year, lang, r.complete, html);
+    const pdf = await printReport(r.year, lang, r.complete, html);
     reply.header('content-type', 'application/pdf').header('content-disposition', `inline; filename="report-${r.year}-${lang}.pdf"`);
     reply.header('cache-control', r.complete ? 'public, max-age=86400' : 'public, max-age=3600');
     return reply.send(pdf);
