@@ -241,6 +241,10 @@ t.test('transparency pages', async (t) => {
     t.same(tableAfter(pub.body, 'main').slice(1), [['2025', '0', '0', '1', '0', '1']]);
     t.notOk(pub.body.includes('dossier 42') || pub.body.includes('2025-06-12'), 'the public does not');
     t.equal((await rt.app.inject({ url: '/api/authority-requests' })).statusCode, 401, 'the API wants an administrator');
+    for (const receivedOn of ['2024-02-30', '1989-12-31', '2999-01-01', '2024-1-05']) {
+      const bad = await rt.app.inject({ method: 'POST', url: '/api/authority-requests', headers: OPERATOR, payload: { receivedOn, type: 'other', authority: 'other', answer: 'refused' } });
+      t.equal(bad.headers['x-cattery-error'], 'CATTERY_ERR_VALIDATION', `the API refuses the day ${receivedOn}`);
+    }
   });
 
   await t.test('yearly report: the open data\'s figures after secrecy, as HTML and as PDF', async (t) => {
