@@ -86,8 +86,9 @@ export const transparencyPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = 
       return `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><title>${title}</title><style>${css()}</style></head><body><main>${body}</main></body></html>`;
     };
     const pdf = await printReport(r.year, lang, r.complete, html);
+    // No public cache header: the language comes from the query, a cookie or Accept-Language, and a shared cache
+    // keyed on the URL alone could hand one reader another's language. The file kept on disk is the cache.
     reply.header('content-type', 'application/pdf').header('content-disposition', `inline; filename="report-${r.year}-${lang}.pdf"`);
-    reply.header('cache-control', r.complete ? 'public, max-age=86400' : 'public, max-age=3600');
     return reply.send(pdf);
   });
 
