@@ -3,7 +3,8 @@
 # xmllint (a strict XML parser for the mail client documents, tests/ingress/), and Knot DNS (knotd from `knot`,
 # kzonecheck from `knot-dnssecutils`): the real authoritative server the DNS check is tested against and the zone
 # checker the generated snippets must pass (tests/ingress/dns-check.test.ts), and NSS's certutil (libnss3-tools), with
-# which a test puts its CA in a Chromium profile's own certificate store (tests/ingress/wss.test.ts).
+# which a test puts its CA in a Chromium profile's own certificate store (tests/ingress/wss.test.ts), and poppler's
+# pdftotext, which reads back the text of the yearly report's PDF (tests/publication/transparency.test.ts).
 # Installed when missing and we run as root; otherwise say what to do.
 set -euo pipefail
 missing=()
@@ -12,6 +13,7 @@ command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
 command -v knotd >/dev/null 2>&1 || missing+=(knot)
 command -v kzonecheck >/dev/null 2>&1 || missing+=(knot-dnssecutils)
 command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)
+command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
 if [ "${#missing[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != "0" ]; then
   echo "Missing test tools: sudo apt-get install -y ${missing[*]}" >&2

@@ -21,6 +21,22 @@ const DATE_OR_EMPTY = '^(\\d{4}-\\d{2}-\\d{2})?$';
 const DomainName = Type.String({ pattern: '^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$' });
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 
+const CountryCode = Type.String({ pattern: '^[A-Z]{2}$' });
+const Subcontractor = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 100 }),
+  /** What they do for the association ("server hosting", "domain names", "off-site backups"). */
+  role: Type.String({ minLength: 1, maxLength: 200 }),
+  /** ISO 3166-1 alpha-2: where they process the data. */
+  country: CountryCode,
+  website: Type.String({ pattern: '^(https?://[^\\s|;]{1,300})?$' }),
+});
+const BackupSite = Type.Object({
+  repository: Slug,
+  country: CountryCode,
+  /** A short, public description of the place ("a member's home in Lyon", "Hetzner, Falkenstein"). */
+  place: Type.String({ minLength: 1, maxLength: 200 }),
+});
+
 export const ConfigSchema = Type.Object({
   dataDir: Type.String({ minLength: 1 }),
   dbFile: Type.String({ minLength: 1 }),
@@ -144,7 +160,14 @@ export const ConfigSchema = Type.Object({
       /** ISO 3166-1 alpha-2. */
       countryCode: Type.String({ pattern: '^[A-Z]{2}$' }),
     }),
+    /** Who else handles the association's machines or data (the transparency page): CATTERY_SUBCONTRACTORS. */
+    subcontractors: Type.Array(Subcontractor, { maxItems: 32 }),
+    /** Where each remote backup repository is, by repository name (CATTERY_BACKUP_SITES): a folder on the server
+     * needs none, it is where the server is. */
+    backupSites: Type.Array(BackupSite, { maxItems: 32 }),
   }),
+  /** The Chromium that prints the yearly report as PDF (publication/transparency-report.ts). */
+  chromium: Type.String({ minLength: 1 }),
   trustProxy: Type.Union([
     Type.Literal(false),
     Type.Integer({ minimum: 1, maximum: 16 }),
@@ -214,6 +237,44 @@ function minGroup(v: string | undefined): number {
   return n;
 }
 
+/** `a|b|c;d|e|f` → [[a,b,c],[d,e,f]]: one record per `;`, fields by `|` (neither appears in what they hold). Each
+ * record is checked here, so that a mistake names its variable, its place in the list and its field. */
+function records(name: string, v: string | undefined, fields: string[], min: number, check: (f: string[]) => string | null): string[][] {
+  const out: string[][] = [];
+  const entries = (v ?? '').split(';').map((e) => e.trim()).filter(Boolean);
+  entries.forEach((entry, i) => {
+    const f = entry.split('|').map((x) => x.trim());
+    if (f.length < min || f.length > fields.length) throw fail('CATTERY_ERR_CONFIG', `${name}: entry ${i + 1} has ${f.length} fields; write ${fields.join('|')} (entries separated by ;)`);
+    const problem = check(f);
+    if (problem) throw fail('CATTERY_ERR_CONFIG', `${name}: entry ${i + 1}: ${problem}`);
+    out.push(f);
+  });
+  return out;
+}
+const country = (c: string | undefined) => (/^[A-Z]{2}$/.test(c ?? '') ? null : `country "${(c ?? '').slice(0, 10)}" is not an ISO 3166-1 alpha-2 code (FR, DE…)`);
+
+/** CATTERY_SUBCONTRACTORS=`name|role|country|website;…` (website may be left out). */
+function subcontractors(v: string | undefined): Config['publication']['subcontractors'] {
+  return records('CATTERY_SUBCONTRACTORS', v, ['name', 'role', 'country', 'website'], 3, ([name = '', role = '', c, web = '']) => {
+    if (!name || name.length > 100) return 'a name of 1 to 100 characters';
+    if (!role || role.length > 200) return 'what they do, in 1 to 200 characters';
+    if (!/^(https?:\/\/\S{1,300})?$/.test(web)) return `website "${web.slice(0, 40)}" is not an http(s) address`;
+    return country(c);
+  }).map(([name = '', role = '', c = '', website = '']) => ({ name, role, country: c, website }));
+}
+
+/** CATTERY_BACKUP_SITES=`repository|country|place;…`. */
+function backupSites(v: string | undefined): Config['publication']['backupSites'] {
+  const seen = new Set<string>();
+  return records('CATTERY_BACKUP_SITES', v, ['repository', 'country', 'place'], 3, ([repo = '', c, place = '']) => {
+    if (!/^[a-z][a-z0-9-]{0,30}$/.test(repo)) return `"${repo.slice(0, 40)}" is not a repository name`;
+    if (seen.has(repo)) return `repository ${repo} is listed twice`;
+    seen.add(repo);
+    if (!place || place.length > 200) return 'the place, in 1 to 200 characters';
+    return country(c);
+  }).map(([repository = '', c = '', place = '']) => ({ repository, country: c, place }));
+}
+
 /** Read the configuration from an environment (process.env by default) and validate it. */
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
   const dataDir = path.resolve(env.CATTERY_DATA_DIR ?? 'data');
@@ -263,6 +324,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     idlePolicy: (env.CATTERY_IDLE_POLICY ?? 'reserved') as Config['idlePolicy'],
     gridGCo2ePerKwh: num(env.CATTERY_GRID_GCO2E_PER_KWH, FRENCH_GRID_GCO2E_PER_KWH),
     trustProxy: parseTrustProxy(env.CATTERY_TRUST_PROXY),
+    chromium: path.resolve(env.CATTERY_CHROMIUM || '/usr/bin/chromium'),
     publication: {
       minGroup: minGroup(env.CATTERY_SECRET_MIN_GROUP),
       organization: {
@@ -287,6 +349,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
         countryName: env.CATTERY_HOST_COUNTRY_NAME ?? 'France',
         countryCode: env.CATTERY_HOST_COUNTRY_CODE || 'FR',
       },
+      subcontractors: subcontractors(env.CATTERY_SUBCONTRACTORS),
+      backupSites: backupSites(env.CATTERY_BACKUP_SITES),
     },
     domains: list(env.CATTERY_DOMAINS).map((d) => d.toLowerCase().replace(/\.$/, '')),
     ...(env.CATTERY_PUBLIC_IPV4 ? { publicIpv4: env.CATTERY_PUBLIC_IPV4 } : {}),

@@ -41,6 +41,7 @@ export const Errors = {
   CATTERY_ERR_VOLUME_NOT_ARCHIVED: createError('CATTERY_ERR_VOLUME_NOT_ARCHIVED', 'Archive this volume first, or drop it with force: %s', 409),
   CATTERY_ERR_UNSUPPORTED_MEDIA: createError('CATTERY_ERR_UNSUPPORTED_MEDIA', 'Unsupported body type: %s', 415),
   CATTERY_ERR_BACKUP: createError('CATTERY_ERR_BACKUP', 'Backup failed: %s', 502),
+  CATTERY_ERR_PDF_UNAVAILABLE: createError('CATTERY_ERR_PDF_UNAVAILABLE', 'The PDF cannot be printed here (the HTML page has the same report): %s', 503),
 } as const;
 
 export type ErrorCode = keyof typeof Errors;

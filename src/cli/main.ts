@@ -111,10 +111,10 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd === 'images' && sub === 'build') {
       const { values } = parseArgs({ args: rest, options: { only: { type: 'string' } } });
       const engine = await engineOrExplain(config.dockerEndpoint, config.hosterId, log);
-      const { buildImages, buildWorkDir } = await engineSurface();
+      const { buildImages, buildWorkDir, softwareDir } = await engineSurface();
       const catalog = loadValidCatalog(config.catalogDirs);
       const refs = await buildImages(engine, catalog, {
-        mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: out,
+        mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: out, inventoryDir: softwareDir(config.dataDir),
         ...(values.only ? { only: values.only.split(',') } : {}),
       });
       out(`images ready: ${refs.join(' ')}`);
@@ -125,8 +125,10 @@ export async function main(argv: string[]): Promise<number> {
       const { values } = parseArgs({ args: [sub, ...rest].filter((x): x is string => x !== undefined), options: { 'build-images': { type: 'boolean' } } });
       if (values['build-images']) {
         const engine = await engineOrExplain(config.dockerEndpoint, config.hosterId, log);
-        const { buildImages, buildWorkDir } = await engineSurface();
-        await buildImages(engine, loadValidCatalog(config.catalogDirs), { mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: (l) => log.info(l) });
+        const { buildImages, buildWorkDir, softwareDir } = await engineSurface();
+        await buildImages(engine, loadValidCatalog(config.catalogDirs), {
+          mirror: config.debianMirror, workDir: buildWorkDir(config.dataDir), progress: (l) => log.info(l), inventoryDir: softwareDir(config.dataDir),
+        });
       }
       return await serve(config, log);
     }

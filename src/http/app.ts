@@ -69,6 +69,8 @@ import { duesPages } from './pages/dues-pages.js';
 import { housekeepingRoutes } from './routes/housekeeping.js';
 import { backupRoutes } from './routes/backups.js';
 import { publicationRoutes } from './routes/publication.js';
+import { authorityRequestRoutes } from './routes/authority-requests.js';
+import { transparencyPages } from './pages/transparency.js';
 import type { BackupDeps } from '../backups/backups.js';
 import type { HousekeepingDeps } from '../orchestrator/housekeeping.js';
 
@@ -297,6 +299,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   };
   await app.register(housekeepingRoutes, { deps: housekeeping });
   await app.register(publicationRoutes, { deps: { db: deps.db, catalog: deps.catalog, config: deps.config } });
+  await app.register(authorityRequestRoutes, { db: deps.db });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
@@ -322,4 +325,5 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(boardPages, { deps: pageDeps });
   await app.register(memberAdminPages, { deps: pageDeps });
   await app.register(duesPages, { deps: pageDeps });
+  await app.register(transparencyPages, { deps: pageDeps });
 }

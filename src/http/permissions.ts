@@ -114,6 +114,16 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /.well-known/chatonsinfos/': PUBLIC,
   'GET /.well-known/chatonsinfos/organization.properties': PUBLIC,
   'GET /.well-known/chatonsinfos/:file': PUBLIC,
+  // transparency (http/pages/transparency.ts): generated statements for anyone; the register's public page shows
+  // counts per year and kind only. Recording a request, and reading one with its note, is the administrators'.
+  'GET /transparency': PUBLIC,
+  'GET /transparency/software': PUBLIC,
+  'GET /transparency/requests': PUBLIC,
+  'GET /transparency/report/:file': PUBLIC,
+  'GET /admin/requests': ADMIN,
+  'POST /admin/requests': ADMIN,
+  'GET /api/authority-requests': ADMIN,
+  'POST /api/authority-requests': ADMIN,
   // pages
   'GET /': PUBLIC,
   'GET /assets/cattery.css': PUBLIC,

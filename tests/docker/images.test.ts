@@ -33,6 +33,8 @@ t.test('cattery images build: a second build of the same inputs is skipped', asy
   t.match(second.stdout, /cattery\/probe:[0-9a-f]{12}: already built/);
   const ref = second.stdout.match(/(cattery\/probe:[0-9a-f]{12})/)![1]!;
   t.ok(await docker.getImage(ref).inspect(), 'the image is on the engine');
+  const list = path.join(dataDir, 'software', 'probe', `${ref.split(':')[1]}.json`);
+  t.same(JSON.parse(fs.readFileSync(list, 'utf8')).image, ref, 'the build wrote the image\'s software list (transparency page)');
   const unknown = spawnSync(process.execPath, [path.join(ROOT, 'bin/cattery.js'), 'images', 'build', '--only', 'nosuch'], { env, encoding: 'utf8' });
   t.equal(unknown.status, 1);
   t.match(unknown.stderr, /No service "nosuch"/);

@@ -6,6 +6,10 @@ import { plainValue } from '../../catalog/env.js';
 import type { Instance, Server } from '../../db/schema.js';
 import { LABEL_GENERATION, LABEL_HOSTER, LABEL_INSTANCE, LABEL_SERVICE } from './engine.js';
 
+/** How much of an instance's output Docker keeps: json-file, rotated at 10 MB, three files (so at most 30 MB per
+ * container, the oldest lines dropped first). Exported so that the transparency page states the setting itself. */
+export const CONTAINER_LOG = { driver: 'json-file', maxSizeMb: 10, maxFiles: 3 } as const;
+
 export function containerName(hosterId: string, slug: string): string {
   return `${hosterId}-${slug}`;
 }
@@ -79,7 +83,7 @@ export function buildContainerSpec(args: {
       PortBindings: bindings,
       NetworkMode: networkName(hosterId, inst.slug),
       RestartPolicy: { Name: 'unless-stopped', MaximumRetryCount: 0 },
-      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
+      LogConfig: { Type: CONTAINER_LOG.driver, Config: { 'max-size': `${CONTAINER_LOG.maxSizeMb}m`, 'max-file': String(CONTAINER_LOG.maxFiles) } },
       Init: false,
     },
   };

@@ -11,6 +11,7 @@ import type { Catalog } from '../../catalog/load.js';
 import type { Manifest } from '../../catalog/manifest.js';
 import { fail } from '../../errors.js';
 import { LABEL_SERVICE, imageExists, translateDockerError, type Engine } from './engine.js';
+import { ensureInventory } from './software.js';
 
 export const BUSYBOX_PATH = '/bin/busybox';
 const SUITE = 'bookworm';
@@ -179,7 +180,9 @@ export async function ensureServiceImage(engine: Engine, svc: BuildUnit, opts: {
 }
 
 /** Build what the catalog and cattery itself need: the base once if any image uses it, then each image in turn. */
-export async function buildImages(engine: Engine, catalog: Catalog, opts: { mirror: string; workDir: string; only?: string[]; progress: Progress }): Promise<string[]> {
+/** `inventoryDir`: where each image's software list is kept (docker/software.ts), made once per image tag; the CLI
+ * always gives it, tests that only need an image to run leave it out (a container per image is not free). */
+export async function buildImages(engine: Engine, catalog: Catalog, opts: { mirror: string; workDir: string; only?: string[]; progress: Progress; inventoryDir?: string }): Promise<string[]> {
   const all: BuildUnit[] = [...catalog.services.values(), ...SYSTEM_IMAGES.map(systemImage)];
   const wanted = all.filter((s) => !opts.only?.length || opts.only.includes(s.manifest.id));
   if (opts.only?.length) {
@@ -188,7 +191,14 @@ export async function buildImages(engine: Engine, catalog: Catalog, opts: { mirr
   }
   if (wanted.some((s) => s.manifest.image.local.base === 'debian')) await ensureBaseImage(engine, opts);
   const refs: string[] = [];
-  for (const svc of wanted) refs.push(await ensureServiceImage(engine, svc, opts));
+  for (const svc of wanted) {
+    const ref = await ensureServiceImage(engine, svc, opts);
+    if (opts.inventoryDir) {
+      opts.progress(`[${svc.manifest.id}] software list of ${ref}`);
+      await ensureInventory(engine, svc, ref, opts.inventoryDir);
+    }
+    refs.push(ref);
+  }
   return refs;
 }
 

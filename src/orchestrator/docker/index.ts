@@ -16,7 +16,7 @@ export {
   runningInstanceContainers, unitOf, unitState, type Adoption, type Unit, type UnitState,
 } from './containers.js';
 export { parseEventChunk, watchContainerEvents, type InstanceEvent } from './events.js';
-export { containerName, instanceLabels, networkName, volumeName, buildContainerSpec, environmentOf } from './container-spec.js';
+export { CONTAINER_LOG, containerName, instanceLabels, networkName, volumeName, buildContainerSpec, environmentOf } from './container-spec.js';
 export { containerRuntime, type InstanceRuntime, type UnitWanted } from './instance-runtime.js';
 export { archiveVolumeTo, archiveVolumes } from './archive.js';
 export { runOneShot, type OneShotMount, type OneShotResult, type OneShotSpec } from './one-shot.js';
@@ -36,4 +36,7 @@ export {
   BUSYBOX_PATH, SYSTEM_IMAGES, baseImageRef, buildImages, buildWorkDir, ensureBaseImage, ensureServiceImage, serviceImageRef, systemImage,
   type BuildUnit,
 } from './images.js';
+export {
+  REF as IMAGE_REF, ensureInventory, inventoryFile, inventoryImage, readInventory, softwareDir, type DebianPackage, type NpmPackage, type SoftwareInventory,
+} from './software.js';
 export { containerStats, statsUsage, type StatsUsage } from './stats.js';
