@@ -51,7 +51,9 @@ if ! answers; then
   echo "starting dockerd (log: /var/log/cattery-dockerd.log)..."
   # Started as Debian configures it (daemon.json decides the userland proxy): the test machine and CI run the engine
   # every test was proven on; a server publishing mail's port 25 sets the proxy off in daemon.json (README).
-  nohup dockerd >/var/log/cattery-dockerd.log 2>&1 &
+  # In a session of its own (setsid): the engine must outlive whatever started it. Started in the caller's process
+  # group, it died with that group when a CI step or a job runner stopped it (kill -- -PGID), under every later test.
+  setsid nohup dockerd >/var/log/cattery-dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do answers && break; sleep 1; done
 fi
 answers || { echo "dockerd did not come up; see /var/log/cattery-dockerd.log" >&2; exit 1; }

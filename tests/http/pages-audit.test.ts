@@ -75,6 +75,8 @@ t.test('every page × every role that may open it: axe, weight, no third party',
   const params: Record<string, Record<string, string>> = {
     '/decisions/:id': { id: String(past.id) },
     '/board/meetings/:id': { id: String(meeting.id) },
+    // The yearly report as a page (its `<year>.pdf` twin is printed by Chromium: tests/publication/transparency.test.ts).
+    '/transparency/report/:file': { file: String(new Date().getUTCFullYear() - 1) },
   };
   t.comment(`fixture: ${Date.now() - started} ms`);
 
