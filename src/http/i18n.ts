@@ -1,6 +1,7 @@
 // Page texts, French first (residents read French), English for visitors and peers. Plain French: short sentences,
 // the words a resident uses ("mot de passe", "courriel"), no jargon.
 import { govEn, govFr } from './i18n-governance.js';
+import { fedEn, fedFr } from './i18n-federation.js';
 
 export const LANGS = ['fr', 'en'] as const;
 export type Lang = (typeof LANGS)[number];
@@ -170,11 +171,12 @@ const coreFr = {
   'vol.done.gone': 'Ce volume n’existe plus.',
 } as const;
 
-const fr = { ...coreFr, ...govFr };
+const fr = { ...coreFr, ...govFr, ...fedFr };
 export type MessageKey = keyof typeof fr;
 
 const en: Record<MessageKey, string> = {
   ...govEn,
+  ...fedEn,
   'site.title': 'The association’s online services', 'site.skip': 'Skip to content',
   'charts.city.title': 'City dashboard',
   'charts.city.intro': 'The energy, CO2e and usage of the association’s services, as aggregates only. A group of fewer than {min} persons is never shown (statistical secrecy, INSEE’s rules): its cell says “secret”.',
