@@ -68,25 +68,29 @@ export async function ensureIdentity(dataDir: string): Promise<void> {
   if (readIdentity(file)) return;
   const k = await newKeyPair();
   const id: IdentityFile = { v: 1, ...k, createdAt: new Date().toISOString(), rotations: [] };
-  // wx on the final name: two processes starting at once keep the first one's key.
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   fs.chmodSync(path.dirname(file), 0o700);
-  try { fs.writeFileSync(file, `${JSON.stringify(id, null, 2)}\n`, { mode: 0o600, flag: 'wx' }); } catch (err) {
+  // Written whole beside it, then linked to the final name: a reader never sees half a file, and link() fails when
+  // the name exists, so two processes starting at once keep the first one's key.
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+  fs.writeFileSync(tmp, `${JSON.stringify(id, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  try { fs.linkSync(tmp, file); } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
+  } finally { fs.rmSync(tmp, { force: true }); }
 }
 
 export function createKeyStore(dataDir: string): KeyStore {
   const file = identityFile(dataDir);
-  let cached: { mtimeMs: number; ino: number; id: Identity } | undefined;
+  let cached: { mtimeMs: number; ino: number; size: number; id: Identity } | undefined;
+  const stat = () => { try { return fs.statSync(file); } catch (err) { if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw err; } };
   const current = async (): Promise<Identity> => {
-    await ensureIdentity(dataDir);
-    const st = fs.statSync(file);
-    if (cached && cached.mtimeMs === st.mtimeMs && cached.ino === st.ino) return cached.id;
+    let st = stat();
+    if (!st) { await ensureIdentity(dataDir); st = stat()!; }
+    if (cached && cached.mtimeMs === st.mtimeMs && cached.ino === st.ino && cached.size === st.size) return cached.id;
     const raw = readIdentity(file)!;
     const key = crypto.createPrivateKey(raw.privateKey);
     const id: Identity = { kid: await thumbprint(raw.publicJwk), jwk: raw.publicJwk, key, createdAt: raw.createdAt, rotations: raw.rotations };
-    cached = { mtimeMs: st.mtimeMs, ino: st.ino, id };
+    cached = { mtimeMs: st.mtimeMs, ino: st.ino, size: st.size, id };
     return id;
   };
   return {

@@ -23,7 +23,7 @@ import { createUser } from '../../src/identity/users.js';
 import { main } from '../../src/cli/main.js';
 import { fetchSigned, peerOrigin } from '../../src/federation/fetch.js';
 import { fingerprintOf, signDocument, thumbprint, verifyDocument, type PublicJwk } from '../../src/federation/jws.js';
-import { identityFile } from '../../src/federation/keys.js';
+import { identityFile, rotateKey } from '../../src/federation/keys.js';
 import { fetchReport, getPeer } from '../../src/federation/peers.js';
 import { previousMonth } from '../../src/publication/figures.js';
 import { generateKeyPair, exportJWK } from 'jose';
@@ -248,6 +248,25 @@ t.test('two catteries federate through their signed documents', async (t) => {
     t.equal((await api(a, 'POST', `/api/federation/peers/${peerId}/refresh`, {})).body.outcome, 'updated');
     // The report fetched before the rotation, signed by the old key, still checks through the chain.
     t.equal((await a.rt.app.inject({ url: `/federation/reports?month=${month}` })).body.match(/class="signature-ok"/g)?.length, 2);
+    // Two rotations while A was not looking: A follows the chain through both.
+    await rotateKey(b.dataDir, b.url);
+    const latest = await rotateKey(b.dataDir, b.url);
+    t.equal((await api(a, 'POST', `/api/federation/peers/${peerId}/refresh`, {})).body.outcome, 'rotated');
+    t.equal(getPeer(a.rt.db, peerId).pinnedKid, latest.newKid);
+    t.equal(getPeer(a.rt.db, peerId).previousKeys?.length, 3, 'the keys passed through are kept to check old reports');
+    t.equal((await a.rt.app.inject({ url: `/federation/reports?month=${month}` })).body.match(/class="signature-ok"/g)?.length, 2, 'the first key\'s report still checks');
+    // A chain that starts from the pinned key's name but is signed by someone else leads nowhere.
+    const attacker = await generateKeyPair('EdDSA', { extractable: true });
+    const evilJwk = { ...(await exportJWK(attacker.publicKey)) } as PublicJwk;
+    const evil = { kid: await thumbprint(evilJwk), jwk: evilJwk, key: attacker.privateKey };
+    const statement = await signDocument(evil, 'rotation', { iss: b.url, iat: 1, old: latest.newKid, new: evilJwk, newKid: evil.kid });
+    const current = (await verifyDocument((await fetchSigned(`${b.url}/.well-known/cattery`, fetchOpts)).body, 'hoster')).payload as Record<string, unknown>;
+    b.forge.set('/.well-known/cattery', await signDocument(evil, 'hoster', { ...current, name: 'Forged', rotations: [...(current.rotations as string[]), statement] }));
+    t.equal((await api(a, 'POST', `/api/federation/peers/${peerId}/refresh`, {})).body.outcome, 'refused');
+    t.equal(getPeer(a.rt.db, peerId).pinnedKid, latest.newKid, 'a rotation the pinned key did not sign is not followed');
+    t.match(await alarms(), [{ kind: 'key-changed' }]);
+    b.forge.delete('/.well-known/cattery');
+    t.equal((await api(a, 'POST', `/api/federation/peers/${peerId}/refresh`, {})).body.outcome, 'updated');
   });
 
   await t.test('a tampered report is refused and shown as such', async (t) => {
