@@ -27,7 +27,9 @@ import { identityFile, rotateKey } from '../../src/federation/keys.js';
 import { fetchReport, getPeer } from '../../src/federation/peers.js';
 import { previousMonth } from '../../src/publication/figures.js';
 import { generateKeyPair, exportJWK } from 'jose';
+import { chromium } from 'playwright-core';
 import { pageBrowser } from '../page-browser.js';
+import { axeViolations, steadily } from '../chromium.js';
 import { testCa } from '../services/test-ca.js';
 import { OPERATOR, removeHosterObjects, testConfig } from '../helpers.js';
 
@@ -186,6 +188,33 @@ t.test('two catteries federate through their signed documents', async (t) => {
     t.equal((await b.rt.app.inject({ url: `/.well-known/cattery/reports/${new Date().toISOString().slice(0, 7)}` })).statusCode, 404, 'no report of a month not over');
   });
 
+  await t.test('the federation pages pass axe in Chromium (WCAG 2.1 AA), the admin page with a pending peer', async (t) => {
+    // A pending peer on the admin page too: its confirm form is the one with the most to say.
+    const c = await cattery(t, 'Chatons de Céville', ca, caFile);
+    await api(a, 'POST', '/api/federation/peers', { url: c.url });
+    await createUser(a.rt.db, { login: 'admin.a', name: 'Admin A', roles: ['admin'], password: 'la phrase de l’admin A' });
+    // Chromium is given the app over loopback http (localhost is a secure context to it): the test CA stays out of
+    // its trust store, and no certificate check is turned off.
+    const base = (await a.rt.app.listen({ host: '127.0.0.1', port: 0 })).replace('127.0.0.1', 'localhost');
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run'] });
+    t.teardown(() => browser.close());
+    const page = await (await browser.newContext({ bypassCSP: true, locale: 'fr-FR' })).newPage();
+    for (const [path, expect] of [['/federation', 'Béville'], [`/federation/reports?month=${month}`, 'Signature vérifiée'], ['/signup', 'est complet chez nous'], ['/signup?lang=en', 'is full here']] as const) {
+      await steadily(() => page.goto(`${base}${path}`));
+      t.match(await page.content(), expect, path);
+      t.same(await axeViolations(page), [], `axe: ${path}`);
+    }
+    await steadily(() => page.goto(`${base}/login?lang=fr`));
+    await page.fill('#login', 'admin.a');
+    await page.fill('#password', 'la phrase de l’admin A');
+    await page.getByRole('button', { name: 'Se connecter' }).click();
+    await steadily(() => page.goto(`${base}/admin/federation`));
+    t.match(await page.content(), 'Chatons de Céville', 'the admin page, signed in');
+    t.same(await axeViolations(page), [], 'axe: /admin/federation');
+    const pending = (await api(a, 'GET', '/api/federation')).body.peers.find((p: { url: string }) => p.url === c.url);
+    t.equal((await api(a, 'DELETE', `/api/federation/peers/${pending.id}`)).status, 204);
+  });
+
   const alarms = async () => (await api(a, 'GET', '/api/federation')).body.alarms as { kind: string; detail: string }[];
   const keptName = () => getPeer(a.rt.db, peerId).name;
 
@@ -214,7 +243,6 @@ t.test('two catteries federate through their signed documents', async (t) => {
     t.equal((await api(a, 'POST', `/api/federation/peers/${peerId}/refresh`, {})).body.outcome, 'refused');
     t.equal(getPeer(a.rt.db, peerId).pinnedKid, bKid, 'the pinned key stays');
     t.match(await alarms(), [{ kind: 'key-changed', detail: new RegExp(fingerprintOf(newKid)) }]);
-    await createUser(a.rt.db, { login: 'admin.a', name: 'Admin A', roles: ['admin'], password: 'la phrase de l’admin A' });
     const browser = pageBrowser(a.rt.app, { authorization: null });
     t.equal((await browser.post('/login', { login: 'admin.a', password: 'la phrase de l’admin A' }, { csrfFrom: '/login' })).statusCode, 303);
     const admin = await browser.get('/admin/federation?lang=en');
