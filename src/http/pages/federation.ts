@@ -5,6 +5,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import { isCatteryError } from '../../errors.js';
+import { hasMessage } from '../i18n.js';
 import { directory } from '../../federation/directory.js';
 import type { Federation } from '../../federation/federation.js';
 import { fingerprintOf, verifyDocument } from '../../federation/jws.js';
@@ -59,7 +60,7 @@ export const federationPages: FastifyPluginAsyncTypebox<{ federation: Federation
     return reply.page('federation-reports', { month, columns, rows: [...lines.values()], notClosed: false });
   });
 
-  const adminPage = async (reply: FastifyReply, extra: { error?: string | null; added?: number | null } = {}, status = 200) => {
+  const adminPage = async (reply: FastifyReply, extra: { error?: { key: string; detail: string } | null; added?: number | null } = {}, status = 200) => {
     const id = await f.keys.current();
     return reply.page('admin-federation', {
       identity: { fingerprint: fingerprintOf(id.kid), kid: id.kid, createdAt: id.createdAt, rotations: id.rotations.length },
@@ -79,7 +80,8 @@ export const federationPages: FastifyPluginAsyncTypebox<{ federation: Federation
     } catch (err) {
       if (!isCatteryError(err) || err.statusCode === 500) throw err;
       reply.header('x-cattery-error', err.code);
-      return adminPage(reply, { error: err.message }, err.statusCode);
+      // The family's words for the refusal, then its detail (which address, which check): the administrator acts on it.
+      return adminPage(reply, { error: { key: hasMessage(`err.${err.code}`) ? `err.${err.code}` : 'err.generic', detail: err.message } }, err.statusCode);
     }
   };
 
