@@ -55,7 +55,14 @@ export const HosterDocumentSchema = Type.Object({
 export type HosterDocument = Static<typeof HosterDocumentSchema>;
 export type DocumentService = Static<typeof DocService>;
 
-export interface DocumentDeps { db: Db; catalog: Catalog; config: Config; keys: KeyStore }
+export interface DocumentDeps {
+  db: Db; catalog: Catalog; config: Config; keys: KeyStore;
+  /** The last energy figure read (a month's figures are the one costly part of the document), kept ten minutes;
+   * the services' registration and load are read at every request, so a decision or a full instance shows at once. */
+  energyMemo?: { at: number; energy: HosterDocument['energy'] };
+}
+
+const ENERGY_MEMO_MS = 600_000;
 
 /** Energy per account open at the end of the last complete month, both figures as the open data publishes them
  * (a secret cell gives null, never a guess). */
@@ -73,6 +80,14 @@ export function offeredToResidents(d: Omit<DocumentDeps, 'keys'>): DocumentServi
     .map((m) => ({ id: m.id, name: { fr: m.name.fr, en: m.name.en }, ...serviceOffer(d, m.id) }));
 }
 
+function memoEnergy(d: DocumentDeps, now: Date): HosterDocument['energy'] {
+  const m = d.energyMemo;
+  if (m && now.getTime() - m.at < ENERGY_MEMO_MS && m.energy.month === previousMonth(now)) return m.energy;
+  const energy = energyPerAccount(d, now);
+  d.energyMemo = { at: now.getTime(), energy };
+  return energy;
+}
+
 export function hosterDocument(d: DocumentDeps, rotations: string[], now = new Date()): HosterDocument {
   const o = d.config.publication.organization;
   return {
@@ -81,7 +96,7 @@ export function hosterDocument(d: DocumentDeps, rotations: string[], now = new D
     contact: { email: o.contactEmail, url: o.contactUrl },
     chatons: { member: o.chatonsSince !== '', since: o.chatonsSince, type: o.type, status: o.status },
     services: offeredToResidents(d),
-    energy: energyPerAccount(d, now),
+    energy: memoEnergy(d, now),
     rotations,
   };
 }

@@ -20,6 +20,7 @@ import { loadConfig } from '../../src/config.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { createInstance } from '../../src/orchestrator/instances.js';
 import { createUser } from '../../src/identity/users.js';
+import { setServiceSettings } from '../../src/governance/settings.js';
 import { main } from '../../src/cli/main.js';
 import { fetchSigned, peerOrigin } from '../../src/federation/fetch.js';
 import { fingerprintOf, signDocument, thumbprint, verifyDocument, type PublicJwk } from '../../src/federation/jws.js';
@@ -312,6 +313,20 @@ t.test('two catteries federate through their signed documents', async (t) => {
     b.forge.delete(`/.well-known/cattery/reports/${older}`);
     t.equal(await fetchReport(a.rt.federation.peers, getPeer(a.rt.db, peerId), older), true, 'the real one replaces it');
     t.notMatch((await a.rt.app.inject({ url: `/federation/reports?month=${older}` })).body, 'signature-bad');
+  });
+
+  await t.test('a service closed by a decision is full too: no longer offered to A\'s newcomers, and B\'s page says so', async (t) => {
+    setServiceSettings(b.rt.db, b.rt.catalog, 'files', { openForSignup: false }, 'test');
+    t.equal((await api(a, 'POST', `/api/federation/peers/${peerId}/refresh`, {})).body.outcome, 'updated');
+    t.match(getPeer(a.rt.db, peerId).document.services.find((s) => s.id === 'files'), { registration: 'Client' });
+    const signup = (await a.rt.app.inject({ url: '/signup?lang=en' })).body;
+    t.match(signup, 'is full here');
+    t.notMatch(signup, 'data-service="files"', 'B has no room for files any more');
+    t.match(signup, 'No neighbouring hoster has room for it');
+    t.match((await b.rt.app.inject({ url: '/signup?lang=en' })).body, '“Files” is full here', 'B says its own files is full');
+    setServiceSettings(b.rt.db, b.rt.catalog, 'files', { openForSignup: null }, 'test');
+    t.equal((await api(a, 'POST', `/api/federation/peers/${peerId}/refresh`, {})).body.outcome, 'updated');
+    t.match((await a.rt.app.inject({ url: '/signup' })).body, 'data-service="files"');
   });
 
   await t.test('a suspended peer is refused everywhere, until resumed', async (t) => {

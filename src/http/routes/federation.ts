@@ -37,17 +37,10 @@ function sendJose(r: FastifyReply, body: string, cache: string) {
 }
 
 export const federationRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> = async (app, { federation: f }) => {
-  // The document reads a month's figures: made at most once a minute whoever asks, and again at once when the key
-  // changed (a rotation is seen by the next peer that asks).
-  let made: { at: number; kid: string; body: string } | undefined;
   app.get(DOCUMENT_PATH, {
     config: { cacheable: true },
     schema: { tags: ['federation'], summary: 'This hoster\'s signed document (JWS, application/jose): name, key, services and their load' },
-  }, async (_req, r) => {
-    const { kid } = await f.keys.current();
-    if (!made || made.kid !== kid || Date.now() - made.at > 60_000) made = { at: Date.now(), kid, body: await signedHosterDocument(f.documents) };
-    return sendJose(r, made.body, 'public, max-age=300');
-  });
+  }, async (_req, r) => sendJose(r, await signedHosterDocument(f.documents), 'public, max-age=300'));
 
   app.get(`${REPORTS_PATH}/:month`, {
     config: { cacheable: true },
