@@ -26,11 +26,14 @@ const pool: Signer[] = [];
 t.before(async () => { for (let i = 0; i < 8; i++) pool.push(await newSigner()); });
 
 t.test('a chain is followed from any of its keys, whatever the order of its statements', async (t) => {
-  await fc.assert(fc.asyncProperty(fc.integer({ min: 2, max: 6 }), fc.nat(), fc.nat(), async (n, startSeed, shuffleSeed) => {
+  const cases = fc.integer({ min: 2, max: 6 }).chain((n) => fc.tuple(
+    fc.constant(n), fc.nat({ max: n - 2 }),
+    fc.shuffledSubarray([...Array(n - 1).keys()], { minLength: n - 1, maxLength: n - 1 }),
+  ));
+  await fc.assert(fc.asyncProperty(cases, async ([n, start, order]) => {
     const keys = pool.slice(0, n);
     const chain = await Promise.all(keys.slice(1).map((k, i) => statement(keys[i]!, k)));
-    const shuffled = [...chain].sort((a, b) => ((a.charCodeAt(a.length - 1 - (shuffleSeed % 40)) ?? 0) - (b.charCodeAt(b.length - 1 - (shuffleSeed % 40)) ?? 0)));
-    const start = startSeed % (n - 1);
+    const shuffled = order.map((i) => chain[i]!);
     const path = await followRotations(keys[start]!.jwk, shuffled, keys[n - 1]!.kid, ISS);
     if (!path || path.length !== n - start) throw new Error(`not followed from key ${start} of ${n}`);
   }), { numRuns: 60 });
