@@ -168,6 +168,14 @@ export const ConfigSchema = Type.Object({
   }),
   /** The Chromium that prints the yearly report as PDF (publication/transparency-report.ts). */
   chromium: Type.String({ minLength: 1 }),
+  /** Federation (src/federation/): how peers' documents are fetched. */
+  federation: Type.Object({
+    /** A PEM file of a CA trusted for peers' HTTPS beside the system's (a private CA, or tests); verification is
+     * never turned off. */
+    peerCaFile: Type.Optional(Type.String({ minLength: 1 })),
+    /** How often peers' documents and reports are fetched again. */
+    refreshSeconds: Type.Number({ minimum: 1, maximum: 604800 }),
+  }),
   trustProxy: Type.Union([
     Type.Literal(false),
     Type.Integer({ minimum: 1, maximum: 16 }),
@@ -366,6 +374,10 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       ...(env.CATTERY_ACME_EMAIL ? { acmeEmail: env.CATTERY_ACME_EMAIL } : {}),
       ...(env.CATTERY_ACME_ROOT ? { acmeRootFile: path.resolve(env.CATTERY_ACME_ROOT) } : {}),
       hstsSeconds: num(env.CATTERY_HSTS_S, 31536000),
+    },
+    federation: {
+      ...(env.CATTERY_PEER_CA ? { peerCaFile: path.resolve(env.CATTERY_PEER_CA) } : {}),
+      refreshSeconds: num(env.CATTERY_FEDERATION_REFRESH_S, 3600),
     },
     ...(env.CATTERY_SMTP_URL ? { mail: {
       smtpUrl: env.CATTERY_SMTP_URL, from: env.CATTERY_MAIL_FROM ?? '',

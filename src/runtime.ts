@@ -32,6 +32,7 @@ import { createDkimKeys } from './ingress/dkim-keys.js';
 import { certificateHostOf } from './ingress/mail-host.js';
 import { governanceUpkeep } from './governance/upkeep.js';
 import { createMailer } from './governance/reminders.js';
+import { createFederation, type Federation } from './federation/federation.js';
 
 export interface Runtime {
   config: Config;
@@ -47,6 +48,8 @@ export interface Runtime {
   collector: Collector;
   /** The front door of each server (ingress/); idle unless config.ingress.enabled. */
   ingress: Ingress;
+  /** This hoster's key, its peers and their refresh timer (federation/). */
+  federation: Federation;
   app: FastifyInstance;
   log: Logger;
   /** Start the reconciler (timer, Docker events) and the retries of deferred account operations. */
@@ -107,7 +110,8 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       localServer: () => ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress),
     };
     const dkimKeys = createDkimKeys({ db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'ingress' }) });
-    app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress, dkimKeys, backups });
+    const federation = await createFederation({ db, catalog, config, log: log.child({ domain: 'federation' }) });
+    app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress, dkimKeys, backups, federation });
     const governanceLog = log.child({ domain: 'governance' });
     const mailer = config.mail ? createMailer(config.mail) : undefined;
     let accountTimer: NodeJS.Timeout | undefined;
@@ -115,9 +119,10 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     const backupSchedule = createBackupSchedule(backups, log.child({ domain: 'backups' }));
     let retrying = false;
     return {
-      config, db, catalog, events, reconciler, engines, accounts: accountDeps, backups, app, log, collector, ingress,
+      config, db, catalog, events, reconciler, engines, accounts: accountDeps, backups, app, log, collector, ingress, federation,
       start(intervalSeconds) {
         sweepExportStaging(stagingDir);
+        federation.start(config.federation.refreshSeconds);
         reconciler.start(intervalSeconds);
         collector.start(config.meterIntervalSeconds);
         // A look a minute is plenty for periods counted in hours; a backup in progress holds the next look.
@@ -138,6 +143,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
         clearInterval(accountTimer);
         clearInterval(backupTimer);
         await collector.stop();
+        await federation.stop();
         for (const s of doorServers) s.closeAllConnections();
         await Promise.all(doorServers.map((s) => new Promise((resolve) => s.close(resolve))));
         await app!.close();

@@ -420,6 +420,13 @@ export async function backupHoster(deps: BackupDeps, repoName: string, actor: st
       fs.copyFileSync(secret, path.join(stage, 'secret.key'));
       fs.chmodSync(path.join(stage, 'secret.key'), 0o600);
     }
+    // The federation key (federation/keys.ts): a hoster restored without it would be a stranger to its peers.
+    const identity = path.join(deps.dataDir, 'federation', 'identity.json');
+    if (fs.existsSync(identity)) {
+      fs.mkdirSync(path.join(stage, 'federation'), { mode: 0o700 });
+      fs.copyFileSync(identity, path.join(stage, 'federation', 'identity.json'));
+      fs.chmodSync(path.join(stage, 'federation', 'identity.json'), 0o600);
+    }
     fs.writeFileSync(path.join(stage, 'hoster.json'), JSON.stringify({ hosterId: deps.hosterId, at: new Date().toISOString() }, null, 2), { mode: 0o600 });
     const r = await restic(deps, deps.engineFor(deps.localServer()), accessOf(deps.dataDir, repo),
       backupArgs(loc, { host: deps.hosterId, tags: ['cattery', 'hoster'], paths: [`${IN.data}/hoster`] }),
@@ -575,7 +582,7 @@ export function lastSuccess(db: Db): { repository: string; target: string; at: s
 
 
 /** cattery's own snapshot (its newest for this hoster id, or the one named) into `targetDir` (0700): cattery.db,
- * secret.key, hoster.json. What `cattery restore` starts from on a new machine. */
+ * secret.key, federation/identity.json, hoster.json. What `cattery restore` starts from on a new machine. */
 export async function restoreHosterFiles(deps: ResticDeps, engine: Engine, access: RepoAccess, targetDir: string, snapshot?: string): Promise<Snapshot> {
   const snaps = await snapshotsAt(deps, engine, access, 'hoster');
   const snap = snapshot ? pickSnapshot(snaps, snapshot) : snaps.filter((s) => s.host === deps.hosterId).at(-1);

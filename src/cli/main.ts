@@ -1,5 +1,5 @@
 // `cattery <command>`: serve, migrate, users add, images build, images gc, volumes orphans/archive/drop, catalog check,
-// catalog schema, backup, restore.
+// catalog schema, backup, restore, federation.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,6 +37,8 @@ const USAGE = `usage: cattery <command>
                                 at the first sign-in
   backup add|sheet|run|snapshots|check|restore …
                                 backups with restic (cattery backup, alone, says how)
+  federation fingerprint|rotate-key
+                                this hoster's federation key: its fingerprint, or a new key signed by the old
   restore --from URL --password-file FILE
                                 a whole hoster on a new machine, from its backups and the recovery sheet
 Configuration comes from CATTERY_* environment variables (see README).`;
@@ -86,6 +88,7 @@ export async function main(argv: string[]): Promise<number> {
     const log = createLogger(config.logLevel);
     if (cmd === 'backup') return await (await import('./backup.js')).backupCommand(sub, rest, config, log);
     if (cmd === 'restore') return await (await import('./backup.js')).restoreCommand([sub, ...rest].filter((x): x is string => x !== undefined), config, log);
+    if (cmd === 'federation') return await (await import('./federation.js')).federationCommand(sub, config);
     if (cmd === 'migrate') {
       const { applyMigrations, openDb } = await database();
       const db = openDb(config.dbFile);

@@ -73,6 +73,9 @@ import { authorityRequestRoutes } from './routes/authority-requests.js';
 import { transparencyPages } from './pages/transparency.js';
 import type { BackupDeps } from '../backups/backups.js';
 import type { HousekeepingDeps } from '../orchestrator/housekeeping.js';
+import type { Federation } from '../federation/federation.js';
+import { federationRoutes } from './routes/federation.js';
+import { federationPages } from './pages/federation.js';
 
 export interface AppDeps {
   config: Config;
@@ -92,6 +95,8 @@ export interface AppDeps {
   dkimKeys?: DkimKeysOf;
   /** Backups (backups/): the API and the admin page's section; without it (tests of other domains) neither. */
   backups?: BackupDeps;
+  /** Federation (federation/): the signed documents, peers and their pages; without it (tests of other domains) none. */
+  federation?: Federation;
 }
 
 
@@ -300,6 +305,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(housekeepingRoutes, { deps: housekeeping });
   await app.register(publicationRoutes, { deps: { db: deps.db, catalog: deps.catalog, config: deps.config } });
   await app.register(authorityRequestRoutes, { db: deps.db });
+  if (deps.federation) await app.register(federationRoutes, { federation: deps.federation });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
@@ -326,4 +332,5 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(memberAdminPages, { deps: pageDeps });
   await app.register(duesPages, { deps: pageDeps });
   await app.register(transparencyPages, { deps: pageDeps });
+  if (deps.federation) await app.register(federationPages, { federation: deps.federation });
 }

@@ -65,6 +65,7 @@ export async function errorHandler(err: FastifyError, request: FastifyRequest, r
     const shown = isCatteryError(err) && status !== 500 ? err.code : 'CATTERY_ERR_INTERNAL';
     const msg = shown === 'CATTERY_ERR_ENGINE_UNAVAILABLE' ? 'The Docker engine does not answer; the operator has been told in the logs.'
       : shown === 'CATTERY_ERR_RESOLVER' ? 'The DNS resolver did not answer, so nothing could be checked; try again later or check CATTERY_DNS_RESOLVERS.'
+      : shown === 'CATTERY_ERR_PEER_UNREACHABLE' ? 'The peer did not answer over verified HTTPS in time (the reason is in the logs); check its address, or CATTERY_PEER_CA for a private CA.'
       : `Something went wrong on our side (request ${request.id}).`;
     return reply.code(status).send({ statusCode: status, code: shown, error: 'Server Error', message: msg });
   }

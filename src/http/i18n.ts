@@ -2,6 +2,7 @@
 // the words a resident uses ("mot de passe", "courriel"), no jargon.
 import { govEn, govFr } from './i18n-governance.js';
 import { transpEn, transpFr } from './i18n-transparency.js';
+import { fedEn, fedFr } from './i18n-federation.js';
 
 export const LANGS = ['fr', 'en'] as const;
 export type Lang = (typeof LANGS)[number];
@@ -171,12 +172,13 @@ const coreFr = {
   'vol.done.gone': 'Ce volume n’existe plus.',
 } as const;
 
-const fr = { ...coreFr, ...govFr, ...transpFr };
+const fr = { ...coreFr, ...govFr, ...transpFr, ...fedFr };
 export type MessageKey = keyof typeof fr;
 
 const en: Record<MessageKey, string> = {
   ...govEn,
   ...transpEn,
+  ...fedEn,
   'site.title': 'The association’s online services', 'site.skip': 'Skip to content',
   'charts.city.title': 'City dashboard',
   'charts.city.intro': 'The energy, CO2e and usage of the association’s services, as aggregates only. A group of fewer than {min} persons is never shown (statistical secrecy, INSEE’s rules): its cell says “secret”.',

@@ -73,6 +73,12 @@ export function loadOf(d: ChatonsDeps, service: string): 'OPEN' | 'FULL' {
   return capacity > 0 && used >= 0.9 * capacity ? 'FULL' : 'OPEN';
 }
 
+/** What a newcomer meets for a service: its registration mode and its load. One reading for the ChatonsInfos files,
+ * the hoster document federation/ signs, and the sign-up page's "full here" notice. */
+export function serviceOffer(d: ChatonsDeps, service: string): { registration: ReturnType<typeof registrationOf>; load: 'OPEN' | 'FULL' } {
+  return { registration: registrationOf(d, service), load: loadOf(d, service) };
+}
+
 function statusOf(d: ChatonsDeps, service: string): 'OK' | 'WARNING' | 'ERROR' {
   const o = instanceForNewResidents(d.db, service)?.observed;
   if (o === 'healthy' || o === 'running') return 'OK';
@@ -114,6 +120,7 @@ export function serviceFile(d: ChatonsDeps, service: string, now = new Date(), y
   const m = d.catalog.services.get(service)!.manifest;
   const h = d.config.publication.host;
   const sw = m.software;
+  const offer = serviceOffer(d, service);
   const y = now.getUTCFullYear();
   const metrics: [string, string][] = [];
   const describe: [string, string, string][] = [
@@ -139,8 +146,8 @@ export function serviceFile(d: ChatonsDeps, service: string, now = new Date(), y
     {
       title: 'Service', entries: [
         ['service.name', m.name.fr], ['service.description', m.description.fr], ['service.website', d.config.publicUrl],
-        ['service.status.level', statusOf(d, service)], ['service.registration', registrationOf(d, service)],
-        ['service.registration.load', loadOf(d, service)], ['service.install.type', 'CONTAINERS'],
+        ['service.status.level', statusOf(d, service)], ['service.registration', offer.registration],
+        ['service.registration.load', offer.load], ['service.install.type', 'CONTAINERS'],
       ],
     },
     {

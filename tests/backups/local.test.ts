@@ -70,6 +70,9 @@ t.test('an instance and cattery to a local repository, and back', async (t) => {
   copy.close();
   t.equal(fs.readFileSync(path.join(back, 'secret.key'), 'utf8'), fs.readFileSync(path.join(config.dataDir, 'secret.key'), 'utf8'), 'the secret came along');
   t.equal(fs.statSync(path.join(back, 'secret.key')).mode & 0o777, 0o600, 'still 0600');
+  const identity = path.join('federation', 'identity.json');
+  t.equal(fs.readFileSync(path.join(back, identity), 'utf8'), fs.readFileSync(path.join(config.dataDir, identity), 'utf8'), 'the federation key came along');
+  t.equal(fs.statSync(path.join(back, identity)).mode & 0o777, 0o600, 'still 0600');
 
   // Changes after the backup, then a restore into place: the volume is the snapshot's again.
   t.equal((await sh('echo "lettre du mardi" > /data/boite/2 && echo "abîmé" > /data/keep')).code, 0);

@@ -15,6 +15,7 @@ import { langOf } from './render.js';
 import { VIEWS_DIR, safeNext, sessionPolicy, signupDeps, type PageDeps } from './deps.js';
 import { SignupBody, checkSignupForm, type SignupForm } from './forms.js';
 import { clientKey } from '../proxy-trust.js';
+import { fullHere } from '../../federation/directory.js';
 
 export function startSession(deps: PageDeps, reply: FastifyReply, userId: number, via: 'password' | 'oidc', idToken?: string): void {
   const token = createSession(deps.db, sessionPolicy(deps.config), userId, via, idToken);
@@ -42,7 +43,11 @@ export const publicPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async 
   app.get('/terms', { config: page, schema: { hide: true } }, async (_req, reply) => reply.page('terms', { version: deps.config.termsVersion }));
 
   const signupForm = (reply: FastifyReply, values: SignupForm, errors: { field: string; key: string }[], status = 200) =>
-    reply.page('signup', { services: openServiceChoices(deps.catalog, langOf(reply.request), serviceSettingsMap(deps.db)), values, errors, version: deps.config.termsVersion }, status);
+    reply.page('signup', {
+      services: openServiceChoices(deps.catalog, langOf(reply.request), serviceSettingsMap(deps.db)), values, errors, version: deps.config.termsVersion,
+      // Our services full here, each with the peers open for it (federation/directory.ts).
+      full: fullHere(deps),
+    }, status);
 
   app.get('/signup', { config: page, schema: { hide: true } }, async (_req, reply) => signupForm(reply, {}, []));
 

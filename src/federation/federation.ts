@@ -1,0 +1,51 @@
+// What `cattery serve` holds for federation: this hoster's key store, what peers' functions need, and the refresh
+// timer (runtime.ts starts and stops it like the other loops).
+import fs from 'node:fs';
+import type { Catalog } from '../catalog/load.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/connection.js';
+import { fail } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { DocumentDeps } from './document.js';
+import { createKeyStore, ensureIdentity, type KeyStore } from './keys.js';
+import { refreshAll, type PeerDeps } from './peers.js';
+
+export interface Federation {
+  keys: KeyStore;
+  documents: DocumentDeps;
+  peers: PeerDeps;
+  /** Refresh every active peer now and then every `seconds`; a pass still running holds the next one. */
+  start(seconds: number): void;
+  stop(): Promise<void>;
+}
+
+export async function createFederation(d: { db: Db; catalog: Catalog; config: Config; log: Logger }): Promise<Federation> {
+  // First start: the key is made now, not on the first request that needs it.
+  await ensureIdentity(d.config.dataDir);
+  const keys = createKeyStore(d.config.dataDir);
+  let extraCa: string | undefined;
+  if (d.config.federation.peerCaFile) {
+    try { extraCa = fs.readFileSync(d.config.federation.peerCaFile, 'utf8'); } catch (err) {
+      throw fail('CATTERY_ERR_CONFIG', `CATTERY_PEER_CA: ${d.config.federation.peerCaFile} cannot be read`, err);
+    }
+  }
+  const peers: PeerDeps = { db: d.db, log: d.log, fetch: { ...(extraCa ? { extraCa } : {}) }, ownUrl: d.config.publicUrl };
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  const pass = () => {
+    if (running) return;
+    running = refreshAll(peers).catch((err) => d.log.warn({ err }, 'federation refresh failed')).finally(() => { running = undefined; });
+  };
+  return {
+    keys, peers, documents: { db: d.db, catalog: d.catalog, config: d.config, keys },
+    start(seconds) {
+      pass();
+      timer = setInterval(pass, seconds * 1000);
+      timer.unref();
+    },
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

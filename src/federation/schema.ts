@@ -1,0 +1,62 @@
+// Federation in its own tables: the peers an administrator added (their pinned key and last accepted document), what
+// went wrong with them (alarms), and their signed monthly reports. A separate schema file of the same database
+// (drizzle.config.ts lists it). Our own key is not here: it is a 0600 file (keys.ts), never in the database.
+import { sql } from 'drizzle-orm';
+import { sqliteTable, text, integer, index, primaryKey } from 'drizzle-orm/sqlite-core';
+import type { PublicJwk } from './jws.js';
+import type { HosterDocument } from './document.js';
+
+const now = sql`(strftime('%Y-%m-%dT%H:%M:%fZ','now'))`;
+
+/** pending: fetched, its fingerprint not confirmed yet (trusted for nothing); active: pinned; suspended: pinned but
+ * refused everywhere (not fetched, not listed, not pointed to) until resumed. */
+export const PEER_STATES = ['pending', 'active', 'suspended'] as const;
+export type PeerState = (typeof PEER_STATES)[number];
+
+export const fedPeers = sqliteTable('fed_peers', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  /** The peer's origin (https://host[:port]), as its document's `iss` must say. */
+  url: text('url').notNull().unique(),
+  name: text('name').notNull().default(''),
+  state: text('state', { enum: PEER_STATES }).notNull().default('pending'),
+  /** The key the administrator confirmed (its RFC 7638 thumbprint and the JWK); null while pending. */
+  pinnedKid: text('pinned_kid'),
+  pinnedJwk: text('pinned_jwk', { mode: 'json' }).$type<PublicJwk>(),
+  /** Older keys of the peer its rotation chain passed through to the pinned one, newest first: its reports of
+   * months before a rotation are still checked against them. */
+  previousKeys: text('previous_keys', { mode: 'json' }).$type<PublicJwk[]>(),
+  /** The key of the document fetched when the peer was added: what the fingerprint shown is of. */
+  seenKid: text('seen_kid').notNull(),
+  seenJwk: text('seen_jwk', { mode: 'json' }).$type<PublicJwk>().notNull(),
+  /** The last document accepted (signed by the pinned key, or the seen one while pending), payload and JWS. */
+  document: text('document', { mode: 'json' }).$type<HosterDocument>().notNull(),
+  documentJws: text('document_jws').notNull(),
+  fetchedAt: text('fetched_at').notNull(),
+  /** Why the last refresh failed (unreachable, refused), empty after a good one. */
+  lastError: text('last_error').notNull().default(''),
+  createdAt: text('created_at').notNull().default(now),
+});
+
+export const ALARM_KINDS = ['key-changed', 'document-refused', 'report-refused', 'key-rotated'] as const;
+export type AlarmKind = (typeof ALARM_KINDS)[number];
+
+/** What a refresh refused (or a rotation it followed, for the record). Open until a later good document clears it. */
+export const fedAlarms = sqliteTable('fed_alarms', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  peerId: integer('peer_id').notNull().references(() => fedPeers.id, { onDelete: 'cascade' }),
+  kind: text('kind', { enum: ALARM_KINDS }).notNull(),
+  detail: text('detail').notNull(),
+  createdAt: text('created_at').notNull().default(now),
+  clearedAt: text('cleared_at'),
+}, (t) => [index('fed_alarms_peer').on(t.peerId, t.clearedAt)]);
+
+/** A peer's monthly report as fetched: the JWS itself, checked again each time it is shown. */
+export const fedReports = sqliteTable('fed_reports', {
+  peerId: integer('peer_id').notNull().references(() => fedPeers.id, { onDelete: 'cascade' }),
+  month: text('month').notNull(),
+  jws: text('jws').notNull(),
+  fetchedAt: text('fetched_at').notNull(),
+}, (t) => [primaryKey({ columns: [t.peerId, t.month] })]);
+
+export type FedPeer = typeof fedPeers.$inferSelect;
+export type FedAlarm = typeof fedAlarms.$inferSelect;
