@@ -6,6 +6,7 @@ export const Errors = {
   CATTERY_ERR_VALIDATION: createError('CATTERY_ERR_VALIDATION', 'Invalid input: %s', 400),
   CATTERY_ERR_NOT_FOUND: createError('CATTERY_ERR_NOT_FOUND', '%s', 404),
   CATTERY_ERR_CONFLICT: createError('CATTERY_ERR_CONFLICT', '%s', 409),
+  CATTERY_ERR_CAPACITY: createError('CATTERY_ERR_CAPACITY', 'No room: %s', 409),
   CATTERY_ERR_UNKNOWN_SERVICE: createError('CATTERY_ERR_UNKNOWN_SERVICE', 'No service "%s" in the catalog', 400),
   CATTERY_ERR_LINK: createError('CATTERY_ERR_LINK', 'Link refused: %s', 400),
   CATTERY_ERR_UNAUTHENTICATED: createError('CATTERY_ERR_UNAUTHENTICATED', 'Authentication required', 401),

@@ -287,7 +287,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
     linkHostOf: (target: Instance) => certificateHostOf(deps.db, target),
   };
   await app.register(catalogRoutes, { catalog: deps.catalog, db: deps.db });
-  await app.register(serverRoutes, { db: deps.db });
+  await app.register(serverRoutes, { db: deps.db, catalog: deps.catalog, engineFor: deps.reconciler.engineFor });
   await app.register(instanceRoutes, { deps: instanceDeps, reconciler: deps.reconciler });
   if (deps.backups) await app.register(backupRoutes, { deps: deps.backups, instanceDeps, accountDeps: deps.accounts, reconciler: deps.reconciler });
   await app.register(ingressRoutes, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });

@@ -17,6 +17,9 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   // servers and instances
   'GET /api/servers': ADMIN,
   'POST /api/servers': ADMIN,
+  // placement that saves energy (orchestrator/placement.ts): where a new instance would go; a consolidation plan
+  'GET /api/servers/placement': ADMIN,
+  'GET /api/servers/consolidation': ADMIN,
   'GET /api/instances': ADMIN,
   'POST /api/instances': ADMIN,
   'GET /api/instances/:slug': ADMIN,

@@ -8,6 +8,7 @@ import {
 import { listServers } from '../../orchestrator/servers.js';
 import type { Reconciler } from '../../orchestrator/reconcile.js';
 import { listOperations } from '../../orchestrator/journal.js';
+import { demandOf, fleet, place } from '../../orchestrator/placement.js';
 import { ErrorReply } from '../error-handler.js';
 
 const lit = <T extends string>(xs: readonly T[]) => Type.Union(xs.map((x) => Type.Literal(x)));
@@ -65,6 +66,7 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
   const db: Db = deps.db;
   const view = viewOf(db);
   const afterChange = afterChangeOf(view, reconciler);
+  const fleetDeps = { db, catalog: deps.catalog, engineFor: reconciler.engineFor, servers: () => listServers(db) };
 
   app.get('/api/instances', {
     schema: {
@@ -92,7 +94,15 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<{ deps: InstanceDeps; rec
       response: { 201: InstanceView, 202: InstanceView, ...Errors },
     },
   }, async (req, reply) => {
-    const row = createInstance(deps, req.body, actor(req));
+    // No server named and several to choose from: the one where it adds the fewest watts, within room
+    // (orchestrator/placement.ts). One server: that one, as always; and when no engine answers now, the default
+    // server, where the instance waits for its engine as it always did.
+    let input = req.body;
+    if (input.server === undefined && listServers(db).length > 1) {
+      const servers = await fleet(fleetDeps);
+      if (servers.length) input = { ...input, server: place(servers, demandOf(fleetDeps, input.service)).server.name };
+    }
+    const row = createInstance(deps, input, actor(req));
     reply.code(req.query.wait ? 201 : 202).header('location', `/api/instances/${row.slug}`);
     return afterChange(row, req.query.wait, 'create');
   });
