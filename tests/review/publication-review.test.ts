@@ -1,0 +1,142 @@
+// Outside review of issue 13 (publication): tests that FAIL on purpose on the code as reviewed, each naming a defect
+// a hostile reader (or a new administrator) can reach. They are not fixes: each stays red until the code changes.
+// One runtime (real SQLite, real migrations, the app through inject) is shared by the subtests that need data; no
+// Docker object is made (instances are rows only, the reconciler is never started).
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs';
+import t from 'tap';
+import fc from 'fast-check';
+import { pino } from 'pino';
+import { createRuntime } from '../../src/runtime.js';
+import { loadConfig } from '../../src/config.js';
+import { createInstance } from '../../src/orchestrator/instances.js';
+import { addRepository, type BackupDeps } from '../../src/backups/backups.js';
+import { debianVerdict } from '../../src/publication/licences.js';
+import { testConfig } from '../helpers.js';
+import { lastMonths } from '../publication/fixture.js';
+import { records } from '../publication/table-schema.js';
+
+const MIN = 11;
+
+t.test('published figures (open data, ChatonsInfos) on a real database', async (t) => {
+  const config = testConfig(t);
+  const rt = await createRuntime(config, pino({ level: 'silent' }));
+  t.teardown(() => rt.close());
+  const c = rt.db.$client;
+  const deps = { db: rt.db, catalog: rt.catalog, portRange: rt.config.portRange, subnetPool: rt.config.subnetPool };
+  const one = createInstance(deps, { service: 'files', slug: 'files-one' }, 'test');
+  const get = (url: string) => rt.app.inject({ method: 'GET', url });
+  const [m2, m1] = lastMonths(new Date(), 3) as [string, string, string];
+  const addUser = c.prepare("INSERT INTO users (login, name, roles) VALUES (?, ?, '[\"resident\"]')");
+  const addAccount = c.prepare("INSERT INTO accounts (instance_id, username, state, quota_mb, usage_bytes, usage_items, user_id, created_at) VALUES (?, ?, 'active', 100, 1000, 1, ?, ?)");
+  const addSignup = c.prepare("INSERT INTO signups (user_id, services, terms_version, channel, mediator_login, consent_at, status, created_at) VALUES (?, '[\"files\"]', 'v1', 'self', NULL, ?, 'approved', ?)");
+  let n = 0;
+  const reset = () => { c.exec("DELETE FROM signups; DELETE FROM accounts; DELETE FROM users WHERE login LIKE 'r%'"); };
+  /** A resident signing up for files in `month` (on its 5th day), with an account in each instance given. */
+  const resident = (month: string, instances: number[]) => {
+    const at = `${month}-05T10:00:00.000Z`;
+    const login = `r${++n}`;
+    const user = addUser.run(login, `Résidente ${n}`).lastInsertRowid as number;
+    for (const i of instances) addAccount.run(i, login, user, at);
+    addSignup.run(user, at, at);
+  };
+  const accountsOf = async (month: string) => {
+    const r = await get(`/open-data/usage-per-service/${month}.csv`);
+    t.equal(r.statusCode, 200);
+    const line = records(r.body).find((x) => x.indicateur === 'Nombre de comptes' && x.service === 'files')!;
+    return line.valeur === '' ? null : Number(line.valeur);
+  };
+
+  // Defect: "Differences between months are not protected" (docs/publication.md's known limit) breaks the property
+  // issue 13 asks for: no published cell OR DIFFERENCE of published cells may reveal a group under 11. Accounts are
+  // counted from rows that still exist, so accounts(M) − accounts(M−1) is exactly the residents who joined in M: the
+  // very sign-up cell the same file hides. The month in progress leaks it live (each new account moves the figure).
+  t.test('month-to-month differences of published accounts reveal no group under 11 (open data and ChatonsInfos)', async (t) => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: MIN, max: 40 }), fc.integer({ min: 1, max: MIN - 1 }), async (base, joined) => {
+      reset();
+      for (let i = 0; i < base; i++) resident(m2, [one.id]);
+      for (let i = 0; i < joined; i++) resident(m1, [one.id]);
+      const before = await accountsOf(m2), after = await accountsOf(m1);
+      if (before !== null && after !== null) {
+        const d = after - before;
+        t.ok(d === 0 || Math.abs(d) >= MIN, `open data: accounts ${m1} − ${m2} = ${d} (the hidden sign-ups of ${m1}: ${joined})`);
+        if (!(d === 0 || Math.abs(d) >= MIN)) return false;
+      }
+      // The same series in ChatonsInfos: consecutive published months.
+      const props = (await get('/.well-known/chatonsinfos/files.properties')).body;
+      const y = new Date().getUTCFullYear();
+      const series = [y - 1, y].flatMap((year) => (new RegExp(`^metrics\\.service\\.accounts\\.${year}\\.months = (.*)$`, 'm').exec(props)?.[1] ?? '').split(','));
+      for (let i = 1; i < series.length; i++) {
+        if (series[i] === '' || series[i - 1] === '' || series[i] === undefined || series[i - 1] === undefined) continue;
+        const d = Number(series[i]) - Number(series[i - 1]);
+        if (!(d === 0 || Math.abs(d) >= MIN)) { t.fail(`ChatonsInfos: consecutive months ${series[i - 1]} → ${series[i]} reveal ${d} residents`); return false; }
+      }
+      return true;
+    }), { numRuns: 12 });
+  });
+
+  // Defect: the "persons" of a cell are accounts. A resident with an account in two instances of one service (an
+  // administrator's second instance of files, say) counts twice, so a cell of 6 people is published as 12.
+  // docs/publication.md names the cross-service case only; this one is inside a single cell.
+  t.test('a published count of accounts stands for at least 11 distinct persons', async (t) => {
+    const two = createInstance(deps, { service: 'files', slug: 'files-two' }, 'test');
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 6, max: MIN - 1 }), async (people) => {
+      reset();
+      for (let i = 0; i < people; i++) resident(m2, [one.id, two.id]);
+      const v = await accountsOf(m2);
+      t.ok(v === null, `files in ${m2}: ${people} persons (${2 * people} accounts) published as ${v}`);
+      return v === null;
+    }), { numRuns: 5 });
+  });
+
+  // Defect: monthBounds builds dates with Date.UTC, which reads a year 0–99 as 1900–1999. The stable URL of month
+  // 0099-01 answers 200 with a file whose rows say 1999-01-31: a public file whose content contradicts its address.
+  t.test('every month the open data answers for is the month its rows name', async (t) => {
+    reset();
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 2025 }), fc.integer({ min: 1, max: 12 }), async (year, mo) => {
+      const month = `${String(year).padStart(4, '0')}-${String(mo).padStart(2, '0')}`;
+      const r = await get(`/open-data/members-per-college/${month}.csv`);
+      if (r.statusCode !== 200) return true;
+      const dates = records(r.body).map((x) => x.date!.slice(0, 7));
+      const ok = dates.every((d) => d === month);
+      if (!ok) t.fail(`/open-data/members-per-college/${month}.csv names ${dates[0]}`);
+      return ok;
+    }), { numRuns: 60, examples: [[99, 1], [0, 6]] });
+  });
+});
+
+// Defect (README, CATTERY_BACKUP_SITES): `cattery backup add` accepts repository names of 1 to 32 characters, and
+// CATTERY_BACKUP_SITES only 1 to 31: an administrator who named a repository with 32 cannot declare where it is
+// (the start fails with CATTERY_ERR_CONFIG), and /transparency then says "not declared" for ever.
+t.test('every repository name `backup add` accepts can be declared in CATTERY_BACKUP_SITES', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-review13-'));
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  // The backups domain's own answer: a name it refuses fails on the name, one it takes fails later, on the address.
+  const nameAccepted = async (name: string) => {
+    try { await addRepository({} as BackupDeps, { name, url: 'not-an-address' }, 'review'); return true; } catch (err) {
+      return !/repository name/.test((err as Error).message);
+    }
+  };
+  const names = fc.integer({ min: 1, max: 40 }).chain((len) => fc.array(fc.constantFrom(...'abcxyz0189-'), { minLength: len - 1, maxLength: len - 1 }).map((a) => `b${a.join('')}`));
+  await fc.assert(fc.asyncProperty(names, async (name) => {
+    if (!(await nameAccepted(name))) return true;
+    try { loadConfig({ CATTERY_DATA_DIR: dataDir, CATTERY_BACKUP_SITES: `${name}|DE|Falkenstein` }); return true; } catch (err) {
+      t.fail(`repository "${name}" (${name.length} characters), accepted by backup add, refused by CATTERY_BACKUP_SITES: ${(err as Error).message}`);
+      return false;
+    }
+  }), { numRuns: 200, examples: [['b'.repeat(32)]] });
+});
+
+// Defect (/transparency/software): debianVerdict takes the archive area from before a `/` and calls everything else
+// `main`. A package whose Section is the bare area (`non-free`, `contrib`, `non-free-firmware`: a local or third-party
+// package, dpkg does not check the field) is published as free software.
+t.test('a Debian section naming a non-main archive area is never judged free', async (t) => {
+  fc.assert(fc.property(fc.constantFrom('non-free', 'contrib', 'non-free-firmware'), fc.option(fc.constantFrom('net', 'libs', 'misc', 'kernel'), { nil: undefined }), (area, sub) => {
+    const section = sub ? `${area}/${sub}` : area;
+    const v = debianVerdict(section);
+    if (v === 'free') t.fail(`section "${section}" judged free`);
+    return v !== 'free';
+  }), { examples: [['non-free', undefined]] });
+  t.pass('checked');
+});
