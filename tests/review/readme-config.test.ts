@@ -30,3 +30,25 @@ t.test('every variable src/config.ts reads is named in the README', async (t) =>
   const missing = vars.filter((v) => !documented(v));
   t.same(missing, [], `not in README.md: ${missing.join(', ')}`);
 });
+
+// Defect (minor): CATTERY_ORG_START_DATE and CATTERY_ORG_CHATONS_SINCE are checked by form only (`\d{4}-\d{2}-\d{2}`),
+// so `2015-13-45` starts cattery and ChatonsInfos publishes `organization.startdate = 45/13/2015`. The register of
+// requests checks real calendar days (publication/register.ts validDay); the configuration should too.
+t.test('a date the configuration accepts for the organization is a real calendar day', async (t) => {
+  const { default: fc } = await import('fast-check');
+  const { loadConfig } = await import('../../src/config.js');
+  const os = await import('node:os');
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-review13-date-'));
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const pad = (n: number, w: number) => String(n).padStart(w, '0');
+  fc.assert(fc.property(fc.integer({ min: 1990, max: 2030 }), fc.integer({ min: 0, max: 99 }), fc.integer({ min: 0, max: 99 }), fc.constantFrom('CATTERY_ORG_START_DATE', 'CATTERY_ORG_CHATONS_SINCE'), (y, m, d, name) => {
+    const day = `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}`;
+    const real = new Date(`${day}T00:00:00Z`);
+    const isReal = !Number.isNaN(real.getTime()) && real.toISOString().slice(0, 10) === day;
+    let accepted = true;
+    try { loadConfig({ CATTERY_DATA_DIR: dataDir, [name]: day }); } catch { accepted = false; }
+    if (accepted && !isReal) t.fail(`${name}=${day} accepted`);
+    return !accepted || isReal;
+  }), { numRuns: 300, examples: [[2015, 13, 45, 'CATTERY_ORG_START_DATE']] });
+  t.pass('checked');
+});
