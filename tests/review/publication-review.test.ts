@@ -217,3 +217,28 @@ t.test('a Debian section naming a non-main archive area is never judged free', a
   }), { examples: [['non-free', undefined]] });
   t.pass('checked');
 });
+
+// Defect (a service's package-lock.json, read at build time): npmPackagesOf trusts the lockfile's types. A `version`
+// or `name` that is not a string (a hand-edited or generated lockfile: `"version": 1`, `"name": null`) makes its sort
+// throw a TypeError, which fails the software list and with it the whole `images build` (buildImages awaits it).
+t.test('any JSON a package-lock holds gives a list or a clear refusal, never a TypeError', async (t) => {
+  const { npmPackagesOf } = await import('../../src/orchestrator/docker/software.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-review13-lock-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const odd = fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.boolean(), fc.array(fc.string(), { maxLength: 2 }), fc.dictionary(fc.string(), fc.string(), { maxKeys: 2 }));
+  const entry = fc.record({ version: odd, license: odd, name: odd, dev: fc.boolean() }, { requiredKeys: [] });
+  fc.assert(fc.property(fc.dictionary(fc.stringMatching(/^[a-z]{1,8}$/).map((n) => `node_modules/${n}`), entry, { minKeys: 2, maxKeys: 6 }), (packages) => {
+    fs.writeFileSync(path.join(dir, 'package-lock.json'), JSON.stringify({ lockfileVersion: 3, packages: { '': { name: 'svc' }, ...packages } }));
+    try {
+      const list = npmPackagesOf(dir);
+      const ok = list.every((p) => typeof p.name === 'string' && typeof p.version === 'string');
+      if (!ok) t.fail(`non-string name or version kept: ${JSON.stringify(list).slice(0, 200)}`);
+      return ok;
+    } catch (err) {
+      const clear = (err as { code?: string }).code?.startsWith('CATTERY_ERR_') === true;
+      if (!clear) t.fail(`${(err as Error).name}: ${(err as Error).message.slice(0, 120)} for ${JSON.stringify(packages).slice(0, 200)}`);
+      return clear;
+    }
+  }), { numRuns: 200 });
+  t.pass('checked');
+});
