@@ -7,6 +7,8 @@ import { fail } from './errors.js';
 import { FRENCH_GRID_GCO2E_PER_KWH } from './metering/energy-model.js';
 
 const Slug = Type.String({ pattern: '^[a-z][a-z0-9-]{0,30}$' });
+// The names a backup repository may have (backups.ts NAME: 1–32 characters), so every one can be declared.
+const RepositoryName = Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$' });
 
 /** INSEE's threshold for counts of persons (docs/publication.md): configurable upward only. */
 export const MIN_GROUP_FLOOR = 11;
@@ -31,7 +33,7 @@ const Subcontractor = Type.Object({
   website: Type.String({ pattern: '^(https?://[^\\s|;]{1,300})?$' }),
 });
 const BackupSite = Type.Object({
-  repository: Slug,
+  repository: RepositoryName,
   country: CountryCode,
   /** A short, public description of the place ("a member's home in Lyon", "Hetzner, Falkenstein"). */
   place: Type.String({ minLength: 1, maxLength: 200 }),
@@ -275,7 +277,7 @@ function subcontractors(v: string | undefined): Config['publication']['subcontra
 function backupSites(v: string | undefined): Config['publication']['backupSites'] {
   const seen = new Set<string>();
   return records('CATTERY_BACKUP_SITES', v, ['repository', 'country', 'place'], 3, ([repo = '', c, place = '']) => {
-    if (!/^[a-z][a-z0-9-]{0,30}$/.test(repo)) return `"${repo.slice(0, 40)}" is not a repository name`;
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(repo)) return `"${repo.slice(0, 40)}" is not a repository name`;
     if (seen.has(repo)) return `repository ${repo} is listed twice`;
     seen.add(repo);
     if (!place || place.length > 200) return 'the place, in 1 to 200 characters';
@@ -393,6 +395,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   if (candidate.publication.minGroup < MIN_GROUP_FLOOR) throw fail('CATTERY_ERR_CONFIG', `publication.minGroup: ${candidate.publication.minGroup} is below ${MIN_GROUP_FLOOR}, INSEE's threshold of statistical secrecy; it may only be raised`);
   const first = [...Value.Errors(ConfigSchema, candidate)][0];
   if (first) throw fail('CATTERY_ERR_CONFIG', `${first.path || '/'}: ${first.message}`);
+  // A date's form is the schema's; that it is a day of the calendar (not 2015-13-45) is checked here.
+  for (const [name, v] of [['CATTERY_ORG_START_DATE', candidate.publication.organization.startDate], ['CATTERY_ORG_CHATONS_SINCE', candidate.publication.organization.chatonsSince]] as const) {
+    const day = new Date(`${v}T00:00:00Z`);
+    if (v && (Number.isNaN(day.getTime()) || day.toISOString().slice(0, 10) !== v)) throw fail('CATTERY_ERR_CONFIG', `${name}: ${v} is not a day of the calendar`);
+  }
   if (Array.isArray(candidate.trustProxy)) {
     const bad = candidate.trustProxy.find((e) => !isProxyEntry(e));
     if (bad !== undefined) throw fail('CATTERY_ERR_CONFIG', `trustProxy: "${bad.slice(0, 64)}" is not an address, a CIDR or a proxy-addr name`);

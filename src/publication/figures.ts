@@ -8,7 +8,8 @@ import { J_PER_KWH, accountKey } from '../metering/energy-model.js';
 import { energyBetween, type EnergyRow } from '../metering/store.js';
 import { DOMINANCE, suppress, type Cell, type Rules, type Suppressed } from './suppression.js';
 
-export const MONTH = /^(\d{4})-(0[1-9]|1[0-2])$/;
+// Years 2000–2999: cattery publishes nothing older, and Date.UTC reads years 0–99 as 1900–1999.
+export const MONTH = /^(2\d{3})-(0[1-9]|1[0-2])$/;
 
 /** The month's bounds, [start, end) in UTC. */
 export function monthBounds(month: string): { start: Date; end: Date; first: string; last: string } {
@@ -62,7 +63,28 @@ export function liveAccounts(db: Db): AccountRow[] {
 
 /** A month's suppressed tables. `live` (liveAccounts) and the month's `energy` rows (metering's energyByPeriods) may be
  * handed in when several months are read at once. */
-export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rules, now = new Date(), live: AccountRow[] = liveAccounts(db), energy?: EnergyRow[]): MonthFigures {
+export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rules, now = new Date(), live?: AccountRow[], energy?: EnergyRow[]): MonthFigures {
+  if (live !== undefined || energy !== undefined) return computeMonthFigures(db, catalog, month, rules, now, live ?? liveAccounts(db), energy);
+  // The public's addresses (open data, ChatonsInfos, the yearly report, federation's reports) ask for the same months
+  // again and again, and each costs a read of every account and the month's metering, synchronously on the event
+  // loop: anyone could keep the control plane busy by asking. A month's figures are kept a while, per database:
+  // ten minutes for a month that is over, one for the month in progress. Published figures lag by that much.
+  const key = `${month} ${rules.minGroup} ${catalog.services.size}`;
+  let cache = kept.get(db);
+  if (!cache) { cache = new Map(); kept.set(db, cache); }
+  const hit = cache.get(key);
+  const t = now.getTime();
+  if (hit && hit.until > t && hit.at <= t) return hit.value;
+  const value = computeMonthFigures(db, catalog, month, rules, now, liveAccounts(db), undefined);
+  const over = monthBounds(month).end.getTime() <= t;
+  if (cache.size > 400) cache.clear();
+  cache.set(key, { at: t, until: t + (over ? 600_000 : 60_000), value });
+  return value;
+}
+
+const kept = new WeakMap<Db, Map<string, { at: number; until: number; value: MonthFigures }>>();
+
+function computeMonthFigures(db: Db, catalog: Catalog, month: string, rules: Rules, now: Date, live: AccountRow[], energy?: EnergyRow[]): MonthFigures {
   const { start, end } = monthBounds(month);
   const endIso = end.toISOString();
   const services = serviceIds(db, catalog);

@@ -61,6 +61,9 @@ export const debianNames = (line: string): string[] => line.split(/\s+(?:or|and)
  * the whole package decides: a DEP-5 name the SPDX list does not know (`public-domain`, `permissive`) is common in
  * main and is no sign of anything non-free. */
 export function debianVerdict(section: string): Verdict {
-  const archive = section.includes('/') ? section.slice(0, section.indexOf('/')) : 'main';
+  // "contrib/net" names its archive area; a bare "non-free" (or "contrib", "non-free-firmware") is the area itself.
+  // A section without an area ("net") or an empty one is main's.
+  const s = section.trim();
+  const archive = s.includes('/') ? s.slice(0, s.indexOf('/')) : /^(contrib|non-free(-firmware)?|restricted|multiverse)$/.test(s) ? s : 'main';
   return archive === 'main' ? 'free' : 'nonfree';
 }

@@ -25,11 +25,19 @@ const SERVICE_FILE = /^[a-z][a-z0-9-]{1,30}\.properties$/;
 const DAY = 'public, max-age=86400';
 const HOUR = 'public, max-age=3600';
 
+/** RFC 9110 §13.1.2: If-None-Match is `*` or a list of tags, compared weakly (a proxy that compressed the answer
+ * may have made the tag weak, W/"…"). */
+export function matchesTag(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').map((x) => x.trim().replace(/^W\//, '')).includes(etag);
+}
+
 /** Sends a public text with its validator: a client that has it already gets 304. */
 function send(req: FastifyRequest, reply: FastifyReply, type: string, body: string, cache: string) {
   const etag = `"${crypto.createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
   reply.header('cache-control', cache).header('etag', etag).header('access-control-allow-origin', '*');
-  if (req.headers['if-none-match'] === etag) return reply.code(304).send();
+  if (matchesTag(req.headers['if-none-match'], etag)) return reply.code(304).send();
   return reply.type(type).send(body);
 }
 

@@ -195,7 +195,10 @@ export async function buildImages(engine: Engine, catalog: Catalog, opts: { mirr
     const ref = await ensureServiceImage(engine, svc, opts);
     if (opts.inventoryDir) {
       opts.progress(`[${svc.manifest.id}] software list of ${ref}`);
-      await ensureInventory(engine, svc, ref, opts.inventoryDir);
+      // The list is what the image says about itself, run with the image's own shell: an image that cannot say it
+      // (a failing shell, a list past the cap, a timeout) has no list, and the build of every other image goes on.
+      await ensureInventory(engine, svc, ref, opts.inventoryDir)
+        .catch((err: Error) => opts.progress(`[${svc.manifest.id}] no software list: ${err.message}`));
     }
     refs.push(ref);
   }

@@ -39,7 +39,8 @@ export interface OneShotSpec {
   beforeStart?: () => Promise<void>;
 }
 
-export interface OneShotResult { exitCode: number; stdout: string; stderr: string; timedOut: boolean }
+/** `truncated`: stdout went past the cap and its end was dropped. */
+export interface OneShotResult { exitCode: number; stdout: string; stderr: string; timedOut: boolean; truncated: boolean }
 
 export async function runOneShot(engine: Engine, spec: OneShotSpec): Promise<OneShotResult> {
   await ensureContainerRemoved(engine, spec.name, spec.name);
@@ -67,7 +68,8 @@ export async function runOneShot(engine: Engine, spec: OneShotSpec): Promise<One
   let out = '';
   let err = '';
   const cap = spec.maxStdoutBytes ?? 16 * 1024 * 1024;
-  stdout.on('data', (c: Buffer) => { if (out.length < cap) out += c.toString(); });
+  let truncated = false;
+  stdout.on('data', (c: Buffer) => { if (out.length < cap) out += c.toString(); else truncated = true; });
   stderr.on('data', (c: Buffer) => { err = (err + c.toString()).slice(-4000); });
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
@@ -86,11 +88,11 @@ export async function runOneShot(engine: Engine, spec: OneShotSpec): Promise<One
     if (first === 'timeout') {
       timedOut = true;
       await container.kill().catch(() => undefined);
-      return { exitCode: -1, stdout: out, stderr: err, timedOut };
+      return { exitCode: -1, stdout: out, stderr: err, timedOut, truncated };
     }
     // The last lines may still be on their way when wait answers.
     await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
-    return { exitCode: first.StatusCode, stdout: out, stderr: err, timedOut };
+    return { exitCode: first.StatusCode, stdout: out, stderr: err, timedOut, truncated };
   } catch (e) {
     throw fail('CATTERY_ERR_ENGINE', `${spec.name}: ${(e as Error).message}`, e);
   } finally {

@@ -90,12 +90,20 @@ export function npmPackagesOf(dir: string): NpmPackage[] {
   if (!fs.existsSync(file)) return [];
   const pkgFile = path.join(dir, 'package.json');
   const bundles = fs.existsSync(pkgFile) && Boolean((JSON.parse(fs.readFileSync(pkgFile, 'utf8')) as { scripts?: Record<string, string> }).scripts?.build);
-  const lock = JSON.parse(fs.readFileSync(file, 'utf8')) as { packages?: Record<string, { version?: string; license?: unknown; dev?: boolean; link?: boolean; name?: string }> };
+  // The lockfile is the service's own file, but read as data: any field of the wrong type is left out or refused
+  // with a clear error, never a TypeError in the middle of `images build`.
+  const lock = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+  const packages = (lock as { packages?: unknown } | null)?.packages;
+  if (packages === undefined) return [];
+  if (typeof packages !== 'object' || packages === null || Array.isArray(packages)) throw fail('CATTERY_ERR_BUILD', `${file}: "packages" is not an object`);
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
   const out: NpmPackage[] = [];
-  for (const [key, p] of Object.entries(lock.packages ?? {})) {
-    if (key === '' || (p.dev && !bundles) || p.link || !key.includes('node_modules/')) continue;
-    const name = p.name ?? key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
-    out.push({ name, version: p.version ?? '', license: typeof p.license === 'string' ? p.license : null, ...(p.dev ? { build: true as const } : {}) });
+  for (const [key, raw] of Object.entries(packages as Record<string, unknown>)) {
+    if (typeof raw !== 'object' || raw === null) continue;
+    const p = raw as Record<string, unknown>;
+    if (key === '' || (p.dev === true && !bundles) || p.link === true || !key.includes('node_modules/')) continue;
+    const name = str(p.name) ?? key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
+    out.push({ name, version: str(p.version) ?? '', license: str(p.license) ?? null, ...(p.dev === true ? { build: true as const } : {}) });
   }
   return out.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
 }
@@ -108,6 +116,8 @@ export async function inventoryImage(engine: Engine, unit: BuildUnit, ref: strin
     name: `${engine.hosterId}--software-${unit.manifest.id}-${tag}`, image: ref, entrypoint: ['/bin/sh', '-c'], argv: [SCRIPT],
     mounts: [], network: 'none', timeoutMs: 120_000, role: 'software', maxStdoutBytes: 8 * 1024 * 1024,
   });
+  // A list cut at the cap would be published as the image's whole software: refused instead.
+  if (r.truncated) throw fail('CATTERY_ERR_BUILD', `reading the packages of ${ref}: more than 8 MiB of package list`);
   if (r.timedOut || r.exitCode !== 0) throw fail('CATTERY_ERR_BUILD', `reading the packages of ${ref}: exit ${r.exitCode}${r.timedOut ? ' (timed out)' : ''} ${r.stderr.slice(-300)}`);
   const inv: SoftwareInventory = {
     service: unit.manifest.id, image: ref, imageId: info.Id, imageCreated: info.Created, inventoriedAt: new Date().toISOString(),
