@@ -69,7 +69,11 @@ export function monthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
   // again and again, and each costs a read of every account and the month's metering, synchronously on the event
   // loop: anyone could keep the control plane busy by asking. A month's figures are kept a while, per database:
   // ten minutes for a month that is over, one for the month in progress. Published figures lag by that much.
-  const key = `${month} ${rules.minGroup} ${catalog.services.size}`;
+  // The key holds SQLite's count of the rows this connection (cattery's only one) has changed, so any change
+  // (an account, a sign-up, a member, a metering pass) shows at the next request: what is kept saves the reads only
+  // while nothing changed, at most one computation per metering pass.
+  const version = (db.$client.prepare('SELECT total_changes() v').get() as { v: number }).v;
+  const key = `${month} ${rules.minGroup} ${catalog.services.size} ${version}`;
   let cache = kept.get(db);
   if (!cache) { cache = new Map(); kept.set(db, cache); }
   const hit = cache.get(key);
@@ -92,7 +96,17 @@ function computeMonthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
   const bySvc = new Map<string, AccountRow[]>(services.map((s) => [s, []]));
   for (const a of accounts) bySvc.get(a.service)?.push(a);
 
-  const accountsT: Table = { rows: services, cols: ['accounts'], t: suppress(services.map((s) => [count(bySvc.get(s)!.length)]), rules) };
+  // A cell's persons are distinct residents (one with accounts in two instances of a service counts once); its value
+  // is the accounts. A series rule over the months decides which months of each service may be published at all.
+  const withheld = seriesWithheld(live, services, month, rules);
+  const accountsCells = services.map((s) => {
+    const c = personsCell(bySvc.get(s)!);
+    // Withheld by the series rule: marked as a small group, so suppress() also hides partners where the total would
+    // give it back.
+    return [withheld.has(s) && c.persons > 0 ? { ...c, persons: 1 } : c];
+  });
+  const accountsT: Table = { rows: services, cols: ['accounts'], t: suppress(accountsCells, rules) };
+  if (withheld.has(TOTAL)) accountsT.t.hidden[services.length]![0] = true;
 
   const signupRows = db.$client.prepare(`SELECT services, channel FROM signups WHERE status = 'approved' AND created_at >= ? AND created_at < ?`)
     .all(start.toISOString(), endIso) as { services: string; channel: 'self' | 'mediator' }[];
@@ -106,7 +120,7 @@ function computeMonthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
       rows: services, cols: ['bytes'],
       t: suppress(services.map((s) => {
         const measured = bySvc.get(s)!.filter((a) => a.bytes !== null);
-        return [{ persons: measured.length, value: measured.reduce((x, a) => x + a.bytes!, 0), top: measured.reduce((x, a) => Math.max(x, a.bytes!), 0) }];
+        return [{ persons: personsOf(measured), value: measured.reduce((x, a) => x + a.bytes!, 0), top: measured.reduce((x, a) => Math.max(x, a.bytes!), 0) }];
       }), rules),
     };
   }
@@ -136,7 +150,7 @@ function computeMonthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
       const inInstance = bySlug.get(slug) ?? [];
       top = Math.max(top, kwh * topKey(inInstance));
     }
-    return [{ persons: accs.length, value, top }];
+    return [{ persons: personsOf(accs), value, top }];
   });
   const energyT: Table = { rows: services, cols: ['kwh'], t: suppress(energyCells, rules) };
 
@@ -144,6 +158,63 @@ function computeMonthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
   const membersT: Table = { rows: colleges.map((c) => c.college || 'members'), cols: ['members'], t: suppress(colleges.map((c) => [count(c.members)]), rules) };
 
   return { month, accounts: accountsT, signups: signupsT, ...(storageT ? { storage: storageT } : {}), energy: energyT, members: membersT };
+}
+
+/** Distinct residents among accounts: by their person (user id); an account with none stands for one person. */
+function personsOf(accs: readonly AccountRow[]): number {
+  const users = new Set<number>();
+  let alone = 0;
+  for (const a of accs) { if (a.userId === null) alone++; else users.add(a.userId); }
+  return users.size + alone;
+}
+
+/** A count of accounts as a cell: its persons, and the most accounts one person holds (the dominance rule's top). */
+function personsCell(accs: readonly AccountRow[]): Cell {
+  const per = new Map<number, number>();
+  for (const a of accs) if (a.userId !== null) per.set(a.userId, (per.get(a.userId) ?? 0) + 1);
+  return { persons: personsOf(accs), value: accs.length, top: accs.length ? Math.max(1, ...per.values()) : 0 };
+}
+
+const TOTAL = '\u0000total';
+
+/**
+ * The series rule: accounts at the end of each month are a series, and the difference of two published months is
+ * the residents who came (or left) between them: the sign-ups a month's own table hides. A month's accounts of a
+ * service (and their total) are published only if they differ from every month of the series published before by
+ * nothing or by at least `minGroup`; otherwise withheld. Read from the first month any account exists, in order, so
+ * the answer for a month is the same whichever month is asked and whoever asks. A month's own secrecy (primary:
+ * fewer than `minGroup` persons, one person holding most of the accounts) counts too; its secondary suppression is
+ * not replayed for earlier months, which only makes the published set assumed larger, and the rule stricter.
+ * Known limit: counts come from the accounts that exist now, so deleting accounts changes past months' values.
+ */
+export function seriesWithheld(live: readonly AccountRow[], services: readonly string[], month: string, rules: Rules): Set<string> {
+  const sorted = [...live].sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  const withheld = new Set<string>();
+  if (!sorted.length) return withheld;
+  const first = sorted[0]!.createdAt.slice(0, 7);
+  const months: string[] = [];
+  for (let m = first; m <= month; m = monthOf(monthBounds(m).end)) months.push(m);
+  const keys = [...services, TOTAL];
+  const seen = new Map<string, AccountRow[]>(keys.map((k) => [k, []]));
+  const publishedValues = new Map<string, number[]>(keys.map((k) => [k, []]));
+  let i = 0;
+  for (const m of months) {
+    const endIso = monthBounds(m).end.toISOString();
+    while (i < sorted.length && sorted[i]!.createdAt < endIso) {
+      const a = sorted[i++]!;
+      seen.get(a.service)?.push(a);
+      seen.get(TOTAL)!.push(a);
+    }
+    for (const k of keys) {
+      const c = personsCell(seen.get(k)!);
+      const own = c.persons === 0 || (c.persons >= rules.minGroup && !(c.value > 0 && c.top > rules.dominance * c.value));
+      const prior = publishedValues.get(k)!;
+      const ok = own && prior.every((p) => p === c.value || Math.abs(p - c.value) >= rules.minGroup);
+      if (ok) prior.push(c.value);
+      if (m === month) { if (!ok) withheld.add(k); }
+    }
+  }
+  return withheld;
 }
 
 /** The largest account's key in an instance (metering's accountKey). The key is linear in an account's bytes and

@@ -148,3 +148,33 @@ t.test('the threshold is configurable upward only', async (t) => {
   t.equal(loadConfig({ CATTERY_SECRET_MIN_GROUP: '20' }).publication.minGroup, 20);
   t.equal(loadConfig({}).publication.minGroup, 11);
 });
+
+// The series rule (figures.ts seriesWithheld): accounts at the end of each month are a series, and the difference of
+// two published months would be the residents who came between them. Over generated histories (services, months,
+// residents with one or more accounts), every two published months of a row differ by nothing or by at least the
+// threshold; and a history whose months all differ by at least the threshold is published whole.
+t.test('the series rule: no two published months of accounts differ by a group under the threshold', async (t) => {
+  const { seriesWithheld, rulesOf } = await import('../../src/publication/figures.js');
+  const rules = rulesOf(11);
+  const months = ['2025-01', '2025-02', '2025-03', '2025-04', '2025-05', '2025-06'];
+  const history = fc.array(fc.record({ service: fc.constantFrom('mail', 'files'), month: fc.integer({ min: 0, max: 5 }), user: fc.integer({ min: 1, max: 60 }) }), { maxLength: 120 });
+  fc.assert(fc.property(history, (h) => {
+    const live = h.map((a) => ({ service: a.service, slug: a.service, bytes: 0, items: 0, userId: a.user, createdAt: `${months[a.month]}-10T00:00:00.000Z` }));
+    for (const row of ['mail', 'files', '\u0000total']) {
+      const published: number[] = [];
+      for (const m of months) {
+        if (seriesWithheld(live, ['files', 'mail'], m, rules).has(row)) continue;
+        const end = `${m}-31T23:59:59.999Z`;
+        const v = live.filter((a) => (row === '\u0000total' || a.service === row) && a.createdAt < end).length;
+        if (published.some((p) => p !== v && Math.abs(p - v) < 11)) return false;
+        published.push(v);
+      }
+    }
+    return true;
+  }), { numRuns: 1500 });
+  // Not vacuous: steps of 11 distinct residents each month are all published.
+  const steady = months.flatMap((m, i) => Array.from({ length: 11 }, (_, k) => ({ service: 'files', slug: 'files', bytes: 0, items: 0, userId: i * 100 + k + 1, createdAt: `${m}-10T00:00:00.000Z` })));
+  t.same(months.map((m) => seriesWithheld(steady, ['files'], m, rules).has('files')), months.map(() => false), 'steps of 11 are published every month');
+  const small = [...steady.slice(0, 11), { service: 'files', slug: 'files', bytes: 0, items: 0, userId: 999, createdAt: '2025-02-10T00:00:00.000Z' }];
+  t.same(months.slice(0, 2).map((m) => seriesWithheld(small, ['files'], m, rules).has('files')), [false, true], 'one resident more the next month: that month withheld');
+});
