@@ -232,7 +232,9 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   t.equal(plain.headers.get('x-frame-options'), 'sameorigin');
   t.match(plain.headers.get('content-security-policy') ?? '', /frame-ancestors 'self'/);
   // Nothing but index.php and static files: no installer, no config, no templates, the health page from inside only.
-  for (const p of ['/installer/', '/config/config.inc.php', '/skins/elastic/templates/login.html', '/plugins/jqueryui/jqueryui.php', '/cattery-ping', '/.htaccess', '/SQL/sqlite.initial.sql']) {
+  for (const p of ['/installer/', '/config/config.inc.php', '/skins/elastic/templates/login.html', '/plugins/jqueryui/jqueryui.php', '/cattery-ping', '/.htaccess', '/SQL/sqlite.initial.sql',
+    // A PHP file of a plugin followed by a path-info: lighttpd would hand it to PHP as that file.
+    '/plugins/jqueryui/jqueryui.php/x', '/plugins/jqueryui/config.inc.php/x', '/program/lib/Roundcube/bootstrap.php/x']) {
     const r = await fetch(`${base}${p}`);
     t.ok([403, 404].includes(r.status), `${p}: ${r.status}`);
   }
