@@ -8,6 +8,7 @@
 // removes the network, the webmail saying why it cannot work.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -17,6 +18,27 @@ import { docker, execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../help
 
 const DOMAIN = 'quartier.test';
 const MAIL_HOST = `mail.${DOMAIN}`;
+
+// What a first visit pulls (issue 13, "Sobriety": the budget is 100 KB). Not reached by Roundcube's elastic skin: these
+// are the figures reached (services/webmail/lighttpd.conf, "Weight on the wire"; Dockerfile, the icon font), with a
+// few KB of room for the page's own bytes, held as a bound so that nothing heavier comes back unnoticed. Measured
+// before: 1,277,669 and 1,407,881 bytes.
+const LOGIN_BOUND = 265_000;
+const MAILBOX_BOUND = 290_000;
+
+/** One GET with these request headers, read to its end: status, headers and the number of bytes as sent. */
+function get(url: string, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => { bytes += c.length; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(30_000, () => req.destroy(new Error(`GET ${url}: no answer in 30 s`)));
+  });
+}
 
 /** A throwaway CA in a temporary folder, and a certificate it signs for `host` (openssl on the test host). */
 function throwawayCa(dir: string, name: string, host?: string): { ca: string; cert?: string; key?: string } {
@@ -139,8 +161,8 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   const loginAxe = await axeViolations(a);
   t.same(loginAxe, [], 'axe: no violation on the login page');
 
-  // Its weight on a first visit (issue 13, "Sobriety"): measured and reported, not held to the 100 KB budget yet
-  // (Roundcube's Elastic skin is its own); nothing may come from another origin.
+  // Its weight on a first visit (issue 13, "Sobriety"), Chromium's cache off: held to the bounds above (the 100 KB
+  // budget is out of elastic's reach); nothing may come from another origin.
   const wctx = await browser.newContext({ locale: 'en-US' });
   const wp = await wctx.newPage();
   const loginWeight = await weighPage(wp, base, () => wp.locator('#rcmloginuser').waitFor());
@@ -150,7 +172,32 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   const top = (w: typeof loginWeight) => w.parts.slice(0, 4).map(([u, n]) => `${new URL(u).pathname}${new URL(u).search.slice(0, 30)} ${n}`).join(', ');
   t.comment(`webmail weight on the wire: login page ${loginWeight.bytes} bytes (${top(loginWeight)}); mailbox ${boxWeight.bytes} bytes (${top(boxWeight)})`);
   t.same([...loginWeight.foreign, ...boxWeight.foreign], [], 'the webmail asks nothing from another origin');
+  t.ok(loginWeight.bytes < LOGIN_BOUND, `login page ${loginWeight.bytes} bytes on the wire, under its bound of ${LOGIN_BOUND}`);
+  t.ok(boxWeight.bytes < MAILBOX_BOUND, `mailbox ${boxWeight.bytes} bytes on the wire, under its bound of ${MAILBOX_BOUND}`);
   await wctx.close();
+
+  // Every script and stylesheet of both pages comes compressed (brotli, else gzip) whoever asks (they hold no secret),
+  // and, named with its version (?s=<mtime>), may be kept a year.
+  const assets = [...new Set([...loginWeight.parts, ...boxWeight.parts].map(([u]) => u).filter((u) => /\.(js|css)\?s=\d+$/.test(new URL(u).pathname + new URL(u).search)))];
+  t.ok(assets.length >= 10, `the pages' scripts and stylesheets: ${assets.length}`);
+  for (const u of assets) {
+    const br = await get(u, { 'accept-encoding': 'gzip, deflate, br' });
+    const gz = await get(u, { 'accept-encoding': 'gzip' });
+    const name = new URL(u).pathname;
+    t.same([br.status, br.headers['content-encoding'], gz.headers['content-encoding'], br.headers['cache-control']],
+      [200, 'br', 'gzip', 'max-age=31536000, immutable'], `${name}: brotli ${br.bytes} bytes, gzip ${gz.bytes}, kept a year`);
+    t.match(br.headers.vary ?? '', /Accept-Encoding/i, `${name}: Vary: Accept-Encoding`);
+  }
+  // index.php's answers carry the session's CSRF token beside text of the asker's choosing (BREACH): compressed only
+  // when the browser says the request comes from this site or from the person; every other value of Sec-Fetch-Site,
+  // and its absence, gets plain bytes. A page reflecting a chosen word is asked for under each.
+  for (const site of ['none', 'same-origin', 'same-site', 'cross-site', 'nonsense', undefined]) {
+    for (const page of ['/', '/?_task=login&_user=oracle-guess', '/?_task=mail&_mbox=INBOX']) {
+      const r = await get(`${base}${page}`, { 'accept-encoding': 'gzip, deflate, br', ...(site ? { 'sec-fetch-site': site } : {}) });
+      const own = site === 'none' || site === 'same-origin';
+      t.equal(r.headers['content-encoding'], own ? 'br' : undefined, `${page} with Sec-Fetch-Site ${site ?? '(absent)'}: ${own ? 'compressed' : 'plain'} (${r.bytes} bytes)`);
+    }
+  }
 
   // Alice signs in with her whole address and writes to Bob.
   await signIn(a, `alice@${DOMAIN}`, 'alice-secret-1');
@@ -232,7 +279,9 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   t.equal(plain.headers.get('x-frame-options'), 'sameorigin');
   t.match(plain.headers.get('content-security-policy') ?? '', /frame-ancestors 'self'/);
   // Nothing but index.php and static files: no installer, no config, no templates, the health page from inside only.
-  for (const p of ['/installer/', '/config/config.inc.php', '/skins/elastic/templates/login.html', '/plugins/jqueryui/jqueryui.php', '/cattery-ping', '/.htaccess', '/SQL/sqlite.initial.sql']) {
+  for (const p of ['/installer/', '/config/config.inc.php', '/skins/elastic/templates/login.html', '/plugins/jqueryui/jqueryui.php', '/cattery-ping', '/.htaccess', '/SQL/sqlite.initial.sql',
+    // A PHP file of a plugin followed by a path-info: lighttpd would hand it to PHP as that file.
+    '/plugins/jqueryui/jqueryui.php/x', '/plugins/jqueryui/config.inc.php/x', '/program/lib/Roundcube/bootstrap.php/x']) {
     const r = await fetch(`${base}${p}`);
     t.ok([403, 404].includes(r.status), `${p}: ${r.status}`);
   }
