@@ -293,7 +293,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(ingressRoutes, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });
   await app.register(accountRoutes, { deps: deps.accounts });
   await app.register(eventRoutes, { events: deps.events });
-  await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector });
+  await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector, catalog: deps.catalog });
   const dnsDeps = { config: deps.config, db: deps.db, dkimKeys: deps.dkimKeys ?? (async () => []) };
   await app.register(dnsRoutes, { deps: dnsDeps });
   await app.register(governanceRoutes, { deps: { accounts: deps.accounts } });

@@ -69,14 +69,15 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /api/signups': ADMIN,
   'POST /api/signups/:id/approve': ADMIN,
   'POST /api/signups/:id/reject': ADMIN,
-  // metering: the city reads aggregates (servers, services, instances), never one account
+  // metering: the city reads servers, and services as the open data publishes them (the handlers withhold the rest);
+  // instances (one can be one resident), the top list and Prometheus's per-instance series are the administrators'
   'GET /api/metering/power': ['admin', 'city'],
   'GET /api/metering/energy': ['admin', 'city'],
-  'GET /api/metering/top': ['admin', 'city'],
+  'GET /api/metering/top': ADMIN,
   'GET /api/metering/stream': ['admin', 'city'],
   'GET /api/metering/accounts/:slug/:username': ADMIN,
   'PUT /api/servers/:name/energy': ADMIN,
-  'GET /metrics': ['admin', 'city'],
+  'GET /metrics': ADMIN,
   // the front door: the DNS records of the association's domains (they name the mail host and its keys: admin only)
   'GET /api/dns/:domain': ADMIN,
   'POST /api/dns/:domain/check': ADMIN,

@@ -2,15 +2,15 @@
 // modelled parts apart), and usage per month (accounts per service, sign-ups alone and with a mediator, accounts open,
 // members per college, storage, energy per account). Aggregates only. Every count of people comes from figures.ts,
 // which has put each month's tables through statistical secrecy (the same cells hidden as in the open data), and the
-// energy per service goes through suppression.ts too: a service used by fewer than `minGroup` persons, or dominated
-// by one account, is not drawn on its own (docs/publication.md, "Dashboards").
+// energy per service is drawn only where the open data publishes it for every month under a bucket (figures.ts
+// energyWithheld; docs/publication.md, "Dashboards").
 import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
-import { J_PER_KWH } from '../metering/energy-model.js';
 import { energyReport } from '../metering/report.js';
+import { J_PER_KWH } from '../metering/energy-model.js';
 import { energyBetween, energyByPeriods, type EnergyRow } from '../metering/store.js';
 import { rounded, type Chart, type Lang, type Series } from './charts.js';
-import { liveAccounts, topKey, monthBounds, monthFigures, monthOf, published, rulesOf, type Table } from './figures.js';
+import { energyWithheld, liveAccounts, topKey, monthBounds, monthFigures, monthOf, published, rulesOf, type Table } from './figures.js';
 import { suppress } from './suppression.js';
 
 export const GRAINS = ['day', 'week', 'month', 'year'] as const;
@@ -130,15 +130,27 @@ export function energyCharts(db: Db, catalog: Catalog, grain: Grain, o: CityOpti
 
   const allRows = energyBetween(db, bounds[0]!, now);
   const services = [...new Set(allRows.filter((r) => r.scope === 'instance').map((r) => r.service))].sort();
-  const { shown, totalPublished } = servicesShown(db, allRows, services, o.minGroup);
+  // What the open data withholds for the months each bucket touches is withheld here too (figures.ts
+  // energyWithheld): a service's part of a bucket is drawn only when every month under it is published, so no bucket
+  // gives back a month the open data hides.
+  // And a service that today's residents make secret (fewer than `minGroup`, or one account's part dominating) is not
+  // drawn alone in any bucket: the open data judges each month by the residents of that month, the chart by both.
+  const { shown: shownToday } = servicesShown(db, allRows, services, o.minGroup);
+  const withheld = bounds.slice(0, -1).map((from, i) => {
+    const w = energyWithheld(db, catalog, from, bounds[i + 1]! > now ? now : bounds[i + 1]!, o.minGroup, now);
+    for (const s of services) if (!shownToday.has(s)) w.services.add(s);
+    return w;
+  });
   const svcName = (id: string) => catalog.services.get(id)?.manifest.name[o.lang] ?? id;
   const serviceSeries = (pick: (f: { energyWh: number; co2eG: { total: number } }) => number): Series[] => {
     const of = (p: (typeof per)[number], key: string, kind: string) => { const f = p.byService.find((x) => x.kind === kind && x.key === key); return f ? pick(f) : 0; };
-    const out: Series[] = [...shown].map((s) => ({ name: svcName(s), values: per.map((p) => of(p, s, 'service')) }));
-    const hidden = services.filter((s) => !shown.has(s));
-    // Hidden services together, only when the services' total is published: then their sum is what "total − shown"
-    // gives anyway, and rule 1 of suppression.ts made sure it is a group of at least `minGroup` persons.
-    if (hidden.length && totalPublished) out.push({ name: w.withheld, values: per.map((p) => hidden.reduce((a, s) => a + of(p, s, 'service'), 0)) });
+    const out: Series[] = services.filter((s) => withheld.some((w) => !w.services.has(s)))
+      .map((s) => ({ name: svcName(s), values: per.map((p, i) => (withheld[i]!.services.has(s) ? null : of(p, s, 'service'))) }));
+    // Withheld services together, only where the services' total is published: their sum is then what "total −
+    // shown" gives anyway, and rule 1 of suppression.ts made sure it is a group of at least `minGroup` persons.
+    if (withheld.some((w) => services.some((s) => w.services.has(s)))) {
+      out.push({ name: w.withheld, values: per.map((p, i) => (withheld[i]!.total ? null : services.filter((s) => withheld[i]!.services.has(s)).reduce((a, s) => a + of(p, s, 'service'), 0))) });
+    }
     out.push({ name: w.idle, values: per.map((p) => of(p, 'idle', 'idle')) });
     out.push({ name: w.other, values: per.map((p) => of(p, 'other', 'other')) });
     return out;

@@ -160,6 +160,28 @@ function computeMonthFigures(db: Db, catalog: Catalog, month: string, rules: Rul
   return { month, accounts: accountsT, signups: signupsT, ...(storageT ? { storage: storageT } : {}), energy: energyT, members: membersT };
 }
 
+/** The months a period touches, oldest first (`to` excluded). */
+export function monthsOverlapping(from: Date, to: Date): string[] {
+  const out: string[] = [];
+  for (let m = monthOf(from); monthBounds(m).start < to; m = monthOf(monthBounds(m).end)) out.push(m);
+  return out;
+}
+
+/** The services whose energy the open data withholds for any month the period touches (or its total, `total`):
+ * every other publication of energy per service (the city's chart, the city's view of the energy page and API)
+ * withholds them too, so that no page gives back what the open data hides. */
+export function energyWithheld(db: Db, catalog: Catalog, from: Date, to: Date, minGroup: number, now = new Date()): { services: Set<string>; total: boolean } {
+  const services = new Set<string>();
+  let total = false;
+  for (const m of monthsOverlapping(from, to)) {
+    if (monthBounds(m).start > now) break;
+    const e = monthFigures(db, catalog, m, rulesOf(minGroup), now).energy;
+    e.rows.forEach((s, i) => { if (e.t.hidden[i]![0]) services.add(s); });
+    if (e.t.hidden[e.rows.length]![0]) total = true;
+  }
+  return { services, total };
+}
+
 /** Distinct residents among accounts: by their person (user id); an account with none stands for one person. */
 function personsOf(accs: readonly AccountRow[]): number {
   const users = new Set<number>();

@@ -97,10 +97,11 @@ t.test('metering real containers', async (t) => {
   t.same(haunted.readers(), { cgroup: 2, stats: 0, skipped: 1 }, 'the real containers from their cgroups; the vanished one left out, no stats API call');
   t.same(seen[0]!.instances.map((i) => i.slug).sort(), ['burner', 'calm'], 'and the pass goes on with the others');
 
-  // The API: the city reads aggregates, an administrator one account, the city never.
+  // The API: an administrator reads instances and one account; the city reads servers and services as the open data
+  // publishes them, and no instance (one instance can be one resident).
   const city = (await rt.app.inject({ method: 'POST', url: '/api/tokens', headers: OPERATOR, payload: { name: 'mairie', roles: ['city'] } })).json().token as string;
   const cityH = { authorization: `Bearer ${city}` };
-  const energy = await rt.app.inject({ url: '/api/metering/energy?by=instance', headers: cityH });
+  const energy = await rt.app.inject({ url: '/api/metering/energy?by=instance', headers: OPERATOR });
   t.equal(energy.statusCode, 200);
   const figs = energy.json().figures as { key: string; kind: string; method: string; model: string; co2eG: { total: number } }[];
   // Among instances, the burner leads (the idle and other lines may be larger on a machine busy with other tests).
@@ -110,18 +111,26 @@ t.test('metering real containers', async (t) => {
   t.match(top.model, /cpu-share \+ power-curve:linear\(50W-200W\)/);
   t.ok(top.co2eG.total > 0);
   t.ok(figs.some((f) => f.kind === 'idle') && figs.some((f) => f.kind === 'other'), 'idle and other processes on lines of their own');
-  t.equal((await rt.app.inject({ url: '/api/metering/top?limit=1', headers: cityH })).json()[0].key, 'burner');
+  t.equal((await rt.app.inject({ url: '/api/metering/top?limit=1', headers: OPERATOR })).json()[0].key, 'burner');
+  t.equal((await rt.app.inject({ url: '/api/metering/energy?by=instance', headers: cityH })).statusCode, 403, 'the city reads no instance');
+  t.equal((await rt.app.inject({ url: '/api/metering/top?limit=1', headers: cityH })).statusCode, 403, 'nor the top list');
+  const cityServices = (await rt.app.inject({ url: '/api/metering/energy?by=service', headers: cityH })).json().figures as { key: string; kind: string }[];
+  t.notOk(cityServices.some((f) => f.kind === 'service' && f.key === 'probe'), 'a service of two residents is withheld from the city, as in the open data');
+  t.ok(cityServices.some((f) => f.kind === 'idle'), 'idle and other processes are the machine\'s');
+  const cityPower = (await rt.app.inject({ url: '/api/metering/power', headers: cityH })).json() as { servers: { instances: unknown[] }[] };
+  t.ok(cityPower.servers.every((s) => s.instances.length === 0), 'power now per server for the city, without instances');
   const deny = await rt.app.inject({ url: '/api/metering/accounts/calm/alice', headers: cityH });
   t.equal(deny.statusCode, 403, 'the city cannot read one account');
   const alice = await rt.app.inject({ url: '/api/metering/accounts/calm/alice', headers: OPERATOR });
   t.equal(alice.statusCode, 200);
   t.equal(alice.json().keyShare, 0.5 * 0.75 + 0.5 * 0.25);
   t.equal(alice.json().method, 'modelled');
-  const metrics = await rt.app.inject({ url: '/metrics', headers: cityH });
+  const metrics = await rt.app.inject({ url: '/metrics', headers: OPERATOR });
   t.equal(metrics.statusCode, 200);
   t.match(metrics.body, /cattery_server_power_watts\{server="local",method="modelled"/);
   t.match(metrics.body, /cattery_instance_energy_joules_total\{server="local",instance="burner",service="probe",kind="active"\} \d/);
   t.notMatch(metrics.body, /alice|bob/, 'no person in the metrics');
+  t.equal((await rt.app.inject({ url: '/metrics', headers: cityH })).statusCode, 403, 'Prometheus\'s per-instance series are the administrators\'');
   t.equal((await rt.app.inject({ url: '/metrics', headers: { authorization: null } } as never)).statusCode, 401);
 
   const settings = await rt.app.inject({ method: 'PUT', url: '/api/servers/local/energy', headers: OPERATOR,

@@ -7,6 +7,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Collector, PowerReading } from '../../metering/collector.js';
 import { energyReport, topConsumers, type Figure } from '../../metering/report.js';
 import { energyBetween } from '../../metering/store.js';
+import { energyWithheld } from '../../publication/figures.js';
 import { VIEWS_DIR, type PageDeps } from './deps.js';
 
 const PERIODS = { day: 86_400_000, week: 7 * 86_400_000, month: 30 * 86_400_000, year: 365 * 86_400_000 } as const;
@@ -38,11 +39,16 @@ export const dashboardPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; collect
     const round = (f: Figure) => ({ ...f, energyWh: Math.round(f.energyWh * 10) / 10, idleShareWh: Math.round(f.idleShareWh * 10) / 10, co2: Math.round(f.co2eG.total) });
     const rows = energyBetween(deps.db, o.from, o.to);
     const byServer = energyReport(deps.db, 'server', o, rows).figures.map(round);
-    const byService = energyReport(deps.db, 'service', o, rows).figures.filter((f) => f.kind === 'service' || f.kind === 'idle' || f.kind === 'other').map(round);
+    // The city reads per service only what the open data publishes for those months, and no instance (one instance
+    // can be one resident): administrators see everything (docs/publication.md, "Who reads what").
+    const admin = (req.principal?.roles ?? []).includes('admin');
+    const withheld = admin ? new Set<string>() : energyWithheld(deps.db, deps.catalog, o.from, o.to, deps.config.publication.minGroup).services;
+    const byService = energyReport(deps.db, 'service', o, rows).figures
+      .filter((f) => f.kind === 'idle' || f.kind === 'other' || (f.kind === 'service' && !withheld.has(f.key))).map(round);
     const services = new Map([...deps.catalog.services.values()].map((s) => [s.manifest.id, s.manifest.name]));
     return reply.page('dashboard', {
       period, periods: Object.keys(PERIODS), byServer, byService, serviceNames: Object.fromEntries(services),
-      top: topConsumers(deps.db, o, 5, rows).map(round), power: collector.current(), grid: deps.config.gridGCo2ePerKwh,
+      top: admin ? topConsumers(deps.db, o, 5, rows).map(round) : null, withheld: withheld.size > 0, power: collector.current(), grid: deps.config.gridGCo2ePerKwh,
       idlePolicy: deps.config.idlePolicy, live: livePower(collector.current()), script: true,
     });
   });

@@ -6,7 +6,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/connection.js';
 import { fail } from '../../errors.js';
-import type { Collector } from '../../metering/collector.js';
+import type { FastifyRequest } from 'fastify';
+import type { Catalog } from '../../catalog/load.js';
+import type { Collector, PowerReading } from '../../metering/collector.js';
+import { energyWithheld } from '../../publication/figures.js';
 import { createPrometheus } from '../../metering/prometheus.js';
 import { registerBackupMetrics } from '../../backups/metrics.js';
 import { accountFigure, energyReport, topConsumers } from '../../metering/report.js';
@@ -34,12 +37,16 @@ function period(q: { from?: string | undefined; to?: string | undefined }): { fr
   return { from, to };
 }
 
-export const meteringRoutes: FastifyPluginAsyncTypebox<{ db: Db; config: Config; collector: Collector }> = async (app, { db, config, collector }) => {
+const isAdmin = (req: FastifyRequest) => (req.principal?.roles ?? []).includes('admin');
+/** Power readings as a caller may read them: per instance for administrators, per server for the city. */
+const forCaller = (req: FastifyRequest, readings: PowerReading[]) => (isAdmin(req) ? readings : readings.map((r) => ({ ...r, instances: [] })));
+
+export const meteringRoutes: FastifyPluginAsyncTypebox<{ db: Db; config: Config; collector: Collector; catalog: Catalog }> = async (app, { db, config, collector, catalog }) => {
   const opts = (q: { from?: string | undefined; to?: string | undefined }) => ({ ...period(q), gridGPerKwh: config.gridGCo2ePerKwh });
 
   app.get('/api/metering/power', {
-    schema: { tags: ['metering'], summary: 'Power now, per server and instance (the last metering pass)' },
-  }, async () => ({ intervalSeconds: config.meterIntervalSeconds, servers: collector.current() }));
+    schema: { tags: ['metering'], summary: 'Power now, per server and instance (the last metering pass; instances for administrators only)' },
+  }, async (req) => ({ intervalSeconds: config.meterIntervalSeconds, servers: forCaller(req, collector.current()) }));
 
   app.get('/api/metering/energy', {
     schema: {
@@ -47,7 +54,16 @@ export const meteringRoutes: FastifyPluginAsyncTypebox<{ db: Db; config: Config;
       querystring: Type.Intersect([Period, Type.Object({ by: Type.Optional(Type.Union([Type.Literal('server'), Type.Literal('service'), Type.Literal('instance')])) })]),
       response: { 200: ReportView, 400: ErrorReply },
     },
-  }, async (req) => energyReport(db, req.query.by ?? 'service', opts(req.query)));
+  }, async (req) => {
+    const by = req.query.by ?? 'service';
+    const report = energyReport(db, by, opts(req.query));
+    if (isAdmin(req)) return report;
+    // The city: per server, and per service what the open data publishes for the months the period touches; never
+    // per instance (one instance can be one resident).
+    if (by === 'instance') throw fail('CATTERY_ERR_FORBIDDEN', 'per instance: administrators only; the city reads per server and per service');
+    const withheld = energyWithheld(db, catalog, report.from ? new Date(report.from) : new Date(), new Date(report.to), config.publication.minGroup).services;
+    return { ...report, figures: report.figures.filter((f) => f.kind !== 'service' || !withheld.has(f.key)) };
+  });
 
   app.get('/api/metering/top', {
     schema: {
@@ -69,12 +85,12 @@ export const meteringRoutes: FastifyPluginAsyncTypebox<{ db: Db; config: Config;
   app.get('/api/metering/stream', {
     websocket: true,
     schema: { tags: ['metering'], summary: 'WebSocket: current power after each metering pass (JSON)' },
-  }, (socket) => {
-    const now = collector.current();
+  }, (socket, req) => {
+    const now = forCaller(req, collector.current());
     if (now.length) socket.send(JSON.stringify(now));
     const off = collector.onPower((readings) => {
       if (socket.bufferedAmount > 1 << 20) { socket.terminate(); return; }
-      socket.send(JSON.stringify(readings));
+      socket.send(JSON.stringify(forCaller(req, readings)));
     });
     socket.on('close', off);
     socket.on('error', off);
