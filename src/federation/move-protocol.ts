@@ -68,7 +68,7 @@ export async function checkMoveRequest(jws: string, pinned: PublicJwk, iss: stri
   if (p.aud !== ownUrl) refuse('the request is meant for another hoster');
   if (typeof p.cth !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(p.cth)) refuse('the request carries no code');
   if (typeof p.jti !== 'string' || !/^[A-Za-z0-9_-]{22,64}$/.test(p.jti)) refuse('the request has no usable jti');
-  if (typeof p.iat !== 'number' || !Number.isInteger(p.iat) || Math.abs(now / 1000 - p.iat) > REQUEST_WINDOW_S) refuse('the request is too old or from the future');
+  if (typeof p.iat !== 'number' || !Number.isInteger(p.iat) || Math.abs(Math.floor(now / 1000) - p.iat) > REQUEST_WINDOW_S) refuse('the request is too old or from the future');
   return p as MoveRequest;
 }
 
