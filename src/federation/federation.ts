@@ -43,7 +43,7 @@ export async function createFederation(d: { db: Db; catalog: Catalog; config: Co
   };
   const moves: MoveDeps = {
     db: d.db, accounts: d.accounts, keys, log: d.log, ownUrl: d.config.publicUrl, dir: path.join(d.config.dataDir, 'moves'),
-    fetch: peers.fetch, maxBundleBytes: (d.config.federation.moveMaxMb ?? 20480) * 1024 * 1024,
+    fetch: peers.fetch, arriving: new Set(), maxBundleBytes: (d.config.federation.moveMaxMb ?? 20480) * 1024 * 1024,
   };
   return {
     keys, peers, moves, documents: { db: d.db, catalog: d.catalog, config: d.config, keys },

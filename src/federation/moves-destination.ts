@@ -31,9 +31,16 @@ export interface ArrivalResult { move: FedMoveIn; accounts: { service: string; s
 
 /** Pull, verify, import and acknowledge a move. `password` is the one the resident chose here for the new accounts. */
 export async function arrive(d: MoveDeps, input: { source: string; code: string; password: string }): Promise<ArrivalResult> {
-  const source = peerOrigin(input.source);
   const code = normalizeCode(input.code);
   if (!code) throw fail('CATTERY_ERR_VALIDATION', 'the transfer code is 32 letters and digits (groups of four)');
+  const key = codeTokenHash(code);
+  if (d.arriving.has(key)) throw fail('CATTERY_ERR_BUSY', 'this move is already being pulled: wait for it to finish');
+  d.arriving.add(key);
+  try { return await pull(d, input, code); } finally { d.arriving.delete(key); }
+}
+
+async function pull(d: MoveDeps, input: { source: string; password: string }, code: string): Promise<ArrivalResult> {
+  const source = peerOrigin(input.source);
   const peer = d.db.select().from(fedPeers).where(eq(fedPeers.url, source)).get();
   if (!peer || peer.state !== 'active' || !peer.pinnedJwk) throw fail('CATTERY_ERR_MOVE_REFUSED', `${source} is not a hoster this one has confirmed (or it is suspended): ask an administrator to federate with it first`);
   const cth = codeTokenHash(code);

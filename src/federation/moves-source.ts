@@ -30,6 +30,9 @@ export interface MoveDeps {
   fetch: FetchOptions;
   /** The largest bundle this hoster takes in (CATTERY_MOVE_MAX_MB). */
   maxBundleBytes: number;
+  /** Arrivals under way, by code hash: a second attempt with the same code waits for none, it is refused (two
+   * downloads into one file would corrupt it). */
+  arriving: Set<string>;
 }
 
 const refuse = (why: string): never => { throw fail('CATTERY_ERR_MOVE_REFUSED', why); };
@@ -92,7 +95,7 @@ export async function startMove(d: MoveDeps, input: { userId: number; peerId: nu
 /** A destination's request, checked whole: the peer it says it is must be one we pinned and that is active, the
  * signature that pinned key's, the audience us, the time now, the jti never seen, the code one of an open move bound
  * to that same peer and not expired. The first good request claims the move for the transfer. */
-export async function authenticateMoveRequest(d: MoveDeps, header: string | undefined): Promise<{ peer: FedPeer; move: FedMoveOut }> {
+export async function authenticateMoveRequest(d: MoveDeps, header: string | undefined, o: { receipt?: boolean } = {}): Promise<{ peer: FedPeer; move: FedMoveOut }> {
   if (!header) refuse('a signed move request is required');
   const iss = claimedIssuer(header!);
   const peer = d.db.select().from(fedPeers).where(eq(fedPeers.url, iss)).get();
@@ -108,7 +111,10 @@ export async function authenticateMoveRequest(d: MoveDeps, header: string | unde
   if (!fresh) refuse('this request was already used (replay)');
   if (!move) refuse('no move has this code');
   if (move!.peerId !== peer!.id) refuse('this code was given for another hoster');
-  if (move!.state !== 'open' && move!.state !== 'transferring') refuse(`this code was already used (the move is ${move!.state})`);
+  // A receipt sent again (the destination crashed before it recorded ours as accepted) is the one thing a received
+  // move still takes; it opens no part or manifest.
+  const usable = move!.state === 'open' || move!.state === 'transferring' || (o.receipt === true && move!.state === 'received');
+  if (!usable) refuse(`this code was already used (the move is ${move!.state})`);
   if (move!.expiresAt <= now.toISOString()) refuse('this code has expired');
   if (move!.state === 'open') d.db.update(fedMovesOut).set({ state: 'transferring', updatedAt: nowIso() }).where(and(eq(fedMovesOut.id, move!.id), eq(fedMovesOut.state, 'open'))).run();
   return { peer: peer!, move: move! };
@@ -130,6 +136,7 @@ export async function acceptReceipt(d: MoveDeps, peer: FedPeer, move: FedMoveOut
   const want = move.parts.map((p) => `${p.index}:${p.service}:${p.username}:${p.sha256}`).join(',');
   const got = Array.isArray(r.parts) ? r.parts.map((p) => `${p.index}:${p.service}:${p.username}:${p.sha256}`).join(',') : '';
   if (got !== want) refuse('the receipt does not list the checksums of the parts we sent');
+  if (move.state === 'received') return move;
   const saved = d.db.update(fedMovesOut).set({ state: 'received', receiptJws, updatedAt: nowIso() })
     .where(and(eq(fedMovesOut.id, move.id), eq(fedMovesOut.state, 'transferring'))).returning().get();
   if (!saved) refuse(`the move is ${getMove(d.db, move.id).state}`);

@@ -24,6 +24,7 @@ import { assignAccount, getAccount } from '../../src/accounts/accounts.js';
 import { createUser } from '../../src/identity/users.js';
 import { verifyDocument } from '../../src/federation/jws.js';
 import { codeTokenHash, newTransferCode, signMoveRequest, REQUEST_HEADER } from '../../src/federation/move-protocol.js';
+import { postJson } from '../../src/federation/move-client.js';
 import { fedMovesIn, fedMovesOut } from '../../src/federation/schema.js';
 import { testCa } from '../services/test-ca.js';
 import { HEALTHY_WITHIN_MS, waitFor } from '../helpers.js';
@@ -188,6 +189,15 @@ t.test('a resident moves from A to B', async (t) => {
     t.notOk(receipt, 'the receipt is B\'s, not A\'s');
     t.match((await verifyDocument(atA.receiptJws!, 'moveReceipt')).payload, { iss: b.url, aud: a.url, move: move.id, parts: [{ sha256: move.parts[0]!.sha256 }] });
     t.equal(getAccount(a.rt.db, 'fichiers', 'alice').state, 'active', 'A still has the account before the confirmation');
+    // The receipt sent again (B crashed before recording A's answer) is taken again; one with another checksum is not.
+    const sent = (await verifyDocument(atA.receiptJws!, 'moveReceipt')).payload as { parts: { sha256: string }[] };
+    const post = async (payload: object) => {
+      const header = await signMoveRequest(await b.rt.federation.keys.current(), { iss: b.url, aud: a.url, cth: codeTokenHash(code) });
+      return postJson(b.rt.federation.moves.fetch, `${a.url}/api/federation/moves/receipt`, header, { receipt: await b.rt.federation.keys.sign('moveReceipt', payload) })
+        .then((body) => JSON.parse(body).state as string, (err: { code?: string }) => err.code);
+    };
+    t.equal(await post({ ...sent, iat: Math.floor(Date.now() / 1000) }), 'received', 'the same receipt again');
+    t.equal(await post({ ...sent, parts: sent.parts.map((p) => ({ ...p, sha256: '0'.repeat(64) })) }), 'CATTERY_ERR_MOVE_REFUSED', 'a receipt of other checksums');
     t.equal((await dav(a, '/alice/big.bin', { method: 'GET' }, 'alice-secret-at-a')).status, 200);
     t.match((await arrive(b, { code })).body.message, /already finished/, 'B will not take it twice');
     const replay = await signMoveRequest(await b.rt.federation.keys.current(), { iss: b.url, aud: a.url, cth: codeTokenHash(code) });

@@ -56,7 +56,7 @@ const personOf = (req: FastifyRequest, userId: number | undefined): number => {
 
 export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> = async (app, { federation: f }) => {
   const d = f.moves;
-  const peerRequest = (req: FastifyRequest) => authenticateMoveRequest(d, req.headers[REQUEST_HEADER] as string | undefined);
+  const peerRequest = (req: FastifyRequest, o: { receipt?: boolean } = {}) => authenticateMoveRequest(d, req.headers[REQUEST_HEADER] as string | undefined, o);
 
   app.get(`${MOVES_API}/manifest`, {
     schema: { tags: ['federation'], summary: 'A move\'s signed manifest, for the destination it was started for (signed request)', response: { 403: ErrorReply } },
@@ -88,7 +88,7 @@ export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> =
       response: { 200: Type.Object({ state: Type.String() }), 403: ErrorReply },
     },
   }, async (req) => {
-    const { peer, move } = await peerRequest(req);
+    const { peer, move } = await peerRequest(req, { receipt: true });
     return { state: (await acceptReceipt(d, peer, move, req.body.receipt)).state };
   });
 
