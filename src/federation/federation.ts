@@ -10,7 +10,7 @@ import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DocumentDeps } from './document.js';
 import { createKeyStore, ensureIdentity, type KeyStore } from './keys.js';
-import type { MoveDeps } from './moves-source.js';
+import { sweepExpiredMoves, type MoveDeps } from './moves-source.js';
 import { refreshAll, type PeerDeps } from './peers.js';
 
 export interface Federation {
@@ -35,18 +35,20 @@ export async function createFederation(d: { db: Db; catalog: Catalog; config: Co
     }
   }
   const peers: PeerDeps = { db: d.db, log: d.log, fetch: { ...(extraCa ? { extraCa } : {}) }, ownUrl: d.config.publicUrl };
+  const movesDeps: MoveDeps = {
+    db: d.db, accounts: d.accounts, keys, log: d.log, ownUrl: d.config.publicUrl, dir: path.join(d.config.dataDir, 'moves'),
+    fetch: peers.fetch, arriving: new Set(), maxBundleBytes: (d.config.federation.moveMaxMb ?? 20480) * 1024 * 1024,
+  };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;
   const pass = () => {
     if (running) return;
+    // Expired moves' staged parts go on the same timer: nothing else removes them.
+    try { sweepExpiredMoves(movesDeps); } catch (err) { d.log.warn({ err }, 'sweeping expired moves failed'); }
     running = refreshAll(peers).catch((err) => d.log.warn({ err }, 'federation refresh failed')).finally(() => { running = undefined; });
   };
-  const moves: MoveDeps = {
-    db: d.db, accounts: d.accounts, keys, log: d.log, ownUrl: d.config.publicUrl, dir: path.join(d.config.dataDir, 'moves'),
-    fetch: peers.fetch, arriving: new Set(), maxBundleBytes: (d.config.federation.moveMaxMb ?? 20480) * 1024 * 1024,
-  };
   return {
-    keys, peers, moves, documents: { db: d.db, catalog: d.catalog, config: d.config, keys },
+    keys, peers, moves: movesDeps, documents: { db: d.db, catalog: d.catalog, config: d.config, keys },
     start(seconds) {
       pass();
       timer = setInterval(pass, seconds * 1000);

@@ -177,3 +177,16 @@ export function cancelMove(d: MoveDeps, id: string, userId: number): FedMoveOut 
   fs.rmSync(outDir(d, id), { recursive: true, force: true });
   return d.db.update(fedMovesOut).set({ state: 'cancelled', updatedAt: nowIso() }).where(eq(fedMovesOut.id, id)).returning().get()!;
 }
+
+/** Moves whose code expired before a receipt came: cancelled, their staged parts removed (the accounts stay, nothing
+ * was deleted). Run on the federation's timer; a receipt-less move holds up to twice its accounts' quota on disk. */
+export function sweepExpiredMoves(d: MoveDeps, now = new Date()): number {
+  const expired = d.db.select().from(fedMovesOut).where(lt(fedMovesOut.expiresAt, now.toISOString())).all()
+    .filter((m) => m.state === 'open' || m.state === 'transferring');
+  for (const m of expired) {
+    fs.rmSync(outDir(d, m.id), { recursive: true, force: true });
+    d.db.update(fedMovesOut).set({ state: 'cancelled', updatedAt: nowIso() }).where(and(eq(fedMovesOut.id, m.id), eq(fedMovesOut.state, m.state))).run();
+    d.log.info({ move: m.id }, 'move expired without a receipt: cancelled, staged parts removed');
+  }
+  return expired.length;
+}

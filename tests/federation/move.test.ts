@@ -25,6 +25,7 @@ import { createUser } from '../../src/identity/users.js';
 import { verifyDocument } from '../../src/federation/jws.js';
 import { codeTokenHash, newTransferCode, signMoveRequest, REQUEST_HEADER } from '../../src/federation/move-protocol.js';
 import { postJson } from '../../src/federation/move-client.js';
+import { sweepExpiredMoves } from '../../src/federation/moves-source.js';
 import { fedMovesIn, fedMovesOut } from '../../src/federation/schema.js';
 import { testCa } from '../services/test-ca.js';
 import { HEALTHY_WITHIN_MS, waitFor } from '../helpers.js';
@@ -207,5 +208,20 @@ t.test('a resident moves from A to B', async (t) => {
     t.equal((await api(a, 'GET', '/api/instances/fichiers/accounts/alice')).status, 404, 'A deleted the account');
     t.equal((await dav(a, '/alice/big.bin', { method: 'GET' }, 'alice-secret-at-a')).status, 401);
     t.notOk(fs.existsSync(partDir), 'and the staged parts');
+  });
+
+  await t.test('a move whose code expires without a receipt is cancelled by the sweep: parts removed, accounts kept', async (t) => {
+    const bob = await createUser(a.rt.db, { login: 'bob', name: 'Bob', roles: ['resident'] });
+    t.equal((await api(a, 'POST', '/api/instances/fichiers/accounts', { username: 'bob', password: 'bob-secret-at-a', quotaMb: 5 })).status, 201);
+    assignAccount(a.rt.db, getAccount(a.rt.db, 'fichiers', 'bob').id, bob.id);
+    const started = await api(a, 'POST', '/api/moves', { peerId: bAtA, userId: bob.id, consent: 'Bob asked by letter, kept in the file' });
+    t.equal(started.status, 201);
+    const dir = path.join(a.dataDir, 'moves', `out-${started.body.move.id}`);
+    t.ok(fs.existsSync(dir));
+    t.equal(sweepExpiredMoves(a.rt.federation.moves), 0, 'nothing expired yet');
+    t.equal(sweepExpiredMoves(a.rt.federation.moves, new Date(Date.now() + 49 * 3600_000)), 1, 'two days later');
+    t.notOk(fs.existsSync(dir), 'the staged parts are gone');
+    t.equal(a.rt.db.select().from(fedMovesOut).where(eq(fedMovesOut.id, started.body.move.id)).get()!.state, 'cancelled');
+    t.equal(getAccount(a.rt.db, 'fichiers', 'bob').state, 'active', 'the account stays');
   });
 });
