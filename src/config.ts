@@ -177,6 +177,9 @@ export const ConfigSchema = Type.Object({
     peerCaFile: Type.Optional(Type.String({ minLength: 1 })),
     /** How often peers' documents and reports are fetched again. */
     refreshSeconds: Type.Number({ minimum: 1, maximum: 604800 }),
+    /** The largest bundle a resident moving here may bring (docs/migration-format.md), refused before download;
+     * 20 GiB when not set. */
+    moveMaxMb: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024 })),
   }),
   trustProxy: Type.Union([
     Type.Literal(false),
@@ -380,6 +383,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     federation: {
       ...(env.CATTERY_PEER_CA ? { peerCaFile: path.resolve(env.CATTERY_PEER_CA) } : {}),
       refreshSeconds: num(env.CATTERY_FEDERATION_REFRESH_S, 3600),
+      ...(env.CATTERY_MOVE_MAX_MB ? { moveMaxMb: num(env.CATTERY_MOVE_MAX_MB, 20480) } : {}),
     },
     ...(env.CATTERY_SMTP_URL ? { mail: {
       smtpUrl: env.CATTERY_SMTP_URL, from: env.CATTERY_MAIL_FROM ?? '',

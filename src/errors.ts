@@ -44,6 +44,7 @@ export const Errors = {
   CATTERY_ERR_BACKUP: createError('CATTERY_ERR_BACKUP', 'Backup failed: %s', 502),
   CATTERY_ERR_PDF_UNAVAILABLE: createError('CATTERY_ERR_PDF_UNAVAILABLE', 'The PDF cannot be printed here (the HTML page has the same report): %s', 503),
   CATTERY_ERR_PEER_UNREACHABLE: createError('CATTERY_ERR_PEER_UNREACHABLE', 'The peer could not be reached: %s', 502),
+  CATTERY_ERR_MOVE_REFUSED: createError('CATTERY_ERR_MOVE_REFUSED', 'The move was refused: %s', 403),
   CATTERY_ERR_PEER_REFUSED: createError('CATTERY_ERR_PEER_REFUSED', 'The peer\'s document was refused: %s', 422),
 } as const;
 

@@ -110,7 +110,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
       localServer: () => ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress),
     };
     const dkimKeys = createDkimKeys({ db, catalog, hosterId: config.hosterId, engineFor: engines.engineFor, log: log.child({ domain: 'ingress' }) });
-    const federation = await createFederation({ db, catalog, config, log: log.child({ domain: 'federation' }) });
+    const federation = await createFederation({ db, catalog, config, accounts: accountDeps, log: log.child({ domain: 'federation' }) });
     app = await buildApp({ config, db, catalog, reconciler, events, log, collector, accounts: accountDeps, secret, ingress, dkimKeys, backups, federation });
     const governanceLog = log.child({ domain: 'governance' });
     const mailer = config.mail ? createMailer(config.mail) : undefined;

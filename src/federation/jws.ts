@@ -14,6 +14,10 @@ export const TYP = {
   hoster: 'cattery-hoster+jwt',
   report: 'cattery-report+jwt',
   rotation: 'cattery-rotation+jwt',
+  // A resident's move (docs/migration-format.md): the source's manifest, the destination's requests and receipt.
+  moveManifest: 'cattery-move-manifest+jwt',
+  moveRequest: 'cattery-move-request+jwt',
+  moveReceipt: 'cattery-move-receipt+jwt',
 } as const;
 export type DocKind = keyof typeof TYP;
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { exportJWK, exportPKCS8, generateKeyPair } from 'jose';
 import { fail } from '../errors.js';
-import { isPublicJwk, signDocument, thumbprint, verifyDocument, type PublicJwk, type Signer } from './jws.js';
+import { isPublicJwk, signDocument, thumbprint, verifyDocument, type DocKind, type PublicJwk, type Signer } from './jws.js';
 
 interface IdentityFile {
   v: 1;
@@ -27,7 +27,7 @@ export interface Identity extends Signer { createdAt: string; rotations: string[
 export interface KeyStore {
   /** The current key (made on the first call if there is none). */
   current(): Promise<Identity>;
-  sign(kind: 'hoster' | 'report', payload: unknown): Promise<string>;
+  sign(kind: DocKind, payload: unknown): Promise<string>;
 }
 
 export const identityFile = (dataDir: string) => path.join(dataDir, 'federation', 'identity.json');

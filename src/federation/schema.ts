@@ -60,3 +60,65 @@ export const fedReports = sqliteTable('fed_reports', {
 
 export type FedPeer = typeof fedPeers.$inferSelect;
 export type FedAlarm = typeof fedAlarms.$inferSelect;
+
+// ---- resident moves (docs/migration-format.md) -------------------------------------------------------------------
+
+/** One account of a move: what the source staged and what the manifest states of it. */
+export interface MovePart { index: number; service: string; slug: string; username: string; quotaMb: number; bytes: number; sha256: string }
+
+/** open: staged, code shown, waiting for the destination; transferring: a request with the code came (the code is
+ * now the destination's); received: the destination's receipt is in (the code opens nothing any more); done: the
+ * resident confirmed and the accounts were deleted here; cancelled/expired: nothing was deleted. */
+export const MOVE_OUT_STATES = ['open', 'transferring', 'received', 'done', 'cancelled'] as const;
+
+/** A move of one of our residents to a peer (we are the source). */
+export const fedMovesOut = sqliteTable('fed_moves_out', {
+  /** The move's public id (128 random bits, base64url): the manifest's and the receipt's `move`. */
+  id: text('id').primaryKey(),
+  userId: integer('user_id').notNull(),
+  /** The peer the code is bound to (not a foreign key: a removed peer must not take the record of a move with it). */
+  peerId: integer('peer_id').notNull(),
+  peerUrl: text('peer_url').notNull(),
+  /** SHA-256 of the code's hash as requests carry it (`cth`): a copy of the database does not give a usable `cth`. */
+  codeHash: text('code_hash').notNull().unique(),
+  expiresAt: text('expires_at').notNull(),
+  state: text('state', { enum: MOVE_OUT_STATES }).notNull().default('open'),
+  /** Who started it: `user:<login>`, or a mediator's actor with the resident's consent as they recorded it. */
+  startedBy: text('started_by').notNull(),
+  consent: text('consent').notNull().default(''),
+  parts: text('parts', { mode: 'json' }).$type<MovePart[]>().notNull(),
+  manifestJws: text('manifest_jws').notNull(),
+  receiptJws: text('receipt_jws'),
+  createdAt: text('created_at').notNull().default(now),
+  updatedAt: text('updated_at').notNull().default(now),
+});
+
+/** The `jti` of every move request accepted, until its time window is over: a replayed request is refused. */
+export const fedMoveJtis = sqliteTable('fed_move_jtis', {
+  jti: text('jti').primaryKey(),
+  expiresAt: text('expires_at').notNull(),
+}, (t) => [index('fed_move_jtis_expires').on(t.expiresAt)]);
+
+/** pulling: manifest checked, parts downloading (resumable); imported: accounts created and filled here; done: the
+ * receipt was accepted by the source; failed: a part's checksum or the import failed (see lastError). */
+export const MOVE_IN_STATES = ['pulling', 'imported', 'done', 'failed'] as const;
+
+/** A resident arriving from a peer (we are the destination). */
+export const fedMovesIn = sqliteTable('fed_moves_in', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  peerId: integer('peer_id').notNull(),
+  sourceUrl: text('source_url').notNull(),
+  /** The source's move id, from its manifest. */
+  moveId: text('move_id').notNull(),
+  /** base64url(SHA-256(code)): what our signed requests carry. Worth nothing without our key. */
+  cth: text('cth').notNull().unique(),
+  state: text('state', { enum: MOVE_IN_STATES }).notNull().default('pulling'),
+  manifestJws: text('manifest_jws').notNull(),
+  parts: text('parts', { mode: 'json' }).$type<MovePart[]>().notNull(),
+  lastError: text('last_error').notNull().default(''),
+  createdAt: text('created_at').notNull().default(now),
+  updatedAt: text('updated_at').notNull().default(now),
+}, (t) => [index('fed_moves_in_source').on(t.sourceUrl, t.moveId)]);
+
+export type FedMoveOut = typeof fedMovesOut.$inferSelect;
+export type FedMoveIn = typeof fedMovesIn.$inferSelect;

@@ -75,6 +75,7 @@ import type { BackupDeps } from '../backups/backups.js';
 import type { HousekeepingDeps } from '../orchestrator/housekeeping.js';
 import type { Federation } from '../federation/federation.js';
 import { federationRoutes } from './routes/federation.js';
+import { moveRoutes } from './routes/moves.js';
 import { federationPages } from './pages/federation.js';
 
 export interface AppDeps {
@@ -306,6 +307,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(publicationRoutes, { deps: { db: deps.db, catalog: deps.catalog, config: deps.config } });
   await app.register(authorityRequestRoutes, { db: deps.db });
   if (deps.federation) await app.register(federationRoutes, { federation: deps.federation });
+  if (deps.federation) await app.register(moveRoutes, { federation: deps.federation });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,

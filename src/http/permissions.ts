@@ -139,6 +139,19 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /api/federation/peers/:id/resume': ADMIN,
   'POST /api/federation/peers/:id/refresh': ADMIN,
   'DELETE /api/federation/peers/:id': ADMIN,
+  // resident moves (docs/migration-format.md). The peer's three are public here because no login or token applies:
+  // each request carries a JWS signed by the key pinned for that peer with the code's hash, checked by the domain
+  // (federation/moves-source.ts authenticateMoveRequest) before anything is read; the `peer` role of the issue.
+  'GET /api/federation/moves/manifest': PUBLIC,
+  'GET /api/federation/moves/parts/:index': PUBLIC,
+  'POST /api/federation/moves/receipt': PUBLIC,
+  // A person's own moves; a mediator or admin may start one for a person, with the consent they recorded.
+  'POST /api/moves': ['resident', 'mediator', 'admin'],
+  'GET /api/moves': ['resident', 'mediator', 'admin'],
+  'POST /api/moves/:id/confirm': ['resident', 'mediator', 'admin'],
+  'POST /api/moves/:id/cancel': ['resident', 'mediator', 'admin'],
+  // A newcomer arriving with a transfer code (the sign-up's job): what it triggers is a pull from a pinned peer only.
+  'POST /api/moves/arrivals': PUBLIC,
   'GET /federation': PUBLIC,
   'GET /federation/reports': PUBLIC,
   'GET /admin/federation': ADMIN,

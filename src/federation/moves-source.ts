@@ -1,0 +1,192 @@
+// A resident leaving for a peer (we are the source; docs/migration-format.md). Starting a move stages every account's
+// export in a 0600 file and signs a manifest of them; the destination then pulls them with requests signed by the
+// key we pinned for it and the code's hash; its signed receipt says it verified them; only then, and once the
+// resident confirms, are the accounts deleted here. Nothing here deletes anything before that.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { and, eq, lt } from 'drizzle-orm';
+import { accountsOfUser, deleteAccount, exportToFile, type AccountDeps } from '../accounts/accounts.js';
+import type { Db } from '../db/connection.js';
+import { users } from '../db/schema.js';
+import { fail } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { FetchOptions } from './fetch.js';
+import { verifyDocument } from './jws.js';
+import type { KeyStore } from './keys.js';
+import {
+  CODE_TTL_MS, MOVE_FORMAT_VERSION, REQUEST_WINDOW_S, checkMoveRequest, claimedIssuer, codeTokenHash, newTransferCode, storedCodeHash,
+  type Manifest, type Receipt,
+} from './move-protocol.js';
+import { getPeer } from './peers.js';
+import { fedMoveJtis, fedMovesOut, fedPeers, type FedMoveOut, type FedPeer, type MovePart } from './schema.js';
+
+export interface MoveDeps {
+  db: Db; accounts: AccountDeps; keys: KeyStore; log: Logger;
+  /** Our origin (CATTERY_PUBLIC_URL): the `aud` of requests to us, the `iss` of what we sign. */
+  ownUrl: string;
+  /** `<data>/moves`: staged parts (out-<id>) and downloads (in-<id>), 0700. */
+  dir: string;
+  fetch: FetchOptions;
+  /** The largest bundle this hoster takes in (CATTERY_MOVE_MAX_MB). */
+  maxBundleBytes: number;
+  /** Arrivals under way, by code hash: a second attempt with the same code waits for none, it is refused (two
+   * downloads into one file would corrupt it). */
+  arriving: Set<string>;
+}
+
+const refuse = (why: string): never => { throw fail('CATTERY_ERR_MOVE_REFUSED', why); };
+const nowIso = () => new Date().toISOString();
+
+export const outDir = (d: Pick<MoveDeps, 'dir'>, id: string) => path.join(d.dir, `out-${id}`);
+const partFile = (d: Pick<MoveDeps, 'dir'>, id: string, index: number) => path.join(outDir(d, id), `part-${index}.tar`);
+
+async function sha256Of(file: string): Promise<string> {
+  const h = crypto.createHash('sha256');
+  for await (const chunk of fs.createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** Start moving a person's accounts to an active peer: each account's export staged, the manifest signed, the code
+ * returned (once: only its hash is kept). `consent` is what a mediator recorded of the resident's agreement. */
+export async function startMove(d: MoveDeps, input: { userId: number; peerId: number; actor: string; consent?: string }): Promise<{ move: FedMoveOut; code: string }> {
+  const peer = getPeer(d.db, input.peerId);
+  if (peer.state !== 'active') throw fail('CATTERY_ERR_CONFLICT', 'a move goes to an active peer only (its fingerprint confirmed, not suspended)');
+  const user = d.db.select().from(users).where(eq(users.id, input.userId)).get();
+  if (!user) throw fail('CATTERY_ERR_NOT_FOUND', `No person ${input.userId}`);
+  const busy = d.db.select().from(fedMovesOut).where(eq(fedMovesOut.userId, input.userId)).all()
+    .find((m) => (m.state === 'open' || m.state === 'transferring' || m.state === 'received') && m.expiresAt > nowIso());
+  if (busy) throw fail('CATTERY_ERR_CONFLICT', 'a move of these accounts is already under way: finish or cancel it first');
+  const movable = accountsOfUser(d.db, input.userId)
+    .filter(({ account, instance }) => (account.state === 'active' || account.state === 'suspended')
+      && d.accounts.catalog.services.get(instance.service)?.manifest.accounts?.operations.export);
+  if (!movable.length) throw fail('CATTERY_ERR_CONFLICT', 'this person has no account that can be moved');
+  const id = crypto.randomBytes(16).toString('base64url');
+  fs.mkdirSync(d.dir, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(outDir(d, id), { mode: 0o700 });
+  const parts: MovePart[] = [];
+  try {
+    for (const [index, { account, instance }] of movable.entries()) {
+      const file = partFile(d, id, index);
+      // Docker is called here, outside any transaction; the row is written once every part is staged.
+      await exportToFile(d.accounts, instance, account.username, account.quotaMb, file);
+      parts.push({ index, service: instance.service, slug: instance.slug, username: account.username, quotaMb: account.quotaMb,
+        bytes: fs.statSync(file).size, sha256: await sha256Of(file) });
+    }
+  } catch (err) {
+    fs.rmSync(outDir(d, id), { recursive: true, force: true });
+    throw err;
+  }
+  const code = newTransferCode();
+  const expiresAt = new Date(Date.now() + CODE_TTL_MS);
+  const manifest: Manifest = {
+    v: MOVE_FORMAT_VERSION, iss: d.ownUrl, aud: peer.url, iat: Math.floor(Date.now() / 1000), exp: Math.floor(expiresAt.getTime() / 1000),
+    move: id, resident: { name: user.name }, parts: parts.map(({ slug: _, ...p }) => p),
+  };
+  const manifestJws = await d.keys.sign('moveManifest', manifest);
+  const move = d.db.insert(fedMovesOut).values({
+    id, userId: input.userId, peerId: peer.id, peerUrl: peer.url, codeHash: storedCodeHash(codeTokenHash(code)),
+    expiresAt: expiresAt.toISOString(), startedBy: input.actor, consent: input.consent ?? '', parts, manifestJws,
+  }).returning().get();
+  d.log.info({ move: id, peer: peer.url, parts: parts.length, actor: input.actor }, 'move started');
+  return { move, code };
+}
+
+/** A destination's request, checked whole: the peer it says it is must be one we pinned and that is active, the
+ * signature that pinned key's, the audience us, the time now, the jti never seen, the code one of an open move bound
+ * to that same peer and not expired. The first good request claims the move for the transfer. */
+export async function authenticateMoveRequest(d: MoveDeps, header: string | undefined, o: { receipt?: boolean } = {}): Promise<{ peer: FedPeer; move: FedMoveOut }> {
+  if (!header) refuse('a signed move request is required');
+  const iss = claimedIssuer(header!);
+  const peer = d.db.select().from(fedPeers).where(eq(fedPeers.url, iss)).get();
+  if (!peer || !peer.pinnedJwk) refuse('the request comes from a hoster whose key is not pinned here');
+  if (peer!.state !== 'active') refuse('the request comes from a peer that is suspended here');
+  const req = await checkMoveRequest(header!, peer!.pinnedJwk!, peer!.url, d.ownUrl);
+  const move = d.db.select().from(fedMovesOut).where(eq(fedMovesOut.codeHash, storedCodeHash(req.cth))).get();
+  // The jti is recorded (one statement: the primary key refuses a second insert) before anything is served.
+  const now = new Date();
+  d.db.delete(fedMoveJtis).where(lt(fedMoveJtis.expiresAt, now.toISOString())).run();
+  const fresh = d.db.insert(fedMoveJtis).values({ jti: req.jti, expiresAt: new Date(now.getTime() + 2 * REQUEST_WINDOW_S * 1000).toISOString() })
+    .onConflictDoNothing().returning().get();
+  if (!fresh) refuse('this request was already used (replay)');
+  if (!move) refuse('no move has this code');
+  if (move!.peerId !== peer!.id) refuse('this code was given for another hoster');
+  // A receipt sent again (the destination crashed before it recorded ours as accepted) is the one thing a received
+  // move still takes; it opens no part or manifest.
+  const usable = move!.state === 'open' || move!.state === 'transferring' || (o.receipt === true && move!.state === 'received');
+  if (!usable) refuse(`this code was already used (the move is ${move!.state})`);
+  if (move!.expiresAt <= now.toISOString()) refuse('this code has expired');
+  if (move!.state === 'open') d.db.update(fedMovesOut).set({ state: 'transferring', updatedAt: nowIso() }).where(and(eq(fedMovesOut.id, move!.id), eq(fedMovesOut.state, 'open'))).run();
+  return { peer: peer!, move: move! };
+}
+
+/** A staged part: its file and size, for the route to serve with Range. */
+export function stagedPart(d: MoveDeps, move: FedMoveOut, index: number): { file: string; bytes: number } {
+  const p = move.parts[index];
+  if (!p) throw fail('CATTERY_ERR_NOT_FOUND', `No part ${index} in this move`);
+  return { file: partFile(d, move.id, index), bytes: p.bytes };
+}
+
+/** The destination's receipt: signed by the peer's pinned key, about this move, listing exactly our parts' checksums.
+ * From then on the code opens nothing, and the resident may confirm. */
+export async function acceptReceipt(d: MoveDeps, peer: FedPeer, move: FedMoveOut, receiptJws: string): Promise<FedMoveOut> {
+  const v = await verifyDocument(receiptJws, 'moveReceipt', peer.pinnedJwk!).catch((err: Error) => refuse(`the receipt: ${err.message}`));
+  const r = v.payload as Partial<Receipt>;
+  if (r.iss !== peer.url || r.aud !== d.ownUrl || r.move !== move.id) refuse('the receipt is about another move');
+  const want = move.parts.map((p) => `${p.index}:${p.service}:${p.username}:${p.sha256}`).join(',');
+  const got = Array.isArray(r.parts) ? r.parts.map((p) => `${p.index}:${p.service}:${p.username}:${p.sha256}`).join(',') : '';
+  if (got !== want) refuse('the receipt does not list the checksums of the parts we sent');
+  if (move.state === 'received') return move;
+  const saved = d.db.update(fedMovesOut).set({ state: 'received', receiptJws, updatedAt: nowIso() })
+    .where(and(eq(fedMovesOut.id, move.id), eq(fedMovesOut.state, 'transferring'))).returning().get();
+  if (!saved) refuse(`the move is ${getMove(d.db, move.id).state}`);
+  d.log.info({ move: move.id, peer: peer.url }, 'move received by the destination');
+  return saved!;
+}
+
+export function getMove(db: Db, id: string): FedMoveOut {
+  const m = db.select().from(fedMovesOut).where(eq(fedMovesOut.id, id)).get();
+  if (!m) throw fail('CATTERY_ERR_NOT_FOUND', `No move ${id}`);
+  return m;
+}
+
+export function movesOf(db: Db, userId: number): FedMoveOut[] {
+  return db.select().from(fedMovesOut).where(eq(fedMovesOut.userId, userId)).all();
+}
+
+/** The resident confirms, after the receipt: the accounts go (through their own delete operation), then the staged
+ * parts. Before the receipt nothing is deleted, whoever asks. */
+export async function confirmMove(d: MoveDeps, id: string, userId: number, actor: string): Promise<FedMoveOut> {
+  const m = getMove(d.db, id);
+  if (m.userId !== userId) throw fail('CATTERY_ERR_NOT_FOUND', `No move ${id}`);
+  if (m.state !== 'received') throw fail('CATTERY_ERR_CONFLICT', m.state === 'done' ? 'this move is already finished' : 'the destination has not sent its receipt yet: nothing is deleted before it');
+  for (const p of m.parts) {
+    // A delete the service cannot do now is left `deleting` and finished by the retry timer (accounts.ts).
+    await deleteAccount(d.accounts, p.slug, p.username, `${actor} (move ${id})`);
+  }
+  fs.rmSync(outDir(d, id), { recursive: true, force: true });
+  d.log.info({ move: id }, 'move confirmed, accounts deleted here');
+  return d.db.update(fedMovesOut).set({ state: 'done', updatedAt: nowIso() }).where(eq(fedMovesOut.id, id)).returning().get()!;
+}
+
+/** Cancelled by the resident before the receipt: the code opens nothing, the staged parts go, the accounts stay. */
+export function cancelMove(d: MoveDeps, id: string, userId: number): FedMoveOut {
+  const m = getMove(d.db, id);
+  if (m.userId !== userId) throw fail('CATTERY_ERR_NOT_FOUND', `No move ${id}`);
+  if (m.state !== 'open' && m.state !== 'transferring') throw fail('CATTERY_ERR_CONFLICT', `the move is ${m.state}`);
+  fs.rmSync(outDir(d, id), { recursive: true, force: true });
+  return d.db.update(fedMovesOut).set({ state: 'cancelled', updatedAt: nowIso() }).where(eq(fedMovesOut.id, id)).returning().get()!;
+}
+
+/** Moves whose code expired before a receipt came: cancelled, their staged parts removed (the accounts stay, nothing
+ * was deleted). Run on the federation's timer; a receipt-less move holds up to twice its accounts' quota on disk. */
+export function sweepExpiredMoves(d: MoveDeps, now = new Date()): number {
+  const expired = d.db.select().from(fedMovesOut).where(lt(fedMovesOut.expiresAt, now.toISOString())).all()
+    .filter((m) => m.state === 'open' || m.state === 'transferring');
+  for (const m of expired) {
+    fs.rmSync(outDir(d, m.id), { recursive: true, force: true });
+    d.db.update(fedMovesOut).set({ state: 'cancelled', updatedAt: nowIso() }).where(and(eq(fedMovesOut.id, m.id), eq(fedMovesOut.state, m.state))).run();
+    d.log.info({ move: m.id }, 'move expired without a receipt: cancelled, staged parts removed');
+  }
+  return expired.length;
+}
