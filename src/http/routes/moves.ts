@@ -125,6 +125,9 @@ export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> =
   }, async (req) => moveReply(cancelMove(d, req.params.id, personOf(req, req.body?.userId))));
 
   app.post('/api/moves/arrivals', {
+    // Public, and each call makes cattery fetch from a peer: bounded per client like a sign-up (a code is 160 bits,
+    // so this is not about guessing one; it keeps anyone from using cattery to knock on its peers).
+    config: { rateLimit: { max: f.documents.config.signupPerHour, timeWindow: 3_600_000 } },
     schema: {
       tags: ['federation'], summary: 'Arrive from a peer with its transfer code: pulled, verified, imported, acknowledged',
       body: Type.Object({
