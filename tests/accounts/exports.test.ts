@@ -72,7 +72,12 @@ t.test('staged exports are bounded per account, in number and by free space, wha
           const expected = (mine && stagedNow.has(stagingName(s.who))) || stagedNow.size >= EXPORTS_AT_ONCE ? 429 : 200;
           if (mine && !stagedNow.has(stagingName(s.who))) { mine.req.destroy(); live.delete(s.who); }
           const r = await open(s.who);
-          if (r.status !== expected) throw new Error(`open ${s.who} with ${[...live.keys()].join(',')} live: ${r.status} ${r.code}, expected ${expected}`);
+          if (r.status !== expected) {
+            // The answer's own message says which step failed (an operation's stderr, a limit).
+            r.res.resume();
+            const body = r.status === 200 ? '' : await new Promise<string>((resolve) => { let b = ''; r.res.on('data', (c: Buffer) => { b += c.toString(); }); r.res.on('end', () => resolve(b.slice(0, 400))); });
+            throw new Error(`open ${s.who} with ${[...live.keys()].join(',')} live: ${r.status} ${r.code}, expected ${expected}: ${body}`);
+          }
           if (r.status === 200) live.set(s.who, r); else { r.res.resume(); if (r.code !== 'CATTERY_ERR_BUSY') throw new Error(`refused with ${r.code}`); }
         } else if (mine && s.act === 'abandon') {
           mine.req.destroy();

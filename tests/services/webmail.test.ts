@@ -169,7 +169,10 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   await signIn(wp, `alice@${DOMAIN}`, 'alice-secret-1');
   await inMailbox(wp);
   const boxWeight = await weighPage(wp, `${base}/?_task=mail&_mbox=INBOX`, () => inMailbox(wp));
-  const top = (w: typeof loginWeight) => w.parts.slice(0, 4).map(([u, n]) => `${new URL(u).pathname}${new URL(u).search.slice(0, 30)} ${n}`).join(', ');
+  // A part is named by its address, or by Chromium's request id when the request began before the weighing listened
+  // (tests/chromium.ts weighPage): those are counted in the weight, and left out of what is read by address below.
+  const byAddress = (w: typeof loginWeight) => w.parts.filter(([u]) => /^https?:\/\//.test(u));
+  const top = (w: typeof loginWeight) => byAddress(w).slice(0, 4).map(([u, n]) => `${new URL(u).pathname}${new URL(u).search.slice(0, 30)} ${n}`).join(', ');
   t.comment(`webmail weight on the wire: login page ${loginWeight.bytes} bytes (${top(loginWeight)}); mailbox ${boxWeight.bytes} bytes (${top(boxWeight)})`);
   t.same([...loginWeight.foreign, ...boxWeight.foreign], [], 'the webmail asks nothing from another origin');
   t.ok(loginWeight.bytes < LOGIN_BOUND, `login page ${loginWeight.bytes} bytes on the wire, under its bound of ${LOGIN_BOUND}`);
@@ -178,7 +181,7 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
 
   // Every script and stylesheet of both pages comes compressed (brotli, else gzip) whoever asks (they hold no secret),
   // and, named with its version (?s=<mtime>), may be kept a year.
-  const assets = [...new Set([...loginWeight.parts, ...boxWeight.parts].map(([u]) => u).filter((u) => /\.(js|css)\?s=\d+$/.test(new URL(u).pathname + new URL(u).search)))];
+  const assets = [...new Set([...byAddress(loginWeight), ...byAddress(boxWeight)].map(([u]) => u).filter((u) => /\.(js|css)\?s=\d+$/.test(new URL(u).pathname + new URL(u).search)))];
   t.ok(assets.length >= 10, `the pages' scripts and stylesheets: ${assets.length}`);
   for (const u of assets) {
     const br = await get(u, { 'accept-encoding': 'gzip, deflate, br' });
