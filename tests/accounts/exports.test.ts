@@ -76,7 +76,9 @@ t.test('staged exports are bounded per account, in number and by free space, wha
             // The answer's own message says which step failed (an operation's stderr, a limit).
             r.res.resume();
             const body = r.status === 200 ? '' : await new Promise<string>((resolve) => { let b = ''; r.res.on('data', (c: Buffer) => { b += c.toString(); }); r.res.on('end', () => resolve(b.slice(0, 400))); });
-            throw new Error(`open ${s.who} with ${[...live.keys()].join(',')} live: ${r.status} ${r.code}, expected ${expected}: ${body}`);
+            // A 5xx answer hides its cause from the client: the journal keeps it.
+            const journaled = rt.db.$client.prepare("select error from operations where kind = 'export' and status = 'failed' order by id desc limit 1").get() as { error: string } | undefined;
+            throw new Error(`open ${s.who} with ${[...live.keys()].join(',')} live: ${r.status} ${r.code}, expected ${expected}: ${body} (journal: ${journaled?.error ?? 'no failed export'})`);
           }
           if (r.status === 200) live.set(s.who, r); else { r.res.resume(); if (r.code !== 'CATTERY_ERR_BUSY') throw new Error(`refused with ${r.code}`); }
         } else if (mine && s.act === 'abandon') {

@@ -102,8 +102,20 @@ async function runLimited(engine: Engine, container: string, argv: string[], inp
   } finally {
     clearTimeout(timer);
   }
-  const info = await call(engine, `inspect exec in ${container}`, () => exec.inspect());
-  return { exitCode: info.ExitCode ?? -1, stderr: errText };
+  return { exitCode: await exitCodeOf(engine, container, exec), stderr: errText };
+}
+
+/** The exec's exit code once the engine has it. Its output ends when the process closes its stdio, and the engine
+ * records the exit a moment later (containerd's exit event is handled apart): inspected at once, a busy engine
+ * still says Running with no ExitCode, which read as a failure ("exit -1") a successful export under load. */
+async function exitCodeOf(engine: Engine, container: string, exec: { inspect(): Promise<{ Running?: boolean; ExitCode?: number | null }> }): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  for (let wait = 10; ; wait = Math.min(wait * 2, 500)) {
+    const info = await call(engine, `inspect exec in ${container}`, () => exec.inspect());
+    if (!info.Running && typeof info.ExitCode === 'number') return info.ExitCode;
+    if (Date.now() > deadline) return -1;
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
 }
 
 export async function execWithInput(engine: Engine, container: string, argv: string[], input: string, limits: ExecLimits = DEFAULT_LIMITS, what = `operation in ${container}`): Promise<ExecResult> {
