@@ -84,14 +84,15 @@ export interface Weight {
   parts: [string, number][];
 }
 
-/** Open `url` in `page` (its cache off, so nothing comes from an earlier visit) and weigh what Chromium pulls until
- * `ready` resolves (by default: the load event, then every request it started finished). */
-export async function weighPage(page: Page, url: string, ready?: () => Promise<unknown>): Promise<Weight> {
+/** Open `url` in `page` (its cache off, so nothing comes from an earlier visit, unless `cached`: then what the
+ * page's earlier visits kept is not pulled again) and weigh what Chromium pulls until `ready` resolves (by default:
+ * the load event, then every request it started finished). */
+export async function weighPage(page: Page, url: string, ready?: () => Promise<unknown>, { cached = false } = {}): Promise<Weight> {
   const origin = new URL(url).origin;
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Network.enable');
   // Every byte counted as a first visit would pull it: nothing from Chromium's cache (a context may be reused).
-  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: !cached });
   const urls = new Map<string, string>();
   const pending = new Set<string>();
   const parts = new Map<string, number>();

@@ -12,19 +12,23 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { axeViolations, weighPage } from '../chromium.js';
+import { PAGE_BUDGET, axeViolations, weighPage } from '../chromium.js';
 import { chromium, type Page } from 'playwright-core';
 import { docker, execIn, HEALTHY_WITHIN_MS, testRuntime, waitFor } from '../helpers.js';
 
 const DOMAIN = 'quartier.test';
 const MAIL_HOST = `mail.${DOMAIN}`;
 
-// What a first visit pulls (issue 13, "Sobriety": the budget is 100 KB). Not reached by Roundcube's elastic skin: these
-// are the figures reached (services/webmail/lighttpd.conf, "Weight on the wire"; Dockerfile, the icon font), with a
-// few KB of room for the page's own bytes, held as a bound so that nothing heavier comes back unnoticed. Measured
-// before: 1,277,669 and 1,407,881 bytes.
+// What a first visit pulls (issue 13, "Sobriety": the budget is 100 KB). Roundcube's elastic skin cannot reach it on
+// a first visit: the scripts every page of it needs (jQuery, jQuery UI, which Roundcube always loads, Bootstrap,
+// Roundcube's own app.js and elastic's ui.js) are 183 KB compressed (docs/architecture.md, "Sobriety"). These are the figures
+// reached (services/webmail/lighttpd.conf, "Weight on the wire"; Dockerfile, the icon font), with a few KB of room
+// for the page's own bytes, held as a bound so that nothing heavier comes back unnoticed. Measured before:
+// 1,277,669 and 1,407,881 bytes. Every page after the first is within the budget (RETURNING_BOUND): the scripts and
+// stylesheets are named by version and kept a year.
 const LOGIN_BOUND = 265_000;
-const MAILBOX_BOUND = 290_000;
+const MAILBOX_BOUND = 296_000;
+const RETURNING_BOUND = PAGE_BUDGET;
 
 /** One GET with these request headers, read to its end: status, headers and the number of bytes as sent. */
 function get(url: string, headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; bytes: number }> {
@@ -178,6 +182,16 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   t.ok(loginWeight.bytes < LOGIN_BOUND, `login page ${loginWeight.bytes} bytes on the wire, under its bound of ${LOGIN_BOUND}`);
   t.ok(boxWeight.bytes < MAILBOX_BOUND, `mailbox ${boxWeight.bytes} bytes on the wire, under its bound of ${MAILBOX_BOUND}`);
   await wctx.close();
+  // A resident's usual visit: the login page, then the mailbox, in a browser that keeps what it was sent.
+  const rctx = await browser.newContext({ locale: 'fr-FR' });
+  const rp = await rctx.newPage();
+  await weighPage(rp, base, () => rp.locator('#rcmloginuser').waitFor(), { cached: true });
+  await signIn(rp, `alice@${DOMAIN}`, 'alice-secret-1');
+  await inMailbox(rp);
+  const again = await weighPage(rp, `${base}/?_task=mail&_mbox=INBOX`, () => inMailbox(rp), { cached: true });
+  t.comment(`the mailbox again, from the browser's cache: ${again.bytes} bytes (${top(again)})`);
+  t.ok(again.bytes < RETURNING_BOUND, `the mailbox after the login page: ${again.bytes} bytes on the wire, within the budget of ${RETURNING_BOUND}`);
+  await rctx.close();
 
   // Every script and stylesheet of both pages comes compressed (brotli, else gzip) whoever asks (they hold no secret),
   // and, named with its version (?s=<mtime>), may be kept a year.
@@ -207,7 +221,7 @@ t.test('webmail: sign in, French, send, read, wrong password, sign out, axe, har
   await inMailbox(a);
   t.match(await a.locator('body').innerText(), /Boîte de réception[\s\S]*Rédiger|Rédiger[\s\S]*Boîte de réception/, 'the mailbox is in French');
   const mailboxAxe = await axeViolations(a);
-  t.comment(`axe on the mailbox page (Roundcube's own markup): ${mailboxAxe.length ? JSON.stringify(mailboxAxe) : 'none'}`);
+  t.same(mailboxAxe, [], 'axe: no violation on the mailbox page');
   await a.goto(`${base}/?_task=mail&_action=compose`);
   const to = a.locator('#compose_to input[type="text"], #compose_to textarea').first();
   await to.waitFor();
