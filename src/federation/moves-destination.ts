@@ -11,6 +11,7 @@ import { assignAccount, createAccount, getAccount, importAccount, importLimitByt
 import { signups, users, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { hashPassword } from '../identity/passwords.js';
+import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import { findByLogin, isName, isReservedLogin, loginFromName } from '../identity/users.js';
 import { instanceForNewResidents } from '../orchestrator/instances.js';
 import { peerOrigin } from './fetch.js';
@@ -137,14 +138,22 @@ export interface Newcomer { termsVersion: string; lang: 'fr' | 'en' }
  * finished by the same code again; one whose accounts already have their person gives that person. */
 export async function arriveAsPerson(d: MoveDeps, input: { source: string; code: string; password: string }, who: Newcomer): Promise<{ arrival: ArrivalResult; user: User }> {
   const code = normalizeCode(input.code);
-  const done = code ? d.db.select().from(fedMovesIn).where(eq(fedMovesIn.cth, codeTokenHash(code))).get() : undefined;
+  const earlier = code ? d.db.select().from(fedMovesIn).where(eq(fedMovesIn.cth, codeTokenHash(code))).get() : undefined;
+  // Accounts an earlier attempt made (an import or the receipt failed after them) kept the password given then.
+  const madeBefore = !!earlier && earlier.parts.some((p) => { try { getAccount(d.db, p.slug, p.username); return true; } catch { return false; } });
   let arrival: ArrivalResult;
-  if (done?.state === 'done' && done.sourceUrl === peerOrigin(input.source) && unclaimed(d, done)) {
-    arrival = { move: done, accounts: done.parts.map((p) => ({ service: p.service, slug: p.slug, username: p.username })) };
+  if (earlier?.state === 'done' && earlier.sourceUrl === peerOrigin(input.source) && unclaimed(d, earlier)) {
+    arrival = { move: earlier, accounts: earlier.parts.map((p) => ({ service: p.service, slug: p.slug, username: p.username })) };
   } else {
     arrival = await arrive(d, input);
   }
-  return { arrival, user: await personFor(d, arrival, input.password, who) };
+  const user = await personFor(d, arrival, input.password, who);
+  // The password chosen now is the person's everywhere, as after a change on "my services".
+  if (madeBefore) {
+    const { failed } = await setPasswordEverywhere(d.accounts, user, input.password, `move:${arrival.move.sourceUrl}`);
+    if (failed.length) d.log.warn({ login: user.login, failed }, 'moved resident: the password chosen at the retry did not reach every account');
+  }
+  return { arrival, user };
 }
 
 const accountRows = (d: MoveDeps, r: Pick<ArrivalResult, 'accounts'> | FedMoveIn) =>

@@ -115,6 +115,13 @@ t.test('a resident moves from A to B through the pages', async (t) => {
   t.match(await atB.textContent('#main'), /Ce code ne correspond à aucun déménagement/, 'a wrong code, said next to the field');
   await audit(atB, 'B /signup/move, a refusal');
   t.equal(getAccount(a.rt.db, 'fichiers', 'alice').state, 'active', 'nothing happened at A');
+  // A's receipt route down once: B has imported (with the password typed then) but the receipt did not go; A still
+  // waits. The retry, with another password, finishes the move, and that password is the one everywhere at B.
+  a.forge.set('/api/federation/moves/receipt', (req, res) => { a.forge.delete('/api/federation/moves/receipt'); req.resume(); res.writeHead(503).end(); });
+  await arrive(aAtB, code, 'un premier mot de passe oublié');
+  t.match(await atB.textContent('#main'), /Votre ancien hébergeur ne répond pas/, 'a source that does not answer, said in words');
+  t.equal(b.rt.db.select().from(fedMovesIn).get()?.state, 'imported', 'imported at B, the receipt still to send');
+  t.equal(a.rt.db.select().from(fedMovesOut).where(eq(fedMovesOut.userId, alice.id)).get()?.state, 'transferring', 'A has no receipt yet');
   // Typed as a person might: lower case, spaces instead of dashes.
   await arrive(aAtB, code.toLowerCase().replace(/-/g, ' '));
   t.equal(new URL(atB.url()).pathname, '/me', 'signed in at B, on "my services"');

@@ -208,6 +208,7 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
     } catch (err) {
       const e = arrivalError(err);
       req.log.info({ err, source: source!.url }, 'arrival refused');
+      if (isCatteryError(err)) reply.header('x-cattery-error', err.code);
       return arrivalForm(reply, kept, [e], isCatteryError(err) ? err.statusCode : 400);
     }
     // Signed in at once, as after a sign-in: the cookie dies with the browser (public.ts startSession).
