@@ -189,20 +189,21 @@ async function personFor(d: MoveDeps, r: ArrivalResult, password: string, who: N
   return user;
 }
 
+const SWEPT = 'the code expired at the source: downloads removed';
+
 /** Arrivals that can no longer finish: not done, and their code expired at the source (the manifest's `exp`), so the
  * source serves nothing more for them. Their downloads go (up to the whole bundle on disk each); the row stays, failed,
  * with why: our record of what we were offered. */
 export function sweepExpiredArrivals(d: Pick<MoveDeps, 'db' | 'dir' | 'log' | 'arriving'>, now = new Date()): number {
   const stale = d.db.select().from(fedMovesIn).where(inArray(fedMovesIn.state, ['pulling', 'failed'])).all()
     // One being pulled right now is left to finish or fail on its own.
-    .filter((row) => !d.arriving.has(row.cth))
+    .filter((row) => !d.arriving.has(row.cth) && !row.lastError.includes(SWEPT))
     .filter((row) => { const exp = manifestOf(row).exp; return typeof exp === 'number' && exp * 1000 < now.getTime(); });
   for (const row of stale) {
     fs.rmSync(inDir(d, row.id), { recursive: true, force: true });
-    if (row.state !== 'failed' || !row.lastError.includes('expired')) {
-      d.db.update(fedMovesIn).set({ state: 'failed', lastError: `${row.lastError ? `${row.lastError}; ` : ''}the code expired at the source: downloads removed`.slice(0, 400), updatedAt: nowIso() })
-        .where(eq(fedMovesIn.id, row.id)).run();
-    }
+    // The reason goes first so that a long earlier one cannot push it out of the column's bound.
+    d.db.update(fedMovesIn).set({ state: 'failed', lastError: `${SWEPT}${row.lastError ? `; before: ${row.lastError}` : ''}`.slice(0, 400), updatedAt: nowIso() })
+      .where(eq(fedMovesIn.id, row.id)).run();
   }
   if (stale.length) d.log.info({ arrivals: stale.length }, 'expired arrivals swept: downloads removed');
   return stale.length;
