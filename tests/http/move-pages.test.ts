@@ -69,6 +69,11 @@ t.test('move pages: one\'s own move only, the mediator\'s consent, the arrival\'
     t.notMatch(b.page.body, new RegExp(`${received.id}|${open.id}`), 'Bob\'s page shows nothing of Alice\'s moves');
     t.match(b.page.body, /action="\/me\/moves"/, 'Bob may start his own');
     t.match(b.page.body, new RegExp(`name="peer" value="${peer.id}"`), 'to the active peer with room for his files');
+    for (const word of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const odd = await b.get(`/me?done=${word}&move=${word}`);
+      t.equal(odd.statusCode, 200);
+      t.notMatch(odd.body, /function|native code|move\.refused\.|class="ok"/, `?done=${word}: nothing said`);
+    }
     const en = await b.get('/me?lang=en');
     t.match(en.body, /Move to another hoster/, 'in English too');
   });

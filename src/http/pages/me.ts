@@ -18,8 +18,7 @@ import { memberOfUser } from '../../governance/members.js';
 import { pendingSuspension } from '../../governance/dues-gate.js';
 import { day } from './gov-view.js';
 import { langOf } from './render.js';
-import { moveSection } from './move-view.js';
-import { START_REFUSALS } from './moves.js';
+import { moveSection, refusalShown } from './move-view.js';
 
 type Person = NonNullable<FastifyRequest['user']>;
 interface FormError { field: string; key: string; params?: Record<string, unknown> }
@@ -143,8 +142,8 @@ export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = asyn
       }),
     },
   }, async (req, reply) => render(deps, req, reply, {
-    done: DONE[req.query.done ?? ''] ?? null,
-    refused: (START_REFUSALS as readonly string[]).includes(req.query.move ?? '') ? `move.refused.${req.query.move}` : null,
+    done: Object.hasOwn(DONE, req.query.done ?? '') ? DONE[req.query.done!] : null,
+    refused: refusalShown(req.query.move),
   }));
 
   passwordPage(app as unknown as FastifyInstance, deps);

@@ -9,6 +9,10 @@ import { listPeers } from '../../federation/peers.js';
 import type { FedMoveOut } from '../../federation/schema.js';
 import type { Lang } from '../i18n.js';
 
+/** Why a start did not go ahead, as a word the page it returns to turns into a sentence (me.eta, mediator-move.eta). */
+export const START_REFUSALS = ['peer', 'busy', 'nothing', 'later', 'consent', 'failed'] as const;
+export const refusalShown = (word: string | undefined) => ((START_REFUSALS as readonly string[]).includes(word ?? '') ? `move.refused.${word}` : null);
+
 export interface MovePeer { id: number; name: string; url: string }
 
 /** The catalog ids of a person's accounts that a move would take (those still in use here). */

@@ -17,14 +17,14 @@ import { normalizeCode } from '../../federation/move-protocol.js';
 import { arriveAsPerson } from '../../federation/moves-destination.js';
 import { cancelMove, confirmMove, startMove } from '../../federation/moves-source.js';
 import { listPeers } from '../../federation/peers.js';
-import { createSession } from '../../identity/sessions.js';
+import { createSession, endSession } from '../../identity/sessions.js';
 import { findByLogin, findUser } from '../../identity/users.js';
 import { cookieOptions } from '../cookies.js';
 import type { MessageKey } from '../i18n.js';
 import { clientKey } from '../proxy-trust.js';
 import { sessionPolicy } from './deps.js';
 import { me } from './me.js';
-import { moveSection, movingServices, peersFor, whenOf, type MovePeer } from './move-view.js';
+import { START_REFUSALS, moveSection, refusalShown, movingServices, peersFor, whenOf, type MovePeer } from './move-view.js';
 import { langOf } from './render.js';
 
 const page = { page: true } as const;
@@ -32,8 +32,6 @@ const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 const MoveId = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{22}$' }) });
 const UserId = Type.String({ pattern: '^[1-9][0-9]{0,9}$' });
 
-/** Why a start did not go ahead, as a word the page it returns to turns into a sentence (me.eta, mediator-move.eta). */
-export const START_REFUSALS = ['peer', 'busy', 'nothing', 'later', 'consent', 'failed'] as const;
 function refusalOf(err: unknown): (typeof START_REFUSALS)[number] {
   if (!isCatteryError(err)) throw err;
   if (err.code === 'CATTERY_ERR_CONFLICT' && /already under way/.test(err.message)) return 'busy';
@@ -126,7 +124,7 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
   app.get('/mediator/moves', { config: page, schema: { hide: true, querystring: MediatorQuery } }, async (req, reply) =>
     mediatorPage(req, reply, req.query.login, {
       done: req.query.done === 'moved' ? 'move.done.confirmed' : req.query.done === 'move-cancelled' ? 'move.done.cancelled' : null,
-      refused: (START_REFUSALS as readonly string[]).includes(req.query.move ?? '') ? `move.refused.${req.query.move}` : null,
+      refused: refusalShown(req.query.move),
     }));
 
   const personOf = (userId: string) => {
@@ -211,7 +209,9 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
       if (isCatteryError(err)) reply.header('x-cattery-error', err.code);
       return arrivalForm(reply, kept, [e], isCatteryError(err) ? err.statusCode : 400);
     }
-    // Signed in at once, as after a sign-in: the cookie dies with the browser (public.ts startSession).
+    // Signed in at once, as after a sign-in: the cookie dies with the browser (public.ts startSession). Someone else
+    // still signed in on this browser (a shared computer at a public internet point) is signed out first.
+    if (req.principal?.sessionId) endSession(db, req.principal.sessionId);
     const token = createSession(db, sessionPolicy(config), user.id, 'password');
     reply.setCookie(reply.server.cookieNames.session, token, cookieOptions(reply.server.cookieNames.secure));
     return reply.redirect('/me?done=arrived', 303);
