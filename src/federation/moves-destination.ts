@@ -6,9 +6,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { eq } from 'drizzle-orm';
-import { createAccount, importAccount, importLimitBytes, usernameTaken } from '../accounts/accounts.js';
+import { eq, inArray } from 'drizzle-orm';
+import { assignAccount, createAccount, getAccount, importAccount, importLimitBytes, usernameTaken } from '../accounts/accounts.js';
+import { signups, users, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
+import { hashPassword } from '../identity/passwords.js';
+import { setPasswordEverywhere } from '../identity/person-accounts.js';
+import { findByLogin, isName, isReservedLogin, loginFromName } from '../identity/users.js';
 import { instanceForNewResidents } from '../orchestrator/instances.js';
 import { peerOrigin } from './fetch.js';
 import { downloadPart, getText, postJson } from './move-client.js';
@@ -33,6 +37,8 @@ export interface ArrivalResult { move: FedMoveIn; accounts: { service: string; s
 export async function arrive(d: MoveDeps, input: { source: string; code: string; password: string }): Promise<ArrivalResult> {
   const code = normalizeCode(input.code);
   if (!code) throw fail('CATTERY_ERR_VALIDATION', 'the transfer code is 32 letters and digits (groups of four)');
+  // Each arrival also clears what arrivals that can no longer finish left on disk (their code expired at the source).
+  try { sweepExpiredArrivals(d); } catch (err) { d.log.warn({ err }, 'sweeping expired arrivals failed'); }
   const key = codeTokenHash(code);
   if (d.arriving.has(key)) throw fail('CATTERY_ERR_BUSY', 'this move is already being pulled: wait for it to finish');
   d.arriving.add(key);
@@ -112,7 +118,93 @@ function plan(d: MoveDeps, m: Manifest): MovePart[] {
     }
     if (p.bytes > importLimitBytes(d.accounts, p.quotaMb)) throw fail('CATTERY_ERR_TOO_LARGE', `part ${p.index} (${p.service}) is larger than its quota allows here`);
     // Checked on the first attempt only (a retry finds the row and its own accounts): the name is someone else's.
-    if (usernameTaken(d.db, p.username)) throw fail('CATTERY_ERR_CONFLICT', `the name ${p.username} is taken here`);
+    // A person's login is taken too: the arrival makes a person of that name here (arriveAsPerson).
+    if (usernameTaken(d.db, p.username) || findByLogin(d.db, p.username)) throw fail('CATTERY_ERR_CONFLICT', `the name ${p.username} is taken here`);
     return { ...p, slug: inst.slug };
   });
+}
+
+/** The manifest's payload as we verified it when the move was accepted (kept on the row: our proof of what we were
+ * given). Read again only for what it says, never trusted anew. */
+function manifestOf(row: FedMoveIn): Partial<Manifest> {
+  try { return JSON.parse(Buffer.from(row.manifestJws.split('.')[1] ?? '', 'base64url').toString()) as Partial<Manifest>; } catch { return {}; }
+}
+
+export interface Newcomer { termsVersion: string; lang: 'fr' | 'en' }
+
+/** The destination's sign-up page: the move pulled, checked and imported (`arrive`), then the person made here, given
+ * the accounts and the password they chose (for the site and every account), with the terms version they accepted
+ * recorded as a sign-up of their own. A move finished here whose person was not made (a crash between the two) is
+ * finished by the same code again; one whose accounts already have their person gives that person. */
+export async function arriveAsPerson(d: MoveDeps, input: { source: string; code: string; password: string }, who: Newcomer): Promise<{ arrival: ArrivalResult; user: User }> {
+  const code = normalizeCode(input.code);
+  const earlier = code ? d.db.select().from(fedMovesIn).where(eq(fedMovesIn.cth, codeTokenHash(code))).get() : undefined;
+  // Accounts an earlier attempt made (an import or the receipt failed after them) kept the password given then.
+  const madeBefore = !!earlier && earlier.parts.some((p) => { try { getAccount(d.db, p.slug, p.username); return true; } catch { return false; } });
+  let arrival: ArrivalResult;
+  if (earlier?.state === 'done' && earlier.sourceUrl === peerOrigin(input.source) && unclaimed(d, earlier)) {
+    arrival = { move: earlier, accounts: earlier.parts.map((p) => ({ service: p.service, slug: p.slug, username: p.username })) };
+  } else {
+    arrival = await arrive(d, input);
+  }
+  const user = await personFor(d, arrival, input.password, who);
+  // The password chosen now is the person's everywhere, as after a change on "my services".
+  if (madeBefore) {
+    const { failed } = await setPasswordEverywhere(d.accounts, user, input.password, `move:${arrival.move.sourceUrl}`);
+    if (failed.length) d.log.warn({ login: user.login, failed }, 'moved resident: the password chosen at the retry did not reach every account');
+  }
+  return { arrival, user };
+}
+
+const accountRows = (d: MoveDeps, r: Pick<ArrivalResult, 'accounts'> | FedMoveIn) =>
+  ('accounts' in r ? r.accounts : r.parts).map((a) => getAccount(d.db, a.slug, a.username));
+const unclaimed = (d: MoveDeps, row: FedMoveIn) => { try { return accountRows(d, row).every((a) => a.userId === null); } catch { return false; } };
+
+async function personFor(d: MoveDeps, r: ArrivalResult, password: string, who: Newcomer): Promise<User> {
+  const rows = accountRows(d, r);
+  const owner = rows.find((a) => a.userId !== null)?.userId;
+  if (owner) {
+    const u = d.db.select().from(users).where(eq(users.id, owner)).get();
+    if (u) return u;
+  }
+  const m = manifestOf(r.move);
+  const given = typeof m.resident?.name === 'string' ? m.resident.name.trim() : '';
+  const first = r.accounts[0]?.username ?? '';
+  // The person's login is their accounts' name when it is free as a login here (plan() checked it on the first
+  // attempt); otherwise one made from their name, as a sign-up would.
+  const login = first && !findByLogin(d.db, first) && !isReservedLogin(first) ? first : loginFromName(d.db, given || first, (l) => usernameTaken(d.db, l));
+  const name = isName(given) ? given : login;
+  const passwordHash = await hashPassword(password);
+  const at = new Date().toISOString();
+  const user = d.db.transaction((tx) => {
+    const u = tx.insert(users).values({ login, name, roles: ['resident'], passwordHash, status: 'active', lang: who.lang }).returning().get();
+    tx.insert(signups).values({
+      userId: u.id, services: [...new Set(r.accounts.map((a) => a.service))], termsVersion: who.termsVersion, channel: 'self',
+      consentAt: at, createdAt: at, status: 'approved', decidedBy: `move:${r.move.sourceUrl}`, decidedAt: at,
+    }).run();
+    return u;
+  });
+  for (const a of rows) assignAccount(d.db, a.id, user.id);
+  d.log.info({ source: r.move.sourceUrl, move: r.move.moveId, login }, 'moved resident made a person here');
+  return user;
+}
+
+const SWEPT = 'the code expired at the source: downloads removed';
+
+/** Arrivals that can no longer finish: not done, and their code expired at the source (the manifest's `exp`), so the
+ * source serves nothing more for them. Their downloads go (up to the whole bundle on disk each); the row stays, failed,
+ * with why: our record of what we were offered. */
+export function sweepExpiredArrivals(d: Pick<MoveDeps, 'db' | 'dir' | 'log' | 'arriving'>, now = new Date()): number {
+  const stale = d.db.select().from(fedMovesIn).where(inArray(fedMovesIn.state, ['pulling', 'failed'])).all()
+    // One being pulled right now is left to finish or fail on its own.
+    .filter((row) => !d.arriving.has(row.cth) && !row.lastError.includes(SWEPT))
+    .filter((row) => { const exp = manifestOf(row).exp; return typeof exp === 'number' && exp * 1000 < now.getTime(); });
+  for (const row of stale) {
+    fs.rmSync(inDir(d, row.id), { recursive: true, force: true });
+    // The reason goes first so that a long earlier one cannot push it out of the column's bound.
+    d.db.update(fedMovesIn).set({ state: 'failed', lastError: `${SWEPT}${row.lastError ? `; before: ${row.lastError}` : ''}`.slice(0, 400), updatedAt: nowIso() })
+      .where(eq(fedMovesIn.id, row.id)).run();
+  }
+  if (stale.length) d.log.info({ arrivals: stale.length }, 'expired arrivals swept: downloads removed');
+  return stale.length;
 }

@@ -3,6 +3,7 @@
 import { govEn, govFr } from './i18n-governance.js';
 import { transpEn, transpFr } from './i18n-transparency.js';
 import { fedEn, fedFr } from './i18n-federation.js';
+import { moveEn, moveFr } from './i18n-moves.js';
 
 export const LANGS = ['fr', 'en'] as const;
 export type Lang = (typeof LANGS)[number];
@@ -172,13 +173,14 @@ const coreFr = {
   'vol.done.gone': 'Ce volume n’existe plus.',
 } as const;
 
-const fr = { ...coreFr, ...govFr, ...transpFr, ...fedFr };
+const fr = { ...coreFr, ...govFr, ...transpFr, ...fedFr, ...moveFr };
 export type MessageKey = keyof typeof fr;
 
 const en: Record<MessageKey, string> = {
   ...govEn,
   ...transpEn,
   ...fedEn,
+  ...moveEn,
   'site.title': 'The association’s online services', 'site.skip': 'Skip to content',
   'charts.city.title': 'City dashboard',
   'charts.city.intro': 'The energy, CO2e and usage of the association’s services, as aggregates only. A group of fewer than {min} persons is never shown (statistical secrecy, INSEE’s rules): its cell says “secret”.',

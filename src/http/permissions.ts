@@ -183,6 +183,17 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /mail/config-v1.1.xml': PUBLIC,
   'GET /.well-known/mta-sts.txt': PUBLIC,
   'GET /me/accounts/:id/mail.mobileconfig': SIGNED_IN,
+  // Moving to another hoster (http/pages/moves.ts): one's own move on "my services" (the domain answers "no such
+  // move" for another person's), a mediator's for a resident with their consent, and the arrival beside the sign-up.
+  'POST /me/moves': SIGNED_IN,
+  'POST /me/moves/:id/confirm': SIGNED_IN,
+  'POST /me/moves/:id/cancel': SIGNED_IN,
+  'GET /mediator/moves': ['mediator', 'admin'],
+  'POST /mediator/moves': ['mediator', 'admin'],
+  'POST /mediator/moves/:id/confirm': ['mediator', 'admin'],
+  'POST /mediator/moves/:id/cancel': ['mediator', 'admin'],
+  'GET /signup/move': PUBLIC,
+  'POST /signup/move': PUBLIC,
   'GET /mediator': ['mediator', 'admin'],
   'POST /mediator/signup': ['mediator', 'admin'],
   'GET /admin': ADMIN,

@@ -18,6 +18,7 @@ import { memberOfUser } from '../../governance/members.js';
 import { pendingSuspension } from '../../governance/dues-gate.js';
 import { day } from './gov-view.js';
 import { langOf } from './render.js';
+import { moveSection, refusalShown } from './move-view.js';
 
 type Person = NonNullable<FastifyRequest['user']>;
 interface FormError { field: string; key: string; params?: Record<string, unknown> }
@@ -29,6 +30,9 @@ const PasswordForm = Type.Object({
   password: Type.String({ maxLength: 300 }), password2: Type.String({ maxLength: 300 }),
 }, { additionalProperties: false });
 const DeleteForm = Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })), confirm: Type.Literal('yes') }, { additionalProperties: false });
+
+/** What a form that redirects back here did, by the word it adds to the address. */
+const DONE: Record<string, string> = { deleted: 'me.deleted', moved: 'move.done.confirmed', 'move-cancelled': 'move.done.cancelled', arrived: 'move.done.arrived' };
 
 const acceptable = (p: string) => { try { checkNewPassword(p); return true; } catch { return false; } };
 const statusOf = (key: string) => (key === 'err.reauth' ? 403 : key === 'err.CATTERY_ERR_THROTTLED' ? 429 : 400);
@@ -97,6 +101,8 @@ function render(deps: PageDeps, req: FastifyRequest, reply: FastifyReply, extra:
   const suspension = coming && { on: day(coming.on, lang), services: coming.services.map((id) => deps.catalog.services.get(id)?.manifest.name[lang] ?? id) };
   return reply.page('me', {
     suspension,
+    // Moving to another hoster (http/pages/moves.ts): the peers to choose from, or the move under way.
+    moves: moveSection(deps.db, deps.catalog, user.id, lang, '/me/moves'), refused: null,
     name: user.name, login: user.login, pending: user.status === 'pending', first: user.mustChangePassword,
     // The provider vouches for a linked person: no current local password is asked, a fresh sign-in there is.
     hasPassword: !!user.passwordHash && !linked, accounts, done: null, failed: [], errors: [],
@@ -127,8 +133,18 @@ function passwordPage(app: FastifyInstance, deps: PageDeps): void {
 export const residentPages: FastifyPluginAsyncTypebox<{ deps: PageDeps }> = async (app, { deps }) => {
   app.get('/me', {
     config: page,
-    schema: { hide: true, querystring: Type.Object({ done: Type.Optional(Type.String({ maxLength: 20 })), lang: Type.Optional(Type.String({ maxLength: 5 })) }) },
-  }, async (req, reply) => render(deps, req, reply, { done: req.query.done === 'deleted' ? 'me.deleted' : null }));
+    schema: {
+      hide: true,
+      querystring: Type.Object({
+        done: Type.Optional(Type.String({ maxLength: 20 })), lang: Type.Optional(Type.String({ maxLength: 5 })),
+        // Why a move did not start (http/pages/moves.ts START_REFUSALS), said next to its form.
+        move: Type.Optional(Type.String({ maxLength: 20 })),
+      }),
+    },
+  }, async (req, reply) => render(deps, req, reply, {
+    done: Object.hasOwn(DONE, req.query.done ?? '') ? DONE[req.query.done!] : null,
+    refused: refusalShown(req.query.move),
+  }));
 
   passwordPage(app as unknown as FastifyInstance, deps);
 
