@@ -11,6 +11,7 @@ import type { Logger } from '../log.js';
 import type { DocumentDeps } from './document.js';
 import { createKeyStore, ensureIdentity, type KeyStore } from './keys.js';
 import { sweepExpiredMoves, type MoveDeps } from './moves-source.js';
+import { sweepExpiredArrivals } from './moves-destination.js';
 import { refreshAll, type PeerDeps } from './peers.js';
 
 export interface Federation {
@@ -43,8 +44,10 @@ export async function createFederation(d: { db: Db; catalog: Catalog; config: Co
   let running: Promise<unknown> | undefined;
   const pass = () => {
     if (running) return;
-    // Expired moves' staged parts go on the same timer: nothing else removes them.
+    // Expired moves' staged parts, and the downloads of arrivals whose code expired, go on the same timer: nothing
+    // else removes them (an arrival sweeps too when it starts, but a hoster may see none for months).
     try { sweepExpiredMoves(movesDeps); } catch (err) { d.log.warn({ err }, 'sweeping expired moves failed'); }
+    try { sweepExpiredArrivals(movesDeps); } catch (err) { d.log.warn({ err }, 'sweeping expired arrivals failed'); }
     running = refreshAll(peers).catch((err) => d.log.warn({ err }, 'federation refresh failed')).finally(() => { running = undefined; });
   };
   return {
