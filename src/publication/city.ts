@@ -10,7 +10,7 @@ import { energyReport } from '../metering/report.js';
 import { J_PER_KWH } from '../metering/energy-model.js';
 import { energyBetween, energyByPeriods, type EnergyRow } from '../metering/store.js';
 import { rounded, type Chart, type Lang, type Series } from './charts.js';
-import { energyWithheld, liveAccounts, topKey, monthBounds, monthFigures, monthOf, published, rulesOf, type Table } from './figures.js';
+import { energyWithheld, liveAccounts, personsOf, topKey, monthBounds, monthFigures, monthOf, published, rulesOf, type Table } from './figures.js';
 import { suppress } from './suppression.js';
 
 export const GRAINS = ['day', 'week', 'month', 'year'] as const;
@@ -71,19 +71,20 @@ const TXT = {
 } as const;
 
 /** Which services may be drawn on their own over the span: the energy table (services × kWh, with its total) put
- * through suppression, with each service's persons (its accounts now) and its largest account's part (metering's
+ * through suppression, with each service's persons (distinct residents with an account now) and its largest account's part (metering's
  * own per-account key, as figures.ts does for the open data). */
-function servicesShown(db: Db, rows: EnergyRow[], services: string[], minGroup: number): { shown: Set<string>; totalPublished: boolean } {
-  const accs = db.$client.prepare(`SELECT i.service service, i.slug slug, a.usage_bytes bytes, a.usage_items items FROM accounts a JOIN instances i ON i.id = a.instance_id
-    WHERE a.state IN ('active', 'suspended', 'pending')`).all() as { service: string; slug: string; bytes: number | null; items: number | null }[];
+function servicesShown(live: ReturnType<typeof liveAccounts>, rows: EnergyRow[], services: string[], minGroup: number): { shown: Set<string>; totalPublished: boolean } {
   const bySlug = new Map<string, { bytes: number; items: number }[]>();
-  const persons = new Map<string, number>();
-  for (const a of accs) {
+  const byService = new Map<string, typeof live>();
+  for (const a of live) {
     const l = bySlug.get(a.slug) ?? [];
     l.push({ bytes: a.bytes ?? 0, items: a.items ?? 0 });
     bySlug.set(a.slug, l);
-    persons.set(a.service, (persons.get(a.service) ?? 0) + 1);
+    byService.set(a.service, [...(byService.get(a.service) ?? []), a]);
   }
+  // Persons are distinct residents, as in the open data (figures.ts personsOf): one resident with accounts in two
+  // instances of a service is one person, not two.
+  const persons = new Map([...byService].map(([s, accs]) => [s, personsOf(accs)]));
   const cells = services.map((s) => {
     let value = 0, top = 0;
     for (const r of rows) {
@@ -135,7 +136,7 @@ export function energyCharts(db: Db, catalog: Catalog, grain: Grain, o: CityOpti
   // gives back a month the open data hides.
   // And a service that today's residents make secret (fewer than `minGroup`, or one account's part dominating) is not
   // drawn alone in any bucket: the open data judges each month by the residents of that month, the chart by both.
-  const { shown: shownToday } = servicesShown(db, allRows, services, o.minGroup);
+  const { shown: shownToday } = servicesShown(liveAccounts(db), allRows, services, o.minGroup);
   const withheld = bounds.slice(0, -1).map((from, i) => {
     const w = energyWithheld(db, catalog, from, bounds[i + 1]! > now ? now : bounds[i + 1]!, o.minGroup, now);
     for (const s of services) if (!shownToday.has(s)) w.services.add(s);

@@ -183,7 +183,7 @@ export function energyWithheld(db: Db, catalog: Catalog, from: Date, to: Date, m
 }
 
 /** Distinct residents among accounts: by their person (user id); an account with none stands for one person. */
-function personsOf(accs: readonly AccountRow[]): number {
+export function personsOf(accs: readonly Pick<AccountRow, 'userId'>[]): number {
   const users = new Set<number>();
   let alone = 0;
   for (const a of accs) { if (a.userId === null) alone++; else users.add(a.userId); }
