@@ -106,7 +106,7 @@ export interface AppDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     /** Every route with its method, as registered: what the role matrix test walks. */
-    routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean }[];
+    routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean; signature: boolean }[];
   }
 }
 
@@ -203,7 +203,7 @@ async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookie
  * Every form a page posts is checked for its CSRF token, and every WebSocket a page opens for its Origin, by
  * construction rather than by remembering. */
 function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookHandler, socketOrigin: preValidationHookHandler): void {
-  const routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean }[] = [];
+  const routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean; signature: boolean }[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/documentation')) return;
@@ -215,7 +215,7 @@ function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookH
       return;
     }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true, acts: route.config?.acts === true, cacheable: route.config?.cacheable === true, websocket: route.websocket === true });
+    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true, acts: route.config?.acts === true, cacheable: route.config?.cacheable === true, websocket: route.websocket === true, signature: route.config?.signature === true });
     for (const m of methods) {
       const roles = PERMISSIONS[permissionKey(m, route.url)];
       if (!roles?.length) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} has no line in http/permissions.ts`);

@@ -32,7 +32,8 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ db: Db; ingest: AgentInges
 
   app.post('/api/agent/enrol', {
     bodyLimit: ENROL_MAX_BYTES,
-    config: { signature: true, rateLimit: { max: 30, timeWindow: 60_000 } },
+    // No rate limit of its own: a token is 256 random bits (nothing to guess), and a refusal costs one signature check.
+    config: { signature: true },
     schema: {
       tags: ['agent'], summary: 'A node\'s agent pins its key to the server its one-time token was issued for', security: [],
       body: SignedBody,
