@@ -125,6 +125,23 @@ t.test('the manager refuses what a node must not send', async (t) => {
   t.ok(localLines(b.id) > 0, 'and the local loop meters node-b again');
 });
 
+t.test('the app refuses an agent route that would not check a signature', async (t) => {
+  const config = testConfig(t);
+  const rt = await createRuntime(config, pino({ level: 'silent' }));
+  t.teardown(() => rt.close());
+  const { buildApp } = await import('../../src/http/app.js');
+  const { PERMISSIONS } = await import('../../src/http/permissions.js');
+  PERMISSIONS['POST /api/agent/unsigned'] = ['agent'];
+  PERMISSIONS['POST /api/agent/unchecked'] = ['agent'];
+  PERMISSIONS['POST /api/admin-signed'] = ['admin'];
+  t.teardown(() => { for (const k of ['POST /api/agent/unsigned', 'POST /api/agent/unchecked', 'POST /api/admin-signed']) delete PERMISSIONS[k]; });
+  const app = await buildApp({ ...rt, log: pino({ level: 'silent' }), secret: 'a'.repeat(32) });
+  t.teardown(() => app.close());
+  t.throws(() => app.post('/api/agent/unsigned', async () => 'x'), /agent role and a signed body go together/, 'the agent role on a route without config.signature');
+  t.throws(() => app.post('/api/admin-signed', { config: { signature: true } }, async () => 'x'), /agent role and a signed body go together/, 'a signed route for another role');
+  t.throws(() => app.post('/api/agent/unchecked', { config: { signature: true } }, async () => 'x'), /check its signature in preValidation/, 'a signed route that checks nothing');
+});
+
 t.test('the agent as a Swarm service: read-only views of the node, the tokens as a secret', async (t) => {
   const spec = agentServiceSpec({ hosterId: 'h1', image: 'cattery:1', manager: 'https://manager.example', tokensSecret: { id: 'sid', name: 'h1-agent-tokens' } });
   t.same(spec.Mode, { Global: {} }, 'one task on every node');
