@@ -125,6 +125,51 @@ t.test('the manager refuses what a node must not send', async (t) => {
   t.ok(localLines(b.id) > 0, 'and the local loop meters node-b again');
 });
 
+t.test('a node with RAPL: measured, split and conserved by the manager, across a counter wrap', async (t) => {
+  const config = testConfig(t, { idlePolicy: 'equal' });
+  const rt = await createRuntime(config, pino({ level: 'silent' }));
+  t.teardown(() => rt.close());
+  const app = rt.app;
+  const s = addServer(rt.db, { name: 'node-r', dockerEndpoint: 'unix:///var/run/docker.sock' });
+  const put = await app.inject({ method: 'PUT', url: '/api/servers/node-r/energy', headers: OPERATOR, payload: { idleWatts: 20, maxWatts: 120, embodiedKgCo2e: 500, serviceLifeYears: 6, meter: { kind: 'rapl' } } });
+  t.equal(put.statusCode, 200);
+  for (const slug of ['alpha-one', 'beta-two']) {
+    rt.db.$client.prepare("INSERT INTO instances (slug, service, server_id, image, config, observed) VALUES (?, 'probe', ?, 'x', '{\"ports\":{},\"secrets\":{},\"env\":{}}', 'running')").run(slug, s.id);
+  }
+  const key = await newSigner();
+  const tok = (await app.inject({ method: 'POST', url: '/api/servers/node-r/agent/enrolment', headers: OPERATOR, payload: {} })).json().token as string;
+  t.equal((await app.inject({ method: 'POST', url: '/api/agent/enrol', headers: { 'content-type': 'application/json' }, payload: { jws: await signDocument(key, 'agentEnrolment', { v: 1, token: tok, iat: Math.floor(Date.now() / 1000) }) } })).statusCode, 200);
+  const id = (n: number) => n.toString(16).padStart(64, '0');
+  const c = (n: number, slug: string, cpuNs: number) => ({ id: id(n), slug, service: 'probe', cpuNs, memoryBytes: 1e6, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0 });
+  const MAX = 262_143_328_850;
+  const mono0 = process.hrtime.bigint();
+  let seq = Date.now();
+  const send = async (k: number, rapl: number[], containers: ReturnType<typeof c>[], host: { totalJiffies: number; idleJiffies: number }) => {
+    const payload: SamplePayload = {
+      v: 1, server: s.id, seq: ++seq, at: Date.now(), run: 'aaaaaaaaaaaaaaaa', mono: String(mono0 + BigInt(k) * 10_000_000_000n), host,
+      mem: { totalBytes: 8e9, availableBytes: 6e9 }, rapl: rapl.map((uj) => ({ uj, maxUj: MAX })), containers,
+    };
+    return app.inject({ method: 'POST', url: '/api/agent/samples', headers: { 'content-type': 'application/json' }, payload: { jws: await signDocument(key, 'agentSample', payload) } });
+  };
+  // Two packages; the second wraps between the samples. 10 s apart: package 0 drew 400 J, package 1 300 J.
+  await send(0, [1_000_000_000, MAX - 100_000_000], [c(1, 'alpha-one', 0), c(2, 'beta-two', 0)], { totalJiffies: 10_000, idleJiffies: 8_000 });
+  const r = await send(1, [1_400_000_000, 200_000_000], [c(1, 'alpha-one', 3e9), c(2, 'beta-two', 1e9), c(3, 'ghost-three', 5e9)], { totalJiffies: 12_000, idleJiffies: 9_000 });
+  t.equal(r.statusCode, 200);
+  t.equal(r.json().watts, 70, '700 J in 10 s: 70 W, measured');
+  const lines = rt.db.$client.prepare('SELECT scope, slug, energy_j e, idle_share_j i, cpu_seconds cpu, method, model FROM meter_samples WHERE server_id = ? ORDER BY scope, slug').all(s.id) as { scope: string; slug: string; e: number; i: number; cpu: number; method: string; model: string }[];
+  const by = (scope: string, slug = '') => lines.find((l) => l.scope === scope && l.slug === slug)!;
+  t.ok(lines.every((l) => l.method === 'measured' && l.model === 'meter:rapl'), 'every line is measured, by RAPL');
+  t.equal(by('server').e, 700, 'the server line is the two packages\' energy, the wrap counted');
+  t.equal(by('idle').e, 200, 'idle: 20 W × 10 s');
+  const parts = lines.filter((l) => l.scope !== 'server').reduce((a, l) => a + l.e, 0);
+  t.ok(Math.abs(parts - 700) < 1e-9, `idle + other + instances = ${parts} J`);
+  // Active 500 J over 10 busy CPU seconds (2,000 of 3,000 jiffies): 3 s for alpha, 1 s for beta, the rest other.
+  t.ok(Math.abs(by('instance', 'alpha-one').e - 150) < 1e-9 && Math.abs(by('instance', 'beta-two').e - 50) < 1e-9, 'the active part by CPU time');
+  t.notOk(lines.some((l) => l.slug === 'ghost-three'), 'a container of no known instance is not credited');
+  t.ok(Math.abs(by('other').e - 300) < 1e-9, 'its CPU stays in other');
+  t.equal(by('instance', 'alpha-one').i, 100, 'idle shared equally, apart');
+});
+
 t.test('the app refuses an agent route that would not check a signature', async (t) => {
   const config = testConfig(t);
   const rt = await createRuntime(config, pino({ level: 'silent' }));
