@@ -4,6 +4,7 @@
 // know which container is which instance (labels) and, in a task's own PID namespace, each container's host pid.
 // The socket is the one grant that is not read-only in effect (Docker's API has no read-only mode): docs/energy.md
 // says so, and why a node's agent is trusted with it (it is the node's own engine, on a node cattery runs).
+import { fail } from '../errors.js';
 export interface AgentServiceOptions {
   hosterId: string;
   /** The image holding cattery (its entry point `cattery`). */
@@ -66,6 +67,6 @@ export function agentServiceSpec(o: AgentServiceOptions) {
 
 /** The token file's text for that secret: one line per node. */
 export function agentTokensFile(tokens: { node: string; token: string }[]): string {
-  for (const t of tokens) if (!/^[A-Za-z0-9.-]{1,253}$/.test(t.node)) throw new Error(`node name ${t.node.slice(0, 60)} is not a hostname`);
+  for (const t of tokens) if (!/^[A-Za-z0-9.-]{1,253}$/.test(t.node)) throw fail('CATTERY_ERR_VALIDATION', `node name ${t.node.slice(0, 60)} is not a hostname`);
   return tokens.map((t) => `${t.node} ${t.token}\n`).join('');
 }
