@@ -170,6 +170,31 @@ t.test('a node with RAPL: measured, split and conserved by the manager, across a
   t.equal(by('instance', 'alpha-one').i, 100, 'idle shared equally, apart');
 });
 
+t.test('cattery agent token SERVER, on the manager: a token that enrols once', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const path = await import('node:path');
+  const config = testConfig(t);
+  const rt = await createRuntime(config, pino({ level: 'silent' }));
+  t.teardown(() => rt.close());
+  addServer(rt.db, { name: 'node-t', dockerEndpoint: 'unix:///var/run/docker.sock' });
+  const cli = (args: string[]) => spawnSync(process.execPath, [path.join(import.meta.dirname, '../../bin/cattery.js'), 'agent', ...args], {
+    env: { PATH: process.env.PATH ?? '', CATTERY_DATA_DIR: config.dataDir, CATTERY_DB: config.dbFile, CATTERY_LOG_LEVEL: 'silent' }, encoding: 'utf8',
+  });
+  const r = cli(['token', 'node-t', '--hours', '2']);
+  t.equal(r.status, 0, r.stderr);
+  const tok = r.stdout.trim().split('\n').at(-1)!;
+  t.match(tok, /^\d+\.[A-Za-z0-9_-]{43}$/, 'the token is printed on its own line');
+  const key = await newSigner();
+  const enrol = () => signDocument(key, 'agentEnrolment', { v: 1, token: tok, iat: Math.floor(Date.now() / 1000) })
+    .then((jws) => rt.app.inject({ method: 'POST', url: '/api/agent/enrol', headers: { 'content-type': 'application/json' }, payload: { jws } }));
+  t.equal((await enrol()).statusCode, 200, 'it enrols');
+  t.equal((await enrol()).headers['x-cattery-error'], 'CATTERY_ERR_AGENT_ENROLMENT', 'once');
+  const unknown = cli(['token', 'no-such-server']);
+  t.equal(unknown.status, 1);
+  t.match(unknown.stderr, /CATTERY_ERR_NOT_FOUND/, 'an unknown server is said so');
+  t.equal(cli([]).status, 2, 'cattery agent alone says how');
+});
+
 t.test('the app refuses an agent route that would not check a signature', async (t) => {
   const config = testConfig(t);
   const rt = await createRuntime(config, pino({ level: 'silent' }));
