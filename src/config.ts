@@ -416,3 +416,45 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
   if (candidate.portRange[0] > candidate.portRange[1]) throw fail('CATTERY_ERR_CONFIG', 'CATTERY_PORT_RANGE: start is above end');
   return Object.freeze(candidate);
 }
+
+/** `cattery agent` on a node (agent/agent.ts): a configuration of its own, since a node runs no manager. Flags of
+ * the command line override these. */
+export const AgentConfigSchema = Type.Object({
+  /** The manager's address: https, or http on a loopback address only (the enrolment token travels in it once). */
+  manager: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+$' })),
+  /** The one-time enrolment token, or a file holding it (a Swarm secret): either one token, or lines `NODE TOKEN`
+   * of which the line whose first field is `node` (the Swarm node's hostname) is this node's. */
+  token: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  tokenFile: Type.Optional(Type.String({ minLength: 1 })),
+  node: Type.Optional(Type.String({ minLength: 1, maxLength: 253 })),
+  /** Where the node's key (0600) and its enrolment are kept (0700). */
+  stateDir: Type.String({ minLength: 1 }),
+  intervalSeconds: Type.Number({ minimum: 1, maximum: 3600 }),
+  dockerEndpoint: Type.String({ pattern: '^(unix://|tcp://|http://|https://)' }),
+  /** The host's /sys/fs/cgroup, /proc and /sys/class/powercap, as mounted in the agent's container. */
+  cgroupRoot: Type.String({ minLength: 1 }),
+  procRoot: Type.String({ minLength: 1 }),
+  powercapRoot: Type.String({ minLength: 1 }),
+  logLevel: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+});
+export type AgentConfig = Static<typeof AgentConfigSchema>;
+
+export function loadAgentConfig(env: Env = process.env, overrides: Partial<AgentConfig> = {}): AgentConfig {
+  const candidate: AgentConfig = {
+    ...(env.CATTERY_AGENT_MANAGER ? { manager: env.CATTERY_AGENT_MANAGER.replace(/\/$/, '') } : {}),
+    ...(env.CATTERY_AGENT_TOKEN ? { token: env.CATTERY_AGENT_TOKEN.trim() } : {}),
+    ...(env.CATTERY_AGENT_TOKEN_FILE ? { tokenFile: path.resolve(env.CATTERY_AGENT_TOKEN_FILE) } : {}),
+    ...(env.CATTERY_AGENT_NODE ? { node: env.CATTERY_AGENT_NODE } : {}),
+    stateDir: path.resolve(env.CATTERY_AGENT_DIR ?? '/var/lib/cattery-agent'),
+    intervalSeconds: num(env.CATTERY_AGENT_INTERVAL_S, 10),
+    dockerEndpoint: env.CATTERY_DOCKER ?? (env.DOCKER_HOST || 'unix:///var/run/docker.sock'),
+    cgroupRoot: env.CATTERY_AGENT_CGROUP_ROOT ?? '/sys/fs/cgroup',
+    procRoot: env.CATTERY_AGENT_PROC_ROOT ?? '/proc',
+    powercapRoot: env.CATTERY_AGENT_POWERCAP_ROOT ?? '/sys/class/powercap',
+    logLevel: (env.CATTERY_LOG_LEVEL ?? 'info') as AgentConfig['logLevel'],
+    ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)),
+  };
+  const first = [...Value.Errors(AgentConfigSchema, candidate)][0];
+  if (first) throw fail('CATTERY_ERR_CONFIG', `agent ${first.path || '/'}: ${first.message}`);
+  return Object.freeze(candidate);
+}

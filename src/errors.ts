@@ -45,6 +45,13 @@ export const Errors = {
   CATTERY_ERR_PDF_UNAVAILABLE: createError('CATTERY_ERR_PDF_UNAVAILABLE', 'The PDF cannot be printed here (the HTML page has the same report): %s', 503),
   CATTERY_ERR_PEER_UNREACHABLE: createError('CATTERY_ERR_PEER_UNREACHABLE', 'The peer could not be reached: %s', 502),
   CATTERY_ERR_MOVE_REFUSED: createError('CATTERY_ERR_MOVE_REFUSED', 'The move was refused: %s', 403),
+  // `cattery agent` (agent/): what the manager refuses of a node, each with its own code so that the agent's log and
+  // the tests say which check failed.
+  CATTERY_ERR_AGENT_SIGNATURE: createError('CATTERY_ERR_AGENT_SIGNATURE', 'The node\'s signature was refused: %s', 401),
+  CATTERY_ERR_AGENT_UNKNOWN: createError('CATTERY_ERR_AGENT_UNKNOWN', 'This node is not enrolled: %s', 403),
+  CATTERY_ERR_AGENT_ENROLMENT: createError('CATTERY_ERR_AGENT_ENROLMENT', 'Enrolment refused: %s', 403),
+  CATTERY_ERR_AGENT_REPLAY: createError('CATTERY_ERR_AGENT_REPLAY', 'This sample was already received: %s', 409),
+  CATTERY_ERR_AGENT_CLOCK: createError('CATTERY_ERR_AGENT_CLOCK', 'The sample\'s time is too far from the manager\'s: %s', 422),
   CATTERY_ERR_PEER_REFUSED: createError('CATTERY_ERR_PEER_REFUSED', 'The peer\'s document was refused: %s', 422),
 } as const;
 

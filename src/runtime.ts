@@ -23,6 +23,7 @@ import { loadOrCreateSecret } from './identity/secret.js';
 import { sealKeyFrom } from './accounts/sealed.js';
 import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
+import { agentMeteredServers } from './agent/enrolment.js';
 import { createIngress, type Ingress } from './ingress/ingress.js';
 import { INGRESS_UID, serviceImageRef, systemImage } from './orchestrator/docker/index.js';
 import type { BackupDeps } from './backups/backups.js';
@@ -92,6 +93,8 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     const collector = createCollector({
       db, catalog, engineFor: engines.engineFor, log: log.child({ domain: 'metering' }), idlePolicy: config.idlePolicy,
       retentionHours: config.meterRetentionHours, hourlyRetentionDays: config.meterHourlyDays,
+      // A server whose own agent reports (agent/ingest.ts) is metered there, once.
+      skipServer: (s) => agentMeteredServers(db).has(s.id),
     });
     const stagingDir = path.join(config.dataDir, 'tmp');
     const secret = loadOrCreateSecret(config.dataDir, config.secret);

@@ -1,5 +1,5 @@
 // `cattery <command>`: serve, migrate, users add, images build, images gc, volumes orphans/archive/drop, catalog check,
-// catalog schema, backup, restore, federation.
+// catalog schema, backup, restore, federation, agent.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -39,6 +39,8 @@ const USAGE = `usage: cattery <command>
                                 backups with restic (cattery backup, alone, says how)
   federation fingerprint|rotate-key
                                 this hoster's federation key: its fingerprint, or a new key signed by the old
+  agent run|token …             on a node: meter it and send signed samples to the manager; on the manager: a
+                                one-time enrolment token for a server (cattery agent, alone, says how)
   restore --from URL --password-file FILE
                                 a whole hoster on a new machine, from its backups and the recovery sheet
 Configuration comes from CATTERY_* environment variables (see README).`;
@@ -84,6 +86,8 @@ export async function main(argv: string[]): Promise<number> {
     // From here on files hold residents' data or secrets: cattery's user only, from the first one (cattery.db,
     // its WAL, data/). The catalog commands above write nothing private (services/schema.json stays readable).
     process.umask(0o077);
+    // A node's agent has a configuration of its own (config.ts loadAgentConfig): a node runs no manager.
+    if (cmd === 'agent') return await (await import('./agent.js')).agentCommand(sub, rest);
     const config = loadConfig();
     const log = createLogger(config.logLevel);
     if (cmd === 'backup') return await (await import('./backup.js')).backupCommand(sub, rest, config, log);

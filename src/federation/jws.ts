@@ -18,6 +18,10 @@ export const TYP = {
   moveManifest: 'cattery-move-manifest+jwt',
   moveRequest: 'cattery-move-request+jwt',
   moveReceipt: 'cattery-move-receipt+jwt',
+  // A node's `cattery agent` (agent/): its enrolment (signed by the new key itself, with the one-time token) and its
+  // metering samples (signed by the key pinned at enrolment).
+  agentEnrolment: 'cattery-agent-enrolment+jwt',
+  agentSample: 'cattery-agent-sample+jwt',
 } as const;
 export type DocKind = keyof typeof TYP;
 

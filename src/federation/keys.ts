@@ -64,7 +64,12 @@ function readIdentity(file: string): IdentityFile | undefined {
 
 /** The identity of the data folder, made now if there is none (first start). */
 export async function ensureIdentity(dataDir: string): Promise<void> {
-  const file = identityFile(dataDir);
+  await ensureIdentityFile(identityFile(dataDir));
+}
+
+/** A key file at this path (0600, its folder 0700), made now if there is none: the hoster's, or a node's own key for
+ * `cattery agent` (agent/agent.ts). */
+export async function ensureIdentityFile(file: string): Promise<void> {
   if (readIdentity(file)) return;
   const k = await newKeyPair();
   const id: IdentityFile = { v: 1, ...k, createdAt: new Date().toISOString(), rotations: [] };
@@ -80,12 +85,16 @@ export async function ensureIdentity(dataDir: string): Promise<void> {
 }
 
 export function createKeyStore(dataDir: string): KeyStore {
-  const file = identityFile(dataDir);
+  return createKeyStoreAt(identityFile(dataDir));
+}
+
+/** The key store of one key file (ensureIdentityFile). */
+export function createKeyStoreAt(file: string): KeyStore {
   let cached: { mtimeMs: number; ino: number; size: number; id: Identity } | undefined;
   const stat = () => { try { return fs.statSync(file); } catch (err) { if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined; throw err; } };
   const current = async (): Promise<Identity> => {
     let st = stat();
-    if (!st) { await ensureIdentity(dataDir); st = stat()!; }
+    if (!st) { await ensureIdentityFile(file); st = stat()!; }
     if (cached && cached.mtimeMs === st.mtimeMs && cached.ino === st.ino && cached.size === st.size) return cached.id;
     const raw = readIdentity(file)!;
     const key = crypto.createPrivateKey(raw.privateKey);

@@ -30,7 +30,7 @@ import type { Instance, User } from '../db/schema.js';
 import { certificateHostOf } from '../ingress/mail-host.js';
 import { webAddressOf } from '../ingress/web-address.js';
 import { checkFormOrigin, checkOwnSite, checkSocketOrigin, csrfBinding, csrfHmacKey } from './csrf.js';
-import { checkBodyType, checkRoles, createPrincipalResolver } from './auth.js';
+import { checkBodyType, checkRoles, checkSignedRoles, createPrincipalResolver } from './auth.js';
 import { cookieNames, cookieOptions } from './cookies.js';
 import { DOOR_PEER, REQUEST_ID, clientKey, compileProxyTrust } from './proxy-trust.js';
 import { errorHandler } from './error-handler.js';
@@ -77,6 +77,8 @@ import type { Federation } from '../federation/federation.js';
 import { federationRoutes } from './routes/federation.js';
 import { moveRoutes } from './routes/moves.js';
 import { federationPages } from './pages/federation.js';
+import { agentRoutes } from './routes/agent.js';
+import { createAgentIngest } from '../agent/ingest.js';
 
 export interface AppDeps {
   config: Config;
@@ -104,7 +106,7 @@ export interface AppDeps {
 declare module 'fastify' {
   interface FastifyInstance {
     /** Every route with its method, as registered: what the role matrix test walks. */
-    routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean }[];
+    routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean; signature: boolean }[];
   }
 }
 
@@ -201,7 +203,7 @@ async function registerPlugins(app: FastifyInstance, deps: AppDeps, secureCookie
  * Every form a page posts is checked for its CSRF token, and every WebSocket a page opens for its Origin, by
  * construction rather than by remembering. */
 function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookHandler, socketOrigin: preValidationHookHandler): void {
-  const routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean }[] = [];
+  const routeTable: { method: string; url: string; page: boolean; acts: boolean; cacheable: boolean; websocket: boolean; signature: boolean }[] = [];
   app.decorate('routeTable', routeTable);
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/documentation')) return;
@@ -213,13 +215,20 @@ function enforcePermissions(app: FastifyInstance, formOrigin: preValidationHookH
       return;
     }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true, acts: route.config?.acts === true, cacheable: route.config?.cacheable === true, websocket: route.websocket === true });
+    for (const m of methods) routeTable.push({ method: m, url: route.url, page: route.config?.page === true, acts: route.config?.acts === true, cacheable: route.config?.cacheable === true, websocket: route.websocket === true, signature: route.config?.signature === true });
     for (const m of methods) {
       const roles = PERMISSIONS[permissionKey(m, route.url)];
       if (!roles?.length) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} has no line in http/permissions.ts`);
       // What a cache keeps, anyone behind it may get: only an answer for everyone may be cached.
       if (route.config?.cacheable && !(roles.length === 1 && roles[0] === 'public')) throw fail('CATTERY_ERR_CONFIG', `route ${m} ${route.url} is cacheable but not public`);
       route.config = { ...(route.config ?? {}), roles };
+    }
+    // A node's agent is known by a signature only, and only on routes that check one: the two go together.
+    const agentRole = route.config?.roles?.includes('agent') === true;
+    if (agentRole !== (route.config?.signature === true)) throw fail('CATTERY_ERR_CONFIG', `route ${route.url}: the agent role and a signed body go together`);
+    if (route.config?.signature) {
+      if (route.config.roles?.length !== 1 || route.config.page || !route.preValidation) throw fail('CATTERY_ERR_CONFIG', `signed route ${route.url} must be the agent's alone, not a page, and check its signature in preValidation`);
+      route.preValidation = [...[route.preValidation].flat(), checkSignedRoles as preValidationHookHandler];
     }
     if (route.config?.page && route.config?.acts && methods.includes('GET')) {
       route.preValidation = [checkOwnSite, ...(route.preValidation ? [route.preValidation].flat() : [])];
@@ -295,6 +304,11 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(accountRoutes, { deps: deps.accounts });
   await app.register(eventRoutes, { events: deps.events });
   await app.register(meteringRoutes, { db: deps.db, config: deps.config, collector: deps.collector, catalog: deps.catalog });
+  const ingest = createAgentIngest({
+    db: deps.db, catalog: deps.catalog, idlePolicy: deps.config.idlePolicy, log: deps.log.child({ domain: 'agent' }),
+    publish: (r) => deps.collector.publish(r),
+  });
+  await app.register(agentRoutes, { db: deps.db, ingest, hosterId: deps.config.hosterId });
   const dnsDeps = { config: deps.config, db: deps.db, dkimKeys: deps.dkimKeys ?? (async () => []) };
   await app.register(dnsRoutes, { deps: dnsDeps });
   await app.register(governanceRoutes, { deps: { accounts: deps.accounts } });

@@ -6,6 +6,9 @@
 // - every other route (the JSON API, /metrics, /healthz…) takes the bearer token only; the cookie is ignored, so a
 //   forged cross-site request to the API carries no authority and needs no CSRF token;
 // - a request that carries both is judged by the one credential its route takes, the other is ignored;
+// - a route of a node's agent (config.signature: agent/) takes neither: its body is a JWS signed by the key enrolled
+//   for a server, checked by the route's own preValidation once the body is read (checkSignedRoles then applies the
+//   route's roles); a cookie or a bearer token on it is ignored;
 // - a request no route matches (the not-found handler) gets no principal at all.
 import crypto from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -26,6 +29,8 @@ declare module 'fastify' {
     /** The answer is the same for everyone and holds no person's data (published figures): caches may keep it. Only
      * a public route may say so (app.ts refuses the rest). */
     cacheable?: boolean;
+    /** Authenticated by the signature of its body only (a node's agent): see the header of this file. */
+    signature?: boolean;
   }
   interface FastifyRequest { principal: Principal | null; user: User | null }
 }
@@ -37,8 +42,9 @@ function sameToken(a: string, b: string): boolean {
 }
 
 /** The credential the matched route takes: `none` when no route matched. */
-export function credentialOf(request: FastifyRequest): 'cookie' | 'bearer' | 'none' {
+export function credentialOf(request: FastifyRequest): 'cookie' | 'bearer' | 'signature' | 'none' {
   if (!request.routeOptions.url) return 'none';
+  if (request.routeOptions.config?.signature === true) return 'signature';
   return request.routeOptions.config?.page === true ? 'cookie' : 'bearer';
 }
 
@@ -69,6 +75,19 @@ export function createPrincipalResolver(opts: { db: Db; adminToken?: string | un
 export async function checkRoles(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
   // The not-found handler has no route: it answers 404 to anyone.
   if (!request.routeOptions.url) return;
+  // A signed route's caller is known only once its body is read: checkSignedRoles, after the route's own check.
+  if (credentialOf(request) === 'signature') return;
+  rolesAllow(request);
+}
+
+/** The role check of a signed route (config.signature), run after its preValidation set the principal from the
+ * body's signature; without one (no JWS, or the route's check did not run) the caller is unauthenticated. */
+export async function checkSignedRoles(request: FastifyRequest): Promise<void> {
+  if (credentialOf(request) !== 'signature') throw fail('CATTERY_ERR_CONFIG', 'checkSignedRoles on a route that is not signed');
+  rolesAllow(request);
+}
+
+function rolesAllow(request: FastifyRequest): void {
   const allowed = request.routeOptions.config.roles ?? [];
   if (allowed.includes('public')) return;
   const p = request.principal;

@@ -77,6 +77,13 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'GET /api/metering/stream': ['admin', 'city'],
   'GET /api/metering/accounts/:slug/:username': ADMIN,
   'PUT /api/servers/:name/energy': ADMIN,
+  // a node's `cattery agent` (agent/): known by the signature of its body only, by the key enrolled for its server
+  // (auth.ts, config.signature; no cookie, no token); its enrolment, by the one-time token an administrator issued
+  'POST /api/agent/enrol': ['agent'],
+  'POST /api/agent/samples': ['agent'],
+  'POST /api/servers/:name/agent/enrolment': ADMIN,
+  'GET /api/agents': ADMIN,
+  'DELETE /api/servers/:name/agent': ADMIN,
   'GET /metrics': ADMIN,
   // the front door: the DNS records of the association's domains (they name the mail host and its keys: admin only)
   'GET /api/dns/:domain': ADMIN,

@@ -1,7 +1,8 @@
 // The roles a person or a token can hold. Which role may call which route is the table in http/permissions.ts.
-export const ROLES = ['public', 'resident', 'mediator', 'admin', 'city', 'member', 'board', 'peer'] as const;
+export const ROLES = ['public', 'resident', 'mediator', 'admin', 'city', 'member', 'board', 'peer', 'agent'] as const;
 export type Role = (typeof ROLES)[number];
-/** Roles a person can be given (public is everyone; peer is another hoster, by signature, not by login). */
+/** Roles a person can be given (public is everyone; peer is another hoster, by signature, not by login; agent is a
+ * server's `cattery agent`, by the signature of the key enrolled for that server, never a login or a token). */
 /** `member` and `board` also come from a person's membership (governance/members.ts membershipRoles): an admitted
  * member is a member, one who sits on the board is board, for as long as that lasts. */
 export const PERSON_ROLES = ['resident', 'mediator', 'admin', 'city', 'member', 'board'] as const satisfies readonly Role[];

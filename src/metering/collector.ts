@@ -2,30 +2,21 @@
 // its pid; Docker's stats API only as a fallback), the server's CPU time and its power (meter or curve), split the
 // energy (energy-model.ts), and record the pass (store.ts). Deltas are taken between passes, so the first pass after
 // a start only takes its readings.
-import os from 'node:os';
 import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import type { Server, ServerEnergy } from '../db/schema.js';
 import { listServers } from '../orchestrator/servers.js';
 import type { Logger } from '../log.js';
-import {
-  LABEL_INSTANCE, LABEL_SERVICE, containerPid, containerStats, isLocalEndpoint, runningInstanceContainers, type Engine, type Unit,
-} from '../orchestrator/docker/index.js';
-import { HOST_ROOTS, cgroupPaths, cgroupVersion, containerCgroup, readContainerUsage, readHostCpu, readHostMemory, type ContainerUsage, type HostCpu, type Roots } from './cgroup.js';
-import { splitEnergy, type IdlePolicy } from './energy-model.js';
-import { DEFAULT_SERVER_ENERGY, curveWatts, modelName, readExternalMeter } from './power.js';
-import { findRaplDomains, raplDeltaJoules, readRapl, type RaplDomain } from './rapl.js';
-import { applyRetention, recordPass, thinCumulative, type MeterLine } from './store.js';
+import { isLocalEndpoint, runningInstanceContainers, type Engine } from '../orchestrator/docker/index.js';
+import { HOST_ROOTS, cgroupVersion, readHostCpu, readHostMemory, type Roots } from './cgroup.js';
+import type { IdlePolicy } from './energy-model.js';
+import { DEFAULT_SERVER_ENERGY, readExternalMeter } from './power.js';
+import { findRaplDomains, readRapl, type RaplDomain } from './rapl.js';
+import { splitPass, type PowerReading, type ServerState } from './split-pass.js';
+import { applyRetention, recordPass, thinCumulative } from './store.js';
+import { createUsageReader } from './usage-reader.js';
 
-// Linux reports /proc/stat in USER_HZ ticks, 100 per second on every architecture cattery runs on (sysconf(_SC_CLK_TCK)).
-const USER_HZ = 100;
-const ZERO_USAGE: ContainerUsage = { cpuNs: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, memoryBytes: 0 };
-
-export interface PowerReading {
-  serverId: number; server: string; at: string; watts: number; idleWatts: number; load: number;
-  method: 'measured' | 'modelled'; model: string;
-  instances: { slug: string; service: string; watts: number; idleShareWatts: number }[];
-}
+export type { PowerReading } from './split-pass.js';
 
 export interface CollectorDeps {
   db: Db;
@@ -39,14 +30,9 @@ export interface CollectorDeps {
   powercapRoot?: string;
   /** Force the stats API (the benchmark's baseline, and engines whose cgroups cattery cannot read). */
   useStatsApi?: boolean;
-}
-
-interface ServerState {
-  atNs: bigint;
-  host?: HostCpu;
-  rapl?: number[];
-  meterW?: number;
-  usage: Map<string, ContainerUsage>;
+  /** Servers this loop leaves alone: those whose own `cattery agent` meters them (agent/ingest.ts records their
+   * passes), so that no server is counted twice. */
+  skipServer?: (s: Server) => boolean;
 }
 
 export interface Collector {
@@ -55,135 +41,11 @@ export interface Collector {
   stop(): Promise<void>;
   current(): PowerReading[];
   onPower(listener: (r: PowerReading[]) => void): () => void;
+  /** A reading made elsewhere (a node's agent, agent/ingest.ts): shown with this loop's own and sent to listeners. */
+  publish(reading: PowerReading): void;
   /** Which reader served the last pass: how many containers by cgroup files, how many by the stats API, and how many
    * were left out for a moment (unreadable while others were). */
   readers(): { cgroup: number; stats: number; skipped: number };
-}
-
-interface PassFigures {
-  server: Server; energy: ServerEnergy; seconds: number; at: Date; containers: Unit[]; usage: Map<string, ContainerUsage>;
-  prev: ServerState; rapl: RaplDomain[]; catalog: Catalog; idlePolicy: IdlePolicy;
-  host?: HostCpu; hostMem?: { totalBytes: number; availableBytes: number }; raplNow?: number[]; meterW?: number;
-}
-
-/** Pure: one server's pass between two readings, as lines of the energy accounts and the power now. */
-function splitPass(f: PassFigures): { lines: MeterLine[]; reading: PowerReading } {
-  const { server, energy, seconds, at, containers, usage, prev, rapl, host, hostMem, raplNow, meterW } = f;
-  const meter = energy.meter;
-  const perInstance = containers.filter((c) => usage.has(c.id)).map((c) => {
-    const u = usage.get(c.id)!, p = prev.usage.get(c.id);
-    // A container new since the last pass (or restarted: counters went back) counts from zero.
-    const base = p && p.cpuNs <= u.cpuNs ? p : ZERO_USAGE;
-    const service = c.labels[LABEL_SERVICE] ?? '';
-    return {
-      slug: c.labels[LABEL_INSTANCE]!, service, usage: u,
-      cpuSeconds: (u.cpuNs - base.cpuNs) / 1e9,
-      net: [Math.max(0, u.netRxBytes - base.netRxBytes), Math.max(0, u.netTxBytes - base.netTxBytes)] as const,
-      blk: [Math.max(0, u.blkReadBytes - base.blkReadBytes), Math.max(0, u.blkWriteBytes - base.blkWriteBytes)] as const,
-      reservedMemoryMb: f.catalog.services.get(service)?.manifest.limits.memoryMb ?? 0,
-    };
-  });
-  const containersCpu = perInstance.reduce((a, i) => a + i.cpuSeconds, 0);
-  let busyCpu: number, load: number;
-  if (host && prev.host) {
-    const total = host.totalJiffies - prev.host.totalJiffies, idle = host.idleJiffies - prev.host.idleJiffies;
-    busyCpu = Math.max(0, total - idle) / USER_HZ;
-    load = total > 0 ? (total - idle) / total : 0;
-  } else {
-    // A remote engine: only its containers are seen; the load is theirs over the machine's CPUs.
-    busyCpu = containersCpu;
-    load = containersCpu / (seconds * Math.max(1, os.availableParallelism()));
-  }
-  let serverJ: number, method: 'measured' | 'modelled', model: string;
-  if (raplNow && prev.rapl) {
-    serverJ = raplDeltaJoules(rapl, prev.rapl, raplNow); method = 'measured'; model = modelName(energy, 'rapl');
-  } else if (meterW !== undefined && prev.meterW !== undefined) {
-    serverJ = ((meterW + prev.meterW) / 2) * seconds; method = 'measured'; model = modelName(energy, meter!.kind);
-  } else {
-    serverJ = curveWatts(energy, load) * seconds; method = 'modelled'; model = modelName(energy, null);
-  }
-  const split = splitEnergy(serverJ, energy.idleWatts, seconds, busyCpu, perInstance, f.idlePolicy);
-  const blank = {
-    cpuSeconds: 0, memBytes: 0, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0, idleShareJ: 0, method, model, seconds,
-  };
-  const hostUsed = hostMem ? hostMem.totalBytes - hostMem.availableBytes : 0;
-  const lines: MeterLine[] = [
-    { ...blank, scope: 'server', slug: '', service: '', energyJ: serverJ, cpuSeconds: busyCpu, memBytes: hostUsed },
-    { ...blank, scope: 'idle', slug: '', service: '', energyJ: split.idleJ },
-    { ...blank, scope: 'other', slug: '', service: '', energyJ: split.otherJ, cpuSeconds: Math.max(0, busyCpu - containersCpu) },
-    ...perInstance.map((i): MeterLine => ({
-      ...blank, scope: 'instance', slug: i.slug, service: i.service, energyJ: split.instances.get(i.slug)!.energyJ,
-      idleShareJ: split.instances.get(i.slug)!.idleShareJ, cpuSeconds: i.cpuSeconds, memBytes: i.usage.memoryBytes,
-      netRxBytes: i.net[0], netTxBytes: i.net[1], blkReadBytes: i.blk[0], blkWriteBytes: i.blk[1],
-    })),
-  ];
-  const reading: PowerReading = {
-    serverId: server.id, server: server.name, at: at.toISOString(), watts: serverJ / seconds, idleWatts: split.idleJ / seconds,
-    load, method, model,
-    instances: perInstance.map((i) => ({
-      slug: i.slug, service: i.service, watts: split.instances.get(i.slug)!.energyJ / seconds,
-      idleShareWatts: split.instances.get(i.slug)!.idleShareJ / seconds,
-    })),
-  };
-  return { lines, reading };
-}
-
-/** A container's usage from the kernel's cgroup files when its engine is this host's: found by the container's id
- * (cgroup.ts containerCgroup), else through its pid (one inspect, remembered while it runs). Docker's stats API only
- * when the cgroup files cannot be read on this host at all (cattery in a container without the host's /sys/fs/cgroup,
- * a remote engine): a container that is not readable for a moment while others are (just created, restarting, being
- * removed) is left out of this pass. Asking the stats API for it instead waited about a second per container inside
- * dockerd, exactly while a bulk provisioning needed dockerd (issue 15: bench/provision's bulk figure). Its counters
- * are cumulative, so the next pass counts what it used. */
-function createUsageReader(opts: { roots: Roots; version: ReturnType<typeof cgroupVersion>; log: Logger; useStatsApi: boolean }) {
-  const { roots, version, log } = opts;
-  const pids = new Map<string, { pid: number; paths: Map<string, string> }>();
-  let counts = { cgroup: 0, stats: 0, skipped: 0 };
-  /** Whether this host's cgroup files have served a container: then one that cannot be read is a moment's state. */
-  let cgroupWorks = false;
-  async function read(engine: Engine, id: string, local: boolean): Promise<ContainerUsage | undefined> {
-    if (local && !opts.useStatsApi) {
-      try {
-        const found = containerCgroup(roots, version, id);
-        let known = found ?? pids.get(id);
-        if (known === undefined) {
-          const pid = await containerPid(engine, id);
-          known = { pid, paths: cgroupPaths(roots, pid) };
-          pids.set(id, known);
-        }
-        const u = readContainerUsage(roots, version, known.pid, known.paths);
-        counts.cgroup++;
-        cgroupWorks = true;
-        return u;
-      } catch (err) {
-        pids.delete(id);
-        if (cgroupWorks) {
-          counts.skipped++;
-          log.debug({ err, id }, 'cgroup files of a container unreadable for now; left out of this pass');
-          return undefined;
-        }
-        log.debug({ err, id }, 'cgroup files unreadable on this host; asking the stats API');
-      }
-    }
-    counts.stats++;
-    return containerStats(engine, id);
-  }
-  return {
-    /** Every running container's usage; one that cannot be read is left out of this pass. */
-    async readAll(engine: Engine, containers: Unit[], local: boolean): Promise<Map<string, ContainerUsage>> {
-      const usage = new Map<string, ContainerUsage>();
-      for (const c of containers) {
-        try {
-          const u = await read(engine, c.id, local);
-          if (u) usage.set(c.id, u);
-        } catch (err) { log.warn({ err, id: c.id }, 'no usage for a container this pass'); }
-      }
-      for (const id of pids.keys()) if (!usage.has(id) && !containers.some((c) => c.id === id)) pids.delete(id);
-      return usage;
-    },
-    resetCounts() { counts = { cgroup: 0, stats: 0, skipped: 0 }; },
-    counts: () => counts,
-  };
 }
 
 /** This host's CPU and memory (a local engine only) and the server's meter, read now. */
@@ -251,6 +113,7 @@ export function createCollector(deps: CollectorDeps): Collector {
     const at = new Date();
     const readings: PowerReading[] = [];
     for (const server of listServers(deps.db)) {
+      if (deps.skipServer?.(server)) continue;
       try {
         const r = await passServer(server, nowNs, at);
         if (r) readings.push(r);
@@ -263,9 +126,20 @@ export function createCollector(deps: CollectorDeps): Collector {
     }
     if (readings.length) {
       latest = readings;
-      for (const l of listeners) l(readings);
+      for (const l of listeners) l(current());
     }
     return readings;
+  }
+
+  // Readings published by agents, by server: shown until the server's next one, or for a few intervals after the
+  // last one (an agent gone quiet is not shown as drawing its last power for ever).
+  const published = new Map<number, { reading: PowerReading; at: number }>();
+  const PUBLISHED_FOR_MS = 60_000;
+  function current(): PowerReading[] {
+    const now = Date.now();
+    const mine = latest.filter((r) => !published.has(r.serverId));
+    const theirs = [...published.values()].filter((p) => now - p.at < PUBLISHED_FOR_MS).map((p) => p.reading);
+    return [...mine, ...theirs].sort((a, b) => a.serverId - b.serverId);
   }
 
   return {
@@ -280,7 +154,12 @@ export function createCollector(deps: CollectorDeps): Collector {
       timer.unref();
     },
     async stop() { clearInterval(timer); await running; },
-    current: () => latest,
+    current,
+    publish(reading) {
+      published.set(reading.serverId, { reading, at: Date.now() });
+      const now = current();
+      for (const l of listeners) l(now);
+    },
     onPower(listener) { listeners.add(listener); return () => listeners.delete(listener); },
     readers: () => reader.counts(),
   };

@@ -1,0 +1,72 @@
+// The agent as a global Swarm service (one task on every node), described here and deployed by the orchestrator's
+// Swarm side: this file only says what the service is. What the agent needs of its node, read-only: the cgroup
+// hierarchy, /proc and the powercap (RAPL) files, mounted under /host as node-exporter mounts them; Docker's socket to
+// know which container is which instance (labels) and, in a task's own PID namespace, each container's host pid.
+// The socket is the one grant that is not read-only in effect (Docker's API has no read-only mode): docs/energy.md
+// says so, and why a node's agent is trusted with it (it is the node's own engine, on a node cattery runs).
+import { fail } from '../errors.js';
+export interface AgentServiceOptions {
+  hosterId: string;
+  /** The image holding cattery (its entry point `cattery`). */
+  image: string;
+  /** The manager's address as the nodes reach it (https). */
+  manager: string;
+  /** A Swarm secret holding the nodes' enrolment tokens, one line `NODE-HOSTNAME TOKEN` each (agent.ts tokenOf):
+   * each node picks its own line by its hostname, which Swarm's template gives the task. */
+  tokensSecret: { id: string; name: string };
+  intervalSeconds?: number;
+}
+
+export const AGENT_STATE_DIR = '/var/lib/cattery-agent';
+const TOKENS_FILE = 'cattery-agent-tokens';
+
+/** The CreateService body (Engine API 1.41, Docker 20.10). A plain object, so that it can be compared and tested. */
+export function agentServiceSpec(o: AgentServiceOptions) {
+  const env: Record<string, string> = {
+    CATTERY_AGENT_MANAGER: o.manager,
+    CATTERY_AGENT_TOKEN_FILE: `/run/secrets/${TOKENS_FILE}`,
+    CATTERY_AGENT_NODE: '{{.Node.Hostname}}',
+    CATTERY_AGENT_DIR: AGENT_STATE_DIR,
+    CATTERY_AGENT_INTERVAL_S: String(o.intervalSeconds ?? 10),
+    CATTERY_AGENT_CGROUP_ROOT: '/host/sys/fs/cgroup',
+    CATTERY_AGENT_PROC_ROOT: '/host/proc',
+    CATTERY_AGENT_POWERCAP_ROOT: '/host/sys/class/powercap',
+    CATTERY_DOCKER: 'unix:///var/run/docker.sock',
+  };
+  const labels = { 'cattery.hoster': o.hosterId, 'cattery.role': 'agent' };
+  const ro = (source: string, target: string) => ({ Type: 'bind', Source: source, Target: target, ReadOnly: true });
+  return {
+    Name: `${o.hosterId}-agent`,
+    Labels: labels,
+    Mode: { Global: {} },
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: o.image,
+        Args: ['agent', 'run'],
+        Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        Labels: labels,
+        ReadOnly: true,
+        // Root inside the task reads other processes' /proc entries; it needs no capability beyond that.
+        CapabilityDrop: ['ALL'],
+        Privileges: { NoNewPrivileges: true },
+        Mounts: [
+          ro('/sys/fs/cgroup', '/host/sys/fs/cgroup'),
+          ro('/proc', '/host/proc'),
+          ro('/sys/class/powercap', '/host/sys/class/powercap'),
+          { Type: 'bind', Source: '/var/run/docker.sock', Target: '/var/run/docker.sock', ReadOnly: true },
+          // The node's key and enrolment outlive the task: a volume of the node's own (0700 inside, agent.ts).
+          { Type: 'volume', Source: `${o.hosterId}-agent-state`, Target: AGENT_STATE_DIR, VolumeOptions: { Labels: labels } },
+        ],
+        Secrets: [{ SecretID: o.tokensSecret.id, SecretName: o.tokensSecret.name, File: { Name: TOKENS_FILE, UID: '0', GID: '0', Mode: 0o400 } }],
+      },
+      Resources: { Limits: { MemoryBytes: 128 * 1024 * 1024, NanoCPUs: 250_000_000 } },
+      RestartPolicy: { Condition: 'any', Delay: 10_000_000_000 },
+    },
+  };
+}
+
+/** The token file's text for that secret: one line per node. */
+export function agentTokensFile(tokens: { node: string; token: string }[]): string {
+  for (const t of tokens) if (!/^[A-Za-z0-9.-]{1,253}$/.test(t.node)) throw fail('CATTERY_ERR_VALIDATION', `node name ${t.node.slice(0, 60)} is not a hostname`);
+  return tokens.map((t) => `${t.node} ${t.token}\n`).join('');
+}
