@@ -127,8 +127,9 @@ export async function ensureService(manager: Engine, spec: SwarmServiceSpec): Pr
     const created = await call(manager, `create service ${name}`, (d) => d.createService(spec)) as { id?: string; ID?: string };
     return { id: created.id ?? created.ID ?? name, how: 'created' };
   }
-  if (JSON.stringify(existing.Spec.Labels) === JSON.stringify(spec.Labels)
-    && existing.Spec.Mode?.Replicated?.Replicas === spec.Mode?.Replicated?.Replicas) return { id: existing.ID, how: 'unchanged' };
+  // Labels come back from the engine in its own key order.
+  const same = (a: Record<string, string> | undefined, b: Record<string, string>) => JSON.stringify(Object.entries(a ?? {}).sort()) === JSON.stringify(Object.entries(b).sort());
+  if (same(existing.Spec.Labels, spec.Labels) && existing.Spec.Mode?.Replicated?.Replicas === spec.Mode?.Replicated?.Replicas) return { id: existing.ID, how: 'unchanged' };
   await call(manager, `update service ${name}`, (d) => d.getService(existing.ID).update({ version: existing.Version.Index, ...spec } as unknown as object));
   return { id: existing.ID, how: 'updated' };
 }
