@@ -25,11 +25,12 @@ const catalog = loadValidCatalog(TEST_CATALOG);
 const probe = catalog.services.get('probe')!;
 const probeRef = await ensureServiceImage(swarm.host, probe, { workDir: `${config.dataDir}/build`, progress: () => undefined });
 
-const cli = async (...args: string[]) => {
+const cliWith = (c: typeof config) => async (...args: string[]) => {
   const lines: string[] = [];
-  const code = await serversCommand(args[0], args.slice(1), config, log, (l) => lines.push(l));
+  const code = await serversCommand(args[0], args.slice(1), c, log, (l) => lines.push(l));
   return { code, out: lines.join('\n') };
 };
+const cli = cliWith(config);
 const nodeByName = async (hostname: string) => (await listNodes(manager)).find((n) => n.hostname === hostname)!;
 
 // Each probe answers with its own greeting: what one instance reads is then known to come from the other.
@@ -44,6 +45,17 @@ const running = async (w: SwarmInstanceWanted) => waitFor(`${w.instance.slug} ru
 }, 90_000, 500);
 const taskOf = async (slug: string): Promise<TaskView> => (await serviceTasks(manager, serviceName(swarm.prefix, slug))).find((x) => x.state === 'running')!;
 const nodeHolding = (hostname: string) => swarm.nodes.find((n) => n.name === hostname)!;
+
+t.test('a single server without Swarm stays as it is: `cattery servers list` reads, changes nothing', async (t) => {
+  // The test machine's own engine, which is no swarm node: asked, never changed.
+  const plain = testConfig(t);
+  const list = await cliWith(plain)('list');
+  t.equal(list.code, 0);
+  t.match(list.out, /^local {2}unix:\/\/\/var\/run\/docker\.sock {2}site local {2}no swarm$/m);
+  await t.rejects(cliWith(plain)('join', 'n9', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip), { code: 'CATTERY_ERR_CONFLICT' }, 'joining needs a swarm first');
+  t.match((await cliWith(plain)('list')).out, /no swarm$/, 'and nothing was added');
+  t.notMatch((await cliWith(plain)('list')).out, /n9/);
+});
 
 t.test('cattery servers: swarm-init on the first server, join tokens, join and label the others, node state', async (t) => {
   const init = await cli('swarm-init', '--advertise-addr', n1.ip, '--no-new-privileges', '--disk', 'ssd', '--heartbeat-s', '1');
