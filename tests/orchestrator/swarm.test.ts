@@ -10,6 +10,7 @@ import { serversCommand } from '../../src/cli/servers.js';
 import {
   connectEngine, ensureImageOn, ensureServiceImage, listNodes, serviceName, serviceTasks, type Engine, type TaskView,
 } from '../../src/orchestrator/docker/index.js';
+import { swarmRuntime } from '../../src/orchestrator/docker/swarm-runtime.js';
 import { ensureSwarmInstance, removeSwarmInstance, swarmInstanceState, type SwarmInstanceWanted } from '../../src/orchestrator/swarm.js';
 import { TEST_CATALOG, testConfig, waitFor } from '../helpers.js';
 import { execOn, startSwarmNodes, type SwarmNode } from './swarm-fixture.js';
@@ -165,6 +166,33 @@ t.test('isolation: instances on different nodes cannot reach each other', async 
   const byName = await execOn(n2.docker, ta.containerId!, get('iso-b'));
   t.notMatch(byName.out, /hello-iso-b/, 'nor by its name');
   t.not(byName.code, 0, 'its name does not even resolve on a\'s network');
+});
+
+t.test('the Swarm InstanceRuntime: create scaled to zero, start, healthy, restart, stop, adopt, remove', async (t) => {
+  const rt = swarmRuntime(manager, 'n3');
+  const w = wanted('unit', 'n3');
+  const unitWanted = { manifest: w.manifest, instance: w.instance, server: { publishAddress: '127.0.0.1' } };
+  const ours = (labels: Record<string, string>) => (labels['cattery.hoster'] !== swarm.prefix ? 'foreign' : labels['cattery.generation'] === '1' ? 'adopt' : 'replace') as 'adopt';
+  const made = await rt.createOrAdopt(unitWanted, ours);
+  t.equal(made.how, 'created');
+  const name = serviceName(swarm.prefix, 'unit');
+  t.equal((await rt.state(made.id, name)).running, false, 'created, not started');
+  t.same(await rt.createOrAdopt(unitWanted, ours), { id: made.id, how: 'adopted' }, 'a second create adopts');
+  await rt.ensureStarted(made.id, name);
+  let last: unknown;
+  const up = await waitFor('healthy', async () => { const st = await rt.state(made.id, name); last = st; return st.running && st.health === 'healthy' ? st : undefined; }, 60_000, 500)
+    .catch(async (err) => { t.comment(JSON.stringify({ last, tasks: await serviceTasks(manager, name), svc: (await manager.docker.getService(name).inspect()).Spec.Mode })); throw err; });
+  t.equal(up.health, 'healthy');
+  const first = (await taskOf('unit')).id;
+  await rt.restart(made.id, name);
+  await waitFor('a new task after the restart', async () => { const x = await taskOf('unit').catch(() => undefined); return x && x.id !== first; }, 60_000, 500);
+  t.equal((await taskOf('unit')).nodeId, (await nodeByName(n3.name)).id, 'restarted on its pinned node');
+  await rt.ensureStopped(made.id, name);
+  await waitFor('stopped', async () => !(await rt.state(made.id, name)).running, 30_000, 500);
+  await rt.ensureRemoved(made.id, name);
+  t.equal(await manager.docker.getService(name).inspect().then(() => true, () => false), false, 'service gone');
+  t.equal(await manager.docker.getNetwork(name).inspect().then(() => true, () => false), false, 'its overlay gone');
+  await rt.ensureRemoved(made.id, name);
 });
 
 t.test('a node dies: the stateful instance pinned there stays down and is reported, the stateless one moves', async (t) => {

@@ -18,6 +18,7 @@ export {
 export { parseEventChunk, watchContainerEvents, type InstanceEvent } from './events.js';
 export { CONTAINER_LOG, containerName, instanceLabels, networkName, volumeName, buildContainerSpec, environmentOf } from './container-spec.js';
 export { containerRuntime, type InstanceRuntime, type UnitWanted } from './instance-runtime.js';
+export { swarmRuntime } from './swarm-runtime.js';
 export { archiveVolumeTo, archiveVolumes } from './archive.js';
 export { runOneShot, type OneShotMount, type OneShotResult, type OneShotSpec } from './one-shot.js';
 export {
