@@ -8,8 +8,9 @@ import type { Server } from '../db/schema.js';
 
 const USAGE = `usage:
   cattery servers list          the servers and, on Swarm, each node's state and labels
-  cattery servers swarm-init --advertise-addr ADDR [--disk CLASS] [--no-new-privileges]
-                                make the first server the swarm's manager and label its node
+  cattery servers swarm-init --advertise-addr ADDR [--disk CLASS] [--no-new-privileges] [--heartbeat-s N]
+                                make the first server the swarm's manager and label its node (a node is seen
+                                down after a few missed heartbeats: every N seconds, 5 unless said)
   cattery servers join-tokens   the tokens another engine joins with (a secret: whoever has it joins the swarm)
   cattery servers join NAME --endpoint URL --advertise-addr ADDR [--site SITE] [--disk CLASS] [--no-new-privileges]
                                 add a server, join its engine to the swarm and label its node
@@ -58,11 +59,12 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
     };
 
     if (sub === 'list') {
-      const st = await docker.swarmState(manager).catch(() => undefined);
-      const nodes = st?.manager ? await docker.listNodes(manager) : [];
+      const st = await docker.swarmState(manager).catch((err: Error) => err);
+      const nodes = !(st instanceof Error) && st.manager ? await docker.listNodes(manager) : [];
+      const none = st instanceof Error ? `the first server's engine (the swarm's manager) does not answer: ${st.message}` : st.manager ? 'not a swarm node' : 'no swarm';
       for (const s of servers.listServers(db)) {
         const n = nodes.find((x) => x.server === s.name);
-        const swarm = n ? `node ${n.hostname} ${n.role}${n.leader ? ' (leader)' : ''} ${n.state}/${n.availability} site=${n.site ?? ''} disk=${n.disk ?? ''} no-new-privileges=${n.noNewPrivileges} engine ${n.engineVersion}` : st?.manager ? 'not a swarm node' : 'no swarm';
+        const swarm = n ? `node ${n.hostname} ${n.role}${n.leader ? ' (leader)' : ''} ${n.state}/${n.availability} site=${n.site ?? ''} disk=${n.disk ?? ''} no-new-privileges=${n.noNewPrivileges} engine ${n.engineVersion}` : none;
         out(`${s.name}  ${s.dockerEndpoint}  site ${s.site || '-'}  ${swarm}`);
       }
       for (const n of nodes.filter((x) => !x.server)) out(`(unlabelled node ${n.hostname} ${n.id} ${n.state}: cattery servers label NAME)`);
