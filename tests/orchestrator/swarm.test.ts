@@ -1,6 +1,6 @@
 // On a real three-node Docker Swarm (tests/orchestrator/swarm-fixture.ts): `cattery servers` forms it and labels its
 // nodes; instances placed by label run with every hardening, read back from each task's container through its own
-// node's dockerd; two instances on different nodes cannot reach each other; when a node dies, the stateful instance
+// node's dockerd; two instances cannot reach each other, on different nodes or on one; when a node dies, the stateful instance
 // pinned there stays down and is reported, the stateless one is rescheduled.
 import t from 'tap';
 import { pino } from 'pino';
@@ -92,10 +92,13 @@ t.test('images are carried to every node through the API', async (t) => {
 
 const isoA = wanted('iso-a', 'n2');
 const isoB = wanted('iso-b', 'n3', { network: { encrypted: true } });
+// On b's node, to check the same across two overlays of one node (where Docker's docker_gwbridge joins every task).
+const isoC = wanted('iso-c', 'n3');
 
 t.test('placement by label; the hardening read back from the task\'s container on its node', async (t) => {
   t.equal((await ensureSwarmInstance(manager, isoA)).how, 'created');
   t.equal((await ensureSwarmInstance(manager, isoB)).how, 'created');
+  await ensureSwarmInstance(manager, isoC);
   t.equal((await ensureSwarmInstance(manager, isoA)).how, 'unchanged', 'idempotent');
   const [a, b] = await Promise.all([running(isoA), running(isoB)]);
   t.equal(a.node?.server, 'n2');
@@ -143,7 +146,7 @@ t.test('placement by label; the hardening read back from the task\'s container o
   t.same(svc.Endpoint?.Ports ?? [], [], 'nothing published');
 });
 
-t.test('isolation: instances on different nodes cannot reach each other', async (t) => {
+t.test('isolation: instances cannot reach each other, on different nodes or on one', async (t) => {
   const [ta, tb] = [await taskOf('iso-a'), await taskOf('iso-b')];
   const b = await n3.docker.getContainer(tb.containerId!).inspect();
   const ipB = b.NetworkSettings.Networks[`${swarm.prefix}-iso-b`]!.IPAddress;
@@ -166,6 +169,16 @@ t.test('isolation: instances on different nodes cannot reach each other', async 
   const byName = await execOn(n2.docker, ta.containerId!, get('iso-b'));
   t.notMatch(byName.out, /hello-iso-b/, 'nor by its name');
   t.not(byName.code, 0, 'its name does not even resolve on a\'s network');
+  // The same on one node: c shares b's node, not its network. b's address on the node's gateway bridge too.
+  const tc = await waitFor('c running', () => taskOf('iso-c').catch(() => undefined), 90_000, 500);
+  // Swarm attaches a task to its node's docker_gwbridge outside the container's own network list: the bridge says.
+  const gwNet = await n3.docker.getNetwork('docker_gwbridge').inspect() as { Containers?: Record<string, { IPv4Address?: string }> };
+  const gw = gwNet.Containers?.[b.Id]?.IPv4Address?.split('/')[0];
+  for (const ip of [ipB, ...vip, ...(gw ? [gw] : [])]) {
+    const near = await execOn(n3.docker, tc.containerId!, get(ip));
+    t.notMatch(near.out, /hello-iso-b/, `c (on ${n3.name} too) cannot reach b at ${ip} (exit ${near.code})`);
+  }
+  t.ok(gw, 'b has an address on the gateway bridge, tried above');
 });
 
 t.test('the Swarm InstanceRuntime: create scaled to zero, start, healthy, restart, stop, adopt, remove', async (t) => {
@@ -198,6 +211,7 @@ t.test('the Swarm InstanceRuntime: create scaled to zero, start, healthy, restar
 t.test('a node dies: the stateful instance pinned there stays down and is reported, the stateless one moves', async (t) => {
   await removeSwarmInstance(manager, 'iso-a');
   await removeSwarmInstance(manager, 'iso-b');
+  await removeSwarmInstance(manager, 'iso-c');
   const roam = wanted('roam', 'n2', { volumes: [] });
   await ensureSwarmInstance(manager, roam);
   const r0 = await running(roam);
