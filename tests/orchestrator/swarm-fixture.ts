@@ -2,6 +2,7 @@
 // tests/fixtures/swarm-node (Debian's docker.io on cattery's debootstrap base) running its own dockerd, on a bridge
 // network of the test. One per test file (a node starts in seconds, a swarm of three in about ten); everything is
 // named with the test's t<8hex>- prefix and removed at the end, the nodes' cgroups included.
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -92,12 +93,24 @@ export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?:
     await docker.getNetwork(netName).remove().catch(() => undefined);
     t.comment(`swarm nodes removed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   };
-  t.teardown(cleanup);
+  let cleaned = false;
+  t.teardown(async () => { await cleanup(); cleaned = true; });
+  // A test file that dies outside tap's hands (an error at its top level) runs no teardown: the nodes would stay up,
+  // dockerd and all. The process's last moment removes them then, synchronously, with the docker CLI (tests only).
+  process.once('exit', () => {
+    if (cleaned || !made.length) return;
+    const quiet = { stdio: 'ignore' as const, timeout: 30_000 };
+    try { execFileSync('docker', ['rm', '--force', '--volumes', ...made.map((m) => m.id)], quiet); } catch { /* gone */ }
+    for (const m of made) removeCgroupTree(m.id);
+    try { execFileSync('docker', ['volume', 'rm', ...volumes], quiet); } catch { /* gone */ }
+    try { execFileSync('docker', ['network', 'rm', netName], quiet); } catch { /* gone */ }
+  });
   // A file's top-level await that throws ends the process before any teardown: a failed start cleans up itself.
   try {
     await startNodes();
   } catch (err) {
     await cleanup();
+    cleaned = true;
     throw err;
   }
   return {

@@ -1,7 +1,7 @@
 // On a real three-node Docker Swarm (tests/orchestrator/swarm-fixture.ts): `cattery servers` forms it and labels its
 // nodes; instances placed by label run with every hardening, read back from each task's container through its own
-// node's dockerd; two instances cannot reach each other, on different nodes or on one; when a node dies, the stateful instance
-// pinned there stays down and is reported, the stateless one is rescheduled.
+// node's dockerd; two instances cannot reach each other, on different nodes or on one; when a node dies, the stateful
+// instance pinned there stays down and is reported, the stateless one is rescheduled.
 import t from 'tap';
 import { pino } from 'pino';
 import { loadValidCatalog } from '../../src/catalog/load.js';
