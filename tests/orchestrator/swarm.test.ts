@@ -100,6 +100,7 @@ t.test('placement by label; the hardening read back from the task\'s container o
   t.equal((await ensureSwarmInstance(manager, isoB)).how, 'created');
   await ensureSwarmInstance(manager, isoC);
   t.equal((await ensureSwarmInstance(manager, isoA)).how, 'unchanged', 'idempotent');
+  await t.rejects(ensureImageOn(swarm.host, n2.engine, `cattery/probe:${'0'.repeat(12)}`), { code: 'CATTERY_ERR_IMAGE_MISSING' }, 'an image nobody built is said so');
   const [a, b] = await Promise.all([running(isoA), running(isoB)]);
   t.equal(a.node?.server, 'n2');
   t.equal(b.node?.server, 'n3');
@@ -144,6 +145,16 @@ t.test('placement by label; the hardening read back from the task\'s container o
   t.ok(netB.Options && 'encrypted' in netB.Options, 'encrypted where the manifest asks');
   const svc = await manager.docker.getService(serviceName(swarm.prefix, 'iso-a')).inspect() as { Endpoint?: { Ports?: unknown[] } };
   t.same(svc.Endpoint?.Ports ?? [], [], 'nothing published');
+  // A new generation updates the service in place: Swarm replaces the task, on the same pinned node, same volume.
+  const gen2 = { ...isoA, instance: { ...isoA.instance, generation: 2 } };
+  t.equal((await ensureSwarmInstance(manager, gen2)).how, 'updated');
+  const t2 = await waitFor('the generation 2 task', async () => {
+    const x = await taskOf('iso-a').catch(() => undefined);
+    if (!x || x.id === ta.id) return undefined;
+    const ci = await n2.docker.getContainer(x.containerId!).inspect();
+    return ci.Config.Labels['cattery.generation'] === '2' ? x : undefined;
+  }, 60_000, 500);
+  t.equal(t2.nodeId, (await nodeByName(n2.name)).id, 'on its pinned node still');
 });
 
 t.test('isolation: instances cannot reach each other, on different nodes or on one', async (t) => {
