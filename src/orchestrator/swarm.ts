@@ -5,7 +5,7 @@ import type { Manifest } from '../catalog/manifest.js';
 import type { Instance } from '../db/schema.js';
 import {
   buildOverlaySpec, buildServiceSpec, ensureOverlayNetwork, ensureOverlayRemoved, ensureService, ensureServiceRemoved,
-  isStateful, listNodes, scaleService, serviceName, serviceTasks, networkName, type Engine, type NodeView,
+  findService, isStateful, listNodes, scaleService, serviceName, serviceTasks, networkName, type Engine, type NodeView,
 } from './docker/index.js';
 
 export interface SwarmInstanceWanted {
@@ -78,30 +78,31 @@ export async function swarmInstanceState(
 ): Promise<SwarmInstanceState> {
   const name = serviceName(manager.hosterId, w.slug);
   const pinnedTo = isStateful(w.manifest) ? w.serverName : undefined;
-  const [tasks, allNodes] = await Promise.all([serviceTasks(manager, name).catch(() => undefined), nodes ?? listNodes(manager)]);
+  // An engine that does not answer is an error, not a missing instance: only the service's absence says "missing".
+  // (Docker answers 404 to a task listing filtered on a service that does not exist: the service is asked first.)
+  const svc = await findService(manager, name);
+  if (!svc) return { status: 'missing', node: undefined, pinnedTo, message: `no service ${name}` };
+  const [tasks, allNodes] = await Promise.all([serviceTasks(manager, name), nodes ?? listNodes(manager)]);
   const nodeOf = (id: string) => {
     const n = allNodes.find((x) => x.id === id);
     return n ? { id: n.id, hostname: n.hostname, server: n.server, state: n.state } : undefined;
   };
-  if (!tasks) return { status: 'missing', node: undefined, pinnedTo, message: `no service ${name}` };
+  if (svc.Spec.Mode?.Replicated?.Replicas === 0) return { status: 'stopped', node: undefined, pinnedTo, message: 'scaled to zero' };
   const wanted = tasks.filter((t) => t.desired === 'running');
-  const running = wanted.find((t) => t.state === 'running');
-  if (running) return { status: 'running', node: nodeOf(running.nodeId), pinnedTo, message: running.message };
+  // A node that is down still shows its last task as running for a while: the node's state wins over the task's.
   const pinnedNode = pinnedTo ? allNodes.find((n) => n.server === pinnedTo) : undefined;
-  // A node that is down still shows its last task as running for a while, desired "running": the node's state wins.
   if (pinnedTo && (!pinnedNode || pinnedNode.state !== 'ready')) {
     return {
       status: 'down', node: pinnedNode ? nodeOf(pinnedNode.id) : undefined, pinnedTo,
       message: pinnedNode ? `its server ${pinnedTo} is ${pinnedNode.state}: restore its latest backup on another server, or bring the server back` : `no node is labelled ${pinnedTo}`,
     };
   }
+  const running = wanted.find((t) => t.state === 'running' && nodeOf(t.nodeId)?.state === 'ready');
+  if (running) return { status: 'running', node: nodeOf(running.nodeId), pinnedTo, message: running.message };
   const live = wanted.find((t) => LIVE.has(t.state));
   if (live) {
     const waiting = live.state === 'pending' || (live.state === 'new' && !live.nodeId);
     return { status: waiting ? 'pending' : 'starting', node: live.nodeId ? nodeOf(live.nodeId) : undefined, pinnedTo, message: live.error || live.message };
-  }
-  if (!wanted.length && !tasks.some((t) => LIVE.has(t.state) || t.state === 'running')) {
-    return { status: 'stopped', node: undefined, pinnedTo, message: 'scaled to zero' };
   }
   const last = tasks[0];
   return { status: 'starting', node: last?.nodeId ? nodeOf(last.nodeId) : undefined, pinnedTo, message: last?.error || last?.message || '' };

@@ -213,9 +213,11 @@ t.test('the Swarm InstanceRuntime: create scaled to zero, start, healthy, restar
   t.equal((await taskOf('unit')).nodeId, (await nodeByName(n3.name)).id, 'restarted on its pinned node');
   await rt.ensureStopped(made.id, name);
   await waitFor('stopped', async () => !(await rt.state(made.id, name)).running, 30_000, 500);
+  t.equal((await swarmInstanceState(manager, { manifest: w.manifest, serverName: 'n3', slug: 'unit' })).status, 'stopped');
   await rt.ensureRemoved(made.id, name);
   t.equal(await manager.docker.getService(name).inspect().then(() => true, () => false), false, 'service gone');
   t.equal(await manager.docker.getNetwork(name).inspect().then(() => true, () => false), false, 'its overlay gone');
+  t.equal((await swarmInstanceState(manager, { manifest: w.manifest, serverName: 'n3', slug: 'unit' })).status, 'missing');
   await rt.ensureRemoved(made.id, name);
 });
 
