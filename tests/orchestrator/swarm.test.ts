@@ -221,6 +221,24 @@ t.test('the Swarm InstanceRuntime: create scaled to zero, start, healthy, restar
   await rt.ensureRemoved(made.id, name);
 });
 
+t.test('a node that does not declare no-new-privileges never receives an instance', async (t) => {
+  t.equal((await cli('label', 'n3', '--without-no-new-privileges')).code, 0);
+  t.equal((await nodeByName(n3.name)).noNewPrivileges, false);
+  const w = wanted('nnp', 'n3');
+  await ensureSwarmInstance(manager, w);
+  const st = await waitFor('pending', async () => {
+    const x = await swarmInstanceState(manager, { manifest: w.manifest, serverName: 'n3', slug: 'nnp' });
+    // First "pending task scheduling", then the scheduler's reason.
+    return x.status === 'pending' && /constraint|suitable node/i.test(x.message) ? x : undefined;
+  }, 30_000, 500);
+  t.comment(`Swarm says: ${st.message}`);
+  await new Promise((r) => setTimeout(r, 2_000));
+  t.equal((await swarmInstanceState(manager, { manifest: w.manifest, serverName: 'n3', slug: 'nnp' })).status, 'pending', 'still waiting, nothing ran');
+  t.equal((await cli('label', 'n3', '--no-new-privileges')).code, 0);
+  t.equal((await running(w)).node?.server, 'n3', 'placed once the node says it');
+  await removeSwarmInstance(manager, 'nnp');
+});
+
 t.test('a node dies: the stateful instance pinned there stays down and is reported, the stateless one moves', async (t) => {
   await removeSwarmInstance(manager, 'iso-a');
   await removeSwarmInstance(manager, 'iso-b');
