@@ -74,6 +74,7 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
       const addr = values['advertise-addr'];
       if (!addr) throw fail('CATTERY_ERR_VALIDATION', '--advertise-addr ADDR: the address other servers reach this one on');
       const heartbeat = values['heartbeat-s'] ? Number(values['heartbeat-s']) : undefined;
+      if (heartbeat !== undefined && !(Number.isInteger(heartbeat) && heartbeat >= 1 && heartbeat <= 60)) throw fail('CATTERY_ERR_VALIDATION', '--heartbeat-s: whole seconds, 1 to 60');
       const st = await docker.ensureSwarmInit(manager, { advertiseAddr: addr, ...(heartbeat ? { heartbeatSeconds: heartbeat } : {}) });
       await docker.labelNode(manager, st.nodeId, { server: first.name, site: first.site, ...(values.disk ? { disk: values.disk } : {}), ...(nnp !== undefined ? { noNewPrivileges: nnp } : {}) });
       out(`swarm ready; ${first.name} is its manager (node ${st.nodeId})`);
