@@ -125,6 +125,9 @@ export const ManifestSchema = Type.Object({
   }, { additionalProperties: false }),
   capabilities: Type.Array(Type.String({ pattern: '^[A-Z_]+$' }), { uniqueItems: true }),
   readOnlyRootfs: Type.Boolean(),
+  network: Type.Optional(Type.Object({
+    encrypted: Type.Boolean({ description: 'On Swarm, the instance\'s overlay network is encrypted (IPsec between nodes): for a service whose own traffic is not (docs/swarm.md)' }),
+  }, { additionalProperties: false })),
   tmpfs: Type.Array(Type.Object({ path: AbsPath, sizeMb: Type.Integer({ minimum: 1, maximum: 4096 }) }, { additionalProperties: false })),
   accounts: Type.Optional(Type.Object({
     adapter: Type.Literal('exec'),

@@ -37,6 +37,8 @@ const USAGE = `usage: cattery <command>
                                 at the first sign-in
   backup add|sheet|run|snapshots|check|restore …
                                 backups with restic (cattery backup, alone, says how)
+  servers list|swarm-init|join-tokens|join|label …
+                                servers and the Docker Swarm they form (cattery servers, alone, says how)
   federation fingerprint|rotate-key
                                 this hoster's federation key: its fingerprint, or a new key signed by the old
   agent run|token …             on a node: meter it and send signed samples to the manager; on the manager: a
@@ -92,6 +94,7 @@ export async function main(argv: string[]): Promise<number> {
     const log = createLogger(config.logLevel);
     if (cmd === 'backup') return await (await import('./backup.js')).backupCommand(sub, rest, config, log);
     if (cmd === 'restore') return await (await import('./backup.js')).restoreCommand([sub, ...rest].filter((x): x is string => x !== undefined), config, log);
+    if (cmd === 'servers') return await (await import('./servers.js')).serversCommand(sub, rest, config, log);
     if (cmd === 'federation') return await (await import('./federation.js')).federationCommand(sub, config);
     if (cmd === 'migrate') {
       const { applyMigrations, openDb } = await database();

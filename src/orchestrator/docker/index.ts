@@ -18,6 +18,7 @@ export {
 export { parseEventChunk, watchContainerEvents, type InstanceEvent } from './events.js';
 export { CONTAINER_LOG, containerName, instanceLabels, networkName, volumeName, buildContainerSpec, environmentOf } from './container-spec.js';
 export { containerRuntime, type InstanceRuntime, type UnitWanted } from './instance-runtime.js';
+export { swarmRuntime } from './swarm-runtime.js';
 export { archiveVolumeTo, archiveVolumes } from './archive.js';
 export { runOneShot, type OneShotMount, type OneShotResult, type OneShotSpec } from './one-shot.js';
 export {
@@ -40,3 +41,12 @@ export {
   REF as IMAGE_REF, ensureInventory, inventoryFile, inventoryImage, readInventory, softwareDir, type DebianPackage, type NpmPackage, type SoftwareInventory,
 } from './software.js';
 export { containerStats, statsUsage, type StatsUsage } from './stats.js';
+export {
+  NODE_LABEL_DISK, NODE_LABEL_NNP, NODE_LABEL_SERVER, NODE_LABEL_SITE, buildOverlaySpec, buildServiceSpec, isStateful, placementConstraints,
+  serviceName, swarmRefusals, type SwarmOverlaySpec, type SwarmServiceSpec,
+} from './swarm-spec.js';
+export {
+  ensureImageOn, ensureOverlayNetwork, ensureOverlayRemoved, ensureService, ensureServiceRemoved, ensureSwarmInit, ensureSwarmJoin, findService,
+  joinTokens, labelNode, listNodes, scaleService, serviceTasks, swarmState,
+  type JoinTokens, type NodeLabels, type NodeView, type SwarmState, type TaskView,
+} from './swarm.js';

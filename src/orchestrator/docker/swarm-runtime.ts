@@ -1,0 +1,72 @@
+// How an instance runs on a Docker Swarm, behind the same InstanceRuntime as a container (instance-runtime.ts):
+// a one-replica service on its own overlay. Not wired into the reconciler yet (docs/swarm.md, what is left); tested
+// on a real swarm in tests/orchestrator/swarm.test.ts. One per server: `serverName` is where stateful ones are pinned.
+import { fail } from '../../errors.js';
+import type { Adoption, UnitState } from './containers.js';
+import { call, type Engine } from './engine.js';
+import type { InstanceRuntime } from './instance-runtime.js';
+import { buildOverlaySpec, buildServiceSpec } from './swarm-spec.js';
+import { ensureOverlayNetwork, ensureOverlayRemoved, ensureServiceRemoved, findService, scaleService, serviceTasks } from './swarm.js';
+
+export function swarmRuntime(manager: Engine, serverName: string): InstanceRuntime {
+  const service = async (id: string) => {
+    const s = await findService(manager, id);
+    if (!s) throw fail('CATTERY_ERR_NOT_FOUND', `service ${id}`);
+    return s;
+  };
+  const runtime: InstanceRuntime = {
+    async createOrAdopt(w, decide: (labels: Record<string, string>) => Adoption) {
+      // Made scaled to zero, like a created container not yet started: ensureStarted runs it.
+      const spec = buildServiceSpec({ hosterId: manager.hosterId, manifest: w.manifest, instance: w.instance, serverName, replicas: 0 });
+      // One without our hoster label is refused by findService itself.
+      const existing = await findService(manager, spec.Name!);
+      if (existing) {
+        const verdict = decide(existing.Spec.Labels ?? {});
+        if (verdict === 'foreign') throw fail('CATTERY_ERR_CONFLICT', `service ${spec.Name} exists and is not managed by cattery`);
+        if (verdict === 'adopt') return { id: existing.ID, how: 'adopted' };
+        await ensureServiceRemoved(manager, existing.ID);
+      }
+      await ensureOverlayNetwork(manager, buildOverlaySpec(manager.hosterId, w.manifest, w.instance));
+      const created = await call(manager, `create service ${spec.Name}`, (d) => d.createService(spec)) as { id?: string; ID?: string };
+      return { id: created.id ?? created.ID ?? spec.Name!, how: 'created' };
+    },
+    ensureStarted: (id) => scaleService(manager, id, 1),
+    ensureStopped: (id) => scaleService(manager, id, 0),
+    async ensureRemoved(id) {
+      const s = await findService(manager, id);
+      if (!s) return;
+      await ensureServiceRemoved(manager, s.ID);
+      // Its overlay bears its name; Swarm lets it go once the task is gone, which takes a moment.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try { await ensureOverlayRemoved(manager, s.Spec.Name!); return; } catch (err) {
+          if (Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    },
+    async restart(id) {
+      const s = await service(id);
+      const task = s.Spec.TaskTemplate as { ForceUpdate?: number };
+      await call(manager, `restart ${s.Spec.Name}`, (d) => d.getService(s.ID).update({
+        version: s.Version.Index, ...s.Spec, TaskTemplate: { ...task, ForceUpdate: (task.ForceUpdate ?? 0) + 1 },
+      } as unknown as object));
+    },
+    async state(id): Promise<UnitState> {
+      const s = await service(id);
+      const tasks = (await serviceTasks(manager, s.ID)).filter((t) => t.desired === 'running');
+      // Sent as HealthCheck (dockerode's name; Go reads JSON keys without regard to case), read back as Healthcheck.
+      const cs = (s.Spec.TaskTemplate as { ContainerSpec?: { HealthCheck?: unknown; Healthcheck?: unknown } }).ContainerSpec;
+      const hasHealth = Boolean(cs?.Healthcheck ?? cs?.HealthCheck);
+      const run = tasks.find((t) => t.state === 'running');
+      // Swarm reports a task with a health check "running" only once healthy ("starting" before).
+      if (run) return { running: true, exitCode: 0, error: '', health: hasHealth ? 'healthy' : undefined, startedAt: run.updatedAt };
+      const last = tasks[0];
+      return {
+        running: false, exitCode: 0, error: last?.error ?? '', startedAt: '',
+        health: hasHealth && last && ['starting', 'preparing', 'ready', 'assigned', 'accepted'].includes(last.state) ? 'starting' : undefined,
+      };
+    },
+  };
+  return runtime;
+}
