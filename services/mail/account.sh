@@ -70,6 +70,17 @@ rest_of() { printf '%s\n' "$cur" | cut -d: -f3-; }
 SCHEME='{SHA512-CRYPT}'
 
 . /usr/local/lib/cattery-mail-import.sh
+. /usr/local/lib/cattery-mail-forward.sh
+
+# A forwarded account (a resident who moved to another hoster) is no account any more: no sign-in, no data. Only
+# forward again (new terms), usage (nothing) and delete (the end of the period) apply; anything else is refused, so
+# that no operation brings a login or a mailbox back to an address whose owner has gone.
+if is_forwarded; then
+  case "$op" in
+    forward|usage|delete) ;;
+    *) fail "this address is forwarded to its owner's new address (a move): it has no mailbox here any more" ;;
+  esac
+fi
 
 case "$op" in
   create)
@@ -116,7 +127,9 @@ case "$op" in
     if [ ! -d "$maildir" ]; then mkdir -p "$maildir"; chown mail:mail "$maildir"; fi
     exec tar -C "/var/mail/vhosts/$domain" -cf - -- "$user" ;;
   import) import_archive ;;
+  forward) forward_account ;;
   delete)
+    drop_forward
     write_line ""
     # $user has been checked above (no "/", no ".."): this is this account's folder and nothing else.
     rm -rf -- "$maildir"

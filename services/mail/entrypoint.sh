@@ -222,8 +222,13 @@ protocol imap {
 protocol lmtp {
   mail_plugins = \$mail_plugins sieve
 }
+# The only personal script an account has is the forward of a resident who moved away (forward.sh): no other
+# script, no ManageSieve. A redirect goes out with the old address as its envelope sender (the null sender stays
+# null: Pigeonhole never gives a bounce a sender), so the new hoster checks SPF against this server, which sent it.
 plugin {
   sieve_before = /etc/dovecot/sieve/cattery-dmarc.sieve
+  sieve = file:$state/forward/%u.sieve
+  sieve_redirect_envelope_from = recipient
 }
 lmtp_rcpt_check_quota = yes
 # Mailboxes belong to Debian's "mail" user (uid 8), below Dovecot's default first_valid_uid of 500.
