@@ -17,6 +17,9 @@ else
 fi
 field() { printf '%s' "$input" | jq -er --arg k "$1" '.[$k] // empty'; }
 fail() { jq -cn --arg e "$1" '{ok:false,error:$e}'; exit 1; }
+# One JSON object, or nothing is done (jq refuses, e.g., a lone UTF-16 surrogate escape: said as such, not as a
+# missing field).
+printf '%s' "$input" | jq -e 'type == "object"' >/dev/null 2>&1 || fail "input: not one JSON object"
 
 domain=$(mail_domain) || fail "MAIL_DOMAIN is missing or not a domain name"
 user=$(field username) || fail "username missing"

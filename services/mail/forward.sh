@@ -31,6 +31,12 @@ drop_forward() {
 
 forward_account() {
   cur=$(line_of); [ -n "$cur" ] || fail "no such account"
+  # Each read as a JSON string of the allowed characters before the shell sees it: a NUL or a line break inside
+  # would otherwise be dropped or split by the command substitution, and another address taken for this one.
+  printf '%s' "$input" | jq -e '.to | type == "string" and test("\\A[A-Za-z0-9._+@-]{1,254}\\z")' >/dev/null 2>&1 \
+    || fail "to: not a plain e-mail address"
+  printf '%s' "$input" | jq -e '.until | type == "string" and test("\\A[0-9TZ:.-]{1,40}\\z")' >/dev/null 2>&1 \
+    || fail "until: a UTC date and time, YYYY-MM-DDTHH:MM:SSZ"
   to=$(field to) || fail "to missing"
   until=$(field until) || fail "until missing"
   # The address: ASCII letters, digits and . _ + - before the @, a domain of the shape MAIL_DOMAIN has after it;
@@ -53,7 +59,7 @@ forward_account() {
   # printable characters only; no other control character (C0, DEL, C1), no line or paragraph separator, no
   # invisible direction or format mark that could hide part of the text, no byte-order mark.
   printf '%s' "$input" | jq -e --argjson max "$MESSAGE_MAX" --argjson line "$MESSAGE_LINE_MAX" --argjson lines "$MESSAGE_LINES_MAX" '
-    (.message | type == "string") and (.message | length) >= 1 and (.message | length) <= $max
+    (.message | type == "string") and (.message | length) <= $max and (.message | test("[^ \\n]"))
     and (.message | split("\n") | length <= $lines and all(length <= $line))
     and (.message | explode | all(. == 10 or (. >= 32 and . < 127) or (. >= 160
       and . != 173 and (. < 8203 or . > 8207) and . != 8232 and . != 8233 and (. < 8234 or . > 8238)
@@ -61,7 +67,8 @@ forward_account() {
     || fail "message: 1 to $MESSAGE_MAX characters of plain text, at most $MESSAGE_LINES_MAX lines of $MESSAGE_LINE_MAX characters"
   # Escaped for a Sieve quoted string: backslash first, then the double quote; nothing else is special inside one
   # (no "variables" or "encoded-character" extension is required by the script, so "${" is plain text).
-  msg=$(printf '%s' "$input" | jq -j '.message' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')
+  # (The "x" keeps the message's own trailing line feeds from the command substitution.)
+  msg=$(printf '%s' "$input" | jq -j '.message' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g'; printf x); msg=${msg%x}
 
   mkdir -p "$forwards"; chown root:mail "$forwards"; chmod 0750 "$forwards"
   # What a crash left half-made (under the lock: no other forward is being written now).
