@@ -152,7 +152,7 @@ t.test('mail forward: hostile terms refused, no Sieve injection, mail forwarded 
     if (r.code === 0 || r.out.ok !== false || typeof r.out.error !== 'string' || !/^(to|until|message|input)[: ]/.test(r.out.error)) {
       throw new Error(`the service did not refuse ${what} clearly: exit ${r.code}, ${JSON.stringify(r.out)}`);
     }
-  }), { seed: SEED, numRuns: 40, endOnFailure: true, interruptAfterTimeLimit: 120_000, markInterruptAsFailure: true }));
+  }), { seed: SEED, numRuns: 30, endOnFailure: true, interruptAfterTimeLimit: 120_000, markInterruptAsFailure: true }));
   t.pass(`${n} generated hostile terms refused by cattery and by the service (seed ${SEED})`);
   t.match((await op('forward', { username: 'dupont', to: `Dupont@${DOMAIN}`, until: iso(inDays(30)), message: 'x' })).out.error, /own address/, 'a forward to the account itself (a loop) is refused');
   t.match((await op('forward', { username: 'nobody', to: 'nobody@beville.test', until: iso(inDays(30)), message: 'x' })).out.error, /no such account/, 'so is one of an account that does not exist');
@@ -183,7 +183,7 @@ t.test('mail forward: hostile terms refused, no Sieve injection, mail forwarded 
       || !dump.includes('address: STR[18] "cible@beville.test"')) {
       throw new Error(`message ${JSON.stringify(message)} changed the script: ${JSON.stringify(ops)} ${JSON.stringify(reason?.slice(1))} want ${Buffer.byteLength(want)}`);
     }
-  }), { seed: SEED, numRuns: 20, endOnFailure: true, interruptAfterTimeLimit: 120_000, markInterruptAsFailure: true }));
+  }), { seed: SEED, numRuns: 12, endOnFailure: true, interruptAfterTimeLimit: 120_000, markInterruptAsFailure: true }));
   t.pass(`${m} generated messages full of Sieve syntax stayed one string each`);
   t.equal((await op('delete', { username: 'cible' })).code, 0);
 
