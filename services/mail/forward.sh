@@ -17,10 +17,10 @@ forward_script() { printf '%s/%s.sieve' "$forwards" "$addr"; }
 is_forwarded() { [ -f "$(forward_script)" ]; }
 # RFC 5230 section 4.1: the period is the sender's, so a loop between two auto-responders is one message a week.
 VACATION_DAYS=7
-# The longest message: a few paragraphs in two languages. Lines are bounded too, so that the reply's body keeps
-# within SMTP's 998 octets per line (RFC 5322 section 2.1.1) whatever the characters (4 octets at most each in UTF-8).
+# The longest message: a few paragraphs in two languages. Lines are bounded in octets (UTF-8), so that the reply's
+# body keeps within SMTP's 998 octets per line (RFC 5322 section 2.1.1).
 MESSAGE_MAX=2000
-MESSAGE_LINE_MAX=240
+MESSAGE_LINE_MAX=900
 MESSAGE_LINES_MAX=60
 # A forward lasts what the association decides, bounded by cattery (governance settings); a year and a day here.
 FORWARD_MAX_S=$((366 * 86400))
@@ -60,11 +60,11 @@ forward_account() {
   # invisible direction or format mark that could hide part of the text, no byte-order mark.
   printf '%s' "$input" | jq -e --argjson max "$MESSAGE_MAX" --argjson line "$MESSAGE_LINE_MAX" --argjson lines "$MESSAGE_LINES_MAX" '
     (.message | type == "string") and (.message | length) <= $max and (.message | test("[^ \\n]"))
-    and (.message | split("\n") | length <= $lines and all(length <= $line))
+    and (.message | split("\n") | length <= $lines and all(utf8bytelength <= $line))
     and (.message | explode | all(. == 10 or (. >= 32 and . < 127) or (. >= 160
       and . != 173 and (. < 8203 or . > 8207) and . != 8232 and . != 8233 and (. < 8234 or . > 8238)
       and (. < 8288 or . > 8303) and . != 65279 and (. < 65529 or . > 65535))))' >/dev/null 2>&1 \
-    || fail "message: 1 to $MESSAGE_MAX characters of plain text, at most $MESSAGE_LINES_MAX lines of $MESSAGE_LINE_MAX characters"
+    || fail "message: 1 to $MESSAGE_MAX characters of plain text, at most $MESSAGE_LINES_MAX lines of $MESSAGE_LINE_MAX octets"
   # Escaped for a Sieve quoted string: backslash first, then the double quote; nothing else is special inside one
   # (no "variables" or "encoded-character" extension is required by the script, so "${" is plain text).
   # (The "x" keeps the message's own trailing line feeds from the command substitution.)

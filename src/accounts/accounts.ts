@@ -496,8 +496,8 @@ export async function deleteAccount(deps: AccountDeps, slug: string, username: s
  * it, 254 octets at most (RFC 5321 section 4.5.3.1). Deliberately narrower than RFC 5322: it reaches a Sieve script. */
 export const FORWARD_TO = /^(?=.{3,254}$)(?!\.)(?!.*\.\.)[A-Za-z0-9._+-]{1,64}(?<!\.)@(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export const FORWARD_MESSAGE_MAX = 2000;
-// 240 characters of 4 octets at most in UTF-8 stay within SMTP's 998 octets per line (RFC 5322 section 2.1.1).
-export const FORWARD_LINE_MAX = 240;
+/** Octets (UTF-8) per line: within SMTP's 998 per line (RFC 5322 section 2.1.1) with room for the transport. */
+export const FORWARD_LINE_MAX = 900;
 export const FORWARD_LINES_MAX = 60;
 /** A forward ends within a year and a day (the governance setting is bounded below it). */
 export const FORWARD_MAX_DAYS = 366;
@@ -519,8 +519,8 @@ export function checkForward(f: ForwardTerms, now = new Date()): void {
   }
   const m = f.message;
   if (typeof m !== 'string' || !/[^ \n]/.test(m) || [...m].length > FORWARD_MESSAGE_MAX || LONE_SURROGATE.test(m) || NOT_PLAIN.test(m)
-    || m.split('\n').length > FORWARD_LINES_MAX || m.split('\n').some((l) => [...l].length > FORWARD_LINE_MAX)) {
-    throw fail('CATTERY_ERR_VALIDATION', `message: 1 to ${FORWARD_MESSAGE_MAX} characters of plain text, at most ${FORWARD_LINES_MAX} lines of ${FORWARD_LINE_MAX} characters`);
+    || m.split('\n').length > FORWARD_LINES_MAX || m.split('\n').some((l) => Buffer.byteLength(l) > FORWARD_LINE_MAX)) {
+    throw fail('CATTERY_ERR_VALIDATION', `message: 1 to ${FORWARD_MESSAGE_MAX} characters of plain text, at most ${FORWARD_LINES_MAX} lines of ${FORWARD_LINE_MAX} octets`);
   }
 }
 

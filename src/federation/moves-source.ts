@@ -171,7 +171,7 @@ const outParts = (m: FedMoveOut) => m.parts as OutPart[];
 /** What the sender of a message to the old address reads once (the Sieve vacation's body): French, then English. */
 export function forwardMessage(oldAddress: string, newAddress: string, until: Date): string {
   const day = until.toISOString().slice(0, 10);
-  // One address per line, each line short: a line holds at most FORWARD_LINE_MAX characters.
+  // One address per line, each line short (FORWARD_LINE_MAX octets at most: an address may have 254).
   return [
     `${oldAddress} a déménagé chez un autre hébergeur. Nouvelle adresse :`,
     newAddress,

@@ -49,7 +49,8 @@ const FORBIDDEN = ['\0', '\u0001', '\u0007', '\b', '\t', '\r', '\u000b', '\u000c
 const badMessage = fc.oneof(
   fc.tuple(fc.string({ maxLength: 30 }), fc.constantFrom(...FORBIDDEN), fc.string({ maxLength: 30 })).map(([a, c, b]) => `${a}${c}${b}`),
   fc.integer({ min: 2001, max: 4000 }).map((n) => 'x'.repeat(n)),
-  fc.integer({ min: 241, max: 600 }).map((n) => 'y'.repeat(n)),
+  fc.integer({ min: 901, max: 1500 }).map((n) => 'y'.repeat(n)),
+  fc.integer({ min: 301, max: 600 }).map((n) => '€'.repeat(n)),
   fc.integer({ min: 61, max: 120 }).map((n) => 'z\n'.repeat(n)),
   fc.constantFrom('', ' ', '\n', ' \n \n'),
 );
@@ -68,7 +69,7 @@ const sieveish = fc.array(fc.oneof(
   fc.constantFrom('"', '\\', '\\"', '";', '"; discard; #', '";\nredirect "evil@elsewhere.test";\n#', '${hex:41}', '${x}', 'text:', '\n.\n',
     '\n.', '/*', '*/', '#', '}', '{', 'é', '€', '😀', ' ', '\n', 'vacation', 'stop;', 'keep;', 'require ["fileinto"];', '\\\\', '\\n'),
   fc.stringMatching(/^[a-zA-Z0-9 .,'!?-]{1,12}$/),
-), { minLength: 1, maxLength: 30 }).map((xs) => xs.join('')).filter((m) => /[^ \n]/.test(m) && m.length <= 2000 && !m.split('\n').some((l) => l.length > 240) && m.split('\n').length <= 60);
+), { minLength: 1, maxLength: 30 }).map((xs) => xs.join('')).filter((m) => /[^ \n]/.test(m) && m.length <= 2000 && !m.split('\n').some((l) => Buffer.byteLength(l) > 900) && m.split('\n').length <= 60);
 
 t.test('mail forward: hostile terms refused, no Sieve injection, mail forwarded and answered once, ended by delete', async (t) => {
   const rt = await testRuntime(t, { healthTimeoutSeconds: 180 });
