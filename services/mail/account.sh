@@ -17,6 +17,9 @@ else
 fi
 field() { printf '%s' "$input" | jq -er --arg k "$1" '.[$k] // empty'; }
 fail() { jq -cn --arg e "$1" '{ok:false,error:$e}'; exit 1; }
+# One JSON object, or nothing is done (jq refuses, e.g., a lone UTF-16 surrogate escape: said as such, not as a
+# missing field).
+printf '%s' "$input" | jq -e 'type == "object"' >/dev/null 2>&1 || fail "input: not one JSON object"
 
 domain=$(mail_domain) || fail "MAIL_DOMAIN is missing or not a domain name"
 user=$(field username) || fail "username missing"
@@ -70,6 +73,17 @@ rest_of() { printf '%s\n' "$cur" | cut -d: -f3-; }
 SCHEME='{SHA512-CRYPT}'
 
 . /usr/local/lib/cattery-mail-import.sh
+. /usr/local/lib/cattery-mail-forward.sh
+
+# A forwarded account (a resident who moved to another hoster) is no account any more: no sign-in, no data. Only
+# forward again (new terms), usage (nothing) and delete (the end of the period) apply; anything else is refused, so
+# that no operation brings a login or a mailbox back to an address whose owner has gone.
+if is_forwarded; then
+  case "$op" in
+    forward|usage|delete) ;;
+    *) fail "this address is forwarded to its owner's new address (a move): it has no mailbox here any more" ;;
+  esac
+fi
 
 case "$op" in
   create)
@@ -116,7 +130,9 @@ case "$op" in
     if [ ! -d "$maildir" ]; then mkdir -p "$maildir"; chown mail:mail "$maildir"; fi
     exec tar -C "/var/mail/vhosts/$domain" -cf - -- "$user" ;;
   import) import_archive ;;
+  forward) forward_account ;;
   delete)
+    drop_forward
     write_line ""
     # $user has been checked above (no "/", no ".."): this is this account's folder and nothing else.
     rm -rf -- "$maildir"

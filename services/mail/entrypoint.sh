@@ -187,6 +187,10 @@ args=''
 for o in $submission_opts; do args="$args -o $o"; done
 postconf -M "submission/inet=submission inet n - y - - smtpd -o syslog_name=postfix/submission$args"
 postconf -M "submissions/inet=submissions inet n - y - - smtpd -o syslog_name=postfix/submissions -o smtpd_tls_wrappermode=yes$args"
+# The instance's own programs' door (Pigeonhole's redirects and auto-replies, above): on the container's loopback
+# only, where nothing from outside arrives; it relays for 127.0.0.1 alone, signs with OpenDKIM (InternalHosts) and,
+# unlike port 25, takes this domain's own addresses as senders: a redirect goes out from the old address.
+postconf -M "127.0.0.1:10025/inet=127.0.0.1:10025 inet n - n - - smtpd -o syslog_name=postfix/internal -o mynetworks=127.0.0.0/8 -o smtpd_client_restrictions=permit_mynetworks,reject -o smtpd_helo_restrictions= -o smtpd_sender_restrictions= -o smtpd_relay_restrictions=permit_mynetworks,reject -o smtpd_recipient_restrictions=permit_mynetworks,reject -o smtpd_milters=inet:127.0.0.1:8891 -o smtpd_sasl_auth_enable=no -o smtpd_tls_security_level=none"
 # Debian's SPF policy server, one process per port-25 session that asks; a few at once (each is a Python process of
 # about 20 MB; smtpd waits for a free one) so that a burst of connections stays within the memory limit.
 postconf -M "policyd-spf/unix=policyd-spf unix - n n - 4 spawn user=policyd-spf argv=/usr/bin/policyd-spf"
@@ -222,9 +226,19 @@ protocol imap {
 protocol lmtp {
   mail_plugins = \$mail_plugins sieve
 }
+# The only personal script an account has is the forward of a resident who moved away (forward.sh): no other
+# script, no ManageSieve. A redirect goes out with the old address as its envelope sender (the null sender stays
+# null: Pigeonhole never gives a bounce a sender), so the new hoster checks SPF against this server, which sent it.
+# Pigeonhole sends both (the redirect and the vacation reply) by SMTP to a listener of Postfix on the container's own
+# loopback (below), not through sendmail: postdrop's setgid does not apply under no-new-privileges, so its maildrop
+# cannot be written. Its log goes to the account's home: the forward folder is not Dovecot's to write.
 plugin {
   sieve_before = /etc/dovecot/sieve/cattery-dmarc.sieve
+  sieve = file:$state/forward/%u.sieve
+  sieve_user_log = ~/.dovecot.sieve.log
+  sieve_redirect_envelope_from = recipient
 }
+submission_host = 127.0.0.1:10025
 lmtp_rcpt_check_quota = yes
 # Mailboxes belong to Debian's "mail" user (uid 8), below Dovecot's default first_valid_uid of 500.
 first_valid_uid = 8

@@ -252,7 +252,7 @@ export async function changeAccount(deps: AccountDeps, slug: string, username: s
   if (change.password !== undefined) checkPassword(change.password);
   if (change.quotaMb !== undefined) checkQuota(change.quotaMb);
   const acc = getAccount(deps.db, slug, username);
-  if (acc.state === 'deleting' || acc.state === 'pending' || acc.state === 'failed') throw fail('CATTERY_ERR_CONFLICT', `Account "${username}" is ${acc.state}`);
+  if (acc.state === 'deleting' || acc.state === 'pending' || acc.state === 'failed' || acc.state === 'forwarding') throw fail('CATTERY_ERR_CONFLICT', `Account "${username}" is ${acc.state}`);
   const inst = getInstance(deps.db, slug);
   const ops = deps.catalog.services.get(inst.service)?.manifest.accounts?.operations ?? {};
   const needed: Op[] = [];
@@ -489,6 +489,64 @@ export async function deleteAccount(deps: AccountDeps, slug: string, username: s
   // The copies a restore kept of this account's data go with it.
   if (deps.keptDir) fs.rmSync(keptDirOf(deps.keptDir, acc.id), { recursive: true, force: true });
   return true;
+}
+
+// The forward of a resident who moved away (catalog `forward`): the same bounds the mail service checks again.
+/** An address as a forward's target: ASCII letters, digits and . _ + - before the @, a lowercase domain name after
+ * it, 254 octets at most (RFC 5321 section 4.5.3.1). Deliberately narrower than RFC 5322: it reaches a Sieve script. */
+export const FORWARD_TO = /^(?=.{3,254}$)(?!\.)(?!.*\.\.)[A-Za-z0-9._+-]{1,64}(?<!\.)@(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const FORWARD_MESSAGE_MAX = 2000;
+/** Octets (UTF-8) per line: within SMTP's 998 per line (RFC 5322 section 2.1.1) with room for the transport. */
+export const FORWARD_LINE_MAX = 900;
+export const FORWARD_LINES_MAX = 60;
+/** A forward ends within a year and a day (the governance setting is bounded below it). */
+export const FORWARD_MAX_DAYS = 366;
+// Line feeds and printable characters only: no other control character (C0, DEL, C1), no line or paragraph
+// separator, no invisible direction or format mark that could hide part of the text, no byte-order mark or
+// replacement/special character, no lone surrogate.
+// eslint-disable-next-line no-control-regex
+const NOT_PLAIN = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\uffff]/;
+
+const LONE_SURROGATE = /\p{Cs}/u;
+
+export interface ForwardTerms { to: string; until: Date; message: string }
+
+export function checkForward(f: ForwardTerms, now = new Date()): void {
+  if (typeof f.to !== 'string' || !FORWARD_TO.test(f.to)) throw fail('CATTERY_ERR_VALIDATION', 'to: a plain e-mail address (letters, digits and . _ + - before the @, a lowercase domain name after it)');
+  const t = f.until instanceof Date ? f.until.getTime() : NaN;
+  if (!Number.isFinite(t) || t <= now.getTime() || t > now.getTime() + FORWARD_MAX_DAYS * 86_400_000) {
+    throw fail('CATTERY_ERR_VALIDATION', `until: a date in the next ${FORWARD_MAX_DAYS} days`);
+  }
+  const m = f.message;
+  if (typeof m !== 'string' || !/[^ \n]/.test(m) || [...m].length > FORWARD_MESSAGE_MAX || LONE_SURROGATE.test(m) || NOT_PLAIN.test(m)
+    || m.split('\n').length > FORWARD_LINES_MAX || m.split('\n').some((l) => Buffer.byteLength(l) > FORWARD_LINE_MAX)) {
+    throw fail('CATTERY_ERR_VALIDATION', `message: 1 to ${FORWARD_MESSAGE_MAX} characters of plain text, at most ${FORWARD_LINES_MAX} lines of ${FORWARD_LINE_MAX} octets`);
+  }
+}
+
+/** The account's sign-in and data go (as delete removes them) and its address forwards to `to` until `until`, each
+ * sender told once where the person went (`message`). The row stays, `forwarding`, so that the name is not given to
+ * anyone else meanwhile; deleteAccount ends it. A service that refuses changes nothing: the account keeps its state. */
+export async function forwardAccount(deps: AccountDeps, slug: string, username: string, terms: ForwardTerms, actor: string): Promise<Account> {
+  checkUsername(username);
+  checkForward(terms);
+  const acc = getAccount(deps.db, slug, username);
+  if (acc.state !== 'active' && acc.state !== 'suspended' && acc.state !== 'forwarding') throw fail('CATTERY_ERR_CONFLICT', `Account "${username}" is ${acc.state}`);
+  const until = terms.until.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const detail = { username, to: terms.to, until };
+  try {
+    await runOp(deps, getInstance(deps.db, slug), 'forward', { username, to: terms.to, until, message: terms.message });
+  } catch (err) {
+    deps.db.update(accounts).set({ lastError: (err as Error).message }).where(eq(accounts.id, acc.id)).run();
+    journal(deps.db, slug, 'forward', actor, detail, 'failed', (err as Error).message);
+    throw err;
+  }
+  deps.db.transaction((tx) => {
+    tx.update(accounts).set({ state: 'forwarding', lastError: null, pending: null, usageBytes: 0, usageItems: 0, usageAt: new Date().toISOString(), updatedAt: new Date().toISOString() })
+      .where(eq(accounts.id, acc.id)).run();
+    journal(tx as unknown as Db, slug, 'forward', actor, detail, 'done');
+  });
+  return getAccount(deps.db, slug, username);
 }
 
 /** The instance is gone with its volumes (archived or purged): its accounts' rows go too. Called by the

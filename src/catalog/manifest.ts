@@ -53,7 +53,14 @@ const Link = Type.Object({
 // `import` is export's inverse: stdin is one line of JSON ({"username", "quotaMb"}) then the tar stream an export of
 // the same service wrote; the account's data becomes the archive's, whole or not at all (a refused archive changes
 // nothing). It restores one resident from a backup (src/backups/) and receives a resident who moves here.
-export const ACCOUNT_OPERATIONS = ['create', 'setPassword', 'suspend', 'resume', 'setQuota', 'usage', 'export', 'import', 'delete'] as const;
+// `forward` is what a service with addresses (mail) does in place of delete when its resident moved to another
+// hoster: input {username, to, until, message}; the account's sign-in and data go as delete removes them, what comes
+// to the old address goes on to `to` until `until`, and each sender is told once where the person moved (`message`,
+// plain text). Delete ends it. Moves call it (federation/moves-source.ts); a service without it is deleted.
+export const ACCOUNT_OPERATIONS = ['create', 'setPassword', 'suspend', 'resume', 'setQuota', 'usage', 'export', 'import', 'delete', 'forward'] as const;
+/** Operations only some services have (a service without addresses has nothing to forward); every other one is
+ * required of a service with accounts (tests/services/account-isolation.test.ts). */
+export const OPTIONAL_ACCOUNT_OPERATIONS: readonly (typeof ACCOUNT_OPERATIONS)[number][] = ['forward'];
 
 export const ManifestSchema = Type.Object({
   $schema: Type.Optional(Type.String()),
@@ -73,6 +80,10 @@ export const ManifestSchema = Type.Object({
   access: Type.Optional(Type.Object({ fr: Type.String({ minLength: 1, maxLength: 500 }), en: Type.String({ minLength: 1, maxLength: 500 }) }, {
     additionalProperties: false,
     description: 'How a resident reaches their account, printed on the sign-up sheet and shown on "my services". Placeholders: {login}, {host}, {web} (https://<its front-door name> when it has one, else http://{host}:<its web port>), {port.<name>}, {env.<NAME>}.',
+  })),
+  address: Type.Optional(Type.String({
+    minLength: 1, maxLength: 200,
+    description: 'An account\'s address, for a service whose accounts have one (mail): placeholders {login} and {env.<NAME>}. A move tells the old hoster the new address with it (the receipt), for the forward.',
   })),
   image: Type.Object({
     production: Type.String({ minLength: 3, description: 'The upstream image an association would run, pinned by tag or digest.' }),

@@ -36,8 +36,19 @@ const PLACEHOLDER = new RegExp(`\\{${KNOWN}\\}`, 'g');
 
 /** What an access text may not say: a placeholder cattery does not fill, {web} for a service with no web port, a
  * port or variable the service does not have, or a secret (the text is printed and shown). */
-export function checkAccess(m: Pick<Manifest, 'access' | 'http' | 'ports' | 'environment'>): { field: string; message: string }[] {
+export function checkAccess(m: Pick<Manifest, 'access' | 'http' | 'ports' | 'environment' | 'address'>): { field: string; message: string }[] {
   const out: { field: string; message: string }[] = [];
+  if (m.address !== undefined) {
+    // An address is a login and plain variables only (no host, port or web address: those are not an address).
+    for (const [, ph] of m.address.matchAll(/\{([^{}]*)\}/g)) {
+      if (ph !== 'login' && !/^env\.[A-Z0-9_]+$/.test(ph!)) out.push({ field: '/address', message: `unknown placeholder {${ph}} (known: {login}, {env.<NAME>})` });
+      else if (ph!.startsWith('env.')) {
+        const d = m.environment[ph!.slice(4)];
+        if (!d || !isPlain(d)) out.push({ field: '/address', message: `{${ph}}: no plain variable of that name` });
+      }
+    }
+    if (!m.address.includes('{login}')) out.push({ field: '/address', message: 'an address names its account: {login} is needed' });
+  }
   for (const lang of ['fr', 'en'] as const) {
     const text = m.access?.[lang];
     if (!text) continue;
@@ -73,4 +84,21 @@ export function accessText(
     if (key.startsWith('port.')) return port(key.slice(5));
     return env[key.slice(4)] ?? '';
   });
+}
+
+/** An account's address (the manifest's `address` filled in), for a service whose accounts have one: what a move's
+ * receipt tells the old hoster, for the forward. Undefined for a service without addresses, or when a variable it
+ * names is not set. */
+export function addressOf(catalog: Catalog, instance: Pick<Instance, 'service' | 'config'>, login: string): string | undefined {
+  const m = catalog.services.get(instance.service)?.manifest;
+  if (!m?.address) return undefined;
+  const env = plainEnvOf(m, instance.config);
+  let missing = false;
+  const out = m.address.replace(/\{(login|env\.[A-Z0-9_]+)\}/g, (_all, key: string) => {
+    if (key === 'login') return login;
+    const v = env[key.slice(4)];
+    if (v === undefined || v === '') missing = true;
+    return v ?? '';
+  });
+  return missing ? undefined : out;
 }

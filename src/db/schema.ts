@@ -114,7 +114,9 @@ export type Server = typeof servers.$inferSelect;
 export type Instance = typeof instances.$inferSelect;
 export type Operation = typeof operations.$inferSelect;
 
-export const ACCOUNT_STATES = ['pending', 'active', 'suspended', 'deleting', 'failed'] as const;
+// forwarding: a mail account whose resident moved to another hoster: no sign-in and no data any more, its address
+// forwarded until the association's period is over (federation/moves-source.ts), then deleted.
+export const ACCOUNT_STATES = ['pending', 'active', 'suspended', 'deleting', 'failed', 'forwarding'] as const;
 export type AccountState = (typeof ACCOUNT_STATES)[number];
 
 /** A resident's account inside one instance. The desired state lives here; the service is converged to it by the

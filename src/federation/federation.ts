@@ -10,7 +10,7 @@ import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DocumentDeps } from './document.js';
 import { createKeyStore, ensureIdentity, type KeyStore } from './keys.js';
-import { sweepExpiredMoves, type MoveDeps } from './moves-source.js';
+import { sweepExpiredMoves, sweepForwards, type MoveDeps } from './moves-source.js';
 import { sweepExpiredArrivals } from './moves-destination.js';
 import { refreshAll, type PeerDeps } from './peers.js';
 
@@ -48,7 +48,11 @@ export async function createFederation(d: { db: Db; catalog: Catalog; config: Co
     // else removes them (an arrival sweeps too when it starts, but a hoster may see none for months).
     try { sweepExpiredMoves(movesDeps); } catch (err) { d.log.warn({ err }, 'sweeping expired moves failed'); }
     try { sweepExpiredArrivals(movesDeps); } catch (err) { d.log.warn({ err }, 'sweeping expired arrivals failed'); }
-    running = refreshAll(peers).catch((err) => d.log.warn({ err }, 'federation refresh failed')).finally(() => { running = undefined; });
+    // Forwards of moved residents' old addresses are ended (or retried) on it too.
+    running = Promise.all([
+      refreshAll(peers).catch((err) => d.log.warn({ err }, 'federation refresh failed')),
+      sweepForwards(movesDeps).catch((err) => d.log.warn({ err }, 'sweeping forwards failed')),
+    ]).finally(() => { running = undefined; });
   };
   return {
     keys, peers, moves: movesDeps, documents: { db: d.db, catalog: d.catalog, config: d.config, keys },

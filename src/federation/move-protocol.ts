@@ -98,4 +98,7 @@ export function checkManifest(payload: unknown, source: string, ownUrl: string):
     resident: { name: String(m.resident?.name ?? '').slice(0, 200) }, parts: m.parts! };
 }
 
-export interface Receipt { v: number; iss: string; aud: string; move: string; iat: number; parts: { index: number; service: string; username: string; sha256: string }[] }
+/** `address`: the account's address at the destination, for a service whose accounts have one (the catalog's
+ * `address`: mail): the source forwards the old address there for the association's period. Signed with the rest. */
+export interface ReceiptPart { index: number; service: string; username: string; sha256: string; address?: string }
+export interface Receipt { v: number; iss: string; aud: string; move: string; iat: number; parts: ReceiptPart[] }

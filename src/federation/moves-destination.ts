@@ -10,10 +10,11 @@ import { eq, inArray } from 'drizzle-orm';
 import { assignAccount, createAccount, getAccount, importAccount, importLimitBytes, usernameTaken } from '../accounts/accounts.js';
 import { signups, users, type User } from '../db/schema.js';
 import { fail } from '../errors.js';
+import { addressOf } from '../catalog/offer.js';
 import { hashPassword } from '../identity/passwords.js';
 import { setPasswordEverywhere } from '../identity/person-accounts.js';
 import { findByLogin, isName, isReservedLogin, loginFromName } from '../identity/users.js';
-import { instanceForNewResidents } from '../orchestrator/instances.js';
+import { getInstance, instanceForNewResidents } from '../orchestrator/instances.js';
 import { peerOrigin } from './fetch.js';
 import { downloadPart, getText, postJson } from './move-client.js';
 import { checkManifest, codeTokenHash, normalizeCode, signMoveRequest, MOVE_FORMAT_VERSION, type Manifest, type Receipt } from './move-protocol.js';
@@ -96,7 +97,11 @@ async function pull(d: MoveDeps, input: { source: string; password: string }, co
   if (row.state === 'imported') {
     const receipt: Receipt = {
       v: MOVE_FORMAT_VERSION, iss: d.ownUrl, aud: source, move: row.moveId, iat: Math.floor(Date.now() / 1000),
-      parts: row.parts.map((p) => ({ index: p.index, service: p.service, username: p.username, sha256: p.sha256 })),
+      parts: row.parts.map((p) => {
+        // The new address, for a service with addresses (mail): the source forwards the old one to it.
+        const address = addressOf(d.accounts.catalog, getInstance(d.db, p.slug), p.username);
+        return { index: p.index, service: p.service, username: p.username, sha256: p.sha256, ...(address ? { address } : {}) };
+      }),
     };
     await postJson(d.fetch, `${source}${MOVES_API}/receipt`, await header(), { receipt: await d.keys.sign('moveReceipt', receipt) });
     row = d.db.update(fedMovesIn).set({ state: 'done', updatedAt: nowIso() }).where(eq(fedMovesIn.id, row.id)).returning().get()!;

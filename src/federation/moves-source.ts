@@ -6,10 +6,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { and, eq, lt } from 'drizzle-orm';
-import { accountsOfUser, deleteAccount, exportToFile, type AccountDeps } from '../accounts/accounts.js';
+import { FORWARD_TO, accountsOfUser, deleteAccount, exportToFile, forwardAccount, type AccountDeps } from '../accounts/accounts.js';
+import { addressOf } from '../catalog/offer.js';
 import type { Db } from '../db/connection.js';
-import { users } from '../db/schema.js';
+import { accounts, instances, users } from '../db/schema.js';
 import { fail } from '../errors.js';
+import { getSettings } from '../governance/settings.js';
 import type { Logger } from '../log.js';
 import type { FetchOptions } from './fetch.js';
 import { verifyDocument } from './jws.js';
@@ -137,7 +139,13 @@ export async function acceptReceipt(d: MoveDeps, peer: FedPeer, move: FedMoveOut
   const got = Array.isArray(r.parts) ? r.parts.map((p) => `${p.index}:${p.service}:${p.username}:${p.sha256}`).join(',') : '';
   if (got !== want) refuse('the receipt does not list the checksums of the parts we sent');
   if (move.state === 'received') return move;
-  const saved = d.db.update(fedMovesOut).set({ state: 'received', receiptJws, updatedAt: nowIso() })
+  // The new addresses the destination vouches for (mail), kept with our parts for the forward at the confirmation.
+  // One that is not a plain address is left out: that account is then deleted, never forwarded to it.
+  const parts: OutPart[] = move.parts.map((p, i) => {
+    const a = r.parts![i]!.address;
+    return typeof a === 'string' && FORWARD_TO.test(a) ? { ...p, newAddress: a } : p;
+  });
+  const saved = d.db.update(fedMovesOut).set({ state: 'received', receiptJws, parts, updatedAt: nowIso() })
     .where(and(eq(fedMovesOut.id, move.id), eq(fedMovesOut.state, 'transferring'))).returning().get();
   if (!saved) refuse(`the move is ${getMove(d.db, move.id).state}`);
   d.log.info({ move: move.id, peer: peer.url }, 'move received by the destination');
@@ -154,19 +162,97 @@ export function movesOf(db: Db, userId: number): FedMoveOut[] {
   return db.select().from(fedMovesOut).where(eq(fedMovesOut.userId, userId)).all();
 }
 
-/** The resident confirms, after the receipt: the accounts go (through their own delete operation), then the staged
- * parts. Before the receipt nothing is deleted, whoever asks. */
+/** A part of one of our moves as we keep it: `newAddress` from the destination's receipt (mail), `forwardUntil` once
+ * the confirmation decided to forward the old address there, `forwardEnded` once that forward is over (the account
+ * deleted). The same JSON column as the staged parts. */
+export type OutPart = MovePart & { newAddress?: string; forwardUntil?: string; forwardEnded?: boolean };
+const outParts = (m: FedMoveOut) => m.parts as OutPart[];
+
+/** What the sender of a message to the old address reads once (the Sieve vacation's body): French, then English. */
+export function forwardMessage(oldAddress: string, newAddress: string, until: Date): string {
+  const day = until.toISOString().slice(0, 10);
+  // One address per line, each line short (FORWARD_LINE_MAX octets at most: an address may have 254).
+  return [
+    `${oldAddress} a déménagé chez un autre hébergeur. Nouvelle adresse :`,
+    newAddress,
+    `Votre message y a été transmis ; ce renvoi cesse le ${day}. Merci d'écrire désormais à la nouvelle adresse.`,
+    '',
+    `${oldAddress} has moved to another host. New address:`,
+    newAddress,
+    `Your message was forwarded there; this forward ends on ${day}. Please write to the new address from now on.`,
+  ].join('\n');
+}
+
+/** Forward one part's old address to its new one until `until` (the part says both). */
+async function forwardPart(d: MoveDeps, p: OutPart, actor: string): Promise<void> {
+  const inst = d.db.select().from(instances).where(eq(instances.slug, p.slug)).get();
+  const old = inst ? addressOf(d.accounts.catalog, inst, p.username) : undefined;
+  const until = new Date(p.forwardUntil!);
+  await forwardAccount(d.accounts, p.slug, p.username, { to: p.newAddress!, until, message: forwardMessage(old ?? p.username, p.newAddress!, until) }, actor);
+}
+
+/** The resident confirms, after the receipt. A mail account whose new address the receipt gave is forwarded there
+ * for the association's period (governance `forwardDays`; its sign-in and data go at once, as delete removes them),
+ * then deleted by `sweepForwards`; every other account is deleted now (its own delete operation). Then the staged
+ * parts go. Before the receipt nothing is deleted, whoever asks. */
 export async function confirmMove(d: MoveDeps, id: string, userId: number, actor: string): Promise<FedMoveOut> {
   const m = getMove(d.db, id);
   if (m.userId !== userId) throw fail('CATTERY_ERR_NOT_FOUND', `No move ${id}`);
   if (m.state !== 'received') throw fail('CATTERY_ERR_CONFLICT', m.state === 'done' ? 'this move is already finished' : 'the destination has not sent its receipt yet: nothing is deleted before it');
-  for (const p of m.parts) {
-    // A delete the service cannot do now is left `deleting` and finished by the retry timer (accounts.ts).
-    await deleteAccount(d.accounts, p.slug, p.username, `${actor} (move ${id})`);
+  const days = getSettings(d.db).forwardDays;
+  const until = new Date(Date.now() + days * 86_400_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const forwards = (p: OutPart) => days > 0 && p.newAddress !== undefined
+    && d.accounts.catalog.services.get(p.service)?.manifest.accounts?.operations.forward !== undefined;
+  // The decision is written first (which parts forward, until when), the services are called after: a forward the
+  // service cannot do now is tried again by sweepForwards, from this record.
+  const parts = outParts(m).map((p) => (forwards(p) ? { ...p, forwardUntil: until } : p));
+  const done = d.db.update(fedMovesOut).set({ state: 'done', parts, updatedAt: nowIso() })
+    .where(and(eq(fedMovesOut.id, id), eq(fedMovesOut.state, 'received'))).returning().get();
+  if (!done) throw fail('CATTERY_ERR_CONFLICT', 'this move is already finished');
+  for (const p of parts) {
+    const who = `${actor} (move ${id})`;
+    if (p.forwardUntil) {
+      await forwardPart(d, p, who).catch((err: unknown) => d.log.warn({ err, move: id, slug: p.slug }, 'forward not done now: tried again on the federation timer'));
+    } else {
+      // A delete the service cannot do now is left `deleting` and finished by the retry timer (accounts.ts).
+      await deleteAccount(d.accounts, p.slug, p.username, who);
+    }
   }
   fs.rmSync(outDir(d, id), { recursive: true, force: true });
-  d.log.info({ move: id }, 'move confirmed, accounts deleted here');
-  return d.db.update(fedMovesOut).set({ state: 'done', updatedAt: nowIso() }).where(eq(fedMovesOut.id, id)).returning().get()!;
+  d.log.info({ move: id, forwarded: parts.filter((p) => p.forwardUntil).length }, 'move confirmed, accounts deleted or forwarded here');
+  return done;
+}
+
+/** Forwards of finished moves, on the federation's timer: one whose period is over is ended (the account deleted
+ * for good, journaled as its delete, with this move named); one the service could not do at the confirmation is
+ * tried again. Level-triggered: each pass reads what is recorded and does what is still owed. */
+export async function sweepForwards(d: MoveDeps, now = new Date()): Promise<number> {
+  const moves = d.db.select().from(fedMovesOut).where(eq(fedMovesOut.state, 'done')).all()
+    .filter((m) => outParts(m).some((p) => p.forwardUntil && !p.forwardEnded));
+  let ended = 0;
+  for (const m of moves) {
+    for (const p of outParts(m).filter((x) => x.forwardUntil && !x.forwardEnded)) {
+      const acc = d.db.select({ state: accounts.state }).from(accounts).innerJoin(instances, eq(instances.id, accounts.instanceId))
+        .where(and(eq(instances.slug, p.slug), eq(accounts.username, p.username))).get();
+      let over = !acc;
+      try {
+        if (acc && p.forwardUntil! <= now.toISOString()) {
+          over = await deleteAccount(d.accounts, p.slug, p.username, `move ${m.id}: forward period over`);
+          if (over) d.log.info({ move: m.id, slug: p.slug }, 'forward period over: the old address is gone');
+        } else if (acc && (acc.state === 'active' || acc.state === 'suspended')) {
+          await forwardPart(d, p, `move ${m.id}: forward retried`);
+        }
+      } catch (err) {
+        d.log.warn({ err, move: m.id, slug: p.slug }, 'forward sweep: not done now, tried again at the next pass');
+      }
+      if (!over) continue;
+      ended++;
+      // Read again and written in one synchronous step: only this part's flag changes.
+      const cur = outParts(getMove(d.db, m.id)).map((x) => (x.index === p.index ? { ...x, forwardEnded: true } : x));
+      d.db.update(fedMovesOut).set({ parts: cur, updatedAt: nowIso() }).where(eq(fedMovesOut.id, m.id)).run();
+    }
+  }
+  return ended;
 }
 
 /** Cancelled by the resident before the receipt: the code opens nothing, the staged parts go, the accounts stay. */

@@ -23,6 +23,9 @@ export const governanceSettings = sqliteTable('governance_settings', {
   remindDays: integer('remind_days').notNull().default(30),
   /** Whether one "block" makes a proposal fail (Loomio's meaning of a block), as the statutes say. */
   blockStops: integer('block_stops', { mode: 'boolean' }).notNull().default(true),
+  /** How long the old address of a resident who moved to another hoster forwards to the new one, with its auto-reply
+   * (federation/moves-source.ts); 0: no forward, the mail account is deleted at once like the others. */
+  forwardDays: integer('forward_days').notNull().default(90),
   updatedAt: text('updated_at').notNull().default(now),
 });
 

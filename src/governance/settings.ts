@@ -26,7 +26,11 @@ export function getSettings(db: Db): GovernanceSettings {
   return db.select().from(governanceSettings).where(eq(governanceSettings.id, 1)).get()!;
 }
 
-export interface SettingsPatch { legalForm?: LegalForm; graceDays?: number; maxProxies?: number; remindDays?: number; blockStops?: boolean }
+export interface SettingsPatch { legalForm?: LegalForm; graceDays?: number; maxProxies?: number; remindDays?: number; blockStops?: boolean; forwardDays?: number }
+
+/** The longest forward the association may decide: a year (the mail service itself refuses more than 366 days). The
+ * default, 90 days, is the migration's: a quarter for correspondents to learn the new address. */
+export const FORWARD_DAYS_MAX = 365;
 
 const within = (name: string, v: number | undefined, lo: number, hi: number) => {
   if (v !== undefined && !(Number.isInteger(v) && v >= lo && v <= hi)) throw fail('CATTERY_ERR_VALIDATION', `${name}: a whole number from ${lo} to ${hi}`);
@@ -36,6 +40,7 @@ export function updateSettings(db: Db, patch: SettingsPatch, actor: string, deci
   within('graceDays', patch.graceDays, 0, 365);
   within('maxProxies', patch.maxProxies, 0, 10);
   within('remindDays', patch.remindDays, 0, 365);
+  within('forwardDays', patch.forwardDays, 0, FORWARD_DAYS_MAX);
   return db.transaction(() => {
     if (patch.legalForm) checkColleges(patch.legalForm, listColleges(db));
     db.update(governanceSettings).set({ ...patch, updatedAt: new Date().toISOString() }).where(eq(governanceSettings.id, 1)).run();

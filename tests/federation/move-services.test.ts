@@ -2,14 +2,16 @@
 // `export` of A's instances and read by the real `import` of B's (issue 14: "on B the same messages over IMAP, the
 // same files over WebDAV, the same pad text through a Yjs client"). Markers are put in and read back through each
 // service as the resident's own client does (tests/services/probes.ts), under the password chosen at B. Both
-// hosters serve the same mail domain here (the probes' one): a move between two domains needs the forward of
-// issue 14, not done yet (docs/migration-format.md, NOTES).
+// hosters serve the same mail domain here (the probes' one), so A's association sets no forward (forwardDays 0)
+// and every account is deleted at the confirmation; the forward of the old address between two domains is
+// tests/federation/move-mail-forward.test.ts.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { assignAccount, getAccount } from '../../src/accounts/accounts.js';
 import { createUser } from '../../src/identity/users.js';
+import { updateSettings } from '../../src/governance/settings.js';
 import { testCa } from '../services/test-ca.js';
 import { PROBES, newMarker, type ProbeCtx } from '../services/probes.js';
 import { HEALTHY_WITHIN_MS, waitFor } from '../helpers.js';
@@ -41,6 +43,7 @@ t.test('mail, files and a pad move from A to B, read back through each service a
   const bAtA = await pin(t, a, b);
   await pin(t, b, a);
 
+  updateSettings(a.rt.db, { forwardDays: 0 }, 'test');
   const alice = await createUser(a.rt.db, { login: 'alice', name: 'Alice Martin', roles: ['resident'] });
   const markers: Record<string, string[]> = {};
   const at = (x: Cattery, svc: string) => ctx.get(`${x.url} ${svc}`)!;

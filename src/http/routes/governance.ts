@@ -11,6 +11,7 @@ import { createMeeting, createPoll, decisions, getPoll, listMeetings, listPolls,
 import { LEGAL_FORMS, MEMBER_STATUS, PAYMENT_METHODS, POLL_KINDS, type Member, type Poll } from '../../governance/schema.js';
 import {
   SLUG, getSettings, listCategories, listColleges, replaceColleges, serviceSettingsMap, setServiceSettings, updateSettings, upsertCategory,
+  FORWARD_DAYS_MAX,
 } from '../../governance/settings.js';
 import { Action } from '../../governance/actions.js';
 import { ErrorReply } from '../error-handler.js';
@@ -24,7 +25,7 @@ const Any = Type.Record(Type.String(), Type.Unknown());
 
 const SettingsView = Type.Object({
   legalForm: Type.Union(LEGAL_FORMS.map((f) => Type.Literal(f))), graceDays: Type.Integer(), maxProxies: Type.Integer(),
-  remindDays: Type.Integer(), blockStops: Type.Boolean(),
+  remindDays: Type.Integer(), blockStops: Type.Boolean(), forwardDays: Type.Integer(),
 });
 const CollegeView = Type.Object({ slug: Type.String(), nameFr: Type.String(), nameEn: Type.String(), weightPct: Nullable(Type.Number()) });
 const CategoryView = Type.Object({
@@ -80,6 +81,7 @@ export const governanceRoutes: FastifyPluginAsyncTypebox<{ deps: GovernanceRoute
       body: Type.Partial(Type.Object({
         legalForm: Type.Union(LEGAL_FORMS.map((f) => Type.Literal(f))), graceDays: Type.Integer({ minimum: 0, maximum: 365 }),
         maxProxies: Type.Integer({ minimum: 0, maximum: 10 }), remindDays: Type.Integer({ minimum: 0, maximum: 365 }), blockStops: Type.Boolean(),
+        forwardDays: Type.Integer({ minimum: 0, maximum: FORWARD_DAYS_MAX, description: 'Days a moved resident\'s old mail address forwards to the new one, with an auto-reply (0: none)' }),
       }), { additionalProperties: false, minProperties: 1 }),
       response: { 200: SettingsView, ...Errors },
     },

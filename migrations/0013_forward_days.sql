@@ -1,0 +1,1 @@
+ALTER TABLE `governance_settings` ADD `forward_days` integer DEFAULT 90 NOT NULL;
