@@ -2,10 +2,12 @@
 // registry) and carried to each node; a one-time enrolment token for each server whose agent is not enrolled yet,
 // all of them in one Swarm secret that each node reads its own line of; then the global service of service-spec.ts.
 // Idempotent: a second deploy with nothing new leaves the service as it is and issues no token.
+import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { Db } from '../db/connection.js';
 import { servers, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
@@ -21,26 +23,70 @@ import { agentServiceSpec, agentTokensFile } from './service-spec.js';
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The tokens are used within the minute the tasks start: an hour covers a slow image load on every node. */
 const TOKEN_HOURS = 1;
+const execFileAsync = promisify(execFile);
 const sha = (s: string | Buffer) => crypto.createHash('sha256').update(s).digest('hex');
 
-/** What the image holds: the manager's node binary, and cattery as it runs (bin/, dist/, package.json and the
- * production packages of package-lock.json, as installed here). Copied into `stage`, which becomes the build's
- * folder; its content is what names the image (images.ts serviceImageRef hashes every file). */
-function stageAgentImage(stage: string, root = PACKAGE_ROOT): void {
+/** The packages the agent's code imports (dist/cli/agent.js and dist/agent/agent.js, as loaded: better-sqlite3,
+ * fastify and the rest of the manager are not), each with what it depends on by the lockfile. A package missing
+ * here stops the agent at its start ("Cannot find package"), which tests/agent/swarm-agent.test.ts would show. */
+const AGENT_PACKAGES = ['@fastify/error', '@sinclair/typebox', 'ajv', 'dockerode', 'drizzle-orm', 'jose', 'pino', 'tar-fs', 'tar-stream'];
+
+type Lock = Record<string, { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }>;
+
+/** Paths (node_modules/…) of `roots` and their dependencies, resolved as node resolves them: the nearest
+ * node_modules folder up from the package that asks. */
+export function packageClosure(lock: Lock, roots: string[]): string[] {
+  const seen = new Set<string>();
+  const find = (from: string, name: string): string | undefined => {
+    for (let dir = from; ; ) {
+      const p = `${dir ? `${dir}/` : ''}node_modules/${name}`;
+      if (lock[p]) return p;
+      if (!dir) return undefined;
+      const i = dir.lastIndexOf('/node_modules/');
+      dir = i < 0 ? '' : dir.slice(0, i);
+    }
+  };
+  const walk = (p: string) => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    const e = lock[p]!;
+    for (const name of Object.keys({ ...e.dependencies, ...e.optionalDependencies })) {
+      const q = find(p, name);
+      if (q) walk(q);
+    }
+  };
+  for (const r of roots) {
+    if (!lock[`node_modules/${r}`]) throw fail('CATTERY_ERR_BUILD', `package ${r} is not in package-lock.json`);
+    walk(`node_modules/${r}`);
+  }
+  return [...seen].sort();
+}
+
+/** What the image holds: the node binary running this process (the manager's own runtime) with the shared libraries
+ * it is linked against, and the agent's part of cattery (bin/, dist/, package.json and AGENT_PACKAGES as installed
+ * here). No shell, no package manager, no Debian base: 99 MB of node and about 60 of code, which every node receives
+ * through `docker save | load` (ensureImageOn) at each new version. Copied into `stage`, the build's folder; its
+ * content is what names the image (images.ts serviceImageRef hashes every file). */
+async function stageAgentImage(stage: string, root = PACKAGE_ROOT): Promise<void> {
   if (!fs.existsSync(path.join(root, 'dist', 'agent', 'agent.js'))) throw fail('CATTERY_ERR_BUILD', 'cattery is not compiled (dist/agent/agent.js): run `npm run build` first');
   fs.copyFileSync(path.join(root, 'deploy', 'agent', 'Dockerfile'), path.join(stage, 'Dockerfile'));
-  // The binary running this process: the same node the manager runs. Linked against glibc and libstdc++ only, which
-  // the Debian base has (the manager's host is Debian too; a node binary built elsewhere would say so at its start).
-  fs.copyFileSync(process.execPath, path.join(stage, 'node'));
-  fs.chmodSync(path.join(stage, 'node'), 0o755);
-  const app = path.join(stage, 'cattery');
-  for (const rel of ['package.json', 'package-lock.json', 'bin', 'dist']) fs.cpSync(path.join(root, rel), path.join(app, rel), { recursive: true });
-  const lock = JSON.parse(fs.readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages?: Record<string, { dev?: boolean }> };
-  // Only what `npm ci --omit=dev` would install: the lock marks every development-only package `dev`.
-  for (const [rel, p] of Object.entries(lock.packages ?? {})) {
-    if (!rel || p.dev || !fs.existsSync(path.join(root, rel))) continue;
-    fs.cpSync(path.join(root, rel), path.join(app, rel), { recursive: true, dereference: false });
+  const rootfs = path.join(stage, 'rootfs');
+  const put = (from: string, to: string) => {
+    fs.mkdirSync(path.dirname(path.join(rootfs, to)), { recursive: true });
+    fs.copyFileSync(fs.realpathSync(from), path.join(rootfs, to));
+  };
+  put(process.execPath, '/usr/local/bin/node');
+  fs.chmodSync(path.join(rootfs, 'usr/local/bin/node'), 0o755);
+  // The libraries ldd names, at the paths it names them (the loader's own included): argv only, no shell.
+  const { stdout } = await execFileAsync('ldd', [process.execPath], { timeout: 10_000 });
+  for (const line of stdout.split('\n')) {
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x[0-9a-f]+\)/.exec(line);
+    if (m) put(m[1]!, m[1]!);
   }
+  const app = path.join(rootfs, 'opt', 'cattery');
+  for (const rel of ['package.json', 'bin', 'dist']) fs.cpSync(path.join(root, rel), path.join(app, rel), { recursive: true });
+  const lock = (JSON.parse(fs.readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages: Lock }).packages;
+  for (const rel of packageClosure(lock, AGENT_PACKAGES)) fs.cpSync(path.join(root, rel), path.join(app, rel), { recursive: true });
 }
 
 /** The agent's image on `engine` (built when its content changed); returns its reference. */
@@ -48,7 +94,7 @@ export async function ensureAgentImage(engine: Engine, opts: { workDir: string; 
   fs.mkdirSync(opts.workDir, { recursive: true, mode: 0o700 });
   const stage = fs.mkdtempSync(path.join(opts.workDir, 'agent-stage-'));
   try {
-    stageAgentImage(stage);
+    await stageAgentImage(stage);
     return await ensureServiceImage(engine, { dir: stage, manifest: { id: 'agent', image: { production: 'none', local: { base: 'debian', dockerfile: 'Dockerfile' } } } }, opts);
   } finally {
     fs.rmSync(stage, { recursive: true, force: true });
@@ -90,11 +136,15 @@ export async function deployAgents(d: AgentDeployDeps): Promise<AgentDeployment>
   const enrolled = agentMeteredServers(d.db);
   const nodes: AgentDeployment['nodes'] = [];
   const tokens: { node: string; token: string }[] = [];
-  for (const n of await listNodes(d.manager)) {
-    const server = n.server !== undefined ? byName.get(n.server) : undefined;
-    if (!server) { nodes.push({ hostname: n.hostname, server: n.server, agent: 'not a cattery server' }); continue; }
+  const placed = (await listNodes(d.manager)).map((n) => ({ n, server: n.server !== undefined ? byName.get(n.server) : undefined }));
+  // Every node at once: each load is its own engine's work (a few seconds per 100 MB).
+  await Promise.all(placed.map(async ({ server }) => {
+    if (!server) return;
     progress(`carrying ${image} to ${server.name}`);
     await ensureImageOn(d.build, d.engineOf(server), image);
+  }));
+  for (const { n, server } of placed) {
+    if (!server) { nodes.push({ hostname: n.hostname, server: n.server, agent: 'not a cattery server' }); continue; }
     if (enrolled.has(server.id)) { nodes.push({ hostname: n.hostname, server: server.name, agent: 'enrolled' }); continue; }
     tokens.push({ node: n.hostname, token: issueEnrolmentToken(d.db, server.name, TOKEN_HOURS).token });
     nodes.push({ hostname: n.hostname, server: server.name, agent: 'token issued' });
