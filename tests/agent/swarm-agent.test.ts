@@ -94,7 +94,7 @@ const engineOf = (s: Server) => connectEngine(s.dockerEndpoint, { hosterId: swar
 t.test('deployed as a global service: one task on every node, each enrolled with its own token', async (t) => {
   const d = await deployAgents({
     db: rt.db, manager, build: swarm.host, engineOf, hosterId: swarm.prefix, managerUrl, managerCa: fs.readFileSync(path.join(tls, 'cert.pem'), 'utf8'),
-    intervalSeconds: 1, workDir: `${config.dataDir}/build`, log,
+    intervalSeconds: 1, workDir: `${config.dataDir}/build`, log, progress: (l) => { if (!l.startsWith('[agent]')) t.comment(`${elapsed()}: ${l}`); },
   });
   t.comment(`agent image ${d.image} built and carried at ${elapsed()}`);
   t.equal(d.service, 'created');
