@@ -72,6 +72,21 @@ await new Promise<void>((resolve) => front.listen(0, gw, resolve));
 t.teardown(() => new Promise<void>((resolve) => { front.closeAllConnections(); front.close(() => resolve()); }));
 const managerUrl = `https://${gw}:${(front.address() as { port: number }).port}`;
 
+t.comment(`swarm and TLS front ready at ${elapsed()}`);
+
+const agentService = `${swarm.prefix}-agent`;
+const engineOf = (s: Server) => connectEngine(s.dockerEndpoint, { hosterId: swarm.prefix, timeoutSeconds: 60, log });
+const ca = fs.readFileSync(path.join(tls, 'cert.pem'), 'utf8');
+const deploy = (progress?: (l: string) => void) => deployAgents({
+  db: rt.db, manager, build: swarm.host, engineOf, hosterId: swarm.prefix, managerUrl, managerCa: ca, intervalSeconds: 1,
+  workDir: `${config.dataDir}/build`, log, ...(progress ? { progress } : {}),
+});
+// The agents are deployed while the instances are made (most of the file's time is the image's way to the nodes):
+// an agent lists the instance containers at each sample, and credits them from the first sample after their rows.
+const comments: string[] = [];
+const firstDeploy = deploy((l) => { if (!l.startsWith('[agent]')) comments.push(`${elapsed()}: ${l}`); });
+firstDeploy.catch(() => undefined);
+
 // A real instance on each node, known to cattery (its row), so that the agent's sample credits it.
 const catalog = loadValidCatalog(TEST_CATALOG);
 const probe = catalog.services.get('probe')!;
@@ -86,16 +101,11 @@ for (const i of instances) {
   rt.db.$client.prepare("INSERT INTO instances (slug, service, server_id, image, config, observed) VALUES (?, 'probe', ?, ?, '{\"ports\":{},\"secrets\":{},\"env\":{}}', 'running')")
     .run(i.slug, serverNamed(i.server).id, probeRef);
 }
-t.comment(`swarm, instances and TLS front ready at ${elapsed()}`);
-
-const agentService = `${swarm.prefix}-agent`;
-const engineOf = (s: Server) => connectEngine(s.dockerEndpoint, { hosterId: swarm.prefix, timeoutSeconds: 60, log });
+t.comment(`instances made at ${elapsed()}`);
 
 t.test('deployed as a global service: one task on every node, each enrolled with its own token', async (t) => {
-  const d = await deployAgents({
-    db: rt.db, manager, build: swarm.host, engineOf, hosterId: swarm.prefix, managerUrl, managerCa: fs.readFileSync(path.join(tls, 'cert.pem'), 'utf8'),
-    intervalSeconds: 1, workDir: `${config.dataDir}/build`, log, progress: (l) => { if (!l.startsWith('[agent]')) t.comment(`${elapsed()}: ${l}`); },
-  });
+  const d = await firstDeploy;
+  for (const c of comments) t.comment(c);
   t.comment(`agent image ${d.image} built and carried at ${elapsed()}`);
   t.equal(d.service, 'created');
   t.same(d.nodes.map((n) => [n.hostname, n.server, n.agent]).sort(), [[n1.name, 'local', 'token issued'], [n2.name, 'n2', 'token issued']]);
@@ -109,10 +119,7 @@ t.test('deployed as a global service: one task on every node, each enrolled with
   const agents = listAgents(rt.db);
   t.not(agents.find((a) => a.server === 'local')!.kid, agents.find((a) => a.server === 'n2')!.kid, 'each node its own key');
   t.ok(agents.every((a) => a.enrolmentOpenUntil === null), 'every token spent');
-  const again = await deployAgents({
-    db: rt.db, manager, build: swarm.host, engineOf, hosterId: swarm.prefix, managerUrl, managerCa: fs.readFileSync(path.join(tls, 'cert.pem'), 'utf8'),
-    intervalSeconds: 1, workDir: `${config.dataDir}/build`, log,
-  });
+  const again = await deploy();
   t.equal(again.service, 'unchanged', 'deploying again changes nothing');
   t.same(again.nodes.map((n) => n.agent), ['enrolled', 'enrolled'], 'and issues no token');
 });
