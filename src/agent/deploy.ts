@@ -29,7 +29,7 @@ const sha = (s: string | Buffer) => crypto.createHash('sha256').update(s).digest
 /** The packages the agent's code imports (dist/cli/agent.js and dist/agent/agent.js, as loaded: better-sqlite3,
  * fastify and the rest of the manager are not), each with what it depends on by the lockfile. A package missing
  * here stops the agent at its start ("Cannot find package"), which tests/agent/swarm-agent.test.ts would show. */
-const AGENT_PACKAGES = ['@fastify/error', '@sinclair/typebox', 'ajv', 'dockerode', 'drizzle-orm', 'jose', 'pino', 'tar-fs', 'tar-stream'];
+export const AGENT_PACKAGES = ['@fastify/error', '@sinclair/typebox', 'ajv', 'dockerode', 'drizzle-orm', 'jose', 'pino', 'tar-fs', 'tar-stream'];
 
 type Lock = Record<string, { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }>;
 
