@@ -2,6 +2,8 @@
 // Swarm side: this file only says what the service is. What the agent needs of its node, read-only: the cgroup
 // hierarchy, /proc and the powercap (RAPL) files, mounted under /host as node-exporter mounts them; Docker's socket to
 // know which container is which instance (labels) and, in a task's own PID namespace, each container's host pid.
+// /sys is mounted whole (read-only), not /sys/class/powercap alone: a node without RAPL has no such folder (a bind
+// of a missing source fails the task), and powercap's entries are links into /sys/devices.
 // The socket is the one grant that is not read-only in effect (Docker's API has no read-only mode): docs/energy.md
 // says so, and why a node's agent is trusted with it (it is the node's own engine, on a node cattery runs).
 import { fail } from '../errors.js';
@@ -15,10 +17,14 @@ export interface AgentServiceOptions {
    * each node picks its own line by its hostname, which Swarm's template gives the task. */
   tokensSecret: { id: string; name: string };
   intervalSeconds?: number;
+  /** A Swarm config holding the certificate (PEM) the nodes trust for the manager's https, when it is not signed by a
+   * public authority (a hoster's own CA): given to node as NODE_EXTRA_CA_CERTS, added to its trusted roots. */
+  managerCa?: { id: string; name: string };
 }
 
 export const AGENT_STATE_DIR = '/var/lib/cattery-agent';
 const TOKENS_FILE = 'cattery-agent-tokens';
+const CA_FILE = '/etc/cattery-agent/manager-ca.pem';
 
 /** The CreateService body (Engine API 1.41, Docker 20.10). A plain object, so that it can be compared and tested. */
 export function agentServiceSpec(o: AgentServiceOptions) {
@@ -32,6 +38,7 @@ export function agentServiceSpec(o: AgentServiceOptions) {
     CATTERY_AGENT_PROC_ROOT: '/host/proc',
     CATTERY_AGENT_POWERCAP_ROOT: '/host/sys/class/powercap',
     CATTERY_DOCKER: 'unix:///var/run/docker.sock',
+    ...(o.managerCa ? { NODE_EXTRA_CA_CERTS: CA_FILE } : {}),
   };
   const labels = { 'cattery.hoster': o.hosterId, 'cattery.role': 'agent' };
   const ro = (source: string, target: string) => ({ Type: 'bind', Source: source, Target: target, ReadOnly: true });
@@ -50,14 +57,14 @@ export function agentServiceSpec(o: AgentServiceOptions) {
         CapabilityDrop: ['ALL'],
         Privileges: { NoNewPrivileges: true },
         Mounts: [
-          ro('/sys/fs/cgroup', '/host/sys/fs/cgroup'),
+          ro('/sys', '/host/sys'),
           ro('/proc', '/host/proc'),
-          ro('/sys/class/powercap', '/host/sys/class/powercap'),
           { Type: 'bind', Source: '/var/run/docker.sock', Target: '/var/run/docker.sock', ReadOnly: true },
           // The node's key and enrolment outlive the task: a volume of the node's own (0700 inside, agent.ts).
           { Type: 'volume', Source: `${o.hosterId}-agent-state`, Target: AGENT_STATE_DIR, VolumeOptions: { Labels: labels } },
         ],
         Secrets: [{ SecretID: o.tokensSecret.id, SecretName: o.tokensSecret.name, File: { Name: TOKENS_FILE, UID: '0', GID: '0', Mode: 0o400 } }],
+        ...(o.managerCa ? { Configs: [{ ConfigID: o.managerCa.id, ConfigName: o.managerCa.name, File: { Name: CA_FILE, UID: '0', GID: '0', Mode: 0o444 } }] } : {}),
       },
       Resources: { Limits: { MemoryBytes: 128 * 1024 * 1024, NanoCPUs: 250_000_000 } },
       RestartPolicy: { Condition: 'any', Delay: 10_000_000_000 },

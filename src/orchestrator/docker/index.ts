@@ -50,3 +50,4 @@ export {
   joinTokens, labelNode, listNodes, scaleService, serviceTasks, swarmState,
   type JoinTokens, type NodeLabels, type NodeView, type SwarmState, type TaskView,
 } from './swarm.js';
+export { ensureSwarmObject, listSwarmObjects, removeSwarmObjects } from './swarm.js';

@@ -183,3 +183,43 @@ export async function ensureImageOn(from: Engine, to: Engine, ref: string): Prom
   return 'copied';
 }
 
+
+/** A Swarm secret (`kind: 'secret'`, encrypted in the swarm's store and given only to the tasks that name it) or
+ * config (plain): created, or found ours under that name. Both are immutable in Swarm, so a new content takes a new
+ * name (the caller names it by its content). */
+export async function ensureSwarmObject(manager: Engine, kind: 'secret' | 'config', spec: { Name: string; Labels: Record<string, string>; data: string }): Promise<{ id: string; name: string }> {
+  const body = { Name: spec.Name, Labels: spec.Labels, Data: Buffer.from(spec.data).toString('base64') };
+  try {
+    const made = await call(manager, `create ${kind} ${spec.Name}`, (d): Promise<unknown> => (kind === 'secret' ? d.createSecret(body) : d.createConfig(body))) as { id?: string; ID?: string };
+    return { id: made.id ?? made.ID ?? '', name: spec.Name };
+  } catch (err) {
+    if (statusOf(err) !== 409) throw err;
+    const found = await call(manager, `inspect ${kind} ${spec.Name}`, (d): Promise<unknown> => (kind === 'secret' ? d.getSecret(spec.Name).inspect() : d.getConfig(spec.Name).inspect())) as { ID: string; Spec: { Labels?: Record<string, string> } };
+    if (!isOurs(manager, found.Spec.Labels)) throw fail('CATTERY_ERR_CONFLICT', `${kind} ${spec.Name} exists and is not managed by cattery`);
+    return { id: found.ID, name: spec.Name };
+  }
+}
+
+/** Our secrets or configs carrying `role` (names and ids), newest first. */
+export async function listSwarmObjects(manager: Engine, kind: 'secret' | 'config', role: string): Promise<{ id: string; name: string }[]> {
+  const filters = { label: [`cattery.hoster=${manager.hosterId}`, `cattery.role=${role}`] };
+  const list = await call(manager, `list ${kind}s`, (d): Promise<unknown> => (kind === 'secret' ? d.listSecrets({ filters }) : d.listConfigs({ filters }))) as { ID: string; CreatedAt?: string; Spec: { Name: string; Labels?: Record<string, string> } }[];
+  return list.filter((o) => isOurs(manager, o.Spec.Labels) && o.Spec.Labels?.['cattery.role'] === role)
+    .sort((a, b) => (b.CreatedAt ?? '').localeCompare(a.CreatedAt ?? '')).map((o) => ({ id: o.ID, name: o.Spec.Name }));
+}
+
+/** Removes our secrets or configs carrying `role` except those named in `keep`. One still named by a task (an old
+ * task shutting down) is refused by Swarm and left for the next call. Returns the names removed. */
+export async function removeSwarmObjects(manager: Engine, kind: 'secret' | 'config', role: string, keep: string[]): Promise<string[]> {
+  const removed: string[] = [];
+  for (const o of await listSwarmObjects(manager, kind, role)) {
+    if (keep.includes(o.name)) continue;
+    try {
+      await call(manager, `remove ${kind} ${o.name}`, (d): Promise<unknown> => (kind === 'secret' ? d.getSecret(o.id).remove() : d.getConfig(o.id).remove()));
+      removed.push(o.name);
+    } catch (err) {
+      if (![400, 404, 409].includes(statusOf(err) ?? 0)) throw err;
+    }
+  }
+  return removed;
+}
