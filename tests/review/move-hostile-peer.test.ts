@@ -5,7 +5,11 @@
 //    48 hours (CODE_TTL_MS, one of "the pieces both sides agree on").
 // 2. A manifest's `quotaMb` is not bounded: a part with a quota this hoster never gives passes plan(), the whole
 //    bundle is downloaded, and only createAccount (checkQuota) refuses it, after every byte was fetched.
-// 3. A mediator acts on an administrator (or another mediator): shown the move form for them, and confirms the
+// 3. An arrival that imported but whose receipt the source refused (the resident cancelled at the source while the
+//    destination pulled, or the code expired during a long pull) stays `imported` for good: sweepExpiredArrivals
+//    takes only `pulling` and `failed` rows, though its own comment says "not done", so the whole bundle stays in
+//    in-<id>/ (pull() removes it only after the receipt) and the imported accounts stay, owned by nobody.
+// 4. A mediator acts on an administrator (or another mediator): shown the move form for them, and confirms the
 //    deletion of an administrator's accounts; a mediator otherwise only ever makes residents.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -52,6 +56,23 @@ t.test('an arrival from a manifest with a far exp is still swept once no code ca
   fs.writeFileSync(path.join(dir, 'part-0.tar'), 'a whole good part 0, gigabytes of it', { mode: 0o600 });
   sweepExpiredArrivals(d, new Date(now));
   t.notOk(fs.existsSync(dir), 'three days after its manifest was signed, the downloads are gone');
+});
+
+t.test('an imported arrival whose code expired at the source is swept like the others', async (t) => {
+  const rt = await createRuntime(testConfig(t), pino({ level: 'silent' }));
+  t.teardown(() => rt.close());
+  const d = rt.federation.moves;
+  const now = Math.floor(Date.now() / 1000);
+  const jws = `e30.${Buffer.from(JSON.stringify(manifestAt(now - 49 * 3600, now - 3600))).toString('base64url')}.sig`;
+  const row = rt.db.insert(fedMovesIn).values({
+    peerId: 1, sourceUrl: A, moveId: crypto.randomBytes(16).toString('base64url'), cth: crypto.randomBytes(32).toString('base64url'),
+    state: 'imported', manifestJws: jws, parts: [], lastError: '',
+  }).returning().get();
+  const dir = path.join(d.dir, `in-${row.id}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(dir, 'part-0.tar'), 'the whole bundle, imported, its receipt refused', { mode: 0o600 });
+  t.equal(sweepExpiredArrivals(d, new Date()), 1, 'the arrival that can no longer finish is swept');
+  t.notOk(fs.existsSync(dir), 'its downloads are gone');
 });
 
 t.test('a part whose quota this hoster never gives is refused on the manifest', async (t) => {
