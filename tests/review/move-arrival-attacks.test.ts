@@ -11,6 +11,9 @@
 //    moves (two codes, two full exports staged on disk) exist for the same accounts.
 // 4. A mediator starts a move of an administrator's accounts and receives its code (whoever holds it takes the
 //    administrator's data to the peer): a mediator otherwise only ever makes residents.
+// 5. The destination closed a service to newcomers by a decision (governance's service.signup): an arrival still
+//    gets an account there, at once and approved (plan() looks for a running instance and an import operation only;
+//    the peer's page picked B from a document up to an hour old, and the API start checks no room at all).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +21,7 @@ import t from 'tap';
 import { eq } from 'drizzle-orm';
 import { assignAccount, getAccount, usernameTaken } from '../../src/accounts/accounts.js';
 import { createUser, findByLogin } from '../../src/identity/users.js';
+import { setServiceSettings } from '../../src/governance/settings.js';
 import { fedMovesIn, fedMovesOut } from '../../src/federation/schema.js';
 import { testCa } from '../services/test-ca.js';
 import { HEALTHY_WITHIN_MS, waitFor } from '../helpers.js';
@@ -132,5 +136,17 @@ t.test('attacks on a move between two catteries', async (t) => {
       payload: { peerId: bAtA, userId: admin.id, consent: 'she said yes on the phone' },
     });
     t.equal(r.statusCode, 403, `refused (got ${r.statusCode}${r.statusCode === 201 ? ', with the code of the administrator\'s move' : ''})`);
+  });
+
+  await t.test('a service closed to newcomers at B takes no one arriving', async (t) => {
+    setServiceSettings(b.rt.db, b.rt.catalog, 'files', { openForSignup: false }, 'decision: files closed to newcomers');
+    const eve = await residentAtA('eve');
+    const start = await api(a, 'POST', '/api/moves', { peerId: bAtA, userId: eve.id, consent: 'Eve asked at the office, form kept' });
+    t.equal(start.status, 201, JSON.stringify(start.body));
+    const partsBefore = a.seen.filter((s) => s.url.startsWith('/api/federation/moves/parts/')).length;
+    const r = await api(b, 'POST', '/api/moves/arrivals', { source: a.url, code: start.body.code, password: 'eve-new-secret-at-b' });
+    t.ok(r.status === 403 || r.status === 409, `refused (got ${r.status}: ${JSON.stringify(r.body)})`);
+    t.equal(a.seen.filter((s) => s.url.startsWith('/api/federation/moves/parts/')).length, partsBefore, 'no part was fetched');
+    t.notOk(usernameTaken(b.rt.db, 'eve'), 'B made no files account for eve');
   });
 });
