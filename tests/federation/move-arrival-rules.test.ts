@@ -1,19 +1,15 @@
-// Review of issue 14's move pages (outside reviewer): attacks on a move between two real catteries on loopback HTTPS,
-// with real `files` instances on both sides (the harness of tests/federation/move.test.ts). Each subtest states what
-// SHOULD happen; a failing assertion is the defect it was written to show.
-// 1. A name taken at the destination between a first, interrupted arrival and its retry: the retry is not checked
-//    again (plan() runs on the first attempt only), createAccount() gives back the existing account, the import goes
-//    into it, personFor() returns its owner and the page signs the newcomer in as that person, whose password is then
-//    set to the newcomer's (setPasswordEverywhere). Account takeover at the destination.
-// 2. A peer's manifest naming a reserved account (postmaster, abuse…): the destination creates that account for the
-//    newcomer, a name no sign-up or mediator can ever get (identity/users.ts RESERVED_LOGINS).
-// 3. Two starts at once for one person: both pass the "already under way" check before either is recorded, so two
-//    moves (two codes, two full exports staged on disk) exist for the same accounts.
-// 4. A mediator starts a move of an administrator's accounts and receives its code (whoever holds it takes the
-//    administrator's data to the peer): a mediator otherwise only ever makes residents.
-// 5. The destination closed a service to newcomers by a decision (governance's service.signup): an arrival still
-//    gets an account there, at once and approved (plan() looks for a running instance and an import operation only;
-//    the peer's page picked B from a document up to an hour old, and the API start checks no room at all).
+// What an arrival may take, and who may start a move, between two real catteries on loopback HTTPS with real `files`
+// instances on both sides (the harness of move.test.ts). Each subtest is one rule (docs/migration-format.md, "What the
+// destination accepts"):
+// 1. A retry takes only the accounts its own move made: a name given at the destination between a first, interrupted
+//    attempt and its retry stops the move; nothing goes into that person's account, no session is opened as them,
+//    their password is not changed, and the source gets no receipt.
+// 2. A manifest naming a role's address (postmaster, abuse…: identity/users.ts RESERVED_LOGINS) is refused before any
+//    part is fetched: a name no sign-up or mediator can get is no arrival's either.
+// 3. Two starts at once for one person make one move (one code, one staged export).
+// 4. A mediator does not start a move of an administrator's accounts (a mediator only ever acts for residents).
+// 5. A service closed to newcomers at the destination by a decision (governance's service.signup) takes no arrival,
+//    refused before any part is fetched.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +21,7 @@ import { setServiceSettings } from '../../src/governance/settings.js';
 import { fedMovesIn, fedMovesOut } from '../../src/federation/schema.js';
 import { testCa } from '../services/test-ca.js';
 import { HEALTHY_WITHIN_MS, waitFor } from '../helpers.js';
-import { api, cattery, pin, type Cattery } from '../federation/move-catteries.js';
+import { api, cattery, pin, type Cattery } from './move-catteries.js';
 
 t.test('attacks on a move between two catteries', async (t) => {
   const ca = testCa(t);

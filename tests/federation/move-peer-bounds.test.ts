@@ -1,16 +1,12 @@
-// Review of issue 14's moves (outside reviewer), without Docker. Each test states what SHOULD happen; a failing
-// assertion is the defect it shows.
-// 1. A pinned peer's manifest says when its code expires (`exp`) and the destination believes it: an `exp` years
-//    ahead keeps that arrival's downloads (up to CATTERY_MOVE_MAX_MB each) from ever being swept, though a code lives
-//    48 hours (CODE_TTL_MS, one of "the pieces both sides agree on").
-// 2. A manifest's `quotaMb` is not bounded: a part with a quota this hoster never gives passes plan(), the whole
-//    bundle is downloaded, and only createAccount (checkQuota) refuses it, after every byte was fetched.
-// 3. An arrival that imported but whose receipt the source refused (the resident cancelled at the source while the
-//    destination pulled, or the code expired during a long pull) stays `imported` for good: sweepExpiredArrivals
-//    takes only `pulling` and `failed` rows, though its own comment says "not done", so the whole bundle stays in
-//    in-<id>/ (pull() removes it only after the receipt) and the imported accounts stay, owned by nobody.
-// 4. A mediator acts on an administrator (or another mediator): shown the move form for them, and confirms the
-//    deletion of an administrator's accounts; a mediator otherwise only ever makes residents.
+// What a pinned peer's manifest cannot decide at the destination, and what a mediator cannot do at the source; no
+// Docker. Generated inputs where the rule is about a kind of value:
+// 1. How long its downloads stay: a manifest whose `exp` is beyond its `iat` + a code's life (CODE_TTL_MS) + the
+//    request window is refused, and an arrival is swept by min(exp, iat + that life) whatever its `exp` says.
+// 2. The quota: a part's `quotaMb` beyond QUOTA_MAX_MB is refused on the manifest, before any byte is fetched.
+// 3. An arrival imported but whose receipt the source refused (cancelled there, or the code expired during a long
+//    pull) is swept like the others: its downloads go (docs/migration-format.md, "Cleaning up").
+// 4. A mediator acts for residents only: no confirmation form for an administrator's move on the mediator's page, and
+//    the confirmation of the deletion of an administrator's accounts is refused.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
