@@ -23,7 +23,7 @@ import { findByLogin, findUser } from '../../identity/users.js';
 import { cookieOptions } from '../cookies.js';
 import type { MessageKey } from '../i18n.js';
 import { clientKey } from '../proxy-trust.js';
-import { ARRIVAL_LIMIT_GROUP } from '../routes/moves.js';
+import { arrivalThrottle, type ArrivalLimit } from '../routes/moves.js';
 import { sessionPolicy } from './deps.js';
 import { me } from './me.js';
 import { START_REFUSALS, moveSection, refusalShown, movingServices, peersFor, whenOf, type MovePeer } from './move-view.js';
@@ -69,7 +69,7 @@ function arrivalError(err: unknown): { field: string; key: MessageKey; params?: 
   return { field: '', key: 'move.err.refused', params: { detail: m } };
 }
 
-export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = async (app, { federation: f }) => {
+export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation; arrivalLimit: ArrivalLimit }> = async (app, { federation: f, arrivalLimit }) => {
   const d = f.moves;
   const { db } = d;
   const { catalog, config } = f.documents;
@@ -199,7 +199,8 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
   }, { additionalProperties: false });
   app.post('/signup/move', {
     // Like the sign-up: each attempt makes cattery fetch from a peer and may make a person.
-    config: { ...page, rateLimit: { max: config.signupPerHour, timeWindow: 3_600_000, groupId: ARRIVAL_LIMIT_GROUP } },
+    config: page,
+    onRequest: arrivalThrottle(arrivalLimit),
     attachValidation: true,
     schema: { hide: true, body: ArrivalBody },
   }, async (req, reply) => {

@@ -67,10 +67,16 @@ const personOf = (f: Federation, req: FastifyRequest, userId: number | undefined
 /** Starts per hour and per caller (the principal, else the address): each stages a full export of a person's accounts
  * on disk, as the mediator's page bounds it. */
 const startLimit = (f: Federation) => ({ max: f.documents.config.signupPerHour, timeWindow: 3_600_000, keyGenerator: (req: FastifyRequest) => req.principal?.id ?? clientKey(req.ip) });
-/** The arrival page and the arrival API share one bucket per client: both make cattery fetch from a peer. */
-export const ARRIVAL_LIMIT_GROUP = 'move-arrivals';
+/** One throttle per client for the arrival page and the arrival API together (both make cattery fetch from a peer
+ * and may make a person), as the sign-up: a route's own `rateLimit` config would give each route a bucket of its own
+ * (@fastify/rate-limit keeps a store per route), so one limiter is made in app.ts and both routes call it. */
+export type ArrivalLimit = (req: FastifyRequest) => Promise<{ isAllowed: true } | { isAllowed: false; isExceeded: boolean; ttlInSeconds: number }>;
+export const arrivalThrottle = (limit: ArrivalLimit) => async (req: FastifyRequest): Promise<void> => {
+  const r = await limit(req);
+  if (!r.isAllowed && r.isExceeded) throw fail('CATTERY_ERR_THROTTLED', String(r.ttlInSeconds));
+};
 
-export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> = async (app, { federation: f }) => {
+export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation; arrivalLimit: ArrivalLimit }> = async (app, { federation: f, arrivalLimit }) => {
   const d = f.moves;
   const peerRequest = (req: FastifyRequest, o: { receipt?: boolean } = {}) => authenticateMoveRequest(d, req.headers[REQUEST_HEADER] as string | undefined, o);
 
@@ -155,7 +161,7 @@ export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> =
   app.post('/api/moves/arrivals', {
     // Public, and each call makes cattery fetch from a peer: bounded per client like a sign-up (a code is 160 bits,
     // so this is not about guessing one; it keeps anyone from using cattery to knock on its peers).
-    config: { rateLimit: { max: f.documents.config.signupPerHour, timeWindow: 3_600_000, groupId: ARRIVAL_LIMIT_GROUP } },
+    onRequest: arrivalThrottle(arrivalLimit),
     schema: {
       tags: ['federation'], summary: 'Arrive from a peer with its transfer code: pulled, verified, imported, acknowledged',
       body: Type.Object({
