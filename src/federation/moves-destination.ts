@@ -75,7 +75,7 @@ async function pull(d: MoveDeps, input: { source: string; password: string }, co
   if (row.state === 'pulling' || row.state === 'failed') {
     // Checked again at every attempt: between two, the names may have been given here (a sign-up, a mediator, an
     // administrator), and an account this move did not make is never filled nor handed over.
-    for (const p of row.parts) namesFree(d, p);
+    for (const p of row.parts) namesFree(d, p, madeBy(row.parts));
     refuseClosed(d, row.parts);
     for (const p of row.parts) {
       const file = path.join(dir, `part-${p.index}.tar`);
@@ -97,7 +97,7 @@ async function pull(d: MoveDeps, input: { source: string; password: string }, co
     // Every part checks: the accounts are made here with our own operations, then filled.
     for (const p of row.parts) {
       // The check and the call are one synchronous step up to createAccount's insert: no one takes the name between.
-      namesFree(d, p);
+      namesFree(d, p, madeBy(row.parts));
       const made = await createAccount(d.accounts, p.slug, { username: p.username, password: input.password, quotaMb: p.quotaMb }, `move:${source}`);
       // Recorded at once: the accounts this move made are the only ones a retry, the import and personFor touch.
       row = recordMade(d, row.id, p.index, made.account.id);
@@ -130,13 +130,16 @@ function recordMade(d: MoveDeps, id: number, index: number, accountId: number): 
   });
 }
 
-/** A part's name free here for this move: no account of that name in any instance except the one this move made,
- * no person of that login, not a role's address. A sign-up, a mediator or an administrator may take a name while an
+/** The accounts this move made here (one name may be its accounts' in several services). */
+const madeBy = (parts: ArrivalPart[]): Set<number> => new Set(parts.flatMap((p) => (p.accountId === undefined ? [] : [p.accountId])));
+
+/** A part's name free here for this move: no account of that name in any instance except those this move made, no
+ * person of that login, not a role's address. A sign-up, a mediator or an administrator may take a name while an
  * arrival waits to be retried: the retry is then refused, never put into their account. */
-function namesFree(d: MoveDeps, p: Pick<ArrivalPart, 'username' | 'accountId'>): void {
+function namesFree(d: MoveDeps, p: Pick<ArrivalPart, 'username'>, ours: Set<number> = new Set()): void {
   const taken = () => fail('CATTERY_ERR_CONFLICT', `the name ${p.username} is taken here`);
   if (isReservedLogin(p.username)) throw fail('CATTERY_ERR_MOVE_REFUSED', `${p.username} is an address this hoster keeps for its own roles`);
-  const others = d.db.select({ id: accounts.id }).from(accounts).where(eq(accounts.username, p.username)).all().filter((a) => a.id !== p.accountId);
+  const others = d.db.select({ id: accounts.id }).from(accounts).where(eq(accounts.username, p.username)).all().filter((a) => !ours.has(a.id));
   if (others.length) throw taken();
   // The arrival makes a person of that login here (arriveAsPerson) once every part is in: none exists before.
   if (findByLogin(d.db, p.username)) throw taken();

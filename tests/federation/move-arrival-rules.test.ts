@@ -8,7 +8,8 @@
 //    part is fetched: a name no sign-up or mediator can get is no arrival's either.
 // 3. Two starts at once for one person make one move (one code, one staged export).
 // 4. A mediator does not start a move of an administrator's accounts (a mediator only ever acts for residents).
-// 5. A service closed to newcomers at the destination by a decision (governance's service.signup) takes no arrival,
+// 5. A destination that approves newcomers by hand (CATTERY_SIGNUP_APPROVAL=admin) takes no arrival, and says so.
+// 6. A service closed to newcomers at the destination by a decision (governance's service.signup) takes no arrival,
 //    refused before any part is fetched.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -132,6 +133,22 @@ t.test('attacks on a move between two catteries', async (t) => {
       payload: { peerId: bAtA, userId: admin.id, consent: 'she said yes on the phone' },
     });
     t.equal(r.statusCode, 403, `refused (got ${r.statusCode}${r.statusCode === 201 ? ', with the code of the administrator\'s move' : ''})`);
+  });
+
+  await t.test('a hoster that approves newcomers by hand takes no one arriving, and says so', async (t) => {
+    b.rt.federation.moves.newcomers.approval = 'admin';
+    t.teardown(() => { b.rt.federation.moves.newcomers.approval = 'auto'; });
+    const fred = await residentAtA('fred');
+    const start = await api(a, 'POST', '/api/moves', { peerId: bAtA, userId: fred.id, consent: 'Fred asked at the office, form kept' });
+    t.equal(start.status, 201, JSON.stringify(start.body));
+    const partsBefore = a.seen.filter((s) => s.url.startsWith('/api/federation/moves/parts/')).length;
+    const r = await api(b, 'POST', '/api/moves/arrivals', { source: a.url, code: start.body.code, password: 'fred-new-secret-at-b' });
+    t.equal(r.status, 403, JSON.stringify(r.body));
+    t.match(r.body.message, /approves each newcomer by hand/, 'with why');
+    t.equal(a.seen.filter((s) => s.url.startsWith('/api/federation/moves/parts/')).length, partsBefore, 'no part was fetched');
+    t.notOk(usernameTaken(b.rt.db, 'fred') || findByLogin(b.rt.db, 'fred'), 'B made no account and no person');
+    const page = await (await arrivalBrowser())({ code: start.body.code, password: 'fred-new-secret-at-b', password2: 'fred-new-secret-at-b' });
+    t.match(page.body, /acceptée à la main par l’association/, 'the page says it in words');
   });
 
   await t.test('a service closed to newcomers at B takes no one arriving', async (t) => {
