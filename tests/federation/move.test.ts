@@ -199,6 +199,9 @@ t.test('a resident moves from A to B', async (t) => {
     };
     t.equal(await post({ ...sent, iat: Math.floor(Date.now() / 1000) }), 'received', 'the same receipt again');
     t.equal(await post({ ...sent, parts: sent.parts.map((p) => ({ ...p, sha256: '0'.repeat(64) })) }), 'CATTERY_ERR_MOVE_REFUSED', 'a receipt of other checksums');
+    // Even once the code has expired: B imported in time, only A's answer to its receipt was lost.
+    a.rt.db.update(fedMovesOut).set({ expiresAt: new Date(Date.now() - 1000).toISOString() }).where(eq(fedMovesOut.id, move.id)).run();
+    t.equal(await post({ ...sent, iat: Math.floor(Date.now() / 1000) }), 'received', 'the same receipt again, after the code expired');
     t.equal((await dav(a, '/alice/big.bin', { method: 'GET' }, 'alice-secret-at-a')).status, 200);
     t.match((await arrive(b, { code })).body.message, /already finished/, 'B will not take it twice');
     const replay = await signMoveRequest(await b.rt.federation.keys.current(), { iss: b.url, aud: a.url, cth: codeTokenHash(code) });
