@@ -39,6 +39,7 @@ export async function createFederation(d: { db: Db; catalog: Catalog; config: Co
   const movesDeps: MoveDeps = {
     db: d.db, accounts: d.accounts, keys, log: d.log, ownUrl: d.config.publicUrl, dir: path.join(d.config.dataDir, 'moves'),
     fetch: peers.fetch, arriving: new Set(), maxBundleBytes: (d.config.federation.moveMaxMb ?? 20480) * 1024 * 1024,
+    newcomers: { approval: d.config.signupApproval, defaultQuotaMb: d.config.defaultQuotaMb, config: d.config },
   };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> | undefined;

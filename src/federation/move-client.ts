@@ -10,7 +10,14 @@ import { REQUEST_HEADER } from './move-protocol.js';
 
 const unreachable = (why: string, cause?: unknown) => fail('CATTERY_ERR_PEER_UNREACHABLE', why, cause);
 
-interface Call { url: string; method?: 'GET' | 'POST'; header: string; body?: string; range?: number; timeoutMs?: number }
+interface Call { url: string; method?: 'GET' | 'POST'; header: string; body?: string; range?: number; timeoutMs?: number; idleMs?: number }
+
+/** A part's download with no byte for this long is cut (and resumed at the next attempt from what is on disk): a
+ * source that stalls holds no connection and no arrival lock. */
+export const PART_IDLE_MS = 60_000;
+/** The slowest average a part's download is given time for (1 MB/s), over ten minutes at least: a 20 GB bundle at
+ * 100 Mbit/s takes about half an hour; slower, it is cut and resumed. */
+const PART_MIN_RATE_BYTES_PER_MS = 1000;
 
 /** One request; the answer's body goes to `sink` (bounded by `maxBytes`), or is refused when the status is not 2xx
  * (its error code and message, as the source's error handler gives them, are kept to say why). */
@@ -48,6 +55,7 @@ function call(o: FetchOptions, c: Call, sink: (chunk: Buffer) => void, maxBytes:
       res.on('aborted', () => reject(unreachable('the connection was cut')));
     });
     const timer = setTimeout(() => req.destroy(unreachable('no answer in time')), c.timeoutMs ?? 600_000);
+    if (c.idleMs) req.setTimeout(c.idleMs, () => req.destroy(unreachable(`no byte from the source for ${c.idleMs! / 1000} s: cut, to be resumed`)));
     req.on('close', () => clearTimeout(timer));
     req.on('error', (err) => reject((err as { code?: string }).code?.startsWith('CATTERY_') ? err : unreachable(`${(err as { code?: string }).code ?? 'error'}: ${err.message}`.slice(0, 300), err)));
     req.end(c.body);
@@ -69,7 +77,7 @@ export async function postJson(o: FetchOptions, url: string, header: string, bod
 /** Bring `file` to `bytes` long from `url`: what is already on disk is kept and the rest asked for with a Range
  * request, so a download cut half-way resumes where it stopped. A source that answers the whole part (200) to a
  * Range request has it written from the start. Returns the bytes fetched by this call. */
-export async function downloadPart(o: FetchOptions, url: string, header: string, file: string, bytes: number): Promise<number> {
+export async function downloadPart(o: FetchOptions, url: string, header: string, file: string, bytes: number, idleMs = PART_IDLE_MS): Promise<number> {
   let have = 0;
   try { have = fs.statSync(file).size; } catch { /* not started */ }
   if (have > bytes) { fs.rmSync(file); have = 0; }
@@ -77,7 +85,7 @@ export async function downloadPart(o: FetchOptions, url: string, header: string,
   const fd = fs.openSync(file, 'a', 0o600);
   let fetched = 0;
   try {
-    await call(o, { url, header, range: have }, (b) => {
+    await call(o, { url, header, range: have, idleMs, timeoutMs: Math.max(600_000, (bytes - have) / PART_MIN_RATE_BYTES_PER_MS) }, (b) => {
       fs.writeSync(fd, b);
       fetched += b.length;
     }, bytes - have);

@@ -1,7 +1,9 @@
 // The pieces of a move both sides agree on (docs/migration-format.md): the transfer code and its hashes, the
 // destination's signed requests, and the manifest's and receipt's payloads. Pure, apart from the clock and randomness.
 import crypto from 'node:crypto';
+import { QUOTA_MAX_MB } from '../accounts/accounts.js';
 import { fail } from '../errors.js';
+import { isReservedLogin } from '../identity/users.js';
 import { verifyDocument, type PublicJwk, type Signer } from './jws.js';
 import { signDocument } from './jws.js';
 import type { MovePart } from './schema.js';
@@ -78,23 +80,40 @@ export interface Manifest {
   parts: Omit<MovePart, 'slug'>[];
 }
 
-/** A manifest's payload, checked for its shape and for being ours to take. Sizes and hashes are the source's word,
- * checked again on every part. */
-export function checkManifest(payload: unknown, source: string, ownUrl: string): Manifest {
+/** The latest a source's code can open its move, whatever the manifest's `exp` says: a code lives CODE_TTL_MS from
+ * when its manifest was signed (and a request's clock may be REQUEST_WINDOW_S off). What the destination sweeps by. */
+export const manifestDeadline = (m: Pick<Manifest, 'iat' | 'exp'>): number => Math.min(m.exp, m.iat + CODE_TTL_MS / 1000 + REQUEST_WINDOW_S);
+
+/** A manifest's payload, checked for its shape and for being ours to take, every field bounded: a pinned peer signs
+ * it, but what it asks of us (how long we keep its downloads, which names and quotas we give) is ours to decide.
+ * Sizes and hashes are the source's word, checked again on every part. */
+export function checkManifest(payload: unknown, source: string, ownUrl: string, now = Date.now()): Manifest {
   const m = payload as Partial<Manifest>;
   if (!m || typeof m !== 'object') refuse('the manifest is not an object');
   if (m.v !== MOVE_FORMAT_VERSION) refuse(`manifest version ${String(m.v)} is not one this hoster reads`);
   if (m.iss !== source) refuse('the manifest was not issued by the source');
   if (m.aud !== ownUrl) refuse('the manifest is meant for another hoster');
   if (typeof m.move !== 'string' || !/^[A-Za-z0-9_-]{22}$/.test(m.move)) refuse('the manifest has no move id');
+  // A code opens its move CODE_TTL_MS from its signature: an `exp` beyond would keep our downloads past any use.
+  const nowS = Math.floor(now / 1000);
+  if (!Number.isSafeInteger(m.iat) || !Number.isSafeInteger(m.exp) || m.iat! > nowS + REQUEST_WINDOW_S) refuse('the manifest\'s dates are malformed or in the future');
+  if (m.exp! <= m.iat! || m.exp! > m.iat! + CODE_TTL_MS / 1000 + REQUEST_WINDOW_S) refuse(`the manifest's code would live longer than ${CODE_TTL_MS / 3600_000} hours`);
+  if (m.exp! * 1000 <= now) refuse('this code has expired');
+  if (m.resident !== undefined && (typeof m.resident !== 'object' || m.resident === null || (m.resident.name !== undefined && typeof m.resident.name !== 'string'))) refuse('the manifest\'s resident is malformed');
   if (!Array.isArray(m.parts) || m.parts.length === 0 || m.parts.length > 64) refuse('the manifest lists no parts, or too many');
+  const seen = new Set<string>();
   m.parts!.forEach((p, i) => {
-    if (!p || p.index !== i || typeof p.service !== 'string' || !/^[a-z][a-z0-9-]{0,39}$/.test(p.service)
+    if (!p || typeof p !== 'object' || p.index !== i || typeof p.service !== 'string' || !/^[a-z][a-z0-9-]{0,39}$/.test(p.service)
       || typeof p.username !== 'string' || !/^[a-z][a-z0-9._-]{0,30}[a-z0-9]$/.test(p.username) || p.username.includes('..')
-      || !Number.isSafeInteger(p.bytes) || p.bytes < 0 || !Number.isInteger(p.quotaMb) || p.quotaMb < 1
+      || !Number.isSafeInteger(p.bytes) || p.bytes < 0 || !Number.isSafeInteger(p.quotaMb) || p.quotaMb < 1 || p.quotaMb > QUOTA_MAX_MB
       || typeof p.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(p.sha256)) refuse(`part ${i} of the manifest is malformed`);
+    // Role addresses (RFC 2142's postmaster@, abuse@, the CA/B Forum's admin@…) are no newcomer's, moved or not.
+    if (isReservedLogin(p.username)) refuse(`part ${i} names ${p.username}, an address this hoster keeps for its own roles`);
+    // Two parts into one account would import one over the other.
+    if (seen.has(`${p.service}/${p.username}`)) refuse(`part ${i} names an account another part names`);
+    seen.add(`${p.service}/${p.username}`);
   });
-  return { v: m.v!, iss: m.iss!, aud: m.aud!, iat: Number(m.iat), exp: Number(m.exp), move: m.move!,
+  return { v: m.v!, iss: m.iss!, aud: m.aud!, iat: m.iat!, exp: m.exp!, move: m.move!,
     resident: { name: String(m.resident?.name ?? '').slice(0, 200) }, parts: m.parts! };
 }
 

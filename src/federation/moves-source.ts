@@ -8,6 +8,7 @@ import path from 'node:path';
 import { and, eq, lt } from 'drizzle-orm';
 import { FORWARD_TO, accountsOfUser, deleteAccount, exportToFile, forwardAccount, type AccountDeps } from '../accounts/accounts.js';
 import { addressOf } from '../catalog/offer.js';
+import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
 import { accounts, instances, users } from '../db/schema.js';
 import { fail } from '../errors.js';
@@ -35,9 +36,15 @@ export interface MoveDeps {
   /** Arrivals under way, by code hash: a second attempt with the same code waits for none, it is refused (two
    * downloads into one file would corrupt it). */
   arriving: Set<string>;
+  /** What a newcomer gets here, an arrival as a sign-up (CATTERY_SIGNUP_APPROVAL, CATTERY_DEFAULT_QUOTA_MB; the
+   * config for the services' registration and load). */
+  newcomers: { approval: Config['signupApproval']; defaultQuotaMb: number; config: Config };
 }
 
 const refuse = (why: string): never => { throw fail('CATTERY_ERR_MOVE_REFUSED', why); };
+/** The longest a start's exports may take before its placeholder counts as abandoned (a crash mid-start): each export
+ * is bounded by ten minutes (accounts.ts exportLimits), a person has a few accounts. */
+const PREPARING_MS = 3600_000;
 const nowIso = () => new Date().toISOString();
 
 export const outDir = (d: Pick<MoveDeps, 'dir'>, id: string) => path.join(d.dir, `out-${id}`);
@@ -56,29 +63,47 @@ export async function startMove(d: MoveDeps, input: { userId: number; peerId: nu
   if (peer.state !== 'active') throw fail('CATTERY_ERR_CONFLICT', 'a move goes to an active peer only (its fingerprint confirmed, not suspended)');
   const user = d.db.select().from(users).where(eq(users.id, input.userId)).get();
   if (!user) throw fail('CATTERY_ERR_NOT_FOUND', `No person ${input.userId}`);
-  const busy = d.db.select().from(fedMovesOut).where(eq(fedMovesOut.userId, input.userId)).all()
-    .find((m) => (m.state === 'open' || m.state === 'transferring' || m.state === 'received') && m.expiresAt > nowIso());
-  if (busy) throw fail('CATTERY_ERR_CONFLICT', 'a move of these accounts is already under way: finish or cancel it first');
   const movable = accountsOfUser(d.db, input.userId)
     .filter(({ account, instance }) => (account.state === 'active' || account.state === 'suspended')
       && d.accounts.catalog.services.get(instance.service)?.manifest.accounts?.operations.export);
   if (!movable.length) throw fail('CATTERY_ERR_CONFLICT', 'this person has no account that can be moved');
   const id = crypto.randomBytes(16).toString('base64url');
-  fs.mkdirSync(d.dir, { recursive: true, mode: 0o700 });
-  fs.mkdirSync(outDir(d, id), { mode: 0o700 });
+  // The move is claimed before the exports (minutes of awaits), in one synchronous step with the check: a second
+  // start meanwhile finds it under way. The placeholder's code hash is random (no code opens it), its expiry the
+  // longest the exports may take, so a crash leaves it for sweepExpiredMoves; it is removed if an export fails.
+  const claimed = d.db.transaction((tx) => {
+    const busy = tx.select().from(fedMovesOut).where(eq(fedMovesOut.userId, input.userId)).all()
+      .find((m) => (m.state === 'open' || m.state === 'transferring' || m.state === 'received') && m.expiresAt > nowIso());
+    if (busy) return false;
+    tx.insert(fedMovesOut).values({
+      id, userId: input.userId, peerId: peer.id, peerUrl: peer.url, codeHash: crypto.randomBytes(32).toString('hex'),
+      expiresAt: new Date(Date.now() + PREPARING_MS).toISOString(), startedBy: input.actor, consent: input.consent ?? '', parts: [], manifestJws: '',
+    }).run();
+    return true;
+  });
+  if (!claimed) throw fail('CATTERY_ERR_CONFLICT', 'a move of these accounts is already under way: finish or cancel it first');
   const parts: MovePart[] = [];
   try {
+    fs.mkdirSync(d.dir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(outDir(d, id), { mode: 0o700 });
     for (const [index, { account, instance }] of movable.entries()) {
       const file = partFile(d, id, index);
-      // Docker is called here, outside any transaction; the row is written once every part is staged.
+      // Docker is called here, outside any transaction; the row is filled once every part is staged.
       await exportToFile(d.accounts, instance, account.username, account.quotaMb, file);
       parts.push({ index, service: instance.service, slug: instance.slug, username: account.username, quotaMb: account.quotaMb,
         bytes: fs.statSync(file).size, sha256: await sha256Of(file) });
     }
+    return await finishStart(d, { id, peer, user, parts, actor: input.actor });
   } catch (err) {
     fs.rmSync(outDir(d, id), { recursive: true, force: true });
+    d.db.delete(fedMovesOut).where(and(eq(fedMovesOut.id, id), eq(fedMovesOut.manifestJws, ''))).run();
     throw err;
   }
+}
+
+/** Every part staged: the code made, the manifest signed, the placeholder row filled. */
+async function finishStart(d: MoveDeps, s: { id: string; peer: FedPeer; user: { name: string }; parts: MovePart[]; actor: string }): Promise<{ move: FedMoveOut; code: string }> {
+  const { id, peer, user, parts } = s;
   const code = newTransferCode();
   const expiresAt = new Date(Date.now() + CODE_TTL_MS);
   const manifest: Manifest = {
@@ -86,11 +111,11 @@ export async function startMove(d: MoveDeps, input: { userId: number; peerId: nu
     move: id, resident: { name: user.name }, parts: parts.map(({ slug: _, ...p }) => p),
   };
   const manifestJws = await d.keys.sign('moveManifest', manifest);
-  const move = d.db.insert(fedMovesOut).values({
-    id, userId: input.userId, peerId: peer.id, peerUrl: peer.url, codeHash: storedCodeHash(codeTokenHash(code)),
-    expiresAt: expiresAt.toISOString(), startedBy: input.actor, consent: input.consent ?? '', parts, manifestJws,
-  }).returning().get();
-  d.log.info({ move: id, peer: peer.url, parts: parts.length, actor: input.actor }, 'move started');
+  const move = d.db.update(fedMovesOut).set({ codeHash: storedCodeHash(codeTokenHash(code)), expiresAt: expiresAt.toISOString(), parts, manifestJws, updatedAt: nowIso() })
+    .where(and(eq(fedMovesOut.id, id), eq(fedMovesOut.state, 'open'))).returning().get();
+  // Cancelled or swept while the exports ran: nothing to give a code for.
+  if (!move || move.state !== 'open') throw fail('CATTERY_ERR_CONFLICT', 'the move was cancelled while it was being prepared');
+  d.log.info({ move: id, peer: peer.url, parts: parts.length, actor: s.actor }, 'move started');
   return { move, code };
 }
 
@@ -117,7 +142,9 @@ export async function authenticateMoveRequest(d: MoveDeps, header: string | unde
   // move still takes; it opens no part or manifest.
   const usable = move!.state === 'open' || move!.state === 'transferring' || (o.receipt === true && move!.state === 'received');
   if (!usable) refuse(`this code was already used (the move is ${move!.state})`);
-  if (move!.expiresAt <= now.toISOString()) refuse('this code has expired');
+  // A receipt sent again for a move already received is taken after the code's expiry too: the destination imported
+  // in time and only our answer was lost; refused, its arrival would hang with accounts made for nothing.
+  if (move!.expiresAt <= now.toISOString() && !(o.receipt === true && move!.state === 'received')) refuse('this code has expired');
   if (move!.state === 'open') d.db.update(fedMovesOut).set({ state: 'transferring', updatedAt: nowIso() }).where(and(eq(fedMovesOut.id, move!.id), eq(fedMovesOut.state, 'open'))).run();
   return { peer: peer!, move: move! };
 }

@@ -321,7 +321,9 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(publicationRoutes, { deps: { db: deps.db, catalog: deps.catalog, config: deps.config } });
   await app.register(authorityRequestRoutes, { db: deps.db });
   if (deps.federation) await app.register(federationRoutes, { federation: deps.federation });
-  if (deps.federation) await app.register(moveRoutes, { federation: deps.federation });
+  // The arrival page and API share one bucket per client (routes/moves.ts arrivalThrottle).
+  const arrivalLimit = app.createRateLimit({ max: deps.config.signupPerHour, timeWindow: 3_600_000 });
+  if (deps.federation) await app.register(moveRoutes, { federation: deps.federation, arrivalLimit });
 
   const pageDeps = {
     config: deps.config, db: deps.db, catalog: deps.catalog, oidc, throttle: createSignInThrottle(), secureCookies,
@@ -348,5 +350,5 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(memberAdminPages, { deps: pageDeps });
   await app.register(duesPages, { deps: pageDeps });
   await app.register(transparencyPages, { deps: pageDeps });
-  if (deps.federation) await app.register(federationPages, { federation: deps.federation });
+  if (deps.federation) await app.register(federationPages, { federation: deps.federation, arrivalLimit });
 }

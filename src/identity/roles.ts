@@ -17,3 +17,8 @@ export interface Principal {
 }
 
 export const isPersonRole = (r: string): r is PersonRole => (PERSON_ROLES as readonly string[]).includes(r);
+
+/** Whom a mediator may act for (sign up, move, confirm a move's deletion): a person whose roles give power over no
+ * one else. A mediator helps residents (a member votes, which is no power over anyone); an administrator, another
+ * mediator, the city or the board are acted for only by an administrator. */
+export const mediatorMayActFor = (roles: readonly string[]): boolean => roles.every((r) => r === 'resident' || r === 'member');

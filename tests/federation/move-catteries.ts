@@ -36,7 +36,8 @@ export async function cattery(t: Test, name: string, caPem: ReturnType<typeof te
   const url = `https://localhost:${(server.address() as { port: number }).port}`;
   const base = loadConfig({});
   const config = testConfig(t, {
-    publicUrl: url, federation: { peerCaFile: caFile, refreshSeconds: 3600 }, subnetPool: subnetPoolSlice(slice),
+    // Arrivals are taken by a hoster that takes newcomers without approval (an approval by hand takes none).
+    publicUrl: url, federation: { peerCaFile: caFile, refreshSeconds: 3600 }, subnetPool: subnetPoolSlice(slice), signupApproval: 'auto',
     publication: { ...base.publication, organization: { ...base.publication.organization, name } },
   });
   const rt = await createRuntime(config, pino({ level: 'silent' }), { maxBackoffSeconds: 2 });

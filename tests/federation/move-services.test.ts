@@ -66,7 +66,7 @@ t.test('mail, files and a pad move from A to B, read back through each service a
     t.same((await PROBES[svc]!.data(at(b, svc), 'alice', PASS_B, markers[svc]!)).sort(), [...markers[svc]!].sort(), `${svc}: the same data at B, as the resident's client reads it`);
     t.equal(getAccount(a.rt.db, `m-${svc}`, 'alice').state, 'active', `${svc}: still at A before the confirmation`);
   }
-  t.equal((await api(a, 'POST', `/api/moves/${start.body.move.id}/confirm`, { userId: alice.id })).body.state, 'done');
+  t.equal((await api(a, 'POST', `/api/moves/${start.body.move.id}/confirm`, { userId: alice.id, consent: 'Alice checked her accounts at B and asked' })).body.state, 'done');
   for (const svc of SERVICES) {
     t.equal((await api(a, 'GET', `/api/instances/m-${svc}/accounts/alice`)).status, 404, `${svc}: deleted at A after the confirmation`);
     t.notOk(await PROBES[svc]!.login(at(a, svc), 'alice', PASS_A), `${svc}: A lets nobody in as alice any more`);

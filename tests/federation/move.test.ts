@@ -112,7 +112,7 @@ t.test('a resident moves from A to B', async (t) => {
     b.rt.federation.moves.maxBundleBytes = move.parts.reduce((n, p) => n + p.bytes, 0) - 1;
     t.match(await arrive(b, { code }), { status: 413, body: { message: /larger than this hoster accepts/ } }, 'a bundle larger than B takes');
     b.rt.federation.moves.maxBundleBytes = max;
-    t.equal((await api(a, 'POST', `/api/moves/${move.id}/confirm`, { userId: alice.id })).status, 409, 'no confirmation before the receipt');
+    t.equal((await api(a, 'POST', `/api/moves/${move.id}/confirm`, { userId: alice.id, consent: 'Alice checked her accounts at B and asked' })).status, 409, 'no confirmation before the receipt');
     t.equal(partRequests(), before, 'no part was requested by any of these');
     t.equal(b.rt.db.select().from(fedMovesIn).all().length, 0, 'B kept no move');
     await nothingMoved(t);
@@ -199,11 +199,14 @@ t.test('a resident moves from A to B', async (t) => {
     };
     t.equal(await post({ ...sent, iat: Math.floor(Date.now() / 1000) }), 'received', 'the same receipt again');
     t.equal(await post({ ...sent, parts: sent.parts.map((p) => ({ ...p, sha256: '0'.repeat(64) })) }), 'CATTERY_ERR_MOVE_REFUSED', 'a receipt of other checksums');
+    // Even once the code has expired: B imported in time, only A's answer to its receipt was lost.
+    a.rt.db.update(fedMovesOut).set({ expiresAt: new Date(Date.now() - 1000).toISOString() }).where(eq(fedMovesOut.id, move.id)).run();
+    t.equal(await post({ ...sent, iat: Math.floor(Date.now() / 1000) }), 'received', 'the same receipt again, after the code expired');
     t.equal((await dav(a, '/alice/big.bin', { method: 'GET' }, 'alice-secret-at-a')).status, 200);
     t.match((await arrive(b, { code })).body.message, /already finished/, 'B will not take it twice');
     const replay = await signMoveRequest(await b.rt.federation.keys.current(), { iss: b.url, aud: a.url, cth: codeTokenHash(code) });
     t.equal(await new Promise<number>((resolve) => https.get(`${a.url}/api/federation/moves/manifest`, { ca: ca.pem, headers: { [REQUEST_HEADER]: replay } }, (res) => { res.resume(); resolve(res.statusCode ?? 0); })), 403, 'the code opens nothing after the receipt');
-    const confirmed = await api(a, 'POST', `/api/moves/${move.id}/confirm`, { userId: alice.id });
+    const confirmed = await api(a, 'POST', `/api/moves/${move.id}/confirm`, { userId: alice.id, consent: 'Alice checked her accounts at B and asked' });
     t.equal(confirmed.body.state, 'done', JSON.stringify(confirmed.body));
     t.equal((await api(a, 'GET', '/api/instances/fichiers/accounts/alice')).status, 404, 'A deleted the account');
     t.equal((await dav(a, '/alice/big.bin', { method: 'GET' }, 'alice-secret-at-a')).status, 401);

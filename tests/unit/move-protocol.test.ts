@@ -1,14 +1,17 @@
 // The pure pieces of a move (src/federation/move-protocol.ts), as kinds: every code generated reads back from any
 // way a person may type it and only then; a signed request is refused for any other issuer, audience, code hash,
 // jti shape or time outside the window; a manifest is refused for any malformed part (names a service or account
-// could not have, traversal, sizes and hashes of the wrong shape), for another issuer or audience, another version.
+// could not have, traversal, sizes and hashes of the wrong shape, a quota beyond any given, a role's address, two parts
+// into one account), for another issuer or audience, another version, and for dates that would outlive any code.
 import crypto from 'node:crypto';
 import t from 'tap';
 import fc from 'fast-check';
 import { exportJWK, generateKeyPair } from 'jose';
 import { signDocument, thumbprint, type PublicJwk } from '../../src/federation/jws.js';
+import { QUOTA_MAX_MB } from '../../src/accounts/accounts.js';
+import { RESERVED_LOGINS } from '../../src/identity/users.js';
 import {
-  REQUEST_WINDOW_S, checkManifest, checkMoveRequest, codeTokenHash, newTransferCode, normalizeCode, signMoveRequest, storedCodeHash,
+  CODE_TTL_MS, REQUEST_WINDOW_S, checkManifest, checkMoveRequest, codeTokenHash, newTransferCode, normalizeCode, signMoveRequest, storedCodeHash,
 } from '../../src/federation/move-protocol.js';
 
 const A = 'https://a.example';
@@ -71,7 +74,8 @@ t.test('signed requests: refused for anything but this issuer, this audience, a 
 
 t.test('manifests: every malformed part refused, the well-formed ones taken', async (t) => {
   const part = (i: number) => ({ index: i, service: 'files', username: 'alice', quotaMb: 20, bytes: 10240, sha256: 'a'.repeat(64) });
-  const manifest = { v: 1, iss: A, aud: B, iat: 1, exp: 2, move: crypto.randomBytes(16).toString('base64url'), resident: { name: 'Alice' }, parts: [part(0)] };
+  const iat = Math.floor(Date.now() / 1000);
+  const manifest = { v: 1, iss: A, aud: B, iat, exp: iat + 3600, move: crypto.randomBytes(16).toString('base64url'), resident: { name: 'Alice' }, parts: [part(0)] };
   t.match(checkManifest(manifest, A, B), { move: manifest.move, parts: [{ service: 'files' }] });
   for (const [what, m] of [
     ['version 2', { ...manifest, v: 2 }], ['another issuer', { ...manifest, iss: B }], ['meant for another', { ...manifest, aud: A }],
@@ -81,11 +85,32 @@ t.test('manifests: every malformed part refused, the well-formed ones taken', as
     fc.record({ username: fc.constantFrom('..', 'a..b', '../alice', 'Alice', 'a', 'alice/x', '-alice', 'alice-', '', 'a'.repeat(33)) }),
     fc.record({ service: fc.constantFrom('../files', 'Files', '', 'files/x', 'a'.repeat(41)) }),
     fc.record({ bytes: fc.constantFrom(-1, 1.5, Number.MAX_SAFE_INTEGER + 2, '10' as unknown as number) }),
-    fc.record({ quotaMb: fc.constantFrom(0, -5, 1.5) }),
+    fc.record({ quotaMb: fc.constantFrom(0, -5, 1.5, QUOTA_MAX_MB + 1, Number.MAX_SAFE_INTEGER, 2 ** 60) }),
+    fc.record({ username: fc.constantFrom(...RESERVED_LOGINS, 'post.master', 'admin2', 'abuse-desk', 'webmaster.x') }),
     fc.record({ sha256: fc.constantFrom('A'.repeat(64), 'a'.repeat(63), 'g'.repeat(64), '') }),
     fc.record({ index: fc.constantFrom(1, -1, 0.5) }),
   );
   fc.assert(fc.property(bad, (change) => {
     try { checkManifest({ ...manifest, parts: [{ ...part(0), ...change }] }, A, B); return false; } catch (err) { return (err as { code?: string }).code === 'CATTERY_ERR_MOVE_REFUSED'; }
   }), { numRuns: 100 });
+});
+
+t.test('manifests: any date a code cannot have is refused, any it can is taken', async (t) => {
+  const now = Math.floor(Date.now() / 1000);
+  const ttl = CODE_TTL_MS / 1000 + REQUEST_WINDOW_S;
+  const part = { index: 0, service: 'files', username: 'alice', quotaMb: 20, bytes: 10, sha256: 'a'.repeat(64) };
+  const at = (iat: unknown, exp: unknown) => ({ v: 1, iss: A, aud: B, iat, exp, move: crypto.randomBytes(16).toString('base64url'), resident: { name: 'A' }, parts: [part] });
+  const taken = (m: unknown) => {
+    try { checkManifest(m, A, B, now * 1000); return true; } catch (err) { if ((err as { code?: string }).code === 'CATTERY_ERR_MOVE_REFUSED') return false; throw err; }
+  };
+  fc.assert(fc.property(fc.integer({ min: -ttl + 1, max: 0 }), fc.integer({ min: 1, max: ttl }), (age, life) => {
+    const iat = now + age;
+    const ok = iat + life > now;
+    return taken(at(iat, iat + life)) === ok;
+  }), { numRuns: 100 });
+  fc.assert(fc.property(fc.integer({ min: ttl + 1, max: 2 ** 40 }), (life) => !taken(at(now, now + life))), { numRuns: 50 });
+  fc.assert(fc.property(fc.integer({ min: REQUEST_WINDOW_S + 1, max: 2 ** 40 }), (ahead) => !taken(at(now + ahead, now + ahead + 60))), { numRuns: 50 });
+  for (const [iat, exp] of [[now, now], [now, now - 1], ['1', now + 60], [now, 1.5e9 + 0.5], [null, now + 60], [now + 0.5, now + 60]]) t.notOk(taken(at(iat, exp)), `iat ${String(iat)}, exp ${String(exp)}`);
+  t.notOk(taken({ ...at(now, now + 60), parts: [part, { ...part, index: 1 }] }), 'two parts into one account');
+  t.ok(taken({ ...at(now, now + 60), parts: [part, { ...part, index: 1, service: 'mail' }] }), 'one name in two services');
 });

@@ -15,16 +15,17 @@ import {
 import { checkReport, closedMonth, signedReport, type CheckedReport, type Report } from '../../federation/reports.js';
 import { previousMonth } from '../../publication/figures.js';
 import { movePages } from './moves.js';
+import type { ArrivalLimit } from '../routes/moves.js';
 
 const Lang = Type.Object({ lang: Type.Optional(Type.String({ maxLength: 5 })) });
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1, maximum: 2 ** 31 }) });
 const Csrf = { _csrf: Type.Optional(Type.String({ maxLength: 200 })) };
 
-export const federationPages: FastifyPluginAsyncTypebox<{ federation: Federation }> = async (app, { federation: f }) => {
+export const federationPages: FastifyPluginAsyncTypebox<{ federation: Federation; arrivalLimit: ArrivalLimit }> = async (app, { federation: f, arrivalLimit }) => {
   const page = { page: true } as const;
   const db = f.peers.db;
   // The people's pages of a move (the resident's, the mediator's, the arrival's) need the move domain's handles.
-  await app.register(movePages, { federation: f });
+  await app.register(movePages, { federation: f, arrivalLimit });
 
   app.get('/federation', { config: page, schema: { hide: true, querystring: Lang } }, async (_req, reply) =>
     reply.page('federation', { peers: directory(db), url: f.documents.config.publicUrl }));

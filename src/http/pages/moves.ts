@@ -18,10 +18,12 @@ import { arriveAsPerson } from '../../federation/moves-destination.js';
 import { cancelMove, confirmMove, startMove } from '../../federation/moves-source.js';
 import { listPeers } from '../../federation/peers.js';
 import { createSession, endSession } from '../../identity/sessions.js';
+import { mediatorMayActFor } from '../../identity/roles.js';
 import { findByLogin, findUser } from '../../identity/users.js';
 import { cookieOptions } from '../cookies.js';
 import type { MessageKey } from '../i18n.js';
 import { clientKey } from '../proxy-trust.js';
+import { arrivalThrottle, type ArrivalLimit } from '../routes/moves.js';
 import { sessionPolicy } from './deps.js';
 import { me } from './me.js';
 import { START_REFUSALS, moveSection, refusalShown, movingServices, peersFor, whenOf, type MovePeer } from './move-view.js';
@@ -46,8 +48,10 @@ function refusalOf(err: unknown): (typeof START_REFUSALS)[number] {
 function arrivalError(err: unknown): { field: string; key: MessageKey; params?: Record<string, string> } {
   if (!isCatteryError(err)) throw err;
   const m = err.message;
+  if (err.code === 'CATTERY_ERR_VALIDATION' && /^password/.test(m)) return { field: 'password', key: 'move.err.password.control' };
   if (err.code === 'CATTERY_ERR_VALIDATION') return { field: 'code', key: 'move.err.format' };
   if (err.code === 'CATTERY_ERR_MOVE_REFUSED') {
+    if (/approves each newcomer by hand/.test(m)) return { field: '', key: 'move.err.approval' };
     if (/no move has this code|given for another hoster/.test(m)) return { field: 'code', key: 'move.err.code' };
     if (/expired/.test(m)) return { field: 'code', key: 'move.err.expired' };
     if (/already used|replay/.test(m)) return { field: 'code', key: 'move.err.used' };
@@ -65,7 +69,7 @@ function arrivalError(err: unknown): { field: string; key: MessageKey; params?: 
   return { field: '', key: 'move.err.refused', params: { detail: m } };
 }
 
-export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = async (app, { federation: f }) => {
+export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation; arrivalLimit: ArrivalLimit }> = async (app, { federation: f, arrivalLimit }) => {
   const d = f.moves;
   const { db } = d;
   const { catalog, config } = f.documents;
@@ -82,7 +86,9 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
 
   // ── The resident, for themself ──
   const ResidentStart = Type.Object({ ...Csrf, peer: Type.Optional(Type.String({ maxLength: 12 })) }, { additionalProperties: false });
-  app.post('/me/moves', { config: page, schema: { hide: true, body: ResidentStart } }, async (req, reply) => {
+  // Each start stages a full export of the person's accounts: bounded per person as the mediator's page is.
+  const startLimit = { max: config.signupPerHour, timeWindow: 3_600_000, keyGenerator: (req: FastifyRequest) => req.principal?.id ?? clientKey(req.ip) };
+  app.post('/me/moves', { config: { ...page, rateLimit: startLimit }, schema: { hide: true, body: ResidentStart } }, async (req, reply) => {
     const user = me(req);
     const peer = chosenPeer(user.id, req.body.peer);
     if (!peer) return reply.redirect('/me?move=peer#move', 303);
@@ -107,11 +113,16 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
   });
 
   // ── A mediator, for a resident who asked, with their consent recorded ──
+  /** Whether the signed-in helper may act for this person: an administrator for anyone, a mediator for residents. */
+  const mayActFor = (req: FastifyRequest, roles: readonly string[]) => req.principal!.roles.includes('admin') || mediatorMayActFor(roles);
   const mediatorPage = (req: FastifyRequest, reply: FastifyReply, login: string | undefined, extra: Record<string, unknown> = {}, status = 200) => {
-    const person = login ? findByLogin(db, login.trim()) : undefined;
+    const found = login ? findByLogin(db, login.trim()) : undefined;
+    // Someone a mediator may not act for is shown as such, with none of their moves' forms.
+    const notResident = !!found && !mayActFor(req, found.roles);
+    const person = notResident ? undefined : found;
     const lang = langOf(req);
     return reply.page('mediator-move', {
-      login: login ?? '', version: config.termsVersion, notFound: !!login && !person,
+      login: login ?? '', version: config.termsVersion, notFound: !!login && !found, notResident,
       person: person ? { id: person.id, name: person.name, login: person.login } : null,
       moves: person ? moveSection(db, catalog, person.id, lang, '/mediator/moves') : null,
       done: null, refused: null, ...extra,
@@ -127,9 +138,10 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
       refused: refusalShown(req.query.move),
     }));
 
-  const personOf = (userId: string) => {
+  const personOf = (req: FastifyRequest, userId: string) => {
     const u = findUser(db, Number(userId));
     if (!u) throw fail('CATTERY_ERR_NOT_FOUND', 'no such person');
+    if (!mayActFor(req, u.roles)) throw fail('CATTERY_ERR_FORBIDDEN', 'a mediator acts for residents only: ask an administrator');
     return u;
   };
   const back = (login: string, q: string) => `/mediator/moves?login=${encodeURIComponent(login)}&${q}#move`;
@@ -140,7 +152,7 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
     config: { ...page, rateLimit: { max: config.signupPerHour, timeWindow: 3_600_000, keyGenerator: (req) => req.principal?.id ?? clientKey(req.ip) } },
     schema: { hide: true, body: MediatorStart },
   }, async (req, reply) => {
-    const person = personOf(req.body.userId);
+    const person = personOf(req, req.body.userId);
     if (req.body.consent !== config.termsVersion) return reply.redirect(back(person.login, 'move=consent'), 303);
     const peer = chosenPeer(person.id, req.body.peer);
     if (!peer) return reply.redirect(back(person.login, 'move=peer'), 303);
@@ -157,14 +169,17 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
 
   const ForPerson = Type.Object({ ...Csrf, userId: UserId, confirm: Type.Optional(Type.Literal('yes')) }, { additionalProperties: false });
   app.post('/mediator/moves/:id/confirm', { config: page, schema: { hide: true, params: MoveId, body: ForPerson } }, async (req, reply) => {
-    const person = personOf(req.body.userId);
+    const person = personOf(req, req.body.userId);
     if (req.body.confirm !== 'yes') throw fail('CATTERY_ERR_VALIDATION', 'the person\'s confirmation');
-    await confirmMove(d, req.params.id, person.id, req.principal!.id);
+    // The person's request to delete, recorded as their consent to the move was: who, when, under which terms version.
+    const mediator = req.user ? `${req.user.login} (${req.user.name})` : req.principal!.id;
+    const consent = `deletion asked by the person, recorded by mediator ${mediator} at ${new Date().toISOString()}, terms version ${config.termsVersion}`;
+    await confirmMove(d, req.params.id, person.id, `${req.principal!.id} with consent: ${consent}`);
     return reply.redirect(back(person.login, 'done=moved'), 303);
   });
 
   app.post('/mediator/moves/:id/cancel', { config: page, schema: { hide: true, params: MoveId, body: ForPerson } }, async (req, reply) => {
-    const person = personOf(req.body.userId);
+    const person = personOf(req, req.body.userId);
     cancelMove(d, req.params.id, person.id);
     return reply.redirect(back(person.login, 'done=move-cancelled'), 303);
   });
@@ -184,7 +199,8 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
   }, { additionalProperties: false });
   app.post('/signup/move', {
     // Like the sign-up: each attempt makes cattery fetch from a peer and may make a person.
-    config: { ...page, rateLimit: { max: config.signupPerHour, timeWindow: 3_600_000 } },
+    config: page,
+    onRequest: arrivalThrottle(arrivalLimit),
     attachValidation: true,
     schema: { hide: true, body: ArrivalBody },
   }, async (req, reply) => {
@@ -197,6 +213,8 @@ export const movePages: FastifyPluginAsyncTypebox<{ federation: Federation }> = 
     if (!normalizeCode(body.code ?? '')) errors.push({ field: 'code', key: 'move.err.format' });
     const p = body.password ?? '';
     if (p.length < PASSWORD_MIN || p.length > PASSWORD_MAX) errors.push({ field: 'password', key: 'err.password' });
+    // eslint-disable-next-line no-control-regex
+    else if (/[\u0000-\u001f\u007f]/.test(p)) errors.push({ field: 'password', key: 'move.err.password.control' });
     else if (p !== body.password2) errors.push({ field: 'password2', key: 'err.password2' });
     if (body.terms !== config.termsVersion) errors.push({ field: 'terms', key: 'err.terms' });
     if (errors.length) return arrivalForm(reply, kept, errors, 400);

@@ -17,6 +17,9 @@ import {
 } from '../../federation/moves-source.js';
 import type { FedMoveOut } from '../../federation/schema.js';
 import { PASSWORD_MAX, PASSWORD_MIN } from '../../accounts/accounts.js';
+import { mediatorMayActFor } from '../../identity/roles.js';
+import { findUser } from '../../identity/users.js';
+import { clientKey } from '../proxy-trust.js';
 import { ErrorReply } from '../error-handler.js';
 import { JOSE } from './federation.js';
 
@@ -43,18 +46,37 @@ function rangeOf(header: string | undefined, size: number): { start: number; end
   return { start, end };
 }
 
-const personOf = (req: FastifyRequest, userId: number | undefined): number => {
+/** The person whose move it is: oneself, or, for an administrator, anyone; for a mediator, a resident only (a
+ * mediator otherwise only ever makes residents: moving an administrator's accounts away, or confirming their
+ * deletion, is no mediator's to do). */
+const personOf = (f: Federation, req: FastifyRequest, userId: number | undefined): number => {
   const p = req.principal!;
   if (userId !== undefined && userId !== p.userId) {
     // For another person: a mediator or an administrator, who says how the resident agreed.
-    if (!p.roles.includes('mediator') && !p.roles.includes('admin')) throw fail('CATTERY_ERR_FORBIDDEN', 'a move for another person');
+    if (p.roles.includes('admin')) return userId;
+    if (!p.roles.includes('mediator')) throw fail('CATTERY_ERR_FORBIDDEN', 'a move for another person');
+    const person = findUser(f.moves.db, userId);
+    if (!person) throw fail('CATTERY_ERR_NOT_FOUND', `No person ${userId}`);
+    if (!mediatorMayActFor(person.roles)) throw fail('CATTERY_ERR_FORBIDDEN', 'a mediator acts for residents only: ask an administrator');
     return userId;
   }
   if (p.userId === undefined) throw fail('CATTERY_ERR_VALIDATION', 'say whose accounts move (userId)');
   return p.userId;
 };
 
-export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> = async (app, { federation: f }) => {
+/** Starts per hour and per caller (the principal, else the address): each stages a full export of a person's accounts
+ * on disk, as the mediator's page bounds it. */
+const startLimit = (f: Federation) => ({ max: f.documents.config.signupPerHour, timeWindow: 3_600_000, keyGenerator: (req: FastifyRequest) => req.principal?.id ?? clientKey(req.ip) });
+/** One throttle per client for the arrival page and the arrival API together (both make cattery fetch from a peer
+ * and may make a person), as the sign-up: a route's own `rateLimit` config would give each route a bucket of its own
+ * (@fastify/rate-limit keeps a store per route), so one limiter is made in app.ts and both routes call it. */
+export type ArrivalLimit = (req: FastifyRequest) => Promise<{ isAllowed: true } | { isAllowed: false; isExceeded: boolean; ttlInSeconds: number }>;
+export const arrivalThrottle = (limit: ArrivalLimit) => async (req: FastifyRequest): Promise<void> => {
+  const r = await limit(req);
+  if (!r.isAllowed && r.isExceeded) throw fail('CATTERY_ERR_THROTTLED', String(r.ttlInSeconds));
+};
+
+export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation; arrivalLimit: ArrivalLimit }> = async (app, { federation: f, arrivalLimit }) => {
   const d = f.moves;
   const peerRequest = (req: FastifyRequest, o: { receipt?: boolean } = {}) => authenticateMoveRequest(d, req.headers[REQUEST_HEADER] as string | undefined, o);
 
@@ -93,6 +115,7 @@ export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> =
   });
 
   app.post('/api/moves', {
+    config: { rateLimit: startLimit(f) },
     schema: {
       tags: ['federation'], summary: 'Start moving a person\'s accounts to an active peer: the transfer code is in this answer only',
       body: Type.Object({
@@ -103,7 +126,7 @@ export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> =
       response: { 201: Type.Object({ move: MoveReply, code: Type.String() }), 403: ErrorReply, 404: ErrorReply, 409: ErrorReply },
     },
   }, async (req, r) => {
-    const userId = personOf(req, req.body.userId);
+    const userId = personOf(f, req, req.body.userId);
     if (userId !== req.principal!.userId && !req.body.consent) throw fail('CATTERY_ERR_VALIDATION', 'consent: how the resident agreed to this move (a mediator acts with their consent)');
     const { move, code } = await startMove(d, { userId, peerId: req.body.peerId, actor: req.principal!.id, ...(req.body.consent ? { consent: req.body.consent } : {}) });
     return r.code(201).send({ move: moveReply(move), code });
@@ -111,23 +134,34 @@ export const moveRoutes: FastifyPluginAsyncTypebox<{ federation: Federation }> =
 
   app.get('/api/moves', {
     schema: { tags: ['federation'], summary: 'A person\'s moves', querystring: ForPerson, response: { 200: Type.Array(MoveReply) } },
-  }, async (req) => movesOf(d.db, personOf(req, req.query.userId)).map(moveReply));
+  }, async (req) => movesOf(d.db, personOf(f, req, req.query.userId)).map(moveReply));
 
   app.post('/api/moves/:id/confirm', {
     schema: {
       tags: ['federation'], summary: 'Confirm a move the destination acknowledged: the accounts are deleted here',
-      params: MoveId, body: Type.Optional(ForPerson), response: { 200: MoveReply, 404: ErrorReply, 409: ErrorReply },
+      params: MoveId, body: Type.Optional(Type.Object({
+        userId: Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 31 })),
+        consent: Type.Optional(Type.String({ minLength: 10, maxLength: 500 })),
+      }, { additionalProperties: false })),
+      response: { 200: MoveReply, 403: ErrorReply, 404: ErrorReply, 409: ErrorReply },
     },
-  }, async (req) => moveReply(await confirmMove(d, req.params.id, personOf(req, req.body?.userId), req.principal!.id)));
+  }, async (req) => {
+    const userId = personOf(f, req, req.body?.userId);
+    // For another person, the deletion is done with their consent, recorded as at the start: it goes to the journal
+    // of every account deleted (the actor of each delete).
+    if (userId !== req.principal!.userId && !req.body?.consent) throw fail('CATTERY_ERR_VALIDATION', 'consent: how the resident asked for their accounts here to be deleted');
+    const actor = userId === req.principal!.userId ? req.principal!.id : `${req.principal!.id} with consent: ${req.body!.consent!.replace(/[\u0000-\u001f\u007f]/g, ' ')}`;
+    return moveReply(await confirmMove(d, req.params.id, userId, actor));
+  });
 
   app.post('/api/moves/:id/cancel', {
     schema: { tags: ['federation'], summary: 'Cancel a move before its receipt: the code opens nothing, the accounts stay', params: MoveId, body: Type.Optional(ForPerson), response: { 200: MoveReply, 404: ErrorReply, 409: ErrorReply } },
-  }, async (req) => moveReply(cancelMove(d, req.params.id, personOf(req, req.body?.userId))));
+  }, async (req) => moveReply(cancelMove(d, req.params.id, personOf(f, req, req.body?.userId))));
 
   app.post('/api/moves/arrivals', {
     // Public, and each call makes cattery fetch from a peer: bounded per client like a sign-up (a code is 160 bits,
     // so this is not about guessing one; it keeps anyone from using cattery to knock on its peers).
-    config: { rateLimit: { max: f.documents.config.signupPerHour, timeWindow: 3_600_000 } },
+    onRequest: arrivalThrottle(arrivalLimit),
     schema: {
       tags: ['federation'], summary: 'Arrive from a peer with its transfer code: pulled, verified, imported, acknowledged',
       body: Type.Object({
