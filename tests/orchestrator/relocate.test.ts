@@ -11,8 +11,11 @@ import { addRepository } from '../../src/backups/backups.js';
 import { containerName, ensureImageOn, serviceImageRef, volumeName } from '../../src/orchestrator/docker/index.js';
 import { getInstance, getServer, serverOf } from '../../src/orchestrator/instances.js';
 import { listOperations } from '../../src/orchestrator/journal.js';
-import { downInstances, drainPlan, drainServer, moveInstance, restoreElsewhere, type RelocateDeps } from '../../src/orchestrator/relocate.js';
+import { downInstances, type drainPlan, type drainServer, moveInstance, restoreElsewhere, type RelocateDeps } from '../../src/orchestrator/relocate.js';
 import { addServer } from '../../src/orchestrator/servers.js';
+import { createSession } from '../../src/identity/sessions.js';
+import { createUser } from '../../src/identity/users.js';
+import { pageBrowser } from '../page-browser.js';
 import { HEALTHY_WITHIN_MS, TEST_CATALOG, testRuntime, waitFor } from '../helpers.js';
 import { busyboxService, serviceCatalog } from '../test-service.js';
 import { execOn, startSwarmNodes } from './swarm-fixture.js';
@@ -43,11 +46,17 @@ t.test('moves, drains and restores elsewhere across three engines', async (t) =>
   t.equal((await execOn(n1.docker, sonde, ['sh', '-c', 'echo "lettre du lundi" > /data/lettre'])).code, 0, 'a file written on n1');
 
   // Draining n1 with no repository: the stateless one moves, the stateful one cannot, and the plan says so first.
-  const plan = await drainPlan(d, 'n1');
+  const planned = await rt.app.inject({ method: 'POST', url: '/api/servers/n1/drain?dryRun=true' });
+  t.equal(planned.statusCode, 200, planned.body);
+  const plan = planned.json() as Awaited<ReturnType<typeof drainPlan>>;
   t.same(plan.moves.map((m) => m.slug), ['vide'], 'the plan moves the stateless instance');
   t.match(plan.cannot, [{ slug: 'sonde', why: /no backup repository/ }], 'and says why the stateful one stays');
-  const drained = await drainServer(d, 'n1', 'test');
+  t.equal(serverOf(db, getInstance(db, 'vide')).name, 'n1', 'a dry run moves nothing');
+  const drainedReply = await rt.app.inject({ method: 'POST', url: '/api/servers/n1/drain' });
+  t.equal(drainedReply.statusCode, 200, drainedReply.body);
+  const drained = drainedReply.json() as Awaited<ReturnType<typeof drainServer>>;
   t.same(drained.moved.map((m) => m.slug), ['vide'], 'drain moved it');
+  t.match(drained.cannot, [{ slug: 'sonde', why: /no backup repository/ }], 'and says what it could not move');
   t.not(serverOf(db, getInstance(db, 'vide')).name, 'n1', `vide now on ${serverOf(db, getInstance(db, 'vide')).name}`);
   t.equal(getInstance(db, 'vide').observed, 'healthy', 'and healthy there');
   await t.rejects(moveInstance(d, 'sonde', 'n2', 'test'), { code: 'CATTERY_ERR_CONFLICT', message: /no backup repository/ }, 'a stateful move without a repository is refused');
@@ -55,7 +64,9 @@ t.test('moves, drains and restores elsewhere across three engines', async (t) =>
 
   // A planned move: the data follows, the old volume goes, the downtime is journaled.
   await addRepository(rt.backups, { name: 'local', url: `${repoDir}/repo` }, 'test');
-  const moved = await moveInstance(d, 'sonde', 'n2', 'test');
+  const movedReply = await rt.app.inject({ method: 'POST', url: '/api/instances/sonde/move', payload: { server: 'n2' } });
+  t.equal(movedReply.statusCode, 200, movedReply.body);
+  const moved = movedReply.json() as Awaited<ReturnType<typeof moveInstance>>;
   t.ok(moved.downtimeSeconds > 0 && moved.snapshot, `moved in ${moved.downtimeSeconds} s of downtime (${moved.steps.map((s) => `${s.step} ${s.ms} ms`).join(', ')})`);
   t.equal(serverOf(db, getInstance(db, 'sonde')).name, 'n2', 'the instance is on n2');
   t.equal(getInstance(db, 'sonde').observed, 'healthy', 'healthy');
@@ -77,11 +88,19 @@ t.test('moves, drains and restores elsewhere across three engines', async (t) =>
   // n2's engine dies: sonde stays down there (pinned), reported; restored on n1 from its latest snapshot.
   await swarm.kill(n2);
   const down = await downInstances(d);
-  t.match(down, [{ slug: 'sonde', server: 'n2', stateful: true }], 'reported down');
+  t.match(down.find((x) => x.slug === 'sonde'), { server: 'n2', stateful: true }, 'reported down');
   t.equal(serverOf(db, getInstance(db, 'sonde')).name, 'n2', 'and not moved by anything');
   await t.rejects(restoreElsewhere(d, 'vide', serverOf(db, getInstance(db, 'vide')).name, 'test'), undefined, 'restoring where it is is refused');
-  const back = await restoreElsewhere(d, 'sonde', 'n1', 'test');
-  t.ok(back.snapshot, `restored from ${back.snapshot} in ${back.downtimeSeconds} s`);
+  // The admin page says so, and its form restores the latest snapshot on the server chosen.
+  const admin = await createUser(db, { login: 'srv-admin', name: 'Admin', roles: ['admin'] });
+  const browser = pageBrowser(rt.app, { authorization: null });
+  browser.jar.set('cattery_session', createSession(db, { idleMinutes: 60, maxHours: 1 }, admin.id, 'password'));
+  const adminPage = (await browser.get('/admin?lang=en')).body;
+  t.match(adminPage, /sonde \(probe\)<\/td><td class="err">n2 — does not answer/, 'the admin page shows it down');
+  t.match(adminPage, 'action="/admin/instances/sonde/restore-elsewhere"', 'with the restore action');
+  const posted = await browser.post('/admin/instances/sonde/restore-elsewhere', { server: 'n1' }, { csrfFrom: '/admin' });
+  t.equal(posted.headers.location, '/admin?srv=restored#servers', 'restored');
+  t.equal(serverOf(db, getInstance(db, 'sonde')).name, 'n1', 'on n1 now');
   t.equal(getInstance(db, 'sonde').observed, 'healthy', 'healthy on n1');
   t.equal((await execOn(n1.docker, sonde, ['cat', '/data/lettre', '/data/mardi'])).out.trim(), 'lettre du lundi\nlettre du mardi', 'its data is back');
   t.ok(listOperations(db, 'sonde').some((o) => o.kind === 'restore-elsewhere' && o.status === 'done'), 'journaled');
