@@ -259,38 +259,47 @@ export interface DrainPlan {
   cannot: { slug: string; why: string }[];
 }
 
-/** Where each instance of `serverName` would go (placement over the other servers that answer, each move counted
- * against the room it takes), and what cannot move. Changes nothing. */
+/** What a drain plan weighs of one instance on the drained server. */
+export interface DrainCandidate extends Placed { healthy: boolean }
+
+/** Pure: where each of `instances` would go among `others` (placement, the largest first as a consolidation plan
+ * does: what is hardest to fit gets the room first; each move counted against the room it takes), and what cannot
+ * move and why. `hasRepository`: a stateful instance moves only through a backup. */
+export function planDrain(server: string, others: readonly ServerLoad[], instances: readonly DrainCandidate[], hasRepository: boolean): DrainPlan {
+  const room: ServerLoad[] = others.map((s) => ({ ...s }));
+  const plan: DrainPlan = { server, moves: [], cannot: [] };
+  for (const p of [...instances].sort((a, b) => b.memoryMb - a.memoryMb || a.slug.localeCompare(b.slug))) {
+    if (p.stateful && !hasRepository) { plan.cannot.push({ slug: p.slug, why: 'no backup repository: a stateful instance moves only through a backup' }); continue; }
+    if (!p.healthy) { plan.cannot.push({ slug: p.slug, why: 'not healthy: a move would not know whether it came up' }); continue; }
+    let to: ServerLoad;
+    try { to = place(room, p).server; } catch (err) { plan.cannot.push({ slug: p.slug, why: `no room: ${(err as Error).message}` }); continue; }
+    const target = room.find((s) => s.id === to.id)!;
+    target.busyCores += p.busyCores;
+    target.memoryMbReserved += p.memoryMb;
+    plan.moves.push({ slug: p.slug, to: target.name, stateful: p.stateful });
+  }
+  return plan;
+}
+
+/** Where each instance of `serverName` would go (placement over the other servers that answer), and what cannot
+ * move. Changes nothing. */
 export async function drainPlan(d: RelocateDeps, serverName: string): Promise<DrainPlan> {
   const server = getServer(d.db, serverName);
   const loads = await fleet({ db: d.db, catalog: d.catalog, engineFor: d.reconciler.engineFor, servers: () => listServers(d.db) });
   const mine = loads.find((s) => s.id === server.id);
-  const others: ServerLoad[] = loads.filter((s) => s.id !== server.id).map((s) => ({ ...s }));
-  const plan: DrainPlan = { server: server.name, moves: [], cannot: [] };
   const rows = d.db.$client.prepare('SELECT slug FROM instances WHERE server_id = ? AND desired != ? ORDER BY slug').all(server.id, 'deleted') as { slug: string }[];
   if (!mine) {
-    for (const r of rows) plan.cannot.push({ slug: r.slug, why: `server ${server.name} does not answer: restore it elsewhere from its backup` });
-    return plan;
+    return { server: server.name, moves: [], cannot: rows.map((r) => ({ slug: r.slug, why: `server ${server.name} does not answer: restore it elsewhere from its backup` })) };
   }
-  const hasRepo = d.repository ? true : listRepositories(d.db).length > 0;
   const placed = new Map<string, Placed>(mine.instances.map((p) => [p.slug, p]));
-  // The largest first, as a consolidation plan does: what is hardest to fit gets the room first.
-  for (const r of [...rows].sort((a, b) => (placed.get(b.slug)?.memoryMb ?? 0) - (placed.get(a.slug)?.memoryMb ?? 0) || a.slug.localeCompare(b.slug))) {
+  const candidates = rows.map((r): DrainCandidate => {
     const inst = getInstance(d.db, r.slug);
     const p = placed.get(r.slug) ?? { slug: r.slug, busyCores: 0, memoryMb: 0, stateful: isStateful(d.catalog, inst) };
-    if (p.stateful && !hasRepo) { plan.cannot.push({ slug: r.slug, why: 'no backup repository: a stateful instance moves only through a backup' }); continue; }
-    if (inst.desired === 'running' && inst.observed !== 'healthy' && inst.observed !== 'running') {
-      plan.cannot.push({ slug: r.slug, why: `not healthy (${inst.observed}): a move would not know whether it came up` });
-      continue;
-    }
-    let to: ServerLoad;
-    try { to = place(others, p).server; } catch (err) { plan.cannot.push({ slug: r.slug, why: `no room: ${(err as Error).message}` }); continue; }
-    const target = others.find((s) => s.id === to.id)!;
-    target.busyCores += p.busyCores;
-    target.memoryMbReserved += p.memoryMb;
-    plan.moves.push({ slug: r.slug, to: target.name, stateful: p.stateful });
-  }
-  return plan;
+    // A stopped instance moves stopped; one meant to run must be seen running before, or its move could not be judged.
+    return { ...p, healthy: inst.desired !== 'running' || inst.observed === 'healthy' || inst.observed === 'running' };
+  });
+  const hasRepo = d.repository ? true : listRepositories(d.db).length > 0;
+  return planDrain(server.name, loads.filter((s) => s.id !== server.id), candidates, hasRepo);
 }
 
 export interface DrainResult extends DrainPlan { moved: MoveReport[] }
