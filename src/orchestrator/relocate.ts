@@ -102,11 +102,23 @@ async function converged(d: RelocateDeps, slug: string): Promise<Instance | null
   return d.reconciler.waitConverged(slug, inst.generation);
 }
 
+/** Instances being moved or restored by this process: a second request for one is refused, not interleaved. */
+const underWay = new Set<string>();
+async function exclusively<T>(slug: string, fn: () => Promise<T>): Promise<T> {
+  if (underWay.has(slug)) throw fail('CATTERY_ERR_CONFLICT', `"${slug}" is already being moved or restored`);
+  underWay.add(slug);
+  try { return await fn(); } finally { underWay.delete(slug); }
+}
+
 /** Moves `slug` to `targetName`: refused without a backup repository (stateful) or room on the target; then a warm
  * backup while it runs (so the next is small), stop, a final backup of the stopped volumes (nothing written after it
  * exists), restore on the target's engine, the row switched to the target, start, healthy. On a failure after the
  * stop, the row goes back to the old server, whose volumes were never touched, and the instance starts there again. */
-export async function moveInstance(d: RelocateDeps, slug: string, targetName: string, actor: string): Promise<MoveReport> {
+export function moveInstance(d: RelocateDeps, slug: string, targetName: string, actor: string): Promise<MoveReport> {
+  return exclusively(slug, () => move(d, slug, targetName, actor));
+}
+
+async function move(d: RelocateDeps, slug: string, targetName: string, actor: string): Promise<MoveReport> {
   const inst = getInstance(d.db, slug);
   if (inst.desired === 'deleted') throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is being deleted`);
   const from = serverOf(d.db, inst);
@@ -209,7 +221,11 @@ export async function downInstances(d: Pick<RelocateDeps, 'db' | 'catalog' | 're
 /** A stateful instance whose server is down, back on `targetName` from its latest snapshot: made on the target, its
  * volumes restored, then started. The old volume stays on the dead server (it cannot be reached); when that server
  * comes back, its sweep removes the old container and keeps the volume as an orphan to archive or drop. */
-export async function restoreElsewhere(d: RelocateDeps, slug: string, targetName: string, actor: string): Promise<MoveReport> {
+export function restoreElsewhere(d: RelocateDeps, slug: string, targetName: string, actor: string): Promise<MoveReport> {
+  return exclusively(slug, () => restoreOn(d, slug, targetName, actor));
+}
+
+async function restoreOn(d: RelocateDeps, slug: string, targetName: string, actor: string): Promise<MoveReport> {
   const inst = getInstance(d.db, slug);
   if (inst.desired === 'deleted') throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is being deleted`);
   const from = serverOf(d.db, inst);
