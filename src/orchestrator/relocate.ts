@@ -96,6 +96,20 @@ async function dropOldUnit(d: RelocateDeps, inst: Instance, from: Server): Promi
   }
 }
 
+/** A volume of this instance's name already on the target is an older copy of it (a server that came back after a
+ * restore elsewhere keeps its volume as an orphan): it may hold what was written after the last snapshot, the only
+ * copy of it. A restore would empty it: refused, for an administrator to archive or drop it first. */
+async function refuseOldCopy(d: RelocateDeps, inst: Instance, to: Server, engine: Engine): Promise<void> {
+  for (const v of d.catalog.services.get(inst.service)?.manifest.volumes ?? []) {
+    const name = volumeName(d.hosterId, inst.slug, v.name);
+    const there = await engine.docker.getVolume(name).inspect().then(() => true, (err: { statusCode?: number }) => {
+      if (err.statusCode === 404) return false;
+      throw fail('CATTERY_ERR_ENGINE', `inspect volume ${name} on ${to.name}`, err);
+    });
+    if (there) throw fail('CATTERY_ERR_CONFLICT', `server ${to.name} holds an older volume of "${inst.slug}" (${name}): archive or drop it on /admin first, it may hold what no backup has`);
+  }
+}
+
 async function converged(d: RelocateDeps, slug: string): Promise<Instance | null> {
   const inst = getInstance(d.db, slug);
   await d.reconciler.trigger('relocate', slug);
@@ -132,6 +146,7 @@ async function move(d: RelocateDeps, slug: string, targetName: string, actor: st
   const toEngine = d.reconciler.engineFor(to);
   if (!(await answers(fromEngine))) throw fail('CATTERY_ERR_CONFLICT', `server "${from.name}" does not answer: restore "${slug}" elsewhere from its backup instead`);
   await checkRoom(d, inst, to);
+  if (stateful) await refuseOldCopy(d, inst, to, toEngine);
   const steps: MoveReport['steps'] = [];
   const timed = async <T>(step: string, fn: () => Promise<T>): Promise<T> => {
     const t0 = Date.now();
@@ -236,6 +251,7 @@ async function restoreOn(d: RelocateDeps, slug: string, targetName: string, acto
   const repo = stateful ? repositoryFor(d) : null;
   await checkRoom(d, inst, to);
   const toEngine = d.reconciler.engineFor(to);
+  if (stateful) await refuseOldCopy(d, inst, to, toEngine);
   const steps: MoveReport['steps'] = [];
   const t0 = Date.now();
   let snapshot: string | null = null;

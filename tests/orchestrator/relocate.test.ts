@@ -104,4 +104,13 @@ t.test('moves, drains and restores elsewhere across three engines', async (t) =>
   t.equal(getInstance(db, 'sonde').observed, 'healthy', 'healthy on n1');
   t.equal((await execOn(n1.docker, sonde, ['cat', '/data/lettre', '/data/mardi'])).out.trim(), 'lettre du lundi\nlettre du mardi', 'its data is back');
   t.ok(listOperations(db, 'sonde').some((o) => o.kind === 'restore-elsewhere' && o.status === 'done'), 'journaled');
+
+  // An older copy of its volume on a target (what a server that comes back after a restore elsewhere keeps) may hold
+  // what no backup has: a move there is refused before anything stops, and the copy is left as it is.
+  const old = volumeName(config.hosterId, 'sonde', 'data');
+  await n3.docker.createVolume({ Name: old, Labels: { 'cattery.hoster': config.hosterId, 'cattery.instance': 'sonde' } });
+  await t.rejects(moveInstance(d, 'sonde', 'n3', 'test'), { code: 'CATTERY_ERR_CONFLICT', message: /older volume/ }, 'a move onto an older copy is refused');
+  t.equal(serverOf(db, getInstance(db, 'sonde')).name, 'n1', 'sonde stays on n1');
+  t.equal(getInstance(db, 'sonde').desired, 'running', 'and was never stopped');
+  t.ok(await n3.docker.getVolume(old).inspect(), 'the older copy is still there');
 });
