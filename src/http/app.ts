@@ -54,6 +54,8 @@ import { eventRoutes } from './routes/events.js';
 import { instanceRoutes } from './routes/instances.js';
 import { ingressRoutes } from './routes/ingress.js';
 import type { Ingress } from '../ingress/ingress.js';
+import { relocateRoutes } from './routes/relocate.js';
+import type { RelocateDeps } from '../orchestrator/relocate.js';
 import { serverRoutes } from './routes/servers.js';
 import { dnsRoutes } from './routes/dns.js';
 import { governanceRoutes } from './routes/governance.js';
@@ -300,6 +302,12 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(serverRoutes, { db: deps.db, catalog: deps.catalog, engineFor: deps.reconciler.engineFor });
   await app.register(instanceRoutes, { deps: instanceDeps, reconciler: deps.reconciler });
   if (deps.backups) await app.register(backupRoutes, { deps: deps.backups, instanceDeps, accountDeps: deps.accounts, reconciler: deps.reconciler });
+  // Moves go through backups: without them (tests of other domains) neither the routes nor the admin page's actions.
+  const relocate: RelocateDeps | undefined = deps.backups ? {
+    db: deps.db, catalog: deps.catalog, hosterId: deps.config.hosterId, log: deps.log.child({ domain: 'orchestrator' }), instanceDeps,
+    backups: deps.backups, reconciler: deps.reconciler, volumesDir: path.join(deps.config.dataDir, 'volumes'),
+  } : undefined;
+  if (relocate) await app.register(relocateRoutes, { deps: relocate });
   await app.register(ingressRoutes, { deps: { db: deps.db, config: deps.config, catalog: deps.catalog, reconciler: deps.reconciler, ingress: deps.ingress } });
   await app.register(accountRoutes, { deps: deps.accounts });
   await app.register(eventRoutes, { events: deps.events });
@@ -338,7 +346,7 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   await app.register(residentPages, { deps: pageDeps });
   await app.register(mailClientPages, { deps: pageDeps });
   await app.register(mediatorPages, { deps: pageDeps });
-  await app.register(adminPages, { deps: pageDeps, housekeeping, backups: deps.backups });
+  await app.register(adminPages, { deps: pageDeps, housekeeping, backups: deps.backups, relocate });
   await app.register(dashboardPages, { deps: pageDeps, collector: deps.collector });
   await app.register(chartPages, { deps: pageDeps, collector: deps.collector });
   await app.register(dnsPages, { deps: dnsDeps });

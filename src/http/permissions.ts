@@ -20,6 +20,10 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   // placement that saves energy (orchestrator/placement.ts): where a new instance would go; a consolidation plan
   'GET /api/servers/placement': ADMIN,
   'GET /api/servers/consolidation': ADMIN,
+  // moves between servers, draining one, a down instance restored elsewhere (orchestrator/relocate.ts)
+  'POST /api/servers/:name/drain': ADMIN,
+  'POST /api/instances/:slug/move': ADMIN,
+  'POST /api/instances/:slug/restore-elsewhere': ADMIN,
   'GET /api/instances': ADMIN,
   'POST /api/instances': ADMIN,
   'GET /api/instances/:slug': ADMIN,
@@ -220,6 +224,7 @@ export const PERMISSIONS: Record<string, readonly Role[]> = {
   'POST /admin/volumes/:name/archive': ADMIN,
   'POST /admin/volumes/:name/drop': ADMIN,
   'POST /admin/backups/:name/run': ADMIN,
+  'POST /admin/instances/:slug/restore-elsewhere': ADMIN,
   'GET /admin/dns': ADMIN,
   'POST /admin/dns/check': ADMIN,
   'GET /admin/names': ADMIN,

@@ -266,3 +266,20 @@ export function publicInstance(row: Instance, serverName?: string) {
 export function forgetObservations(db: Db): number {
   return db.update(instances).set({ observed: 'pending', containerId: null, updatedAt: new Date().toISOString() }).run().changes;
 }
+
+/** The instance now lives on another server (a move, or a restore elsewhere: orchestrator/relocate.ts): its row says
+ * so in one transaction with the intent, and what was observed was the old server's unit (a wait must not take it for
+ * the new one's). The reconciler makes the unit on the new server; the old server's sweep removes the old one. */
+export function relocateRow(db: Db, slug: string, serverId: number, desired: Desired, actor: string): Instance {
+  return db.transaction((t) => {
+    const tx = t as unknown as Db;
+    const cur = getInstance(tx, slug);
+    const server = tx.select().from(servers).where(eq(servers.id, serverId)).get();
+    if (!server) throw fail('CATTERY_ERR_NOT_FOUND', `No server ${serverId}`);
+    const row = tx.update(instances).set({
+      serverId, desired, observed: 'creating', containerId: null, lastError: null, attempts: 0, nextAttemptAt: null, updatedAt: new Date().toISOString(),
+    }).where(eq(instances.id, cur.id)).returning().get();
+    intend(tx, slug, 'relocate', actor, { from: cur.serverId, to: server.name, desired });
+    return row;
+  });
+}

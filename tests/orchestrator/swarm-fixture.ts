@@ -67,7 +67,9 @@ function removeCgroupTree(containerId: string): void {
   }
 }
 
-export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?: string }): Promise<TestSwarm> {
+/** `binds(i)`: host folders the i-th node sees at the same path (a test's data folder and restic repository, as a
+ * shared folder or mount would give a real server's engine: cattery's one-shot containers bind them there). */
+export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?: string; binds?: (index: number) => string[] }): Promise<TestSwarm> {
   const prefix = opts.hosterId ?? `t${crypto.randomBytes(4).toString('hex')}`;
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const host = connectEngine('unix:///var/run/docker.sock', { hosterId: prefix, timeoutSeconds: 60, log });
@@ -138,7 +140,11 @@ export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?:
       volumes.push(volume);
       const c = await docker.createContainer({
         name, Hostname: name, Image: image, Labels: labels,
-        HostConfig: { ...privileges, NetworkMode: netName, Mounts: [{ Type: 'volume', Source: volume, Target: '/var/lib/docker' }] },
+        HostConfig: {
+          ...privileges, NetworkMode: netName,
+          Mounts: [{ Type: 'volume', Source: volume, Target: '/var/lib/docker' },
+            ...(opts.binds?.(i) ?? []).map((p) => ({ Type: 'bind' as const, Source: p, Target: p }))],
+        },
       });
       made.push({ id: c.id, name });
       await c.start();

@@ -11,6 +11,10 @@ import {
 } from '../../orchestrator/housekeeping.js';
 import { accountsWithOwners } from '../../identity/person-accounts.js';
 import { approveSignup, listSignups, rejectSignup } from '../../identity/signup.js';
+import { downInstances, restoreElsewhere, type DownInstance, type RelocateDeps } from '../../orchestrator/relocate.js';
+import { consolidationPlans, fleet, type ConsolidationPlan } from '../../orchestrator/placement.js';
+import { SLUG_PATTERN } from '../../orchestrator/instances.js';
+import { listServers } from '../../orchestrator/servers.js';
 import { signupDeps, type PageDeps } from './deps.js';
 
 const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
@@ -40,7 +44,22 @@ async function volumeAct(act: () => Promise<unknown>, done: (typeof VOLUME_NOTES
   }
 }
 
-export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeeping: HousekeepingDeps; backups?: BackupDeps }> = async (app, { deps, housekeeping: hk, backups }) => {
+/** What the restore-elsewhere form's answer says: a fixed word (never a text from the link). */
+const SERVER_NOTES = ['restored', 'failed'] as const;
+
+/** The servers' section: instances whose server does not answer (with the restore form), and the best consolidation
+ * plan's moves. Either may be unreadable (an engine away): null then, and the rest of the page still serves. */
+async function serversSection(r: RelocateDeps, log: { warn: (o: object, m: string) => void }) {
+  let down: DownInstance[] | null = null;
+  let plan: ConsolidationPlan | null = null;
+  try { down = await downInstances(r); } catch (err) { log.warn({ err }, 'down instances not listed'); }
+  try {
+    plan = consolidationPlans(await fleet({ db: r.db, catalog: r.catalog, engineFor: r.reconciler.engineFor, servers: () => listServers(r.db) }))[0] ?? null;
+  } catch (err) { log.warn({ err }, 'consolidation plan not made'); }
+  return { down, plan, servers: listServers(r.db).map((s) => s.name) };
+}
+
+export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeeping: HousekeepingDeps; backups?: BackupDeps; relocate?: RelocateDeps | undefined }> = async (app, { deps, housekeeping: hk, backups, relocate }) => {
   const page = { page: true } as const;
 
   app.get('/admin', {
@@ -51,6 +70,7 @@ export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeepin
         failed: Type.Optional(Type.Integer({ minimum: 1 })), lang: Type.Optional(Type.String({ maxLength: 5 })),
         vol: Type.Optional(Type.Union(VOLUME_NOTES.map((n) => Type.Literal(n)))),
         backup: Type.Optional(Type.Union([Type.Literal('started'), Type.Literal('busy')])),
+        srv: Type.Optional(Type.Union(SERVER_NOTES.map((n) => Type.Literal(n)))),
       }),
     },
   }, async (req, reply) => {
@@ -65,6 +85,7 @@ export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeepin
     return reply.page('admin', {
       waiting, failed, accounts: accountsWithOwners(deps.db), error, orphans, volNote: req.query.vol ?? null,
       backups: backups ? backupState(deps.db) : null, backupNote: req.query.backup ?? null,
+      fleet: relocate ? await serversSection(relocate, req.log) : null, srvNote: req.query.srv ?? null,
     });
   });
 
@@ -76,6 +97,25 @@ export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeepin
     } catch (err) {
       if ((err as { code?: string }).code === 'CATTERY_ERR_CONFLICT') return reply.redirect('/admin?backup=busy#backups', 303);
       throw err;
+    }
+  });
+
+  // A down instance's latest snapshot restored on the server the administrator chose; the outcome is a fixed word,
+  // what went wrong is in the journal and the log.
+  app.post('/admin/instances/:slug/restore-elsewhere', {
+    config: page,
+    schema: {
+      hide: true, params: Type.Object({ slug: Type.String({ pattern: SLUG_PATTERN }) }),
+      body: Type.Object({ _csrf: Type.Optional(Type.String({ maxLength: 200 })), server: Type.String({ pattern: '^[a-z][a-z0-9-]{0,40}$' }) }, { additionalProperties: false }),
+    },
+  }, async (req, reply) => {
+    if (!relocate) return reply.redirect('/admin', 303);
+    try {
+      await restoreElsewhere(relocate, req.params.slug, req.body.server, req.principal!.id);
+      return reply.redirect('/admin?srv=restored#servers', 303);
+    } catch (err) {
+      req.log.warn({ err, slug: req.params.slug }, 'restore elsewhere failed');
+      return reply.redirect('/admin?srv=failed#servers', 303);
     }
   });
 
