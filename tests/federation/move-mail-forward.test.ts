@@ -164,7 +164,7 @@ t.test('a moved resident\'s old address forwards to the new hoster, answers once
   t.equal((received.parts as OutPart[])[0]!.newAddress, `alice@${B_DOMAIN}`, 'B\'s signed receipt gave her new address');
 
   const confirmed = Date.now();
-  t.equal((await api(a, 'POST', `/api/moves/${start.body.move.id}/confirm`, { userId: alice.id })).body.state, 'done');
+  t.equal((await api(a, 'POST', `/api/moves/${start.body.move.id}/confirm`, { userId: alice.id, consent: 'Alice checked her mail at B and asked' })).body.state, 'done');
   const part = (a.rt.db.select().from(fedMovesOut).where(eq(fedMovesOut.id, start.body.move.id)).get()!.parts as OutPart[])[0]!;
   const until = Date.parse(part.forwardUntil!);
   t.ok(Math.abs(until - (confirmed + 30 * 86_400_000)) < 120_000, `forwarded for the association's 30 days (until ${part.forwardUntil})`);
