@@ -50,3 +50,5 @@ export {
   joinTokens, labelNode, listNodes, scaleService, serviceTasks, swarmState,
   type JoinTokens, type NodeLabels, type NodeView, type SwarmState, type TaskView,
 } from './swarm.js';
+// The reconciler's side of Swarm (orchestrator/reconcile.ts, exec-target.ts).
+export { listServiceUnits, pinnedServer, runningTask } from './swarm.js';

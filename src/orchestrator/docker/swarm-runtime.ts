@@ -1,12 +1,12 @@
 // How an instance runs on a Docker Swarm, behind the same InstanceRuntime as a container (instance-runtime.ts):
-// a one-replica service on its own overlay. Not wired into the reconciler yet (docs/swarm.md, what is left); tested
-// on a real swarm in tests/orchestrator/swarm.test.ts. One per server: `serverName` is where stateful ones are pinned.
+// a one-replica service on its own overlay. The reconciler uses it for servers whose swarm_role is set (reconcile.ts);
+// tested on a real swarm in tests/orchestrator/swarm.test.ts and swarm-reconcile.test.ts. One per server: `serverName` is where stateful ones are pinned.
 import { fail } from '../../errors.js';
 import type { Adoption, UnitState } from './containers.js';
 import { call, type Engine } from './engine.js';
 import type { InstanceRuntime } from './instance-runtime.js';
 import { buildOverlaySpec, buildServiceSpec } from './swarm-spec.js';
-import { ensureOverlayNetwork, ensureOverlayRemoved, ensureServiceRemoved, findService, scaleService, serviceTasks } from './swarm.js';
+import { ensureOverlayNetwork, ensureOverlayRemoved, ensureServiceRemoved, findService, listNodes, pinnedServer, scaleService, serviceTasks } from './swarm.js';
 
 export function swarmRuntime(manager: Engine, serverName: string): InstanceRuntime {
   const service = async (id: string) => {
@@ -58,6 +58,17 @@ export function swarmRuntime(manager: Engine, serverName: string): InstanceRunti
       // Sent as HealthCheck (dockerode's name; Go reads JSON keys without regard to case), read back as Healthcheck.
       const cs = (s.Spec.TaskTemplate as { ContainerSpec?: { HealthCheck?: unknown; Healthcheck?: unknown } }).ContainerSpec;
       const hasHealth = Boolean(cs?.Healthcheck ?? cs?.HealthCheck);
+      // A pinned instance whose node is down: the node's state wins over its last task's (still "running" for a while).
+      const pin = pinnedServer(s.Spec);
+      if (pin && s.Spec.Mode?.Replicated?.Replicas === 1) {
+        const node = (await listNodes(manager)).find((n) => n.server === pin);
+        if (!node || node.state !== 'ready') {
+          return {
+            running: false, exitCode: 0, error: '', startedAt: '', health: undefined,
+            down: node ? `its server ${pin} is ${node.state}: restore its latest backup on another server, or bring the server back` : `no node is labelled ${pin}`,
+          };
+        }
+      }
       const run = tasks.find((t) => t.state === 'running');
       // Swarm reports a task with a health check "running" only once healthy ("starting" before).
       if (run) return { running: true, exitCode: 0, error: '', health: hasHealth ? 'healthy' : undefined, startedAt: run.updatedAt };
