@@ -111,7 +111,9 @@ async function ensureSwarmImage(deps: PassDeps, ctx: ServerContext, sw: SwarmCon
 }
 
 async function ensureSurroundings(deps: PassDeps, ctx: ServerContext, inst: Instance): Promise<void> {
-  if (ctx.swarm) return ensureSwarmSurroundings(deps, ctx, inst);
+  // On Swarm they are made before a create only (ensureUnit): a pass over a made service needs nothing of its
+  // node's engine, so that a node that is down is observed so, not a failure to reach it.
+  if (ctx.swarm) return;
   const labels = { ...instanceLabels(deps.hosterId, inst), [LABEL_GENERATION]: '0' };
   const [networkId] = await Promise.all([
     ensureNetwork(ctx.engine, networkName(deps.hosterId, inst.slug), labels, inst.config.subnet),
@@ -131,9 +133,11 @@ async function ensureUnit(deps: PassDeps, ctx: ServerContext, inst: Instance, fo
   }
   // What the listing already says spares an inspect: a unit just created is known not to run.
   if (plan.current) return { id: plan.current.id, listedRunning: plan.current.running };
-  // On Swarm the image is carried to the node(s) first; a plain engine must have it built.
-  if (ctx.swarm) await ensureSwarmImage(deps, ctx, ctx.swarm, inst);
-  else if (!(await imageExists(ctx.engine, inst.image))) throw fail('CATTERY_ERR_IMAGE_MISSING', inst.image);
+  // On Swarm the node is made ready and the image carried to the node(s) first; a plain engine must have it built.
+  if (ctx.swarm) {
+    await ensureSwarmSurroundings(deps, ctx, inst);
+    await ensureSwarmImage(deps, ctx, ctx.swarm, inst);
+  } else if (!(await imageExists(ctx.engine, inst.image))) throw fail('CATTERY_ERR_IMAGE_MISSING', inst.image);
   if (inst.observed !== 'pending' && inst.observed !== 'creating' && inst.containerId) {
     act(deps, inst.slug, 'container-missing', { was: inst.containerId });
   }

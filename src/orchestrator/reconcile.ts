@@ -114,9 +114,13 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const swarm = swarmOf(server, all);
     // Engine first, database second: a container is only ever created after its row is committed, so every
     // container listed here already has its row (or had one that a finished delete removed).
-    const managed = await listManaged(engine);
+    // A swarm node's own engine is only needed to sweep it (its instances are the manager's services): one that
+    // does not answer leaves its instances observed through the manager (`down` when pinned to it).
+    const managed = swarm
+      ? await listManaged(engine).catch((err) => { log.warn({ err, server: server.name }, 'swarm node engine not answering'); return undefined; })
+      : await listManaged(engine);
     // On Swarm the units are the manager's services (one listing for every node's pass: they hold few).
-    const units: Unit[] = swarm ? await listServiceUnits(swarm.manager) : managed.containers.map(unitOf);
+    const units: Unit[] = swarm ? await listServiceUnits(swarm.manager) : managed!.containers.map(unitOf);
     // What the journal holds before the rows are read: a pass closes only the intents it saw (an intent written
     // while it acts on an older row waits for the next pass).
     const seen = lastOperationIds(deps.db);
@@ -149,8 +153,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       return;
     }
     // Links once their instances' containers are there: a container made again in this pass joins again at once.
-    if (!(await convergeLinks(passDeps, ctx, rows, managed))) scheduler.retryIn(backoffSeconds(1, deps.maxBackoffSeconds));
-    await sweepOrphans(passDeps, engine, managed, new Set(rows.map((r) => r.slug)));
+    if (!(await convergeLinks(passDeps, ctx, rows, managed!))) scheduler.retryIn(backoffSeconds(1, deps.maxBackoffSeconds));
+    await sweepOrphans(passDeps, engine, managed!, new Set(rows.map((r) => r.slug)));
     if (deps.afterServerPass) {
       await deps.afterServerPass(server, engine).catch((err) => {
         log.warn({ err, server: server.name }, 'front door not converged');
@@ -162,20 +166,24 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   /** A swarm node's leftovers: its plain containers and bridges no instance claims (Swarm's tasks and overlays are
    * Swarm's); on the manager's pass, the services no instance claims. An instance of another server may run on this
    * node (a stateless one goes where Swarm puts it): every instance counts as known. */
-  async function sweepSwarm(passDeps: PassDeps, server: Server, swarm: SwarmContext, engine: Engine, managed: Managed, units: Unit[]) {
+  async function sweepSwarm(passDeps: PassDeps, server: Server, swarm: SwarmContext, engine: Engine, managed: Managed | undefined, units: Unit[]) {
     const known = new Set(listInstances(deps.db).map((r) => r.slug));
-    const plain: Managed = {
-      ...managed,
-      containers: managed.containers.filter((c) => !c.Labels?.[SWARM_TASK_LABEL]),
-      networks: managed.networks.filter((n) => n.Driver !== 'overlay'),
-    };
-    await sweepOrphans(passDeps, engine, plain, known);
+    if (managed) await sweepSwarmNode(passDeps, engine, managed, known);
     if (server.swarmRole !== 'manager') return;
     const rt = swarmRuntime(swarm.manager, server.name);
     for (const u of units.filter((x) => !known.has(x.labels[LABEL_INSTANCE] ?? ''))) {
       log.info({ service: u.names[0] }, 'removing orphan service');
       await rt.ensureRemoved(u.id, u.names[0] ?? u.id).catch((err) => log.warn({ err, service: u.names[0] }, 'orphan service not removed'));
     }
+  }
+
+  async function sweepSwarmNode(passDeps: PassDeps, engine: Engine, managed: Managed, known: Set<string>) {
+    const plain: Managed = {
+      ...managed,
+      containers: managed.containers.filter((c) => !c.Labels?.[SWARM_TASK_LABEL]),
+      networks: managed.networks.filter((n) => n.Driver !== 'overlay'),
+    };
+    await sweepOrphans(passDeps, engine, plain, known);
   }
 
   async function runPass(reason: string) {
