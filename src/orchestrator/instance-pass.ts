@@ -216,12 +216,25 @@ async function archiveOrRefuse(deps: PassDeps, ctx: ServerContext, inst: Instanc
   return null;
 }
 
+/** Swarm removes a removed service's task containers a moment later, and until then they hold its volumes (Docker
+ * refuses to remove a volume in use): the archive and the volumes wait for them, on the node that held them. */
+async function swarmTasksGone(engine: Engine, slug: string, waitMs = 60_000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const left = (await listManaged(engine)).containers.filter((c) => c.Labels?.[LABEL_INSTANCE] === slug && c.Labels?.[SWARM_TASK_LABEL]);
+    if (!left.length) return;
+    if (Date.now() > deadline) throw fail('CATTERY_ERR_CONFLICT', `${slug}'s task containers are still on its node after the service was removed`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 export async function destroyInstance(deps: PassDeps, ctx: ServerContext, inst: Instance, found: Unit[]): Promise<void> {
   if (inst.observed !== 'deleting') {
     markDeleting(deps.db, inst);
     publish(deps, inst, 'deleting', null);
   }
   for (const u of found) await ctx.runtime.ensureRemoved(u.id, u.names[0] ?? u.id);
+  if (ctx.swarm) await swarmTasksGone(ctx.engine, inst.slug);
   const m = deps.catalog.services.get(inst.service)?.manifest;
   const volumes = new Set((m?.volumes ?? []).map((v) => volumeName(deps.hosterId, inst.slug, v.name)));
   const archive = await archiveOrRefuse(deps, ctx, inst, volumes);
