@@ -13,8 +13,9 @@ import type { Db } from '../db/connection.js';
 import { accounts, instances, type Account, type AccountState, type Instance, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
-import { DEFAULT_LIMITS, containerName, execFromFile, execToFile, execWithInput, type Engine, type ExecLimits } from '../orchestrator/docker/index.js';
-import { getInstance, serverOf } from '../orchestrator/instances.js';
+import { DEFAULT_LIMITS, execFromFile, execToFile, execWithInput, type Engine, type ExecLimits } from '../orchestrator/docker/index.js';
+import { execTarget } from '../orchestrator/exec-target.js';
+import { getInstance } from '../orchestrator/instances.js';
 import { journal as journalEntry } from '../orchestrator/journal.js';
 import { seal, unseal } from './sealed.js';
 
@@ -90,6 +91,12 @@ function journal(
 /** An instance past its start whose container runs: its account operations are tried. */
 const canOperate = (inst: Instance) => inst.observed === 'healthy' || inst.observed === 'running' || inst.observed === 'unhealthy';
 
+/** The engine and container an exec into the instance goes to (on Swarm, its task's node: exec-target.ts). */
+async function targetOf(deps: AccountDeps, inst: Pick<Instance, 'slug' | 'serverId'>): Promise<[Engine, string]> {
+  const t = await execTarget(deps, inst);
+  return [t.engine, t.container];
+}
+
 /** Run one operation of the manifest's adapter inside the instance's container. */
 async function runOp(deps: AccountDeps, inst: Instance, op: Op, input: Record<string, unknown>): Promise<Record<string, unknown>> {
   const m = deps.catalog.services.get(inst.service)?.manifest;
@@ -98,7 +105,7 @@ async function runOp(deps: AccountDeps, inst: Instance, op: Op, input: Record<st
   // `unhealthy` is a running container whose check fails or is late (a loaded machine, a broken link): the operation
   // is tried, since a suspension must not wait for a health check; a service that cannot do it answers an error.
   if (!canOperate(inst)) throw fail('CATTERY_ERR_CONFLICT', `Instance "${inst.slug}" is not running (${inst.observed})`);
-  const r = await execWithInput(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, inst.slug), spec.exec,
+  const r = await execWithInput(...await targetOf(deps, inst), spec.exec,
     JSON.stringify(input), deps.limits ?? DEFAULT_LIMITS, `${op} of ${inst.slug}`);
   const { out, refusal } = answerOf(r, op, 200);
   if (refusal) {
@@ -375,7 +382,7 @@ export async function exportAccount(deps: AccountDeps, slug: string, username: s
   const drop = () => fs.rmSync(dir, { recursive: true, force: true });
   let code: number;
   try {
-    code = await execToFile(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, slug), spec.exec,
+    code = await execToFile(...await targetOf(deps, inst), spec.exec,
       JSON.stringify({ username }), file, limits);
   } catch (err) {
     drop();
@@ -402,7 +409,7 @@ export async function exportToFile(deps: AccountDeps, inst: Pick<Instance, 'slug
   if (!spec) throw fail('CATTERY_ERR_ACCOUNT_UNSUPPORTED', `The ${inst.service} service has no export`);
   let code: number;
   try {
-    code = await execToFile(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, inst.slug), spec.exec,
+    code = await execToFile(...await targetOf(deps, inst), spec.exec,
       JSON.stringify({ username }), file, exportLimits(deps, quotaMb));
   } catch (err) {
     // What a cut export wrote is no copy of anything: it does not stay to be taken for one.
@@ -441,7 +448,7 @@ export async function importAccount(deps: AccountDeps, slug: string, username: s
   const detail = { username, bytes: size };
   let r;
   try {
-    r = await execFromFile(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, slug), spec.exec,
+    r = await execFromFile(...await targetOf(deps, inst), spec.exec,
       `${JSON.stringify({ username, quotaMb: acc.quotaMb })}\n`, file, { timeoutMs: limits.timeoutMs, maxBytes: (deps.limits ?? DEFAULT_LIMITS).maxBytes }, `import of ${username} into ${slug}`);
   } catch (err) {
     journal(deps.db, slug, 'import', actor, detail, 'failed', (err as Error).message);

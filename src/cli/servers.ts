@@ -77,6 +77,8 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
       if (heartbeat !== undefined && !(Number.isInteger(heartbeat) && heartbeat >= 1 && heartbeat <= 60)) throw fail('CATTERY_ERR_VALIDATION', '--heartbeat-s: whole seconds, 1 to 60');
       const st = await docker.ensureSwarmInit(manager, { advertiseAddr: addr, ...(heartbeat ? { heartbeatSeconds: heartbeat } : {}) });
       await docker.labelNode(manager, st.nodeId, { server: first.name, site: first.site, ...(values.disk ? { disk: values.disk } : {}), ...(nnp !== undefined ? { noNewPrivileges: nnp } : {}) });
+      // From now on the reconciler runs this server's instances as Swarm services (docs/swarm.md).
+      servers.setSwarmRole(db, first.id, 'manager');
       out(`swarm ready; ${first.name} is its manager (node ${st.nodeId})`);
       out('add a server: cattery servers join NAME --endpoint tcp://… --advertise-addr ADDR');
       return 0;
@@ -99,6 +101,8 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
       const t = await docker.joinTokens(manager);
       const st = await docker.ensureSwarmJoin(engineOf(server), { managerAddrs: t.managerAddrs, token: t.worker, advertiseAddr: values['advertise-addr'], ...(mine.clusterId ? { clusterId: mine.clusterId } : {}) });
       await docker.labelNode(manager, st.nodeId, { server: name, site: server.site, ...(values.disk ? { disk: values.disk } : {}), ...(nnp !== undefined ? { noNewPrivileges: nnp } : {}) });
+      // Labelled first: a pinned instance placed on it finds its node by this label.
+      servers.setSwarmRole(db, server.id, 'worker');
       out(`${name} joined the swarm (node ${st.nodeId})`);
       return 0;
     }

@@ -4,6 +4,9 @@ import { sqliteTable, text, integer, real, uniqueIndex, index } from 'drizzle-or
 
 const now = sql`(strftime('%Y-%m-%dT%H:%M:%fZ','now'))`;
 
+export const SWARM_ROLES = ['manager', 'worker'] as const;
+export type SwarmRole = (typeof SWARM_ROLES)[number];
+
 export const servers = sqliteTable('servers', {
   id: integer('id').primaryKey({ autoIncrement: true }),
   name: text('name').notNull().unique(),
@@ -15,6 +18,9 @@ export const servers = sqliteTable('servers', {
   createdAt: text('created_at').notNull().default(now),
   /** How this server's power is known (metering/power.ts): a meter, else its power curve. */
   energy: text('energy', { mode: 'json' }).$type<ServerEnergy>(),
+  /** Its engine's place in the association's Docker Swarm (docs/swarm.md), set by `cattery servers swarm-init` and
+   * `join`: its instances then run as Swarm services through the manager's engine. Null: a plain engine, as before. */
+  swarmRole: text('swarm_role', { enum: SWARM_ROLES }),
 });
 
 export type MeterSpec =
@@ -37,7 +43,7 @@ export interface ServerEnergy {
 }
 
 export const DESIRED = ['running', 'stopped', 'deleted'] as const;
-export const OBSERVED = ['pending', 'creating', 'starting', 'running', 'healthy', 'unhealthy', 'stopped', 'deleting', 'failed'] as const;
+export const OBSERVED = ['pending', 'creating', 'starting', 'running', 'healthy', 'unhealthy', 'stopped', 'deleting', 'failed', 'down'] as const;
 export type Desired = (typeof DESIRED)[number];
 export type Observed = (typeof OBSERVED)[number];
 

@@ -25,6 +25,8 @@ export function isConverged(desired: Desired, observed: Observed): boolean {
 export function observedOf(
   st: UnitState, desired: Desired, healthTimeoutSeconds: number, now: number,
 ): { observed: Observed; problem?: string } {
+  // Pinned to a Swarm node that is down: not a failure a retry mends, an administrator's decision (docs/swarm.md).
+  if (st.down !== undefined && desired === 'running') return { observed: 'down', problem: st.down };
   if (!st.running) {
     if (desired === 'stopped') return { observed: 'stopped' };
     return { observed: 'failed', problem: `container exited with code ${st.exitCode}${st.error ? `: ${st.error}` : ''}` };

@@ -18,7 +18,7 @@ export function convergence(catalog: Catalog, row: Instance | undefined, generat
   if (row.desired === 'stopped') return row.observed === 'stopped' ? { done: true, row } : { done: false };
   const hasHealth = Boolean(catalog.services.get(row.service)?.manifest.health);
   if (row.observed === 'healthy' || (!hasHealth && row.observed === 'running')) return { done: true, row };
-  if (row.observed === 'failed' || row.observed === 'unhealthy') return { done: false, failed: `${row.observed}${row.lastError ? `: ${row.lastError}` : ''}` };
+  if (row.observed === 'failed' || row.observed === 'unhealthy' || row.observed === 'down') return { done: false, failed: `${row.observed}${row.lastError ? `: ${row.lastError}` : ''}` };
   // The same error three passes running is not a hiccup: say it now (the reconciler keeps trying).
   if (row.attempts >= 3 && row.lastError) return { done: false, failed: `${row.lastError} (${row.attempts} attempts; still retrying)` };
   return { done: false };

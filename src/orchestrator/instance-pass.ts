@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import {
   LABEL_GENERATION, LABEL_INSTANCE, LABEL_ROLE, ROLE_BACKUP, ROLE_INGRESS, archiveVolumes, containerName, ensureContainerRemoved, ensureNetwork,
   ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, instanceLabels, isLocalEndpoint, listManaged,
-  networkName, pauseHeld, removeNetwork, unpauseContainer, ROLE_ARCHIVE, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
+  networkName, pauseHeld, ensureImageOn, isStateful, removeNetwork, unpauseContainer, ROLE_ARCHIVE, ROLE_LINK, serviceImageRef, volumeName, type Engine, type InstanceRuntime, type Managed, type Unit,
 } from './docker/index.js';
 import { adoption, isConverged, nextAction, observedOf, planUnits } from './converge.js';
 import type { EventBus } from './events.js';
@@ -19,6 +19,9 @@ import { markDeleting, recordLinkedEnv, recordObservation, removeInstance } from
 import { linkStatus, sameEnv, type LinkHostOf } from './links.js';
 import { closeRestarts, journal, pendingRestart } from './journal.js';
 import { ensureSizedVolume, reattachIfPresent, releaseSizedVolume } from './sized-volumes.js';
+
+/** Docker's label on a Swarm task's container: Swarm's to manage, never a leftover of ours. */
+export const SWARM_TASK_LABEL = 'com.docker.swarm.task.id';
 
 export interface PassDeps {
   db: Db;
@@ -37,7 +40,17 @@ export interface PassDeps {
   linkHostOf?: LinkHostOf | undefined;
 }
 
-export interface ServerContext { server: Server; engine: Engine; runtime: InstanceRuntime }
+/** A server that is a Swarm node (servers.swarm_role): its instances are services made through the manager. */
+export interface SwarmContext {
+  manager: Engine;
+  /** Where cattery builds its images (no registry is assumed): carried from there to the nodes before a create. */
+  imageSource: Engine;
+  /** Every swarm node's engine, by server name: a stateless instance may be scheduled on any of them. */
+  nodeEngines: () => { name: string; engine: Engine }[];
+}
+
+/** `engine` is the server's own; on Swarm `runtime` acts through the manager (swarm-runtime.ts). */
+export interface ServerContext { server: Server; engine: Engine; runtime: InstanceRuntime; swarm?: SwarmContext | undefined }
 
 export function publish(deps: Pick<PassDeps, 'events'>, inst: Instance, observed: Observed | 'deleted', error: string | null) {
   deps.events.publish({
@@ -62,7 +75,45 @@ export async function ensureInstanceVolumes(deps: Pick<PassDeps, 'catalog' | 'ho
   }));
 }
 
+/** On Swarm the overlay is the runtime's to make (with the service); a stateful instance's volumes are made on its
+ * pinned node ahead, as a pass makes them on a plain engine (a restore fills them first). What the server ran before
+ * it joined the swarm (its container and bridge, same names) goes: the service replaces it, the volumes stay. */
+async function ensureSwarmSurroundings(deps: PassDeps, ctx: ServerContext, inst: Instance): Promise<void> {
+  const m = deps.catalog.services.get(inst.service)!.manifest;
+  const plain = await listManaged(ctx.engine);
+  for (const c of plain.containers.filter((x) => x.Labels?.[LABEL_INSTANCE] === inst.slug && !x.Labels?.[SWARM_TASK_LABEL] && x.Labels?.[LABEL_ROLE] === undefined)) {
+    await ensureContainerRemoved(ctx.engine, c.Id, c.Names[0] ?? c.Id);
+    act(deps, inst.slug, 'container-replaced', { by: 'swarm service' });
+  }
+  for (const n of plain.networks.filter((x) => x.Labels?.[LABEL_INSTANCE] === inst.slug && x.Driver === 'bridge' && x.Labels?.[LABEL_ROLE] === undefined)) {
+    await ensureNetworkRemoved(ctx.engine, n.Id, n.Name);
+    await deps.firewall?.release(bridgeOf(n.Id));
+  }
+  if (isStateful(m)) await ensureInstanceVolumes(deps, ctx.engine, inst);
+}
+
+/** The instance's image on every engine that may run it: its pinned node, or every node for a stateless one (a node
+ * that does not answer then gets it on a later pass; Swarm cannot start it there before). */
+async function ensureSwarmImage(deps: PassDeps, ctx: ServerContext, sw: SwarmContext, inst: Instance): Promise<void> {
+  const m = deps.catalog.services.get(inst.service)!.manifest;
+  if (isStateful(m)) {
+    if ((await ensureImageOn(sw.imageSource, ctx.engine, inst.image)) === 'copied') act(deps, inst.slug, 'image-copied', { to: ctx.server.name });
+    return;
+  }
+  await Promise.all(sw.nodeEngines().map(async (n) => {
+    try {
+      if ((await ensureImageOn(sw.imageSource, n.engine, inst.image)) === 'copied') act(deps, inst.slug, 'image-copied', { to: n.name });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'CATTERY_ERR_IMAGE_MISSING') throw err;
+      deps.log.warn({ err, slug: inst.slug, server: n.name }, 'image not carried to a swarm node');
+    }
+  }));
+}
+
 async function ensureSurroundings(deps: PassDeps, ctx: ServerContext, inst: Instance): Promise<void> {
+  // On Swarm they are made before a create only (ensureUnit): a pass over a made service needs nothing of its
+  // node's engine, so that a node that is down is observed so, not a failure to reach it.
+  if (ctx.swarm) return;
   const labels = { ...instanceLabels(deps.hosterId, inst), [LABEL_GENERATION]: '0' };
   const [networkId] = await Promise.all([
     ensureNetwork(ctx.engine, networkName(deps.hosterId, inst.slug), labels, inst.config.subnet),
@@ -82,7 +133,11 @@ async function ensureUnit(deps: PassDeps, ctx: ServerContext, inst: Instance, fo
   }
   // What the listing already says spares an inspect: a unit just created is known not to run.
   if (plan.current) return { id: plan.current.id, listedRunning: plan.current.running };
-  if (!(await imageExists(ctx.engine, inst.image))) throw fail('CATTERY_ERR_IMAGE_MISSING', inst.image);
+  // On Swarm the node is made ready and the image carried to the node(s) first; a plain engine must have it built.
+  if (ctx.swarm) {
+    await ensureSwarmSurroundings(deps, ctx, inst);
+    await ensureSwarmImage(deps, ctx, ctx.swarm, inst);
+  } else if (!(await imageExists(ctx.engine, inst.image))) throw fail('CATTERY_ERR_IMAGE_MISSING', inst.image);
   if (inst.observed !== 'pending' && inst.observed !== 'creating' && inst.containerId) {
     act(deps, inst.slug, 'container-missing', { was: inst.containerId });
   }
@@ -161,12 +216,25 @@ async function archiveOrRefuse(deps: PassDeps, ctx: ServerContext, inst: Instanc
   return null;
 }
 
+/** Swarm removes a removed service's task containers a moment later, and until then they hold its volumes (Docker
+ * refuses to remove a volume in use): the archive and the volumes wait for them, on the node that held them. */
+async function swarmTasksGone(engine: Engine, slug: string, waitMs = 60_000): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const left = (await listManaged(engine)).containers.filter((c) => c.Labels?.[LABEL_INSTANCE] === slug && c.Labels?.[SWARM_TASK_LABEL]);
+    if (!left.length) return;
+    if (Date.now() > deadline) throw fail('CATTERY_ERR_CONFLICT', `${slug}'s task containers are still on its node after the service was removed`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 export async function destroyInstance(deps: PassDeps, ctx: ServerContext, inst: Instance, found: Unit[]): Promise<void> {
   if (inst.observed !== 'deleting') {
     markDeleting(deps.db, inst);
     publish(deps, inst, 'deleting', null);
   }
   for (const u of found) await ctx.runtime.ensureRemoved(u.id, u.names[0] ?? u.id);
+  if (ctx.swarm) await swarmTasksGone(ctx.engine, inst.slug);
   const m = deps.catalog.services.get(inst.service)?.manifest;
   const volumes = new Set((m?.volumes ?? []).map((v) => volumeName(deps.hosterId, inst.slug, v.name)));
   const archive = await archiveOrRefuse(deps, ctx, inst, volumes);

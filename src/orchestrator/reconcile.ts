@@ -8,12 +8,15 @@ import type { Logger } from '../log.js';
 import { waitConverged } from './converged.js';
 import { backoffSeconds, isDue, unitsBySlug } from './converge.js';
 import {
-  containerRuntime, isLocalEndpoint, listManaged, unitOf, watchContainerEvents, type Engine,
+  LABEL_INSTANCE, containerRuntime, isLocalEndpoint, listManaged, listServiceUnits, swarmRuntime, unitOf, watchContainerEvents,
+  type Engine, type Managed, type Unit,
 } from './docker/index.js';
 import { createEngineRegistry, type EngineRegistry } from './engines.js';
 import type { Firewall } from './firewall.js';
-import { convergeInstance, destroyInstance, publish, sweepOrphans, type PassDeps } from './instance-pass.js';
-import { instancesOn, recordFailure, requestRestart } from './instances.js';
+import {
+  SWARM_TASK_LABEL, convergeInstance, destroyInstance, publish, sweepOrphans, type PassDeps, type ServerContext, type SwarmContext,
+} from './instance-pass.js';
+import { instancesOn, listInstances, recordFailure, requestRestart } from './instances.js';
 import { lastOperationIds } from './journal.js';
 import { convergeLinks } from './link-pass.js';
 import { createScheduler, type Scheduler } from './scheduler.js';
@@ -35,6 +38,8 @@ export interface ReconcilerDeps extends Omit<PassDeps, 'sizedDir' | 'firewall'> 
   /** Run after each pass over a server, with what it left: the front door follows the instances (ingress/). Its
    * failure is logged and retried by the next pass; it never holds up the instances'. */
   afterServerPass?: (server: Server, engine: Engine) => Promise<void>;
+  /** On Swarm, the engine cattery builds its images on, carried from there to the nodes (the manager's unless said). */
+  imageSource?: Engine;
 }
 
 export interface Reconciler {
@@ -92,19 +97,41 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     scheduler.retryIn(delay);
   }
 
-  async function reconcileServer(server: Server) {
+  /** A server that is a swarm node acts through the manager's engine; one that is not, through its own, as before. */
+  function swarmOf(server: Server, all: Server[]): SwarmContext | undefined {
+    if (!server.swarmRole) return undefined;
+    const mgr = all.find((s) => s.swarmRole === 'manager');
+    if (!mgr) throw new Error(`server ${server.name} is a swarm ${server.swarmRole} but no server is the swarm's manager`);
+    const manager = engines.engineFor(mgr);
+    return {
+      manager, imageSource: deps.imageSource ?? manager,
+      nodeEngines: () => all.filter((s) => s.swarmRole).map((s) => ({ name: s.name, engine: engines.engineFor(s) })),
+    };
+  }
+
+  async function reconcileServer(server: Server, all: Server[]) {
     const engine = engines.engineFor(server);
+    const swarm = swarmOf(server, all);
     // Engine first, database second: a container is only ever created after its row is committed, so every
     // container listed here already has its row (or had one that a finished delete removed).
-    const managed = await listManaged(engine);
+    // A swarm node's own engine is only needed to sweep it (its instances are the manager's services): one that
+    // does not answer leaves its instances observed through the manager (`down` when pinned to it).
+    const managed = swarm
+      ? await listManaged(engine).catch((err) => { log.warn({ err, server: server.name }, 'swarm node engine not answering'); return undefined; })
+      : await listManaged(engine);
+    // On Swarm the units are the manager's services (one listing for every node's pass: they hold few).
+    const units: Unit[] = swarm ? await listServiceUnits(swarm.manager) : managed!.containers.map(unitOf);
     // What the journal holds before the rows are read: a pass closes only the intents it saw (an intent written
     // while it acts on an older row waits for the next pass).
     const seen = lastOperationIds(deps.db);
     const rows = instancesOn(deps.db, server.id);
-    const bySlug = unitsBySlug(managed.containers.map(unitOf));
+    const bySlug = unitsBySlug(units);
     const byId = new Map(rows.map((r) => [r.id, r]));
-    const ctx = { server, engine, runtime: containerRuntime(engine) };
-    const passDeps: PassDeps = { ...deps, sizedDir: rows.length ? sizedOn(server) : undefined };
+    const ctx: ServerContext = swarm
+      ? { server, engine, runtime: swarmRuntime(swarm.manager, server.name), swarm }
+      : { server, engine, runtime: containerRuntime(engine) };
+    // Volume sizes (loop devices) are this host's; a swarm node's volumes are plain ones (docs/swarm.md).
+    const passDeps: PassDeps = { ...deps, sizedDir: rows.length && !swarm ? sizedOn(server) : undefined };
     const now = Date.now();
     // On shutdown, instances not begun yet are left to the next start's pass (the state is level-triggered): a stop
     // waits for the Docker calls in flight only, not for a whole queue of creations on a loaded machine.
@@ -120,9 +147,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       }
     })));
     if (scheduler.isStopping()) return;
+    if (swarm) {
+      await sweepSwarm(passDeps, server, swarm, engine, managed, units);
+      // The front door and links on Swarm (overlays) are not built yet (docs/swarm.md): a swarm node has neither.
+      return;
+    }
     // Links once their instances' containers are there: a container made again in this pass joins again at once.
-    if (!(await convergeLinks(passDeps, ctx, rows, managed))) scheduler.retryIn(backoffSeconds(1, deps.maxBackoffSeconds));
-    await sweepOrphans(passDeps, engine, managed, new Set(rows.map((r) => r.slug)));
+    if (!(await convergeLinks(passDeps, ctx, rows, managed!))) scheduler.retryIn(backoffSeconds(1, deps.maxBackoffSeconds));
+    await sweepOrphans(passDeps, engine, managed!, new Set(rows.map((r) => r.slug)));
     if (deps.afterServerPass) {
       await deps.afterServerPass(server, engine).catch((err) => {
         log.warn({ err, server: server.name }, 'front door not converged');
@@ -131,12 +163,36 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     }
   }
 
+  /** A swarm node's leftovers: its plain containers and bridges no instance claims (Swarm's tasks and overlays are
+   * Swarm's); on the manager's pass, the services no instance claims. An instance of another server may run on this
+   * node (a stateless one goes where Swarm puts it): every instance counts as known. */
+  async function sweepSwarm(passDeps: PassDeps, server: Server, swarm: SwarmContext, engine: Engine, managed: Managed | undefined, units: Unit[]) {
+    const known = new Set(listInstances(deps.db).map((r) => r.slug));
+    if (managed) await sweepSwarmNode(passDeps, engine, managed, known);
+    if (server.swarmRole !== 'manager') return;
+    const rt = swarmRuntime(swarm.manager, server.name);
+    for (const u of units.filter((x) => !known.has(x.labels[LABEL_INSTANCE] ?? ''))) {
+      log.info({ service: u.names[0] }, 'removing orphan service');
+      await rt.ensureRemoved(u.id, u.names[0] ?? u.id).catch((err) => log.warn({ err, service: u.names[0] }, 'orphan service not removed'));
+    }
+  }
+
+  async function sweepSwarmNode(passDeps: PassDeps, engine: Engine, managed: Managed, known: Set<string>) {
+    const plain: Managed = {
+      ...managed,
+      containers: managed.containers.filter((c) => !c.Labels?.[SWARM_TASK_LABEL]),
+      networks: managed.networks.filter((n) => n.Driver !== 'overlay'),
+    };
+    await sweepOrphans(passDeps, engine, plain, known);
+  }
+
   async function runPass(reason: string) {
     const started = Date.now();
-    for (const server of listServers(deps.db)) {
+    const all = listServers(deps.db);
+    for (const server of all) {
       serverFailed.delete(server.id);
       try {
-        await reconcileServer(server);
+        await reconcileServer(server, all);
       } catch (err) {
         serverFailed.set(server.id, err);
         log.error({ err, server: server.name }, 'reconcile pass failed for server');

@@ -1,7 +1,7 @@
 // Servers the association runs instances on: one Docker engine each.
 import { asc, eq } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
-import { servers, type Server, type ServerEnergy } from '../db/schema.js';
+import { servers, type Server, type ServerEnergy, type SwarmRole } from '../db/schema.js';
 import { fail } from '../errors.js';
 
 export function listServers(db: Db): Server[] {
@@ -31,4 +31,15 @@ export function setServerEnergy(db: Db, name: string, energy: ServerEnergy): Ser
 export function ensureDefaultServer(db: Db, dockerEndpoint: string, publishAddress: string): Server {
   const first = db.select().from(servers).orderBy(asc(servers.id)).limit(1).get();
   return first ?? addServer(db, { name: 'local', dockerEndpoint, site: 'local', publishAddress });
+}
+
+/** Records a server's place in the swarm (`cattery servers swarm-init`, `join`): the reconciler then runs its
+ * instances as Swarm services through the manager's engine. */
+export function setSwarmRole(db: Db, serverId: number, role: SwarmRole | null): Server {
+  return db.update(servers).set({ swarmRole: role }).where(eq(servers.id, serverId)).returning().get()!;
+}
+
+/** The server whose engine manages the swarm, when the association formed one. */
+export function swarmManager(db: Db): Server | undefined {
+  return db.select().from(servers).where(eq(servers.swarmRole, 'manager')).orderBy(asc(servers.id)).get();
 }

@@ -18,6 +18,8 @@ export interface UnitState {
   startedAt: string;
   /** Frozen for a backup's copy (its health check then fails by itself: not an observation of the service). */
   paused?: boolean;
+  /** On Swarm: pinned to a server whose node is down (why, and what to do). Swarm will not move it, on purpose. */
+  down?: string;
 }
 
 /** One container as a listing shows it. */

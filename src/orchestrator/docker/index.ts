@@ -51,3 +51,6 @@ export {
   type JoinTokens, type NodeLabels, type NodeView, type SwarmState, type TaskView,
 } from './swarm.js';
 export { ensureSwarmObject, listSwarmObjects, removeSwarmObjects } from './swarm.js';
+
+// The reconciler's side of Swarm (orchestrator/reconcile.ts, exec-target.ts).
+export { listServiceUnits, pinnedServer, runningTask } from './swarm.js';

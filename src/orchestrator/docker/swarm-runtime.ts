@@ -1,12 +1,26 @@
 // How an instance runs on a Docker Swarm, behind the same InstanceRuntime as a container (instance-runtime.ts):
-// a one-replica service on its own overlay. Not wired into the reconciler yet (docs/swarm.md, what is left); tested
-// on a real swarm in tests/orchestrator/swarm.test.ts. One per server: `serverName` is where stateful ones are pinned.
+// a one-replica service on its own overlay. The reconciler uses it for servers whose swarm_role is set (reconcile.ts);
+// tested on a real swarm in tests/orchestrator/swarm.test.ts and swarm-reconcile.test.ts. One per server: `serverName` is where stateful ones are pinned.
 import { fail } from '../../errors.js';
 import type { Adoption, UnitState } from './containers.js';
 import { call, type Engine } from './engine.js';
 import type { InstanceRuntime } from './instance-runtime.js';
 import { buildOverlaySpec, buildServiceSpec } from './swarm-spec.js';
-import { ensureOverlayNetwork, ensureOverlayRemoved, ensureServiceRemoved, findService, scaleService, serviceTasks } from './swarm.js';
+import { ensureOverlayNetwork, ensureOverlayRemoved, ensureServiceRemoved, findService, listNodes, pinnedServer, scaleService, serviceTasks } from './swarm.js';
+
+/** A task's states before it runs (Swarm's TaskState). */
+const LIVE_TASK = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting']);
+
+/** Swarm refuses an update made against a version another update just replaced ("update out of sequence"): the
+ * scale reads the service again and retries, a few times. */
+async function scale(manager: Engine, id: string, replicas: 0 | 1): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try { await scaleService(manager, id, replicas); return; } catch (err) {
+      if (attempt >= 4 || !/out of sequence/.test(String((err as Error).message))) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
 
 export function swarmRuntime(manager: Engine, serverName: string): InstanceRuntime {
   const service = async (id: string) => {
@@ -30,8 +44,8 @@ export function swarmRuntime(manager: Engine, serverName: string): InstanceRunti
       const created = await call(manager, `create service ${spec.Name}`, (d) => d.createService(spec)) as { id?: string; ID?: string };
       return { id: created.id ?? created.ID ?? spec.Name!, how: 'created' };
     },
-    ensureStarted: (id) => scaleService(manager, id, 1),
-    ensureStopped: (id) => scaleService(manager, id, 0),
+    ensureStarted: (id) => scale(manager, id, 1),
+    ensureStopped: (id) => scale(manager, id, 0),
     async ensureRemoved(id) {
       const s = await findService(manager, id);
       if (!s) return;
@@ -58,14 +72,30 @@ export function swarmRuntime(manager: Engine, serverName: string): InstanceRunti
       // Sent as HealthCheck (dockerode's name; Go reads JSON keys without regard to case), read back as Healthcheck.
       const cs = (s.Spec.TaskTemplate as { ContainerSpec?: { HealthCheck?: unknown; Healthcheck?: unknown } }).ContainerSpec;
       const hasHealth = Boolean(cs?.Healthcheck ?? cs?.HealthCheck);
+      // A pinned instance whose node is down: the node's state wins over its last task's (still "running" for a while).
+      const pin = pinnedServer(s.Spec);
+      if (pin && s.Spec.Mode?.Replicated?.Replicas === 1) {
+        const node = (await listNodes(manager)).find((n) => n.server === pin);
+        if (!node || node.state !== 'ready') {
+          return {
+            running: false, exitCode: 0, error: '', startedAt: '', health: undefined,
+            down: node ? `its server ${pin} is ${node.state}: restore its latest backup on another server, or bring the server back` : `no node is labelled ${pin}`,
+          };
+        }
+      }
       const run = tasks.find((t) => t.state === 'running');
       // Swarm reports a task with a health check "running" only once healthy ("starting" before).
       if (run) return { running: true, exitCode: 0, error: '', health: hasHealth ? 'healthy' : undefined, startedAt: run.updatedAt };
+      // Scaled to zero: stopped, as a container that is not running.
+      if (s.Spec.Mode?.Replicated?.Replicas !== 1) return { running: false, exitCode: 0, error: '', health: undefined, startedAt: '' };
+      // Asked to run and its task on its way (or not made yet, right after the scale): a container that runs and is
+      // not healthy yet. Reported "not running" instead, a pass would call it failed, and never scale it to zero.
+      const live = tasks.find((t) => LIVE_TASK.has(t.state));
+      if (live || tasks.length === 0) {
+        return { running: true, exitCode: 0, error: live?.error ?? '', health: 'starting', startedAt: live?.updatedAt ?? new Date().toISOString() };
+      }
       const last = tasks[0];
-      return {
-        running: false, exitCode: 0, error: last?.error ?? '', startedAt: '',
-        health: hasHealth && last && ['starting', 'preparing', 'ready', 'assigned', 'accepted'].includes(last.state) ? 'starting' : undefined,
-      };
+      return { running: false, exitCode: 0, error: last?.error || last?.message || '', startedAt: '', health: undefined };
     },
   };
   return runtime;

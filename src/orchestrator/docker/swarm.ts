@@ -3,7 +3,8 @@
 // like the rest of this folder: each call leaves the state it names, Docker's "already so" answers count as done.
 import type Docker from 'dockerode';
 import { fail } from '../../errors.js';
-import { call, imageExists, isOurs, statusOf, unless, type Engine } from './engine.js';
+import type { Unit } from './containers.js';
+import { LABEL_HOSTER, call, imageExists, isOurs, statusOf, unless, type Engine } from './engine.js';
 import {
   NODE_LABEL_DISK, NODE_LABEL_NNP, NODE_LABEL_SERVER, NODE_LABEL_SITE, type SwarmOverlaySpec, type SwarmServiceSpec,
 } from './swarm-spec.js';
@@ -222,4 +223,32 @@ export async function removeSwarmObjects(manager: Engine, kind: 'secret' | 'conf
     }
   }
   return removed;
+
+// ── For the reconciler (orchestrator/reconcile.ts): services listed as units, a task's container found ──
+
+/** cattery's services on the swarm, as the reconciler sees units: named like a container (`/<hoster>-<slug>`), and
+ * "running" when scaled to one (asked to run: whether its task does is `state`'s to say). */
+export async function listServiceUnits(manager: Engine): Promise<Unit[]> {
+  const list = await call(manager, 'list services', (d) => d.listServices({ filters: { label: [`${LABEL_HOSTER}=${manager.hosterId}`] } })) as ServiceInfo[];
+  return list.filter((s) => isOurs(manager, s.Spec.Labels)).map((s) => ({
+    id: s.ID, names: [`/${s.Spec.Name ?? ''}`], labels: s.Spec.Labels, running: s.Spec.Mode?.Replicated?.Replicas === 1,
+  }));
+}
+
+/** The server a service is pinned to by its placement constraint, if it is (stateful instances: swarm-spec.ts). */
+export function pinnedServer(spec: SwarmServiceSpec): string | undefined {
+  const prefix = `node.labels.${NODE_LABEL_SERVER}==`;
+  const c = (spec.TaskTemplate as { Placement?: { Constraints?: string[] } } | undefined)?.Placement?.Constraints ?? [];
+  return c.find((x) => x.startsWith(prefix))?.slice(prefix.length);
+}
+
+/** Where the service's running task is: its node (with the node's cattery.server label) and its container on that
+ * node's engine. An exec goes there (docker exec is a node's, not the manager's). Undefined while none runs. */
+export async function runningTask(manager: Engine, name: string): Promise<{ node: NodeView; containerId: string } | undefined> {
+  const [tasks, nodes] = await Promise.all([serviceTasks(manager, name), listNodes(manager)]);
+  for (const t of tasks.filter((x) => x.desired === 'running' && x.state === 'running' && x.containerId)) {
+    const node = nodes.find((n) => n.id === t.nodeId);
+    if (node && node.state === 'ready') return { node, containerId: t.containerId! };
+  }
+  return undefined;
 }
