@@ -223,6 +223,7 @@ export async function removeSwarmObjects(manager: Engine, kind: 'secret' | 'conf
     }
   }
   return removed;
+}
 
 // ── For the reconciler (orchestrator/reconcile.ts): services listed as units, a task's container found ──
 
