@@ -72,13 +72,15 @@ t.test('staged exports are bounded per account, in number and by free space, wha
           const expected = (mine && stagedNow.has(stagingName(s.who))) || stagedNow.size >= EXPORTS_AT_ONCE ? 429 : 200;
           if (mine && !stagedNow.has(stagingName(s.who))) { mine.req.destroy(); live.delete(s.who); }
           let r = await open(s.who);
-          if (r.status === 502 && expected === 200) {
-            // An export the engine failed (under a loaded run, once in several suites) is refused whole, nothing
-            // staged: the model still holds. Said with the journal's cause, and tried once more.
+          for (let retry = 0; retry < 3 && r.status === 502 && expected === 200; retry++) {
+            // An export the engine could not start (exit 126, seen in loaded runs with the busybox service's 32 MB and
+            // 32 pids) is refused whole, nothing staged: the model still holds. Said with the journal's cause, and
+            // tried again after a pause, three times at most.
             r.res.resume();
             const cause = rt.db.$client.prepare("select error from operations where kind = 'account.export' and status = 'failed' order by id desc limit 1").get() as { error: string } | undefined;
-            t.comment(`open ${s.who}: the export failed once (${cause?.error ?? 'no cause journaled'}); tried again`);
+            t.comment(`open ${s.who}: the export failed (${cause?.error ?? 'no cause journaled'}); tried again`);
             if (staged() > live.size) throw new Error(`a failed export left a staged copy (${staged()} for ${live.size} live)`);
+            await new Promise((resolve) => setTimeout(resolve, 2000));
             r = await open(s.who);
           }
           if (r.status !== expected) {
