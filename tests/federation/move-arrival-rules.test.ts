@@ -11,35 +11,16 @@
 // 5. A destination that approves newcomers by hand (CATTERY_SIGNUP_APPROVAL=admin) takes no arrival, and says so.
 // 6. A service closed to newcomers at the destination by a decision (governance's service.signup) takes no arrival,
 //    refused before any part is fetched.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import t from 'tap';
 import { eq } from 'drizzle-orm';
 import { assignAccount, getAccount, usernameTaken } from '../../src/accounts/accounts.js';
 import { createUser, findByLogin } from '../../src/identity/users.js';
 import { setServiceSettings } from '../../src/governance/settings.js';
 import { fedMovesIn, fedMovesOut } from '../../src/federation/schema.js';
-import { testCa } from '../services/test-ca.js';
-import { HEALTHY_WITHIN_MS, waitFor } from '../helpers.js';
-import { api, cattery, pin, type Cattery } from './move-catteries.js';
+import { api, twoWithFiles, type Cattery } from './move-catteries.js';
 
 t.test('attacks on a move between two catteries', async (t) => {
-  const ca = testCa(t);
-  const caDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-review-move-ca-'));
-  t.teardown(() => fs.rmSync(caDir, { recursive: true, force: true }));
-  const caFile = path.join(caDir, 'ca.pem');
-  fs.writeFileSync(caFile, ca.pem);
-  const [a, b] = await Promise.all([cattery(t, 'Chatons de Aville', ca, caFile, 0), cattery(t, 'Chatons de Béville', ca, caFile, 1)]);
-  const ports: Record<string, number> = {};
-  for (const x of [a, b]) {
-    const r = await api(x, 'POST', '/api/instances', { service: 'files', slug: 'fichiers' });
-    t.equal(r.status, 202, JSON.stringify(r.body));
-    ports[x.url] = r.body.ports.http;
-  }
-  await Promise.all([a, b].map((x) => waitFor(`files healthy at ${x.url}`, async () => (await api(x, 'GET', '/api/instances/fichiers')).body.observed === 'healthy', HEALTHY_WITHIN_MS, 500)));
-  const bAtA = await pin(t, a, b);
-  const aAtB = await pin(t, b, a);
+  const { a, b, ports, bAtA, aAtB } = await twoWithFiles(t, 'cattery-review-move-ca-');
 
   const dav = (x: Cattery, user: string, p: string, init: RequestInit, password: string) => fetch(`http://127.0.0.1:${ports[x.url]}${p}`,
     { ...init, headers: { ...(init.headers ?? {}), authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` } });

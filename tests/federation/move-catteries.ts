@@ -1,15 +1,18 @@
 // Two (or three) catteries for the move tests, each with its own data folder, hoster id, subnet pool slice and HTTPS
 // server on loopback with a certificate from the test CA, as tests/federation/two-catteries.test.ts does; the server
 // can answer a path in the app's stead (a peer gone wrong, a cut connection) and records what it was asked.
+import fs from 'node:fs';
 import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Test } from 'tap';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
 import { fingerprintOf } from '../../src/federation/jws.js';
-import type { testCa } from '../services/test-ca.js';
-import { OPERATOR, asOperator, quickHealthChecks, removeHosterObjects, subnetPoolSlice, testConfig } from '../helpers.js';
+import { testCa } from '../services/test-ca.js';
+import { HEALTHY_WITHIN_MS, OPERATOR, asOperator, quickHealthChecks, removeHosterObjects, subnetPoolSlice, testConfig, waitFor } from '../helpers.js';
 
 export interface Cattery {
   rt: Runtime; url: string; dataDir: string;
@@ -62,3 +65,27 @@ export async function pin(t: Test, from: Cattery, to: Cattery): Promise<number> 
   return added.body.id;
 }
 
+
+/** Two catteries A and B on the test CA, each with a healthy `files` instance "fichiers", each pinning the other:
+ * the start of every move test that goes through real accounts. `home` is a 0700 temporary folder (the CA's file in
+ * it) removed with the test. */
+export async function twoWithFiles(t: Test, prefix: string): Promise<{
+  a: Cattery; b: Cattery; home: string; caFile: string; ports: Record<string, number>; bAtA: number; aAtB: number;
+}> {
+  const ca = testCa(t);
+  const home = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), prefix));
+  t.teardown(() => fs.rmSync(home, { recursive: true, force: true }));
+  const caFile = path.join(home, 'ca.pem');
+  fs.writeFileSync(caFile, ca.pem);
+  const [a, b] = await Promise.all([cattery(t, 'Chatons de Aville', ca, caFile, 0), cattery(t, 'Chatons de Béville', ca, caFile, 1)]);
+  const ports: Record<string, number> = {};
+  for (const x of [a, b]) {
+    const r = await api(x, 'POST', '/api/instances', { service: 'files', slug: 'fichiers' });
+    t.equal(r.status, 202, JSON.stringify(r.body));
+    ports[x.url] = r.body.ports.http;
+  }
+  await Promise.all([a, b].map((x) => waitFor(`files healthy at ${x.url}`, async () => (await api(x, 'GET', '/api/instances/fichiers')).body.observed === 'healthy', HEALTHY_WITHIN_MS, 500)));
+  const bAtA = await pin(t, a, b);
+  const aAtB = await pin(t, b, a);
+  return { a, b, home, caFile, ports, bAtA, aAtB };
+}

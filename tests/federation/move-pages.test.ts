@@ -8,7 +8,6 @@
 // trusting the test CA in its own NSS store.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { eq } from 'drizzle-orm';
@@ -16,30 +15,15 @@ import { chromium, type Page } from 'playwright-core';
 import { assignAccount, getAccount } from '../../src/accounts/accounts.js';
 import { createUser, findByLogin } from '../../src/identity/users.js';
 import { fedMovesIn, fedMovesOut } from '../../src/federation/schema.js';
-import { testCa } from '../services/test-ca.js';
 import { CHROMIUM_ARGS, axeViolations } from '../chromium.js';
 import { pageBrowser } from '../page-browser.js';
-import { HEALTHY_WITHIN_MS, waitFor } from '../helpers.js';
-import { api, cattery, pin, type Cattery } from './move-catteries.js';
+import { waitFor } from '../helpers.js';
+import { api, twoWithFiles, type Cattery } from './move-catteries.js';
 
 const PASS_A = 'alice-secret-at-a', PASS_B = 'une phrase choisie chez B';
 
 t.test('a resident moves from A to B through the pages', async (t) => {
-  const ca = testCa(t);
-  const home = fs.mkdtempSync(path.join(fs.realpathSync(os.tmpdir()), 'cattery-move-pages-'));
-  t.teardown(() => fs.rmSync(home, { recursive: true, force: true }));
-  const caFile = path.join(home, 'ca.pem');
-  fs.writeFileSync(caFile, ca.pem);
-  const [a, b] = await Promise.all([cattery(t, 'Chatons de Aville', ca, caFile, 0), cattery(t, 'Chatons de Béville', ca, caFile, 1)]);
-  const ports: Record<string, number> = {};
-  for (const x of [a, b]) {
-    const r = await api(x, 'POST', '/api/instances', { service: 'files', slug: 'fichiers' });
-    t.equal(r.status, 202, JSON.stringify(r.body));
-    ports[x.url] = r.body.ports.http;
-  }
-  await Promise.all([a, b].map((x) => waitFor(`files healthy at ${x.url}`, async () => (await api(x, 'GET', '/api/instances/fichiers')).body.observed === 'healthy', HEALTHY_WITHIN_MS, 500)));
-  const bAtA = await pin(t, a, b);
-  const aAtB = await pin(t, b, a);
+  const { a, b, home, caFile, ports, bAtA, aAtB } = await twoWithFiles(t, 'cattery-move-pages-');
   // Pinned, the peers' documents are in: each says it has room for files (the directory the pages offer from).
 
   const resident = async (login: string, name: string) => {
