@@ -34,8 +34,8 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
     process.stderr.write(`${USAGE}\n`);
     return sub === undefined ? 0 : 2;
   }
-  const [{ applyMigrations, openDb }, docker, servers] = await Promise.all([
-    import('../db/connection.js'), import('../orchestrator/docker/index.js'), import('../orchestrator/servers.js'),
+  const [{ applyMigrations, openDb }, docker, servers, { instancesOn }] = await Promise.all([
+    import('../db/connection.js'), import('../orchestrator/docker/index.js'), import('../orchestrator/servers.js'), import('../orchestrator/instances.js'),
   ]);
   const db = openDb(config.dbFile);
   try {
@@ -78,7 +78,7 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
       const st = await docker.ensureSwarmInit(manager, { advertiseAddr: addr, ...(heartbeat ? { heartbeatSeconds: heartbeat } : {}) });
       await docker.labelNode(manager, st.nodeId, { server: first.name, site: first.site, ...(values.disk ? { disk: values.disk } : {}), ...(nnp !== undefined ? { noNewPrivileges: nnp } : {}) });
       // From now on the reconciler runs this server's instances as Swarm services (docs/swarm.md).
-      servers.setSwarmRole(db, first.id, 'manager');
+      servers.setSwarmRole(db, first.id, 'manager', st.nodeId);
       out(`swarm ready; ${first.name} is its manager (node ${st.nodeId})`);
       out('add a server: cattery servers join NAME --endpoint tcp://… --advertise-addr ADDR');
       return 0;
@@ -95,14 +95,28 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
       if (!name || !values.endpoint || !values['advertise-addr']) throw fail('CATTERY_ERR_VALIDATION', 'cattery servers join NAME --endpoint URL --advertise-addr ADDR');
       const mine = await docker.swarmState(manager);
       if (!mine.manager) throw fail('CATTERY_ERR_CONFLICT', 'no swarm yet: cattery servers swarm-init first');
-      const known = servers.listServers(db).find((x) => x.name === name);
+      servers.checkServerName(name);
+      const all = servers.listServers(db);
+      const known = all.find((x) => x.name === name);
+      // One engine is one server: joining it under a second name would relabel the first one's node, and the first
+      // one's pinned instances would lose it.
+      const other = all.find((x) => x.name !== name && x.dockerEndpoint === values.endpoint);
+      if (other) throw fail('CATTERY_ERR_CONFLICT', `the engine ${values.endpoint} is already server ${other.name}`);
+      if (known && known.dockerEndpoint !== values.endpoint) throw fail('CATTERY_ERR_CONFLICT', `server ${name} is known with another endpoint (${known.dockerEndpoint})`);
       const server = known ?? servers.addServer(db, { name, dockerEndpoint: values.endpoint, ...(values.site ? { site: values.site } : {}) });
-      if (server.dockerEndpoint !== values.endpoint) throw fail('CATTERY_ERR_CONFLICT', `server ${name} is known with another endpoint (${server.dockerEndpoint})`);
       const t = await docker.joinTokens(manager);
       const st = await docker.ensureSwarmJoin(engineOf(server), { managerAddrs: t.managerAddrs, token: t.worker, advertiseAddr: values['advertise-addr'], ...(mine.clusterId ? { clusterId: mine.clusterId } : {}) });
+      const owner = all.find((x) => x.name !== name && x.swarmNodeId === st.nodeId);
+      if (owner) throw fail('CATTERY_ERR_CONFLICT', `that engine is node ${st.nodeId}, which is server ${owner.name}`);
+      // A server that was another node (reinstalled, its swarm state lost) holds instances pinned to the old node,
+      // whose data is on the old disk: the new node must not take them onto empty volumes.
+      if (server.swarmNodeId && server.swarmNodeId !== st.nodeId && instancesOn(db, server.id).length) {
+        throw fail('CATTERY_ERR_CONFLICT', `server ${name} was node ${server.swarmNodeId}, which holds its instances' data; this engine joined as a new node (${st.nodeId}). `
+          + `Restore its instances on another server first (POST /api/instances/<slug>/restore-elsewhere), or bring the old node back; the new node was left unlabelled`);
+      }
       await docker.labelNode(manager, st.nodeId, { server: name, site: server.site, ...(values.disk ? { disk: values.disk } : {}), ...(nnp !== undefined ? { noNewPrivileges: nnp } : {}) });
       // Labelled first: a pinned instance placed on it finds its node by this label.
-      servers.setSwarmRole(db, server.id, 'worker');
+      servers.setSwarmRole(db, server.id, 'worker', st.nodeId);
       out(`${name} joined the swarm (node ${st.nodeId})`);
       return 0;
     }

@@ -21,6 +21,10 @@ export const servers = sqliteTable('servers', {
   /** Its engine's place in the association's Docker Swarm (docs/swarm.md), set by `cattery servers swarm-init` and
    * `join`: its instances then run as Swarm services through the manager's engine. Null: a plain engine, as before. */
   swarmRole: text('swarm_role', { enum: SWARM_ROLES }),
+  /** The Swarm node id its engine joined as (recorded by `swarm-init`/`join`): what its stateful instances are pinned
+   * to. A server reinstalled joins as a new node, which never receives the old one's pinned instances (their data is
+   * on the old disk): the label alone would send them there onto empty volumes. */
+  swarmNodeId: text('swarm_node_id'),
 });
 
 export type MeterSpec =

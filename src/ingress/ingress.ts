@@ -12,11 +12,12 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/connection.js';
 import type { Server } from '../db/schema.js';
 import { findInstance } from '../orchestrator/instances.js';
+import { listServers } from '../orchestrator/servers.js';
 import { ingressSubnet } from '../orchestrator/subnets.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
-  INGRESS_UID, containerName, ensureIngressContainer, ensureIngressNetworks, imageExists, isLocalEndpoint,
+  INGRESS_UID, containerName, ensureImageOn, ensureIngressContainer, ensureIngressNetworks, imageExists, isLocalEndpoint,
   serviceImageRef, systemImage, type Engine,
 } from '../orchestrator/docker/index.js';
 import { currentConfig, loadCaddyConfig } from './caddy-admin.js';
@@ -38,11 +39,13 @@ export interface IngressDeps {
 
 export interface Ingress {
   /** Converge one server's front door; throws what kept it from serving the wanted configuration. Calls for one
-   * server run one after the other (the reconciler's pass, and a change of names that does not wait for a pass). */
-  sync(server: Server, engine: Engine): Promise<void>;
+   * server run one after the other (the reconciler's pass, and a change of names that does not wait for a pass).
+   * A swarm's door is its manager's (`doorServerOf`): a call for another node of the swarm does nothing.
+   * `imageFrom`: the engine the images are built on, where the door's image is carried from when `engine` lacks it. */
+  sync(server: Server, engine: Engine, imageFrom?: Engine): Promise<void>;
   /** What the front door of a server should serve now (pure reading of the database). */
   plan(server: Server): IngressPlan;
-  /** The host ports the front door listens on, once it runs (0 before). */
+  /** The host ports of the front door serving this server's instances, once it runs (0 before). */
   ports(serverId: number): { http: number; https: number };
   /** No pass starts after this; resolves once the passes under way are over (cattery's shutdown). */
   stop(): Promise<void>;
@@ -67,10 +70,10 @@ type PlanDeps = Pick<IngressDeps, 'catalog' | 'config'> & { log?: Logger };
 /** The names this server's door serves: its running instances', checked again against today's configuration (a name
  * stored before a domain was removed, or before it became cattery's own or a reserved one, is left out). The plan,
  * the networks the door joins and the certificates it hands on all come from this one list. */
-export function servedRows(deps: PlanDeps, rows: readonly HostnameRow[], server: Server): HostnameRow[] {
+export function servedRows(deps: PlanDeps, rows: readonly HostnameRow[], server: Server, servers: ReadonlySet<number> = new Set([server.id])): HostnameRow[] {
   const own = ownHost(deps.config);
   return rows.filter((r) => {
-    if (r.serverId !== server.id || r.desired !== 'running') return false;
+    if (!servers.has(r.serverId) || r.desired !== 'running') return false;
     try { checkHostname(r.hostname, deps.config.domains, own); return true; } catch (err) {
       deps.log?.warn({ hostname: r.hostname, slug: r.slug, err: (err as Error).message }, 'hostname left out of the front door');
       return false;
@@ -78,9 +81,21 @@ export function servedRows(deps: PlanDeps, rows: readonly HostnameRow[], server:
   });
 }
 
-export function planFor(deps: PlanDeps, rows: readonly HostnameRow[], server: Server): IngressPlan {
+/** The server whose front door serves `server`'s instances: itself, or on Swarm the manager (one door for the whole
+ * swarm, on the overlays of every node's instances: docs/swarm.md); undefined for a swarm with no manager in the
+ * table. */
+export function doorServerOf(all: readonly Server[], server: Server): Server | undefined {
+  return server.swarmRole ? all.find((s) => s.swarmRole === 'manager') : server;
+}
+
+/** The servers whose instances a door on `door` serves. */
+export function servedServers(all: readonly Server[], door: Server): Set<number> {
+  return new Set(door.swarmRole === 'manager' ? all.filter((s) => s.swarmRole).map((s) => s.id) : [door.id]);
+}
+
+export function planFor(deps: PlanDeps, rows: readonly HostnameRow[], server: Server, servers?: ReadonlySet<number>): IngressPlan {
   const own = ownHost(deps.config);
-  const mine = servedRows(deps, rows, server);
+  const mine = servedRows(deps, rows, server, servers);
   const sites: Site[] = [];
   const certOnly: string[] = [];
   const bySlug = new Map<string, HostnameRow[]>();
@@ -129,7 +144,7 @@ export function createIngress(deps: IngressDeps): Ingress {
   const certificates = createCertificateHandOff({ hosterId: deps.config.hosterId, acmeDirectory: deps.config.ingress.acmeDirectory, log: deps.log });
   const mailDomainOf = (slug: string) => findInstance(deps.db, slug)?.config.env.MAIL_DOMAIN;
   const runDirOf = (server: Server) => path.join(deps.config.dataDir, 'ingress', server.name.replace(/[^A-Za-z0-9_.-]/g, '_'));
-  const plan = (server: Server) => planFor(deps, listHostnames(deps.db), server);
+  const plan = (server: Server) => planFor(deps, listHostnames(deps.db), server, servedServers(listServers(deps.db), server));
   // What this process last loaded into which Caddy (container id and start time), by server: with it, a pass whose
   // plan has not changed costs no read of Caddy's configuration (200 names are ~100 KB of JSON), and a change is
   // loaded straight away. A Caddy restarted, replaced, or not read back for READBACK_MS is read back first.
@@ -180,7 +195,7 @@ export function createIngress(deps: IngressDeps): Ingress {
     deps.log.info({ server: server.name, hash, loadMs: Date.now() - started }, 'front door configuration applied');
   }
 
-  async function converge(server: Server, engine: Engine): Promise<void> {
+  async function converge(server: Server, engine: Engine, imageFrom: Engine | undefined): Promise<void> {
     if (!isLocalEndpoint(server.dockerEndpoint)) {
       // The admin socket is a file of this host: a remote server's front door comes with Swarm (issue 15).
       if (!warnedRemote) deps.log.warn({ server: server.name }, 'no front door on a remote engine yet');
@@ -189,7 +204,8 @@ export function createIngress(deps: IngressDeps): Ingress {
     }
     const t0 = Date.now();
     const image = serviceImageRef(systemImage('ingress'));
-    if (!(await imageExists(engine, image))) throw fail('CATTERY_ERR_IMAGE_MISSING', image);
+    if (imageFrom && imageFrom !== engine) await ensureImageOn(imageFrom, engine, image);
+    else if (!(await imageExists(engine, image))) throw fail('CATTERY_ERR_IMAGE_MISSING', image);
     const runDir = await prepareRunDir(server);
     const c = await ensureIngressContainer(engine, {
       image, runDir, acmeRootFile: deps.config.ingress.acmeRootFile, bindAddress: deps.config.ingress.bindAddress,
@@ -198,8 +214,9 @@ export function createIngress(deps: IngressDeps): Ingress {
     ports.set(server.id, { http: c.httpPort, https: c.httpsPort });
     const t1 = Date.now();
     // One read of the names per pass, for the plan, the networks and the certificates alike.
-    const served = servedRows(deps, listHostnames(deps.db), server);
-    const wanted = planFor(deps, served, server);
+    const servers = servedServers(listServers(deps.db), server);
+    const served = servedRows(deps, listHostnames(deps.db), server, servers);
+    const wanted = planFor(deps, served, server, servers);
     const slugs = [...new Set(served.filter((r) => deps.catalog.services.get(r.service)?.manifest.http).map((r) => r.slug))];
     await ensureIngressNetworks(engine, c, slugs);
     const t2 = Date.now();
@@ -214,11 +231,17 @@ export function createIngress(deps: IngressDeps): Ingress {
 
   return {
     plan,
-    ports: (serverId) => ports.get(serverId) ?? { http: 0, https: 0 },
-    sync(server, engine) {
+    ports(serverId) {
+      const all = listServers(deps.db);
+      const server = all.find((s) => s.id === serverId);
+      const door = server && doorServerOf(all, server);
+      return (door && ports.get(door.id)) ?? { http: 0, https: 0 };
+    },
+    sync(server, engine, imageFrom) {
       if (!deps.config.ingress.enabled || stopped) return Promise.resolve();
+      if (server.swarmRole && server.swarmRole !== 'manager') return Promise.resolve();
       // One at a time per server: two loads racing could leave the older plan in Caddy.
-      const next = (queues.get(server.id) ?? Promise.resolve()).catch(() => undefined).then(() => converge(server, engine));
+      const next = (queues.get(server.id) ?? Promise.resolve()).catch(() => undefined).then(() => converge(server, engine, imageFrom));
       queues.set(server.id, next);
       return next;
     },

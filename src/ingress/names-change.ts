@@ -6,7 +6,7 @@ import type { Instance } from '../db/schema.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Reconciler } from '../orchestrator/reconcile.js';
 import { listServers } from '../orchestrator/servers.js';
-import { ownHost, type Ingress } from './ingress.js';
+import { doorServerOf, ownHost, type Ingress } from './ingress.js';
 import { setHostnames } from './store.js';
 
 export interface NamesDeps { db: Db; config: Config; reconciler: Reconciler; ingress: Ingress | undefined }
@@ -16,7 +16,10 @@ export interface NamesDeps { db: Db; config: Config; reconciler: Reconciler; ing
  * instance; the reconciler's pass comes too, for anything the names change about the instance. */
 export function changeHostnames(deps: NamesDeps, inst: Instance, given: readonly string[], log: FastifyBaseLogger): string[] {
   const hostnames = setHostnames(deps.db, inst.id, given, deps.config.domains, ownHost(deps.config));
-  const server = listServers(deps.db).find((s) => s.id === inst.serverId);
+  const all = listServers(deps.db);
+  const own = all.find((s) => s.id === inst.serverId);
+  // On Swarm the door is the manager's (every node's instances behind one door).
+  const server = own && doorServerOf(all, own);
   if (server && deps.ingress && deps.config.ingress.enabled) {
     deps.ingress.sync(server, deps.reconciler.engineFor(server))
       .catch((err: unknown) => log.warn({ err, slug: inst.slug }, 'front door not converged yet; the next pass retries'));

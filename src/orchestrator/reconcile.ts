@@ -37,7 +37,7 @@ export interface ReconcilerDeps extends Omit<PassDeps, 'sizedDir' | 'firewall'> 
   volumesDir?: string;
   /** Run after each pass over a server, with what it left: the front door follows the instances (ingress/). Its
    * failure is logged and retried by the next pass; it never holds up the instances'. */
-  afterServerPass?: (server: Server, engine: Engine) => Promise<void>;
+  afterServerPass?: (server: Server, engine: Engine, imageFrom?: Engine) => Promise<void>;
   /** On Swarm, the engine cattery builds its images on, carried from there to the nodes (the manager's unless said). */
   imageSource?: Engine;
 }
@@ -128,7 +128,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const bySlug = unitsBySlug(units);
     const byId = new Map(rows.map((r) => [r.id, r]));
     const ctx: ServerContext = swarm
-      ? { server, engine, runtime: swarmRuntime(swarm.manager, server.name), swarm }
+      ? { server, engine, runtime: swarmRuntime(swarm.manager, server.name, server.swarmNodeId ?? undefined), swarm }
       : { server, engine, runtime: containerRuntime(engine) };
     // Volume sizes (loop devices) are this host's; a swarm node's volumes are plain ones (docs/swarm.md).
     const passDeps: PassDeps = { ...deps, sizedDir: rows.length && !swarm ? sizedOn(server) : undefined };
@@ -149,7 +149,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (scheduler.isStopping()) return;
     if (swarm) {
       await sweepSwarm(passDeps, server, swarm, engine, managed, units);
-      // The front door and links on Swarm (overlays) are not built yet (docs/swarm.md): a swarm node has neither.
+      // Links on Swarm (an overlay of two) are not built yet (docs/swarm.md). The swarm's one front door, on the
+      // manager, comes after every node's pass (runPass): it serves the instances of all of them.
       return;
     }
     // Links once their instances' containers are there: a container made again in this pass joins again at once.
@@ -170,7 +171,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const known = new Set(listInstances(deps.db).map((r) => r.slug));
     if (managed) await sweepSwarmNode(passDeps, engine, managed, known);
     if (server.swarmRole !== 'manager') return;
-    const rt = swarmRuntime(swarm.manager, server.name);
+    const rt = swarmRuntime(swarm.manager, server.name, server.swarmNodeId ?? undefined);
     for (const u of units.filter((x) => !known.has(x.labels[LABEL_INSTANCE] ?? ''))) {
       log.info({ service: u.names[0] }, 'removing orphan service');
       await rt.ensureRemoved(u.id, u.names[0] ?? u.id).catch((err) => log.warn({ err, service: u.names[0] }, 'orphan service not removed'));
@@ -197,6 +198,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         serverFailed.set(server.id, err);
         log.error({ err, server: server.name }, 'reconcile pass failed for server');
       }
+    }
+    const manager = all.find((s) => s.swarmRole === 'manager');
+    if (manager && deps.afterServerPass && !scheduler.isStopping()) {
+      // Once every node's services and overlays of this pass exist: the door joins the overlays of all of them.
+      const swarm = swarmOf(manager, all)!;
+      await deps.afterServerPass(manager, swarm.manager, swarm.imageSource).catch((err) => {
+        log.warn({ err, server: manager.name }, 'front door not converged');
+        scheduler.retryIn(backoffSeconds(1, deps.maxBackoffSeconds));
+      });
     }
     log.debug({ reason, ms: Date.now() - started }, 'reconcile pass done');
   }

@@ -9,6 +9,7 @@ export function listServers(db: Db): Server[] {
 }
 
 export function addServer(db: Db, input: { name: string; dockerEndpoint: string; site?: string; publishAddress?: string }): Server {
+  checkServerName(input.name);
   return db.transaction((tx) => {
     if (tx.select({ id: servers.id }).from(servers).where(eq(servers.name, input.name)).get()) {
       throw fail('CATTERY_ERR_CONFLICT', `A server named "${input.name}" already exists`);
@@ -35,8 +36,17 @@ export function ensureDefaultServer(db: Db, dockerEndpoint: string, publishAddre
 
 /** Records a server's place in the swarm (`cattery servers swarm-init`, `join`): the reconciler then runs its
  * instances as Swarm services through the manager's engine. */
-export function setSwarmRole(db: Db, serverId: number, role: SwarmRole | null): Server {
-  return db.update(servers).set({ swarmRole: role }).where(eq(servers.id, serverId)).returning().get()!;
+export function setSwarmRole(db: Db, serverId: number, role: SwarmRole | null, nodeId?: string): Server {
+  return db.update(servers).set({ swarmRole: role, ...(nodeId !== undefined ? { swarmNodeId: nodeId } : {}) }).where(eq(servers.id, serverId)).returning().get()!;
+}
+
+/** A server's name as every route takes it (`/api/servers/:name`): checked before a server is made by any way in. */
+export const SERVER_NAME_PATTERN = '^[a-z][a-z0-9-]{0,40}$';
+
+export function checkServerName(name: string): void {
+  if (!new RegExp(SERVER_NAME_PATTERN).test(name)) {
+    throw fail('CATTERY_ERR_VALIDATION', `a server's name is a lower-case letter then up to 40 lower-case letters, digits or dashes (got ${JSON.stringify(name)})`);
+  }
 }
 
 /** The server whose engine manages the swarm, when the association formed one. */

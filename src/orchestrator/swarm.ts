@@ -5,7 +5,7 @@ import type { Manifest } from '../catalog/manifest.js';
 import type { Instance } from '../db/schema.js';
 import {
   buildOverlaySpec, buildServiceSpec, ensureOverlayNetwork, ensureOverlayRemoved, ensureService, ensureServiceRemoved,
-  findService, isStateful, listNodes, scaleService, serviceName, serviceTasks, networkName, type Engine, type NodeView,
+  findService, isStateful, listNodes, overlayOf, scaleService, serviceName, serviceTasks, networkName, type Engine, type NodeView,
 } from './docker/index.js';
 
 export interface SwarmInstanceWanted {
@@ -13,15 +13,22 @@ export interface SwarmInstanceWanted {
   instance: Pick<Instance, 'slug' | 'generation' | 'service' | 'image' | 'config'>;
   /** The server it belongs to (its node's cattery.server label): where a stateful one is pinned. */
   serverName: string;
+  /** The node that server joined as (servers.swarm_node_id): a stateful one is pinned to it too. */
+  nodeId?: string | undefined;
 }
 
 /** Network first (the service names it), then the service. The spec is built before any call, so an instance
  * Swarm cannot run as hardened as a container is refused with nothing made. */
 export async function ensureSwarmInstance(manager: Engine, w: SwarmInstanceWanted): Promise<{ serviceId: string; how: 'created' | 'unchanged' | 'updated' }> {
   const spec = buildServiceSpec({ hosterId: manager.hosterId, ...w });
+  // An overlay made before overlays were attachable cannot be changed in place (a network's options are fixed) and
+  // keeps the front door out: the service and its network are made again, once (its volumes stay on their node).
+  const old = await overlayOf(manager, networkName(manager.hosterId, w.instance.slug));
+  const remade = old?.ours === true && !old.attachable;
+  if (remade) await removeSwarmInstance(manager, w.instance.slug);
   await ensureOverlayNetwork(manager, buildOverlaySpec(manager.hosterId, w.manifest, w.instance));
   const r = await ensureService(manager, spec);
-  return { serviceId: r.id, how: r.how };
+  return { serviceId: r.id, how: remade ? 'updated' : r.how };
 }
 
 export async function stopSwarmInstance(manager: Engine, slug: string): Promise<void> {

@@ -69,7 +69,9 @@ function removeCgroupTree(containerId: string): void {
 
 /** `binds(i)`: host folders the i-th node sees at the same path (a test's data folder and restic repository, as a
  * shared folder or mount would give a real server's engine: cattery's one-shot containers bind them there). */
-export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?: string; binds?: (index: number) => string[] }): Promise<TestSwarm> {
+/** `socket(i)`: a further API socket of the i-th node's dockerd, at a path of a folder it binds (cattery then reaches
+ * that engine by a unix socket, as it reaches its own host's). */
+export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?: string; binds?: (index: number) => string[]; socket?: (index: number) => string | undefined }): Promise<TestSwarm> {
   const prefix = opts.hosterId ?? `t${crypto.randomBytes(4).toString('hex')}`;
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const host = connectEngine('unix:///var/run/docker.sock', { hosterId: prefix, timeoutSeconds: 60, log });
@@ -140,6 +142,7 @@ export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?:
       volumes.push(volume);
       const c = await docker.createContainer({
         name, Hostname: name, Image: image, Labels: labels,
+        ...(opts.socket?.(i) ? { Cmd: [`--host=unix://${opts.socket(i)}`] } : {}),
         HostConfig: {
           ...privileges, NetworkMode: netName,
           Mounts: [{ Type: 'volume', Source: volume, Target: '/var/lib/docker' },

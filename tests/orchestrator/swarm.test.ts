@@ -140,7 +140,7 @@ t.test('placement by label; the hardening read back from the task\'s container o
   const netA = nets.find((n) => n.Name === `${swarm.prefix}-iso-a`)!;
   const netB = nets.find((n) => n.Name === `${swarm.prefix}-iso-b`)!;
   t.equal(netA.Driver, 'overlay');
-  t.equal(netA.Attachable, false);
+  t.equal(netA.Attachable, true, 'attachable: the front door joins it');
   t.notOk(netA.Options?.encrypted, 'a plain overlay when not asked');
   t.ok(netB.Options && 'encrypted' in netB.Options, 'encrypted where the manifest asks');
   const svc = await manager.docker.getService(serviceName(swarm.prefix, 'iso-a')).inspect() as { Endpoint?: { Ports?: unknown[] } };
@@ -161,13 +161,16 @@ t.test('isolation: instances cannot reach each other, on different nodes or on o
   const [ta, tb] = [await taskOf('iso-a'), await taskOf('iso-b')];
   const b = await n3.docker.getContainer(tb.containerId!).inspect();
   const ipB = b.NetworkSettings.Networks[`${swarm.prefix}-iso-b`]!.IPAddress;
-  const vip = ((await manager.docker.getService(serviceName(swarm.prefix, 'iso-b')).inspect()) as { Endpoint: { VirtualIPs: { Addr: string }[] } })
-    .Endpoint.VirtualIPs.map((v) => v.Addr.split('/')[0]!);
-  t.ok(ipB && vip.length, `b has ${ipB} and a VIP`);
+  const endpoint = ((await manager.docker.getService(serviceName(swarm.prefix, 'iso-b')).inspect()) as { Endpoint: { Spec: { Mode: string }; VirtualIPs?: unknown[] } }).Endpoint;
+  t.equal(endpoint.Spec.Mode, 'dnsrr', 'its name resolves to its task (no virtual IP: IPVS is not needed)');
+  t.same(endpoint.VirtualIPs ?? [], []);
+  t.ok(ipB, `b has ${ipB}`);
+  const vip: string[] = [];
   const get = (ip: string) => ['/bin/timeout', '8', '/bin/sh', '-c', `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${ip} 8080`];
   const self = await execOn(n3.docker, tb.containerId!, get(ipB));
   t.equal(self.code, 0, 'b answers on its own network (the probe itself works)');
   t.match(self.out, /hello-iso-b/);
+  t.match((await execOn(n3.docker, tb.containerId!, get('iso-b'))).out, /hello-iso-b/, 'and by its name there');
   const a = await n2.docker.getContainer(ta.containerId!).inspect();
   const selfA = await execOn(n2.docker, ta.containerId!, get(a.NetworkSettings.Networks[`${swarm.prefix}-iso-a`]!.IPAddress));
   t.match(selfA.out, /hello-iso-a/, 'a reaches its own address (its nc works)');

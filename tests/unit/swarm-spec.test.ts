@@ -18,15 +18,16 @@ const server = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/);
 const hoster = fc.stringMatching(/^t[0-9a-f]{8}$/);
 const arbInstance = fc.record({
   manifest: fc.constantFrom(...manifests), slug, server, hoster, generation: fc.integer({ min: 1, max: 1000 }), encrypted: fc.boolean(),
+  nodeId: fc.option(fc.stringMatching(/^[a-z0-9]{25}$/), { nil: undefined }),
 });
 
 t.test('every service, generated instances: the service carries every hardening of the container', async (t) => {
   t.ok(manifests.length >= 5, 'the whole catalog');
-  fc.assert(fc.property(arbInstance, ({ manifest: m0, slug: s, server: srv, hoster: h, generation, encrypted }) => {
+  fc.assert(fc.property(arbInstance, ({ manifest: m0, slug: s, server: srv, hoster: h, generation, encrypted, nodeId }) => {
     const m = { ...m0, network: { encrypted } };
     const secrets = Object.fromEntries(Object.entries(m.environment).filter(([, v]) => 'secret' in v).map(([k]) => [k, 'x'.repeat(24)]));
     const instance = { slug: s, generation, service: m.id, image: `cattery/${m.id}:0123456789ab`, config: { ports: {}, secrets, env: {} } };
-    const spec = buildServiceSpec({ hosterId: h, manifest: m, instance, serverName: srv });
+    const spec = buildServiceSpec({ hosterId: h, manifest: m, instance, serverName: srv, nodeId });
     const ctr = buildContainerSpec({ hosterId: h, manifest: m, instance, server: { publishAddress: '127.0.0.1' } });
     const task = spec.TaskTemplate as { ContainerSpec: Record<string, unknown>; Resources: { Limits: Record<string, number> }; Placement: { Constraints: string[] }; Networks: { Target: string }[]; LogDriver: unknown };
     const c = task.ContainerSpec as { CapabilityDrop: string[]; CapabilityAdd: string[]; ReadOnly: boolean; Mounts: { Type: string; Source?: string; Target: string }[]; Env: string[]; User?: string; Command?: string[]; Privileges?: unknown; Image: string; Init: boolean };
@@ -46,15 +47,19 @@ t.test('every service, generated instances: the service carries every hardening 
     if (task.Networks.length !== 1 || task.Networks[0]!.Target !== hc.NetworkMode) return false;
     if ((spec.EndpointSpec?.Ports ?? []).length !== 0) return false;
     if (JSON.stringify(task.LogDriver) !== JSON.stringify({ Name: hc.LogConfig!.Type, Options: hc.LogConfig!.Config })) return false;
-    // Placement: only on nodes with no-new-privileges; pinned to its server exactly when it has a volume.
+    // Placement: only on nodes with no-new-privileges; pinned to its server exactly when it has a volume, and to
+    // the node that server joined as when it is known (a server joined again is a new node, without the data).
     const cs = task.Placement.Constraints;
     if (!cs.includes('node.labels.cattery.no-new-privileges==true')) return false;
     const pinned = cs.includes(`node.labels.cattery.server==${srv}`);
-    if (pinned !== m.volumes.length > 0 || cs.length !== (pinned ? 2 : 1)) return false;
+    const toNode = nodeId !== undefined && cs.includes(`node.id==${nodeId}`);
+    if (pinned !== m.volumes.length > 0 || toNode !== (pinned && nodeId !== undefined)) return false;
+    if (cs.length !== 1 + (pinned ? 1 : 0) + (toNode ? 1 : 0)) return false;
+    if (spec.EndpointSpec?.Mode !== 'dnsrr') return false;
     if (spec.Name !== serviceName(h, s) || spec.Labels['cattery.hoster'] !== h || spec.Labels['cattery.generation'] !== String(generation)) return false;
     if (spec.Mode?.Replicated?.Replicas !== 1) return false;
     const net = buildOverlaySpec(h, m, instance);
-    return net.Name === hc.NetworkMode && net.Attachable === false && (net.Options.encrypted === 'true') === encrypted && net.Labels['cattery.hoster'] === h;
+    return net.Name === hc.NetworkMode && net.Attachable === true && (net.Options.encrypted === 'true') === encrypted && net.Labels['cattery.hoster'] === h;
   }), { numRuns: 300 });
 });
 

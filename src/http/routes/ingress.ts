@@ -6,7 +6,7 @@ import type { Catalog } from '../../catalog/load.js';
 import type { Config } from '../../config.js';
 import type { Db } from '../../db/connection.js';
 import type { Instance } from '../../db/schema.js';
-import type { Ingress } from '../../ingress/ingress.js';
+import { doorServerOf, servedServers, type Ingress } from '../../ingress/ingress.js';
 import { changeHostnames } from '../../ingress/names-change.js';
 import { MAX_HOSTNAMES_PER_INSTANCE, hostnamesOf, ingressStateOf, listHostnames } from '../../ingress/store.js';
 import { SLUG_PATTERN, getInstance } from '../../orchestrator/instances.js';
@@ -85,12 +85,16 @@ export const ingressRoutes: FastifyPluginAsyncTypebox<{ deps: IngressRouteDeps }
     schema: { tags: ['ingress'], summary: 'What the front door of each server serves, and its last refusal', response: { 200: Type.Array(DoorView) } },
   }, async () => {
     const rows = listHostnames(db);
-    return listServers(db).map((s) => {
+    const all = listServers(db);
+    return all.map((s) => {
       const st = ingressStateOf(db, s.id);
+      // A swarm worker has no door of its own: its instances' names are under the manager's.
+      const hasDoor = doorServerOf(all, s)?.id === s.id;
+      const served = hasDoor ? servedServers(all, s) : new Set<number>();
       return {
-        server: s.name, enabled: config.ingress.enabled, ports: deps.ingress?.ports(s.id) ?? { http: 0, https: 0 },
+        server: s.name, enabled: config.ingress.enabled, ports: (hasDoor ? deps.ingress?.ports(s.id) : undefined) ?? { http: 0, https: 0 },
         appliedHash: st?.appliedHash ?? null, appliedAt: st?.appliedAt ?? null, lastError: st?.lastError ?? null, lastErrorAt: st?.lastErrorAt ?? null,
-        hostnames: rows.filter((r) => r.serverId === s.id).map((r) => ({ hostname: r.hostname, instance: r.slug, service: r.service })),
+        hostnames: rows.filter((r) => served.has(r.serverId)).map((r) => ({ hostname: r.hostname, instance: r.slug, service: r.service })),
       };
     });
   });

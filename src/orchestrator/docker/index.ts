@@ -47,7 +47,7 @@ export {
 } from './swarm-spec.js';
 export {
   ensureImageOn, ensureOverlayNetwork, ensureOverlayRemoved, ensureService, ensureServiceRemoved, ensureSwarmInit, ensureSwarmJoin, findService,
-  joinTokens, labelNode, listNodes, scaleService, serviceTasks, swarmState,
+  joinTokens, labelNode, listNodes, overlayOf, scaleService, serviceTasks, swarmState,
   type JoinTokens, type NodeLabels, type NodeView, type SwarmState, type TaskView,
 } from './swarm.js';
 export { ensureSwarmObject, listSwarmObjects, removeSwarmObjects } from './swarm.js';

@@ -22,7 +22,8 @@ async function scale(manager: Engine, id: string, replicas: 0 | 1): Promise<void
   }
 }
 
-export function swarmRuntime(manager: Engine, serverName: string): InstanceRuntime {
+/** `nodeId`: the node the server joined as (servers.swarm_node_id), where its stateful instances are pinned. */
+export function swarmRuntime(manager: Engine, serverName: string, nodeId?: string): InstanceRuntime {
   const service = async (id: string) => {
     const s = await findService(manager, id);
     if (!s) throw fail('CATTERY_ERR_NOT_FOUND', `service ${id}`);
@@ -31,7 +32,7 @@ export function swarmRuntime(manager: Engine, serverName: string): InstanceRunti
   const runtime: InstanceRuntime = {
     async createOrAdopt(w, decide: (labels: Record<string, string>) => Adoption) {
       // Made scaled to zero, like a created container not yet started: ensureStarted runs it.
-      const spec = buildServiceSpec({ hosterId: manager.hosterId, manifest: w.manifest, instance: w.instance, serverName, replicas: 0 });
+      const spec = buildServiceSpec({ hosterId: manager.hosterId, manifest: w.manifest, instance: w.instance, serverName, nodeId, replicas: 0 });
       // One without our hoster label is refused by findService itself.
       const existing = await findService(manager, spec.Name!);
       if (existing) {
@@ -68,7 +69,8 @@ export function swarmRuntime(manager: Engine, serverName: string): InstanceRunti
     },
     async state(id): Promise<UnitState> {
       const s = await service(id);
-      const tasks = (await serviceTasks(manager, s.ID)).filter((t) => t.desired === 'running');
+      const all = await serviceTasks(manager, s.ID);
+      const tasks = all.filter((t) => t.desired === 'running');
       // Sent as HealthCheck (dockerode's name; Go reads JSON keys without regard to case), read back as Healthcheck.
       const cs = (s.Spec.TaskTemplate as { ContainerSpec?: { HealthCheck?: unknown; Healthcheck?: unknown } }).ContainerSpec;
       const hasHealth = Boolean(cs?.Healthcheck ?? cs?.HealthCheck);
@@ -86,8 +88,17 @@ export function swarmRuntime(manager: Engine, serverName: string): InstanceRunti
       const run = tasks.find((t) => t.state === 'running');
       // Swarm reports a task with a health check "running" only once healthy ("starting" before).
       if (run) return { running: true, exitCode: 0, error: '', health: hasHealth ? 'healthy' : undefined, startedAt: run.updatedAt };
-      // Scaled to zero: stopped, as a container that is not running.
-      if (s.Spec.Mode?.Replicated?.Replicas !== 1) return { running: false, exitCode: 0, error: '', health: undefined, startedAt: '' };
+      if (s.Spec.Mode?.Replicated?.Replicas !== 1) {
+        // Scaled to zero, its task told to shut down but its container still in its stop grace (writing its last
+        // state): still running. Stopped only once no task's container runs, as a container that has exited: a move's
+        // final backup comes after this, and must hold what the instance wrote while it stopped.
+        const candidates = all.filter((t) => t.state === 'running' || t.state === 'starting');
+        // A task on a node that is down reports its last state for ever: no container of it runs anywhere we can see.
+        const ready = candidates.length ? new Set((await listNodes(manager)).filter((n) => n.state === 'ready').map((n) => n.id)) : new Set<string>();
+        const stopping = candidates.find((t) => ready.has(t.nodeId));
+        if (stopping) return { running: true, exitCode: 0, error: '', health: undefined, startedAt: stopping.updatedAt };
+        return { running: false, exitCode: 0, error: '', health: undefined, startedAt: '' };
+      }
       // Asked to run and its task on its way (or not made yet, right after the scale): a container that runs and is
       // not healthy yet. Reported "not running" instead, a pass would call it failed, and never scale it to zero.
       const live = tasks.find((t) => LIVE_TASK.has(t.state));

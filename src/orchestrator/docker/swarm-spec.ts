@@ -19,7 +19,7 @@ export const NODE_LABEL_DISK = 'cattery.disk';
 export const NODE_LABEL_NNP = 'cattery.no-new-privileges';
 
 export type SwarmServiceSpec = Docker.ServiceSpec & { Labels: Record<string, string> };
-export interface SwarmOverlaySpec { Name: string; Driver: 'overlay'; Attachable: false; Internal: false; Labels: Record<string, string>; Options: Record<string, string> }
+export interface SwarmOverlaySpec { Name: string; Driver: 'overlay'; Attachable: true; Internal: false; Labels: Record<string, string>; Options: Record<string, string> }
 
 export function serviceName(hosterId: string, slug: string): string {
   return `${hosterId}-${slug}`;
@@ -32,17 +32,24 @@ export function isStateful(m: Pick<Manifest, 'volumes'>): boolean {
   return m.volumes.length > 0;
 }
 
-export function placementConstraints(m: Pick<Manifest, 'volumes'>, serverName: string): string[] {
+/** `nodeId`: the Swarm node the server joined as (servers.swarm_node_id). A stateful instance is pinned to it as
+ * well as to the label: a server reinstalled and joined again is a new node, with the label and none of the data. */
+export function placementConstraints(m: Pick<Manifest, 'volumes'>, serverName: string, nodeId?: string): string[] {
   const c = [`node.labels.${NODE_LABEL_NNP}==true`];
-  if (isStateful(m)) c.push(`node.labels.${NODE_LABEL_SERVER}==${serverName}`);
+  if (isStateful(m)) {
+    c.push(`node.labels.${NODE_LABEL_SERVER}==${serverName}`);
+    if (nodeId) c.push(`node.id==${nodeId}`);
+  }
   return c;
 }
 
-/** The overlay network of one instance: its own, never attachable (a plain `docker run` cannot join it), encrypted
- * (IPsec between nodes) when the manifest asks. */
+/** The overlay network of one instance: its own, encrypted (IPsec between nodes) when the manifest asks. Attachable,
+ * so that the front door (a plain container on the manager, ingress/) can join it as it joins an instance's bridge
+ * on one server, without restarting for each new instance as a door service would. Attaching takes the engine API
+ * of a node, which is root on it already; an instance's own spec names this network only, so no instance can. */
 export function buildOverlaySpec(hosterId: string, m: Pick<Manifest, 'network'>, inst: Pick<Instance, 'slug' | 'generation' | 'service'>): SwarmOverlaySpec {
   return {
-    Name: networkName(hosterId, inst.slug), Driver: 'overlay', Attachable: false, Internal: false,
+    Name: networkName(hosterId, inst.slug), Driver: 'overlay', Attachable: true, Internal: false,
     Labels: instanceLabels(hosterId, inst),
     Options: m.network?.encrypted ? { encrypted: 'true' } : {},
   };
@@ -56,8 +63,8 @@ const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 export function swarmRefusals(inst: Pick<Instance, 'config'>): string[] {
   const why: string[] = [];
   // A Swarm published port listens on every address of every node (routing mesh) or of its node (host mode): it
-  // cannot be bound to one address as today's publishAddress is. The front door reaching the instance on its overlay
-  // is the way in on Swarm (not built yet: docs/swarm.md).
+  // cannot be bound to one address as today's publishAddress is. The way in on Swarm is the front door, which joins
+  // the instance's overlay (docs/swarm.md).
   if (inst.config.publicPorts) why.push('well-known ports on a public address cannot be bound to one address on Swarm');
   // A link network joins two containers on one bridge of one server (orchestrator/links.ts); on Swarm it would be an
   // overlay shared by two services, not built yet.
@@ -71,10 +78,13 @@ export function buildServiceSpec(args: {
   instance: Pick<Instance, 'slug' | 'generation' | 'service' | 'image' | 'config'>;
   /** The server (node label cattery.server) a stateful instance is pinned to. */
   serverName: string;
+  /** The node that server joined as: a stateful instance is pinned to it too. */
+  nodeId?: string | undefined;
   replicas?: 0 | 1;
 }): SwarmServiceSpec {
   const { hosterId, manifest: m, instance: inst } = args;
   if (!SERVER_NAME.test(args.serverName)) throw fail('CATTERY_ERR_VALIDATION', `server name "${args.serverName}" cannot be a node label value`);
+  if (args.nodeId !== undefined && !/^[a-z0-9]{25}$/.test(args.nodeId)) throw fail('CATTERY_ERR_VALIDATION', `"${args.nodeId}" is not a Swarm node id`);
   const refused = swarmRefusals(inst);
   if (refused.length) throw fail('CATTERY_ERR_MANIFEST_UNSAFE', `instance ${inst.slug} cannot run on Swarm: ${refused.join('; ')}`);
   const labels = instanceLabels(hosterId, inst);
@@ -124,11 +134,14 @@ export function buildServiceSpec(args: {
       },
       // A stopped or crashed task is restarted on its node; a stateful one can only ever be placed on its own node.
       RestartPolicy: { Condition: 'any', Delay: seconds(5), MaxAttempts: 0 },
-      Placement: { Constraints: placementConstraints(m, args.serverName) },
+      Placement: { Constraints: placementConstraints(m, args.serverName, args.nodeId) },
       Networks: [{ Target: networkName(hosterId, inst.slug), Aliases: [inst.slug] }],
       LogDriver: { Name: CONTAINER_LOG.driver, Options: { 'max-size': `${CONTAINER_LOG.maxSizeMb}m`, 'max-file': String(CONTAINER_LOG.maxFiles) } },
     },
     // No published port: a Swarm port listens on every node's every address (docs/swarm.md). Only the overlay.
-    EndpointSpec: { Mode: 'vip', Ports: [] },
+    // DNS round robin: the service's name resolves to its one task's address on the overlay. A virtual IP would need
+    // the kernel's IPVS on every node (absent from some kernels) and drops connections idle for 15 minutes (IPVS's
+    // timeout: a websocket of the pads behind the door), for nothing a one-replica service needs.
+    EndpointSpec: { Mode: 'dnsrr', Ports: [] },
   };
 }

@@ -2,6 +2,7 @@
 // instances' overlay networks and one-replica services, and images carried from one engine to another. Idempotent
 // like the rest of this folder: each call leaves the state it names, Docker's "already so" answers count as done.
 import type Docker from 'dockerode';
+import { ingressNames } from './ingress.js';
 import { fail } from '../../errors.js';
 import type { Unit } from './containers.js';
 import { LABEL_HOSTER, call, imageExists, isOurs, statusOf, unless, type Engine } from './engine.js';
@@ -57,6 +58,15 @@ export interface NodeLabels { server?: string; site?: string; disk?: string; noN
 /** Sets cattery's labels on one node (by id or hostname), keeping every other label it has. */
 export async function labelNode(manager: Engine, node: string, labels: NodeLabels): Promise<void> {
   const n = await call(manager, `inspect node ${node}`, (d) => d.getNode(node).inspect()) as { ID: string; Version: { Index: number }; Spec: { Labels?: Record<string, string>; Role: string; Availability: string } };
+  if (labels.server !== undefined) {
+    // One node per server: a second node with the label (a server reinstalled and joined again while its old node
+    // is still in the swarm, or another engine under its name) would be a second place for its pinned instances.
+    const twin = (await listNodes(manager)).find((x) => x.id !== n.ID && x.server === labels.server);
+    if (twin) {
+      throw fail('CATTERY_ERR_CONFLICT', `node ${twin.id} (${twin.hostname}, ${twin.state}) already is server ${labels.server}: `
+        + `its instances' data is there. Restore them elsewhere or bring it back; remove it from the swarm (docker node rm ${twin.id}) before another node takes the name`);
+    }
+  }
   const next = { ...(n.Spec.Labels ?? {}) };
   if (labels.server !== undefined) next[NODE_LABEL_SERVER] = labels.server;
   if (labels.site !== undefined) next[NODE_LABEL_SITE] = labels.site;
@@ -92,6 +102,12 @@ export async function listNodes(manager: Engine): Promise<NodeView[]> {
   }).sort((a, b) => a.hostname.localeCompare(b.hostname));
 }
 
+/** An overlay by name: whether it is ours and attachable (undefined when there is none). */
+export async function overlayOf(manager: Engine, name: string): Promise<{ ours: boolean; attachable: boolean } | undefined> {
+  const n = await call(manager, `inspect network ${name}`, (d) => d.getNetwork(name).inspect()).catch(unless(404));
+  return n ? { ours: isOurs(manager, n.Labels), attachable: n.Attachable === true } : undefined;
+}
+
 /** Idempotent, like ensureNetwork: created, or found ours under that name (its options as they were made). */
 export async function ensureOverlayNetwork(manager: Engine, spec: SwarmOverlaySpec): Promise<string> {
   try {
@@ -108,6 +124,12 @@ export async function ensureOverlayNetwork(manager: Engine, spec: SwarmOverlaySp
 export async function ensureOverlayRemoved(manager: Engine, name: string): Promise<void> {
   const n = await call(manager, `inspect network ${name}`, (d) => d.getNetwork(name).inspect()).catch(unless(404));
   if (!n || !isOurs(manager, n.Labels)) return;
+  // The front door (a container on the manager, ingress/) is on the overlay too, and would leave it only at the end
+  // of the pass: it leaves now, or the network stays "in use" until then. Nothing else of ours joins an overlay.
+  const door = ingressNames(manager.hosterId).container;
+  if (Object.values(n.Containers ?? {}).some((c) => c.Name === door)) {
+    await call(manager, `disconnect the front door from ${name}`, (d) => d.getNetwork(n.Id).disconnect({ Container: door, Force: true })).catch(unless(404));
+  }
   await call(manager, `remove network ${name}`, (d) => d.getNetwork(n.Id).remove()).catch(unless(404));
 }
 
