@@ -25,7 +25,7 @@ import { purgeExpiredSessions } from './identity/sessions.js';
 import { createCollector, type Collector } from './metering/collector.js';
 import { agentMeteredServers } from './agent/enrolment.js';
 import { createIngress, type Ingress } from './ingress/ingress.js';
-import { INGRESS_UID, serviceImageRef, systemImage } from './orchestrator/docker/index.js';
+import { INGRESS_UID, engineCertsDir, serviceImageRef, systemImage } from './orchestrator/docker/index.js';
 import type { BackupDeps } from './backups/backups.js';
 import { createBackupSchedule } from './backups/schedule.js';
 import { listenForDoor } from './http/door-socket.js';
@@ -71,7 +71,7 @@ export async function createRuntime(config: Config, log: Logger, opts: { maxBack
     ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress);
     const events = createEventBus();
     const orchestratorLog = log.child({ domain: 'orchestrator' });
-    const engines = createEngineRegistry({ hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log: orchestratorLog });
+    const engines = createEngineRegistry({ hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log: orchestratorLog, certsDir: engineCertsDir(config.dataDir) });
     // The front door reaches cattery's pages through a unix socket in its own folder: cattery listens there too, with
     // the same app (its WebSocket upgrades included), once the door first needs it.
     let app: FastifyInstance | undefined;

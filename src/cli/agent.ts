@@ -40,7 +40,7 @@ export async function agentCommand(sub: string | undefined, rest: string[]): Pro
     try {
       applyMigrations(db);
       const engineOf = (s: { dockerEndpoint: string; name: string }) => docker.connectEngine(s.dockerEndpoint, {
-        hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log: log.child({ server: s.name }),
+        hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log: log.child({ server: s.name }), certsDir: docker.engineCertsDir(config.dataDir),
       });
       // The first server is the swarm's manager (`cattery servers swarm-init`) and this host's engine builds the image.
       const manager = engineOf(ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress));

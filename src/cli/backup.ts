@@ -34,7 +34,7 @@ async function open(config: Config, log: Logger) {
   const db = openDb(config.dbFile);
   applyMigrations(db);
   const catalog = loadValidCatalog(config.catalogDirs);
-  const engines = createEngineRegistry({ hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log });
+  const engines = createEngineRegistry({ hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log, certsDir: docker.engineCertsDir(config.dataDir) });
   const image = docker.serviceImageRef(docker.systemImage('backup'));
   const localServer = () => ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress);
   if (!(await docker.imageExists(engines.engineFor(localServer()), image))) throw new Error(`the backup image ${image} is not built: run \`cattery images build\``);

@@ -159,13 +159,13 @@ async function housekeep(config: ReturnType<typeof loadConfig>, log: Logger, cmd
     args: rest, allowPositionals: true,
     options: { server: { type: 'string' }, force: { type: 'boolean' }, apply: { type: 'boolean' }, only: { type: 'string' } },
   });
-  const [{ applyMigrations, openDb }, hk, { connectEngine }] = await Promise.all([database(), housekeeping(), engineSurface()]);
+  const [{ applyMigrations, openDb }, hk, { connectEngine, engineCertsDir }] = await Promise.all([database(), housekeeping(), engineSurface()]);
   const db = openDb(config.dbFile);
   try {
     applyMigrations(db);
     const deps = {
       db, catalog: loadValidCatalog(config.catalogDirs), hosterId: config.hosterId, log,
-      engineFor: (s: { dockerEndpoint: string }) => connectEngine(s.dockerEndpoint, { hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log }),
+      engineFor: (s: { dockerEndpoint: string }) => connectEngine(s.dockerEndpoint, { hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log, certsDir: engineCertsDir(config.dataDir) }),
       backupsDir: path.join(config.dataDir, 'backups'), volumesDir: path.join(config.dataDir, 'volumes'),
     };
     const actor = 'cli';

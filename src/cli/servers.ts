@@ -13,7 +13,10 @@ const USAGE = `usage:
                                 down after a few missed heartbeats: every N seconds, 5 unless said)
   cattery servers join-tokens   the tokens another engine joins with (a secret: whoever has it joins the swarm)
   cattery servers join NAME --endpoint URL --advertise-addr ADDR [--site SITE] [--disk CLASS] [--no-new-privileges]
-                                add a server, join its engine to the swarm and label its node
+                                [--insecure-plain-tcp]
+                                add a server, join its engine to the swarm and label its node; URL is tcp://HOST:2376
+                                (TLS: the client certificate in <data folder>/engine-certs/HOST/ca.pem, cert.pem,
+                                key.pem); plain tcp:// to another machine only with --insecure-plain-tcp
   cattery servers label NAME [--site SITE] [--disk CLASS] [--no-new-privileges | --without-no-new-privileges]
                                 set a node's labels (cattery.server, cattery.site, cattery.disk)
 --no-new-privileges says that server's dockerd runs with "no-new-privileges": true (daemon.json): instances are only
@@ -28,6 +31,7 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
     options: {
       'advertise-addr': { type: 'string' }, endpoint: { type: 'string' }, site: { type: 'string' }, disk: { type: 'string' },
       'no-new-privileges': { type: 'boolean' }, 'without-no-new-privileges': { type: 'boolean' }, 'heartbeat-s': { type: 'string' },
+      'insecure-plain-tcp': { type: 'boolean' },
     },
   });
   if (!sub || !['list', 'swarm-init', 'join-tokens', 'join', 'label'].includes(sub)) {
@@ -41,7 +45,7 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
   try {
     applyMigrations(db);
     const engineOf = (s: Pick<Server, 'dockerEndpoint' | 'name'>) => docker.connectEngine(s.dockerEndpoint, {
-      hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log: log.child({ server: s.name }),
+      hosterId: config.hosterId, timeoutSeconds: config.dockerTimeoutSeconds, log: log.child({ server: s.name }), certsDir: docker.engineCertsDir(config.dataDir),
     });
     // The first server is the swarm's manager: the one cattery already ran on alone.
     const first = servers.ensureDefaultServer(db, config.dockerEndpoint, config.publishAddress);
@@ -96,6 +100,7 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
       const mine = await docker.swarmState(manager);
       if (!mine.manager) throw fail('CATTERY_ERR_CONFLICT', 'no swarm yet: cattery servers swarm-init first');
       servers.checkServerName(name);
+      servers.checkEndpoint(values.endpoint, values['insecure-plain-tcp'] === true);
       const all = servers.listServers(db);
       const known = all.find((x) => x.name === name);
       // One engine is one server: joining it under a second name would relabel the first one's node, and the first

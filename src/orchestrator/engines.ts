@@ -8,14 +8,15 @@ export interface EngineRegistry {
   engineFor(server: Server): Engine;
 }
 
-export function createEngineRegistry(opts: { hosterId: string; timeoutSeconds: number; log: Logger }): EngineRegistry {
+/** `certsDir`: the client certificates of the engines reached over TLS (engine.ts dockerOptions). */
+export function createEngineRegistry(opts: { hosterId: string; timeoutSeconds: number; log: Logger; certsDir?: string | undefined }): EngineRegistry {
   const engines = new Map<number, Engine>();
   return {
     engineFor(server) {
       let e = engines.get(server.id);
       if (!e) {
         e = connectEngine(server.dockerEndpoint, {
-          hosterId: opts.hosterId, timeoutSeconds: opts.timeoutSeconds, log: opts.log.child({ server: server.name }),
+          hosterId: opts.hosterId, timeoutSeconds: opts.timeoutSeconds, log: opts.log.child({ server: server.name }), ...(opts.certsDir ? { certsDir: opts.certsDir } : {}),
         });
         engines.set(server.id, e);
       }

@@ -35,6 +35,8 @@ export interface ReconcilerDeps extends Omit<PassDeps, 'sizedDir' | 'firewall'> 
   firewall?: Firewall;
   /** Where the local engine's volume images live (sized-volumes.ts); without it volumes have no size limit. */
   volumesDir?: string;
+  /** Client certificates of the engines reached over TLS (`<dataDir>/engine-certs/<host>/`). */
+  certsDir?: string;
   /** Run after each pass over a server, with what it left: the front door follows the instances (ingress/). Its
    * failure is logged and retried by the next pass; it never holds up the instances'. */
   afterServerPass?: (server: Server, engine: Engine, imageFrom?: Engine) => Promise<void>;
@@ -78,7 +80,7 @@ function watch(engine: Engine, scheduler: Scheduler): () => void {
 
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const log = deps.log;
-  const engines = deps.engines ?? createEngineRegistry({ hosterId: deps.hosterId, timeoutSeconds: deps.dockerTimeoutSeconds, log });
+  const engines = deps.engines ?? createEngineRegistry({ hosterId: deps.hosterId, timeoutSeconds: deps.dockerTimeoutSeconds, log, certsDir: deps.certsDir });
   const limit = pLimit(deps.concurrency);
   const scheduler = createScheduler(runPass);
   // What kept the last pass from doing its work, by instance and by server: a restart asked with ?wait says it.

@@ -3,6 +3,7 @@ import { asc, eq } from 'drizzle-orm';
 import type { Db } from '../db/connection.js';
 import { servers, type Server, type ServerEnergy, type SwarmRole } from '../db/schema.js';
 import { fail } from '../errors.js';
+import { isPlainRemoteEndpoint } from './docker/engine.js';
 
 export function listServers(db: Db): Server[] {
   return db.select().from(servers).orderBy(asc(servers.id)).all();
@@ -42,6 +43,17 @@ export function setSwarmRole(db: Db, serverId: number, role: SwarmRole | null, n
 
 /** A server's name as every route takes it (`/api/servers/:name`): checked before a server is made by any way in. */
 export const SERVER_NAME_PATTERN = '^[a-z][a-z0-9-]{0,40}$';
+
+/** An engine's API is root on its server: plain TCP to another machine is refused unless said on purpose (a private
+ * link nothing else reaches, as the tests' own bridge): `tcp://host:2376` or `https://` with a client certificate
+ * is the way (docs/swarm.md). */
+export function checkEndpoint(endpoint: string, allowPlainTcp: boolean): void {
+  if (isPlainRemoteEndpoint(endpoint) && !allowPlainTcp) {
+    throw fail('CATTERY_ERR_VALIDATION', `${endpoint} is plain TCP to another machine: whoever reaches that port is root on it. `
+      + 'Use tcp://HOST:2376 with dockerd --tlsverify and the client certificate in <data folder>/engine-certs/HOST/ (ca.pem, cert.pem, key.pem), '
+      + 'or say --insecure-plain-tcp (allowPlainTcp) for a private link nothing else reaches');
+  }
+}
 
 export function checkServerName(name: string): void {
   if (!new RegExp(SERVER_NAME_PATTERN).test(name)) {

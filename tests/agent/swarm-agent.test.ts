@@ -39,7 +39,7 @@ const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
 
 // The swarm: n1 its manager (server `local`), n2 a worker (server `n2`).
 await cli('swarm-init', '--advertise-addr', n1.ip, '--no-new-privileges', '--heartbeat-s', '1');
-await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--no-new-privileges');
+await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--insecure-plain-tcp', '--no-new-privileges');
 const serverNamed = (name: string) => rt.db.$client.prepare('SELECT * FROM servers WHERE name = ?').get(name) as { id: number; name: string };
 const serverOf = { [n1.name]: serverNamed('local'), [n2.name]: serverNamed('n2') };
 

@@ -57,7 +57,7 @@ const cli = async (...args: string[]) => {
   if (code !== 0) throw new Error(`cattery servers ${args.join(' ')}: ${lines.join(' / ')}`);
 };
 await cli('swarm-init', '--advertise-addr', n1.ip, '--no-new-privileges', '--heartbeat-s', '1');
-await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--no-new-privileges');
+await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--insecure-plain-tcp', '--no-new-privileges');
 
 const rt = await createRuntime(config, pino({ level: config.logLevel }), { maxBackoffSeconds: 2 });
 quickHealthChecks(rt.catalog);

@@ -52,8 +52,8 @@ const cli = async (...args: string[]) => {
   if (code !== 0) throw new Error(`cattery servers ${args.join(' ')}: ${lines.join(' / ')}`);
 };
 await cli('swarm-init', '--advertise-addr', n1.ip, '--no-new-privileges', '--heartbeat-s', '1');
-await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--no-new-privileges');
-await cli('join', 'n3', '--endpoint', n3.endpoint, '--advertise-addr', n3.ip, '--no-new-privileges');
+await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--insecure-plain-tcp', '--no-new-privileges');
+await cli('join', 'n3', '--endpoint', n3.endpoint, '--advertise-addr', n3.ip, '--insecure-plain-tcp', '--no-new-privileges');
 // The manager only manages (and placement is steered away from it below).
 const n1Id = (await listNodes(n1.engine)).find((n) => n.hostname === n1.name)!.id;
 const me = await n1.docker.getNode(n1Id).inspect() as { Version: { Index: number }; Spec: Record<string, unknown> };

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Db } from '../../db/connection.js';
-import { addServer, listServers, setServerEnergy } from '../../orchestrator/servers.js';
+import { addServer, checkEndpoint, listServers, setServerEnergy } from '../../orchestrator/servers.js';
 import { ErrorReply } from '../error-handler.js';
 import type { Catalog } from '../../catalog/load.js';
 import type { Server } from '../../db/schema.js';
@@ -18,6 +18,8 @@ const ServerInput = Type.Object({
   dockerEndpoint: Type.String({ pattern: '^(unix:///[A-Za-z0-9._/-]+|tcp://[A-Za-z0-9.-]+:[0-9]{1,5}|https://[A-Za-z0-9.-]+:[0-9]{1,5})$', maxLength: 300 }),
   site: Type.Optional(Type.String({ maxLength: 200 })),
   publishAddress: Type.Optional(Type.String({ pattern: '^(\\d{1,3}\\.){3}\\d{1,3}$' })),
+  /** Plain tcp:// to another machine, on purpose (a private link): refused otherwise. */
+  allowPlainTcp: Type.Optional(Type.Boolean()),
 }, { additionalProperties: false });
 
 const view = (s: { name: string; dockerEndpoint: string; site: string; publishAddress: string; createdAt: string }) => ({
@@ -61,8 +63,10 @@ export const serverRoutes: FastifyPluginAsyncTypebox<{ db: Db; catalog: Catalog;
   app.post('/api/servers', {
     schema: { tags: ['servers'], summary: 'Register a server', body: ServerInput, response: { 201: ServerView, 400: ErrorReply, 409: ErrorReply } },
   }, async (req, reply) => {
+    const { allowPlainTcp, ...input } = req.body;
+    checkEndpoint(input.dockerEndpoint, allowPlainTcp === true);
     reply.code(201);
-    return view(addServer(db, req.body));
+    return view(addServer(db, input));
   });
 
   app.put('/api/servers/:name/energy', {

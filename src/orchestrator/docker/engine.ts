@@ -1,5 +1,7 @@
 // All Docker access goes through this module: one place for timeouts, error translation and the label rule
 // (cattery never touches an object that does not carry its hoster label).
+import fs from 'node:fs';
+import path from 'node:path';
 import Docker from 'dockerode';
 import { fail, isCatteryError, type CatteryError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -31,15 +33,60 @@ export interface Engine {
   log: Logger;
 }
 
-export function dockerOptions(endpoint: string): Docker.DockerOptions {
-  if (endpoint.startsWith('unix://')) return { socketPath: endpoint.slice('unix://'.length) };
-  const url = new URL(endpoint.replace(/^tcp:/, 'http:'));
-  return { host: url.hostname, port: Number(url.port || 2375), protocol: url.protocol === 'https:' ? 'https' : 'http' };
+/** Where a TLS engine's client certificate is looked for: `<certsDir>/<host>/` with Docker's own file names. */
+export const ENGINE_CERT_FILES = ['ca.pem', 'cert.pem', 'key.pem'] as const;
+
+/** Whether an endpoint is spoken to over TLS: `https://`, or `tcp://` on 2376 (Docker's TLS port, as the `docker`
+ * CLI reads it). */
+export function isTlsEndpoint(endpoint: string): boolean {
+  if (endpoint.startsWith('https://')) return true;
+  if (!endpoint.startsWith('tcp://')) return false;
+  return new URL(endpoint.replace(/^tcp:/, 'http:')).port === '2376';
 }
 
-export function connectEngine(endpoint: string, opts: { hosterId: string; timeoutSeconds: number; log: Logger }): Engine {
-  return { docker: new Docker(dockerOptions(endpoint)), hosterId: opts.hosterId, timeoutMs: opts.timeoutSeconds * 1000, log: opts.log };
+/** Plain TCP to an engine that is not on this host: root on that server for whoever reaches its port. */
+export function isPlainRemoteEndpoint(endpoint: string): boolean {
+  if (endpoint.startsWith('unix://') || isTlsEndpoint(endpoint)) return false;
+  const host = new URL(endpoint.replace(/^tcp:/, 'http:')).hostname;
+  return !(host === 'localhost' || host === '[::1]' || /^127\./.test(host));
 }
+
+/** `certsDir`: the folder of client certificates (`<dataDir>/engine-certs`); a TLS endpoint is only ever reached
+ * with its host's certificate and CA (a `--tlsverify` dockerd refuses anything else, and no CA would mean trusting
+ * whoever answers). */
+export function dockerOptions(endpoint: string, certsDir?: string): Docker.DockerOptions {
+  if (endpoint.startsWith('unix://')) return { socketPath: endpoint.slice('unix://'.length) };
+  const url = new URL(endpoint.replace(/^(tcp|https):/, 'http:'));
+  const tls = isTlsEndpoint(endpoint);
+  const base = { host: url.hostname, port: Number(url.port || (tls ? 2376 : 2375)) };
+  if (!tls) return { ...base, protocol: 'http' };
+  const dir = certsDir ? path.join(certsDir, url.hostname) : undefined;
+  const missing = dir ? ENGINE_CERT_FILES.filter((f) => !fs.existsSync(path.join(dir, f))) : [...ENGINE_CERT_FILES];
+  if (!dir || missing.length) {
+    throw fail('CATTERY_ERR_VALIDATION', `the engine ${endpoint} is reached over TLS with a client certificate: put ${ENGINE_CERT_FILES.join(', ')} `
+      + `(as \`dockerd --tlsverify\` expects them) in ${dir ?? '<data folder>/engine-certs/' + url.hostname}/ (missing: ${missing.join(', ')})`);
+  }
+  const read = (f: string) => fs.readFileSync(path.join(dir, f));
+  return { ...base, protocol: 'https', ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
+}
+
+export function connectEngine(endpoint: string, opts: { hosterId: string; timeoutSeconds: number; log: Logger; certsDir?: string }): Engine {
+  let options: Docker.DockerOptions;
+  try {
+    options = dockerOptions(endpoint, opts.certsDir);
+  } catch (err) {
+    // Made anyway (a registry, a watcher at start hold one per server), without a client certificate: its calls
+    // fail at the handshake (a --tlsverify engine refuses it; Node verifies the engine against the system's CAs),
+    // never reach an engine unverified; the missing files are said once here.
+    opts.log.error({ endpoint, err: (err as Error).message }, 'engine unreachable until its client certificate is in place');
+    const url = new URL(endpoint.replace(/^(tcp|https):/, 'http:'));
+    options = { host: url.hostname, port: Number(url.port || 2376), protocol: 'https' };
+  }
+  return { docker: new Docker(options), hosterId: opts.hosterId, timeoutMs: opts.timeoutSeconds * 1000, log: opts.log };
+}
+
+/** The client certificates' folder of a data folder. */
+export const engineCertsDir = (dataDir: string) => path.join(dataDir, 'engine-certs');
 
 interface DockerError { statusCode?: number; json?: { message?: string } | null; reason?: string; message?: string; code?: string }
 

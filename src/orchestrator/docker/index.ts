@@ -7,7 +7,7 @@ export type ContainerInfo = Docker.ContainerInfo;
 export type ContainerCreateOptions = Docker.ContainerCreateOptions;
 
 export {
-  LABEL_GENERATION, LABEL_HOLDS, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, ROLE_ARCHIVE, ROLE_BACKUP, ROLE_INGRESS, call, connectEngine, dockerOptions,
+  LABEL_GENERATION, LABEL_HOLDS, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, ROLE_ARCHIVE, ROLE_BACKUP, ROLE_INGRESS, call, connectEngine, dockerOptions, engineCertsDir, isPlainRemoteEndpoint, isTlsEndpoint,
   ensureNetwork, ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, isLocalEndpoint, isOurs,
   listManaged, ping, removeNetwork, statusOf, translateDockerError, unless, type Engine, type Managed,
 } from './engine.js';
