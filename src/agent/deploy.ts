@@ -13,11 +13,12 @@ import { servers, type Server } from '../db/schema.js';
 import { fail } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
-  ensureImageOn, ensureService, ensureServiceImage, ensureSwarmObject, listNodes, listSwarmObjects, removeSwarmObjects, type Engine, type SwarmServiceSpec,
+  ensureImageOn, ensureService, ensureServiceImage, ensureServiceRemoved, ensureSwarmObject, findService, listNodes, listServiceUnits, removeSwarmObjects,
+  type Engine, type SwarmServiceSpec,
 } from '../orchestrator/docker/index.js';
 import type { Progress } from '../orchestrator/docker/images.js';
 import { agentMeteredServers, issueEnrolmentToken } from './enrolment.js';
-import { agentServiceSpec, agentTokensFile } from './service-spec.js';
+import { agentServiceName, agentServiceSpec } from './service-spec.js';
 
 /** Two folders below the package root, in src/ and in dist/ alike. */
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -121,8 +122,9 @@ export interface AgentDeployDeps {
 
 export interface AgentDeployment {
   image: string;
-  service: 'created' | 'unchanged' | 'updated';
-  nodes: { hostname: string; server: string | undefined; agent: 'token issued' | 'enrolled' | 'not a cattery server' }[];
+  /** Each node's service, by node id (hostnames can repeat). */
+  services: Record<string, 'created' | 'unchanged' | 'updated'>;
+  nodes: { id: string; hostname: string; server: string | undefined; agent: 'token issued' | 'enrolled' | 'not a cattery server' }[];
 }
 
 export async function deployAgents(d: AgentDeployDeps): Promise<AgentDeployment> {
@@ -135,7 +137,6 @@ export async function deployAgents(d: AgentDeployDeps): Promise<AgentDeployment>
   const byName = new Map(d.db.select().from(servers).all().map((s) => [s.name, s]));
   const enrolled = agentMeteredServers(d.db);
   const nodes: AgentDeployment['nodes'] = [];
-  const tokens: { node: string; token: string }[] = [];
   const placed = (await listNodes(d.manager)).map((n) => ({ n, server: n.server !== undefined ? byName.get(n.server) : undefined }));
   // Every node at once: each load is its own engine's work (a few seconds per 100 MB).
   await Promise.all(placed.map(async ({ server }) => {
@@ -143,28 +144,47 @@ export async function deployAgents(d: AgentDeployDeps): Promise<AgentDeployment>
     progress(`carrying ${image} to ${server.name}`);
     await ensureImageOn(d.build, d.engineOf(server), image);
   }));
-  for (const { n, server } of placed) {
-    if (!server) { nodes.push({ hostname: n.hostname, server: n.server, agent: 'not a cattery server' }); continue; }
-    if (enrolled.has(server.id)) { nodes.push({ hostname: n.hostname, server: server.name, agent: 'enrolled' }); continue; }
-    tokens.push({ node: n.hostname, token: issueEnrolmentToken(d.db, server.name, TOKEN_HOURS).token });
-    nodes.push({ hostname: n.hostname, server: server.name, agent: 'token issued' });
-  }
-  const text = agentTokensFile(tokens);
   const labels = (role: string) => ({ 'cattery.hoster': d.hosterId, 'cattery.role': role });
-  // Named by content: a secret cannot change in Swarm. A deploy with no token to give keeps the secret it had (its
-  // tokens are spent or replaced: a token issued again replaces the open one), so the service stays unchanged.
-  const kept = tokens.length === 0 ? (await listSwarmObjects(d.manager, 'secret', 'agent-tokens'))[0] : undefined;
-  const secret = kept ?? await ensureSwarmObject(d.manager, 'secret', { Name: `${d.hosterId}-agent-tokens-${sha(text).slice(0, 12)}`, Labels: labels('agent-tokens'), data: text });
   const ca = d.managerCa ? await ensureSwarmObject(d.manager, 'config', { Name: `${d.hosterId}-agent-ca-${sha(d.managerCa).slice(0, 12)}`, Labels: labels('agent-ca'), data: d.managerCa }) : undefined;
-  const spec = agentServiceSpec({
-    hosterId: d.hosterId, image, manager: url.origin, tokensSecret: secret, ...(ca ? { managerCa: ca } : {}),
-    ...(d.intervalSeconds ? { intervalSeconds: d.intervalSeconds } : {}),
-  });
-  // ensureService compares labels: the spec's own hash among them makes any change an update.
-  const full = { ...spec, Labels: { ...spec.Labels, 'cattery.spec': sha(JSON.stringify(spec)).slice(0, 16) } } as unknown as SwarmServiceSpec;
-  const service = await ensureService(d.manager, full);
-  await removeSwarmObjects(d.manager, 'secret', 'agent-tokens', [secret.name]);
+  const secretsKept: string[] = [];
+  const services: AgentDeployment['services'] = {};
+  const wanted = new Set<string>();
+  for (const { n, server } of placed) {
+    // A node that is no cattery server gets no agent: it could not enrol (cattery servers join labels it first).
+    if (!server) { nodes.push({ id: n.id, hostname: n.hostname, server: n.server, agent: 'not a cattery server' }); continue; }
+    const isEnrolled = enrolled.has(server.id);
+    const existing = await findService(d.manager, agentServiceName(d.hosterId, n.id));
+    const existingSecret = (existing?.Spec.TaskTemplate as { ContainerSpec?: { Secrets?: { SecretID: string; SecretName: string }[] } } | undefined)?.ContainerSpec?.Secrets?.[0];
+    let tokenSecret: { id: string; name: string } | undefined;
+    if (!isEnrolled) {
+      // This node's token alone, in a secret only its own service names. Named by content (a secret cannot change).
+      const token = issueEnrolmentToken(d.db, server.name, TOKEN_HOURS).token;
+      tokenSecret = await ensureSwarmObject(d.manager, 'secret', {
+        Name: `${d.hosterId}-agent-token-${n.id}-${sha(token).slice(0, 12)}`, Labels: { ...labels('agent-token'), 'cattery.node': n.id }, data: `${token}\n`,
+      });
+    } else if (existingSecret) {
+      // Enrolled: the secret it started with stays named (spent), so that the service is not updated for nothing.
+      tokenSecret = { id: existingSecret.SecretID, name: existingSecret.SecretName };
+    }
+    if (tokenSecret) secretsKept.push(tokenSecret.name);
+    nodes.push({ id: n.id, hostname: n.hostname, server: server.name, agent: isEnrolled ? 'enrolled' : 'token issued' });
+    const spec = agentServiceSpec({
+      hosterId: d.hosterId, image, manager: url.origin, nodeId: n.id, tokenSecret, ...(ca ? { managerCa: ca } : {}),
+      ...(d.intervalSeconds ? { intervalSeconds: d.intervalSeconds } : {}),
+    });
+    // ensureService compares labels: the spec's own hash among them makes any change an update.
+    const full = { ...spec, Labels: { ...spec.Labels, 'cattery.spec': sha(JSON.stringify(spec)).slice(0, 16) } } as unknown as SwarmServiceSpec;
+    services[n.id] = (await ensureService(d.manager, full)).how;
+    wanted.add(full.Name!);
+  }
+  // The agents of nodes gone from the swarm, and the one global service of earlier deploys (which held every token).
+  for (const u of await listServiceUnits(d.manager)) {
+    const name = (u.names[0] ?? '').replace(/^\//, '');
+    if (u.labels['cattery.role'] === 'agent' && !wanted.has(name)) await ensureServiceRemoved(d.manager, u.id);
+  }
+  await removeSwarmObjects(d.manager, 'secret', 'agent-token', secretsKept);
+  await removeSwarmObjects(d.manager, 'secret', 'agent-tokens', []);
   await removeSwarmObjects(d.manager, 'config', 'agent-ca', ca ? [ca.name] : []);
-  d.log.info({ image, service: service.how, nodes }, 'agents deployed');
-  return { image, service: service.how, nodes };
+  d.log.info({ image, services, nodes }, 'agents deployed');
+  return { image, services, nodes };
 }

@@ -1,5 +1,7 @@
-// The agent as a global Swarm service (one task on every node), described here and deployed by the orchestrator's
-// Swarm side: this file only says what the service is. What the agent needs of its node, read-only: the cgroup
+// The agent on every node: one Swarm service per node, pinned to it by its node id, described here and deployed by
+// agent/deploy.ts: this file only says what a service is. Not one global service: the secrets of a service reach every
+// one of its tasks, so every node would hold every other node's enrolment token, and root on one node could enrol as
+// another before that one's agent does (an outside review of issue 15). Each node's service holds its own token only. What the agent needs of its node, read-only: the cgroup
 // hierarchy, /proc and the powercap (RAPL) files, mounted under /host as node-exporter mounts them; Docker's socket to
 // know which container is which instance (labels) and, in a task's own PID namespace, each container's host pid.
 // /sys is mounted whole (read-only), not /sys/class/powercap alone: a node without RAPL has no such folder (a bind
@@ -13,9 +15,11 @@ export interface AgentServiceOptions {
   image: string;
   /** The manager's address as the nodes reach it (https). */
   manager: string;
-  /** A Swarm secret holding the nodes' enrolment tokens, one line `NODE-HOSTNAME TOKEN` each (agent.ts tokenOf):
-   * each node picks its own line by its hostname, which Swarm's template gives the task. */
-  tokensSecret: { id: string; name: string };
+  /** The Swarm node this agent runs on (its id: hostnames can repeat). */
+  nodeId: string;
+  /** A Swarm secret holding this node's one-time enrolment token alone; none once it is enrolled (its key and
+   * enrolment are in its state volume). */
+  tokenSecret?: { id: string; name: string } | undefined;
   intervalSeconds?: number;
   /** A Swarm config holding the certificate (PEM) the nodes trust for the manager's https, when it is not signed by a
    * public authority (a hoster's own CA): given to node as NODE_EXTRA_CA_CERTS, added to its trusted roots. */
@@ -23,14 +27,19 @@ export interface AgentServiceOptions {
 }
 
 export const AGENT_STATE_DIR = '/var/lib/cattery-agent';
-const TOKENS_FILE = 'cattery-agent-tokens';
+const TOKEN_FILE = 'cattery-agent-token';
+const NODE_ID = /^[a-z0-9]{25}$/;
+
+/** The agent service of one node. */
+export const agentServiceName = (hosterId: string, nodeId: string) => `${hosterId}-agent-${nodeId}`;
 const CA_FILE = '/etc/cattery-agent/manager-ca.pem';
 
 /** The CreateService body (Engine API 1.41, Docker 20.10). A plain object, so that it can be compared and tested. */
 export function agentServiceSpec(o: AgentServiceOptions) {
+  if (!NODE_ID.test(o.nodeId)) throw fail('CATTERY_ERR_VALIDATION', `"${o.nodeId.slice(0, 40)}" is not a Swarm node id`);
   const env: Record<string, string> = {
     CATTERY_AGENT_MANAGER: o.manager,
-    CATTERY_AGENT_TOKEN_FILE: `/run/secrets/${TOKENS_FILE}`,
+    ...(o.tokenSecret ? { CATTERY_AGENT_TOKEN_FILE: `/run/secrets/${TOKEN_FILE}` } : {}),
     CATTERY_AGENT_NODE: '{{.Node.Hostname}}',
     CATTERY_AGENT_DIR: AGENT_STATE_DIR,
     CATTERY_AGENT_INTERVAL_S: String(o.intervalSeconds ?? 10),
@@ -41,12 +50,14 @@ export function agentServiceSpec(o: AgentServiceOptions) {
     ...(o.managerCa ? { NODE_EXTRA_CA_CERTS: CA_FILE } : {}),
   };
   const labels = { 'cattery.hoster': o.hosterId, 'cattery.role': 'agent' };
+  const serviceLabels = { ...labels, 'cattery.node': o.nodeId };
   const ro = (source: string, target: string) => ({ Type: 'bind', Source: source, Target: target, ReadOnly: true });
   return {
-    Name: `${o.hosterId}-agent`,
-    Labels: labels,
-    Mode: { Global: {} },
+    Name: agentServiceName(o.hosterId, o.nodeId),
+    Labels: serviceLabels,
+    Mode: { Replicated: { Replicas: 1 } },
     TaskTemplate: {
+      Placement: { Constraints: [`node.id==${o.nodeId}`] },
       ContainerSpec: {
         Image: o.image,
         Args: ['agent', 'run'],
@@ -63,7 +74,7 @@ export function agentServiceSpec(o: AgentServiceOptions) {
           // The node's key and enrolment outlive the task: a volume of the node's own (0700 inside, agent.ts).
           { Type: 'volume', Source: `${o.hosterId}-agent-state`, Target: AGENT_STATE_DIR, VolumeOptions: { Labels: labels } },
         ],
-        Secrets: [{ SecretID: o.tokensSecret.id, SecretName: o.tokensSecret.name, File: { Name: TOKENS_FILE, UID: '0', GID: '0', Mode: 0o400 } }],
+        Secrets: o.tokenSecret ? [{ SecretID: o.tokenSecret.id, SecretName: o.tokenSecret.name, File: { Name: TOKEN_FILE, UID: '0', GID: '0', Mode: 0o400 } }] : [],
         ...(o.managerCa ? { Configs: [{ ConfigID: o.managerCa.id, ConfigName: o.managerCa.name, File: { Name: CA_FILE, UID: '0', GID: '0', Mode: 0o444 } }] } : {}),
       },
       Resources: { Limits: { MemoryBytes: 128 * 1024 * 1024, NanoCPUs: 250_000_000 } },
@@ -72,8 +83,3 @@ export function agentServiceSpec(o: AgentServiceOptions) {
   };
 }
 
-/** The token file's text for that secret: one line per node. */
-export function agentTokensFile(tokens: { node: string; token: string }[]): string {
-  for (const t of tokens) if (!/^[A-Za-z0-9.-]{1,253}$/.test(t.node)) throw fail('CATTERY_ERR_VALIDATION', `node name ${t.node.slice(0, 60)} is not a hostname`);
-  return tokens.map((t) => `${t.node} ${t.token}\n`).join('');
-}

@@ -50,8 +50,8 @@ export async function agentCommand(sub: string | undefined, rest: string[]): Pro
         ...(values.interval ? { intervalSeconds: Number(values.interval) } : {}),
         workDir: buildWorkDir(config.dataDir), log, progress: (l) => log.info(l),
       });
-      out(`agent image ${d.image}, service ${d.service}`);
-      for (const n of d.nodes) out(`${n.hostname}  ${n.server ?? '-'}  ${n.agent}`);
+      out(`agent image ${d.image}`);
+      for (const n of d.nodes) out(`${n.hostname}  ${n.server ?? '-'}  ${n.agent}${d.services[n.id] ? `  service ${d.services[n.id]}` : ''}`);
     } finally { db.$client.close(); }
     return 0;
   }

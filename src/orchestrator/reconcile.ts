@@ -174,7 +174,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     if (managed) await sweepSwarmNode(passDeps, engine, managed, known);
     if (server.swarmRole !== 'manager') return;
     const rt = swarmRuntime(swarm.manager, server.name, server.swarmNodeId ?? undefined);
-    for (const u of units.filter((x) => !known.has(x.labels[LABEL_INSTANCE] ?? ''))) {
+    // Only instances' services: the node agents' and guards' (no instance label) are their deploys' to keep.
+    for (const u of units.filter((x) => x.labels[LABEL_INSTANCE] !== undefined && !known.has(x.labels[LABEL_INSTANCE]))) {
       log.info({ service: u.names[0] }, 'removing orphan service');
       await rt.ensureRemoved(u.id, u.names[0] ?? u.id).catch((err) => log.warn({ err, service: u.names[0] }, 'orphan service not removed'));
     }

@@ -12,7 +12,7 @@ import { createRuntime } from '../../src/runtime.js';
 import { addServer } from '../../src/orchestrator/servers.js';
 import { signDocument, thumbprint, type PublicJwk, type Signer } from '../../src/federation/jws.js';
 import { SAMPLE_MAX_BYTES, type SamplePayload } from '../../src/agent/protocol.js';
-import { agentServiceSpec, agentTokensFile } from '../../src/agent/service-spec.js';
+import { agentServiceSpec } from '../../src/agent/service-spec.js';
 import { tokenOf } from '../../src/agent/agent.js';
 import { OPERATOR, testConfig } from '../helpers.js';
 
@@ -212,18 +212,28 @@ t.test('the app refuses an agent route that would not check a signature', async 
   t.throws(() => app.post('/api/agent/unchecked', { config: { signature: true } }, async () => 'x'), /check its signature in preValidation/, 'a signed route that checks nothing');
 });
 
-t.test('the agent as a Swarm service: read-only views of the node, the tokens as a secret', async (t) => {
-  const spec = agentServiceSpec({ hosterId: 'h1', image: 'cattery:1', manager: 'https://manager.example', tokensSecret: { id: 'sid', name: 'h1-agent-tokens' } });
-  t.same(spec.Mode, { Global: {} }, 'one task on every node');
+t.test('the agent as a Swarm service: one per node, read-only views of the node, its own token only as a secret', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const nodeId = 'abcdefghijklmnopqrstuvw01';
+  const spec = agentServiceSpec({ hosterId: 'h1', image: 'cattery:1', manager: 'https://manager.example', nodeId, tokenSecret: { id: 'sid', name: 'h1-agent-token-x' } });
+  t.same(spec.Mode, { Replicated: { Replicas: 1 } }, 'one task');
+  t.same(spec.TaskTemplate.Placement.Constraints, [`node.id==${nodeId}`], 'on its node, by id (hostnames can repeat)');
+  t.equal(spec.TaskTemplate.ContainerSpec.Secrets.length, 1, 'one secret: its own token');
+  // Whatever a node id looks like, nothing else gets into the constraint.
+  fc.assert(fc.property(fc.string({ maxLength: 40 }), (id) => {
+    try { agentServiceSpec({ hosterId: 'h1', image: 'cattery:1', manager: 'https://m.example', nodeId: id }); return /^[a-z0-9]{25}$/.test(id); } catch { return !/^[a-z0-9]{25}$/.test(id); }
+  }), { numRuns: 300 });
+  t.same(agentServiceSpec({ hosterId: 'h1', image: 'cattery:1', manager: 'https://m.example', nodeId }).TaskTemplate.ContainerSpec.Secrets, [], 'none once enrolled');
   const mounts = spec.TaskTemplate.ContainerSpec.Mounts;
   for (const m of mounts.filter((x) => x.Type === 'bind')) t.equal(m.ReadOnly, true, `${m.Source} is mounted read-only`);
   t.same(mounts.filter((x) => x.Type === 'bind').map((m) => m.Source).sort(), ['/proc', '/sys', '/var/run/docker.sock']);
   t.equal(spec.TaskTemplate.ContainerSpec.ReadOnly, true);
   t.same(spec.TaskTemplate.ContainerSpec.CapabilityDrop, ['ALL']);
   t.notOk(spec.TaskTemplate.ContainerSpec.Env.some((e) => /TOKEN=/.test(e)), 'no token in the environment: a secret file');
-  t.same(spec.TaskTemplate.ContainerSpec.Secrets[0]!.File, { Name: 'cattery-agent-tokens', UID: '0', GID: '0', Mode: 0o400 });
-  // Each node takes its own line of the secret, by whole field: a node named like the start of another gets nothing.
-  const file = agentTokensFile([{ node: 'node-1', token: '1.aaa' }, { node: 'node-10', token: '2.bbb' }]);
+  t.same(spec.TaskTemplate.ContainerSpec.Secrets[0]!.File, { Name: 'cattery-agent-token', UID: '0', GID: '0', Mode: 0o400 });
+  // A token file written by hand for several nodes (`cattery agent run --token-file`): each node takes its own line,
+  // by whole field; a node named like the start of another gets nothing.
+  const file = 'node-1 1.aaa\nnode-10 2.bbb\n';
   const fs = await import('node:fs');
   const os = await import('node:os');
   const path = await import('node:path');

@@ -1,4 +1,4 @@
-// `cattery agent` deployed for real as a global Swarm service on a two-node swarm of the tests (swarm-fixture.ts):
+// `cattery agent` deployed for real as one Swarm service per node on a two-node swarm of the tests (swarm-fixture.ts):
 // its image built here and carried to each node, one enrolment token per node given as a Swarm secret, one task per
 // node; each enrols with cattery (listening, behind TLS as behind the front door in production, on the test
 // network's gateway address: the nodes' way to this host) and sends signed samples; each node's energy is conserved
@@ -12,6 +12,7 @@ import path from 'node:path';
 import t from 'tap';
 import { pino } from 'pino';
 import { deployAgents } from '../../src/agent/deploy.js';
+import { agentServiceName } from '../../src/agent/service-spec.js';
 import { listAgents } from '../../src/agent/enrolment.js';
 import { serversCommand } from '../../src/cli/servers.js';
 import { loadValidCatalog } from '../../src/catalog/load.js';
@@ -74,7 +75,8 @@ const managerUrl = `https://${gw}:${(front.address() as { port: number }).port}`
 
 t.comment(`swarm and TLS front ready at ${elapsed()}`);
 
-const agentService = `${swarm.prefix}-agent`;
+/** Every node's agent tasks (one service per node, agent/service-spec.ts). */
+const agentTasks = async () => (await Promise.all((await listNodes(manager)).map((n) => serviceTasks(manager, agentServiceName(swarm.prefix, n.id)).catch(() => [])))).flat();
 const engineOf = (s: Server) => connectEngine(s.dockerEndpoint, { hosterId: swarm.prefix, timeoutSeconds: 60, log });
 const ca = fs.readFileSync(path.join(tls, 'cert.pem'), 'utf8');
 const deploy = (progress?: (l: string) => void) => deployAgents({
@@ -103,24 +105,32 @@ for (const i of instances) {
 }
 t.comment(`instances made at ${elapsed()}`);
 
-t.test('deployed as a global service: one task on every node, each enrolled with its own token', async (t) => {
+t.test('deployed as one service per node, pinned by node id and holding that node\'s token only, each enrolled', async (t) => {
   const d = await firstDeploy;
   for (const c of comments) t.comment(c);
   t.comment(`agent image ${d.image} built and carried at ${elapsed()}`);
-  t.equal(d.service, 'created');
+  t.same(Object.values(d.services), ['created', 'created']);
   t.same(d.nodes.map((n) => [n.hostname, n.server, n.agent]).sort(), [[n1.name, 'local', 'token issued'], [n2.name, 'n2', 'token issued']]);
   const nodeIds = new Map((await listNodes(manager)).map((n) => [n.id, n.hostname]));
   const tasks = await waitFor('an agent running on each node', async () => {
-    const running = (await serviceTasks(manager, agentService)).filter((x) => x.state === 'running');
+    const running = (await agentTasks()).filter((x) => x.state === 'running');
     return running.length === 2 ? running : undefined;
-  }, 60_000, 500).catch(async (err: Error) => { throw new Error(`${err.message}: ${JSON.stringify(await serviceTasks(manager, agentService))}`); });
+  }, 60_000, 500).catch(async (err: Error) => { throw new Error(`${err.message}: ${JSON.stringify(await agentTasks())}`); });
   t.same(tasks.map((x) => nodeIds.get(x.nodeId)).sort(), [n1.name, n2.name], 'one task per node');
+  // Each node's service names one secret, its own token, and no other node's.
+  for (const [id, hostname] of nodeIds) {
+    const svc = await manager.docker.getService(agentServiceName(swarm.prefix, id)).inspect() as { Spec: { TaskTemplate: { Placement: { Constraints: string[] }; ContainerSpec: { Secrets?: { SecretName: string }[] } } } };
+    t.same(svc.Spec.TaskTemplate.Placement.Constraints, [`node.id==${id}`], `${hostname}: pinned to its node by id`);
+    const secrets = svc.Spec.TaskTemplate.ContainerSpec.Secrets ?? [];
+    t.equal(secrets.length, 1, `${hostname}: one secret`);
+    t.ok(secrets[0]!.SecretName.includes(id), `${hostname}: its own token's (${secrets[0]!.SecretName})`);
+  }
   await waitFor('both nodes enrolled', () => listAgents(rt.db).filter((a) => a.kid && (a.server === 'local' || a.server === 'n2')).length === 2, 60_000, 500);
   const agents = listAgents(rt.db);
   t.not(agents.find((a) => a.server === 'local')!.kid, agents.find((a) => a.server === 'n2')!.kid, 'each node its own key');
   t.ok(agents.every((a) => a.enrolmentOpenUntil === null), 'every token spent');
   const again = await deploy();
-  t.equal(again.service, 'unchanged', 'deploying again changes nothing');
+  t.same(Object.values(again.services), ['unchanged', 'unchanged'], 'deploying again changes nothing');
   t.same(again.nodes.map((n) => n.agent), ['enrolled', 'enrolled'], 'and issues no token');
 });
 
@@ -158,7 +168,7 @@ t.test('a sample with a bad signature is refused; the same sample sent again is 
 
 t.test('the agent\'s hardening, read back from its task container on each node', async (t) => {
   const nodeIds = new Map((await listNodes(manager)).map((n) => [n.id, n.hostname]));
-  for (const task of (await serviceTasks(manager, agentService)).filter((x) => x.state === 'running')) {
+  for (const task of (await agentTasks()).filter((x) => x.state === 'running')) {
     const node = swarm.nodes.find((n) => n.name === nodeIds.get(task.nodeId))!;
     const c = await node.docker.getContainer(task.containerId!).inspect();
     const h = c.HostConfig;

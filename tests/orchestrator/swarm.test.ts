@@ -66,7 +66,7 @@ t.test('cattery servers: swarm-init on the first server, join tokens, join and l
   t.match(tokens.out, /^worker {2}SWMTKN-1-/m);
   t.match(tokens.out, new RegExp(`${n1.ip.replace(/\./g, '\\.')}:2377`));
   for (const [name, node, site, disk] of [['n2', n2, 'mairie', 'hdd'], ['n3', n3, 'ecole', 'ssd']] as const) {
-    const j = await cli('join', name, '--endpoint', node.endpoint, '--advertise-addr', node.ip, '--site', site, '--disk', disk, '--no-new-privileges');
+    const j = await cli('join', name, '--endpoint', node.endpoint, '--advertise-addr', node.ip, '--site', site, '--disk', disk, '--no-new-privileges', '--insecure-plain-tcp');
     t.equal(j.code, 0, j.out);
   }
   t.equal((await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--insecure-plain-tcp')).code, 0, 'joining again is a no-op');

@@ -35,11 +35,11 @@ t.test('the real lockfile: the agent\'s packages, no development package, not th
 });
 
 t.test('the manager\'s certificate as a Swarm config, trusted through NODE_EXTRA_CA_CERTS', async (t) => {
-  const spec = agentServiceSpec({ hosterId: 'h1', image: 'cattery/agent:1', manager: 'https://m.example', tokensSecret: { id: 's', name: 'h1-agent-tokens-x' }, managerCa: { id: 'c', name: 'h1-agent-ca-x' } });
+  const spec = agentServiceSpec({ hosterId: 'h1', image: 'cattery/agent:1', manager: 'https://m.example', nodeId: 'abcdefghijklmnopqrstuvw01', tokenSecret: { id: 's', name: 'h1-agent-token-x' }, managerCa: { id: 'c', name: 'h1-agent-ca-x' } });
   const cs = spec.TaskTemplate.ContainerSpec;
   t.same(cs.Configs, [{ ConfigID: 'c', ConfigName: 'h1-agent-ca-x', File: { Name: '/etc/cattery-agent/manager-ca.pem', UID: '0', GID: '0', Mode: 0o444 } }]);
   t.ok(cs.Env.includes('NODE_EXTRA_CA_CERTS=/etc/cattery-agent/manager-ca.pem'));
-  const without = agentServiceSpec({ hosterId: 'h1', image: 'cattery/agent:1', manager: 'https://m.example', tokensSecret: { id: 's', name: 'n' } });
+  const without = agentServiceSpec({ hosterId: 'h1', image: 'cattery/agent:1', manager: 'https://m.example', nodeId: 'abcdefghijklmnopqrstuvw01', tokenSecret: { id: 's', name: 'n' } });
   t.notOk('Configs' in without.TaskTemplate.ContainerSpec);
   t.notOk(without.TaskTemplate.ContainerSpec.Env.some((e) => e.startsWith('NODE_EXTRA_CA_CERTS=')));
 });
