@@ -32,7 +32,10 @@ export interface CheckedSample { node: AgentNode; server: Server; payload: Sampl
 
 /** The previous sample of each server, in memory: after a restart of the manager, a node's first sample only sets
  * its baseline, as the local loop's first pass does. */
-interface Previous { run: string; state: ServerState; rapl: RaplDomain[] }
+interface Previous { run: string; state: ServerState; rapl: RaplDomain[]; at: number }
+
+/** How much longer than the wall-clock time between two samples a node's own clock may say passed. */
+const INTERVAL_SLACK_S = 1;
 
 export interface AgentIngest {
   /** Everything but the recording: throws a typed error (AGENT_SIGNATURE, AGENT_UNKNOWN, AGENT_CLOCK, AGENT_REPLAY,
@@ -51,7 +54,17 @@ export function createAgentIngest(deps: IngestDeps): AgentIngest {
   const { db, log } = deps;
   const previous = new Map<number, Previous>();
   const nodeByKid = db.$client.prepare('SELECT server_id FROM agent_nodes WHERE kid = ?');
-  const knownSlug = db.$client.prepare('SELECT 1 FROM instances WHERE slug = ? AND service = ? LIMIT 1');
+  const instanceRow = db.$client.prepare('SELECT i.server_id AS serverId, s.swarm_role AS swarmRole FROM instances i JOIN servers s ON s.id = i.server_id WHERE i.slug = ? AND i.service = ? LIMIT 1');
+  /** Whether a node may credit this instance: one of its own server's, or, on Swarm, a stateless one (Swarm runs
+   * it on whichever node it chooses). A node never credits a stateful instance of another server, nor anything of a
+   * server outside the swarm (an outside review of issue 15: any node could charge energy to any resident). */
+  const mayCredit = (server: Server, slug: string, service: string): boolean => {
+    const row = instanceRow.get(slug, service) as { serverId: number; swarmRole: string | null } | undefined;
+    if (!row) return false;
+    if (row.serverId === server.id) return true;
+    const stateless = (deps.catalog.services.get(service)?.manifest.volumes.length ?? 1) === 0;
+    return stateless && !!server.swarmRole && !!row.swarmRole;
+  };
 
   async function check(jws: string, now = new Date()): Promise<CheckedSample> {
     // The key is found by the kid the header names, then the signature checked against the key pinned under it: a
@@ -82,8 +95,8 @@ export function createAgentIngest(deps: IngestDeps): AgentIngest {
     if (energy.meter && energy.meter.kind !== 'rapl') {
       try { meterW = await readExternalMeter(energy.meter); } catch (err) { log.warn({ err, server: server.name }, 'power meter unreadable; the power curve stands in'); }
     }
-    // Only containers of instances this manager knows are credited; anything else a node lists stays in "other".
-    const listed = p.containers.filter((c) => knownSlug.get(c.slug, c.service) !== undefined);
+    // Only containers of instances this node may run are credited; anything else it lists stays in "other".
+    const listed = p.containers.filter((c) => mayCredit(server, c.slug, c.service));
     const usage = new Map(listed.map((c) => [c.id, usageOf(c)]));
     const containers: Unit[] = listed.map((c) => ({ id: c.id, names: [], running: true, labels: { [LABEL_INSTANCE]: c.slug, [LABEL_SERVICE]: c.service } }));
     const state: ServerState = {
@@ -91,7 +104,11 @@ export function createAgentIngest(deps: IngestDeps): AgentIngest {
     };
     const prev = previous.get(server.id);
     const at = new Date(p.at);
-    const seconds = prev && prev.run === p.run ? Number(state.atNs - prev.state.atNs) / 1e9 : 0;
+    // The node's monotonic clock says how long the pass was, bounded by the wall-clock time between the two samples
+    // (checked against the manager's clock in `check`): a node claiming an hour between samples 10 s apart would
+    // multiply its energy by 360.
+    const monoSeconds = prev && prev.run === p.run ? Number(state.atNs - prev.state.atNs) / 1e9 : 0;
+    const seconds = prev ? Math.min(monoSeconds, Math.max(0, (p.at - prev.at) / 1000) + INTERVAL_SLACK_S) : 0;
     const split = prev && seconds > 0 ? splitPass({
       server, energy, seconds, at, containers, usage, prev: prev.state, rapl, catalog: deps.catalog, idlePolicy: deps.idlePolicy,
       host: p.host, hostMem: p.mem, ...(raplNow ? { raplNow } : {}), ...(meterW !== undefined ? { meterW } : {}),
@@ -104,7 +121,7 @@ export function createAgentIngest(deps: IngestDeps): AgentIngest {
       db.update(agentNodes).set({ lastSeq: p.seq, lastSampleAt: at.toISOString() }).where(eq(agentNodes.serverId, server.id)).run();
       if (split) recordPass(db, server.id, at, split.lines);
     })();
-    previous.set(server.id, { run: p.run, state, rapl });
+    previous.set(server.id, { run: p.run, state, rapl, at: p.at });
     if (split) deps.publish?.(split.reading);
     return split?.reading;
   }

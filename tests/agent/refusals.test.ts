@@ -65,10 +65,10 @@ t.test('the manager refuses what a node must not send', async (t) => {
     post('/api/agent/samples', { jws: await signDocument(signer, 'agentSample', payload) }, headers);
   const lastSeq = (id: number) => (rt.db.$client.prepare('SELECT last_seq s FROM agent_nodes WHERE server_id = ?').get(id) as { s: number }).s;
 
-  const first = sample(a.id);
+  const first = sample(a.id, { at: Date.now() - 30_000 });
   const r1 = await send(keyA, first);
   t.same([r1.statusCode, r1.json()], [200, { recorded: false, watts: null }], 'a first sample sets the baseline');
-  const r2 = await send(keyA, sample(a.id, { host: { totalJiffies: 1200, idleJiffies: 1000 }, mono: String(BigInt(first.mono) + 10_000_000_000n) }));
+  const r2 = await send(keyA, sample(a.id, { at: first.at + 10_000, host: { totalJiffies: 1200, idleJiffies: 1000 }, mono: String(BigInt(first.mono) + 10_000_000_000n) }));
   t.equal(r2.json().recorded, true, 'the next one is recorded');
   t.ok(r2.json().watts > 50, `at ${r2.json().watts} W on the default curve`);
   const recorded = () => (rt.db.$client.prepare('SELECT COUNT(*) n FROM meter_samples').get() as { n: number }).n;
@@ -97,7 +97,7 @@ t.test('the manager refuses what a node must not send', async (t) => {
 
   // Every byte of a signed sample's body, changed to any other byte: refused, and nothing recorded. The untouched
   // sample is accepted afterwards, so the refusals were the changes' doing.
-  const good = sample(a.id, { host: { totalJiffies: 1400, idleJiffies: 1100 }, mono: String(BigInt(first.mono) + 20_000_000_000n) });
+  const good = sample(a.id, { at: first.at + 20_000, host: { totalJiffies: 1400, idleJiffies: 1100 }, mono: String(BigInt(first.mono) + 20_000_000_000n) });
   const body = Buffer.from(JSON.stringify({ jws: await signDocument(keyA, 'agentSample', good) }));
   const before = lastSeq(a.id);
   await fc.assert(fc.asyncProperty(fc.nat({ max: body.length - 1 }), fc.integer({ min: 1, max: 255 }), async (i, delta) => {
@@ -143,10 +143,13 @@ t.test('a node with RAPL: measured, split and conserved by the manager, across a
   const c = (n: number, slug: string, cpuNs: number) => ({ id: id(n), slug, service: 'probe', cpuNs, memoryBytes: 1e6, netRxBytes: 0, netTxBytes: 0, blkReadBytes: 0, blkWriteBytes: 0 });
   const MAX = 262_143_328_850;
   const mono0 = process.hrtime.bigint();
+  // Samples 10 s apart by both clocks (a pass is never longer than the wall clock between two samples), in the past
+  // within the manager's tolerance.
+  const at0 = Date.now() - 30_000;
   let seq = Date.now();
   const send = async (k: number, rapl: number[], containers: ReturnType<typeof c>[], host: { totalJiffies: number; idleJiffies: number }) => {
     const payload: SamplePayload = {
-      v: 1, server: s.id, seq: ++seq, at: Date.now(), run: 'aaaaaaaaaaaaaaaa', mono: String(mono0 + BigInt(k) * 10_000_000_000n), host,
+      v: 1, server: s.id, seq: ++seq, at: at0 + k * 10_000, run: 'aaaaaaaaaaaaaaaa', mono: String(mono0 + BigInt(k) * 10_000_000_000n), host,
       mem: { totalBytes: 8e9, availableBytes: 6e9 }, rapl: rapl.map((uj) => ({ uj, maxUj: MAX })), containers,
     };
     return app.inject({ method: 'POST', url: '/api/agent/samples', headers: { 'content-type': 'application/json' }, payload: { jws: await signDocument(key, 'agentSample', payload) } });
