@@ -133,10 +133,24 @@ export function createInstance(deps: InstanceDeps, input: CreateInstanceInput, a
 }
 
 /** Change the desired state; a change of environment or image starts a new generation (recreate, keep volumes). */
+/** Instances a move or a restore elsewhere (orchestrator/relocate.ts) holds in this process: any other change of them
+ * is refused until it is over. Accepted meanwhile, a delete or a stop would be written back by the move's switch of
+ * the row, and a start between its stop and its final backup would write what the backup never holds (found by the
+ * outside review of issue 15). */
+export const relocating = new Set<string>();
+const RELOCATION_KINDS = new Set(['move-stop', 'move-start', 'restore-elsewhere']);
+
+function refuseWhileRelocating(slug: string, kind: string): void {
+  if (relocating.has(slug) && !RELOCATION_KINDS.has(kind)) {
+    throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is being moved to another server: try again once the move is over`);
+  }
+}
+
 export function updateInstance(
   deps: InstanceDeps, slug: string,
   change: { desired?: Desired; env?: Record<string, string>; links?: LinkRequest; upgrade?: boolean; purge?: boolean }, actor: string, kind: string,
 ): Instance {
+  refuseWhileRelocating(slug, kind);
   return deps.db.transaction((tx) => {
     const db = tx as unknown as Db;
     const cur = getInstance(db, slug);
@@ -174,6 +188,7 @@ export function updateInstance(
 /** Ask for a restart: the intent is a pending `restart` operation; the reconciler restarts the container while it
  * started before the intent, and closes it once the instance has converged (converge.ts nextAction). */
 export function requestRestart(db: Db, slug: string, actor: string): Instance {
+  refuseWhileRelocating(slug, 'restart');
   const inst = getInstance(db, slug);
   if (inst.desired !== 'running') {
     throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is not meant to run (desired: ${inst.desired})`);

@@ -19,7 +19,7 @@ import {
   containerName, ensureContainerRemoved, ensureImageOn, ensureVolumeRemoved, isLocalEndpoint, ping, volumeName, type Engine,
 } from './docker/index.js';
 import { ensureInstanceVolumes } from './instance-pass.js';
-import { getInstance, getServer, relocateRow, serverOf, updateInstance, type InstanceDeps } from './instances.js';
+import { getInstance, getServer, relocateRow, relocating, serverOf, updateInstance, type InstanceDeps } from './instances.js';
 import { journal } from './journal.js';
 import { demandOf, fleet, refusal, place, type ServerLoad, type Placed } from './placement.js';
 import type { Reconciler } from './reconcile.js';
@@ -55,10 +55,19 @@ function repositoryFor(d: RelocateDeps): string {
   return first.name;
 }
 
-/** A server whose engine answers within its timeout, or why not. */
-async function answers(engine: Engine): Promise<boolean> {
+/** A server whose engine answers within its timeout (10 s at most), or why not. */
+async function answers(engine: Engine, withinMs = Math.min(engine.timeoutMs, 10_000)): Promise<boolean> {
   return Promise.race([ping(engine).then(() => true, () => false),
-    new Promise<boolean>((r) => setTimeout(() => r(false), Math.min(engine.timeoutMs, 10_000)).unref())]);
+    new Promise<boolean>((r) => setTimeout(() => r(false), withinMs).unref())]);
+}
+
+/** Down, for a restore elsewhere: no answer within 30 s, twice, 5 s apart. A server that is only slow (a backup
+ * running, a congested link) still runs its instance, which still writes: a second copy from an older snapshot beside
+ * it would fork the resident's data (found by the outside review of issue 15). */
+async function surelyDown(engine: Engine): Promise<boolean> {
+  if (await answers(engine, 30_000)) return false;
+  await new Promise((r) => setTimeout(r, 5_000));
+  return !(await answers(engine, 30_000));
 }
 
 /** Placement's own capacity check, on the fleet as it is now (the instance itself counted on its old server only). */
@@ -117,7 +126,7 @@ async function converged(d: RelocateDeps, slug: string): Promise<Instance | null
 }
 
 /** Instances being moved or restored by this process: a second request for one is refused, not interleaved. */
-const underWay = new Set<string>();
+const underWay = relocating;
 async function exclusively<T>(slug: string, fn: () => Promise<T>): Promise<T> {
   if (underWay.has(slug)) throw fail('CATTERY_ERR_CONFLICT', `"${slug}" is already being moved or restored`);
   underWay.add(slug);
@@ -246,7 +255,7 @@ async function restoreOn(d: RelocateDeps, slug: string, targetName: string, acto
   const from = serverOf(d.db, inst);
   const to = getServer(d.db, targetName);
   if (from.id === to.id) throw fail('CATTERY_ERR_VALIDATION', `"${slug}" is already on ${to.name}`);
-  if (await answers(d.reconciler.engineFor(from))) throw fail('CATTERY_ERR_CONFLICT', `server "${from.name}" answers: move "${slug}" instead (its data is newer than any backup)`);
+  if (!(await surelyDown(d.reconciler.engineFor(from)))) throw fail('CATTERY_ERR_CONFLICT', `server "${from.name}" answers: move "${slug}" instead (its data is newer than any backup)`);
   const stateful = isStateful(d.catalog, inst);
   const repo = stateful ? repositoryFor(d) : null;
   await checkRoom(d, inst, to);
