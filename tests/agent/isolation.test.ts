@@ -23,7 +23,11 @@ import { signDocument, thumbprint, type PublicJwk, type Signer } from '../../src
 import type { Engine } from '../../src/orchestrator/docker/index.js';
 import { fleet, isolationOf, place, refusal, type ServerLoad } from '../../src/orchestrator/placement.js';
 import { addServer } from '../../src/orchestrator/servers.js';
+import { createSession } from '../../src/identity/sessions.js';
+import { createUser } from '../../src/identity/users.js';
+import { createRuntime } from '../../src/runtime.js';
 import { TEST_CATALOG, testConfig } from '../helpers.js';
+import { pageBrowser } from '../page-browser.js';
 
 const config = testConfig(t);
 const db = openDb(config.dbFile);
@@ -142,4 +146,21 @@ t.test('the agent reads NoNewPrivs from /proc/<pid>/status', async (t) => {
   t.equal(readNoNewPrivs(root, 12), undefined, 'a kernel without the field: unknown');
   t.equal(readNoNewPrivs(root, 13), undefined, 'a process gone: unknown');
   t.equal(readNoNewPrivs(root, -1), undefined);
+});
+
+t.test('/admin names the servers placement keeps away from, and why', async (t) => {
+  const cfg = testConfig(t);
+  const rt = await createRuntime(cfg, log);
+  t.teardown(() => rt.close());
+  // The local engine's socket for both: fleet() asks each server's engine for its size (no other address is contacted).
+  const failed = addServer(rt.db, { name: 'mairie', dockerEndpoint: 'unix:///var/run/docker.sock' });
+  rt.db.update(servers).set({ isolation: { noNewPrivs: 'failed', missing: ['pads-1'], checkedAt: new Date().toISOString() } }).where(eq(servers.id, failed.id)).run();
+  const admin = await createUser(rt.db, { login: 'iso-admin', name: 'Admin', roles: ['admin'] });
+  const b = pageBrowser(rt.app, { authorization: null });
+  b.jar.set('cattery_session', createSession(rt.db, { idleMinutes: 60, maxHours: 1 }, admin.id, 'password'));
+  const page = await b.get('/admin?lang=en');
+  t.equal(page.statusCode, 200);
+  t.match(page.body, 'No new instance is placed on these servers');
+  t.match(page.body, /<li>mairie : an instance ran there without no-new-privileges[^<]*\(pads-1\)<\/li>/);
+  t.notMatch(page.body, /<li>local : /, 'the server that passes is not listed');
 });
