@@ -136,6 +136,15 @@ t.test('samples from both nodes: energy conserved per node, each node\'s instanc
     t.ok(passes.some((p) => p.slugs?.split(',').includes(mine)), `${node}'s own instance ${mine} is credited`);
     t.notOk(passes.some((p) => p.slugs?.split(',').some((x) => x !== mine)), `and no instance of the other node`);
   }
+  // The isolation check (agent/isolation.ts): each instance task's NoNewPrivs, read by the agent from the node's
+  // /proc without privilege, signed into the samples; the manager records every instance task measured with it.
+  const listed = sampleBodies.flatMap((b) => (JSON.parse(Buffer.from((JSON.parse(b) as { jws: string }).jws.split('.')[1]!, 'base64url').toString()) as { containers: { slug: string; noNewPrivs?: number }[] }).containers);
+  for (const i of instances) t.ok(listed.some((c) => c.slug === i.slug && c.noNewPrivs === 1), `${i.slug}'s task is sent with NoNewPrivs 1`);
+  t.notOk(listed.some((c) => c.noNewPrivs === 0), 'and no task without it');
+  for (const s of Object.values(serverOf)) {
+    const row = rt.db.$client.prepare('SELECT isolation FROM servers WHERE id = ?').get(s.id) as { isolation: string | null };
+    t.match(JSON.parse(row.isolation ?? 'null'), { noNewPrivs: 'ok', missing: [] }, `${s.name}: recorded as measured`);
+  }
 });
 
 t.test('a sample with a bad signature is refused; the same sample sent again is a replay', async (t) => {
