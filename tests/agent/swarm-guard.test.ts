@@ -6,7 +6,7 @@
 // hardening is read back from its task's container.
 import t from 'tap';
 import { pino } from 'pino';
-import { deployGuard } from '../../src/agent/guard.js';
+import { deployGuard, refreshGuardNodes } from '../../src/agent/guard.js';
 import { loadValidCatalog } from '../../src/catalog/load.js';
 import { serversCommand } from '../../src/cli/servers.js';
 import type { Server } from '../../src/db/schema.js';
@@ -130,6 +130,17 @@ t.test('the guard puts back a rule deleted by hand, a flushed DOCKER-USER, and s
   t.comment(`back in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   t.equal(await fetchFrom(tb, engineApi(n1)), undefined, 'n2\'s task is cut from n1 again');
   t.equal(await fetchFrom(tb, engineApi(n2)), undefined, 'and from n2');
+  // Its own rules only: one bearing its comment for an address that is no node of the swarm is deleted; the same rule
+  // without the comment (an administrator's) is left alone. (A documentation address: the rule is never used.)
+  const stale = ['DOCKER-USER', '-d', '192.0.2.77/32', '-i', 'docker_gwbridge', '-j', 'DROP'];
+  const tagged = [...stale.slice(0, 5), '-m', 'comment', '--comment', 'cattery-guard', '-j', 'DROP'];
+  t.equal((await onNode(n2, ['iptables', '-I', ...stale])).code, 0);
+  t.teardown(() => onNode(n2, ['iptables', '-D', ...stale]).then(() => undefined, () => undefined));
+  t.equal((await onNode(n2, ['iptables', '-I', ...tagged])).code, 0);
+  await waitFor('its stale rule deleted', async () => (await onNode(n2, ['iptables', '-C', ...tagged])).code !== 0, 20_000, 250);
+  t.equal((await onNode(n2, ['iptables', '-C', ...stale])).code, 0, 'the administrator\'s rule is still there');
+  t.equal((await guardRules(n2)).length, 3, 'and its own rules for the nodes too');
+  t.equal(await refreshGuardNodes(manager), 'unchanged', 'the swarm\'s addresses did not change: the service is left as it is');
   // A bridge network created on n2: libnetwork re-inserts its jump to DOCKER-USER at the top of FORWARD.
   const net = await n2.docker.createNetwork({ Name: `${swarm.prefix}-rearrange`, Driver: 'bridge', Labels: { 'cattery.hoster': swarm.prefix } });
   t.teardown(() => net.remove().catch(() => undefined));
@@ -163,6 +174,11 @@ t.test('what the guard is given, read back from its task on each node', async (t
     t.equal(BigInt(`0x${field('CapBnd')}`), 0x3000n, 'and no more in its bounding set');
     t.equal(field('NoNewPrivs'), '1');
     t.not((await execOn(node.docker, task.containerId!, ['touch', '/x'])).code, 0, 'writing to / fails');
+    const logs = (await node.docker.getContainer(task.containerId!).logs({ stdout: true, stderr: true, tail: 50 })).toString();
+    const backend = /\((nft|legacy)\) inserted/.exec(logs)?.[1];
+    // The node's own `iptables` (the one its dockerd runs) says its backend: "(nf_tables)" or "(legacy)".
+    const own = /\((nf_tables|legacy)\)/.exec((await onNode(node, ['iptables', '-V'])).out)?.[1];
+    t.equal(backend === 'nft' ? 'nf_tables' : backend, own, `${node.name}: it wrote with the backend its dockerd uses (${backend ?? 'none said'})`);
   }
   t.comment(`file done at ${elapsed()}`);
 });
