@@ -18,6 +18,8 @@ import { loadValidCatalog } from '../../src/catalog/load.js';
 import type { Server } from '../../src/db/schema.js';
 import { connectEngine, ensureImageOn, ensureServiceImage, listNodes, serviceTasks, type Engine } from '../../src/orchestrator/docker/index.js';
 import { ensureSwarmInstance } from '../../src/orchestrator/swarm.js';
+import { fleet, place } from '../../src/orchestrator/placement.js';
+import { listServers } from '../../src/orchestrator/servers.js';
 import { createRuntime } from '../../src/runtime.js';
 import { TEST_CATALOG, testConfig, waitFor } from '../helpers.js';
 import { execOn, startSwarmNodes, type SwarmNode } from '../orchestrator/swarm-fixture.js';
@@ -197,4 +199,34 @@ t.test('the agent\'s hardening, read back from its task container on each node',
     t.equal(bins, '', 'no shell, no package manager in the image');
   }
   t.comment(`done at ${elapsed()}`);
+});
+
+t.test('a task without no-new-privileges: its server fails the check, its node loses the label, placement keeps away', async (t) => {
+  // A container of an instance cattery knows, made on n2's engine with no-new-privileges turned off for it alone: what
+  // the agent sees on a node whose dockerd does not give it.
+  const n2Id = serverNamed('n2').id;
+  rt.db.$client.prepare("INSERT INTO instances (slug, service, server_id, image, config, observed) VALUES ('rogue', 'probe', ?, ?, '{\"ports\":{},\"secrets\":{},\"env\":{}}', 'running')")
+    .run(n2Id, probeRef);
+  const rogue = await n2.docker.createContainer({
+    name: `${swarm.prefix}-rogue`, Image: probeRef, Cmd: ['/bin/sh', '-c', 'sleep 300'],
+    Labels: { 'cattery.hoster': swarm.prefix, 'cattery.instance': 'rogue', 'cattery.service': 'probe' },
+    HostConfig: { SecurityOpt: ['no-new-privileges=false'] },
+  });
+  await rogue.start();
+  t.match((await execOn(n2.docker, rogue.id, ['cat', '/proc/self/status'])).out, /^NoNewPrivs:\s+0$/m, 'it runs without no-new-privileges');
+  const isolationOf = (id: number) => JSON.parse((rt.db.$client.prepare('SELECT isolation FROM servers WHERE id = ?').get(id) as { isolation: string | null }).isolation ?? 'null') as { noNewPrivs: string; missing: string[] } | null;
+  const seen = await waitFor('n2 failed', () => (isolationOf(n2Id)?.noNewPrivs === 'failed' ? isolationOf(n2Id) : undefined), 30_000, 250);
+  t.same(seen!.missing, ['rogue'], 'the instance concerned is named');
+  t.equal(isolationOf(serverNamed('local').id)?.noNewPrivs, 'ok', 'the other server still passes');
+  await waitFor('n2\'s label withdrawn', async () => (await listNodes(manager)).find((n) => n.server === 'n2')?.noNewPrivileges === false, 30_000, 250);
+  t.pass('the node\'s cattery.no-new-privileges label is withdrawn: Swarm places no instance there any more');
+  const loads = await fleet({ db: rt.db, catalog: rt.catalog, engineFor: rt.reconciler.engineFor, servers: () => listServers(rt.db) });
+  t.match(loads.find((l) => l.name === 'n2')?.isolation ?? '', /no-new-privileges \(rogue\)/, 'placement refuses n2');
+  const chosen = place(loads, { busyCores: 0.01, memoryMb: 16 });
+  t.equal(chosen.server.name, 'local');
+  t.equal(chosen.candidates.find((c) => c.name === 'n2')?.refused, 'isolation');
+  const lines: string[] = [];
+  await serversCommand('list', [], config, log, (l) => lines.push(l));
+  t.match(lines.join('\n'), /^n2 .* measured-no-new-privileges=FAILED\(rogue\) guard=not-deployed$/m, '`cattery servers list` says it');
+  t.match(lines.join('\n'), /^local .* measured-no-new-privileges=ok guard=not-deployed$/m);
 });
