@@ -55,7 +55,7 @@ export function guardServiceSpec(o: GuardServiceOptions): SwarmServiceSpec {
         CapabilityAdd: ['CAP_NET_ADMIN', 'CAP_NET_RAW'],
         Mounts: [{ Type: 'tmpfs', Target: '/run', TmpfsOptions: { SizeBytes: 1024 * 1024, Mode: 0o755 } }],
         // Healthy only while every rule is in place: the manager reads "its task runs" as "the node is guarded".
-        HealthCheck: { Test: ['CMD', '/usr/local/sbin/cattery-guard', 'check'], Interval: s(5), Timeout: s(5), Retries: 2, StartPeriod: s(20) },
+        HealthCheck: { Test: ['CMD', '/usr/local/sbin/cattery-guard', 'check'], Interval: s(3), Timeout: s(5), Retries: 2, StartPeriod: s(20) },
         StopGracePeriod: s(5),
       },
       Resources: { Limits: { MemoryBytes: 32 * 1024 * 1024, NanoCPUs: 100_000_000, Pids: 32 } },
@@ -63,6 +63,9 @@ export function guardServiceSpec(o: GuardServiceOptions): SwarmServiceSpec {
       Networks: [{ Target: o.hostNetworkId }],
       LogDriver: { Name: 'json-file', Options: { 'max-size': '1m', 'max-file': '2' } },
     },
+    // Every node's task replaced at once (a new address must reach every node, not one node per update delay): a
+    // guard that stops leaves its rules in place, so the nodes stay closed between the old task and the new one.
+    UpdateConfig: { Parallelism: 0, Order: 'stop-first' },
   };
   // ensureService compares labels: the spec's own hash among them makes any change (an address) an update.
   return { ...spec, Labels: { ...labels, 'cattery.spec': sha(JSON.stringify(spec)).slice(0, 16) } } as unknown as SwarmServiceSpec;

@@ -14,14 +14,18 @@ import { applyMigrations, openDb } from '../../src/db/connection.js';
 import {
   connectEngine, ensureImageOn, ensureServiceImage, guardRunningNodes, guardServiceName, listNodes, serviceName, serviceTasks, type Engine,
 } from '../../src/orchestrator/docker/index.js';
+import { fleet } from '../../src/orchestrator/placement.js';
+import { listServers } from '../../src/orchestrator/servers.js';
 import { ensureSwarmInstance, swarmInstanceState, type SwarmInstanceWanted } from '../../src/orchestrator/swarm.js';
 import { TEST_CATALOG, testConfig, waitFor } from '../helpers.js';
 import { execOn, startSwarmNodes, type SwarmNode } from '../orchestrator/swarm-fixture.js';
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)} s`;
-const swarm = await startSwarmNodes(t, { count: 2 });
-const [n1, n2] = swarm.nodes as [SwarmNode, SwarmNode];
+// Three nodes: n1 and n2 form the swarm; n3 joins it at the end, once the guard runs.
+const swarm = await startSwarmNodes(t, { count: 3 });
+const [n1, n2, n3] = swarm.nodes as [SwarmNode, SwarmNode, SwarmNode];
+const members = [n1, n2];
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const manager: Engine = connectEngine(n1.endpoint, { hosterId: swarm.prefix, timeoutSeconds: 60, log });
 const config = testConfig(t, { hosterId: swarm.prefix, dockerEndpoint: n1.endpoint });
@@ -40,7 +44,7 @@ t.teardown(() => db.$client.close());
 const catalog = loadValidCatalog(TEST_CATALOG);
 const probe = catalog.services.get('probe')!;
 const probeRef = await ensureServiceImage(swarm.host, probe, { workDir: `${config.dataDir}/build`, progress: () => undefined });
-await Promise.all(swarm.nodes.map((n) => ensureImageOn(swarm.host, n.engine, probeRef)));
+await Promise.all(members.map((n) => ensureImageOn(swarm.host, n.engine, probeRef)));
 const wanted = (slug: string, serverName: string): SwarmInstanceWanted => ({
   manifest: probe.manifest, serverName,
   instance: { slug, generation: 1, service: 'probe', image: probeRef, config: { ports: {}, secrets: { PROBE_SECRET: 's'.repeat(24) }, env: { PROBE_GREETING: `hello-${slug}` } } },
@@ -106,10 +110,10 @@ t.test('`cattery guard deploy`: one healthy task per node; the rules in place; t
   t.same([...(await guardRunningNodes(manager))!].sort(), nodes.map((n) => n.id).sort(), 'running (so healthy: its check passes) on both nodes');
   t.comment(`guard built, carried and healthy in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   t.equal((await deploy()).service, 'unchanged', 'a second deploy changes nothing');
-  for (const n of swarm.nodes) {
+  for (const n of members) {
     const rules = await guardRules(n);
     t.equal(rules.filter((l) => l.startsWith('-A INPUT -i docker_gwbridge')).length, 1, `${n.name}: one INPUT rule`);
-    for (const other of swarm.nodes) t.equal(rules.filter((l) => l.startsWith(`-A DOCKER-USER -d ${other.ip}/32 -i docker_gwbridge`)).length, 1, `${n.name}: one DOCKER-USER rule for ${other.name}`);
+    for (const other of members) t.equal(rules.filter((l) => l.startsWith(`-A DOCKER-USER -d ${other.ip}/32 -i docker_gwbridge`)).length, 1, `${n.name}: one DOCKER-USER rule for ${other.name}`);
   }
   t.equal(await fetchFrom(ta, engineApi(n2)), undefined, 'n1\'s task no longer reaches n2\'s dockerd');
   t.equal(await fetchFrom(ta, engineApi(n1)), undefined, 'nor its own node\'s');
@@ -155,7 +159,7 @@ t.test('what the guard is given, read back from its task on each node', async (t
   t.equal(tasks.length, 2);
   const nodes = await listNodes(manager);
   for (const task of tasks) {
-    const node = swarm.nodes.find((n) => n.name === nodes.find((x) => x.id === task.nodeId)?.hostname)!;
+    const node = members.find((n) => n.name === nodes.find((x) => x.id === task.nodeId)?.hostname)!;
     const info = await node.docker.getContainer(task.containerId!).inspect();
     t.equal(info.Config.Image.split('@')[0], guardImage, `${node.name}: the guard's image`);
     t.equal(info.HostConfig.NetworkMode, 'host', 'the node\'s network namespace');
@@ -180,5 +184,35 @@ t.test('what the guard is given, read back from its task on each node', async (t
     const own = /\((nf_tables|legacy)\)/.exec((await onNode(node, ['iptables', '-V'])).out)?.[1];
     t.equal(backend === 'nft' ? 'nf_tables' : backend, own, `${node.name}: it wrote with the backend its dockerd uses (${backend ?? 'none said'})`);
   }
+  t.comment(`file done at ${elapsed()}`);
+});
+
+t.test('a server joins: the guard is given its address, and placement refuses it until its own guard runs', async (t) => {
+  const t0 = Date.now();
+  const out = await cli('join', 'n3', '--endpoint', n3.endpoint, '--advertise-addr', n3.ip, '--no-new-privileges');
+  t.comment(`n3 joined in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  t.match(out, /the node guard guards its address now; `cattery guard deploy` carries the guard's image to n3/);
+  await waitFor('n1 and n2 cut from n3', async () => (await Promise.all(members.map(guardRules))).every((r) => r.some((l) => l.startsWith(`-A DOCKER-USER -d ${n3.ip}/32 `))), 30_000, 250);
+  t.pass('the rule for n3 is on n1 and n2 (the service updated with the new address)');
+  t.comment(`n3's rule on n1 and n2 ${((Date.now() - t0) / 1000).toFixed(1)} s after the join began`);
+  const fleetDeps = {
+    db, catalog, servers: () => listServers(db),
+    engineFor: (s: Server) => connectEngine(s.dockerEndpoint, { hosterId: swarm.prefix, timeoutSeconds: 30, log }),
+  };
+  // n3 has no guard image yet: its guard task cannot start, and placement refuses it. (n1's and n2's tasks were just
+  // replaced with the new address: each counts again once its first health check passed.)
+  await waitFor('n1\'s and n2\'s new guard tasks healthy', async () => (await guardRunningNodes(manager))?.size === 2, 30_000, 250);
+  const before = await fleet(fleetDeps);
+  t.match(before.find((l) => l.name === 'n3')?.isolation ?? '', /node guard is not running/, 'n3 refused: no guard runs there');
+  t.notOk(before.find((l) => l.name === 'local')?.isolation, 'n1 is not');
+  t.match((await cli('list')), /^n3 .* guard=NOT-RUNNING$/m, '`cattery servers list` says so');
+  const engineOf = (s: Server) => connectEngine(s.dockerEndpoint, { hosterId: swarm.prefix, timeoutSeconds: 60, log });
+  t.equal((await deployGuard({ db, manager, build: swarm.host, engineOf, hosterId: swarm.prefix, workDir: `${config.dataDir}/build`, log, intervalSeconds: 1 })).service, 'unchanged',
+    'deploying again carries the image; the service already had the address');
+  await waitFor('a healthy guard on n3', async () => (await guardRunningNodes(manager))?.size === 3, 60_000, 500);
+  t.comment(`a healthy guard on n3 ${((Date.now() - t0) / 1000).toFixed(1)} s after the join began`);
+  t.equal((await guardRules(n3)).length, 4, 'n3 keeps its INPUT rule and one for each of the three nodes');
+  t.notOk((await fleet(fleetDeps)).find((l) => l.name === 'n3')?.isolation, 'and placement takes n3 again');
+  t.match((await cli('list')), /^n3 .* guard=running$/m);
   t.comment(`file done at ${elapsed()}`);
 });
