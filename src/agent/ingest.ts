@@ -113,7 +113,8 @@ export function createAgentIngest(deps: IngestDeps): AgentIngest {
     previous.set(server.id, { run: p.run, state, rapl });
     if (isolation?.noNewPrivs === 'failed') {
       log.warn({ server: server.name, missing: isolation.missing }, 'an instance task runs without no-new-privileges on this server: placement keeps away from it');
-      await deps.onIsolationFailed?.(server, isolation.missing).catch((err: unknown) => log.error({ err, server: server.name }, 'the node\'s no-new-privileges label could not be taken away'));
+      // Not awaited: the node's answer does not wait on the manager's engine (the next failed sample tries again).
+      void deps.onIsolationFailed?.(server, isolation.missing).catch((err: unknown) => log.error({ err, server: server.name }, 'the node\'s no-new-privileges label could not be taken away'));
     }
     if (split) deps.publish?.(split.reading);
     return split?.reading;
