@@ -14,7 +14,8 @@ import type { Logger } from '../log.js';
 import { cgroupVersion, readHostCpu, readHostMemory, type Roots } from '../metering/cgroup.js';
 import { findRaplDomains, readRapl } from '../metering/rapl.js';
 import { createUsageReader } from '../metering/usage-reader.js';
-import { LABEL_INSTANCE, LABEL_SERVICE, connectEngine, runningInstanceContainers } from '../orchestrator/docker/index.js';
+import { LABEL_INSTANCE, LABEL_SERVICE, connectEngine, containerPid, runningInstanceContainers } from '../orchestrator/docker/index.js';
+import { readNoNewPrivs } from './isolation.js';
 import { MAX_CONTAINERS, TOKEN_PATTERN, type SamplePayload } from './protocol.js';
 
 interface Enrolment { v: 1; manager: string; serverId: number; server: string; hosterId: string; kid: string; enrolledAt: string }
@@ -117,9 +118,28 @@ export async function createAgent(config: AgentConfig, log: Logger): Promise<Age
   let running: Promise<unknown> | undefined;
   let stopped = false;
 
+  /** Each running container's host pid, asked once (an inspect) and kept while it runs. */
+  const pids = new Map<string, number>();
+  async function noNewPrivs(id: string): Promise<0 | 1 | undefined> {
+    let pid = pids.get(id);
+    if (pid === undefined) {
+      try { pid = await containerPid(engine, id); } catch { return undefined; }
+      pids.set(id, pid);
+    }
+    const v = readNoNewPrivs(config.procRoot, pid);
+    if (v === undefined) pids.delete(id);
+    return v;
+  }
+
   async function read(): Promise<SamplePayload> {
     const containers = await runningInstanceContainers(engine);
     const usage = await reader.readAll(engine, containers, true);
+    for (const id of pids.keys()) if (!containers.some((c) => c.id === id)) pids.delete(id);
+    const nnp = new Map<string, 0 | 1>();
+    for (const c of containers) {
+      const v = await noNewPrivs(c.id);
+      if (v !== undefined) nnp.set(c.id, v);
+    }
     const mono = process.hrtime.bigint();
     // Wall-clock milliseconds, made strictly increasing: the sequence survives a restart of the agent as long as the
     // clock does not go back (and a clock that went back is refused as stale anyway).
@@ -131,6 +151,7 @@ export async function createAgent(config: AgentConfig, log: Logger): Promise<Age
       // A container without its service label is not one cattery made whole: left out (its CPU stays in "other").
       containers: containers.filter((c) => usage.has(c.id) && c.labels[LABEL_SERVICE]).slice(0, MAX_CONTAINERS).map((c) => ({
         id: c.id, slug: c.labels[LABEL_INSTANCE]!, service: c.labels[LABEL_SERVICE] ?? '', ...usage.get(c.id)!,
+        ...(nnp.has(c.id) ? { noNewPrivs: nnp.get(c.id)! } : {}),
       })),
     };
   }

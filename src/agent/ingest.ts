@@ -17,6 +17,7 @@ import { splitPass, type PowerReading, type ServerState } from '../metering/spli
 import { recordPass } from '../metering/store.js';
 import { LABEL_INSTANCE, LABEL_SERVICE, type Unit } from '../orchestrator/docker/index.js';
 import { agentNodes, type AgentNode } from './schema.js';
+import { nextIsolation } from './isolation.js';
 import { MAX_AGE_MS, MAX_AHEAD_MS, SamplePayload } from './protocol.js';
 
 export interface IngestDeps {
@@ -26,6 +27,9 @@ export interface IngestDeps {
   log: Logger;
   /** Where a node's power now goes (the collector's live figures: dashboards, /metrics, the stream). */
   publish?: (r: PowerReading) => void;
+  /** Told when a sample shows an instance task running without no-new-privileges (after the check is recorded):
+   * the manager takes the node's `cattery.no-new-privileges` label away, so that Swarm places nothing more there. */
+  onIsolationFailed?: (server: Server, missing: string[]) => Promise<void>;
 }
 
 export interface CheckedSample { node: AgentNode; server: Server; payload: SamplePayload }
@@ -97,6 +101,7 @@ export function createAgentIngest(deps: IngestDeps): AgentIngest {
     }
     // Only containers of instances this node may run are credited; anything else it lists stays in "other".
     const listed = p.containers.filter((c) => mayCredit(server, c.slug, c.service));
+    const isolation = nextIsolation(server.isolation ?? null, listed, new Date(p.at));
     const usage = new Map(listed.map((c) => [c.id, usageOf(c)]));
     const containers: Unit[] = listed.map((c) => ({ id: c.id, names: [], running: true, labels: { [LABEL_INSTANCE]: c.slug, [LABEL_SERVICE]: c.service } }));
     const state: ServerState = {
@@ -119,9 +124,15 @@ export function createAgentIngest(deps: IngestDeps): AgentIngest {
       if (!latest || latest.kid !== node.kid) throw fail('CATTERY_ERR_AGENT_UNKNOWN', 'the node was enrolled again or forgotten meanwhile');
       if (p.seq <= latest.lastSeq) throw fail('CATTERY_ERR_AGENT_REPLAY', `sequence ${p.seq} is not after ${latest.lastSeq}`);
       db.update(agentNodes).set({ lastSeq: p.seq, lastSampleAt: at.toISOString() }).where(eq(agentNodes.serverId, server.id)).run();
+      if (isolation !== (server.isolation ?? null)) db.update(servers).set({ isolation }).where(eq(servers.id, server.id)).run();
       if (split) recordPass(db, server.id, at, split.lines);
     })();
     previous.set(server.id, { run: p.run, state, rapl, at: p.at });
+    if (isolation?.noNewPrivs === 'failed') {
+      log.warn({ server: server.name, missing: isolation.missing }, 'an instance task runs without no-new-privileges on this server: placement keeps away from it');
+      // Not awaited: the node's answer does not wait on the manager's engine (the next failed sample tries again).
+      void deps.onIsolationFailed?.(server, isolation.missing).catch((err: unknown) => log.error({ err, server: server.name }, 'the node\'s no-new-privileges label could not be taken away'));
+    }
     if (split) deps.publish?.(split.reading);
     return split?.reading;
   }

@@ -43,6 +43,9 @@ export const ContainerReading = Type.Object({
   slug: Type.String({ pattern: SLUG_PATTERN }),
   service: Type.String({ pattern: '^[a-z][a-z0-9-]{1,30}$' }),
   cpuNs: Count, memoryBytes: Count, netRxBytes: Count, netTxBytes: Count, blkReadBytes: Count, blkWriteBytes: Count,
+  /** The task's NoNewPrivs from the node's /proc/<pid>/status (agent/isolation.ts); absent when unreadable (and from
+   * agents before it was sent). */
+  noNewPrivs: Type.Optional(Type.Union([Type.Literal(0), Type.Literal(1)])),
 }, { additionalProperties: false });
 
 export const SamplePayload = Type.Object({

@@ -43,6 +43,8 @@ const USAGE = `usage: cattery <command>
                                 this hoster's federation key: its fingerprint, or a new key signed by the old
   agent run|token …             on a node: meter it and send signed samples to the manager; on the manager: a
                                 one-time enrolment token for a server (cattery agent, alone, says how)
+  guard deploy [--interval S]   on the manager: the node guard (iptables rules closing the tasks' way out to the
+                                nodes) as a global Swarm service (docs/swarm.md)
   restore --from URL --password-file FILE
                                 a whole hoster on a new machine, from its backups and the recovery sheet
 Configuration comes from CATTERY_* environment variables (see README).`;
@@ -90,6 +92,7 @@ export async function main(argv: string[]): Promise<number> {
     process.umask(0o077);
     // A node's agent has a configuration of its own (config.ts loadAgentConfig): a node runs no manager.
     if (cmd === 'agent') return await (await import('./agent.js')).agentCommand(sub, rest);
+    if (cmd === 'guard') return await (await import('./guard.js')).guardCommand(sub, rest);
     const config = loadConfig();
     const log = createLogger(config.logLevel);
     if (cmd === 'backup') return await (await import('./backup.js')).backupCommand(sub, rest, config, log);

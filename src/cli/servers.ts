@@ -66,9 +66,16 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
       const st = await docker.swarmState(manager).catch((err: Error) => err);
       const nodes = !(st instanceof Error) && st.manager ? await docker.listNodes(manager) : [];
       const none = st instanceof Error ? `the first server's engine (the swarm's manager) does not answer: ${st.message}` : st.manager ? 'not a swarm node' : 'no swarm';
+      // The isolation check (docs/swarm.md): what the node's agent measured, and whether the node guard runs there.
+      const guarded = nodes.length ? await docker.guardRunningNodes(manager) : undefined;
+      const checked = (s: Server, nodeId: string) => {
+        const i = s.isolation;
+        const nnpSeen = !i ? 'unchecked' : i.noNewPrivs === 'failed' ? `FAILED(${i.missing.join(',')})` : i.noNewPrivs;
+        return ` measured-no-new-privileges=${nnpSeen} guard=${!guarded ? 'not-deployed' : guarded.has(nodeId) ? 'running' : 'NOT-RUNNING'}`;
+      };
       for (const s of servers.listServers(db)) {
         const n = nodes.find((x) => x.server === s.name);
-        const swarm = n ? `node ${n.hostname} ${n.role}${n.leader ? ' (leader)' : ''} ${n.state}/${n.availability} site=${n.site ?? ''} disk=${n.disk ?? ''} no-new-privileges=${n.noNewPrivileges} engine ${n.engineVersion}` : none;
+        const swarm = n ? `node ${n.hostname} ${n.role}${n.leader ? ' (leader)' : ''} ${n.state}/${n.availability} site=${n.site ?? ''} disk=${n.disk ?? ''} no-new-privileges=${n.noNewPrivileges} engine ${n.engineVersion}${checked(s, n.id)}` : none;
         out(`${s.name}  ${s.dockerEndpoint}  site ${s.site || '-'}  ${swarm}`);
       }
       for (const n of nodes.filter((x) => !x.server)) out(`(unlabelled node ${n.hostname} ${n.id} ${n.state}: cattery servers label NAME)`);
@@ -123,6 +130,10 @@ export async function serversCommand(sub: string | undefined, rest: string[], co
       // Labelled first: a pinned instance placed on it finds its node by this label.
       servers.setSwarmRole(db, server.id, 'worker', st.nodeId);
       out(`${name} joined the swarm (node ${st.nodeId})`);
+      // A deployed node guard is given the new node's address (every node's tasks are then cut from it too).
+      const { refreshGuardNodes } = await import('../agent/guard.js');
+      const guard = await refreshGuardNodes(manager);
+      if (guard !== 'no guard') out(`the node guard guards its address now; \`cattery guard deploy\` carries the guard's image to ${name} (until then no instance is placed there)`);
       return 0;
     }
     // label

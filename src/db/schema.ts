@@ -25,7 +25,20 @@ export const servers = sqliteTable('servers', {
    * to. A server reinstalled joins as a new node, which never receives the old one's pinned instances (their data is
    * on the old disk): the label alone would send them there onto empty volumes. */
   swarmNodeId: text('swarm_node_id'),
+  /** What its node's agent measured of the isolation its node's dockerd gives (agent/isolation.ts): null until a
+   * sample listed an instance's task. A failed check keeps placement away from the server (orchestrator/placement.ts). */
+  isolation: text('isolation', { mode: 'json' }).$type<ServerIsolation>(),
 });
+
+/** The node agent's check of a swarm server: every instance task's NoNewPrivs, read from /proc/<pid>/status. */
+export interface ServerIsolation {
+  /** ok: every instance task listed has NoNewPrivs 1; failed: one had 0 (kept until a sample lists instance tasks
+   * that all have it); unknown: the agent does not say (an older agent). */
+  noNewPrivs: 'ok' | 'failed' | 'unknown';
+  /** The instances whose task ran without it, when failed. */
+  missing: string[];
+  checkedAt: string;
+}
 
 export type MeterSpec =
   | { kind: 'rapl' }

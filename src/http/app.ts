@@ -81,6 +81,8 @@ import { moveRoutes } from './routes/moves.js';
 import { federationPages } from './pages/federation.js';
 import { agentRoutes } from './routes/agent.js';
 import { createAgentIngest } from '../agent/ingest.js';
+import { withdrawNoNewPrivilegesLabel } from '../agent/isolation.js';
+import { listServers } from '../orchestrator/servers.js';
 
 export interface AppDeps {
   config: Config;
@@ -315,6 +317,11 @@ async function registerRoutes(app: FastifyInstance, deps: AppDeps, oidc: Oidc | 
   const ingest = createAgentIngest({
     db: deps.db, catalog: deps.catalog, idlePolicy: deps.config.idlePolicy, log: deps.log.child({ domain: 'agent' }),
     publish: (r) => deps.collector.publish(r),
+    onIsolationFailed: async (server) => {
+      if (await withdrawNoNewPrivilegesLabel({ servers: () => listServers(deps.db), engineFor: deps.reconciler.engineFor }, server)) {
+        deps.log.warn({ server: server.name }, 'the node\'s cattery.no-new-privileges label was withdrawn: its agent saw an instance task without it');
+      }
+    },
   });
   await app.register(agentRoutes, { db: deps.db, ingest, hosterId: deps.config.hosterId });
   const dnsDeps = { config: deps.config, db: deps.db, dkimKeys: deps.dkimKeys ?? (async () => []) };

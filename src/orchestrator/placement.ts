@@ -11,6 +11,7 @@ import { fail } from '../errors.js';
 import { DEFAULT_SERVER_ENERGY, curveWatts } from '../metering/power.js';
 import { energyBetween } from '../metering/store.js';
 import type { Engine } from './docker/engine.js';
+import { guardRunningNodes } from './docker/node-guard.js';
 import { listInstances } from './instances.js';
 
 /** A server as placement sees it. `busyCores`: mean cores busy (metering's server line over the last hour). */
@@ -18,6 +19,9 @@ export interface ServerLoad {
   id: number; name: string; energy: ServerEnergy;
   cores: number; memoryMb: number;
   busyCores: number; memoryMbReserved: number;
+  /** Why its node fails cattery's isolation check (its agent saw an instance task without no-new-privileges, or the
+   * node guard's task is not running on it): nothing is placed there, whatever room it has. */
+  isolation?: string;
 }
 
 /** What an instance asks: the memory its limit reserves, and the cores it is expected to keep busy on average. */
@@ -37,7 +41,8 @@ export function addedWatts(s: ServerLoad, demand: Pick<Demand, 'busyCores'>): nu
 }
 
 /** Why the demand does not fit on the server, or undefined when it does. */
-export function refusal(s: ServerLoad, d: Demand): 'memory' | 'cpu' | undefined {
+export function refusal(s: ServerLoad, d: Demand): 'isolation' | 'memory' | 'cpu' | undefined {
+  if (s.isolation) return 'isolation';
   if (s.memoryMbReserved + d.memoryMb > s.memoryMb) return 'memory';
   if (s.busyCores + d.busyCores > CPU_HEADROOM * s.cores) return 'cpu';
   return undefined;
@@ -46,7 +51,7 @@ export function refusal(s: ServerLoad, d: Demand): 'memory' | 'cpu' | undefined 
 export interface Placement {
   server: ServerLoad; addedWatts: number;
   /** Every server considered, with what it would add or why it was refused: shown to the administrator. */
-  candidates: { name: string; addedWatts: number | null; refused?: 'memory' | 'cpu' }[];
+  candidates: { name: string; addedWatts: number | null; refused?: 'isolation' | 'memory' | 'cpu' }[];
 }
 
 /** The server where `demand` adds the fewest watts, among those it fits on. Ties go to the server with the most memory
@@ -128,9 +133,14 @@ export async function fleet(d: FleetDeps, now = new Date()): Promise<(ServerLoad
   const busy = (r: { cpuSeconds: number; seconds: number } | undefined) => (r && r.seconds > 0 ? r.cpuSeconds / r.seconds : undefined);
   const live = listInstances(d.db).filter((i) => i.desired !== 'deleted');
   const out: (ServerLoad & { instances: Placed[] })[] = [];
-  for (const s of d.servers()) {
+  const all = d.servers();
+  // The node guard's tasks, when one is deployed (agent/guard.ts): a swarm server whose node runs none (or an
+  // unhealthy one: its rules are not all in place) is refused. Asked of the manager once for the whole fleet.
+  const managerRow = all.find((s) => s.swarmRole === 'manager');
+  const guarded = managerRow ? await guardRunningNodes(d.engineFor(managerRow)).catch(() => undefined) : undefined;
+  for (const s of all) {
     const engine = d.engineFor(s);
-    let info: { NCPU?: number; MemTotal?: number };
+    let info: { NCPU?: number; MemTotal?: number; Swarm?: { NodeID?: string } };
     try {
       info = await Promise.race([engine.docker.info() as Promise<{ NCPU?: number; MemTotal?: number }>,
         new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('timeout')), engine.timeoutMs).unref())]);
@@ -146,9 +156,17 @@ export async function fleet(d: FleetDeps, now = new Date()): Promise<(ServerLoad
       cores: info.NCPU ?? 1, memoryMb: Math.floor((info.MemTotal ?? 0) / 1048576),
       busyCores: serverBusy ?? instances.reduce((a, i) => a + i.busyCores, 0),
       memoryMbReserved: instances.reduce((a, i) => a + i.memoryMb, 0), instances,
+      ...(isolationOf(s, info.Swarm?.NodeID, guarded) ? { isolation: isolationOf(s, info.Swarm?.NodeID, guarded)! } : {}),
     });
   }
   return out;
+}
+
+/** Why a server fails the isolation check, from what its agent measured (servers.isolation) and the guard's tasks. */
+export function isolationOf(s: Pick<Server, 'isolation' | 'swarmRole'>, nodeId: string | undefined, guarded: Set<string> | undefined): string | undefined {
+  if (s.isolation?.noNewPrivs === 'failed') return `an instance task ran without no-new-privileges (${s.isolation.missing.slice(0, 5).join(', ')})`;
+  if (s.swarmRole && guarded && !(nodeId && guarded.has(nodeId))) return 'the node guard is not running (healthy) on its node';
+  return undefined;
 }
 
 /** What a new instance of `service` asks: its memory limit, and the busy cores its service's instances show. */

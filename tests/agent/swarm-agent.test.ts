@@ -19,6 +19,8 @@ import { loadValidCatalog } from '../../src/catalog/load.js';
 import type { Server } from '../../src/db/schema.js';
 import { connectEngine, ensureImageOn, ensureServiceImage, listNodes, serviceTasks, type Engine } from '../../src/orchestrator/docker/index.js';
 import { ensureSwarmInstance } from '../../src/orchestrator/swarm.js';
+import { fleet, place, refusal } from '../../src/orchestrator/placement.js';
+import { listServers } from '../../src/orchestrator/servers.js';
 import { createRuntime } from '../../src/runtime.js';
 import { TEST_CATALOG, testConfig, waitFor } from '../helpers.js';
 import { execOn, startSwarmNodes, type SwarmNode } from '../orchestrator/swarm-fixture.js';
@@ -146,6 +148,15 @@ t.test('samples from both nodes: energy conserved per node, each node\'s instanc
     t.ok(passes.some((p) => p.slugs?.split(',').includes(mine)), `${node}'s own instance ${mine} is credited`);
     t.notOk(passes.some((p) => p.slugs?.split(',').some((x) => x !== mine)), `and no instance of the other node`);
   }
+  // The isolation check (agent/isolation.ts): each instance task's NoNewPrivs, read by the agent from the node's
+  // /proc without privilege, signed into the samples; the manager records every instance task measured with it.
+  const listed = sampleBodies.flatMap((b) => (JSON.parse(Buffer.from((JSON.parse(b) as { jws: string }).jws.split('.')[1]!, 'base64url').toString()) as { containers: { slug: string; noNewPrivs?: number }[] }).containers);
+  for (const i of instances) t.ok(listed.some((c) => c.slug === i.slug && c.noNewPrivs === 1), `${i.slug}'s task is sent with NoNewPrivs 1`);
+  t.notOk(listed.some((c) => c.noNewPrivs === 0), 'and no task without it');
+  for (const s of Object.values(serverOf)) {
+    const row = rt.db.$client.prepare('SELECT isolation FROM servers WHERE id = ?').get(s.id) as { isolation: string | null };
+    t.match(JSON.parse(row.isolation ?? 'null'), { noNewPrivs: 'ok', missing: [] }, `${s.name}: recorded as measured`);
+  }
 });
 
 t.test('a sample with a bad signature is refused; the same sample sent again is a replay', async (t) => {
@@ -198,4 +209,42 @@ t.test('the agent\'s hardening, read back from its task container on each node',
     t.equal(bins, '', 'no shell, no package manager in the image');
   }
   t.comment(`done at ${elapsed()}`);
+});
+
+t.test('a task without no-new-privileges: its server fails the check, its node loses the label, placement keeps away', async (t) => {
+  // A container of an instance cattery knows, made on n2's engine with no-new-privileges turned off for it alone: what
+  // the agent sees on a node whose dockerd does not give it.
+  const n2Id = serverNamed('n2').id;
+  rt.db.$client.prepare("INSERT INTO instances (slug, service, server_id, image, config, observed) VALUES ('rogue', 'probe', ?, ?, '{\"ports\":{},\"secrets\":{},\"env\":{}}', 'running')")
+    .run(n2Id, probeRef);
+  const rogue = await n2.docker.createContainer({
+    name: `${swarm.prefix}-rogue`, Image: probeRef, Cmd: ['/bin/sh', '-c', 'sleep 300'],
+    Labels: { 'cattery.hoster': swarm.prefix, 'cattery.instance': 'rogue', 'cattery.service': 'probe' },
+    HostConfig: { SecurityOpt: ['no-new-privileges=false'] },
+  });
+  await rogue.start();
+  t.match((await execOn(n2.docker, rogue.id, ['cat', '/proc/self/status'])).out, /^NoNewPrivs:\s+0$/m, 'it runs without no-new-privileges');
+  const isolationOf = (id: number) => JSON.parse((rt.db.$client.prepare('SELECT isolation FROM servers WHERE id = ?').get(id) as { isolation: string | null }).isolation ?? 'null') as { noNewPrivs: string; missing: string[] } | null;
+  const seen = await waitFor('n2 failed', () => (isolationOf(n2Id)?.noNewPrivs === 'failed' ? isolationOf(n2Id) : undefined), 30_000, 250);
+  t.same(seen!.missing, ['rogue'], 'the instance concerned is named');
+  t.equal(isolationOf(serverNamed('local').id)?.noNewPrivs, 'ok', 'the other server still passes');
+  await waitFor('n2\'s label withdrawn', async () => (await listNodes(manager)).find((n) => n.server === 'n2')?.noNewPrivileges === false, 30_000, 250);
+  t.pass('the node\'s cattery.no-new-privileges label is withdrawn: Swarm places no instance there any more');
+  const loads = await fleet({ db: rt.db, catalog: rt.catalog, engineFor: rt.reconciler.engineFor, servers: () => listServers(rt.db) });
+  t.match(loads.find((l) => l.name === 'n2')?.isolation ?? '', /no-new-privileges \(rogue\)/, 'placement refuses n2');
+  // n2 refused for its isolation whatever its room; `local` may be refused for CPU on a loaded test machine (its
+  // busy cores are measured): placement then refuses the whole fleet rather than choose n2.
+  const demand = { busyCores: 0.01, memoryMb: 16 };
+  t.equal(refusal(loads.find((l) => l.name === 'n2')!, demand), 'isolation');
+  try {
+    const chosen = place(loads, demand);
+    t.equal(chosen.server.name, 'local', 'placement chooses the other server');
+    t.equal(chosen.candidates.find((c) => c.name === 'n2')?.refused, 'isolation');
+  } catch (err) {
+    t.match(err, { code: 'CATTERY_ERR_CAPACITY', message: /n2: isolation/ }, 'placement refuses the fleet rather than choose n2');
+  }
+  const lines: string[] = [];
+  await serversCommand('list', [], config, log, (l) => lines.push(l));
+  t.match(lines.join('\n'), /^n2 .* measured-no-new-privileges=FAILED\(rogue\) guard=not-deployed$/m, '`cattery servers list` says it');
+  t.match(lines.join('\n'), /^local .* measured-no-new-privileges=ok guard=not-deployed$/m);
 });

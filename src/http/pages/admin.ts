@@ -53,10 +53,18 @@ async function serversSection(r: RelocateDeps, log: { warn: (o: object, m: strin
   let down: DownInstance[] | null = null;
   let plan: ConsolidationPlan | null = null;
   try { down = await downInstances(r); } catch (err) { log.warn({ err }, 'down instances not listed'); }
+  // Servers placement keeps away from (the isolation check, docs/swarm.md): a fixed reason each, for the page's words.
+  let refused: { name: string; why: 'nnp' | 'guard'; missing: string[] }[] = [];
   try {
-    plan = consolidationPlans(await fleet({ db: r.db, catalog: r.catalog, engineFor: r.reconciler.engineFor, servers: () => listServers(r.db) }))[0] ?? null;
+    const loads = await fleet({ db: r.db, catalog: r.catalog, engineFor: r.reconciler.engineFor, servers: () => listServers(r.db) });
+    plan = consolidationPlans(loads)[0] ?? null;
+    const rows = listServers(r.db);
+    refused = loads.filter((l) => l.isolation).map((l) => {
+      const i = rows.find((s) => s.id === l.id)?.isolation;
+      return i?.noNewPrivs === 'failed' ? { name: l.name, why: 'nnp' as const, missing: i.missing } : { name: l.name, why: 'guard' as const, missing: [] };
+    });
   } catch (err) { log.warn({ err }, 'consolidation plan not made'); }
-  return { down, plan, servers: listServers(r.db).map((s) => s.name) };
+  return { down, plan, refused, servers: listServers(r.db).map((s) => s.name) };
 }
 
 export const adminPages: FastifyPluginAsyncTypebox<{ deps: PageDeps; housekeeping: HousekeepingDeps; backups?: BackupDeps; relocate?: RelocateDeps | undefined }> = async (app, { deps, housekeeping: hk, backups, relocate }) => {

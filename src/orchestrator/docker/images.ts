@@ -42,7 +42,9 @@ export interface BuildUnit { manifest: Pick<Manifest, 'id' | 'image'>; dir: stri
 /** Images cattery runs for itself and offers to nobody, built like a service's from deploy/<id>/ (this file is
  * three folders below the package root, in src/ and in dist/ alike). */
 const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const PRODUCTION_IMAGES = { ingress: 'caddy:2.6', backup: 'restic/restic:0.14.0' } as const;
+// The node guard (deploy/guard, agent/guard.ts) has no upstream image: it is always built here, then carried to the
+// nodes, as the agent's is. Not among SYSTEM_IMAGES: `cattery guard deploy` builds it when it deploys it.
+const PRODUCTION_IMAGES = { ingress: 'caddy:2.6', backup: 'restic/restic:0.14.0', guard: 'none' } as const;
 export type SystemImageId = keyof typeof PRODUCTION_IMAGES;
 export function systemImage(id: SystemImageId): BuildUnit {
   return { dir: path.join(PACKAGE_ROOT, 'deploy', id), manifest: { id, image: { production: PRODUCTION_IMAGES[id], local: { base: 'debian', dockerfile: 'Dockerfile' } } } };

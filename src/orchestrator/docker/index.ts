@@ -54,3 +54,4 @@ export { ensureSwarmObject, listSwarmObjects, removeSwarmObjects } from './swarm
 
 // The reconciler's side of Swarm (orchestrator/reconcile.ts, exec-target.ts).
 export { listServiceUnits, pinnedServer, runningTask } from './swarm.js';
+export { guardRunningNodes, guardServiceName } from './node-guard.js';
