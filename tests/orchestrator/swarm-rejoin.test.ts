@@ -6,7 +6,7 @@
 // - `join OTHER --endpoint <an engine already joined as NAME>` is refused and relabels nothing;
 // - a name no route could name is refused before anything is made;
 // - an instance is reported stopped only once its task's container has exited (a move's final backup follows);
-// - an instance's task reaches no server's engine API (the node guard, docs/swarm.md).
+// (An instance's task reaching no server's engine API is the node guard's: tests/agent/swarm-guard.test.ts.)
 import t from 'tap';
 import { pino } from 'pino';
 import { loadValidCatalog } from '../../src/catalog/load.js';
@@ -64,17 +64,6 @@ const runningTaskOf = async (slug: string) => {
   const task = tasks.find((x) => x.desired === 'running' && x.state === 'running' && x.containerId);
   return task ? { task, node: nodes.find((n) => n.id === task.nodeId) } : undefined;
 };
-
-t.test('an instance\'s task reaches no server\'s engine API (the manager\'s, another node\'s)', async (t) => {
-  // cattery can reach a remote engine only over plain tcp (tests/review/engine-tls.test.ts): the fixture's nodes are
-  // what an association following docs/swarm.md ends up with. An engine API is root on its server.
-  const r = (await runningTaskOf('keep'))!;
-  for (const target of [n1, n3]) {
-    const got = await execOn(n2.docker, r.task.containerId!, ['/bin/sh', '-c', `printf 'GET /version HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${target.ip} 2375`]);
-    t.comment(`nc from the task on n2 to ${target.name}:2375 → exit ${got.code}: ${got.out.slice(0, 200)}`);
-    t.notMatch(got.out, /ApiVersion/, `the task on n2 reads ${target.name}'s engine API: ${got.out.slice(0, 80)}`);
-  }
-});
 
 t.test('on Swarm, an instance is reported stopped only once its task\'s container has stopped (and its volume is still)', async (t) => {
   // A move takes its final backup as soon as the instance is seen stopped (relocate.ts), then drops the old volume:
