@@ -35,7 +35,7 @@ const cli = async (...args: string[]) => {
   return lines.join('\n');
 };
 await cli('swarm-init', '--advertise-addr', n1.ip, '--no-new-privileges', '--heartbeat-s', '1');
-await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--no-new-privileges');
+await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--no-new-privileges', '--insecure-plain-tcp');
 const db = openDb(config.dbFile);
 applyMigrations(db);
 t.teardown(() => db.$client.close());
@@ -189,7 +189,7 @@ t.test('what the guard is given, read back from its task on each node', async (t
 
 t.test('a server joins: the guard is given its address, and placement refuses it until its own guard runs', async (t) => {
   const t0 = Date.now();
-  const out = await cli('join', 'n3', '--endpoint', n3.endpoint, '--advertise-addr', n3.ip, '--no-new-privileges');
+  const out = await cli('join', 'n3', '--endpoint', n3.endpoint, '--advertise-addr', n3.ip, '--no-new-privileges', '--insecure-plain-tcp');
   t.comment(`n3 joined in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   t.match(out, /the node guard guards its address now; `cattery guard deploy` carries the guard's image to n3/);
   await waitFor('n1 and n2 cut from n3', async () => (await Promise.all(members.map(guardRules))).every((r) => r.some((l) => l.startsWith(`-A DOCKER-USER -d ${n3.ip}/32 `))), 30_000, 250);
