@@ -193,7 +193,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   async function runPass(reason: string) {
     const started = Date.now();
     const all = listServers(deps.db);
-    for (const server of all) {
+    // Every server at once: each is its own engine's work (one slow or unreachable server holds up no other), and
+    // the Docker calls in flight stay bounded by the one `limit` all passes share.
+    await Promise.all(all.map(async (server) => {
       serverFailed.delete(server.id);
       try {
         await reconcileServer(server, all);
@@ -201,7 +203,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         serverFailed.set(server.id, err);
         log.error({ err, server: server.name }, 'reconcile pass failed for server');
       }
-    }
+    }));
     const manager = all.find((s) => s.swarmRole === 'manager');
     if (manager && deps.afterServerPass && !scheduler.isStopping()) {
       // Once every node's services and overlays of this pass exist: the door joins the overlays of all of them.
