@@ -81,7 +81,14 @@ function watch(engine: Engine, scheduler: Scheduler): () => void {
 export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const log = deps.log;
   const engines = deps.engines ?? createEngineRegistry({ hosterId: deps.hosterId, timeoutSeconds: deps.dockerTimeoutSeconds, log, certsDir: deps.certsDir });
-  const limit = pLimit(deps.concurrency);
+  // Instances converged at once, per engine: each server's engine takes `concurrency` at a time, so a second server
+  // doubles what the association can create at once rather than sharing one queue (bench/swarm's spread_ratio).
+  const limits = new Map<number, ReturnType<typeof pLimit>>();
+  const limitOf = (serverId: number) => {
+    let l = limits.get(serverId);
+    if (!l) { l = pLimit(deps.concurrency); limits.set(serverId, l); }
+    return l;
+  };
   const scheduler = createScheduler(runPass);
   // What kept the last pass from doing its work, by instance and by server: a restart asked with ?wait says it.
   const failed = new Map<string, unknown>();
@@ -137,6 +144,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     const now = Date.now();
     // On shutdown, instances not begun yet are left to the next start's pass (the state is level-triggered): a stop
     // waits for the Docker calls in flight only, not for a whole queue of creations on a loaded machine.
+    const limit = limitOf(server.id);
     await Promise.all(rows.map((inst) => limit(async () => {
       if (scheduler.isStopping()) return;
       if (!isDue(inst.nextAttemptAt, scheduler.takeForced(inst.slug), now)) return;
@@ -193,8 +201,8 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   async function runPass(reason: string) {
     const started = Date.now();
     const all = listServers(deps.db);
-    // Every server at once: each is its own engine's work (one slow or unreachable server holds up no other), and
-    // the Docker calls in flight stay bounded by the one `limit` all passes share.
+    // Every server at once: each is its own engine's work (one slow or unreachable server holds up no other), each
+    // with its own bound on the instances converged at once (`limitOf`).
     await Promise.all(all.map(async (server) => {
       serverFailed.delete(server.id);
       try {
