@@ -1,5 +1,8 @@
 // All Docker access goes through this module: one place for timeouts, error translation and the label rule
 // (cattery never touches an object that does not carry its hoster label).
+import http from 'node:http';
+import { Agent as httpsAgent } from 'node:https';
+import type net from 'node:net';
 import Docker from 'dockerode';
 import { fail, isCatteryError, type CatteryError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -29,6 +32,9 @@ export interface Engine {
   hosterId: string;
   timeoutMs: number;
   log: Logger;
+  /** Another machine's engine (its endpoint is not this machine's socket): a bind of one of cattery's own paths
+   * would name a folder of that machine, not cattery's. Unset (an engine made by hand): this machine's. */
+  remote?: boolean;
 }
 
 export function dockerOptions(endpoint: string): Docker.DockerOptions {
@@ -37,8 +43,32 @@ export function dockerOptions(endpoint: string): Docker.DockerOptions {
   return { host: url.hostname, port: Number(url.port || 2375), protocol: url.protocol === 'https:' ? 'https' : 'http' };
 }
 
+/** An agent whose connections give up when not made within `ms`: a server that is off (its address answering
+ * nothing) otherwise holds each call's socket through the kernel's SYN retries, about two minutes, long after the
+ * call's own deadline (`call`) gave up on it, and a process that is shutting down waits for them. Only the connection
+ * is bounded: an answer may take as long as it takes (a restic run's attach, an image carried). */
+function connectDeadlineAgent(https: boolean, ms: number): http.Agent {
+  const agent = https ? new httpsAgent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  const make = agent.createConnection.bind(agent) as (o: unknown, cb?: unknown) => net.Socket;
+  (agent as unknown as { createConnection: (o: unknown, cb?: unknown) => net.Socket }).createConnection = (o, cb) => {
+    const socket = make(o, cb);
+    const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${ms} ms`)), ms);
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+    return socket;
+  };
+  return agent;
+}
+
 export function connectEngine(endpoint: string, opts: { hosterId: string; timeoutSeconds: number; log: Logger }): Engine {
-  return { docker: new Docker(dockerOptions(endpoint)), hosterId: opts.hosterId, timeoutMs: opts.timeoutSeconds * 1000, log: opts.log };
+  const options = dockerOptions(endpoint);
+  const timeoutMs = opts.timeoutSeconds * 1000;
+  return {
+    // docker-modem takes an `agent` its types do not name.
+    docker: new Docker(isLocalEndpoint(endpoint) ? options : { ...options, agent: connectDeadlineAgent(options.protocol === 'https', timeoutMs) } as Docker.DockerOptions),
+    hosterId: opts.hosterId, timeoutMs, log: opts.log,
+    remote: !isLocalEndpoint(endpoint),
+  };
 }
 
 interface DockerError { statusCode?: number; json?: { message?: string } | null; reason?: string; message?: string; code?: string }
@@ -143,6 +173,14 @@ export async function removeNetwork(engine: Engine, id: string, what: string): P
     }
   }
   await call(engine, `remove network ${what}`, (d) => d.getNetwork(id).remove());
+}
+
+/** Whether the engine has a network of that name (whoever made it). */
+export async function networkExists(engine: Engine, name: string): Promise<boolean> {
+  return call(engine, `inspect network ${name}`, (d) => d.getNetwork(name).inspect()).then(() => true, (err: unknown) => {
+    if (statusOf(err) === 404) return false;
+    throw err;
+  });
 }
 
 /** Idempotent: the network is gone after this (404 counts as done). */
