@@ -48,7 +48,10 @@ export function dockerOptions(endpoint: string): Docker.DockerOptions {
  * call's own deadline (`call`) gave up on it, and a process that is shutting down waits for them. Only the connection
  * is bounded: an answer may take as long as it takes (a restic run's attach, an image carried). */
 function connectDeadlineAgent(https: boolean, ms: number): http.Agent {
-  const agent = https ? new httpsAgent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+  // Node's own global agent's settings (keep-alive, a free socket closed after 5 s idle): a free socket kept longer
+  // was reused after its server was gone, and its request sent into the void for the kernel's retransmissions.
+  const settings = { keepAlive: true, timeout: 5000, scheduling: 'lifo' as const };
+  const agent = https ? new httpsAgent(settings) : new http.Agent(settings);
   const make = agent.createConnection.bind(agent) as (o: unknown, cb?: unknown) => net.Socket;
   (agent as unknown as { createConnection: (o: unknown, cb?: unknown) => net.Socket }).createConnection = (o, cb) => {
     const socket = make(o, cb);
