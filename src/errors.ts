@@ -42,6 +42,7 @@ export const Errors = {
   CATTERY_ERR_VOLUME_NOT_ARCHIVED: createError('CATTERY_ERR_VOLUME_NOT_ARCHIVED', 'Archive this volume first, or drop it with force: %s', 409),
   CATTERY_ERR_UNSUPPORTED_MEDIA: createError('CATTERY_ERR_UNSUPPORTED_MEDIA', 'Unsupported body type: %s', 415),
   CATTERY_ERR_BACKUP: createError('CATTERY_ERR_BACKUP', 'Backup failed: %s', 502),
+  CATTERY_ERR_BACKUP_REPO_UNREACHABLE: createError('CATTERY_ERR_BACKUP_REPO_UNREACHABLE', 'This server cannot reach the backup repository: %s', 409),
   CATTERY_ERR_PDF_UNAVAILABLE: createError('CATTERY_ERR_PDF_UNAVAILABLE', 'The PDF cannot be printed here (the HTML page has the same report): %s', 503),
   CATTERY_ERR_PEER_UNREACHABLE: createError('CATTERY_ERR_PEER_UNREACHABLE', 'The peer could not be reached: %s', 502),
   CATTERY_ERR_MOVE_REFUSED: createError('CATTERY_ERR_MOVE_REFUSED', 'The move was refused: %s', 403),

@@ -14,8 +14,10 @@ import { fail, isCatteryError } from '../errors.js';
 import { checkImportable, exportToFile, importAccount, keptDirOf, type AccountDeps } from '../accounts/accounts.js';
 import { createInstance, findInstance, getInstance, listInstances, serverOf, updateInstance, type InstanceDeps } from '../orchestrator/instances.js';
 import { ensureInstanceVolumes } from '../orchestrator/instance-pass.js';
+import { execTarget, type ExecTarget } from '../orchestrator/exec-target.js';
 import {
-  LABEL_HOLDS, ROLE_BACKUP, containerName, execWithInput, isLocalEndpoint, pauseContainer, runOneShot, unpauseContainer, volumeName, type Engine, type OneShotMount,
+  LABEL_HOLDS, LABEL_HOSTER, LABEL_ROLE, ROLE_BACKUP, containerName, ensureVolume, execWithInput, fillVolume, isLocalEndpoint, networkExists,
+  pauseContainer, probeBind, runOneShot, sweepFileVolumes, unpauseContainer, volumeName, type Engine, type FileVolume, type OneShotMount,
 } from '../orchestrator/docker/index.js';
 import { backupRepositories, backupRuns, type BackupRepository, type BackupRun, type RunKind } from './schema.js';
 import {
@@ -103,23 +105,88 @@ function assertLocalRepo(dataDir: string, loc: RepoLocation): void {
 
 export const passwordFile = (dataDir: string, repo: Pick<BackupRepository, 'name'>) => path.join(dirs(dataDir).keys, `${repo.name}.password`);
 
-/** The mounts every restic run of this repository needs: its password (read-only), the cache, SSH, a local folder. */
-function repoMounts(deps: Pick<BackupDeps, 'dataDir'>, repo: RepoAccess, loc: RepoLocation): OneShotMount[] {
+/** The mounts every restic run of this repository needs: its password (read-only), the cache, SSH, a local folder.
+ * On this machine's engine they are binds of cattery's data folder. Another server's engine has no such folder: the
+ * password (and for SFTP the SSH identity and known hosts) go into a volume of files made there for this one run
+ * (fillVolume: root's, 0600, through the archive API, never in the container's Env or argv), and restic's cache is a
+ * volume of its own on that engine. */
+async function repoMounts(deps: Pick<BackupDeps, 'dataDir' | 'hosterId' | 'image'>, engine: Engine, repo: RepoAccess, loc: RepoLocation, run: string): Promise<{ mounts: OneShotMount[]; files?: FileVolume }> {
   const d = dirs(deps.dataDir);
-  ensureDir(d.cache);
-  if (loc.kind === 'sftp') ensureDir(d.ssh);
-  const mounts: OneShotMount[] = [
-    { kind: 'bind', source: repo.passwordFile, target: IN.password, readOnly: true },
-    { kind: 'bind', source: d.cache, target: IN.cache, readOnly: false },
-  ];
+  const mounts: OneShotMount[] = [];
+  let files: FileVolume | undefined;
+  if (!engine.remote) {
+    ensureDir(d.cache);
+    if (loc.kind === 'sftp') ensureDir(d.ssh);
+    mounts.push({ kind: 'bind', source: repo.passwordFile, target: IN.password, readOnly: true });
+    mounts.push({ kind: 'bind', source: d.cache, target: IN.cache, readOnly: false });
+    // known_hosts is written at the first connection: the folder is mounted writable.
+    if (loc.kind === 'sftp') mounts.push({ kind: 'bind', source: d.ssh, target: IN.ssh, readOnly: false });
+  } else {
+    // Volumes a cattery that died mid-run left here (the password in them) go first.
+    await sweepFileVolumes(engine, ROLE_BACKUP, alive).catch((err: unknown) => engine.log.warn({ err }, 'leftover restic file volumes not swept'));
+    const put: Record<string, Buffer> = { [path.basename(IN.password)]: fs.readFileSync(repo.passwordFile) };
+    if (loc.kind === 'sftp') {
+      const key = path.join(d.ssh, 'id_ed25519');
+      if (!fs.existsSync(key)) throw fail('CATTERY_ERR_CONFIG', 'cattery has no SSH key for SFTP repositories yet: run `cattery backup key` and add it on the remote');
+      put.id_ed25519 = fs.readFileSync(key);
+      const known = path.join(d.ssh, 'known_hosts');
+      if (fs.existsSync(known)) put.known_hosts = fs.readFileSync(known);
+    }
+    files = await fillVolume(engine, { volume: `${run}-files`, image: deps.image, role: ROLE_BACKUP, files: put });
+    const cache = `${deps.hosterId}-restic-cache`;
+    try {
+      await ensureVolume(engine, cache, { [LABEL_HOSTER]: engine.hosterId, [LABEL_ROLE]: ROLE_BACKUP });
+    } catch (err) {
+      await files.remove().catch(() => undefined);
+      throw err;
+    }
+    mounts.push({ kind: 'volume', source: files.volume, target: path.dirname(IN.password), readOnly: true });
+    mounts.push({ kind: 'volume', source: cache, target: IN.cache, readOnly: false });
+    // The same files as SSH's folder, writable: ssh adds the host's key to known_hosts at the first connection, read
+    // back into cattery's own after the run (bringBackKnownHosts).
+    if (loc.kind === 'sftp') mounts.push({ kind: 'volume', source: files.volume, target: IN.ssh, readOnly: false });
+  }
   if (loc.kind === 'local') {
     assertLocalRepo(deps.dataDir, loc);
-    ensureDir(loc.path);
+    // On another server's engine the folder must be there at the same path (a shared mount): checked when restic's
+    // container is made (repoUnreachable).
+    if (!engine.remote) ensureDir(loc.path);
     mounts.push({ kind: 'bind', source: loc.path, target: IN.repo, readOnly: false });
   }
-  // known_hosts is written at the first connection: the folder is mounted writable.
-  if (loc.kind === 'sftp') mounts.push({ kind: 'bind', source: d.ssh, target: IN.ssh, readOnly: false });
-  return mounts;
+  return { mounts, ...(files ? { files } : {}) };
+}
+
+/** The host keys ssh pinned during a run on another server's engine, added to cattery's own known_hosts (0600): the
+ * next run, wherever it is, finds them pinned. Lines already there are not added again. */
+async function bringBackKnownHosts(dataDir: string, files: FileVolume): Promise<void> {
+  const got = await files.read('known_hosts');
+  if (!got) return;
+  const file = path.join(dirs(dataDir).ssh, 'known_hosts');
+  const have = new Set(fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+  const fresh = got.toString('utf8').split('\n').filter((l) => l && !have.has(l));
+  if (!fresh.length) return;
+  ensureDir(dirs(dataDir).ssh);
+  fs.appendFileSync(file, `${fresh.join('\n')}\n`, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+}
+
+/** A local repository's folder that another server's engine does not have: the typed refusal that says what to do. */
+function repoUnreachable(loc: RepoLocation, err: unknown): Error | undefined {
+  if (loc.kind !== 'local' || !/bind source path does not exist|not a directory|no such file or directory/i.test((err as Error).message ?? '')) return undefined;
+  return fail('CATTERY_ERR_BACKUP_REPO_UNREACHABLE', `the repository ${loc.path} is a folder on cattery's own machine, and this server's engine has no such folder: use an SFTP or S3 repository for servers of their own, or mount the folder there at the same path`, err);
+}
+
+/** Whether restic on `engine` can open this repository's location at all, asked before anything stops: a local
+ * folder on another server's engine must exist there (a shared mount). A container is made with the folder bound and
+ * removed at once; nothing runs. Other kinds are reached over the network and answer for themselves at the run. */
+export async function assertRepositoryReachable(deps: Pick<BackupDeps, 'db' | 'hosterId' | 'image'>, engine: Engine, repoName: string): Promise<void> {
+  const loc = parseRepoUrl(getRepository(deps.db, repoName).url);
+  if (loc.kind !== 'local' || !engine.remote) return;
+  try {
+    await probeBind(engine, { name: `${deps.hosterId}-restic-probe-${process.pid}-${++runSeq}`, image: deps.image, role: ROLE_BACKUP, source: loc.path });
+  } catch (err) {
+    throw repoUnreachable(loc, err) ?? err;
+  }
 }
 
 /** A Docker network restic's container may join: a plain name. Not `host` (the host's own interfaces and loopback
@@ -130,11 +197,15 @@ export function networkProblem(network: string): string | null {
   return null;
 }
 
-function networkOf(repo: RepoAccess, loc: RepoLocation): string {
+/** The network restic joins. The repository's network is a network of cattery's own engine: another server's engine
+ * joins one of that name when it has one (its operator's own route to the repository there), else its default
+ * bridge, which reaches what that server reaches. */
+async function networkOn(engine: Engine, repo: RepoAccess, loc: RepoLocation): Promise<string> {
   if (loc.kind === 'local') return 'none';
   const why = repo.network == null ? null : networkProblem(repo.network);
   if (why) throw fail('CATTERY_ERR_VALIDATION', why);
-  return repo.network ?? 'bridge';
+  if (repo.network == null || !engine.remote) return repo.network ?? 'bridge';
+  return (await networkExists(engine, repo.network)) ? repo.network : 'bridge';
 }
 
 function s3Env(loc: RepoLocation): Record<string, string> {
@@ -201,13 +272,27 @@ async function restic(deps: ResticDeps, engine: Engine, repo: RepoAccess, argv: 
   holds?: { slug: string; pause: () => Promise<void> };
 } = {}) {
   const loc = parseRepoUrl(repo.url);
-  const once = (args: string[], extra: typeof o) => runOneShot(engine, {
-    name: `${deps.hosterId}-restic-${process.pid}-${++runSeq}`, image: deps.image, argv: args, role: ROLE_BACKUP,
-    mounts: [...repoMounts(deps, repo, loc), ...(extra.mounts ?? [])], env: s3Env(loc), network: networkOf(repo, loc),
-    capAdd: extra.capAdd, timeoutMs: extra.timeoutMs ?? 3_600_000, ...(extra.entrypoint ? { entrypoint: extra.entrypoint } : {}),
-    ...(extra.scratch ? { scratch: extra.scratch } : {}),
-    ...(extra.holds ? { labels: { [LABEL_HOLDS]: extra.holds.slug }, beforeStart: extra.holds.pause } : {}),
-  });
+  const network = await networkOn(engine, repo, loc);
+  const once = async (args: string[], extra: typeof o) => {
+    const name = `${deps.hosterId}-restic-${process.pid}-${++runSeq}`;
+    const { mounts, files } = await repoMounts(deps, engine, repo, loc, name);
+    try {
+      return await runOneShot(engine, {
+        name, image: deps.image, argv: args, role: ROLE_BACKUP,
+        mounts: [...mounts, ...(extra.mounts ?? [])], env: s3Env(loc), network,
+        capAdd: extra.capAdd, timeoutMs: extra.timeoutMs ?? 3_600_000, ...(extra.entrypoint ? { entrypoint: extra.entrypoint } : {}),
+        ...(extra.scratch ? { scratch: extra.scratch } : {}),
+        ...(extra.holds ? { labels: { [LABEL_HOLDS]: extra.holds.slug }, beforeStart: extra.holds.pause } : {}),
+      });
+    } catch (err) {
+      throw repoUnreachable(loc, err) ?? err;
+    } finally {
+      if (files) {
+        if (loc.kind === 'sftp') await bringBackKnownHosts(deps.dataDir, files).catch((err: unknown) => engine.log.warn({ err }, 'known_hosts of a restic run not read back'));
+        await files.remove().catch((err: unknown) => engine.log.error({ err, volume: files.volume }, 'the volume holding a repository password was not removed: remove it'));
+      }
+    }
+  };
   // Listing snapshots only reads (restic takes a shared lock of its own): it needs no turn, and never waits for a backup.
   if (argv.includes('snapshots')) return once(argv, o);
   const release = takeRepoLock(deps.dataDir, repo.url);
@@ -239,6 +324,19 @@ export async function sshPublicKey(deps: ResticDeps, engine: Engine): Promise<st
   ensureDir(d.root);
   ensureDir(d.ssh);
   const key = path.join(d.ssh, 'id_ed25519');
+  if (!fs.existsSync(key) && engine.remote) {
+    // Another server's engine cannot bind cattery's folder: the pair is made in the container's own /tmp and handed
+    // back on its output (never its Env or a log line), then written here.
+    const r = await runOneShot(engine, {
+      name: `${deps.hosterId}-restic-keygen`, image: deps.image, role: ROLE_BACKUP, network: 'none', timeoutMs: 60_000,
+      argv: ['-c', `umask 077 && ssh-keygen -q -t ed25519 -N '' -C 'cattery-backup@${deps.hosterId}' -f /tmp/id_ed25519 && cat /tmp/id_ed25519 /tmp/id_ed25519.pub`],
+      entrypoint: ['/bin/sh'], mounts: [],
+    });
+    const pair = /^(-----BEGIN OPENSSH PRIVATE KEY-----\n[A-Za-z0-9+/=\n]+-----END OPENSSH PRIVATE KEY-----\n)(ssh-ed25519 [A-Za-z0-9+/=]+ [^\n]*)\n?$/.exec(r.stdout);
+    if (r.exitCode !== 0 || !pair) throw fail('CATTERY_ERR_BACKUP', `ssh-keygen: ${r.stderr.slice(-300) || 'no key pair in its output'}`);
+    fs.writeFileSync(`${key}.pub`, `${pair[2]}\n`, { mode: 0o600 });
+    fs.writeFileSync(key, pair[1]!, { mode: 0o600, flag: 'wx' });
+  }
   if (!fs.existsSync(key)) {
     // OpenSSH's own format, made by ssh-keygen in the backup image (Node writes PKCS#8, which ssh reads for some key
     // types only).
@@ -338,13 +436,14 @@ export async function backupInstance(deps: BackupDeps, repoName: string, slug: s
   const started = Date.now();
   const engine = deps.engineFor(serverOf(deps.db, inst));
   const maxPause = m.backup?.maxPauseSeconds ?? DEFAULT_MAX_PAUSE_SECONDS;
-  const name = containerName(deps.hosterId, slug);
   let paused = false;
+  let live: ExecTarget | null = null;
   try {
+    live = await runningContainerOf(deps, inst);
     // A service with a dump of its own writes it while it runs: the live files it stands for are left out and the
     // container is not paused. Without a dump (or when the dump fails: logged, and the pause is the fallback), the
     // container is paused for the copy; a stopped one is copied as it is.
-    const dumped = m.backup?.dump && m.volumes.length > 0 ? await takeDump(deps, engine, name, m.backup.dump, slug) : false;
+    const dumped = live && m.backup?.dump && m.volumes.length > 0 ? await takeDump(deps, live.engine, live.container, m.backup.dump, slug) : false;
     const r = await restic(deps, engine, accessOf(deps.dataDir, repo), backupArgs(loc, {
       host: deps.hosterId, tags: ['cattery', `instance:${slug}`, `service:${inst.service}`],
       paths: m.volumes.map((v) => `${IN.data}/${v.name}`),
@@ -353,7 +452,7 @@ export async function backupInstance(deps: BackupDeps, repoName: string, slug: s
       mounts: m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, slug, v.name), target: `${IN.data}/${v.name}`, readOnly: true })),
       // Reading every resident's files whatever their owner and mode; nothing else.
       capAdd: ['DAC_READ_SEARCH'], timeoutMs: () => (paused ? maxPause * 1000 : 6 * 3_600_000),
-      holds: { slug, pause: async () => { paused = !dumped && m.volumes.length > 0 && await pauseContainer(engine, name); } },
+      holds: { slug, pause: async () => { paused = !dumped && m.volumes.length > 0 && !!live && await pauseContainer(live.engine, live.container); } },
     });
     const consistency = dumped ? 'dump' : paused ? 'paused' : 'stopped';
     const summary = parseBackupOutput(r.stdout);
@@ -368,7 +467,19 @@ export async function backupInstance(deps: BackupDeps, repoName: string, slug: s
   } catch (err) {
     return endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 400) });
   } finally {
-    if (paused) await unpauseContainer(engine, name).catch((err) => deps.log.error({ err, slug }, 'container left paused after a backup'));
+    if (paused && live) await unpauseContainer(live.engine, live.container).catch((err) => deps.log.error({ err, slug }, 'container left paused after a backup'));
+  }
+}
+
+/** Where an instance runs now, for a pause or a dump: its container on its server's engine, or on Swarm its task's
+ * container on the engine of the node that runs it (exec-target.ts: a Swarm task's container is not named after the
+ * instance, and it is on a node, not on the manager). Null when no task of it runs on the swarm: nothing to pause. */
+async function runningContainerOf(deps: Pick<BackupDeps, 'db' | 'hosterId' | 'engineFor'>, inst: Pick<Instance, 'slug' | 'serverId'>): Promise<ExecTarget | null> {
+  try {
+    return await execTarget(deps, inst);
+  } catch (err) {
+    if (isCatteryError(err) && err.code === 'CATTERY_ERR_CONFLICT') return null;
+    throw err;
   }
 }
 
@@ -531,7 +642,7 @@ export async function restoreVolumes(deps: BackupDeps, repoName: string, from: S
   const run = startRun(deps.db, repo, 'restore', `instance:${into.slug}`, actor);
   const started = Date.now();
   try {
-    const snap = await restoreVolumesAt(deps, deps.engineFor(serverOf(deps.db, into)), accessOf(deps.dataDir, repo), from, into);
+    const snap = await restoreVolumesAt(deps, deps.engineFor(serverOf(deps.db, into)), accessOf(deps.dataDir, repo), from, into, await runningContainerOf(deps, into));
     return endRun(deps.db, run, started, { snapshotId: snap.id });
   } catch (err) {
     const failed = endRun(deps.db, run, started, { status: 'failed', error: (err as Error).message.slice(0, 600) });
@@ -541,8 +652,10 @@ export async function restoreVolumes(deps: BackupDeps, repoName: string, from: S
   }
 }
 
+/** `running`: the container to hold paused while its volumes are filled (runningContainerOf); by default the
+ * instance's plain container on `engine`, which a move's target does not run yet. Null: none runs. */
 export async function restoreVolumesAt(deps: ResticDeps & Pick<BackupDeps, 'catalog'>, engine: Engine, access: RepoAccess,
-  from: SnapshotOf, into: Pick<Instance, 'slug' | 'service'>): Promise<Snapshot> {
+  from: SnapshotOf, into: Pick<Instance, 'slug' | 'service'>, running?: ExecTarget | null): Promise<Snapshot> {
   const loc = parseRepoUrl(access.url);
   const m = deps.catalog.services.get(into.service)?.manifest;
   if (!m) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', into.service);
@@ -552,7 +665,7 @@ export async function restoreVolumesAt(deps: ResticDeps & Pick<BackupDeps, 'cata
   const mounts = m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, into.slug, v.name), target: `${IN.data}/${v.name}`, readOnly: false }));
   // Restoring writes files as their owners: the capabilities to set owners and modes, nothing else.
   const caps = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID'];
-  const name = containerName(deps.hosterId, into.slug);
+  const live = running === undefined ? { engine, container: containerName(deps.hosterId, into.slug) } : running;
   let paused = false;
   try {
     // Emptied and filled by one container, which holds the instance paused from before the first file goes to the
@@ -560,12 +673,12 @@ export async function restoreVolumesAt(deps: ResticDeps & Pick<BackupDeps, 'cata
     const wipe = m.volumes.map((v) => `find '${IN.data}/${v.name}' -mindepth 1 -delete`).join(' && ') || 'true';
     const r = await restic(deps, engine, access, ['-c', `${wipe} || { echo 'Fatal: emptying the volumes failed' >&2; exit 1; }; exec /usr/bin/restic "$@"`, 'restic', ...restoreArgs(loc, snap.id)], {
       mounts, capAdd: caps, entrypoint: ['/bin/sh'], timeoutMs: 6 * 3_600_000, scratch: [IN.data],
-      holds: { slug: into.slug, pause: async () => { paused = await pauseContainer(engine, name); } },
+      holds: { slug: into.slug, pause: async () => { paused = !!live && await pauseContainer(live.engine, live.container); } },
     });
     if (r.exitCode !== 0) throw fail('CATTERY_ERR_BACKUP', resticError(r.stderr, r.exitCode));
     return snap;
   } finally {
-    if (paused) await unpauseContainer(engine, name).catch(() => undefined);
+    if (paused && live) await unpauseContainer(live.engine, live.container).catch(() => undefined);
   }
 }
 

@@ -11,8 +11,9 @@ import type { Catalog } from '../catalog/load.js';
 import type { Db } from '../db/connection.js';
 import type { Instance, Server } from '../db/schema.js';
 import type { Logger } from '../log.js';
-import { containerName, environmentOf, execWithInput, type Engine, type ExecLimits } from '../orchestrator/docker/index.js';
-import { listInstances, serverOf } from '../orchestrator/instances.js';
+import { environmentOf, execWithInput, type Engine, type ExecLimits } from '../orchestrator/docker/index.js';
+import { execTarget } from '../orchestrator/exec-target.js';
+import { listInstances } from '../orchestrator/instances.js';
 import { dkimKeyProblem, type DkimKey } from './dns-records.js';
 
 export const DKIM_SHOW = ['/usr/local/bin/cattery-mail-admin', 'dkim-show'];
@@ -53,8 +54,9 @@ function mailDomainOf(deps: DkimKeysDeps, inst: Instance): string | undefined {
 async function keysOf(deps: DkimKeysDeps, inst: Instance, domain: string): Promise<DkimKey[]> {
   const log = deps.log.child({ slug: inst.slug, domain });
   try {
-    const r = await execWithInput(deps.engineFor(serverOf(deps.db, inst)), containerName(deps.hosterId, inst.slug),
-      deps.command ?? DKIM_SHOW, '', LIMITS, `dkim-show in ${inst.slug}`);
+    // Its container on its server's engine, or on Swarm its task's container on the node that runs it.
+    const at = await execTarget(deps, inst);
+    const r = await execWithInput(at.engine, at.container, deps.command ?? DKIM_SHOW, '', LIMITS, `dkim-show in ${inst.slug}`);
     if (r.exitCode !== 0) { log.warn({ exitCode: r.exitCode, stderr: r.stderr.slice(-500) }, 'dkim-show failed'); return []; }
     let answer: unknown;
     try { answer = JSON.parse(r.stdout.toString()); } catch { answer = undefined; }

@@ -281,6 +281,7 @@ export async function sweepOrphans(deps: PassDeps, engine: Engine, managed: Mana
       .then(() => deps.firewall?.release(bridgeOf(n.Id)))
       .catch((err) => deps.log.warn({ err, network: n.Name }, 'orphan network not removed'));
   }
-  const vols = managed.volumes.filter((x) => orphan(x.Labels)).map((v) => v.Name);
+  // restic's cache and the files a run on this engine reads (backups/backups.ts) are the backups' own, not orphans.
+  const vols = managed.volumes.filter((x) => orphan(x.Labels) && x.Labels[LABEL_ROLE] !== ROLE_BACKUP).map((v) => v.Name);
   if (vols.length) deps.log.warn({ volumes: vols }, 'volumes with no instance are kept: archive and drop them with `cattery volumes` or on /admin');
 }

@@ -10,7 +10,7 @@ import type { Server, ServerEnergy } from '../db/schema.js';
 import { fail } from '../errors.js';
 import { DEFAULT_SERVER_ENERGY, curveWatts } from '../metering/power.js';
 import { energyBetween } from '../metering/store.js';
-import type { Engine } from './docker/engine.js';
+import { listNodes, type Engine } from './docker/index.js';
 import { guardRunningNodes } from './docker/node-guard.js';
 import { listInstances } from './instances.js';
 
@@ -22,6 +22,9 @@ export interface ServerLoad {
   /** Why its node fails cattery's isolation check (its agent saw an instance task without no-new-privileges, or the
    * node guard's task is not running on it): nothing is placed there, whatever room it has. */
   isolation?: string;
+  /** Why nothing may be placed or moved here though its engine answers: its Swarm node drained, paused or not ready
+   * (nodeUnavailable). Its instances are still counted, and a drain may still empty it. */
+  unavailable?: string;
 }
 
 /** What an instance asks: the memory its limit reserves, and the cores it is expected to keep busy on average. */
@@ -40,8 +43,12 @@ export function addedWatts(s: ServerLoad, demand: Pick<Demand, 'busyCores'>): nu
   return curveWatts(s.energy, load(s.busyCores + demand.busyCores, s.cores)) - wattsNow(s);
 }
 
-/** Why the demand does not fit on the server, or undefined when it does. */
-export function refusal(s: ServerLoad, d: Demand): 'isolation' | 'memory' | 'cpu' | undefined {
+export type Refusal = 'unavailable' | 'isolation' | 'memory' | 'cpu';
+
+/** Why the demand does not fit on the server, or undefined when it does. A server that is not available, or fails
+ * the isolation check, takes nothing, whatever its room. */
+export function refusal(s: ServerLoad, d: Demand): Refusal | undefined {
+  if (s.unavailable !== undefined) return 'unavailable';
   if (s.isolation) return 'isolation';
   if (s.memoryMbReserved + d.memoryMb > s.memoryMb) return 'memory';
   if (s.busyCores + d.busyCores > CPU_HEADROOM * s.cores) return 'cpu';
@@ -51,7 +58,7 @@ export function refusal(s: ServerLoad, d: Demand): 'isolation' | 'memory' | 'cpu
 export interface Placement {
   server: ServerLoad; addedWatts: number;
   /** Every server considered, with what it would add or why it was refused: shown to the administrator. */
-  candidates: { name: string; addedWatts: number | null; refused?: 'isolation' | 'memory' | 'cpu' }[];
+  candidates: { name: string; addedWatts: number | null; refused?: Refusal }[];
 }
 
 /** The server where `demand` adds the fewest watts, among those it fits on. Ties go to the server with the most memory
@@ -65,7 +72,7 @@ export function place(servers: readonly ServerLoad[], demand: Demand): Placement
     a.added! - b.added! || (b.s.memoryMb - b.s.memoryMbReserved) - (a.s.memoryMb - a.s.memoryMbReserved) || a.s.id - b.s.id);
   const view = candidates.map((c) => ({ name: c.s.name, addedWatts: c.added, ...(c.refused ? { refused: c.refused } : {}) }));
   const best = fitting[0];
-  if (!best) throw fail('CATTERY_ERR_CAPACITY', `no server has room for ${demand.memoryMb} MB and ${demand.busyCores.toFixed(2)} busy cores (${view.map((v) => `${v.name}: ${v.refused}`).join(', ') || 'no server answers'})`);
+  if (!best) throw fail('CATTERY_ERR_CAPACITY', `no server has room for ${demand.memoryMb} MB and ${demand.busyCores.toFixed(2)} busy cores (${candidates.map((c) => `${c.s.name}: ${c.refused === 'unavailable' ? c.s.unavailable : c.refused}`).join(', ') || 'no server answers'})`);
   return { server: best.s, addedWatts: best.added!, candidates: view };
 }
 
@@ -117,6 +124,24 @@ export function consolidationPlans(servers: readonly (ServerLoad & { instances: 
   return plans.sort((a, b) => b.kWhPerMonthOff - a.kWhPerMonthOff || a.empties.localeCompare(b.empties));
 }
 
+/** What placement reads of a Swarm node (orchestrator/docker/swarm.ts's NodeView). */
+export interface NodeAvailability { server: string | undefined; availability: string; state: string }
+
+/** Why Swarm would not run a new task on this server's node, or undefined when it would (or the server is no swarm
+ * node: a plain engine that answers takes instances). An administrator's `docker node update --availability drain`
+ * or `pause` says "nothing new here"; a node that is not `ready` (down, disconnected, unknown) cannot start one; a
+ * server that no node carries the label of, or a swarm whose manager does not answer (`nodes` undefined), cannot be
+ * told to run anything. */
+export function nodeUnavailable(server: Pick<Server, 'name' | 'swarmRole'>, nodes: readonly NodeAvailability[] | undefined): string | undefined {
+  if (!server.swarmRole) return undefined;
+  if (!nodes) return 'the swarm manager does not answer';
+  const node = nodes.find((n) => n.server === server.name);
+  if (!node) return 'no swarm node carries its label';
+  if (node.availability !== 'active') return `its swarm node is set to ${node.availability}`;
+  if (node.state !== 'ready') return `its swarm node is ${node.state}`;
+  return undefined;
+}
+
 // ── The fleet as it is now: engines (cores, memory), metering (busy cores over the last hour), instances ──
 
 
@@ -130,15 +155,17 @@ const UNMETERED_SHARE = 0.1;
  * placed on a server cattery cannot reach. */
 export async function fleet(d: FleetDeps, now = new Date()): Promise<(ServerLoad & { instances: Placed[] })[]> {
   const rows = energyBetween(d.db, new Date(now.getTime() - HOUR), now);
+  const servers = d.servers();
+  // The swarm's nodes as its manager sees them, once: a drained, paused or down node takes nothing new.
+  const manager = servers.find((s) => s.swarmRole === 'manager');
+  const nodes = manager ? await listNodes(d.engineFor(manager)).catch(() => undefined) : undefined;
   const busy = (r: { cpuSeconds: number; seconds: number } | undefined) => (r && r.seconds > 0 ? r.cpuSeconds / r.seconds : undefined);
   const live = listInstances(d.db).filter((i) => i.desired !== 'deleted');
   const out: (ServerLoad & { instances: Placed[] })[] = [];
-  const all = d.servers();
   // The node guard's tasks, when one is deployed (agent/guard.ts): a swarm server whose node runs none (or an
   // unhealthy one: its rules are not all in place) is refused. Asked of the manager once for the whole fleet.
-  const managerRow = all.find((s) => s.swarmRole === 'manager');
-  const guarded = managerRow ? await guardRunningNodes(d.engineFor(managerRow)).catch(() => undefined) : undefined;
-  for (const s of all) {
+  const guarded = manager ? await guardRunningNodes(d.engineFor(manager)).catch(() => undefined) : undefined;
+  for (const s of servers) {
     const engine = d.engineFor(s);
     let info: { NCPU?: number; MemTotal?: number; Swarm?: { NodeID?: string } };
     try {
@@ -158,6 +185,8 @@ export async function fleet(d: FleetDeps, now = new Date()): Promise<(ServerLoad
       memoryMbReserved: instances.reduce((a, i) => a + i.memoryMb, 0), instances,
       ...(isolationOf(s, info.Swarm?.NodeID, guarded) ? { isolation: isolationOf(s, info.Swarm?.NodeID, guarded)! } : {}),
     });
+    const why = nodeUnavailable(s, nodes);
+    if (why !== undefined) out.at(-1)!.unavailable = why;
   }
   return out;
 }

@@ -13,7 +13,7 @@ import type { Instance, Server } from '../db/schema.js';
 import { fail, isCatteryError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
-  accessOf, backupInstance, getRepository, listRepositories, restoreVolumesAt, type BackupDeps,
+  accessOf, assertRepositoryReachable, backupInstance, getRepository, listRepositories, restoreVolumesAt, type BackupDeps,
 } from '../backups/backups.js';
 import {
   containerName, ensureContainerRemoved, ensureImageOn, ensureVolumeRemoved, isLocalEndpoint, ping, volumeName, type Engine,
@@ -75,7 +75,9 @@ async function checkRoom(d: RelocateDeps, inst: Instance, to: Server): Promise<v
   const loads = await fleet({ db: d.db, catalog: d.catalog, engineFor: d.reconciler.engineFor, servers: () => listServers(d.db) });
   const target = loads.find((s) => s.id === to.id);
   if (!target) throw fail('CATTERY_ERR_ENGINE_UNAVAILABLE', `server "${to.name}"`);
+  if (target.unavailable !== undefined) throw fail('CATTERY_ERR_CONFLICT', `server "${to.name}" takes nothing new: ${target.unavailable}`);
   const why = refusal(target, demandOf(d, inst.service));
+  if (why === 'isolation') throw fail('CATTERY_ERR_CONFLICT', `server "${to.name}" fails the isolation check: ${target.isolation}`);
   if (why) throw fail('CATTERY_ERR_CAPACITY', `server "${to.name}" lacks ${why === 'memory' ? 'memory' : 'CPU'} for "${inst.slug}"`);
 }
 
@@ -168,6 +170,9 @@ async function move(d: RelocateDeps, slug: string, targetName: string, actor: st
   let snapshot: string | null = null;
   // What happens before the stop costs no downtime and changes nothing: a failure there is a plain refusal.
   await timed('images', () => carryImages(d, inst, [fromEngine, toEngine]));
+  // A repository one of the two engines cannot open (a folder on cattery's machine, absent there) is said now, with
+  // nothing stopped.
+  if (stateful) for (const e of [fromEngine, toEngine]) await assertRepositoryReachable(d.backups, e, repo!);
   if (stateful) {
     step = 'backup';
     const warm = await timed('backup', () => backupInstance(d.backups, repo!, slug, actor));
@@ -268,6 +273,7 @@ async function restoreOn(d: RelocateDeps, slug: string, targetName: string, acto
   try {
     await carryImages(d, inst, [toEngine]);
     if (stateful) {
+      await assertRepositoryReachable(d.backups, toEngine, repo!);
       step = 'restore';
       await ensureInstanceVolumes({ catalog: d.catalog, hosterId: d.hosterId, sizedDir: sizedDirFor(d, to) }, toEngine, inst);
       const snap = await restoreVolumesAt(d.backups, toEngine, accessOf(d.backups.dataDir, getRepository(d.db, repo!)), { slug }, inst);

@@ -16,18 +16,28 @@ const SSHD_DOCKERFILE = [
 
 export interface SftpRemote { name: string; network: string; address: string; url: (path: string) => string; authorize(key: string): Promise<void> }
 
-/** `diskMb`: the backups' folder is a file system of that size (a remote whose disk fills up). */
-export async function startSftpRemote(t: Test, o: { hosterId: string; subnetPool: string; key: string; diskMb?: number }): Promise<SftpRemote> {
-  const subnet = allocateSubnet(o.subnetPool, []);
-  const network = `${o.hosterId}-offsite`;
-  await docker.createNetwork({ Name: network, Labels: { 'cattery.test': o.hosterId }, IPAM: { Config: [{ Subnet: subnet }] } });
-  // Removed even when the remote never starts (its image build failed, say); startBeside's own teardown removes it
-  // after its container otherwise, and whatever a backup left attached is cut off first.
-  t.teardown(() => removeNetwork(network));
-  const address = hostIn(subnet, 10);
+/** `diskMb`: the backups' folder is a file system of that size (a remote whose disk fills up). `on`: a network of
+ * the test's to join (the swarm fixture's, reached from the nodes) at that address, instead of one of its own: left
+ * in place when the remote goes (its owner removes it). */
+export async function startSftpRemote(t: Test, o: {
+  hosterId: string; subnetPool: string; key: string; diskMb?: number; on?: { network: string; address: string };
+}): Promise<SftpRemote> {
+  let network: string;
+  let address: string;
+  if (o.on) {
+    ({ network, address } = o.on);
+  } else {
+    const subnet = allocateSubnet(o.subnetPool, []);
+    network = `${o.hosterId}-offsite`;
+    await docker.createNetwork({ Name: network, Labels: { 'cattery.test': o.hosterId }, IPAM: { Config: [{ Subnet: subnet }] } });
+    // Removed even when the remote never starts (its image build failed, say); startBeside's own teardown removes it
+    // after its container otherwise, and whatever a backup left attached is cut off first.
+    t.teardown(() => removeNetwork(network));
+    address = hostIn(subnet, 10);
+  }
   const name = `${o.hosterId}-remote`;
   await startBeside(t, {
-    name, image: await testImage('sshd', SSHD_DOCKERFILE), network, address, label: o.hosterId, memoryMb: 256,
+    name, image: await testImage('sshd', SSHD_DOCKERFILE), network, address, label: o.hosterId, memoryMb: 256, keepNetwork: !!o.on,
     ...(o.diskMb ? { tmpfs: { '/srv/backups': `size=${o.diskMb}m` } } : {}),
     files: { '/home/backup2/.ssh/authorized_keys': `${o.key}\n` },
     cmd: ['sh', '-c', [

@@ -1,14 +1,17 @@
 // Moving instances between servers on three real engines (the swarm fixture's dind nodes, used as plain engines:
-// servers added with their endpoints): draining a server moves the stateless instance and says why the stateful one
-// cannot (no backup repository yet); a planned move keeps the data, drops the old volume and journals its downtime; a
-// move whose restore fails (the target cannot reach the repository) goes back with nothing lost; killing a node's
-// engine leaves its stateful instance down and reported, and restoring it elsewhere brings its data back.
+// servers added with their endpoints), which share no folder with cattery's machine: restic runs on the nodes' engines
+// with the repository's password carried in a volume of files (backups/backups.ts), against an SFTP repository beside
+// them. Draining a server moves the stateless instance and says why the stateful one cannot (no backup repository
+// yet); a repository that is a folder on cattery's machine is refused with its own error before anything stops; a
+// planned move keeps the data, drops the old volume and journals its downtime, and leaves no password behind; a move
+// whose restore fails (the target cannot reach the repository) goes back with nothing lost; killing a node's engine
+// leaves its stateful instance down and reported, and restoring it elsewhere brings its data back.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { addRepository } from '../../src/backups/backups.js';
-import { containerName, ensureImageOn, serviceImageRef, volumeName } from '../../src/orchestrator/docker/index.js';
+import { addRepository, sshPublicKey } from '../../src/backups/backups.js';
+import { LABEL_FILES_OF, containerName, ensureImageOn, serviceImageRef, volumeName } from '../../src/orchestrator/docker/index.js';
 import { getInstance, getServer, serverOf } from '../../src/orchestrator/instances.js';
 import { listOperations } from '../../src/orchestrator/journal.js';
 import { downInstances, type drainPlan, type drainServer, moveInstance, restoreElsewhere, type RelocateDeps } from '../../src/orchestrator/relocate.js';
@@ -17,20 +20,26 @@ import { createSession } from '../../src/identity/sessions.js';
 import { createUser } from '../../src/identity/users.js';
 import { pageBrowser } from '../page-browser.js';
 import { HEALTHY_WITHIN_MS, TEST_CATALOG, testRuntime, waitFor } from '../helpers.js';
+import { hostIn } from '../services/beside.js';
 import { busyboxService, serviceCatalog } from '../test-service.js';
+import { startSftpRemote } from '../backups/sftp-remote.js';
 import { execOn, startSwarmNodes } from './swarm-fixture.js';
 
 t.test('moves, drains and restores elsewhere across three engines', async (t) => {
   const repoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'cattery-restic-'));
   t.teardown(() => fs.rmSync(repoDir, { recursive: true, force: true }));
+  // The nodes before the runtime: teardowns run last first, so the runtime stops while the nodes still answer (or,
+  // the killed one, refuse at once). Stopped after them, its last calls waited on addresses that no longer existed,
+  // keeping the file alive minutes after its end.
+  const swarm = await startSwarmNodes(t, { count: 3 });
   const catDir = await serviceCatalog(t, busyboxService('plain', { name: { fr: 'Sans volume', en: 'No volume' }, description: { fr: 'Un service sans volume.', en: 'A service without a volume.' }, volumes: [] }));
   const rt = await testRuntime(t, { catalogDirs: [...TEST_CATALOG, catDir], dockerTimeoutSeconds: 15 });
   const { db, config } = rt;
-  // n1 and n2 see the data folder and the repository (a shared mount); n3 sees the data folder only: restic there
-  // cannot reach the repository, which is how a move's restore fails below.
-  const swarm = await startSwarmNodes(t, { count: 3, binds: (i) => (i < 2 ? [config.dataDir, repoDir] : [config.dataDir]) });
   const [n1, n2, n3] = swarm.nodes as [typeof swarm.nodes[0], typeof swarm.nodes[0], typeof swarm.nodes[0]];
   for (const [i, n] of swarm.nodes.entries()) addServer(db, { name: `n${i + 1}`, dockerEndpoint: n.endpoint });
+  // The test machine's own engine (the "local" server) draws the most: placement prefers the nodes, whatever the
+  // machine's load (a loaded machine refused a move to "local" its dry run had planned).
+  t.equal((await rt.app.inject({ method: 'PUT', url: '/api/servers/local/energy', payload: { idleWatts: 200, maxWatts: 900, embodiedKgCo2e: 1000, serviceLifeYears: 6 } })).statusCode, 200);
   const local = rt.engines.engineFor(getServer(db, 'local'));
   for (const id of ['probe', 'plain']) await ensureImageOn(local, n1.engine, serviceImageRef(rt.catalog.services.get(id)!));
   const d: RelocateDeps = {
@@ -62,8 +71,18 @@ t.test('moves, drains and restores elsewhere across three engines', async (t) =>
   await t.rejects(moveInstance(d, 'sonde', 'n2', 'test'), { code: 'CATTERY_ERR_CONFLICT', message: /no backup repository/ }, 'a stateful move without a repository is refused');
   t.equal(serverOf(db, getInstance(db, 'sonde')).name, 'n1', 'and nothing moved');
 
+  // The repository: an SFTP server on the nodes' network (the first registered: the one moves go through), and a
+  // folder on cattery's machine, which the nodes do not have.
+  const key = await sshPublicKey(rt.backups, local);
+  const remote = await startSftpRemote(t, { hosterId: config.hosterId, subnetPool: '', key, on: { network: swarm.network, address: hostIn(swarm.subnet, 200) } });
+  await waitFor('the repository made over SFTP', () => addRepository(rt.backups, { name: 'offsite', url: remote.url('/srv/backups/cattery'), network: swarm.network, everyHours: 0 }, 'test')
+    .catch((err: Error) => { if (/connection refused|EOF|closed/i.test(err.message)) return undefined; throw err; }), 60_000, 1000);
+  await addRepository(rt.backups, { name: 'local', url: `${repoDir}/repo`, everyHours: 0 }, 'test');
+  await t.rejects(moveInstance({ ...d, repository: 'local' }, 'sonde', 'n2', 'test'), { code: 'CATTERY_ERR_BACKUP_REPO_UNREACHABLE', message: /folder on cattery's own machine.*SFTP or S3/ },
+    'a folder on cattery\'s machine is no repository for the nodes: said before anything stops');
+  t.equal(getInstance(db, 'sonde').desired, 'running', 'and sonde was never stopped');
+
   // A planned move: the data follows, the old volume goes, the downtime is journaled.
-  await addRepository(rt.backups, { name: 'local', url: `${repoDir}/repo` }, 'test');
   const movedReply = await rt.app.inject({ method: 'POST', url: '/api/instances/sonde/move', payload: { server: 'n2' } });
   t.equal(movedReply.statusCode, 200, movedReply.body);
   const moved = movedReply.json() as Awaited<ReturnType<typeof moveInstance>>;
@@ -74,8 +93,16 @@ t.test('moves, drains and restores elsewhere across three engines', async (t) =>
   await t.rejects(n1.docker.getVolume(volumeName(config.hosterId, 'sonde', 'data')).inspect(), undefined, 'the old volume is dropped');
   const done = listOperations(db, 'sonde').find((o) => o.kind === 'move' && o.status === 'done');
   t.ok(done && typeof (done.detail as { downtimeSeconds?: number }).downtimeSeconds === 'number', 'the move and its downtime are journaled');
+  // Restic ran on n1 and n2 with no bind of cattery's folder: the password went in a volume of its run, gone after it.
+  for (const n of [n1, n2]) {
+    const left = await n.docker.listVolumes({ filters: { label: [LABEL_FILES_OF] } });
+    t.same((left.Volumes ?? []).map((v) => v.Name), [], `no volume holding the password is left on ${n.name}`);
+    t.ok(await n.docker.getVolume(`${config.hosterId}-restic-cache`).inspect(), `restic's cache is a volume of its own on ${n.name}`);
+  }
 
-  // A move whose restore fails after the stop: back on n2, data untouched, nothing left on n3.
+  // A move whose restore fails after the stop: back on n2, data untouched, nothing left on n3. n3's engine has a
+  // network of the repository's network's name, internal: restic there joins it, and reaches nothing.
+  await n3.docker.createNetwork({ Name: swarm.network, Internal: true });
   t.equal((await execOn(n2.docker, sonde, ['sh', '-c', 'echo "lettre du mardi" > /data/mardi'])).code, 0);
   await t.rejects(moveInstance(d, 'sonde', 'n3', 'test'), { code: 'CATTERY_ERR_CONFLICT', message: /failed at restore.*runs on n2 again/ });
   t.equal(serverOf(db, getInstance(db, 'sonde')).name, 'n2', 'rolled back to n2');

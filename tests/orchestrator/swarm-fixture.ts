@@ -27,6 +27,10 @@ export interface SwarmNode {
 
 export interface TestSwarm {
   prefix: string;
+  /** The test's bridge network the nodes are on (on the test machine's engine), and its subnet: a container of the
+   * test's joined to it (an SFTP remote) is reached from every node's containers through the node's own NAT. */
+  network: string;
+  subnet: string;
   nodes: SwarmNode[];
   /** The host's own engine (where the images are built), with the test's hoster id. */
   host: Engine;
@@ -67,10 +71,11 @@ function removeCgroupTree(containerId: string): void {
   }
 }
 
-/** `binds(i)`: host folders the i-th node sees at the same path (a test's data folder and restic repository, as a
- * shared folder or mount would give a real server's engine: cattery's one-shot containers bind them there). */
-/** `socket(i)`: a further API socket of the i-th node's dockerd, at a path of a folder it binds (cattery then reaches
- * that engine by a unix socket, as it reaches its own host's). */
+/** The nodes share no folder with the test machine unless asked: what cattery runs on a node's engine (restic) gets
+ * nothing from cattery's data folder but through the engine's API, as on a real server of its own.
+ * `binds(i)` and `socket(i)`: the one case asking is the manager cattery runs on (tests/orchestrator/swarm-door.test.ts),
+ * which shares cattery's data folder (the front door's admin socket is a file there) and gives its dockerd a further
+ * API socket in a folder it binds, so that cattery reaches that engine by a unix socket as it reaches its own host's. */
 export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?: string; binds?: (index: number) => string[]; socket?: (index: number) => string | undefined }): Promise<TestSwarm> {
   const prefix = opts.hosterId ?? `t${crypto.randomBytes(4).toString('hex')}`;
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -79,6 +84,7 @@ export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?:
   const image = await ensureServiceImage(host, NODE_UNIT, { workDir, progress: () => undefined }).finally(() => fs.rmSync(workDir, { recursive: true, force: true }));
   const labels = { 'cattery.hoster': prefix };
   const netName = `${prefix}-swarm`;
+  const subnet = subnetPoolSlice(3);
   const nodes: SwarmNode[] = [];
   const made: { id: string; name: string }[] = [];
   const volumes: string[] = [];
@@ -94,6 +100,9 @@ export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?:
       removeCgroupTree(m.id);
     }));
     await Promise.all(volumes.map((v) => docker.getVolume(v).remove().catch(() => undefined)));
+    // What the test joined to the nodes' network (a remote it started beside them) is cut off first.
+    const attached = await docker.getNetwork(netName).inspect().then((n: { Containers?: Record<string, unknown> }) => Object.keys(n.Containers ?? {}), () => []);
+    for (const id of attached) await docker.getNetwork(netName).disconnect({ Container: id, Force: true }).catch(() => undefined);
     await docker.getNetwork(netName).remove().catch(() => undefined);
     t.comment(`swarm nodes removed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   };
@@ -118,14 +127,14 @@ export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?:
     throw err;
   }
   return {
-    prefix, nodes, host,
+    prefix, nodes, host, network: netName, subnet,
     async kill(node) { await docker.getContainer(node.containerId).kill().catch(() => undefined); },
   };
 
   async function startNodes(): Promise<void> {
     await docker.createNetwork({
       Name: netName, Driver: 'bridge', CheckDuplicate: true, Labels: labels,
-      IPAM: { Driver: 'default', Config: [{ Subnet: subnetPoolSlice(3) }] },
+      IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] },
     });
     const missing = missingCaps();
     const privileges = missing.length

@@ -2,19 +2,26 @@
 // instance asked for with POST /api/instances goes where placement says (the node that adds the fewest watts), becomes
 // a Swarm service pinned to that node, healthy through the reconciler's passes; an account operation runs inside its
 // task's container on that node's engine; stop, start and delete converge; a pinned instance whose node dies is
-// observed `down`; and a server of the same association that is no swarm node still runs plain containers.
+// observed `down`; and a server of the same association that is no swarm node still runs plain containers. Placement
+// passes over a node set to drain; a backup of a Swarm instance pauses its task's container on its node (restic on
+// that node's engine, to an SFTP repository beside the nodes), and its DKIM keys are read from that container too.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { pino } from 'pino';
 import { serversCommand } from '../../src/cli/servers.js';
+import { addRepository, backupInstance, sshPublicKey } from '../../src/backups/backups.js';
+import { createDkimKeys } from '../../src/ingress/dkim-keys.js';
 import { createRuntime } from '../../src/runtime.js';
 import { detachUnder } from '../../src/orchestrator/sized-volumes.js';
 import { ensureImageOn, listNodes, serviceImageRef, serviceName, serviceTasks } from '../../src/orchestrator/docker/index.js';
 import { buildImages, buildWorkDir } from '../../src/orchestrator/docker/images.js';
 import { ROOT, asOperator, docker, quickHealthChecks, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
 import { busyboxService } from '../test-service.js';
+import { hostIn } from '../services/beside.js';
+import { startSftpRemote } from '../backups/sftp-remote.js';
 import { execOn, startSwarmNodes, type SwarmNode } from './swarm-fixture.js';
 
 const started = Date.now();
@@ -23,6 +30,8 @@ const OP = ['/bin/sh', '-c', 'cat > /tmp/last-op; echo \'{"ok":true,"bytes":1,"i
 const manifest = busyboxService('swacct', {
   name: { fr: 'Service sur Swarm', en: 'Service on Swarm' },
   description: { fr: 'Un service à comptes.', en: 'A service with accounts.' },
+  // What the DKIM keys' reader (ingress/dkim-keys.ts) picks a mail instance by.
+  environment: { MAIL_DOMAIN: { value: 'asso.example' } },
   accounts: {
     adapter: 'exec',
     operations: {
@@ -90,6 +99,23 @@ t.test('servers: the swarm roles are recorded; a plain server beside them', asyn
   }
 });
 
+t.test('placement passes over a node set to drain, and over the drained manager', async (t) => {
+  const setAvailability = async (node: SwarmNode, availability: string) => {
+    const id = (await listNodes(n1.engine)).find((n) => n.hostname === node.name)!.id;
+    const cur = await n1.docker.getNode(id).inspect() as { Version: { Index: number }; Spec: Record<string, unknown> };
+    await n1.docker.getNode(id).update({ version: cur.Version.Index, ...cur.Spec, Availability: availability } as object);
+  };
+  await setAvailability(n3, 'drain');
+  try {
+    const p = (await api('GET', '/api/servers/placement?service=swacct')).json();
+    t.equal(p.server, 'n2', 'not n3, where it would add the fewest watts: its node is drained');
+    t.match(p.candidates, [{ name: 'local', refused: 'unavailable' }, { name: 'n2' }, { name: 'n3', refused: 'unavailable' }, { name: 'plain' }]);
+  } finally {
+    await setAvailability(n3, 'active');
+  }
+  t.equal((await api('GET', '/api/servers/placement?service=swacct')).json().server, 'n3', 'active again: n3 once more');
+});
+
 t.test('POST /api/instances on a swarm: a service on the node placement chose, healthy through the reconciler', async (t) => {
   const res = await api('POST', '/api/instances?wait=true', { service: 'swacct', slug: 'sw-a' });
   t.equal(res.statusCode, 201, res.body);
@@ -112,6 +138,29 @@ t.test('an account operation runs in the task\'s container, on its node\'s engin
   const task = (await taskOf('sw-a'))!;
   const seen = await execOn(n3.docker, task.containerId!, ['/bin/cat', '/tmp/last-op']);
   t.match(seen.out, /"username":"ana"/, 'the create operation got its input there');
+});
+
+t.test('a backup of a Swarm instance pauses its task\'s container on its node; its DKIM keys are read there', async (t) => {
+  // cattery's "local" server here is n1, another machine's engine: its SSH key and every restic run go through the
+  // engines' API, none through a folder of cattery's.
+  for (const n of [n1, n3]) await ensureImageOn(swarm.host, n.engine, rt.backups.image);
+  const key = await sshPublicKey(rt.backups, n1.engine);
+  const remote = await startSftpRemote(t, { hosterId: hoster, subnetPool: '', key, on: { network: swarm.network, address: hostIn(swarm.subnet, 200) } });
+  // everyHours 0: no scheduled backupAll of its own beside this one (both would pause the same container).
+  await waitFor('the repository made over SFTP', () => addRepository(rt.backups, { name: 'offsite', url: remote.url('/srv/backups/cattery'), network: swarm.network, everyHours: 0 }, 'test')
+    .catch((err: Error) => { if (/connection refused|EOF|closed/i.test(err.message)) return undefined; throw err; }), 60_000, 1000);
+  const task = (await taskOf('sw-a'))!;
+  const run = await backupInstance(rt.backups, 'offsite', 'sw-a', 'test');
+  t.equal(run.status, 'done', run.error ?? 'backed up from n3');
+  t.equal(run.consistency, 'paused', 'its task\'s container on n3 was paused for the copy');
+  t.equal((await n3.docker.getContainer(task.containerId!).inspect()).State.Paused, false, 'and runs on after it');
+
+  const spki = crypto.generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const keys = await createDkimKeys({
+    db: rt.db, catalog: rt.catalog, hosterId: hoster, engineFor: rt.backups.engineFor, log, service: 'swacct',
+    command: ['/bin/sh', '-c', `echo '{"domain":"asso.example","keys":[{"selector":"s2026","publicKey":"${spki}"}]}'`],
+  })('asso.example');
+  t.same(keys.map((k) => k.selector), ['s2026'], 'the key its task\'s container answered');
 });
 
 t.test('stop, start: the service scaled to 0 and back, observed by the reconciler', async (t) => {

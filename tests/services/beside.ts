@@ -64,6 +64,8 @@ export interface BesideOptions {
   memoryMb?: number;
   /** tmpfs mounts: path → options (a small disk that fills up). */
   tmpfs?: Record<string, string>;
+  /** The network is someone else's (the swarm fixture's): left in place when this container goes. */
+  keepNetwork?: boolean;
 }
 
 /** Removes a test's network, cutting off first whatever is still attached to it (a helper container a failed test left
@@ -91,7 +93,7 @@ export async function startBeside(t: Test, o: BesideOptions): Promise<Beside> {
   });
   t.teardown(async () => {
     await container.remove({ force: true }).catch(() => undefined);
-    await removeNetwork(o.network);
+    if (!o.keepNetwork) await removeNetwork(o.network);
   });
   if (o.files && Object.keys(o.files).length) {
     const files = pack();

@@ -1,6 +1,9 @@
 // All Docker access goes through this module: one place for timeouts, error translation and the label rule
 // (cattery never touches an object that does not carry its hoster label).
 import fs from 'node:fs';
+import http from 'node:http';
+import { Agent as httpsAgent } from 'node:https';
+import type net from 'node:net';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { fail, isCatteryError, type CatteryError } from '../../errors.js';
@@ -31,6 +34,9 @@ export interface Engine {
   hosterId: string;
   timeoutMs: number;
   log: Logger;
+  /** Another machine's engine (its endpoint is not this machine's socket): a bind of one of cattery's own paths
+   * would name a folder of that machine, not cattery's. Unset (an engine made by hand): this machine's. */
+  remote?: boolean;
 }
 
 /** Where a TLS engine's client certificate is looked for: `<certsDir>/<host>/` with Docker's own file names. */
@@ -49,6 +55,26 @@ export function isPlainRemoteEndpoint(endpoint: string): boolean {
   if (endpoint.startsWith('unix://') || isTlsEndpoint(endpoint)) return false;
   const host = new URL(endpoint.replace(/^tcp:/, 'http:')).hostname;
   return !(host === 'localhost' || host === '[::1]' || /^127\./.test(host));
+}
+
+/** An agent whose connections give up when not made within `ms`: a server that is off (its address answering
+ * nothing) otherwise holds each call's socket through the kernel's SYN retries, about two minutes, long after the
+ * call's own deadline (`call`) gave up on it, and a process that is shutting down waits for them. Only the connection
+ * is bounded: an answer may take as long as it takes (a restic run's attach, an image carried). */
+function connectDeadlineAgent(https: boolean, ms: number): http.Agent {
+  // Node's own global agent's settings (keep-alive, a free socket closed after 5 s idle): a free socket kept longer
+  // was reused after its server was gone, and its request sent into the void for the kernel's retransmissions.
+  const settings = { keepAlive: true, timeout: 5000, scheduling: 'lifo' as const };
+  const agent = https ? new httpsAgent(settings) : new http.Agent(settings);
+  const make = agent.createConnection.bind(agent) as (o: unknown, cb?: unknown) => net.Socket;
+  (agent as unknown as { createConnection: (o: unknown, cb?: unknown) => net.Socket }).createConnection = (o, cb) => {
+    const socket = make(o, cb);
+    const timer = setTimeout(() => socket.destroy(new Error(`no connection within ${ms} ms`)), ms);
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+    return socket;
+  };
+  return agent;
 }
 
 /** `certsDir`: the folder of client certificates (`<dataDir>/engine-certs`); a TLS endpoint is only ever reached
@@ -82,7 +108,13 @@ export function connectEngine(endpoint: string, opts: { hosterId: string; timeou
     const url = new URL(endpoint.replace(/^(tcp|https):/, 'http:'));
     options = { host: url.hostname, port: Number(url.port || 2376), protocol: 'https' };
   }
-  return { docker: new Docker(options), hosterId: opts.hosterId, timeoutMs: opts.timeoutSeconds * 1000, log: opts.log };
+  const timeoutMs = opts.timeoutSeconds * 1000;
+  return {
+    // docker-modem takes an `agent` its types do not name; the TLS files above still reach each connection.
+    docker: new Docker(isLocalEndpoint(endpoint) ? options : { ...options, agent: connectDeadlineAgent(options.protocol === 'https', timeoutMs) } as Docker.DockerOptions),
+    hosterId: opts.hosterId, timeoutMs, log: opts.log,
+    remote: !isLocalEndpoint(endpoint),
+  };
 }
 
 /** The client certificates' folder of a data folder. */
@@ -190,6 +222,14 @@ export async function removeNetwork(engine: Engine, id: string, what: string): P
     }
   }
   await call(engine, `remove network ${what}`, (d) => d.getNetwork(id).remove());
+}
+
+/** Whether the engine has a network of that name (whoever made it). */
+export async function networkExists(engine: Engine, name: string): Promise<boolean> {
+  return call(engine, `inspect network ${name}`, (d) => d.getNetwork(name).inspect()).then(() => true, (err: unknown) => {
+    if (statusOf(err) === 404) return false;
+    throw err;
+  });
 }
 
 /** Idempotent: the network is gone after this (404 counts as done). */

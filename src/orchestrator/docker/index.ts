@@ -9,7 +9,7 @@ export type ContainerCreateOptions = Docker.ContainerCreateOptions;
 export {
   LABEL_GENERATION, LABEL_HOLDS, LABEL_HOSTER, LABEL_INSTANCE, LABEL_ROLE, LABEL_SERVICE, ROLE_ARCHIVE, ROLE_BACKUP, ROLE_INGRESS, call, connectEngine, dockerOptions, engineCertsDir, isPlainRemoteEndpoint, isTlsEndpoint,
   ensureNetwork, ensureNetworkRemoved, ensureVolume, ensureVolumeRemoved, imageExists, isLocalEndpoint, isOurs,
-  listManaged, ping, removeNetwork, statusOf, translateDockerError, unless, type Engine, type Managed,
+  listManaged, networkExists, ping, removeNetwork, statusOf, translateDockerError, unless, type Engine, type Managed,
 } from './engine.js';
 export {
   containerPid, createOrAdopt, pauseHeld, ensureContainerRemoved, ensureStarted, ensureStopped, pauseContainer, restartContainer, unpauseContainer,
@@ -20,7 +20,8 @@ export { CONTAINER_LOG, containerName, instanceLabels, networkName, volumeName, 
 export { containerRuntime, type InstanceRuntime, type UnitWanted } from './instance-runtime.js';
 export { swarmRuntime } from './swarm-runtime.js';
 export { archiveVolumeTo, archiveVolumes } from './archive.js';
-export { runOneShot, type OneShotMount, type OneShotResult, type OneShotSpec } from './one-shot.js';
+export { LABEL_FILES_OF, fillVolume, sweepFileVolumes, type FileVolume } from './file-volume.js';
+export { probeBind, runOneShot, type OneShotMount, type OneShotResult, type OneShotSpec } from './one-shot.js';
 export {
   containersUsingVolume, findOurVolume, imagesInUse, listImages, listOurVolumes, removeImageRef, removeVolume, type ImageInfo, type VolumeInfo,
 } from './inventory.js';

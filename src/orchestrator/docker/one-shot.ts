@@ -103,3 +103,17 @@ export async function runOneShot(engine: Engine, spec: OneShotSpec): Promise<One
     await container.remove({ force: true }).catch(() => undefined);
   }
 }
+
+/** Whether the engine can bind `source` (a path of its own machine): a container is made with it bound, and removed
+ * at once; nothing runs. The engine's refusal (a path it does not have) is thrown as it came. */
+export async function probeBind(engine: Engine, spec: { name: string; image: string; role: string; source: string }): Promise<void> {
+  try {
+    await call(engine, `create ${spec.name}`, (d) => d.createContainer({
+      name: spec.name, Image: spec.image, Entrypoint: ['/nonexistent'], NetworkDisabled: true,
+      Labels: { [LABEL_HOSTER]: engine.hosterId, [LABEL_ROLE]: spec.role },
+      HostConfig: { Mounts: [{ Type: 'bind', Source: spec.source, Target: '/probe', ReadOnly: true }], CapDrop: ['ALL'] },
+    }));
+  } finally {
+    await ensureContainerRemoved(engine, spec.name, spec.name).catch(() => undefined);
+  }
+}
