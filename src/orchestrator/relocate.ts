@@ -143,6 +143,10 @@ export function moveInstance(d: RelocateDeps, slug: string, targetName: string, 
   return exclusively(slug, () => move(d, slug, targetName, actor));
 }
 
+const SWARM_PLACES_STATELESS = (slug: string, server: string) => `"${slug}" keeps no data: Swarm places it on whichever node it `
+  + `chooses. To take it off ${server}, set that server's node to drain (docker node update --availability drain NODE): `
+  + 'Swarm moves it, and cattery places nothing new there';
+
 async function move(d: RelocateDeps, slug: string, targetName: string, actor: string): Promise<MoveReport> {
   const inst = getInstance(d.db, slug);
   if (inst.desired === 'deleted') throw fail('CATTERY_ERR_CONFLICT', `Instance "${slug}" is being deleted`);
@@ -152,6 +156,9 @@ async function move(d: RelocateDeps, slug: string, targetName: string, actor: st
   // A link is a network on one server's bridge (orchestrator/links.ts): linked instances move together or not at all.
   if (inst.config.links?.length) throw fail('CATTERY_ERR_CONFLICT', `"${slug}" is linked to another instance: links do not cross servers yet`);
   const stateful = isStateful(d.catalog, inst);
+  // Swarm runs a stateless service on whichever node it chooses (it has no server constraint): switching its row
+  // would change nothing of where it runs (found by the outside review of issue 15).
+  if (!stateful && from.swarmRole && to.swarmRole) throw fail('CATTERY_ERR_CONFLICT', SWARM_PLACES_STATELESS(slug, from.name));
   const repo = stateful ? repositoryFor(d) : null;
   const fromEngine = d.reconciler.engineFor(from);
   const toEngine = d.reconciler.engineFor(to);
@@ -346,7 +353,11 @@ export async function drainPlan(d: RelocateDeps, serverName: string): Promise<Dr
     return { ...p, healthy: inst.desired !== 'running' || inst.observed === 'healthy' || inst.observed === 'running' };
   });
   const hasRepo = d.repository ? true : listRepositories(d.db).length > 0;
-  return planDrain(server.name, loads.filter((s) => s.id !== server.id), candidates, hasRepo);
+  if (!server.swarmRole) return planDrain(server.name, loads.filter((s) => s.id !== server.id), candidates, hasRepo);
+  // On Swarm a stateless instance is Swarm's to place: it is said, not moved (the node's availability moves it).
+  const swarmPlaced = candidates.filter((c) => !c.stateful);
+  const plan = planDrain(server.name, loads.filter((s) => s.id !== server.id), candidates.filter((c) => c.stateful), hasRepo);
+  return { ...plan, cannot: [...plan.cannot, ...swarmPlaced.map((c) => ({ slug: c.slug, why: SWARM_PLACES_STATELESS(c.slug, server.name) }))] };
 }
 
 export interface DrainResult extends DrainPlan { moved: MoveReport[] }

@@ -129,3 +129,17 @@ t.test('restore elsewhere is refused for a server that is only slow (it answers,
   t.equal(outcome, 'CATTERY_ERR_CONFLICT', 'refused: the server answers, slowly');
   t.equal(getInstance(db, slug).serverId, one.id, 'the instance is still on its server');
 });
+
+t.test('a stateless instance between two Swarm servers: refused with what to do (Swarm places it, not its row)', async (t) => {
+  const { setSwarmRole } = await import('../../src/orchestrator/servers.js');
+  const a = addServer(db, { name: 'sw-a', dockerEndpoint: 'unix:///var/run/docker.sock' });
+  const b = addServer(db, { name: 'sw-b', dockerEndpoint: 'unix:///var/run/docker.sock' });
+  setSwarmRole(db, a.id, 'worker');
+  setSwarmRole(db, b.id, 'worker');
+  const slug = newInstance('running');
+  db.$client.prepare('UPDATE instances SET server_id = ? WHERE slug = ?').run(a.id, slug);
+  const err = await moveInstance(deps, slug, 'sw-b', 'user:admin').then(() => undefined, (e: Error & { code?: string }) => e);
+  t.equal(err?.code, 'CATTERY_ERR_CONFLICT');
+  t.match(err?.message ?? '', /availability drain/, 'it says how to move it');
+  t.equal(getInstance(db, slug).serverId, a.id, 'its row unchanged');
+});

@@ -76,7 +76,9 @@ function removeCgroupTree(containerId: string): void {
  * `binds(i)` and `socket(i)`: the one case asking is the manager cattery runs on (tests/orchestrator/swarm-door.test.ts),
  * which shares cattery's data folder (the front door's admin socket is a file there) and gives its dockerd a further
  * API socket in a folder it binds, so that cattery reaches that engine by a unix socket as it reaches its own host's. */
-export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?: string; binds?: (index: number) => string[]; socket?: (index: number) => string | undefined }): Promise<TestSwarm> {
+/** `cpus`: each node's own share of this machine's cores (its dockerd, containerd and runc: the work of making and
+ * checking containers), as separate servers each have their own; unset, the nodes share every core. */
+export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?: string; binds?: (index: number) => string[]; socket?: (index: number) => string | undefined; cpus?: number }): Promise<TestSwarm> {
   const prefix = opts.hosterId ?? `t${crypto.randomBytes(4).toString('hex')}`;
   const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const host = connectEngine('unix:///var/run/docker.sock', { hosterId: prefix, timeoutSeconds: 60, log });
@@ -153,7 +155,7 @@ export async function startSwarmNodes(t: Test, opts: { count: number; hosterId?:
         name, Hostname: name, Image: image, Labels: labels,
         ...(opts.socket?.(i) ? { Cmd: [`--host=unix://${opts.socket(i)}`] } : {}),
         HostConfig: {
-          ...privileges, NetworkMode: netName,
+          ...privileges, NetworkMode: netName, ...(opts.cpus ? { NanoCpus: Math.round(opts.cpus * 1e9) } : {}),
           Mounts: [{ Type: 'volume', Source: volume, Target: '/var/lib/docker' },
             ...(opts.binds?.(i) ?? []).map((p) => ({ Type: 'bind' as const, Source: p, Target: p }))],
         },
