@@ -635,7 +635,16 @@ export async function snapshotsAt(deps: ResticDeps, engine: Engine, access: Repo
  * A volume's files that the snapshot does not hold are removed first: the volume is the snapshot's, not a mix. */
 /** Which snapshot of an instance: its newest, one named by an id prefix, or one a caller has already listed
  * (`found`: not listed again). */
-export interface SnapshotOf { slug: string; snapshot?: string; found?: Snapshot }
+/** The snapshots an instance of `service` may be restored from: this hoster's, of that service (its volumes' layout),
+ * and none from before `notBefore` (the instance's creation): a slug freed by a delete and taken again would otherwise
+ * be given the old instance's data (found by the outside review of issue 15). */
+export function snapshotsOf(snaps: readonly Snapshot[], hosterId: string, service: string, notBefore?: string): Snapshot[] {
+  const after = notBefore ? Date.parse(notBefore) : undefined;
+  return snaps.filter((s) => s.host === hosterId && s.tags.includes(`service:${service}`) && (after === undefined || Date.parse(s.time) >= after));
+}
+
+/** `notBefore`: the instance's creation; a snapshot taken earlier is of another instance that once had its slug. */
+export interface SnapshotOf { slug: string; snapshot?: string; found?: Snapshot; notBefore?: string }
 
 export async function restoreVolumes(deps: BackupDeps, repoName: string, from: SnapshotOf, into: Instance, actor: string): Promise<BackupRun> {
   const repo = getRepository(deps.db, repoName);
@@ -659,7 +668,7 @@ export async function restoreVolumesAt(deps: ResticDeps & Pick<BackupDeps, 'cata
   const loc = parseRepoUrl(access.url);
   const m = deps.catalog.services.get(into.service)?.manifest;
   if (!m) throw fail('CATTERY_ERR_UNKNOWN_SERVICE', into.service);
-  const snaps = from.found ? [] : (await snapshotsAt(deps, engine, access, `instance:${from.slug}`)).filter((s) => s.host === deps.hosterId);
+  const snaps = from.found ? [] : snapshotsOf(await snapshotsAt(deps, engine, access, `instance:${from.slug}`), deps.hosterId, into.service, from.notBefore);
   const snap = from.found ?? (from.snapshot ? pickSnapshot(snaps, from.snapshot) : snaps.at(-1));
   if (!snap) throw fail('CATTERY_ERR_NOT_FOUND', `No snapshot${from.snapshot ? ` ${from.snapshot}` : ''} of "${from.slug}" for "${deps.hosterId}"`);
   const mounts = m.volumes.map((v) => ({ kind: 'volume' as const, source: volumeName(deps.hosterId, into.slug, v.name), target: `${IN.data}/${v.name}`, readOnly: false }));

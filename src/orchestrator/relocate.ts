@@ -283,7 +283,7 @@ async function restoreOn(d: RelocateDeps, slug: string, targetName: string, acto
       await assertRepositoryReachable(d.backups, toEngine, repo!);
       step = 'restore';
       await ensureInstanceVolumes({ catalog: d.catalog, hosterId: d.hosterId, sizedDir: sizedDirFor(d, to) }, toEngine, inst);
-      const snap = await restoreVolumesAt(d.backups, toEngine, accessOf(d.backups.dataDir, getRepository(d.db, repo!)), { slug }, inst);
+      const snap = await restoreVolumesAt(d.backups, toEngine, accessOf(d.backups.dataDir, getRepository(d.db, repo!)), { slug, notBefore: inst.createdAt }, inst);
       snapshot = snap.id;
       steps.push({ step: 'restore', ms: Date.now() - t0 });
     }
