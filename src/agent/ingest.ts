@@ -112,7 +112,10 @@ export function createAgentIngest(deps: IngestDeps): AgentIngest {
     // The node's monotonic clock says how long the pass was, bounded by the wall-clock time between the two samples
     // (checked against the manager's clock in `check`): a node claiming an hour between samples 10 s apart would
     // multiply its energy by 360.
-    const monoSeconds = prev && prev.run === p.run ? Number(state.atNs - prev.state.atNs) / 1e9 : 0;
+    // The node's own `at` is its word too, anywhere within the manager's tolerance (60 s behind to 15 s ahead): it must
+    // also only go forward (a sample whose `at` does not sets a new baseline, counted for nothing), so that over any
+    // run of samples the passes add up to the manager's elapsed time plus that tolerance once, never more.
+    const monoSeconds = prev && prev.run === p.run && p.at > prev.at ? Number(state.atNs - prev.state.atNs) / 1e9 : 0;
     const seconds = prev ? Math.min(monoSeconds, Math.max(0, (p.at - prev.at) / 1000) + INTERVAL_SLACK_S) : 0;
     const split = prev && seconds > 0 ? splitPass({
       server, energy, seconds, at, containers, usage, prev: prev.state, rapl, catalog: deps.catalog, idlePolicy: deps.idlePolicy,
@@ -127,7 +130,8 @@ export function createAgentIngest(deps: IngestDeps): AgentIngest {
       if (isolation !== (server.isolation ?? null)) db.update(servers).set({ isolation }).where(eq(servers.id, server.id)).run();
       if (split) recordPass(db, server.id, at, split.lines);
     })();
-    previous.set(server.id, { run: p.run, state, rapl, at: p.at });
+    // The latest `at` seen stays the mark (a sample going back in time does not lower it for the next one).
+    previous.set(server.id, { run: p.run, state, rapl, at: prev && prev.run === p.run ? Math.max(prev.at, p.at) : p.at });
     if (isolation?.noNewPrivs === 'failed') {
       log.warn({ server: server.name, missing: isolation.missing }, 'an instance task runs without no-new-privileges on this server: placement keeps away from it');
       // Not awaited: the node's answer does not wait on the manager's engine (the next failed sample tries again).

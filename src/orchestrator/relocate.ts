@@ -65,9 +65,21 @@ async function answers(engine: Engine, withinMs = Math.min(engine.timeoutMs, 10_
  * running, a congested link) still runs its instance, which still writes: a second copy from an older snapshot beside
  * it would fork the resident's data (found by the outside review of issue 15). */
 async function surelyDown(engine: Engine): Promise<boolean> {
-  if (await answers(engine, 30_000)) return false;
+  if (!(await unreachable(engine))) return false;
   await new Promise((r) => setTimeout(r, 5_000));
-  return !(await answers(engine, 30_000));
+  return unreachable(engine);
+}
+
+/** No answer within 30 s at all (the engine's own, shorter call deadline aside), or no route to it. Any other failure
+ * (a refused TLS handshake, an error answered, a refused connection while a live-restore dockerd restarts and its
+ * containers go on running) is a server that is there: not down. */
+async function unreachable(engine: Engine): Promise<boolean> {
+  const outcome = await Promise.race([
+    engine.docker.ping().then(() => 'up' as const, (err: { code?: string; message?: string }) =>
+      (['EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(err.code ?? '') || /no connection within/.test(err.message ?? '') ? 'gone' as const : 'there' as const)),
+    new Promise<'gone'>((r) => setTimeout(() => r('gone'), 30_000).unref()),
+  ]);
+  return outcome === 'gone';
 }
 
 /** Placement's own capacity check, on the fleet as it is now (the instance itself counted on its old server only). */

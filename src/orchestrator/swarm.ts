@@ -21,12 +21,14 @@ export interface SwarmInstanceWanted {
  * Swarm cannot run as hardened as a container is refused with nothing made. */
 export async function ensureSwarmInstance(manager: Engine, w: SwarmInstanceWanted): Promise<{ serviceId: string; how: 'created' | 'unchanged' | 'updated' }> {
   const spec = buildServiceSpec({ hosterId: manager.hosterId, ...w });
-  // An overlay made before overlays were attachable cannot be changed in place (a network's options are fixed) and
-  // keeps the front door out: the service and its network are made again, once (its volumes stay on their node).
-  const old = await overlayOf(manager, networkName(manager.hosterId, w.instance.slug));
-  const remade = old?.ours === true && !old.attachable;
+  // An overlay made attachable or not otherwise than it should be (made by a cattery before this rule) cannot be
+  // changed in place (a network's options are fixed): the service and its network are made again, once (its volumes
+  // stay on their node).
+  const overlay = buildOverlaySpec(manager.hosterId, w.manifest, w.instance);
+  const old = await overlayOf(manager, overlay.Name);
+  const remade = old?.ours === true && old.attachable !== overlay.Attachable;
   if (remade) await removeSwarmInstance(manager, w.instance.slug);
-  await ensureOverlayNetwork(manager, buildOverlaySpec(manager.hosterId, w.manifest, w.instance));
+  await ensureOverlayNetwork(manager, overlay);
   const r = await ensureService(manager, spec);
   return { serviceId: r.id, how: remade ? 'updated' : r.how };
 }

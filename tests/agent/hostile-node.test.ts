@@ -96,3 +96,23 @@ t.test('a pass never counts more seconds than the wall clock saw between two sam
   }), { numRuns: 8 });
   t.pass();
 });
+
+t.test('a node\'s own clock cannot add up to more than the manager\'s tolerance: generated `at` sawtooths', async (t) => {
+  // Samples sent back to back, each claiming an `at` anywhere the manager accepts (60 s behind to 15 s ahead) and an
+  // hour of its monotonic clock: whatever the order, the passes recorded add up to the spread of those `at` once.
+  await fc.assert(fc.asyncProperty(fc.array(fc.integer({ min: -55_000, max: 14_000 }), { minLength: 2, maxLength: 8 }), async (offsets) => {
+    const myRun = crypto.randomBytes(8).toString('hex');
+    const mono = process.hrtime.bigint();
+    const base = { v: 1 as const, server: a.id, run: myRun, mem: { totalBytes: 1e9, availableBytes: 5e8 }, containers: [] };
+    const firstId = (rt.db.$client.prepare('SELECT COALESCE(MAX(id), 0) m FROM meter_samples').get() as { m: number }).m;
+    const now = Date.now();
+    for (const [k, off] of offsets.entries()) {
+      await send({ ...base, seq: ++seq, at: now + off, mono: String(mono + BigInt(k) * 3_600_000_000_000n), host: { totalJiffies: 1000 * (k + 1), idleJiffies: 500 * (k + 1) } });
+    }
+    const total = (rt.db.$client.prepare("SELECT COALESCE(SUM(seconds), 0) s FROM meter_samples WHERE id > ? AND server_id = ? AND scope = 'server'").get(firstId, a.id) as { s: number }).s;
+    const bound = (Math.max(...offsets) - Math.min(...offsets)) / 1000 + offsets.length;
+    if (total > bound) throw new Error(`${offsets.join(', ')}: ${total.toFixed(1)} s recorded, at most ${bound.toFixed(1)} s possible`);
+    return true;
+  }), { numRuns: 25 });
+  t.pass();
+});

@@ -140,7 +140,7 @@ t.test('placement by label; the hardening read back from the task\'s container o
   const netA = nets.find((n) => n.Name === `${swarm.prefix}-iso-a`)!;
   const netB = nets.find((n) => n.Name === `${swarm.prefix}-iso-b`)!;
   t.equal(netA.Driver, 'overlay');
-  t.equal(netA.Attachable, true, 'attachable: the front door joins it');
+  t.equal(netA.Attachable, true, 'attachable (a web instance): the front door joins it');
   t.notOk(netA.Options?.encrypted, 'a plain overlay when not asked');
   t.ok(netB.Options && 'encrypted' in netB.Options, 'encrypted where the manifest asks');
   const svc = await manager.docker.getService(serviceName(swarm.prefix, 'iso-a')).inspect() as { Endpoint?: { Ports?: unknown[] } };
@@ -170,7 +170,7 @@ t.test('isolation: instances cannot reach each other, on different nodes or on o
   const self = await execOn(n3.docker, tb.containerId!, get(ipB));
   t.equal(self.code, 0, 'b answers on its own network (the probe itself works)');
   t.match(self.out, /hello-iso-b/);
-  t.match((await execOn(n3.docker, tb.containerId!, get('iso-b'))).out, /hello-iso-b/, 'and by its name there');
+  t.match((await execOn(n3.docker, tb.containerId!, get(serviceName(swarm.prefix, 'iso-b')))).out, /hello-iso-b/, 'and by its service\'s name there');
   const a = await n2.docker.getContainer(ta.containerId!).inspect();
   const selfA = await execOn(n2.docker, ta.containerId!, get(a.NetworkSettings.Networks[`${swarm.prefix}-iso-a`]!.IPAddress));
   t.match(selfA.out, /hello-iso-a/, 'a reaches its own address (its nc works)');
@@ -180,7 +180,7 @@ t.test('isolation: instances cannot reach each other, on different nodes or on o
     const cross = await execOn(n2.docker, ta.containerId!, get(ip));
     t.notMatch(cross.out, /hello-iso-b/, `a (on ${n2.name}) cannot reach b (on ${n3.name}) at ${ip} (exit ${cross.code})`);
   }
-  const byName = await execOn(n2.docker, ta.containerId!, get('iso-b'));
+  const byName = await execOn(n2.docker, ta.containerId!, get(serviceName(swarm.prefix, 'iso-b')));
   t.notMatch(byName.out, /hello-iso-b/, 'nor by its name');
   t.not(byName.code, 0, 'its name does not even resolve on a\'s network');
   // The same on one node: c shares b's node, not its network. b's address on the node's gateway bridge too.

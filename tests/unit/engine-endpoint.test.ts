@@ -74,7 +74,9 @@ t.test('every TLS endpoint, generated: no connection without the certificate fil
 });
 
 t.test('plain TCP: to this host allowed, to another machine refused unless said on purpose', async (t) => {
-  const remote = fc.oneof(fc.ipV4().filter((ip) => !ip.startsWith('127.')), fc.domain().filter((d) => d !== 'localhost'));
+  // Names that begin like a loopback address are other machines too (127.0.0.1.example.org).
+  const remote = fc.oneof(fc.ipV4().filter((ip) => !ip.startsWith('127.')), fc.domain().filter((d) => d !== 'localhost'),
+    fc.tuple(fc.ipV4(), fc.domain()).map(([ip, d]) => `127.${ip.split('.').slice(1).join('.')}.${d}`));
   fc.assert(fc.property(remote, fc.integer({ min: 1, max: 65535 }).filter((p) => p !== 2376), (h, port) => {
     const endpoint = `tcp://${h}:${port}`;
     if (!isPlainRemoteEndpoint(endpoint)) return false;
@@ -85,4 +87,6 @@ t.test('plain TCP: to this host allowed, to another machine refused unless said 
   for (const ok of ['unix:///var/run/docker.sock', 'tcp://127.0.0.1:2375', 'tcp://localhost:2375', 'tcp://mairie.example.org:2376']) {
     t.doesNotThrow(() => checkEndpoint(ok, false), ok);
   }
+  // A TLS endpoint's host names a folder under engine-certs/, never a way out of it.
+  for (const host of ['..', '.']) t.throws(() => dockerOptions(`tcp://${host}:2376`, path.join(dir, 'engine-certs')), { code: 'CATTERY_ERR_VALIDATION' }, `host "${host}"`);
 });

@@ -45,6 +45,8 @@ t.test('every service, generated instances: the service carries every hardening 
     if (JSON.stringify(c.Mounts.filter((x) => x.Type === 'tmpfs').map((x) => x.Target)) !== JSON.stringify(Object.keys(hc.Tmpfs ?? {}))) return false;
     // One network, the instance's own; no published port (a Swarm port would listen on every node).
     if (task.Networks.length !== 1 || task.Networks[0]!.Target !== hc.NetworkMode) return false;
+    // No alias on the overlay: only the service's own name, unique in the swarm, resolves (the door is on many overlays).
+    if ((task.Networks[0] as { Aliases?: string[] }).Aliases !== undefined) return false;
     if ((spec.EndpointSpec?.Ports ?? []).length !== 0) return false;
     if (JSON.stringify(task.LogDriver) !== JSON.stringify({ Name: hc.LogConfig!.Type, Options: hc.LogConfig!.Config })) return false;
     // Placement: only on nodes with no-new-privileges; pinned to its server exactly when it has a volume, and to
@@ -59,7 +61,7 @@ t.test('every service, generated instances: the service carries every hardening 
     if (spec.Name !== serviceName(h, s) || spec.Labels['cattery.hoster'] !== h || spec.Labels['cattery.generation'] !== String(generation)) return false;
     if (spec.Mode?.Replicated?.Replicas !== 1) return false;
     const net = buildOverlaySpec(h, m, instance);
-    return net.Name === hc.NetworkMode && net.Attachable === true && (net.Options.encrypted === 'true') === encrypted && net.Labels['cattery.hoster'] === h;
+    return net.Name === hc.NetworkMode && net.Attachable === (m.http !== undefined) && (net.Options.encrypted === 'true') === encrypted && net.Labels['cattery.hoster'] === h;
   }), { numRuns: 300 });
 });
 

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import { Agent as httpsAgent } from 'node:https';
-import type net from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { fail, isCatteryError, type CatteryError } from '../../errors.js';
@@ -54,7 +54,8 @@ export function isTlsEndpoint(endpoint: string): boolean {
 export function isPlainRemoteEndpoint(endpoint: string): boolean {
   if (endpoint.startsWith('unix://') || isTlsEndpoint(endpoint)) return false;
   const host = new URL(endpoint.replace(/^tcp:/, 'http:')).hostname;
-  return !(host === 'localhost' || host === '[::1]' || /^127\./.test(host));
+  // An address literal only: a name such as 127.0.0.1.example.org is another machine.
+  return !(host === 'localhost' || host === '[::1]' || (net.isIPv4(host) && host.startsWith('127.')));
 }
 
 /** An agent whose connections give up when not made within `ms`: a server that is off (its address answering
@@ -86,6 +87,8 @@ export function dockerOptions(endpoint: string, certsDir?: string): Docker.Docke
   const tls = isTlsEndpoint(endpoint);
   const base = { host: url.hostname, port: Number(url.port || (tls ? 2376 : 2375)) };
   if (!tls) return { ...base, protocol: 'http' };
+  // A host name is one folder's name under certsDir, never a way out of it.
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(url.hostname) || /^\.+$/.test(url.hostname)) throw fail('CATTERY_ERR_VALIDATION', `"${url.hostname}" is not an engine's host name`);
   const dir = certsDir ? path.join(certsDir, url.hostname) : undefined;
   const missing = dir ? ENGINE_CERT_FILES.filter((f) => !fs.existsSync(path.join(dir, f))) : [...ENGINE_CERT_FILES];
   if (!dir || missing.length) {
@@ -106,7 +109,9 @@ export function connectEngine(endpoint: string, opts: { hosterId: string; timeou
     // never reach an engine unverified; the missing files are said once here.
     opts.log.error({ endpoint, err: (err as Error).message }, 'engine unreachable until its client certificate is in place');
     const url = new URL(endpoint.replace(/^(tcp|https):/, 'http:'));
-    options = { host: url.hostname, port: Number(url.port || 2376), protocol: 'https' };
+    // No CA at all: every handshake fails. The system's public CAs would let anyone with a public certificate for that
+    // name, on the path, be the engine (and receive instances' secrets in create calls).
+    options = { host: url.hostname, port: Number(url.port || 2376), protocol: 'https', ca: [] as unknown as string };
   }
   const timeoutMs = opts.timeoutSeconds * 1000;
   return {

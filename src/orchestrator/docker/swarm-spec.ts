@@ -19,7 +19,7 @@ export const NODE_LABEL_DISK = 'cattery.disk';
 export const NODE_LABEL_NNP = 'cattery.no-new-privileges';
 
 export type SwarmServiceSpec = Docker.ServiceSpec & { Labels: Record<string, string> };
-export interface SwarmOverlaySpec { Name: string; Driver: 'overlay'; Attachable: true; Internal: false; Labels: Record<string, string>; Options: Record<string, string> }
+export interface SwarmOverlaySpec { Name: string; Driver: 'overlay'; Attachable: boolean; Internal: false; Labels: Record<string, string>; Options: Record<string, string> }
 
 export function serviceName(hosterId: string, slug: string): string {
   return `${hosterId}-${slug}`;
@@ -43,13 +43,15 @@ export function placementConstraints(m: Pick<Manifest, 'volumes'>, serverName: s
   return c;
 }
 
-/** The overlay network of one instance: its own, encrypted (IPsec between nodes) when the manifest asks. Attachable,
- * so that the front door (a plain container on the manager, ingress/) can join it as it joins an instance's bridge
- * on one server, without restarting for each new instance as a door service would. Attaching takes the engine API
- * of a node, which is root on it already; an instance's own spec names this network only, so no instance can. */
-export function buildOverlaySpec(hosterId: string, m: Pick<Manifest, 'network'>, inst: Pick<Instance, 'slug' | 'generation' | 'service'>): SwarmOverlaySpec {
+/** The overlay network of one instance: its own, encrypted (IPsec between nodes) when the manifest asks. A web
+ * instance's is attachable, so that the front door (a plain container on the manager, ingress/) can join it as it joins
+ * an instance's bridge on one server, without restarting for each new instance as a door service would. The cost, said
+ * in docs/swarm.md: root on any node of the swarm can attach a container of its own to it too (an instance's spec names
+ * its own overlay only, so no instance can). Any other instance's overlay (no web port: nothing for the door) stays
+ * unattachable. */
+export function buildOverlaySpec(hosterId: string, m: Pick<Manifest, 'network' | 'http'>, inst: Pick<Instance, 'slug' | 'generation' | 'service'>): SwarmOverlaySpec {
   return {
-    Name: networkName(hosterId, inst.slug), Driver: 'overlay', Attachable: true, Internal: false,
+    Name: networkName(hosterId, inst.slug), Driver: 'overlay', Attachable: m.http !== undefined, Internal: false,
     Labels: instanceLabels(hosterId, inst),
     Options: m.network?.encrypted ? { encrypted: 'true' } : {},
   };
@@ -135,7 +137,10 @@ export function buildServiceSpec(args: {
       // A stopped or crashed task is restarted on its node; a stateful one can only ever be placed on its own node.
       RestartPolicy: { Condition: 'any', Delay: seconds(5), MaxAttempts: 0 },
       Placement: { Constraints: placementConstraints(m, args.serverName, args.nodeId) },
-      Networks: [{ Target: networkName(hosterId, inst.slug), Aliases: [inst.slug] }],
+      // No alias: the door is on every web instance's overlay, and an alias (a slug) could be another instance's
+      // service name (slug "cattery-blog" beside the service "cattery-blog" of slug "blog"); the service's own name,
+      // unique in the swarm, is what resolves (found by the outside review).
+      Networks: [{ Target: networkName(hosterId, inst.slug) }],
       LogDriver: { Name: CONTAINER_LOG.driver, Options: { 'max-size': `${CONTAINER_LOG.maxSizeMb}m`, 'max-file': String(CONTAINER_LOG.maxFiles) } },
     },
     // No published port: a Swarm port listens on every node's every address (docs/swarm.md). Only the overlay.
