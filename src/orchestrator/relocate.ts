@@ -61,25 +61,24 @@ async function answers(engine: Engine, withinMs = Math.min(engine.timeoutMs, 10_
     new Promise<boolean>((r) => setTimeout(() => r(false), withinMs).unref())]);
 }
 
-/** Down, for a restore elsewhere: no answer within 30 s, twice, 5 s apart. A server that is only slow (a backup
- * running, a congested link) still runs its instance, which still writes: a second copy from an older snapshot beside
- * it would fork the resident's data (found by the outside review of issue 15). */
-async function surelyDown(engine: Engine): Promise<boolean> {
-  if (!(await unreachable(engine))) return false;
-  await new Promise((r) => setTimeout(r, 5_000));
-  return unreachable(engine);
-}
-
-/** No answer within 30 s at all (the engine's own, shorter call deadline aside), or no route to it. Any other failure
- * (a refused TLS handshake, an error answered, a refused connection while a live-restore dockerd restarts and its
- * containers go on running) is a server that is there: not down. */
-async function unreachable(engine: Engine): Promise<boolean> {
-  const outcome = await Promise.race([
-    engine.docker.ping().then(() => 'up' as const, (err: { code?: string; message?: string }) =>
-      (['EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(err.code ?? '') || /no connection within/.test(err.message ?? '') ? 'gone' as const : 'there' as const)),
-    new Promise<'gone'>((r) => setTimeout(() => r('gone'), 30_000).unref()),
-  ]);
-  return outcome === 'gone';
+/** Down, for a restore elsewhere: no answer of any kind for 30 s, asked again every second. A server that is only
+ * slow (a backup running, a congested link) still runs its instance, which still writes: a second copy from an older
+ * snapshot beside it would fork the resident's data (found by the outside review of issue 15). Any answer (a status,
+ * a refused TLS handshake) is a server that is there; a connection reset (a socket of the dead engine's last moment)
+ * or refused, a missing route, a silence are asked again until the 30 s are over. */
+async function surelyDown(engine: Engine, windowMs = 30_000): Promise<boolean> {
+  const until = Date.now() + windowMs;
+  while (Date.now() < until) {
+    const left = Math.max(1, until - Date.now());
+    const outcome = await Promise.race([
+      engine.docker.ping().then(() => 'there' as const, (err: { statusCode?: number; code?: string }) =>
+        (err.statusCode !== undefined || /^(ERR_TLS|ERR_SSL|CERT_|DEPTH_ZERO|UNABLE_TO|SELF_SIGNED)/.test(err.code ?? '') ? 'there' as const : 'silent' as const)),
+      new Promise<'silent'>((r) => setTimeout(() => r('silent'), left).unref()),
+    ]);
+    if (outcome === 'there') return false;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  return true;
 }
 
 /** Placement's own capacity check, on the fleet as it is now (the instance itself counted on its old server only). */
