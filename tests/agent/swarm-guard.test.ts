@@ -90,10 +90,10 @@ t.test('before the guard: a task reaches the nodes\' engine APIs through its way
   t.equal(await fetchFrom(ta, engineApi(n2)), 'OK', 'a task on n1 reaches n2\'s dockerd');
   t.equal(await fetchFrom(ta, engineApi(n1)), 'OK', 'and its own node\'s');
   t.equal(await fetchFrom(tb, engineApi(n1)), 'OK', 'a task on n2 reaches n1\'s dockerd');
-  // `tasks.<name>`: the task's own address on its overlay, from Docker's resolver. (Through its service's virtual IP
-  // a task does not reach itself on these nodes, guard or not: IPVS does not hairpin here.)
-  t.equal(await fetchFrom(ta, 'http://tasks.ga:8080/index.html'), 'hello-ga', 'a resolves its name and reaches itself on its overlay');
-  t.equal(await fetchFrom(tb, 'http://tasks.gb:8080/index.html'), 'hello-gb', 'b too');
+  // `tasks.<service name>`: the task's own address on its overlay, from Docker's resolver (an instance's service has
+  // no virtual IP: DNS round robin, swarm-spec.ts).
+  t.equal(await fetchFrom(ta, `http://tasks.${serviceName(swarm.prefix, 'ga')}:8080/index.html`), 'hello-ga', 'a resolves its name and reaches itself on its overlay');
+  t.equal(await fetchFrom(tb, `http://tasks.${serviceName(swarm.prefix, 'gb')}:8080/index.html`), 'hello-gb', 'b too');
 });
 
 let guardImage = '';
@@ -120,9 +120,9 @@ t.test('`cattery guard deploy`: one healthy task per node; the rules in place; t
   t.equal(await fetchFrom(tb, engineApi(n1)), undefined, 'n2\'s task no longer reaches n1\'s');
   t.equal(await fetchFrom(tb, engineApi(n2)), undefined, 'nor its own node\'s');
   // Docker's resolver inside the task (127.0.0.11) and the instance's own overlay still work.
-  t.equal(await fetchFrom(ta, 'http://tasks.ga:8080/index.html'), 'hello-ga', 'a resolves its own name and reaches itself on its overlay');
-  t.equal(await fetchFrom(tb, 'http://tasks.gb:8080/index.html'), 'hello-gb', 'b too');
-  t.equal(await fetchFrom(ta, 'http://tasks.gb:8080/index.html'), undefined, 'and the instances still do not reach each other');
+  t.equal(await fetchFrom(ta, `http://tasks.${serviceName(swarm.prefix, 'ga')}:8080/index.html`), 'hello-ga', 'a resolves its own name and reaches itself on its overlay');
+  t.equal(await fetchFrom(tb, `http://tasks.${serviceName(swarm.prefix, 'gb')}:8080/index.html`), 'hello-gb', 'b too');
+  t.equal(await fetchFrom(ta, `http://tasks.${serviceName(swarm.prefix, 'gb')}:8080/index.html`), undefined, 'and the instances still do not reach each other');
 });
 
 t.test('the guard puts back a rule deleted by hand, a flushed DOCKER-USER, and survives dockerd re-arranging its chains', async (t) => {
