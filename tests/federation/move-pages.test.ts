@@ -15,7 +15,7 @@ import { chromium, type Page } from 'playwright-core';
 import { assignAccount, getAccount } from '../../src/accounts/accounts.js';
 import { createUser, findByLogin } from '../../src/identity/users.js';
 import { fedMovesIn, fedMovesOut } from '../../src/federation/schema.js';
-import { CHROMIUM_ARGS, axeViolations } from '../chromium.js';
+import { CHROMIUM_ARGS, axeViolations, steadily } from '../chromium.js';
 import { pageBrowser } from '../page-browser.js';
 import { waitFor } from '../helpers.js';
 import { api, twoWithFiles, type Cattery } from './move-catteries.js';
@@ -53,7 +53,7 @@ t.test('a resident moves from A to B through the pages', async (t) => {
     const html = await p.content();
     const copy = await axeContext.newPage();
     await copy.route(p.url(), (route) => route.fulfill({ status: 200, contentType: 'text/html', body: html }));
-    await copy.goto(p.url());
+    await steadily(() => copy.goto(p.url()));
     for (const v of await axeViolations(copy)) problems.push(`${what}: axe ${v.id} on ${v.nodes.join(', ')}`);
     await copy.close();
   };
@@ -62,7 +62,7 @@ t.test('a resident moves from A to B through the pages', async (t) => {
   const atB = await (await browser.newContext({ locale: 'fr-FR', javaScriptEnabled: false })).newPage();
 
   // ── At A: Alice signs in, chooses B, gets the code ──
-  await atA.goto(`${a.url}/login`);
+  await steadily(() => atA.goto(`${a.url}/login`));
   await atA.fill('#login', 'alice');
   await atA.fill('#password', PASS_A);
   await atA.click('button[type=submit]');
@@ -76,16 +76,16 @@ t.test('a resident moves from A to B through the pages', async (t) => {
   t.match(code, /^([0-9A-HJKMNP-TV-Z]{4}-){7}[0-9A-HJKMNP-TV-Z]{4}$/, 'the code, in groups of four');
   t.match(await atA.textContent('main'), /ne sera plus jamais affiché/);
   t.match(await atA.textContent('main'), new RegExp(`${b.url}/signup/move`), 'where to give it');
-  await atA.goto(`${a.url}/me`);
+  await steadily(() => atA.goto(`${a.url}/me`));
   t.notMatch(await atA.content(), new RegExp(code), 'the code is not shown again');
   t.match(await atA.textContent('#main'), /Le code attend d’être donné à Chatons de Béville/);
 
   // ── At B: the arrival, by the pages, JavaScript off ──
-  await atB.goto(`${b.url}/signup`);
+  await steadily(() => atB.goto(`${b.url}/signup`));
   await atB.click('a[href="/signup/move"]');
   await audit(atB, 'B /signup/move');
   const arrive = async (source: number, typed: string, password = PASS_B) => {
-    await atB.goto(`${b.url}/signup/move`);
+    await steadily(() => atB.goto(`${b.url}/signup/move`));
     await atB.selectOption('#source', String(source));
     await atB.fill('#code', typed);
     await atB.fill('#password', password);
@@ -121,7 +121,7 @@ t.test('a resident moves from A to B through the pages', async (t) => {
   // The code again at B: used.
   const bCtx = await browser.newContext({ locale: 'fr-FR', javaScriptEnabled: false });
   const again = await bCtx.newPage();
-  await again.goto(`${b.url}/signup/move`);
+  await steadily(() => again.goto(`${b.url}/signup/move`));
   await again.selectOption('#source', String(aAtB));
   await again.fill('#code', code);
   await again.fill('#password', PASS_B); await again.fill('#password2', PASS_B);
@@ -133,7 +133,7 @@ t.test('a resident moves from A to B through the pages', async (t) => {
 
   // ── Back at A: the receipt is in; nothing deleted before the confirmation ──
   t.equal(getAccount(a.rt.db, 'fichiers', 'alice').state, 'active', 'A still has her account after the receipt');
-  await atA.goto(`${a.url}/me`);
+  await steadily(() => atA.goto(`${a.url}/me`));
   t.match(await atA.textContent('#main'), /Chatons de Béville a reçu toutes vos données/);
   await audit(atA, 'A /me, the receipt in');
   await atA.check('#move-confirm');
