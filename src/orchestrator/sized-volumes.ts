@@ -119,8 +119,20 @@ async function growFs(name: string, loop: string, link: string, log: Engine['log
   return true;
 }
 
+/** Calls for one volume under way in this process: a restore beside an instance and the reconciler's pass may ask for
+ * the same volume at once, and two makers of one image removed each other's half-made file (seen once in a
+ * fresh-clone run: a rename's ENOENT). They go one after the other; the second finds the volume made. */
+const underWay = new Map<string, Promise<void>>();
+
 /** Idempotent: after this the volume exists on the engine, with our labels, backed by an image of sizeMb. */
 export async function ensureSizedVolume(engine: Engine, dir: string, name: string, labels: Record<string, string>, sizeMb: number): Promise<void> {
+  const key = path.join(dir, name);
+  const next = (underWay.get(key) ?? Promise.resolve()).catch(() => undefined).then(() => ensureSizedVolumeNow(engine, dir, name, labels, sizeMb));
+  underWay.set(key, next);
+  try { await next; } finally { if (underWay.get(key) === next) underWay.delete(key); }
+}
+
+async function ensureSizedVolumeNow(engine: Engine, dir: string, name: string, labels: Record<string, string>, sizeMb: number): Promise<void> {
   ensureDir(dir);
   const { image, link } = volumeFiles(dir, name);
   if (!fs.existsSync(image)) await makeImage(image, sizeMb);
