@@ -6,21 +6,14 @@ import crypto from 'node:crypto';
 import t from 'tap';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { exportJWK, generateKeyPair } from 'jose';
 import { createRuntime } from '../../src/runtime.js';
 import { addServer } from '../../src/orchestrator/servers.js';
 import { instances } from '../../src/db/schema.js';
-import { signDocument, thumbprint, type PublicJwk, type Signer } from '../../src/federation/jws.js';
+import { signDocument, type Signer } from '../../src/federation/jws.js';
 import type { SamplePayload } from '../../src/agent/protocol.js';
 import { DEFAULT_SERVER_ENERGY } from '../../src/metering/power.js';
 import { OPERATOR, testConfig } from '../helpers.js';
-
-async function newSigner(): Promise<Signer> {
-  const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-  const { kty, crv, x } = await exportJWK(pair.publicKey);
-  const jwk = { kty, crv, x } as PublicJwk;
-  return { jwk, kid: await thumbprint(jwk), key: pair.privateKey };
-}
+import { newSigner } from './signer.js';
 
 const config = testConfig(t);
 const rt = await createRuntime(config, pino({ level: 'silent' }));

@@ -7,21 +7,14 @@ import crypto from 'node:crypto';
 import t from 'tap';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { exportJWK, generateKeyPair } from 'jose';
 import { createRuntime } from '../../src/runtime.js';
 import { addServer } from '../../src/orchestrator/servers.js';
-import { signDocument, thumbprint, type PublicJwk, type Signer } from '../../src/federation/jws.js';
+import { signDocument, type Signer } from '../../src/federation/jws.js';
 import { SAMPLE_MAX_BYTES, type SamplePayload } from '../../src/agent/protocol.js';
 import { agentServiceSpec } from '../../src/agent/service-spec.js';
 import { tokenOf } from '../../src/agent/agent.js';
 import { OPERATOR, testConfig } from '../helpers.js';
-
-async function newSigner(): Promise<Signer> {
-  const pair = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
-  const { kty, crv, x } = await exportJWK(pair.publicKey);
-  const jwk = { kty, crv, x } as PublicJwk;
-  return { jwk, kid: await thumbprint(jwk), key: pair.privateKey };
-}
+import { newSigner } from './signer.js';
 
 t.test('the manager refuses what a node must not send', async (t) => {
   const config = testConfig(t);
