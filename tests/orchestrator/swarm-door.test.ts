@@ -8,13 +8,12 @@ import https from 'node:https';
 import path from 'node:path';
 import t from 'tap';
 import { pino } from 'pino';
-import { serversCommand } from '../../src/cli/servers.js';
 import { createRuntime } from '../../src/runtime.js';
 import { ensureSwarmInstance, removeSwarmInstance } from '../../src/orchestrator/swarm.js';
 import { ensureImageOn, ingressNames, instanceLabels, listNodes, networkName, serviceImageRef, serviceName, serviceTasks, systemImage } from '../../src/orchestrator/docker/index.js';
 import { ingressSubnet } from '../../src/orchestrator/subnets.js';
 import { asOperator, quickHealthChecks, removeHosterObjects, testConfig, waitFor } from '../helpers.js';
-import { startSwarmNodes, type SwarmNode } from './swarm-fixture.js';
+import { serversCli, startSwarmNodes, type SwarmNode } from './swarm-fixture.js';
 // @ts-expect-error: plain JavaScript shared with the benchmark.
 import * as acme from '../../bench/lib/acme-ca.mjs';
 
@@ -51,11 +50,7 @@ const config = {
   ingress: { ...config0.ingress, enabled: true, bindAddress: '0.0.0.0', httpPort: 0, httpsPort: 0, acmeDirectory: acme.ACME_DIRECTORY as string, acmeRootFile: ca.rootFile, hstsSeconds: 0 },
 };
 const hoster = config.hosterId;
-const cli = async (...args: string[]) => {
-  const lines: string[] = [];
-  const code = await serversCommand(args[0], args.slice(1), config, log, (l) => lines.push(l));
-  if (code !== 0) throw new Error(`cattery servers ${args.join(' ')}: ${lines.join(' / ')}`);
-};
+const cli = serversCli(config, log);
 await cli('swarm-init', '--advertise-addr', n1.ip, '--no-new-privileges', '--heartbeat-s', '1');
 await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--insecure-plain-tcp', '--no-new-privileges');
 

@@ -12,6 +12,9 @@ import { pino } from 'pino';
 import type { Test } from 'tap';
 import { connectEngine, ensureServiceImage, type BuildUnit, type Engine } from '../../src/orchestrator/docker/index.js';
 import { ROOT, docker, subnetPoolSlice, waitFor } from '../helpers.js';
+import { serversCommand } from '../../src/cli/servers.js';
+import type { Config } from '../../src/config.js';
+import type { Logger } from '../../src/log.js';
 
 export interface SwarmNode {
   /** The node container's name, also its hostname (the Swarm node's hostname). */
@@ -189,4 +192,13 @@ export async function execOn(d: Docker, containerId: string, cmd: string[]): Pro
   });
   const info = await exec.inspect();
   return { code: info.ExitCode ?? -1, out: Buffer.concat(chunks).toString() };
+}
+
+/** `cattery servers …` run as the CLI runs it, for a test's swarm: a non-zero exit throws, with what it said. */
+export function serversCli(config: Config, log: Logger): (...args: string[]) => Promise<void> {
+  return async (...args) => {
+    const lines: string[] = [];
+    const code = await serversCommand(args[0], args.slice(1), config, log, (l) => lines.push(l));
+    if (code !== 0) throw new Error(`cattery servers ${args.join(' ')}: ${lines.join(' / ')}`);
+  };
 }

@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { pino } from 'pino';
-import { serversCommand } from '../../src/cli/servers.js';
 import { addRepository, backupInstance, sshPublicKey } from '../../src/backups/backups.js';
 import { createDkimKeys } from '../../src/ingress/dkim-keys.js';
 import { createRuntime } from '../../src/runtime.js';
@@ -22,7 +21,7 @@ import { ROOT, asOperator, docker, quickHealthChecks, removeHosterObjects, testC
 import { busyboxService } from '../test-service.js';
 import { hostIn } from '../services/beside.js';
 import { startSftpRemote } from '../backups/sftp-remote.js';
-import { execOn, startSwarmNodes, type SwarmNode } from './swarm-fixture.js';
+import { execOn, serversCli, startSwarmNodes, type SwarmNode } from './swarm-fixture.js';
 
 const started = Date.now();
 // What each account operation is given is kept in the task's /tmp: read back on the node, it shows where it ran.
@@ -55,11 +54,7 @@ const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 // the node containers (labelled with the prefix as hoster) for orphans of cattery's, and remove them.
 const config = testConfig(t, { dockerEndpoint: n1.endpoint, catalogDirs: [path.resolve(catDir)] });
 const hoster = config.hosterId;
-const cli = async (...args: string[]) => {
-  const lines: string[] = [];
-  const code = await serversCommand(args[0], args.slice(1), config, log, (l) => lines.push(l));
-  if (code !== 0) throw new Error(`cattery servers ${args.join(' ')}: ${lines.join(' / ')}`);
-};
+const cli = serversCli(config, log);
 await cli('swarm-init', '--advertise-addr', n1.ip, '--no-new-privileges', '--heartbeat-s', '1');
 await cli('join', 'n2', '--endpoint', n2.endpoint, '--advertise-addr', n2.ip, '--insecure-plain-tcp', '--no-new-privileges');
 await cli('join', 'n3', '--endpoint', n3.endpoint, '--advertise-addr', n3.ip, '--insecure-plain-tcp', '--no-new-privileges');
